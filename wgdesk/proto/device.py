@@ -1,0 +1,527 @@
+"""The sans-I/O WireGuard device (the `Device` API of docs/architecture.md).
+
+Inputs take `now` (monotonic seconds); outputs are pulled. Randomness and the wall clock are
+injected. Network input never raises: it is dropped and counted by reason in `snapshot().dropped`.
+Local misuse (`apply` with invalid values) raises `ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+
+from cryptography.exceptions import InvalidTag
+
+from wgdesk.proto import events, handshake, messages
+from wgdesk.proto.allowedips import AllowedIPs
+from wgdesk.proto.changes import (
+    NO_KEY,
+    ConfigurationError,
+    DeviceChange,
+    DeviceSnapshot,
+    Endpoint,
+    PeerChange,
+    PeerSnapshot,
+)
+from wgdesk.proto.constants import (
+    DEFAULT_MTU,
+    KEEPALIVE_TIMEOUT,
+    KEY_SIZE,
+    MAX_EVENTS,
+    MAX_PERSISTENT_KEEPALIVE,
+    MESSAGE_COOKIE_REPLY_TYPE,
+    MESSAGE_INITIATION_TYPE,
+    MESSAGE_RESPONSE_TYPE,
+    MESSAGE_TRANSPORT_SIZE,
+    REJECT_AFTER_MESSAGES,
+    REJECT_AFTER_TIME,
+    UNDER_LOAD_AFTER_TIME,
+    UNDER_LOAD_QUEUE_SIZE,
+)
+from wgdesk.proto.cookie import CookieChecker
+from wgdesk.proto.events import DropReason, Event
+from wgdesk.proto.handshake import HandshakeState, StaticIdentity
+from wgdesk.proto.keypair import Keypair
+from wgdesk.proto.peer import Peer
+from wgdesk.proto.ratelimiter import RateLimiter
+
+_NONCE_PREFIX = bytes(4)
+_TRANSPORT_HEAD = b"\x04\x00\x00\x00"
+_unpack_transport = messages.TRANSPORT_HEADER.unpack_from
+_unpack_index = messages.INDEX.unpack_from
+
+
+def _source_key(addr: Endpoint) -> bytes:
+    try:
+        return ipaddress.ip_address(addr[0]).packed
+    except ValueError:
+        return addr[0].encode("utf-8", "replace")
+
+
+class Device:
+    """A WireGuard interface without I/O: peers, keys, handshakes, timers, the data path."""
+
+    def __init__(self, rng: Callable[[int], bytes], wall_clock: Callable[[], float]) -> None:
+        self.rng = rng
+        self.wall_clock = wall_clock
+        self.identity: StaticIdentity | None = None
+        self.listen_port = 0
+        self.fwmark = 0
+        self.mtu = DEFAULT_MTU
+        self.pending_handshakes = 0
+        """Handshake messages waiting in the engine; at `under_load_threshold` the device is under load."""
+        self.under_load_threshold = UNDER_LOAD_QUEUE_SIZE
+        self._under_load_until = float("-inf")
+        self.peers: dict[bytes, Peer] = {}
+        self.allowed_ips: AllowedIPs[Peer] = AllowedIPs()
+        self.cookie_checker = CookieChecker(rng)
+        self.rate_limiter = RateLimiter()
+        self.outgoing: list[tuple[bytes, Endpoint]] = []
+        self.incoming: list[bytes] = []
+        self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        self._dropped: Counter[str] = Counter()
+        self._handshake_index: dict[int, Peer] = {}
+        self._keypair_index: dict[int, Keypair] = {}
+        self._dst_cache: tuple[bytes, Peer | None] = (b"", None)
+        self._src_cache: tuple[bytes, Peer | None] = (b"", None)
+
+    # --- outputs --------------------------------------------------------------------------------------
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Endpoint]]:
+        """UDP payloads and their destinations, oldest first; empties the queue."""
+        out = self.outgoing
+        self.outgoing = []
+        return out
+
+    def packets_to_tun(self) -> list[bytes]:
+        """Decrypted IP packets for the TUN device; empties the queue."""
+        out = self.incoming
+        self.incoming = []
+        return out
+
+    def get_timer(self) -> float | None:
+        """The earliest monotonic deadline at which `handle_timer` must be called, or None."""
+        best: float | None = None
+        for peer in self.peers.values():
+            t = peer.timers.next_deadline()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def next_event(self) -> Event | None:
+        """The oldest pending event, or None."""
+        return self._events.popleft() if self._events else None
+
+    def snapshot(self, now: float) -> DeviceSnapshot:
+        """Everything UAPI `get` reports."""
+        identity = self.identity
+        peers = tuple(
+            PeerSnapshot(
+                public_key=p.public_key,
+                preshared_key=None if p.handshake.preshared_key == NO_KEY else p.handshake.preshared_key,
+                endpoint=p.endpoint,
+                persistent_keepalive=p.persistent_keepalive,
+                allowed_ips=tuple(self.allowed_ips.entries(p)),
+                last_handshake=p.last_handshake,
+                rx_bytes=p.rx_bytes,
+                tx_bytes=p.tx_bytes,
+                protocol_version=1,
+            )
+            for p in self.peers.values()
+        )
+        return DeviceSnapshot(
+            private_key=identity.private_key if identity else None,
+            public_key=identity.public_key if identity else None,
+            listen_port=self.listen_port,
+            fwmark=self.fwmark,
+            peers=peers,
+            dropped=dict(self._dropped),
+        )
+
+    def set_listen_port(self, port: int) -> None:
+        """Record the port the engine actually bound (after `listen_port = 0`)."""
+        if not 0 <= port <= 0xFFFF:
+            raise ConfigurationError.invalid(f"listen port {port} is not in 0..65535")
+        self.listen_port = port
+
+    # --- bookkeeping used by peers ---------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def drop(
+        self, reason: DropReason, public_key: bytes | None = None, endpoint: Endpoint | None = None
+    ) -> None:
+        self._dropped[reason] += 1
+        self._events.append(events.PacketDropped(reason, public_key, endpoint))
+
+    def drop_many(self, reason: DropReason, count: int, public_key: bytes | None = None) -> None:
+        self._dropped[reason] += count
+        self._events.append(events.PacketDropped(reason, public_key, None))
+
+    def new_index(self) -> int:
+        """A random 32-bit sender index not in use on this device."""
+        while True:
+            index = int.from_bytes(self.rng(4), "little")
+            if index not in self._handshake_index and index not in self._keypair_index:
+                return index
+
+    def index_handshake(self, index: int, peer: Peer) -> None:
+        self._handshake_index[index] = peer
+
+    def unindex_handshake(self, peer: Peer) -> None:
+        index = peer.handshake.local_index
+        if index and self._handshake_index.get(index) is peer:
+            del self._handshake_index[index]
+
+    def index_keypair(self, keypair: Keypair) -> None:
+        self._keypair_index[keypair.local_index] = keypair
+
+    def unindex_keypair(self, keypair: Keypair) -> None:
+        if self._keypair_index.get(keypair.local_index) is keypair:
+            del self._keypair_index[keypair.local_index]
+
+    # --- configuration --------------------------------------------------------------------------------
+
+    def apply(self, change: DeviceChange, now: float) -> None:
+        """Apply a UAPI `set` request. Validates everything first; raises `ConfigurationError`."""
+        self._validate(change)
+        if change.private_key is not None:
+            self._set_private_key(change.private_key, now)
+        if change.listen_port is not None:
+            self.listen_port = change.listen_port
+        if change.fwmark is not None:
+            self.fwmark = change.fwmark
+        if change.replace_peers:
+            for peer in list(self.peers.values()):
+                self._remove_peer(peer)
+        for pc in change.peers:
+            self._apply_peer(pc, now)
+        self._dst_cache = (b"", None)
+        self._src_cache = (b"", None)
+
+    @staticmethod
+    def _validate(change: DeviceChange) -> None:
+        if change.private_key is not None and len(change.private_key) != KEY_SIZE:
+            raise ConfigurationError.invalid("private_key must be 32 bytes")
+        if change.listen_port is not None and not 0 <= change.listen_port <= 0xFFFF:
+            raise ConfigurationError.invalid(f"listen_port {change.listen_port} is not in 0..65535")
+        if change.fwmark is not None and not 0 <= change.fwmark <= 0xFFFFFFFF:
+            raise ConfigurationError.invalid(f"fwmark {change.fwmark} is not a 32-bit value")
+        for pc in change.peers:
+            if len(pc.public_key) != KEY_SIZE:
+                raise ConfigurationError.invalid("public_key must be 32 bytes")
+            if pc.preshared_key is not None and len(pc.preshared_key) != KEY_SIZE:
+                raise ConfigurationError.invalid("preshared_key must be 32 bytes")
+            pk = pc.persistent_keepalive
+            if pk is not None and not 0 <= pk <= MAX_PERSISTENT_KEEPALIVE:
+                raise ConfigurationError.invalid(f"persistent_keepalive_interval {pk} is not in 0..65535")
+            if pc.endpoint is not None and not 0 <= pc.endpoint[1] <= 0xFFFF:
+                raise ConfigurationError.invalid(f"endpoint port {pc.endpoint[1]} is not in 0..65535")
+            if pc.protocol_version is not None and pc.protocol_version != 1:
+                raise ConfigurationError(errno.EPROTO, f"protocol_version {pc.protocol_version} is not 1")
+
+    def _set_private_key(self, private_key: bytes, now: float) -> None:
+        identity = None if private_key == NO_KEY else StaticIdentity.from_private_key(private_key)
+        current = self.identity
+        if identity == current:
+            return
+        if identity is not None:
+            own = self.peers.get(identity.public_key)
+            if own is not None:  # a peer with our own public key cannot exist
+                self._remove_peer(own)
+        self.identity = identity
+        self.cookie_checker.init(identity.public_key if identity else None)
+        for peer in self.peers.values():
+            peer.handshake.precompute(identity)
+            peer.expire_current_keypairs()
+
+    def _apply_peer(self, pc: PeerChange, now: float) -> None:
+        if self.identity is not None and pc.public_key == self.identity.public_key:
+            return  # wireguard-go ignores a peer with the device's own public key
+        peer = self.peers.get(pc.public_key)
+        if pc.remove:
+            if peer is not None:
+                self._remove_peer(peer)
+            return
+        if peer is None:
+            if pc.update_only:
+                return
+            peer = Peer(self, pc.public_key)
+            self.peers[pc.public_key] = peer
+        if pc.preshared_key is not None:
+            peer.handshake.preshared_key = pc.preshared_key
+        if pc.endpoint is not None:
+            peer.endpoint = pc.endpoint
+        if pc.replace_allowed_ips:
+            self.allowed_ips.remove_by_value(peer)
+        for net in pc.allowed_ips:
+            self.allowed_ips.insert(net, peer)
+        turned_on = False
+        if pc.persistent_keepalive is not None:
+            turned_on = peer.persistent_keepalive == 0 and pc.persistent_keepalive != 0
+            peer.persistent_keepalive = pc.persistent_keepalive
+        if self.identity is not None:
+            if turned_on:
+                peer.send_keepalive(now)
+            peer.send_staged_packets(now)
+
+    def _remove_peer(self, peer: Peer) -> None:
+        peer.zero_and_flush_all()
+        peer.timers.stop()
+        self.allowed_ips.remove_by_value(peer)
+        del self.peers[peer.public_key]
+        self._dst_cache = (b"", None)
+        self._src_cache = (b"", None)
+
+    # --- outbound -------------------------------------------------------------------------------------
+
+    def send_packet(self, ip_packet: bytes, now: float) -> None:
+        """Route one IP packet read from the TUN to its peer (by destination) and encrypt it."""
+        self.send_packets((ip_packet,), now)
+
+    def send_packets(self, packets: Iterable[bytes], now: float) -> None:
+        """Batch form of `send_packet`."""
+        lookup = self.allowed_ips.lookup
+        cached_dst, cached_peer = self._dst_cache
+        for packet in packets:
+            n = len(packet)
+            if n == 0:
+                continue
+            version = packet[0] >> 4
+            if version == 4 and n >= 20:
+                dst = packet[16:20]
+            elif version == 6 and n >= 40:
+                dst = packet[24:40]
+            else:
+                self.drop(DropReason.INVALID_INNER_PACKET)
+                continue
+            if dst == cached_dst:
+                peer = cached_peer
+            else:
+                peer = lookup(dst)
+                cached_dst, cached_peer = dst, peer
+            if peer is None:
+                self.drop(DropReason.NO_ROUTE)
+                continue
+            if self.identity is None:
+                self.drop(DropReason.NO_PRIVATE_KEY, peer.public_key)
+                continue
+            if peer.endpoint is None:
+                self.drop(DropReason.NO_ENDPOINT, peer.public_key)
+                continue
+            peer.send_data(packet, now)
+        self._dst_cache = (cached_dst, cached_peer)
+
+    # --- inbound --------------------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Endpoint, now: float) -> None:
+        """Process one UDP payload received from `addr`."""
+        if len(data) >= MESSAGE_TRANSPORT_SIZE and data[:4] == _TRANSPORT_HEAD:
+            self._receive_transport(data, addr, now)
+        else:
+            self._receive_handshake(data, addr, now)
+
+    def receive_datagrams(self, batch: Iterable[tuple[bytes, Endpoint]], now: float) -> None:
+        """Batch form of `receive_datagram`. Handshake messages in the batch count as pending."""
+        items = batch if isinstance(batch, list) else list(batch)
+        pending = 0
+        for data, _ in items:
+            if data[:4] != _TRANSPORT_HEAD:
+                pending += 1
+        base = self.pending_handshakes
+        for data, addr in items:
+            if len(data) >= MESSAGE_TRANSPORT_SIZE and data[:4] == _TRANSPORT_HEAD:
+                self._receive_transport(data, addr, now)
+            else:
+                self.pending_handshakes = base + pending
+                pending -= 1
+                try:
+                    self._receive_handshake(data, addr, now)
+                finally:
+                    self.pending_handshakes = base
+
+    def _receive_transport(self, data: bytes, addr: Endpoint, now: float) -> None:
+        _, receiver, counter = _unpack_transport(data)
+        kp = self._keypair_index.get(receiver)
+        if kp is None:
+            self.drop(DropReason.UNKNOWN_INDEX, None, addr)
+            return
+        if counter >= REJECT_AFTER_MESSAGES or now - kp.created >= REJECT_AFTER_TIME:
+            self.drop(DropReason.KEYPAIR_EXPIRED, kp.peer.public_key, addr)
+            return
+        try:
+            plaintext = kp.receive.decrypt(_NONCE_PREFIX + data[8:16], data[16:], None)
+        except InvalidTag:
+            self.drop(DropReason.DECRYPTION_FAILED, kp.peer.public_key, addr)
+            return
+        if not kp.replay.check(counter):
+            self.drop(DropReason.REPLAYED_COUNTER, kp.peer.public_key, addr)
+            return
+        peer = kp.peer
+        peer.received_transport(kp, addr, len(data), now)
+        n = len(plaintext)
+        if n == 0:
+            return  # keepalive
+        timers = peer.timers
+        if timers.send_keepalive is None:
+            timers.send_keepalive = now + KEEPALIVE_TIMEOUT
+        else:
+            timers.need_another_keepalive = True
+        version = plaintext[0] >> 4
+        if version == 4 and n >= 20:
+            length = (plaintext[2] << 8) | plaintext[3]
+            src = plaintext[12:16]
+            if length < 20:
+                self.drop(DropReason.INVALID_INNER_PACKET, peer.public_key, addr)
+                return
+        elif version == 6 and n >= 40:
+            length = ((plaintext[4] << 8) | plaintext[5]) + 40
+            src = plaintext[8:24]
+        else:
+            self.drop(DropReason.INVALID_INNER_PACKET, peer.public_key, addr)
+            return
+        if length > n:
+            self.drop(DropReason.INVALID_INNER_PACKET, peer.public_key, addr)
+            return
+        cached_src, cached_peer = self._src_cache
+        if src == cached_src:
+            owner = cached_peer
+        else:
+            owner = self.allowed_ips.lookup(src)
+            self._src_cache = (src, owner)
+        if owner is not peer:
+            self.drop(DropReason.SOURCE_NOT_ALLOWED, peer.public_key, addr)
+            return
+        self.incoming.append(plaintext if length == n else plaintext[:length])
+
+    def under_load(self, now: float) -> bool:
+        """Whether handshakes must carry a valid mac2 (a cookie) right now."""
+        if self.pending_handshakes >= self.under_load_threshold:
+            self._enter_under_load(now)
+            return True
+        return now < self._under_load_until
+
+    def _enter_under_load(self, now: float) -> None:
+        if now >= self._under_load_until:
+            self.emit(events.UnderLoad(now + UNDER_LOAD_AFTER_TIME))
+        self._under_load_until = now + UNDER_LOAD_AFTER_TIME
+
+    def _receive_handshake(self, data: bytes, addr: Endpoint, now: float) -> None:
+        kind = messages.message_type(data)
+        if kind == 0:
+            self.drop(DropReason.INVALID_MESSAGE, None, addr)
+            return
+        identity = self.identity
+        if identity is None:
+            self.drop(DropReason.NO_PRIVATE_KEY, None, addr)
+            return
+        if kind == MESSAGE_COOKIE_REPLY_TYPE:
+            self._receive_cookie_reply(data, addr, now)
+            return
+        checker = self.cookie_checker
+        if not checker.check_mac1(data):
+            self.drop(DropReason.INVALID_MAC1, None, addr)
+            return
+        key = _source_key(addr)
+        under_load = self.under_load(now)
+        allowed: bool | None = None
+        if not under_load:
+            allowed = self.rate_limiter.allow(key, now)
+            if not allowed:
+                self._enter_under_load(now)
+                under_load = True
+        if under_load:
+            if not checker.check_mac2(data, addr, now):
+                sender: int = _unpack_index(data, 4)[0]
+                reply = checker.create_reply(data, sender, addr, now)
+                self.outgoing.append((reply, addr))
+                self.emit(events.CookieReplySent(addr))
+                self.drop(DropReason.INVALID_MAC2, None, addr)
+                return
+            if allowed is None:
+                allowed = self.rate_limiter.allow(key, now)
+            if not allowed:
+                self.drop(DropReason.RATE_LIMITED, None, addr)
+                return
+        if kind == MESSAGE_INITIATION_TYPE:
+            self._receive_initiation(data, addr, identity, now)
+        elif kind == MESSAGE_RESPONSE_TYPE:
+            self._receive_response(data, addr, identity, now)
+
+    def _receive_initiation(self, data: bytes, addr: Endpoint, identity: StaticIdentity, now: float) -> None:
+        msg = messages.parse_initiation(data)
+        if msg is None:
+            self.drop(DropReason.INVALID_MESSAGE, None, addr)
+            return
+
+        def lookup(static: bytes) -> handshake.Handshake | None:
+            peer = self.peers.get(static)
+            return peer.handshake if peer is not None else None
+
+        consumed = handshake.consume_initiation(msg, identity, lookup)
+        if consumed is None:
+            self.drop(DropReason.INVALID_HANDSHAKE, None, addr)
+            return
+        peer = self.peers[consumed.handshake.remote_static]
+        verdict = handshake.is_replay_or_flood(consumed, now)
+        if verdict == "replay":
+            self.drop(DropReason.REPLAYED_INITIATION, peer.public_key, addr)
+            return
+        if verdict == "flood":
+            self.drop(DropReason.INITIATION_FLOOD, peer.public_key, addr)
+            return
+        self.unindex_handshake(peer)
+        handshake.accept_initiation(consumed, msg.sender, now)
+        peer.handshake.local_index = 0
+        peer.received_authenticated_handshake(addr, len(data), now)
+        peer.send_handshake_response(now)
+
+    def _receive_response(self, data: bytes, addr: Endpoint, identity: StaticIdentity, now: float) -> None:
+        msg = messages.parse_response(data)
+        if msg is None:
+            self.drop(DropReason.INVALID_MESSAGE, None, addr)
+            return
+        peer = self._handshake_index.get(msg.receiver)
+        if peer is None or peer.handshake.state != HandshakeState.INITIATION_CREATED:
+            self.drop(DropReason.UNKNOWN_INDEX, None, addr)
+            return
+        if not handshake.consume_response(peer.handshake, msg, identity):
+            self.drop(DropReason.INVALID_HANDSHAKE, peer.public_key, addr)
+            return
+        peer.received_authenticated_handshake(addr, len(data), now)
+        peer.begin_symmetric_session(now, initiator=True)
+        peer.timers.on_session_derived(now)
+        peer.handshake_complete()
+        peer.send_keepalive(now)
+
+    def _receive_cookie_reply(self, data: bytes, addr: Endpoint, now: float) -> None:
+        reply = messages.parse_cookie_reply(data)
+        if reply is None:
+            self.drop(DropReason.INVALID_MESSAGE, None, addr)
+            return
+        peer = self._handshake_index.get(reply.receiver)
+        if peer is None:
+            kp = self._keypair_index.get(reply.receiver)
+            peer = kp.peer if kp is not None else None
+        if peer is None:
+            self.drop(DropReason.UNKNOWN_INDEX, None, addr)
+            return
+        if not peer.cookie_generator.consume_reply(reply, now):
+            self.drop(DropReason.INVALID_COOKIE_REPLY, peer.public_key, addr)
+            return
+        self.emit(events.CookieReplyReceived(peer.public_key))
+
+    # --- timers ---------------------------------------------------------------------------------------
+
+    def handle_timer(self, now: float) -> None:
+        """Run every timer action due at `now` (call at or after `get_timer()`)."""
+        for peer in list(self.peers.values()):
+            deadline = peer.timers.next_deadline()
+            if deadline is not None and deadline <= now:
+                peer.handle_timer(now)
+
+
+__all__ = ["Device"]

@@ -1,0 +1,118 @@
+"""The per-peer timer state of whitepaper §6, as deadlines (wireguard-go `timers.go`).
+
+Each timer is a monotonic deadline or None. The `on_*` methods are the events that arm or disarm
+them; `Peer.handle_timer` runs the expiry actions. Rules, in whitepaper order:
+
+* retransmit_handshake: Rekey-Timeout + jitter after an initiation is sent, unless a response came;
+  on expiry resend, up to Rekey-Attempt-Time (20 initiations in all), then give up.
+* send_keepalive: Keepalive-Timeout after a data packet is received, unless we sent something
+  authenticated meanwhile; on expiry send a keepalive.
+* new_handshake: Keepalive-Timeout + Rekey-Timeout (+ jitter) after a data packet is sent, unless
+  something authenticated was received meanwhile; on expiry initiate a handshake.
+* zero_key_material: 3 × Reject-After-Time after a session was derived; on expiry zero all keys.
+* persistent_keepalive: the configured interval after any authenticated packet sent or received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from wgdesk.proto.constants import (
+    KEEPALIVE_TIMEOUT,
+    NEW_HANDSHAKE_TIMEOUT,
+    REKEY_TIMEOUT,
+    REKEY_TIMEOUT_JITTER_MAX,
+    ZERO_KEYS_AFTER,
+)
+
+_JITTER_STEPS = int(REKEY_TIMEOUT_JITTER_MAX * 1000)  # 334 → 0..333 ms
+
+
+def jitter_from(rng: Callable[[int], bytes]) -> float:
+    """A uniform-ish jitter in [0, 333 ms] from injected randomness."""
+    return (int.from_bytes(rng(2), "little") % _JITTER_STEPS) / 1000.0
+
+
+class Timers:
+    """Deadlines and counters of one peer's timers."""
+
+    __slots__ = (
+        "handshake_attempts",
+        "need_another_keepalive",
+        "new_handshake",
+        "persistent_keepalive",
+        "retransmit_handshake",
+        "send_keepalive",
+        "sent_last_minute_handshake",
+        "zero_key_material",
+    )
+
+    def __init__(self) -> None:
+        self.retransmit_handshake: float | None = None
+        self.send_keepalive: float | None = None
+        self.new_handshake: float | None = None
+        self.zero_key_material: float | None = None
+        self.persistent_keepalive: float | None = None
+        self.handshake_attempts = 0
+        self.need_another_keepalive = False
+        self.sent_last_minute_handshake = False
+
+    def next_deadline(self) -> float | None:
+        """The earliest armed deadline, or None."""
+        best: float | None = None
+        for t in (
+            self.retransmit_handshake,
+            self.send_keepalive,
+            self.new_handshake,
+            self.zero_key_material,
+            self.persistent_keepalive,
+        ):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def stop(self) -> None:
+        """Disarm everything (peer removed or zeroed)."""
+        self.retransmit_handshake = None
+        self.send_keepalive = None
+        self.new_handshake = None
+        self.zero_key_material = None
+        self.persistent_keepalive = None
+        self.handshake_attempts = 0
+        self.need_another_keepalive = False
+        self.sent_last_minute_handshake = False
+
+    # Events (wireguard-go timersXxx); the data path inlines the cheap ones.
+
+    def on_data_sent(self, now: float, jitter: float) -> None:
+        """A transport message with payload was sent."""
+        if self.new_handshake is None:
+            self.new_handshake = now + NEW_HANDSHAKE_TIMEOUT + jitter
+
+    def on_data_received(self, now: float) -> None:
+        """A transport message with payload was received."""
+        if self.send_keepalive is None:
+            self.send_keepalive = now + KEEPALIVE_TIMEOUT
+        else:
+            self.need_another_keepalive = True
+
+    def on_any_authenticated_packet_sent(self) -> None:
+        self.send_keepalive = None
+
+    def on_any_authenticated_packet_received(self) -> None:
+        self.new_handshake = None
+
+    def on_any_authenticated_packet_traversal(self, now: float, persistent_keepalive: int) -> None:
+        if persistent_keepalive:
+            self.persistent_keepalive = now + persistent_keepalive
+
+    def on_handshake_initiated(self, now: float, jitter: float) -> None:
+        self.retransmit_handshake = now + REKEY_TIMEOUT + jitter
+
+    def on_handshake_complete(self) -> None:
+        self.retransmit_handshake = None
+        self.handshake_attempts = 0
+        self.sent_last_minute_handshake = False
+
+    def on_session_derived(self, now: float) -> None:
+        self.zero_key_material = now + ZERO_KEYS_AFTER
