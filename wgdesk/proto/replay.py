@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# Whitepaper §6; the same value lives in wgdesk.proto.constants.
-REJECT_AFTER_MESSAGES: Final = (1 << 64) - (1 << 13) - 1
+from wgdesk.proto.constants import REJECT_AFTER_MESSAGES
 
 BLOCK_BITS_LOG: Final = 6
 BLOCK_BITS: Final = 1 << BLOCK_BITS_LOG  # 64
