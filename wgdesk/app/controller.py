@@ -1,0 +1,415 @@
+"""The app's model of the user's tunnels: the store on disk plus the helper's live status.
+
+Views read from the controller and call its verbs; it never blocks the UI thread: helper calls and keyring
+access run on a :class:`~wgdesk.app.workers.TaskRunner`, and the status comes from a :class:`StatusMonitor`
+thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+
+from wgdesk.app.icons import IconState
+from wgdesk.app.settings import AppSettings
+from wgdesk.app.state import Health, health, icon_state, is_active
+from wgdesk.app.workers import StatusMonitor, TaskRunner
+from wgdesk.client import HelperClient, HelperPermissionDenied, HelperUnavailable
+from wgdesk.config import ConfigError, lint, parse, write
+from wgdesk.tunnels import TunnelStore
+
+ClientFactory = Callable[[], HelperClient]
+
+FULL_TUNNEL = "full_tunnel"
+KILL_SWITCH = "kill_switch"
+HISTORY_SECONDS = 300.0
+
+
+class Notice:
+    """Kinds of notification (for the tray balloon icon)."""
+
+    INFO = 0
+    WARNING = 1
+    ERROR = 2
+
+
+class TunnelController(QObject):
+    """Owns the tunnel store, the helper connection and the live status; emits what changed."""
+
+    tunnelsChanged = Signal()  # a tunnel was added, removed or edited
+    statusChanged = Signal()  # new live status (once a second while the helper answers)
+    helperProblemChanged = Signal(str)  # "" when the helper answers, else how to fix it
+    notify = Signal(str, str, int)  # title, message, Notice kind
+    importFinished = Signal(object)  # the store's ImportReport
+    failed = Signal(str, str)  # title, message: an operation the user asked for failed
+
+    def __init__(
+        self,
+        store: TunnelStore,
+        client_factory: ClientFactory,
+        settings: AppSettings,
+        parent: QObject | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.settings = settings
+        self._client_factory = client_factory
+        self.runner = TaskRunner(self)
+        self._status: dict[str, dict[str, Any]] = {}
+        self._history: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
+        self._pending: set[str] = set()
+        self._health: dict[str, Health] = {}
+        self._helper_problem = ""
+        self._configs: dict[str, Any] = {}
+        self._public_keys: dict[str, str] = {}
+        self._monitor = StatusMonitor(lambda: self._client_factory().status(), poll_interval, self)
+        self._monitor.statusUpdated.connect(self._on_status)
+        self._monitor.helperFailed.connect(self._on_helper_failed)
+        self.status_received = False
+
+    # -- lifecycle -------
+
+    def start(self) -> None:
+        """Start watching the helper."""
+        self._monitor.start()
+
+    def stop(self) -> None:
+        """Stop the status thread and wait for running tasks."""
+        self._monitor.stop()
+        self.runner.shutdown()
+
+    # -- reading -------
+
+    def names(self) -> list[str]:
+        """The stored tunnels, sorted."""
+        try:
+            return sorted(self.store.list())
+        except OSError:
+            return []
+
+    def config(self, name: str) -> Any | None:
+        """The stored config without secrets (cached), or None when it cannot be read."""
+        if name not in self._configs:
+            try:
+                self._configs[name] = self.store.load(name)
+            except (OSError, ConfigError, KeyError):
+                return None
+        return self._configs[name]
+
+    def warnings(self, name: str) -> list[Any]:
+        """``config.lint`` warnings for *name*."""
+        cfg = self.config(name)
+        if cfg is None:
+            return []
+        try:
+            return list(lint(cfg))
+        except Exception:  # a linter bug must not take the window down
+            return []
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        """The helper's latest status dict for *name*, None when it is not up."""
+        return self._status.get(name)
+
+    def history(self, name: str, peer: str) -> list[tuple[float, int, int]]:
+        """(monotonic time, rx bytes, tx bytes) samples of one peer over the last minutes, oldest first."""
+        return self._history.get((name, peer), [])
+
+    def health(self, name: str) -> Health:
+        """The tunnel's health (see :mod:`wgdesk.app.state`)."""
+        return health(self._status.get(name), time.time(), name in self._pending)
+
+    def active(self) -> list[str]:
+        """Tunnels that are up or coming up."""
+        names = set(self._status) | self._pending
+        return sorted(n for n in names if is_active(self.health(n)))
+
+    def icon_state(self) -> IconState:
+        """The tray icon for all tunnels together."""
+        names = set(self.names()) | set(self._status) | self._pending
+        return icon_state([self.health(n) for n in names], bool(self._helper_problem))
+
+    @property
+    def helper_problem(self) -> str:
+        """Why the helper cannot be used and how to fix it; "" when it answers."""
+        return self._helper_problem
+
+    def option(self, name: str, option: str) -> bool:
+        """The full-tunnel / kill-switch toggle of *name* (defaults: on when a peer routes everything)."""
+        value = self.settings.tunnel_option(name, option)
+        if value is not None:
+            return value
+        return self.routes_everything(name)
+
+    def routes_everything(self, name: str) -> bool:
+        """Whether a peer's AllowedIPs contains 0.0.0.0/0 or ::/0."""
+        cfg = self.config(name)
+        if cfg is None:
+            return False
+        for peer in getattr(cfg, "peers", ()):
+            for net in getattr(peer, "allowed_ips", ()):
+                if str(net) in ("0.0.0.0/0", "::/0"):
+                    return True
+        return False
+
+    def public_key(self, name: str) -> str | None:
+        """The interface's public key if known (derived from the keyring's private key on first use)."""
+        return self._public_keys.get(name)
+
+    def client(self) -> HelperClient:
+        """A fresh helper client (for workers)."""
+        return self._client_factory()
+
+    # -- verbs -------
+
+    def set_option(self, name: str, option: str, value: bool) -> None:
+        """Change a toggle; a running tunnel is brought down and up again with the new setting."""
+        self.settings.set_tunnel_option(name, option, value)
+        if name in self._status:
+            self.restart(name)
+
+    def toggle(self, name: str) -> None:
+        """Connect *name* if it is down, else disconnect it."""
+        if is_active(self.health(name)):
+            self.disconnect_tunnel(name)
+        else:
+            self.connect_tunnel(name)
+
+    def connect_tunnel(self, name: str) -> None:
+        """Bring *name* up through the helper (the config with its keys is read on the worker)."""
+        self._pending.add(name)
+        full, kill = self.option(name, FULL_TUNNEL), self.option(name, KILL_SWITCH)
+        store, client = self.store, self._client_factory
+
+        def up() -> Any:
+            text = write(store.load(name, with_secrets=True))
+            return client().up(name, text, full_tunnel=full, kill_switch=kill)
+
+        self.runner.submit(up, lambda _: self._after_change(name), lambda e: self._verb_failed(name, e, True))
+        self.statusChanged.emit()
+
+    def disconnect_tunnel(self, name: str) -> None:
+        """Take *name* down."""
+        client = self._client_factory
+        self._pending.discard(name)
+        self.runner.submit(
+            lambda: client().down(name),
+            lambda _: self._after_change(name),
+            lambda e: self._verb_failed(name, e, False),
+        )
+
+    def restart(self, name: str) -> None:
+        """Down, then up again (to apply changes that cannot be applied live)."""
+        client, store = self._client_factory, self.store
+        full, kill = self.option(name, FULL_TUNNEL), self.option(name, KILL_SWITCH)
+        self._pending.add(name)
+
+        def cycle() -> Any:
+            text = write(store.load(name, with_secrets=True))
+            client().down(name)
+            return client().up(name, text, full_tunnel=full, kill_switch=kill)
+
+        self.runner.submit(
+            cycle, lambda _: self._after_change(name), lambda e: self._verb_failed(name, e, True)
+        )
+
+    def import_files(self, paths: list[Path]) -> None:
+        """Import ``.conf`` / ``.zip`` files; emits ``importFinished(report)``."""
+        store = self.store
+        self.runner.submit(
+            lambda: store.import_files([Path(p) for p in paths]),
+            self._imported,
+            lambda e: self.failed.emit(self.tr("Import failed"), str(e)),
+        )
+
+    def save(self, name: str, text: str, on_saved: Callable[[], None] | None = None) -> None:
+        """Parse and store *text* as tunnel *name* (raises ConfigError at once when it is invalid)."""
+        cfg = parse(text, filename=f"{name}.conf")
+        store = self.store
+
+        def done(_: object) -> None:
+            self._configs.pop(name, None)
+            self._public_keys.pop(name, None)
+            self.tunnelsChanged.emit()
+            if on_saved is not None:
+                on_saved()
+
+        self.runner.submit(
+            lambda: store.save(name, cfg),
+            done,
+            lambda e: self.failed.emit(self.tr("Could not save {name}").format(name=name), str(e)),
+        )
+
+    def load_text(self, name: str, on_loaded: Callable[[str], None]) -> None:
+        """Read *name* with its secrets (keyring, on a worker) and pass the ``.conf`` text to *on_loaded*."""
+        store = self.store
+        self.runner.submit(
+            lambda: write(store.load(name, with_secrets=True)),
+            on_loaded,
+            lambda e: self.failed.emit(self.tr("Could not read {name}").format(name=name), str(e)),
+        )
+
+    def delete(self, name: str) -> None:
+        """Delete the tunnel (disconnecting it first when it is up)."""
+        client, store, up = self._client_factory, self.store, name in self._status
+
+        def remove() -> None:
+            if up:
+                client().down(name)
+            store.delete(name)
+
+        def done(_: object) -> None:
+            self._configs.pop(name, None)
+            self._public_keys.pop(name, None)
+            self.settings.forget_tunnel(name)
+            self.tunnelsChanged.emit()
+
+        self.runner.submit(
+            remove,
+            done,
+            lambda e: self.failed.emit(self.tr("Could not delete {name}").format(name=name), str(e)),
+        )
+
+    def export(self, name: str, path: Path, with_secrets: bool) -> None:
+        """Write the tunnel's ``.conf`` to *path* (with the keys from the keyring only when asked)."""
+        store = self.store
+
+        def run() -> None:
+            text = store.export(name, with_secrets=with_secrets)
+            path.write_text(text)
+            path.chmod(0o600)
+
+        self.runner.submit(
+            run,
+            lambda _: self.notify.emit(self.tr("Exported"), str(path), Notice.INFO),
+            lambda e: self.failed.emit(self.tr("Export failed"), str(e)),
+        )
+
+    def fetch_public_key(self, name: str) -> None:
+        """Derive the interface public key from the keyring on a worker; emits ``statusChanged``."""
+        if name in self._public_keys:
+            return
+        from wgdesk.app.keys import public_key
+
+        store = self.store
+
+        def run() -> str | None:
+            cfg = store.load(name, with_secrets=True)
+            key = getattr(cfg.interface, "private_key", None)
+            return public_key(key) if key else None
+
+        def done(key: object) -> None:
+            if isinstance(key, str):
+                self._public_keys[name] = key
+                self.statusChanged.emit()
+
+        self.runner.submit(run, done, lambda e: None)
+
+    # -- status -------
+
+    def poll_now(self) -> None:
+        """Refresh the status without waiting for the next tick."""
+        self._monitor.poll_now()
+
+    @Slot(list)
+    def _on_status(self, tunnels: list[dict[str, Any]]) -> None:
+        now_wall, now_mono = time.time(), time.monotonic()
+        self.status_received = True
+        self._status = {str(t.get("name")): t for t in tunnels if t.get("name")}
+        for name, t in self._status.items():
+            for peer in t.get("peers", ()):
+                key = (name, str(peer.get("public_key", "")))
+                samples = self._history.setdefault(key, [])
+                samples.append((now_mono, int(peer.get("rx_bytes") or 0), int(peer.get("tx_bytes") or 0)))
+                while samples and now_mono - samples[0][0] > HISTORY_SECONDS:
+                    samples.pop(0)
+        for key in [k for k in self._history if k[0] not in self._status]:
+            del self._history[key]
+        self._pending -= set(self._status)
+        self._set_helper_problem("")
+        self._notify_transitions(now_wall)
+        if sorted(self._status) != self.settings.last_connected():
+            self.settings.set_last_connected(sorted(self._status))
+        self.statusChanged.emit()
+
+    @Slot(object)
+    def _on_helper_failed(self, exc: BaseException) -> None:
+        self._status = {}
+        self._history.clear()
+        self._set_helper_problem(helper_advice(exc))
+        self.statusChanged.emit()
+
+    def _set_helper_problem(self, text: str) -> None:
+        if text != self._helper_problem:
+            self._helper_problem = text
+            self.helperProblemChanged.emit(text)
+
+    def _notify_transitions(self, now: float) -> None:
+        names = set(self._status) | set(self._health)
+        for name in names:
+            new = health(self._status.get(name), now, name in self._pending)
+            old = self._health.get(name, Health.DOWN)
+            if new == old:
+                continue
+            self._health[name] = new
+            if new == Health.HEALTHY and old in (Health.DOWN, Health.STARTING, Health.WAITING):
+                self.notify.emit(
+                    self.tr("Connected"), self.tr("{name} is connected.").format(name=name), Notice.INFO
+                )
+            elif new == Health.DOWN and old != Health.DOWN:
+                self.notify.emit(
+                    self.tr("Disconnected"), self.tr("{name} is disconnected.").format(name=name), Notice.INFO
+                )
+            elif new == Health.ERROR:
+                self.notify.emit(
+                    self.tr("Tunnel error"), self.tr("{name} failed.").format(name=name), Notice.ERROR
+                )
+        for name in [n for n, h in self._health.items() if h == Health.DOWN]:
+            del self._health[name]
+
+    def _after_change(self, name: str) -> None:
+        self.poll_now()
+
+    def _verb_failed(self, name: str, exc: BaseException, connecting: bool) -> None:
+        self._pending.discard(name)
+        if isinstance(exc, (HelperUnavailable, HelperPermissionDenied)):
+            self._set_helper_problem(helper_advice(exc))
+        title = (
+            self.tr("Could not connect {name}") if connecting else self.tr("Could not disconnect {name}")
+        ).format(name=name)
+        self.notify.emit(title, str(exc), Notice.ERROR)
+        self.failed.emit(
+            title,
+            helper_advice(exc) if isinstance(exc, (HelperUnavailable, HelperPermissionDenied)) else str(exc),
+        )
+        self.statusChanged.emit()
+
+    def _imported(self, report: object) -> None:
+        self._configs.clear()
+        self.tunnelsChanged.emit()
+        self.importFinished.emit(report)
+
+
+def helper_advice(exc: BaseException) -> str:
+    """What to tell the user when the helper cannot be used: the client's own message plus the fixes."""
+
+    def t(s: str) -> str:
+        return QCoreApplication.translate("helper", s)
+
+    if isinstance(exc, HelperPermissionDenied):
+        return t(
+            "The wgdesk helper refused this user: {detail}\n"
+            "Fix: add yourself to the group 'wgdesk' (sudo usermod -aG wgdesk $USER),"
+            " then log out and in again."
+        ).format(detail=exc)
+    if isinstance(exc, HelperUnavailable):
+        return t(
+            "The wgdesk helper is not running: {detail}\n"
+            "Fix: start the service (sudo systemctl enable --now wgdesk-helper), "
+            "or for a one-off session run: pkexec wgdesk-helper"
+        ).format(detail=exc)
+    return t("The wgdesk helper failed: {detail}").format(detail=exc)

@@ -1,0 +1,282 @@
+"""The handshake doctor: turns the engine's evidence about a peer without a handshake into a likely cause.
+
+The helper's ``diagnose`` verb returns evidence per peer. The rules below read these fields (all optional):
+
+=============================  ======================================================================
+``endpoint``                   the configured endpoint (``host:port``), or null
+``resolve_error``              why the endpoint's host name did not resolve (string), or null
+``send_error``                 the last error sending to the endpoint (``"Network is unreachable"``…)
+``initiations_sent``           handshake initiations sent since the tunnel came up
+``responses_received``         valid handshake responses received
+``cookie_replies_received``    cookie replies received (the server is under load)
+``undecryptable_responses``    responses that did not decrypt (preshared key or key mismatch)
+``clock_went_backwards``       the wall clock is earlier than the newest timestamp already sent
+``latest_handshake``           Unix seconds, or null
+=============================  ======================================================================
+
+``explain`` returns findings most likely cause first; each finding names the cause in plain words and says
+what to check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+from wgdesk.app.controller import TunnelController
+from wgdesk.app.state import Health
+from wgdesk.app.status import KeyField
+
+_UNREACHABLE = (
+    "unreachable",
+    "no route",
+    "network is down",
+    "errno 101",
+    "errno 113",
+    "enetunreach",
+    "ehostunreach",
+)
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("doctor", text)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One likely cause."""
+
+    code: str
+    title: str
+    detail: str
+
+
+def _int(evidence: Mapping[str, Any], key: str) -> int:
+    try:
+        return int(evidence.get(key) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def explain_peer(evidence: Mapping[str, Any]) -> list[Finding]:
+    """Findings for one peer's evidence (empty when it has a handshake)."""
+    if evidence.get("latest_handshake"):
+        return []
+    endpoint = evidence.get("endpoint")
+    findings: list[Finding] = []
+    if not endpoint:
+        findings.append(
+            Finding(
+                "no-endpoint",
+                _tr("This peer has no endpoint"),
+                _tr(
+                    "Without an Endpoint, wgdesk cannot start a handshake; it waits for the peer to contact "
+                    "it. "
+                    "Add Endpoint = host:port to the [Peer] section if this is a server."
+                ),
+            )
+        )
+        return findings
+    if evidence.get("resolve_error"):
+        findings.append(
+            Finding(
+                "resolve",
+                _tr("The server name does not resolve"),
+                _tr(
+                    "{endpoint} could not be resolved ({error}). Check the host name in Endpoint and that "
+                    "DNS works "
+                    "without the tunnel."
+                ).format(endpoint=endpoint, error=evidence["resolve_error"]),
+            )
+        )
+        return findings
+    send_error = str(evidence.get("send_error") or "")
+    if send_error and any(word in send_error.lower() for word in _UNREACHABLE):
+        findings.append(
+            Finding(
+                "no-route",
+                _tr("There is no route to the server"),
+                _tr(
+                    "Sending to {endpoint} failed: {error}. Check that this computer is online and that no "
+                    "other VPN "
+                    "takes the route."
+                ).format(endpoint=endpoint, error=send_error),
+            )
+        )
+        return findings
+    if evidence.get("clock_went_backwards"):
+        findings.append(
+            Finding(
+                "clock",
+                _tr("The clock went backwards"),
+                _tr(
+                    "This computer's clock is earlier than when the last handshake was sent. The server "
+                    "rejects "
+                    "initiations whose timestamp is older than the newest it saw (replay protection). "
+                    "Correct the "
+                    "clock (enable network time); the server accepts again once the time passes the old one."
+                ),
+            )
+        )
+    if _int(evidence, "undecryptable_responses"):
+        findings.append(
+            Finding(
+                "psk",
+                _tr("The server's answer cannot be decrypted"),
+                _tr(
+                    "The server replies, but its response fails to decrypt. The preshared key differs from "
+                    "the "
+                    "server's (or the server's PublicKey in this config is wrong). Compare PresharedKey on "
+                    "both "
+                    "sides."
+                ),
+            )
+        )
+    if _int(evidence, "cookie_replies_received") and not _int(evidence, "responses_received"):
+        findings.append(
+            Finding(
+                "cookie",
+                _tr("The server is under load"),
+                _tr(
+                    "The server answered with a cookie reply, which it does when it is busy. wgdesk retries "
+                    "with the "
+                    "cookie; if this persists, the server is overloaded or rate-limiting this address."
+                ),
+            )
+        )
+    sent = _int(evidence, "initiations_sent")
+    answered = (
+        _int(evidence, "responses_received")
+        + _int(evidence, "cookie_replies_received")
+        + _int(evidence, "undecryptable_responses")
+    )
+    if sent and not answered:
+        findings.append(
+            Finding(
+                "silence",
+                _tr("No reply at all from the server"),
+                _tr(
+                    "{sent} handshake initiations were sent to {endpoint} and none was answered. Either UDP "
+                    "is "
+                    "blocked on the way (firewall, hotel or office network), the port is wrong, the server "
+                    "is down, "
+                    "or the server does not know this tunnel's public key (shown below) — WireGuard stays "
+                    "silent "
+                    "towards unknown keys."
+                ).format(sent=sent, endpoint=endpoint),
+            )
+        )
+    if not sent and not findings:
+        findings.append(
+            Finding(
+                "idle",
+                _tr("No handshake was attempted yet"),
+                _tr(
+                    "WireGuard starts a handshake when traffic is sent into the tunnel. Send some traffic "
+                    "(open a "
+                    "page, ping an address in AllowedIPs) or set PersistentKeepalive."
+                ),
+            )
+        )
+    return findings
+
+
+def explain(evidence: Mapping[str, Any]) -> list[Finding]:
+    """Findings for a whole tunnel: ``evidence["peers"]`` (a list) or the top-level fields as one peer."""
+    peers = evidence.get("peers")
+    if isinstance(peers, list) and peers:
+        out: list[Finding] = []
+        for peer in peers:
+            if isinstance(peer, Mapping):
+                merged = {k: v for k, v in evidence.items() if k != "peers"} | dict(peer)
+                out.extend(f for f in explain_peer(merged) if f not in out)
+        return out
+    return explain_peer(evidence)
+
+
+class DoctorPanel(QWidget):
+    """Shows the findings for the selected tunnel, asked from the helper on a worker."""
+
+    WAIT_SECONDS = 12.0  # Rekey-Timeout (5 s) + a retry before we call it a problem
+
+    def __init__(self, controller: TunnelController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._controller = controller
+        self._name: str | None = None
+        self._busy = False
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            self.tr(
+                "When a tunnel stays without a handshake, the doctor reads the engine's evidence "
+                "and names the likely cause."
+            )
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.run_button = QPushButton(self.tr("&Diagnose now"))
+        self.run_button.setObjectName("doctor-run")
+        self.run_button.clicked.connect(self.run)
+        layout.addWidget(self.run_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.result = QLabel()
+        self.result.setObjectName("doctor-result")
+        self.result.setWordWrap(True)
+        self.result.setTextFormat(Qt.TextFormat.RichText)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.result)
+        layout.addWidget(QLabel(self.tr("This tunnel's public key (the server must list it as a peer):")))
+        self.public_key = KeyField("doctor-public-key")
+        layout.addWidget(self.public_key)
+        layout.addStretch(1)
+        self.findings: list[Finding] = []
+
+    def show_tunnel(self, name: str | None) -> None:
+        self._name = name
+        self.findings = []
+        self.result.setText("")
+        self.public_key.set_key(self._controller.public_key(name) if name else None)
+
+    def run(self) -> None:
+        """Ask the helper for evidence and explain it."""
+        if self._name is None or self._busy:
+            return
+        self._busy = True
+        name, client = self._name, self._controller.client
+        self.result.setText(self.tr("Asking the engine…"))
+
+        def done(evidence: object) -> None:
+            self._busy = False
+            if name == self._name and isinstance(evidence, Mapping):
+                self.show_findings(explain(evidence))
+
+        def failed(exc: object) -> None:
+            self._busy = False
+            self.result.setText(self.tr("Diagnosis failed: {error}").format(error=exc))
+
+        self._controller.runner.submit(lambda: client().diagnose(name), done, failed)
+
+    def show_findings(self, findings: list[Finding]) -> None:
+        self.findings = findings
+        self.public_key.set_key(self._controller.public_key(self._name) if self._name else None)
+        if not findings:
+            self.result.setText(self.tr("No problem found: the tunnel has a handshake."))
+            return
+        from html import escape
+
+        self.result.setText(
+            "".join(f"<p><b>{escape(f.title)}</b><br>{escape(f.detail)}</p>" for f in findings)
+        )
+
+    def maybe_run(self, health: Health, waiting_since: float | None, now: float) -> None:
+        """Run automatically once a tunnel has waited long enough for its first handshake."""
+        if (
+            health == Health.WAITING
+            and waiting_since is not None
+            and now - waiting_since > self.WAIT_SECONDS
+            and not self.findings
+            and not self._busy
+        ):
+            self.run()

@@ -1,0 +1,142 @@
+"""``wgdesk [FILE…]``: the tray app.
+
+With files (``.conf``/``.zip``) it imports them; when an instance already runs, it hands the files to it and
+exits (what a double-click on a tunnel file does). Without a system tray the manager window is the main
+window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from wgdesk.app import import_export
+from wgdesk.app.controller import TunnelController
+from wgdesk.app.icons import app_icon
+from wgdesk.app.manager import ManagerWindow
+from wgdesk.app.settings import AppSettings, SettingsDialog
+from wgdesk.app.single_instance import InstanceServer, hand_off
+from wgdesk.app.tray import Tray
+from wgdesk.client import HelperClient
+from wgdesk.tunnels import TunnelStore
+
+TRAY_WAIT_MS = 30_000  # a panel that starts after us (login) gets this long to offer a tray
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="wgdesk", description="WireGuard tunnels in the system tray.")
+    parser.add_argument("files", nargs="*", type=Path, help="tunnel files (.conf or .zip) to import")
+    parser.add_argument(
+        "--socket", help="the helper control socket (default: $WGDESK_SOCKET, else the system one)"
+    )
+    parser.add_argument("--minimized", action="store_true", help="start in the tray, without the window")
+    return parser.parse_args(argv)
+
+
+class Application(QObject):
+    """Wires the controller, the tray, the manager window and the single-instance server together."""
+
+    def __init__(self, app: QApplication, args: argparse.Namespace, server: InstanceServer) -> None:
+        super().__init__()
+        self.app = app
+        self.server = server
+        self.settings = AppSettings()
+        socket_path = args.socket
+        self.controller = TunnelController(TunnelStore(), lambda: HelperClient(socket_path), self.settings)
+        self._to_restore = self.settings.last_connected() if self.settings.restore_tunnels() else []
+        tray_ok = QSystemTrayIcon.isSystemTrayAvailable()
+        self.manager = ManagerWindow(self.controller, main_window=not tray_ok)
+        self.tray = Tray(self.controller, self)
+        self.tray.manageRequested.connect(self.manager.bring_to_front)
+        self.tray.importRequested.connect(self.import_dialog)
+        self.tray.quitRequested.connect(self.quit)
+        self.manager.quitRequested.connect(self.quit)
+        self.manager.settingsRequested.connect(self.open_settings)
+        server.filesReceived.connect(self.manager.import_paths)
+        server.showRequested.connect(self.manager.bring_to_front)
+        self.controller.statusChanged.connect(self._restore_once)
+        app.setQuitOnLastWindowClosed(not tray_ok)
+        if tray_ok:
+            self.tray.show()
+        else:
+            self._tray_timer = QTimer(self)
+            self._tray_timer.setInterval(2000)
+            self._tray_timer.timeout.connect(self._tray_appeared)
+            self._tray_timer.start()
+            QTimer.singleShot(TRAY_WAIT_MS, self._tray_timer.stop)
+        if not (tray_ok and args.minimized):
+            self.manager.show()
+        self.controller.start()
+        if args.files:
+            self.manager.import_paths(args.files)
+
+    @Slot()
+    def _tray_appeared(self) -> None:
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self._tray_timer.stop()
+            self.tray.show()
+            self.manager.main_window = False
+            self.app.setQuitOnLastWindowClosed(False)
+
+    @Slot()
+    def _restore_once(self) -> None:
+        if not self.controller.status_received:
+            return
+        self.controller.statusChanged.disconnect(self._restore_once)
+        names = set(self.controller.names())
+        for name in self._to_restore:
+            if name in names and self.controller.status(name) is None:
+                self.controller.connect_tunnel(name)
+
+    @Slot()
+    def import_dialog(self) -> None:
+        paths = import_export.ask_import_files(None)
+        if paths:
+            self.manager.bring_to_front()
+            self.controller.import_files(paths)
+
+    @Slot()
+    def open_settings(self) -> None:
+        SettingsDialog(self.settings, self.manager).exec()
+
+    @Slot()
+    def quit(self) -> None:
+        """Stop watching the helper and leave (tunnels stay up: the helper owns them)."""
+        self.tray.hide()
+        self.server.close()
+        self.controller.stop()
+        self.app.quit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``wgdesk`` console script."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.socket:
+        os.environ["WGDESK_SOCKET"] = args.socket
+    if hand_off(list(args.files)):  # a running instance took the files; no display needed for this
+        return 0
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("wgdesk")
+    app.setOrganizationName("wgdesk")
+    app.setDesktopFileName("wgdesk")
+    app.setWindowIcon(app_icon())
+    server = InstanceServer()
+    if not server.listen():
+        if hand_off(list(args.files)):
+            return 0
+        print("wgdesk: another instance is running but does not answer", file=sys.stderr)
+        return 1
+    application = Application(app, args, server)
+    code = app.exec()
+    del application
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""The manager window: tunnel list, details (status, editor, log, doctor), toggles and import/export."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from wgdesk.app import import_export
+from wgdesk.app.controller import FULL_TUNNEL, KILL_SWITCH, TunnelController
+from wgdesk.app.doctor import DoctorPanel
+from wgdesk.app.editor import ConfigEditor
+from wgdesk.app.icons import IconState, app_icon, state_icon
+from wgdesk.app.keys import generate_private_key
+from wgdesk.app.logview import LogView
+from wgdesk.app.state import Health, is_active
+from wgdesk.app.status import StatusPane
+from wgdesk.app.tray import health_text
+
+_HEALTH_ICON = {
+    Health.DOWN: IconState.DISCONNECTED,
+    Health.STARTING: IconState.CONNECTING,
+    Health.WAITING: IconState.CONNECTING,
+    Health.HEALTHY: IconState.CONNECTED,
+    Health.IDLE: IconState.CONNECTED,
+    Health.ERROR: IconState.ERROR,
+}
+
+
+class ManagerWindow(QMainWindow):
+    """Lists the tunnels and shows one in detail. Files dropped on it are imported."""
+
+    quitRequested = Signal()
+    settingsRequested = Signal()
+
+    def __init__(self, controller: TunnelController, main_window: bool = False) -> None:
+        super().__init__()
+        self.controller = controller
+        self.main_window = main_window  # no tray: closing the window quits
+        self.setWindowTitle(self.tr("wgdesk — WireGuard tunnels"))
+        self.setWindowIcon(app_icon())
+        self.setObjectName("manager")
+        self.setAcceptDrops(True)
+        self.resize(960, 640)
+        self.setMinimumSize(QSize(640, 420))
+        self._waiting_since: dict[str, float] = {}
+
+        self.banner = QLabel()
+        self.banner.setObjectName("helper-problem")
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner.setStyleSheet(
+            "QLabel { background: #fef2f2; color: #7f1d1d; border: 1px solid #fca5a5; padding: 6px; }"
+        )
+        self.banner.hide()
+
+        self.list = QListWidget()
+        self.list.setObjectName("tunnel-list")
+        self.list.setAccessibleName(self.tr("Tunnels"))
+        self.list.setIconSize(QSize(22, 22))
+        self.list.currentItemChanged.connect(self._selection_changed)
+        self.list.itemActivated.connect(lambda item: controller.toggle(item.data(Qt.ItemDataRole.UserRole)))
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.list, 1)
+        left_buttons = QHBoxLayout()
+        self.add_button = QPushButton(self.tr("&Add empty tunnel"))
+        self.add_button.setObjectName("add-tunnel")
+        self.import_button = QPushButton(self.tr("&Import…"))
+        self.import_button.setObjectName("import-tunnel")
+        left_buttons.addWidget(self.add_button)
+        left_buttons.addWidget(self.import_button)
+        left_layout.addLayout(left_buttons)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        header = QHBoxLayout()
+        self.title = QLabel()
+        self.title.setObjectName("tunnel-title")
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.state_label = QLabel()
+        self.state_label.setObjectName("tunnel-state")
+        self.activate_button = QPushButton(self.tr("&Activate"))
+        self.activate_button.setObjectName("activate")
+        header.addWidget(self.title)
+        header.addWidget(self.state_label, 1)
+        header.addWidget(self.activate_button)
+        right_layout.addLayout(header)
+        toggles = QHBoxLayout()
+        self.full_tunnel = QCheckBox(self.tr("&Full tunnel (send all traffic through the tunnel)"))
+        self.full_tunnel.setObjectName("full-tunnel")
+        self.kill_switch = QCheckBox(self.tr("&Kill switch (block traffic outside the tunnel)"))
+        self.kill_switch.setObjectName("kill-switch")
+        toggles.addWidget(self.full_tunnel)
+        toggles.addWidget(self.kill_switch)
+        toggles.addStretch(1)
+        right_layout.addLayout(toggles)
+        self.warnings = QLabel()
+        self.warnings.setObjectName("lint-warnings")
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet("QLabel { color: #92400e; }")
+        self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        right_layout.addWidget(self.warnings)
+        self.tabs = QTabWidget()
+        self.status_pane = StatusPane(controller)
+        self.editor = ConfigEditor(controller)
+        self.log_view = LogView(controller)
+        self.doctor = DoctorPanel(controller)
+        self.tabs.addTab(self.status_pane, self.tr("&Status"))
+        self.tabs.addTab(self.editor, self.tr("&Edit"))
+        self.tabs.addTab(self.log_view, self.tr("&Log"))
+        self.tabs.addTab(self.doctor, self.tr("&Doctor"))
+        right_layout.addWidget(self.tabs, 1)
+        bottom = QHBoxLayout()
+        self.export_button = QPushButton(self.tr("E&xport…"))
+        self.export_button.setObjectName("export")
+        self.delete_button = QPushButton(self.tr("De&lete"))
+        self.delete_button.setObjectName("delete")
+        bottom.addStretch(1)
+        bottom.addWidget(self.export_button)
+        bottom.addWidget(self.delete_button)
+        right_layout.addLayout(bottom)
+        self.details = right
+
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([240, 720])
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.addWidget(self.banner)
+        central_layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+        self._build_menu()
+        self.add_button.clicked.connect(self.add_empty_tunnel)
+        self.import_button.clicked.connect(self.import_from_file)
+        self.activate_button.clicked.connect(self._toggle_selected)
+        self.full_tunnel.toggled.connect(lambda on: self._set_option(FULL_TUNNEL, on))
+        self.kill_switch.toggled.connect(lambda on: self._set_option(KILL_SWITCH, on))
+        self.export_button.clicked.connect(self._export_selected)
+        self.delete_button.clicked.connect(self._delete_selected)
+        self.editor.saved.connect(lambda _name: self._refresh_details())
+
+        controller.tunnelsChanged.connect(self.reload)
+        controller.statusChanged.connect(self.refresh)
+        controller.helperProblemChanged.connect(self._show_helper_problem)
+        controller.importFinished.connect(self._import_finished)
+        controller.failed.connect(self._failed)
+        controller.notify.connect(self._notice)
+        self.last_summary: QMessageBox | None = None
+        self._clock = QTimer(self)  # "N seconds ago" moves on even without new status
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self.status_pane.refresh)
+        self._clock.start()
+        self.reload()
+        self._show_helper_problem(controller.helper_problem)
+
+    # -- structure -------
+
+    def _build_menu(self) -> None:
+        bar = self.menuBar()
+        tunnels = bar.addMenu(self.tr("&Tunnels"))
+        self.import_action = self._action(
+            tunnels,
+            self.tr("&Import tunnel(s) from file…"),
+            QKeySequence.StandardKey.Open,
+            self.import_from_file,
+        )
+        self.paste_action = self._action(
+            tunnels,
+            self.tr("Import from &clipboard"),
+            QKeySequence("Ctrl+Shift+V"),
+            self.import_from_clipboard,
+        )
+        self.new_action = self._action(
+            tunnels, self.tr("&Add empty tunnel"), QKeySequence.StandardKey.New, self.add_empty_tunnel
+        )
+        tunnels.addSeparator()
+        self.toggle_action = self._action(
+            tunnels, self.tr("Activate / &deactivate"), QKeySequence("Ctrl+T"), self._toggle_selected
+        )
+        self._action(tunnels, self.tr("E&xport…"), QKeySequence("Ctrl+E"), self._export_selected)
+        self._action(tunnels, self.tr("De&lete"), QKeySequence.StandardKey.Delete, self._delete_selected)
+        tunnels.addSeparator()
+        self._action(
+            tunnels, self.tr("&Settings…"), QKeySequence.StandardKey.Preferences, self.settingsRequested.emit
+        )
+        self._action(tunnels, self.tr("&Quit"), QKeySequence.StandardKey.Quit, self.quitRequested.emit)
+
+    def _action(self, menu, text: str, shortcut, slot) -> QAction:  # type: ignore[no-untyped-def]
+        action = QAction(text, self)
+        action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    # -- state -------
+
+    def selected(self) -> str | None:
+        """The selected tunnel's name."""
+        item = self.list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def select(self, name: str) -> None:
+        """Select *name* in the list."""
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == name:
+                self.list.setCurrentRow(i)
+                return
+
+    @Slot()
+    def reload(self) -> None:
+        """Rebuild the list from the store, keeping the selection."""
+        current = self.selected()
+        self.list.blockSignals(True)
+        self.list.clear()
+        for name in self.controller.names():
+            item = QListWidgetItem(name)
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        names = self.controller.names()
+        if current in names:
+            self.select(current)
+            self._refresh_details()
+        elif names:
+            self.list.setCurrentRow(0)
+        else:
+            self._selection_changed(None, None)
+        self.refresh()
+
+    @Slot()
+    def refresh(self) -> None:
+        """Update list icons and the header from the live status."""
+        now = time.time()
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            name = item.data(Qt.ItemDataRole.UserRole)
+            h = self.controller.health(name)
+            item.setIcon(state_icon(_HEALTH_ICON[h]))
+            item.setText(name)
+            item.setToolTip(health_text(h))
+            if h == Health.WAITING:
+                self._waiting_since.setdefault(name, now)
+            else:
+                self._waiting_since.pop(name, None)
+        name = self.selected()
+        if name is None:
+            return
+        h = self.controller.health(name)
+        self.state_label.setText(health_text(h))
+        self.activate_button.setText(self.tr("&Deactivate") if is_active(h) else self.tr("&Activate"))
+        if h == Health.WAITING:
+            self.doctor.maybe_run(h, self._waiting_since.get(name), now)
+
+    def _refresh_details(self) -> None:
+        name = self.selected()
+        self.details.setEnabled(name is not None)
+        self.title.setText(name or self.tr("No tunnel selected"))
+        if name is None:
+            self.warnings.setText("")
+            return
+        for box, option in ((self.full_tunnel, FULL_TUNNEL), (self.kill_switch, KILL_SWITCH)):
+            box.blockSignals(True)
+            box.setChecked(self.controller.option(name, option))
+            box.blockSignals(False)
+        warnings = self.controller.warnings(name)
+        self.warnings.setText("\n".join("⚠ " + _warning_text(w) for w in warnings))
+        self.warnings.setVisible(bool(warnings))
+
+    @Slot(QListWidgetItem, QListWidgetItem)
+    def _selection_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        name = current.data(Qt.ItemDataRole.UserRole) if current else None
+        self._refresh_details()
+        self.status_pane.show_tunnel(name)
+        self.editor.open_tunnel(name)
+        self.log_view.show_tunnel(name)
+        self.doctor.show_tunnel(name)
+        self.refresh()
+
+    @Slot(str)
+    def _show_helper_problem(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.setVisible(bool(text))
+
+    # -- verbs -------
+
+    def _toggle_selected(self) -> None:
+        name = self.selected()
+        if name is not None:
+            self.controller.toggle(name)
+
+    def _set_option(self, option: str, value: bool) -> None:
+        name = self.selected()
+        if name is not None:
+            self.controller.set_option(name, option, value)
+
+    def import_from_file(self) -> None:
+        """The file dialog, then import."""
+        paths = import_export.ask_import_files(self)
+        if paths:
+            self.controller.import_files(paths)
+
+    def import_from_clipboard(self) -> None:
+        """Import ``.conf`` text from the clipboard as a new tunnel."""
+        import_export.import_clipboard(self, self.controller)
+
+    def add_empty_tunnel(self, name: str | None = None) -> None:
+        """A new tunnel with a fresh key pair and nothing else; opens it in the editor."""
+        name = name or import_export.ask_tunnel_name(self, self.controller, self.tr("Add empty tunnel"))
+        if not name:
+            return
+        text = f"[Interface]\nPrivateKey = {generate_private_key()}\n"
+
+        def saved() -> None:
+            self.select(name)
+            self.tabs.setCurrentWidget(self.editor)
+
+        self.controller.save(name, text, saved)
+
+    def _export_selected(self) -> None:
+        name = self.selected()
+        if name is not None:
+            import_export.export_tunnel(self, self.controller, name)
+
+    def _delete_selected(self) -> None:
+        name = self.selected()
+        if name is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            self.tr("Delete tunnel"),
+            self.tr("Delete {name} and its keys? This cannot be undone.").format(name=name),
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.delete(name)
+
+    @Slot(object)
+    def _import_finished(self, report: object) -> None:
+        imported = list(getattr(report, "imported", ()) or ())
+        if imported:
+            self.select(imported[0].name)
+        self.last_summary = import_export.show_summary(self, report)
+
+    @Slot(str, str)
+    def _failed(self, title: str, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("failure")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+
+    @Slot(str, str, int)
+    def _notice(self, title: str, message: str, _kind: int) -> None:
+        self.statusBar().showMessage(f"{title}: {message}", 8000)
+
+    # -- drag and drop -------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if import_export.dropped_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = import_export.dropped_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.controller.import_files(paths)
+
+    def import_paths(self, paths: list[Path]) -> None:
+        """Import files handed over on the command line or by another instance."""
+        paths = [p for p in paths if p.exists()]
+        if paths:
+            self.controller.import_files(paths)
+
+    def bring_to_front(self) -> None:
+        """Show, un-minimise and raise the window."""
+        self.show()
+        self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.raise_()
+        self.activateWindow()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.main_window:
+            event.accept()
+            self.quitRequested.emit()
+        else:  # the tray keeps running
+            event.accept()
+
+
+def _warning_text(warning: object) -> str:
+    message = str(getattr(warning, "message", warning))
+    line = getattr(warning, "line", None)
+    return f"line {line}: {message}" if line else message

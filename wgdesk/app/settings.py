@@ -1,0 +1,178 @@
+"""The app's own preferences (not the tunnels): start at login, restore tunnels, per-tunnel toggles.
+
+Stored with QSettings (``$XDG_CONFIG_HOME/wgdesk/wgdesk.conf`` on Linux). Start-at-login is the platform's own
+mechanism: an XDG autostart entry, a macOS LaunchAgent, or the Windows ``Run`` registry key.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
+
+_RUN_KEY = r"HKEY_CURRENT_USER\Software\Microsoft\Windows\CurrentVersion\Run"
+_LAUNCH_AGENT = "org.wgdesk.wgdesk"
+
+AUTOSTART_ENTRY = """[Desktop Entry]
+Type=Application
+Name=wgdesk
+Comment=WireGuard tunnels in the system tray
+Exec={command}
+Icon=wgdesk
+Terminal=false
+X-GNOME-Autostart-enabled=true
+"""
+
+_PLIST = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+  <key>Label</key><string>{label}</string>
+  <key>ProgramArguments</key><array><string>{command}</string><string>--minimized</string></array>
+  <key>RunAtLoad</key><true/>
+</dict>
+</plist>
+"""
+
+
+def _config_home() -> Path:
+    env = os.environ.get("XDG_CONFIG_HOME")
+    return Path(env) if env else Path.home() / ".config"
+
+
+def launch_command() -> str:
+    """How the login session starts us: the ``wgdesk`` next to this interpreter, else the bare name."""
+    candidate = Path(sys.executable).with_name("wgdesk.exe" if sys.platform == "win32" else "wgdesk")
+    return str(candidate) if candidate.exists() else "wgdesk"
+
+
+class AppSettings:
+    """Typed access to the app's preferences."""
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        self._s = settings or QSettings(
+            str(_config_home() / "wgdesk" / "wgdesk.conf"), QSettings.Format.IniFormat
+        )
+
+    # -- start at login -------
+
+    @staticmethod
+    def autostart_path() -> Path:
+        """Where the start-at-login entry lives (for Windows: a pseudo-path naming the registry value)."""
+        if sys.platform == "darwin":
+            return Path.home() / "Library" / "LaunchAgents" / f"{_LAUNCH_AGENT}.plist"
+        if sys.platform == "win32":
+            return Path(_RUN_KEY) / "wgdesk"
+        return _config_home() / "autostart" / "wgdesk.desktop"
+
+    def start_at_login(self) -> bool:
+        """Whether the app starts when the user logs in."""
+        if sys.platform == "win32":
+            return QSettings(_RUN_KEY, QSettings.Format.NativeFormat).contains("wgdesk")
+        return self.autostart_path().exists()
+
+    def set_start_at_login(self, enabled: bool) -> None:
+        """Create or remove the start-at-login entry."""
+        command = launch_command()
+        if sys.platform == "win32":
+            run = QSettings(_RUN_KEY, QSettings.Format.NativeFormat)
+            if enabled:
+                run.setValue("wgdesk", f'"{command}" --minimized')
+            else:
+                run.remove("wgdesk")
+            run.sync()
+            return
+        path = self.autostart_path()
+        if not enabled:
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if sys.platform == "darwin":
+            text = _PLIST.format(label=_LAUNCH_AGENT, command=command)
+        else:
+            text = AUTOSTART_ENTRY.format(command=f"{command} --minimized")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+    # -- restore tunnels -------
+
+    def restore_tunnels(self) -> bool:
+        """Whether the tunnels that were connected at the last quit are reconnected on start."""
+        return self._bool("general/restore_tunnels", False)
+
+    def set_restore_tunnels(self, enabled: bool) -> None:
+        self._s.setValue("general/restore_tunnels", enabled)
+        self._s.sync()
+
+    def last_connected(self) -> list[str]:
+        """The tunnels that were connected when the app last saw them."""
+        value = self._s.value("general/last_connected", [])
+        if isinstance(value, str):
+            return [value] if value else []
+        return [str(v) for v in (value or [])]
+
+    def set_last_connected(self, names: list[str]) -> None:
+        self._s.setValue("general/last_connected", sorted(names))
+        self._s.sync()
+
+    # -- per tunnel toggles -------
+
+    def tunnel_option(self, name: str, option: str) -> bool | None:
+        """``full_tunnel`` or ``kill_switch`` for *name*; None means "the helper's default"."""
+        key = f"tunnels/{name}/{option}"
+        return self._bool(key, False) if self._s.contains(key) else None
+
+    def set_tunnel_option(self, name: str, option: str, value: bool) -> None:
+        self._s.setValue(f"tunnels/{name}/{option}", value)
+        self._s.sync()
+
+    def forget_tunnel(self, name: str) -> None:
+        self._s.remove(f"tunnels/{name}")
+        self._s.sync()
+
+    def _bool(self, key: str, default: bool) -> bool:
+        value = self._s.value(key, default)
+        if isinstance(value, str):
+            return value.lower() in ("true", "1", "yes")
+        return bool(value)
+
+
+class SettingsDialog(QDialog):
+    """Start at login, restore tunnels on start."""
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self.setWindowTitle(self.tr("wgdesk settings"))
+        self.setObjectName("settings")
+        layout = QVBoxLayout(self)
+        self.start_at_login = QCheckBox(self.tr("&Start wgdesk when I log in"))
+        self.start_at_login.setChecked(settings.start_at_login())
+        self.restore = QCheckBox(self.tr("&Reconnect the tunnels that were connected when wgdesk last ran"))
+        self.restore.setChecked(settings.restore_tunnels())
+        note = QLabel(
+            self.tr("The login entry starts wgdesk minimised to the tray: {path}").format(
+                path=settings.autostart_path()
+            )
+        )
+        note.setWordWrap(True)
+        layout.addWidget(self.start_at_login)
+        layout.addWidget(note)
+        layout.addWidget(self.restore)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        """Apply and close."""
+        if self.start_at_login.isChecked() != self._settings.start_at_login():
+            self._settings.set_start_at_login(self.start_at_login.isChecked())
+        self._settings.set_restore_tunnels(self.restore.isChecked())
+        super().accept()

@@ -1,0 +1,145 @@
+"""The system tray icon: state icon, tooltip, a menu rebuilt each time it opens, and notifications."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from wgdesk.app.controller import Notice, TunnelController
+from wgdesk.app.icons import IconState, state_icon
+from wgdesk.app.state import Health, is_active
+
+_NOTICE_ICON = {
+    Notice.INFO: QSystemTrayIcon.MessageIcon.Information,
+    Notice.WARNING: QSystemTrayIcon.MessageIcon.Warning,
+    Notice.ERROR: QSystemTrayIcon.MessageIcon.Critical,
+}
+
+
+class Tray(QObject):
+    """Owns the QSystemTrayIcon and its menu."""
+
+    manageRequested = Signal()
+    importRequested = Signal()
+    quitRequested = Signal()
+
+    def __init__(self, controller: TunnelController, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._controller = controller
+        self.icon = QSystemTrayIcon(self)
+        self.menu = QMenu()
+        self.menu.aboutToShow.connect(self.rebuild_menu)
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._activated)
+        controller.statusChanged.connect(self.refresh)
+        controller.helperProblemChanged.connect(self.refresh)
+        controller.tunnelsChanged.connect(self.refresh)
+        controller.notify.connect(self.show_notice)
+        self.state = IconState.DISCONNECTED
+        self.refresh()
+        self.rebuild_menu()
+
+    def show(self) -> None:
+        """Put the icon in the tray."""
+        self.icon.show()
+
+    def hide(self) -> None:
+        """Take the icon out of the tray."""
+        self.icon.hide()
+
+    @Slot()
+    def refresh(self) -> None:
+        """Update icon and tooltip from the controller."""
+        c = self._controller
+        self.state = c.icon_state()
+        self.icon.setIcon(state_icon(self.state))
+        lines = ["wgdesk"]
+        if c.helper_problem:
+            lines.append(c.helper_problem.splitlines()[0])
+        active = c.active()
+        if active:
+            for name in active:
+                lines.append(f"{name}: {health_text(c.health(name))}")
+        else:
+            lines.append(self.tr("No active tunnel"))
+        self.icon.setToolTip("\n".join(lines))
+
+    @Slot()
+    def rebuild_menu(self) -> None:
+        """Rebuild the menu from the current state (called on ``aboutToShow``)."""
+        c = self._controller
+        menu = self.menu
+        menu.clear()
+        if c.helper_problem:
+            problem = menu.addAction(c.helper_problem.splitlines()[0])
+            problem.setEnabled(False)
+            menu.addSeparator()
+        names = c.names()
+        if not names:
+            empty = menu.addAction(self.tr("No tunnels yet"))
+            empty.setEnabled(False)
+        for name in names:
+            h = c.health(name)
+            action = QAction(name, menu)
+            action.setCheckable(True)
+            action.setChecked(is_active(h))
+            action.setObjectName(f"tunnel:{name}")
+            action.setToolTip(health_text(h))
+            action.triggered.connect(lambda _checked=False, n=name: c.toggle(n))
+            menu.addAction(action)
+            if is_active(h):
+                addresses = _addresses(c, name)
+                if addresses:
+                    info = menu.addAction(self.tr("    Addresses: {addresses}").format(addresses=addresses))
+                    info.setEnabled(False)
+        menu.addSeparator()
+        manage = menu.addAction(self.tr("&Manage tunnels…"))
+        manage.setObjectName("manage")
+        manage.triggered.connect(self.manageRequested)
+        imp = menu.addAction(self.tr("&Import tunnel(s) from file…"))
+        imp.setObjectName("import")
+        imp.triggered.connect(self.importRequested)
+        menu.addSeparator()
+        quit_action = menu.addAction(self.tr("&Quit"))
+        quit_action.setObjectName("quit")
+        quit_action.triggered.connect(self.quitRequested)
+
+    def action(self, object_name: str) -> QAction | None:
+        """The menu action with *object_name* (``tunnel:NAME``, ``manage``, ``import``, ``quit``)."""
+        for a in self.menu.actions():
+            if a.objectName() == object_name:
+                return a
+        return None
+
+    @Slot(str, str, int)
+    def show_notice(self, title: str, message: str, kind: int) -> None:
+        """A desktop notification (when the tray supports balloons)."""
+        if self.icon.isVisible() and QSystemTrayIcon.supportsMessages():
+            self.icon.showMessage(title, message, _NOTICE_ICON.get(kind, _NOTICE_ICON[Notice.INFO]), 5000)
+
+    @Slot(QSystemTrayIcon.ActivationReason)
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
+            self.manageRequested.emit()
+
+
+def _addresses(c: TunnelController, name: str) -> str:
+    cfg = c.config(name)
+    iface = getattr(cfg, "interface", None)
+    return ", ".join(str(a) for a in getattr(iface, "addresses", ()) or ())
+
+
+def health_text(h: Health) -> str:
+    """A short word for a tunnel's health."""
+    from PySide6.QtCore import QCoreApplication
+
+    texts = {
+        Health.DOWN: "disconnected",
+        Health.STARTING: "connecting",
+        Health.WAITING: "waiting for handshake",
+        Health.HEALTHY: "connected",
+        Health.IDLE: "connected (idle)",
+        Health.ERROR: "error",
+    }
+    return QCoreApplication.translate("health", texts[h])
