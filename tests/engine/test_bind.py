@@ -1,0 +1,113 @@
+"""The UDP bind: one port on both families, fwmark, buffer sizes, adoption of handed-over sockets.
+
+Traffic in these tests goes to loopback only.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+import pytest
+
+from wgdesk.engine.bind import SO_MARK, SOCKET_BUFFER_SIZE, Bind, BindError
+
+pytestmark = pytest.mark.root
+
+
+def test_any_port_binds_both_families_on_the_same_port() -> None:
+    bind = Bind.open(0)
+    try:
+        assert bind.sock4 is not None and bind.sock6 is not None
+        assert bind.port != 0
+        assert bind.sock4.getsockname()[1] == bind.sock6.getsockname()[1] == bind.port
+        assert bind.sock6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        # The kernel reports double the size asked for; FORCE lets root exceed rmem_max.
+        assert bind.sock4.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= SOCKET_BUFFER_SIZE
+        assert bind.sock6.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= SOCKET_BUFFER_SIZE
+        assert not bind.sock4.getblocking()
+    finally:
+        bind.close()
+
+
+def test_fixed_port_in_use_is_eaddrinuse() -> None:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("0.0.0.0", 0))
+    port = holder.getsockname()[1]
+    try:
+        with pytest.raises(BindError) as info:
+            Bind.open(port)
+        assert info.value.errno == errno.EADDRINUSE
+    finally:
+        holder.close()
+
+
+def test_fwmark_is_set_on_both_sockets_and_cleared() -> None:
+    bind = Bind.open(0, fwmark=0x51820)
+    try:
+        for sock in bind.sockets():
+            assert sock.getsockopt(socket.SOL_SOCKET, SO_MARK) == 0x51820
+        bind.set_mark(0)
+        for sock in bind.sockets():
+            assert sock.getsockopt(socket.SOL_SOCKET, SO_MARK) == 0
+    finally:
+        bind.close()
+
+
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_batches_round_trip_over_loopback(family: int, host: str) -> None:
+    bind = Bind.open(0)
+    peer = socket.socket(family, socket.SOCK_DGRAM)
+    peer.bind((host, 0))
+    try:
+        peer_port = peer.getsockname()[1]
+        sent = [(bytes([i]) * (100 + i), (host, peer_port)) for i in range(20)]
+        assert bind.send_batch(sent) == 0
+        for data, _ in sent:
+            assert peer.recv(2000) == data
+        for i in range(20):
+            peer.sendto(bytes([i]) * 7, (host, bind.port))
+        sock = bind.sock4 if family == socket.AF_INET else bind.sock6
+        assert sock is not None
+        got: list[tuple[bytes, tuple[str, int]]] = []
+        while len(got) < 20:
+            got += Bind.recv_batch(sock, 8)
+        assert [d for d, _ in got] == [bytes([i]) * 7 for i in range(20)]
+        assert {a for _, a in got} == {(host, peer_port)}
+        assert Bind.recv_batch(sock, 8) == []  # drained: returns at once, no blocking
+    finally:
+        peer.close()
+        bind.close()
+
+
+def test_send_failures_are_counted_not_raised() -> None:
+    bind = Bind.open(0)
+    try:
+        # Datagrams larger than UDP allows (to loopback): the kernel refuses, the bind counts it.
+        assert bind.send_batch([(b"x" * 70000, ("::1", 9)), (b"y" * 70000, ("127.0.0.1", 9))]) == 2
+        assert bind.send_errors == 2
+    finally:
+        bind.close()
+
+
+def test_handed_over_sockets_are_adopted_with_their_mark() -> None:
+    s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s4.bind(("0.0.0.0", 0))
+    s4.setsockopt(socket.SOL_SOCKET, SO_MARK, 7)
+    fd4 = os.dup(s4.fileno())
+    s4.close()
+    bind = Bind.from_fds(f"{fd4},-")
+    try:
+        assert bind.sock6 is None
+        assert bind.port == bind.sock4.getsockname()[1]  # type: ignore[union-attr]
+        assert bind.fwmark == 7
+    finally:
+        bind.close()
+
+
+@pytest.mark.parametrize("spec", ["", "3", "x,-", "1,2,3"])
+def test_bad_handover_spec_is_rejected(spec: str) -> None:
+    with pytest.raises(BindError) as info:
+        Bind.from_fds(spec)
+    assert info.value.errno == errno.EINVAL

@@ -1,0 +1,196 @@
+"""The UDP bind: one listen port on IPv4 and IPv6, like wireguard-go's `conn.Bind`.
+
+Two sockets share the port (the IPv6 one is `IPV6_V6ONLY`). `fwmark` is applied with `SO_MARK`.
+Receive buffers are large (7 MiB, as wireguard-go asks) so bursts survive while Python is busy.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Iterable
+from contextlib import suppress
+
+Endpoint = tuple[str, int]
+
+SOCKET_BUFFER_SIZE = 7 << 20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+SO_MARK = getattr(socket, "SO_MARK", 36)
+MAX_DATAGRAM = 65535
+_BIND_RETRIES = 100
+
+
+class BindError(Exception):
+    """The UDP port could not be bound or configured; `errno` is what UAPI reports."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = code
+
+
+def _tune(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER_SIZE)
+        except OSError:
+            with suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER_SIZE)
+
+
+def _set_mark(sock: socket.socket, mark: int) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
+    except OSError as exc:
+        raise BindError(exc.errno or errno.EPERM, f"cannot set fwmark {mark:#x}: {exc.strerror}") from exc
+
+
+class Bind:
+    """The engine's UDP sockets (either may be missing when the host lacks that address family)."""
+
+    def __init__(self, sock4: socket.socket | None, sock6: socket.socket | None) -> None:
+        if sock4 is None and sock6 is None:
+            raise BindError(errno.EAFNOSUPPORT, "neither IPv4 nor IPv6 UDP is available")
+        self.sock4 = sock4
+        self.sock6 = sock6
+        for sock in self.sockets():
+            _tune(sock)
+        self.port = (sock4 or sock6).getsockname()[1]  # type: ignore[union-attr]
+        self.fwmark = 0
+        self.send_errors = 0
+        self.last_send_error = 0
+
+    @classmethod
+    def open(cls, port: int = 0, fwmark: int = 0) -> Bind:
+        """Bind `port` (0 = any free port) on both families. Raises `BindError` (EADDRINUSE, EACCES…)."""
+        last: OSError | None = None
+        for _ in range(_BIND_RETRIES if port == 0 else 1):
+            sock4 = sock6 = None
+            try:
+                sock4, chosen = cls._bind_one(socket.AF_INET, port)
+                sock6, _ = cls._bind_one(socket.AF_INET6, chosen if sock4 else port)
+            except OSError as exc:
+                for s in (sock4, sock6):
+                    if s is not None:
+                        s.close()
+                last = exc
+                if exc.errno == errno.EADDRINUSE and port == 0:
+                    continue
+                break
+            bind = cls(sock4, sock6)
+            if fwmark:
+                try:
+                    bind.set_mark(fwmark)
+                except BindError:
+                    bind.close()
+                    raise
+            return bind
+        code = last.errno if last and last.errno else errno.EADDRINUSE
+        raise BindError(code, f"cannot bind UDP port {port}: {os.strerror(code)}")
+
+    @staticmethod
+    def _bind_one(family: int, port: int) -> tuple[socket.socket | None, int]:
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as exc:
+            if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
+                return None, port
+            raise
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(("::", port))
+            else:
+                sock.bind(("0.0.0.0", port))
+        except OSError as exc:
+            sock.close()
+            if family == socket.AF_INET6 and exc.errno == errno.EADDRNOTAVAIL:
+                return None, port  # IPv6 disabled on this host
+            raise
+        return sock, sock.getsockname()[1]
+
+    @classmethod
+    def from_fds(cls, spec: str) -> Bind:
+        """Adopt bound sockets handed over as `FD4,FD6` (either may be `-`), see WGDESK_UDP_FDS."""
+        parts = spec.split(",")
+        if len(parts) != 2:
+            raise BindError(
+                errno.EINVAL, f"WGDESK_UDP_FDS must be 'FD4,FD6' (either may be '-'), not {spec!r}"
+            )
+        socks: list[socket.socket | None] = []
+        for part, family in zip(parts, (socket.AF_INET, socket.AF_INET6), strict=True):
+            part = part.strip()
+            if part == "-":
+                socks.append(None)
+                continue
+            if not part.isdigit():
+                raise BindError(errno.EINVAL, f"WGDESK_UDP_FDS: {part!r} is not a file descriptor")
+            sock = socket.socket(fileno=int(part))
+            if sock.family != family or sock.type != socket.SOCK_DGRAM:
+                raise BindError(
+                    errno.EINVAL,
+                    f"WGDESK_UDP_FDS: fd {part} is not a bound UDP socket of the expected family",
+                )
+            sock.set_inheritable(False)
+            socks.append(sock)
+        bind = cls(socks[0], socks[1])
+        for sock in bind.sockets():
+            with suppress(OSError):
+                bind.fwmark = sock.getsockopt(socket.SOL_SOCKET, SO_MARK)
+        return bind
+
+    def sockets(self) -> list[socket.socket]:
+        return [s for s in (self.sock4, self.sock6) if s is not None]
+
+    def set_mark(self, mark: int) -> None:
+        """Apply `fwmark` (0 = off) to every socket; raises `BindError` (EPERM without CAP_NET_ADMIN)."""
+        for sock in self.sockets():
+            _set_mark(sock, mark)
+        self.fwmark = mark
+
+    @staticmethod
+    def recv_batch(sock: socket.socket, limit: int) -> list[tuple[bytes, Endpoint]]:
+        """Read up to `limit` datagrams from `sock`, stopping when none is queued."""
+        batch: list[tuple[bytes, Endpoint]] = []
+        recvfrom = sock.recvfrom
+        append = batch.append
+        try:
+            for _ in range(limit):
+                data, addr = recvfrom(MAX_DATAGRAM)
+                append((data, (addr[0], addr[1])))
+        except BlockingIOError:
+            pass
+        except OSError:
+            pass  # e.g. ECONNREFUSED from an earlier ICMP error: nothing to read now
+        return batch
+
+    def send_batch(self, datagrams: Iterable[tuple[bytes, Endpoint]]) -> int:
+        """Send datagrams to their endpoints; returns how many could not be sent."""
+        failed = 0
+        sock4, sock6 = self.sock4, self.sock6
+        for data, (host, port) in datagrams:
+            if ":" in host:
+                if host.startswith("::ffff:") and "." in host:
+                    host = host[7:]
+                    sock = sock4
+                else:
+                    sock = sock6
+            else:
+                sock = sock4
+            if sock is None:
+                failed += 1
+                self.last_send_error = errno.EAFNOSUPPORT
+                continue
+            try:
+                sock.sendto(data, (host, port))
+            except OSError as exc:
+                failed += 1
+                self.last_send_error = exc.errno or 0
+        self.send_errors += failed
+        return failed
+
+    def close(self) -> None:
+        for sock in self.sockets():
+            sock.close()

@@ -1,0 +1,261 @@
+"""The engine's event loop: TUN ⇄ `proto.Device` ⇄ UDP, one timer, and the UAPI server.
+
+The loop routes bytes and makes no protocol decision. Each wake-up drains what is ready
+(up to `BATCH` packets per source), hands it to the device in one call, then flushes the device's
+outputs and re-arms the single timer from `device.get_timer()`. Everything runs on one thread, so
+a UAPI `get` always sees a consistent device between two batches.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import selectors
+import socket
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+
+from wgdesk import uapi
+from wgdesk.engine.bind import Bind, BindError
+from wgdesk.engine.logger import EventLog, log, peer_name
+from wgdesk.engine.tun import Tun, TunGone
+from wgdesk.engine.uapi_server import UapiServer
+from wgdesk.proto.changes import ConfigurationError, DeviceChange
+from wgdesk.proto.device import Device
+
+BATCH = 256
+"""Most packets read from one source before the others get a turn."""
+
+
+class Engine:
+    """One running WireGuard interface.
+
+    `bind` may be None: the engine then binds UDP itself (port 0 until configured). With a bind
+    handed over (`WGDESK_UDP_FDS`) the engine may run without privileges; a later port or fwmark
+    change it cannot make is answered with `errno=EPERM`.
+    `time_scale` multiplies the monotonic clock fed to the device (a test knob; 1 in production).
+    """
+
+    def __init__(
+        self,
+        tun: Tun,
+        uapi_listener: socket.socket | None,
+        uapi_path: Path | None = None,
+        bind: Bind | None = None,
+        time_scale: float = 1.0,
+        device: Device | None = None,
+    ) -> None:
+        self.tun = tun
+        self.time_scale = time_scale
+        self.device = device or Device(rng=os.urandom, wall_clock=time.time)
+        self.selector = selectors.DefaultSelector()
+        self.events = EventLog()
+        self._stopping = False
+        self.exit_reason = ""
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self.bind = bind if bind is not None else Bind.open(0)
+        self._register_bind()
+        self.device.set_listen_port(self.bind.port)
+        if self.bind.fwmark and not self.device.fwmark:
+            self.device.apply(DeviceChange(fwmark=self.bind.fwmark), self.now())
+        self.selector.register(tun.fd, selectors.EVENT_READ, self._on_tun)
+        self.uapi: UapiServer | None = None
+        if uapi_listener is not None:
+            self.uapi = UapiServer(uapi_listener, uapi_path, self.handle_uapi, self.selector)
+        self._deadline: float | None = None
+
+    # -- clock -------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic() * self.time_scale
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def _register_bind(self) -> None:
+        for sock in self.bind.sockets():
+            self.selector.register(sock, selectors.EVENT_READ, lambda m, s=sock: self._on_udp(s))
+
+    def _unregister_bind(self) -> None:
+        for sock in self.bind.sockets():
+            with suppress(KeyError, ValueError):
+                self.selector.unregister(sock)
+
+    def _on_udp(self, sock: socket.socket) -> None:
+        batch = Bind.recv_batch(sock, BATCH)
+        if batch:
+            self.device.receive_datagrams(batch, self.now())
+            self._flush()
+
+    def _on_tun(self, mask: int) -> None:
+        try:
+            packets = self.tun.read_batch(BATCH)
+        except TunGone:
+            log.debug("Interface %s was deleted", self.tun.name)
+            self.stop("interface deleted")
+            return
+        if packets:
+            self.device.send_packets(packets, self.now())
+            self._flush()
+
+    def _on_wake(self, mask: int) -> None:
+        with suppress(OSError):
+            while self._wake_r.recv(512):
+                pass
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        device = self.device
+        datagrams = device.datagrams_to_send()
+        if datagrams:
+            failed = self.bind.send_batch(datagrams)
+            if failed and self.events.enabled:
+                log.debug("Failed to send %d datagrams: %s", failed, os.strerror(self.bind.last_send_error))
+        packets = device.packets_to_tun()
+        if packets:
+            try:
+                self.tun.write_batch(packets)
+            except TunGone:
+                self.stop("interface deleted")
+        event = device.next_event()
+        while event is not None:
+            if self.events.enabled:
+                self.events.record(event)
+            event = device.next_event()
+        self._deadline = device.get_timer()
+
+    # -- UAPI --------------------------------------------------------------------------------
+
+    def handle_uapi(self, request: bytes) -> tuple[str, bool]:
+        """Answer one UAPI request (one `get=1` or `set=1` block); True means hang up after replying."""
+        try:
+            op, lines = uapi.read_request(io.BytesIO(request).readline)
+        except EOFError:
+            return "", True
+        except ConfigurationError as exc:
+            log.error("UAPI: %s", exc.message)
+            return uapi.format_errno(exc.errno), True
+        if op == "get":
+            return uapi.format_get(self.device.snapshot(self.now())), False
+        reply = self._set(lines)
+        self._flush()
+        return reply, False
+
+    def _set(self, lines: list[str]) -> str:
+        try:
+            change = uapi.parse_set(lines)
+            self._log_change(change)
+            self.device.apply(change, self.now())
+        except ConfigurationError as exc:
+            log.error("UAPI: %s", exc.message)
+            return uapi.format_errno(exc.errno)
+        try:
+            self._update_bind(change)
+        except BindError as exc:
+            log.error("UAPI: %s", exc)
+            self.device.set_listen_port(self.bind.port)
+            code = errno.EPERM if exc.errno in (errno.EACCES, errno.EPERM) else exc.errno
+            return uapi.format_errno(code)
+        return uapi.format_errno(0)
+
+    def _update_bind(self, change: DeviceChange) -> None:
+        wanted = change.listen_port
+        if wanted is not None and wanted != 0 and wanted != self.bind.port:
+            new = Bind.open(wanted, self.bind.fwmark)
+            self._unregister_bind()
+            self.bind.close()
+            self.bind = new
+            self._register_bind()
+            log.debug("UDP bind has been updated: listening on port %d", new.port)
+        self.device.set_listen_port(self.bind.port)
+        if change.fwmark is not None and change.fwmark != self.bind.fwmark:
+            self.bind.set_mark(change.fwmark)
+
+    @staticmethod
+    def _log_change(change: DeviceChange) -> None:
+        if not log.isEnabledFor(10):
+            return
+        if change.private_key is not None:
+            log.debug("UAPI: Updating private key")
+        if change.listen_port is not None:
+            log.debug("UAPI: Updating listen port")
+        if change.fwmark is not None:
+            log.debug("UAPI: Updating fwmark")
+        if change.replace_peers:
+            log.debug("UAPI: Removing all peers")
+        for peer in change.peers:
+            name = peer_name(peer.public_key)
+            if peer.remove:
+                log.debug("%s - UAPI: Removing", name)
+                continue
+            log.debug("%s - UAPI: Updating", name)
+            if peer.endpoint is not None:
+                log.debug("%s - UAPI: Updating endpoint", name)
+            if peer.persistent_keepalive is not None:
+                log.debug("%s - UAPI: Updating persistent keepalive interval", name)
+            if peer.replace_allowed_ips:
+                log.debug("%s - UAPI: Removing all allowedips", name)
+            if peer.allowed_ips:
+                log.debug("%s - UAPI: Adding %d allowedips", name, len(peer.allowed_ips))
+
+    # -- running -----------------------------------------------------------------------------
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the loop to finish; safe from a signal handler or another thread."""
+        if not self._stopping:
+            self.exit_reason = reason
+        self._stopping = True
+        with suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Run until `stop()` or until the interface disappears, then release everything."""
+        select = self.selector.select
+        scale = self.time_scale
+        log.debug("Device started")
+        if ready is not None:
+            ready()
+        try:
+            self._flush()
+            next_summary = time.monotonic() + 1.0
+            while not self._stopping:
+                deadline = self._deadline
+                timeout = None if deadline is None else max(0.0, (deadline - self.now()) / scale)
+                if self.events.enabled:
+                    timeout = 1.0 if timeout is None else min(timeout, 1.0)
+                for key, mask in select(timeout):
+                    key.data(mask)
+                    if self._stopping:
+                        break
+                deadline = self._deadline
+                if deadline is not None:
+                    now = self.now()
+                    if now >= deadline:
+                        self.device.handle_timer(now)
+                        self._flush()
+                if self.events.enabled and time.monotonic() >= next_summary:
+                    next_summary = time.monotonic() + 1.0
+                    self.events.summarise(time.monotonic())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Remove the UAPI socket, close UDP, and close the TUN (which deletes the interface)."""
+        if self.uapi is not None:
+            self.uapi.close()
+            self.uapi = None
+        self._unregister_bind()
+        self.bind.close()
+        with suppress(KeyError, ValueError):
+            self.selector.unregister(self.tun.fd)
+        self.tun.close()
+        self.selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        log.debug("Device closed")

@@ -1,0 +1,131 @@
+"""`wgdesk-engine [-f] IFNAME`: userspace WireGuard, command-line compatible with wireguard-go.
+
+Environment: `WG_PROCESS_FOREGROUND=1` (like `-f`), `LOG_LEVEL=verbose|error|silent`,
+`WG_TUN_FD` / `WG_UAPI_FD` (already open TUN / UAPI listener), `WGDESK_UDP_FDS=FD4,FD6`
+(already bound UDP sockets, either may be `-`), `WGDESK_TIME_SCALE` (test knob: speeds up the
+protocol clock; never set it in production).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from wgdesk import __version__
+from wgdesk.engine import logger
+from wgdesk.engine.logger import log
+
+USAGE = "Usage: wgdesk-engine [-f/--foreground] INTERFACE-NAME"
+EXIT_SETUP_FAILED = 1
+
+
+def _parse(argv: list[str]) -> tuple[bool, str] | None:
+    if len(argv) == 1 and not argv[0].startswith("-"):
+        return False, argv[0]
+    if len(argv) == 2 and argv[0] in ("-f", "--foreground"):
+        return True, argv[1]
+    return None
+
+
+def _fd_env(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a file descriptor number, not {value!r}")
+    return int(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--version"], ["-v"]):
+        print(f"wgdesk-engine v{__version__}\n\nUserspace WireGuard daemon of wgdesk.")
+        return 0
+    parsed = _parse(args)
+    if parsed is None:
+        print(USAGE, file=sys.stderr)
+        return EXIT_SETUP_FAILED
+    foreground, ifname = parsed
+    foreground = foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
+    level_name = os.environ.get("LOG_LEVEL")
+    level = logger.configure(ifname, level_name)
+
+    # Imported here so `--version` and usage errors stay fast.
+    from wgdesk.engine.bind import Bind, BindError
+    from wgdesk.engine.tun import Tun, TunError
+    from wgdesk.engine.uapi_server import UapiListenError, listen, socket_path
+
+    try:
+        tun_fd = _fd_env("WG_TUN_FD")
+        uapi_fd = _fd_env("WG_UAPI_FD")
+    except ValueError as exc:
+        log.error("%s", exc)
+        return EXIT_SETUP_FAILED
+    log.debug("Starting wgdesk-engine version %s", __version__)
+    try:
+        tun = Tun.from_fd(tun_fd) if tun_fd is not None else Tun.create(ifname)
+    except TunError as exc:
+        log.error("Failed to create TUN device: %s", exc)
+        return EXIT_SETUP_FAILED
+    ifname = tun.name
+    try:
+        if uapi_fd is not None:
+            listener = socket.socket(fileno=uapi_fd)
+            listener.set_inheritable(False)
+        else:
+            listener = listen(ifname)
+    except (UapiListenError, OSError) as exc:
+        log.error("UAPI listen error: %s", exc)
+        tun.close()
+        return EXIT_SETUP_FAILED
+    path: Path = socket_path(ifname)
+
+    if not foreground:
+        from wgdesk.engine.daemon import spawn_background
+
+        quiet = level_name is None or level >= logger.LEVELS["silent"]
+        try:
+            spawn_background(tun, listener, ifname, quiet=quiet)
+        except OSError as exc:
+            log.error("Failed to daemonize: %s", exc)
+            listener.close()
+            with_suppress_unlink(path)
+            return EXIT_SETUP_FAILED
+        return 0
+
+    from wgdesk.engine.loop import Engine
+
+    time_scale = float(os.environ.get("WGDESK_TIME_SCALE", "1") or 1)
+    try:
+        udp_fds = os.environ.get("WGDESK_UDP_FDS")
+        bind = Bind.from_fds(udp_fds) if udp_fds else None
+        engine = Engine(tun, listener, path, bind=bind, time_scale=time_scale)
+    except (BindError, OSError) as exc:
+        log.error("Failed to bind UDP: %s", exc)
+        listener.close()
+        with_suppress_unlink(path)
+        tun.close()
+        return EXIT_SETUP_FAILED
+
+    def on_signal(signum: int, frame: object) -> None:
+        engine.stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.debug("UAPI listener started")
+    engine.run()
+    log.debug("Shutting down (%s)", engine.exit_reason)
+    return 0
+
+
+def with_suppress_unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The Linux TUN device: layer-3 packets in and out of the kernel (`IFF_TUN | IFF_NO_PI`).
+
+Reads and writes are non-blocking and batched: `read_batch` drains what the kernel has queued,
+`write_batch` hands decrypted packets back. When the interface is deleted (`ip link del`), the
+kernel answers reads with `EBADFD`; `read_batch` reports that as `TunGone`.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import struct
+
+TUNSETIFF = 0x400454CA
+TUNGETIFF = 0x800454D2
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+SIOCGIFMTU = 0x8921
+SIOCSIFMTU = 0x8922
+SIOCGIFINDEX = 0x8933
+IFNAMSIZ = 16
+
+DEFAULT_MTU = 1420
+"""wireguard-go's default MTU for a new interface."""
+
+MAX_PACKET = 65535
+
+_GONE_ERRNOS = frozenset({errno.EBADFD, errno.EIO, errno.ENXIO, errno.ENODEV})
+
+
+class TunError(Exception):
+    """The TUN device could not be created or configured (local misuse or missing privileges)."""
+
+
+class TunGone(Exception):
+    """The interface behind the TUN file descriptor was deleted."""
+
+
+class Tun:
+    """One TUN interface, owned through its file descriptor.
+
+    The interface is not persistent: closing the descriptor (or exiting) removes it.
+    """
+
+    def __init__(self, fd: int, name: str) -> None:
+        self.fd = fd
+        self.name = name
+        os.set_blocking(fd, False)
+        self.closed = False
+
+    @classmethod
+    def create(cls, name: str, mtu: int = DEFAULT_MTU) -> Tun:
+        """Create (or attach to) the TUN interface `name` and set its MTU.
+
+        Raises `TunError` with the reason when the kernel refuses (no `/dev/net/tun`, no
+        CAP_NET_ADMIN, a non-TUN interface of that name already exists, name too long).
+        """
+        if not name or len(name.encode()) >= IFNAMSIZ or "/" in name:
+            raise TunError(f"invalid interface name {name!r}: 1 to 15 characters, no '/'")
+        try:
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise TunError(f"cannot open /dev/net/tun: {exc.strerror} (is the tun module loaded?)") from exc
+        try:
+            ifr = struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI)
+            fcntl.ioctl(fd, TUNSETIFF, ifr)
+        except OSError as exc:
+            os.close(fd)
+            hint = " (needs root or CAP_NET_ADMIN)" if exc.errno == errno.EPERM else ""
+            raise TunError(f"cannot create TUN interface {name}: {exc.strerror}{hint}") from exc
+        tun = cls(fd, name)
+        try:
+            tun.set_mtu(mtu)
+        except OSError as exc:
+            tun.close()
+            raise TunError(f"cannot set MTU {mtu} on {name}: {exc.strerror}") from exc
+        return tun
+
+    @classmethod
+    def from_fd(cls, fd: int) -> Tun:
+        """Adopt an already open TUN descriptor (`WG_TUN_FD`); its name is asked from the kernel."""
+        try:
+            ifr = fcntl.ioctl(fd, TUNGETIFF, bytes(40))
+        except OSError as exc:
+            raise TunError(f"file descriptor {fd} is not a TUN device: {exc.strerror}") from exc
+        name = ifr[:IFNAMSIZ].split(b"\0", 1)[0].decode()
+        flags = struct.unpack_from("H", ifr, IFNAMSIZ)[0]
+        if not flags & IFF_TUN or not flags & IFF_NO_PI:
+            raise TunError(f"TUN descriptor {fd} ({name}) must be opened with IFF_TUN|IFF_NO_PI")
+        os.set_inheritable(fd, False)
+        return cls(fd, name)
+
+    def _ifreq(self, fmt: str, *values: int) -> bytes:
+        return struct.pack(f"16s{fmt}", self.name.encode(), *values).ljust(40, b"\0")
+
+    def set_mtu(self, mtu: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            fcntl.ioctl(s.fileno(), SIOCSIFMTU, self._ifreq("i", mtu))
+
+    def mtu(self) -> int:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            out = fcntl.ioctl(s.fileno(), SIOCGIFMTU, self._ifreq("i", 0))
+        return int(struct.unpack_from("i", out, IFNAMSIZ)[0])
+
+    def index(self) -> int:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            out = fcntl.ioctl(s.fileno(), SIOCGIFINDEX, self._ifreq("i", 0))
+        return int(struct.unpack_from("i", out, IFNAMSIZ)[0])
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read_batch(self, limit: int) -> list[bytes]:
+        """Read up to `limit` packets, stopping early when none is queued. Raises `TunGone`."""
+        packets: list[bytes] = []
+        read = os.read
+        fd = self.fd
+        try:
+            for _ in range(limit):
+                packets.append(read(fd, MAX_PACKET))
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno in _GONE_ERRNOS:
+                raise TunGone(self.name) from exc
+            raise
+        return packets
+
+    def write_batch(self, packets: list[bytes]) -> int:
+        """Write packets to the kernel; returns how many were dropped (queue full or refused)."""
+        write = os.write
+        fd = self.fd
+        dropped = 0
+        for packet in packets:
+            try:
+                write(fd, packet)
+            except BlockingIOError:
+                dropped += 1
+            except OSError as exc:
+                if exc.errno in _GONE_ERRNOS:
+                    raise TunGone(self.name) from exc
+                dropped += 1
+        return dropped
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
