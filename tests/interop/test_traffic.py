@@ -108,7 +108,9 @@ def test_wg_show_looks_like_wireguard_go(t1: Callable[..., Topology]) -> None:
     wgdesk, go = topo.a, topo.b
 
     assert _labels(wgdesk.show()) == _labels(go.show())
-    assert _conf_keys(wgdesk.wg("showconf", wgdesk.name).stdout) == _conf_keys(go.wg("showconf", go.name).stdout)
+    assert _conf_keys(wgdesk.wg("showconf", wgdesk.name).stdout) == _conf_keys(
+        go.wg("showconf", go.name).stdout
+    )
     assert wgdesk.show("fwmark").strip() == go.show("fwmark").strip() == "0x1234"
     assert wgdesk.show("listen-port").strip() == str(PORTS[0])
     dump_w = wgdesk.wg("show", wgdesk.name, "dump").stdout.splitlines()

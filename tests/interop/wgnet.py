@@ -58,7 +58,14 @@ def engine_env(**extra: str) -> dict[str, str]:
 class WgInterface:
     """One WireGuard interface served by `impl` ("go" or "wgdesk") inside `ns`."""
 
-    def __init__(self, ns: Namespace, impl: str, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        ns: Namespace,
+        impl: str,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        launcher: Sequence[str] = (),
+    ) -> None:
         self.ns = ns
         self.impl = impl
         self.name = unique_name("wg")
@@ -66,14 +73,8 @@ class WgInterface:
         self.private, self.public = genkey()
         self.log_path = workdir / f"{self.name}-{impl}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
-        self.proc = ns.popen(
-            IMPLEMENTATIONS[impl],
-            "-f",
-            self.name,
-            env=engine_env(**(env or {})),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        argv = [*launcher, IMPLEMENTATIONS[impl], "-f", self.name]
+        self.proc = ns.popen(*argv, env=engine_env(**(env or {})), stdout=self._log, stderr=subprocess.STDOUT)
         if not wait_for(lambda: socket_path(self.name).exists() or self.proc.poll() is not None, 15):
             raise RuntimeError(f"{impl} did not create {socket_path(self.name)}:\n{self.log()}")
         if self.proc.poll() is not None:
@@ -139,7 +140,8 @@ class WgInterface:
         self.ns.exec(IP, "link", "set", self.name, "up")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
@@ -211,6 +213,7 @@ def build(
     keepalive: int = 0,
     env_a: dict[str, str] | None = None,
     env_b: dict[str, str] | None = None,
+    launcher_a: Sequence[str] = (),
 ) -> Topology:
     """Join `na`/`nb`, start the two implementations, and peer them.
 
@@ -218,7 +221,7 @@ def build(
     the other's endpoint (a side without one can only answer, which pins who initiates).
     """
     ifs = veth(na, nb, (f"{OUTER4[0]}/24", f"{OUTER6[0]}/64"), (f"{OUTER4[1]}/24", f"{OUTER6[1]}/64"))
-    a = WgInterface(na, impl_a, workdir, env_a)
+    a = WgInterface(na, impl_a, workdir, env_a, launcher_a)
     b = WgInterface(nb, impl_b, workdir, env_b)
     key = genpsk() if psk else None
     psk_file = workdir / "psk"

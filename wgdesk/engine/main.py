@@ -14,10 +14,14 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wgdesk import __version__
 from wgdesk.engine import logger
 from wgdesk.engine.logger import log
+
+if TYPE_CHECKING:
+    from wgdesk.engine.loop import Engine
 
 USAGE = "Usage: wgdesk-engine [-f/--foreground] INTERFACE-NAME"
 EXIT_SETUP_FAILED = 1
@@ -40,6 +44,21 @@ def _fd_env(name: str) -> int | None:
     return int(value)
 
 
+class _Stopper:
+    """SIGTERM/SIGINT handler: stops the engine, or remembers the request until it exists."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.pending = ""
+
+    def __call__(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.engine is not None:
+            self.engine.stop(name)
+        else:
+            self.pending = name
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args in (["--version"], ["-v"]):
@@ -53,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     foreground = foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
     level_name = os.environ.get("LOG_LEVEL")
     level = logger.configure(ifname, level_name)
+    stopper = _Stopper()
+    if foreground:
+        signal.signal(signal.SIGTERM, stopper)
+        signal.signal(signal.SIGINT, stopper)
 
     # Imported here so `--version` and usage errors stay fast.
     from wgdesk.engine.bind import Bind, BindError
@@ -111,11 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         tun.close()
         return EXIT_SETUP_FAILED
 
-    def on_signal(signum: int, frame: object) -> None:
-        engine.stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stopper.engine = engine
+    if stopper.pending:
+        engine.stop(stopper.pending)
     log.debug("UAPI listener started")
     engine.run()
     log.debug("Shutting down (%s)", engine.exit_reason)
