@@ -1,0 +1,340 @@
+"""T2 lab for the helper: client / router / server namespaces, a wireguard-go server, and the
+helper itself running inside the client namespace (and its own mount namespace, with a private
+/etc/resolv.conf bind-mounted over the real one), so nothing on the host changes.
+
+    client ns  cl-veth 10.98.1.2 ── 10.98.1.1 router ns 10.98.2.1 ── 10.98.2.2 server ns
+                fd98:1::2              fd98:1::1   fd98:2::1          fd98:2::2
+                                                                      wireguard-go :51820
+                                                                      tunnel 10.97.0.1 fd97::1
+                                                                      "public" 198.51.100.7 (lo)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from tests.netns import IP, Namespace, namespaces, socket_path, unique_name, veth, wait_for
+from wgdesk.client import HelperClient
+
+WG = shutil.which("wg") or "/usr/bin/wg"
+WIREGUARD_GO = shutil.which("wireguard-go") or "/usr/bin/wireguard-go"
+NFT = shutil.which("nft") or "/usr/sbin/nft"
+TCPDUMP = shutil.which("tcpdump") or "/usr/bin/tcpdump"
+PYTHON = sys.executable
+ROOT = Path(__file__).resolve().parents[2]
+
+CLIENT_LAN = ("10.98.1.2/24", "fd98:1::2/64")
+ROUTER_LAN = ("10.98.1.1/24", "fd98:1::1/64")
+ROUTER_WAN = ("10.98.2.1/24", "fd98:2::1/64")
+SERVER_WAN = ("10.98.2.2/24", "fd98:2::2/64")
+SERVER_TUNNEL = ("10.97.0.1", "fd97::1")
+CLIENT_TUNNEL = ("10.97.0.2", "fd97::2")
+PUBLIC = "198.51.100.7"
+PUBLIC6 = "2001:db8:77::7"
+SERVER_PORT = 51820
+
+
+def genkey() -> tuple[str, str]:
+    private = subprocess.run([WG, "genkey"], capture_output=True, text=True, check=True).stdout.strip()
+    public = subprocess.run(
+        [WG, "pubkey"], input=private, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return private, public
+
+
+class Lab:
+    """The three namespaces and the WireGuard server; see the module docstring."""
+
+    def __init__(self, client: Namespace, router: Namespace, server: Namespace, workdir: Path) -> None:
+        self.client, self.router, self.server = client, router, server
+        self.workdir = workdir
+        self.client_if, self.router_lan_if = veth(client, router, CLIENT_LAN, ROUTER_LAN)
+        self.router_wan_if, self.server_if = veth(router, server, ROUTER_WAN, SERVER_WAN)
+        router.exec("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        router.exec("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        client.exec(IP, "route", "add", "default", "via", ROUTER_LAN[0].split("/")[0])
+        client.exec(IP, "-6", "route", "add", "default", "via", ROUTER_LAN[1].split("/")[0])
+        server.exec(IP, "route", "add", "default", "via", ROUTER_WAN[0].split("/")[0])
+        server.exec(IP, "-6", "route", "add", "default", "via", ROUTER_WAN[1].split("/")[0])
+        server.exec(IP, "addr", "add", f"{PUBLIC}/32", "dev", "lo")
+        server.exec(IP, "addr", "add", f"{PUBLIC6}/128", "dev", "lo")
+        router.exec(IP, "route", "add", f"{PUBLIC}/32", "via", SERVER_WAN[0].split("/")[0])
+        router.exec(IP, "-6", "route", "add", f"{PUBLIC6}/128", "via", SERVER_WAN[1].split("/")[0])
+        self.server_private, self.server_public = genkey()
+        self.client_private, self.client_public = genkey()
+        self.server_wg = unique_name("wgs")
+        self._server_log = open(workdir / "server-wg.log", "wb")  # noqa: SIM115
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "verbose"}
+        self.server_proc = server.popen(
+            WIREGUARD_GO, "-f", self.server_wg, env=env, stdout=self._server_log, stderr=subprocess.STDOUT
+        )
+        assert wait_for(lambda: socket_path(self.server_wg).exists(), 15), "server wireguard-go did not start"
+        key = workdir / "server.key"
+        key.write_text(self.server_private + "\n")
+        key.chmod(0o600)
+        server.exec(
+            WG,
+            "set",
+            self.server_wg,
+            "listen-port",
+            str(SERVER_PORT),
+            "private-key",
+            str(key),
+            "peer",
+            self.client_public,
+            "allowed-ips",
+            f"{CLIENT_TUNNEL[0]}/32,{CLIENT_TUNNEL[1]}/128",
+        )
+        server.exec(IP, "addr", "add", f"{SERVER_TUNNEL[0]}/24", "dev", self.server_wg)
+        server.exec(IP, "addr", "add", f"{SERVER_TUNNEL[1]}/64", "dev", self.server_wg, "nodad")
+        server.exec(IP, "link", "set", self.server_wg, "up")
+        self.helper: HelperProcess | None = None
+        for ns in (client, router, server):
+            assert wait_for(lambda ns=ns: _addresses_settled(ns), 10)
+
+    def config(
+        self,
+        allowed: str = "10.97.0.0/24, fd97::/64",
+        dns: str | None = None,
+        extra_iface: str = "",
+        extra_peer: str = "",
+        keepalive: int | None = None,
+    ) -> str:
+        lines = [
+            "[Interface]",
+            f"PrivateKey = {self.client_private}",
+            f"Address = {CLIENT_TUNNEL[0]}/32, {CLIENT_TUNNEL[1]}/128",
+        ]
+        if dns:
+            lines.append(f"DNS = {dns}")
+        if extra_iface:
+            lines.append(extra_iface)
+        lines += [
+            "",
+            "[Peer]",
+            f"PublicKey = {self.server_public}",
+            f"AllowedIPs = {allowed}",
+            f"Endpoint = {SERVER_WAN[0].split('/')[0]}:{SERVER_PORT}",
+        ]
+        if keepalive is not None:
+            lines.append(f"PersistentKeepalive = {keepalive}")
+        if extra_peer:
+            lines.append(extra_peer)
+        return "\n".join(lines) + "\n"
+
+    # --- system state of the client namespace -----------------------------------------------------
+
+    def snapshot(self) -> dict[str, str]:
+        """What up/down must leave byte-identical."""
+        c = self.client
+        snap = {
+            "rule4": c.exec(IP, "-4", "rule", "show").stdout,
+            "rule6": c.exec(IP, "-6", "rule", "show").stdout,
+            "route4": c.exec(IP, "-4", "route", "show", "table", "all").stdout,
+            "route6": c.exec(IP, "-6", "route", "show", "table", "all").stdout,
+            "nft": c.exec(NFT, "list", "ruleset").stdout,
+            "links": " ".join(sorted(json_links(c))),
+        }
+        if self.helper is not None:
+            snap["resolv.conf"] = self.helper.resolv_conf.read_text()
+        return snap
+
+    def ping(self, target: str, count: int = 1, timeout: float = 2.0) -> bool:
+        r = self.client.exec(
+            "ping",
+            "-n",
+            "-c",
+            str(count),
+            "-W",
+            str(timeout),
+            "-i",
+            "0.2",
+            target,
+            check=False,
+            timeout=timeout * count + 10,
+        )
+        return r.returncode == 0
+
+    def start_helper(self, **kw: Any) -> HelperProcess:
+        self.helper = HelperProcess(self, **kw)
+        return self.helper
+
+
+def _addresses_settled(ns: Namespace) -> bool:
+    out = ns.exec(IP, "-6", "addr").stdout
+    return "fe80" in out and "tentative" not in out
+
+
+def json_links(ns: Namespace) -> list[str]:
+    out = ns.exec(IP, "-j", "link", "show").stdout
+    return [link["ifname"] for link in json.loads(out)]
+
+
+class HelperProcess:
+    """``wgdesk-helper`` inside the client namespace and a private mount namespace."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        settings: str = "",
+        engine: str = WIREGUARD_GO,
+        state_dir: Path | None = None,
+        resolv_conf: Path | None = None,
+    ) -> None:
+        self.lab = lab
+        self.dir = lab.workdir
+        self.socket = self.dir / "run" / "helper.sock"
+        self.state_dir = state_dir or self.dir / "state"
+        self.config = self.dir / "helper.toml"
+        self.config.write_text('dns_backend = "file"\n' + settings)
+        self.engine = engine
+        if resolv_conf is None:
+            resolv_conf = self.dir / "resolv.conf"
+            if not resolv_conf.exists():
+                resolv_conf.write_text("# the lab's own resolv.conf\nnameserver 10.98.1.1\nsearch lab.test\n")
+        self.resolv_conf = resolv_conf
+        self.log_path = self.dir / "helper.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+        argv = [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(self.resolv_conf),
+            PYTHON,
+            "-m",
+            "wgdesk.helper.main",
+            "--socket",
+            str(self.socket),
+            "--state-dir",
+            str(self.state_dir),
+            "--config",
+            str(self.config),
+            "--engine",
+            self.engine,
+            "--log-level",
+            "debug",
+        ]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)}
+        self.proc = self.lab.client.popen(*argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        ok = wait_for(lambda: self._answers() or self.proc is None or self.proc.poll() is not None, 20)
+        if not ok or self.proc.poll() is not None:
+            raise RuntimeError(f"helper did not start:\n{self.log()}")
+
+    def _answers(self) -> bool:
+        try:
+            with HelperClient(self.socket, timeout=2) as c:
+                c.version()
+            return True
+        except Exception:
+            return False
+
+    def client(self) -> HelperClient:
+        return HelperClient(self.socket, timeout=60)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def pid(self) -> int:
+        """The pid of the Python helper (the process `ip netns exec … unshare … sh` became)."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextmanager
+def lab() -> Iterator[Lab]:
+    with (
+        namespaces("hcl", "hrt", "hsv") as (client, router, server),
+        tempfile.TemporaryDirectory(prefix="wgdesk-helper-") as tmp,
+    ):
+        os.chmod(tmp, 0o755)
+        work = Path(tmp)
+        the_lab = Lab(client, router, server, work)
+        try:
+            yield the_lab
+        finally:
+            if the_lab.helper is not None:
+                the_lab.helper.stop()
+            with suppress(Exception):
+                subprocess.run(
+                    [IP, "netns", "exec", server.name, IP, "link", "del", the_lab.server_wg],
+                    capture_output=True,
+                    check=False,
+                )
+            the_lab._server_log.close()
+
+
+class Capture:
+    """tcpdump in a namespace; `count()` stops it and returns how many packets matched."""
+
+    def __init__(self, ns: Namespace, iface: str, bpf: str, workdir: Path) -> None:
+        self.path = workdir / f"cap-{unique_name('c')}.pcap"
+        self.proc = ns.popen(
+            TCPDUMP,
+            "-i",
+            iface,
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-Z",
+            "root",
+            "-w",
+            str(self.path),
+            bpf,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert self.proc.stderr is not None
+        # tcpdump prints "listening on …" once the filter is attached
+        line = self.proc.stderr.readline()
+        assert b"listening" in line, line
+
+    def count(self) -> int:
+        time.sleep(0.3)
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(10)
+        out = subprocess.run(
+            [TCPDUMP, "-n", "-r", str(self.path)], capture_output=True, text=True, check=False
+        )
+        return len([ln for ln in out.stdout.splitlines() if ln.strip()])
+
+    def lines(self) -> list[str]:
+        out = subprocess.run(
+            [TCPDUMP, "-n", "-r", str(self.path)], capture_output=True, text=True, check=False
+        )
+        return out.stdout.splitlines()

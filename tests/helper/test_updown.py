@@ -1,0 +1,90 @@
+"""up/down through the real helper (inside the client namespace) against a wireguard-go server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helper.lab import PUBLIC, SERVER_TUNNEL, Capture, lab
+from wgdesk.client import HelperError
+
+pytestmark = pytest.mark.root
+
+
+def test_split_tunnel_up_down_leaves_the_system_byte_identical() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        before = L.snapshot()
+        c = h.client()
+        result = c.up("wgt0", L.config(dns="10.97.0.1, corp.test"), kill_switch=False)
+        assert result["state"] == "up" and result["full_tunnel"] is False and result["kill_switch"] is False
+        assert L.ping(SERVER_TUNNEL[0], 3)
+        assert L.ping(SERVER_TUNNEL[1], 3)
+        assert h.resolv_conf.read_text().splitlines()[1:] == ["nameserver 10.97.0.1", "search corp.test"]
+        [tunnel] = c.status("wgt0")
+        [peer] = tunnel["peers"]
+        assert peer["public_key"] == L.server_public
+        assert peer["endpoint"] == "10.98.2.2:51820"
+        assert peer["allowed_ips"] == ["10.97.0.0/24", "fd97::/64"]
+        assert isinstance(peer["latest_handshake"], int) and peer["rx_bytes"] > 0 and peer["tx_bytes"] > 0
+        during = L.snapshot()
+        assert during["route4"] != before["route4"]
+        assert c.down("wgt0") == {"name": "wgt0", "state": "down"}
+        assert L.snapshot() == before
+        assert not list((h.state_dir / "journal").glob("*.journal"))
+        with pytest.raises(HelperError) as e:
+            c.down("wgt0")
+        assert e.value.code == "not_found"
+
+
+def test_full_tunnel_probe_reaches_the_server_through_the_tunnel_only() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        before = L.snapshot()
+        # positive control: without the tunnel the probe crosses the router in plaintext
+        cap = Capture(L.router, L.router_lan_if, f"icmp and host {PUBLIC}", L.workdir)
+        assert L.ping(PUBLIC, 2)
+        assert cap.count() >= 2
+        c = h.client()
+        r = c.up("wgt0", L.config(allowed="0.0.0.0/0, ::/0"))
+        assert r["full_tunnel"] is True and r["kill_switch"] is True
+        cap = Capture(L.router, L.router_lan_if, f"host {PUBLIC}", L.workdir)
+        enc = Capture(L.server, L.server_if, "udp port 51820", L.workdir)
+        assert L.ping(PUBLIC, 3)
+        assert cap.count() == 0
+        assert enc.count() >= 6  # the same probes, encrypted, on the server's link
+        rules = L.client.exec("ip", "-4", "rule").stdout
+        assert "not from all fwmark 0xca6c lookup 51820" in rules
+        assert "from all lookup main suppress_prefixlength 0" in rules
+        assert L.client.exec("sysctl", "-n", "net.ipv4.conf.all.src_valid_mark").stdout.strip() == "1"
+        c.down("wgt0")
+        assert L.snapshot() == before
+        assert L.client.exec("sysctl", "-n", "net.ipv4.conf.all.src_valid_mark").stdout.strip() == "0"
+
+
+def test_a_failing_step_rolls_back_everything_done_before_it() -> None:
+    with lab() as L:
+        # DNS is the last step: every earlier one (engine, kill switch, routes, rules, nft) has run
+        h = L.start_helper(settings='resolv_conf = "/nonexistent-wgdesk-dir/resolv.conf"\n')
+        before = L.snapshot()
+        c = h.client()
+        with pytest.raises(HelperError) as e:
+            c.up("wgt0", L.config(allowed="0.0.0.0/0, ::/0", dns="10.97.0.1"))
+        assert e.value.code == "failed"
+        assert "/nonexistent-wgdesk-dir" in e.value.message
+        assert "kill switch" not in L.snapshot()["nft"]
+        assert L.snapshot() == before
+        assert c.status() == []
+        assert not list((h.state_dir / "journal").glob("*.journal"))
+        assert "rolling back" in h.log()
+
+
+def test_bad_config_is_refused_with_file_and_line_and_changes_nothing() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        before = L.snapshot()
+        c = h.client()
+        with pytest.raises(HelperError) as e:
+            c.up("wgt0", L.config(extra_peer="Bogus = 1"))
+        assert e.value.code == "invalid"
+        assert e.value.message.startswith("wgt0.conf:")
+        assert L.snapshot() == before

@@ -1,0 +1,219 @@
+"""The control-socket client used by ``wgdeskctl`` and the GUI (no Qt; stdlib only).
+
+```python
+c = HelperClient()                       # /run/wgdesk/helper.sock, or $WGDESK_SOCKET
+c.up("home", config_text)                # config_text includes the secrets
+for event in c.subscribe(): ...
+```
+
+The wire protocol is described in docs/control-protocol.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+DEFAULT_SOCKET = "/run/wgdesk/helper.sock"
+PROTOCOL_VERSION = 1
+MAX_REPLY_BYTES = 64 << 20
+
+
+class HelperError(Exception):
+    """The helper refused a request or failed; ``code`` is the protocol error code."""
+
+    def __init__(self, message: str, code: str = "failed") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class HelperUnavailable(HelperError):
+    """No helper answers on the socket."""
+
+
+class HelperPermissionDenied(HelperError):
+    """The helper (or the socket's permissions) refused this user."""
+
+
+def default_socket_path() -> str:
+    return os.environ.get("WGDESK_SOCKET") or DEFAULT_SOCKET
+
+
+class HelperClient:
+    """One connection to the helper, opened on first use. Not thread-safe; use one per thread."""
+
+    def __init__(self, socket_path: str | os.PathLike[str] | None = None, timeout: float = 60.0) -> None:
+        self.socket_path = os.fspath(socket_path) if socket_path is not None else default_socket_path()
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._buf = b""
+        self._ids = itertools.count(1)
+
+    # --- verbs ---------------------------------------------------------------------------------
+
+    def up(
+        self, name: str, config_text: str, full_tunnel: bool | None = None, kill_switch: bool | None = None
+    ) -> dict[str, Any]:
+        """Bring tunnel ``name`` up from a complete config (with secrets); returns its description."""
+        result: dict[str, Any] = self.request(
+            "up", name=name, config=config_text, full_tunnel=full_tunnel, kill_switch=kill_switch
+        )
+        return result
+
+    def down(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("down", name=name)
+        return result
+
+    def status(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The ``tunnels`` list of ``wgdeskctl show --json`` (never any private or preshared key)."""
+        args = {"name": name} if name is not None else {}
+        result = self.request("status", **args)
+        tunnels: list[dict[str, Any]] = result["tunnels"]
+        return tunnels
+
+    def logs(self, name: str | None, since: float | None = None) -> list[dict[str, Any]]:
+        """Log records ``{"time", "level", "source": "helper"|"engine", "message"}``, oldest first."""
+        args: dict[str, Any] = {"since": since}
+        if name is not None:
+            args["name"] = name
+        records: list[dict[str, Any]] = self.request("logs", **args)["records"]
+        return records
+
+    def diagnose(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("diagnose", name=name)
+        return result
+
+    def version(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("version")
+        return result
+
+    def subscribe(self) -> Iterator[dict[str, Any]]:
+        """Yield events (``{"event": "state", "tunnel": ..., "state": ..., ...}``) until closed.
+
+        Uses its own connection; the iterator blocks without a timeout between events.
+        """
+        sub = HelperClient(self.socket_path, self.timeout)
+        try:
+            sub.request("subscribe")
+            assert sub._sock is not None
+            sub._sock.settimeout(None)
+            while True:
+                msg = sub._read_message()
+                msg.pop("v", None)
+                yield msg
+        finally:
+            sub.close()
+
+    # --- transport -----------------------------------------------------------------------------
+
+    def request(self, verb: str, **args: Any) -> Any:
+        """Send one request and return its ``result``; raises `HelperError` subclasses."""
+        sock = self._connect()
+        rid = next(self._ids)
+        line = (
+            json.dumps(
+                {"v": PROTOCOL_VERSION, "id": rid, "verb": verb, "args": args}, separators=(",", ":")
+            ).encode()
+            + b"\n"
+        )
+        try:
+            sock.sendall(line)
+        except OSError as e:
+            self.close()
+            raise HelperUnavailable(
+                f"the helper closed the connection ({e.strerror}); is it still running?"
+            ) from e
+        while True:
+            msg = self._read_message()
+            if "event" in msg:
+                continue
+            if msg.get("id") not in (rid, None):
+                continue
+            if msg.get("ok"):
+                return msg.get("result")
+            err = msg.get("error") or {}
+            code = str(err.get("code", "failed"))
+            text = str(err.get("message", "the helper refused the request"))
+            if code == "denied":
+                self.close()
+                raise HelperPermissionDenied(text, code)
+            raise HelperError(text, code)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            self._buf = b""
+
+    def __enter__(self) -> HelperClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connect(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            sock.close()
+            raise HelperUnavailable(
+                f"the wgdesk helper is not running (no answer on {self.socket_path}); start it with "
+                "`sudo systemctl start wgdesk-helper` (or `sudo wgdesk-helper` when developing)",
+                "unavailable",
+            ) from e
+        except PermissionError as e:
+            sock.close()
+            raise HelperPermissionDenied(
+                f"permission denied on {self.socket_path}: only root and members of group 'wgdesk' may "
+                "control tunnels (sudo usermod -aG wgdesk $USER, then log in again)",
+                "denied",
+            ) from e
+        except OSError as e:
+            sock.close()
+            if e.errno == errno.ENOTSOCK:
+                raise HelperUnavailable(f"{self.socket_path} is not a socket", "unavailable") from e
+            raise HelperUnavailable(
+                f"cannot reach the helper at {self.socket_path}: {e.strerror}", "unavailable"
+            ) from e
+        self._sock = sock
+        return sock
+
+    def _read_message(self) -> dict[str, Any]:
+        assert self._sock is not None
+        while b"\n" not in self._buf:
+            try:
+                chunk = self._sock.recv(65536)
+            except TimeoutError as e:
+                self.close()
+                raise HelperError("the helper did not answer in time", "timeout") from e
+            except OSError as e:
+                self.close()
+                raise HelperUnavailable(
+                    f"connection to the helper failed: {e.strerror}", "unavailable"
+                ) from e
+            if not chunk:
+                self.close()
+                raise HelperUnavailable("the helper closed the connection", "unavailable")
+            self._buf += chunk
+            if len(self._buf) > MAX_REPLY_BYTES:
+                self.close()
+                raise HelperError("reply from the helper is too large", "too_large")
+        line, _, self._buf = self._buf.partition(b"\n")
+        try:
+            msg = json.loads(line)
+        except ValueError as e:
+            self.close()
+            raise HelperError("the helper sent a malformed reply", "malformed") from e
+        if not isinstance(msg, dict):
+            raise HelperError("the helper sent a malformed reply", "malformed")
+        return msg

@@ -1,0 +1,247 @@
+"""One engine process per tunnel, and the UAPI client the helper configures it with.
+
+The helper opens the TUN, the UAPI listener (``/var/run/wireguard/IFNAME.sock``) and, for
+``wgdesk-engine``, the UDP sockets (bound with ``SO_MARK``), then starts the engine with those fds
+(``WG_TUN_FD``, ``WG_UAPI_FD``, ``WGDESK_UDP_FDS``) under an unprivileged account with no
+capabilities. ``wireguard-go`` binds its own socket, so it is run as root.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wgdesk.helper.logbook import LogBook
+from wgdesk.platforms import current as platform
+
+UAPI_DIRECTORY = Path("/var/run/wireguard")
+UAPI_TIMEOUT = 10.0
+MAX_UAPI_REPLY = 64 << 20
+
+
+class EngineError(Exception):
+    """The engine could not be started, died, or refused a UAPI request."""
+
+
+def uapi_path(ifname: str) -> Path:
+    return UAPI_DIRECTORY / f"{ifname}.sock"
+
+
+def uapi_listener(ifname: str) -> socket.socket:
+    """Create the engine's UAPI listening socket (0600, root) at the standard path."""
+    UAPI_DIRECTORY.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path = uapi_path(ifname)
+    if path.exists() or path.is_symlink():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            with suppress(FileNotFoundError):
+                path.unlink()
+        else:
+            raise EngineError(f"an engine for {ifname} already answers on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o077)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(16)
+    return sock
+
+
+def uapi_request(
+    ifname: str, request: str, timeout: float = UAPI_TIMEOUT, alive: Callable[[], bool] | None = None
+) -> list[str]:
+    """Send one UAPI request; return the reply's lines without ``errno``. Raises `EngineError`."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    deadline = time.monotonic() + timeout
+    sock.settimeout(0.2)
+    try:
+        sock.connect(str(uapi_path(ifname)))
+        sock.sendall(request.encode())
+        buf = b""
+        while not buf.endswith(b"\n\n") and buf != b"\n":
+            if time.monotonic() > deadline:
+                raise EngineError(f"engine for {ifname} did not answer UAPI within {timeout:.0f} s")
+            if alive is not None and not alive():
+                raise EngineError(f"engine for {ifname} exited")
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            buf += chunk
+            if len(buf) > MAX_UAPI_REPLY:
+                raise EngineError("UAPI reply too large")
+    except OSError as e:
+        raise EngineError(f"UAPI socket of {ifname}: {e.strerror or e}") from e
+    finally:
+        sock.close()
+    lines = buf.decode(errors="replace").splitlines()
+    code = None
+    body = []
+    for line in lines:
+        if line.startswith("errno="):
+            code = int(line[6:])
+        elif line:
+            body.append(line)
+    if code is None:
+        raise EngineError(f"engine for {ifname} sent no UAPI errno")
+    if code != 0:
+        raise EngineError(f"engine refused the configuration (errno={code}: {os.strerror(code)})")
+    return body
+
+
+def uapi_get(ifname: str, timeout: float = UAPI_TIMEOUT) -> dict[str, Any]:
+    """`get=1` parsed: device fields and ``peers`` (a list of dicts). Keys are dropped here."""
+    device: dict[str, Any] = {"peers": []}
+    peer: dict[str, Any] | None = None
+    for line in uapi_request(ifname, "get=1\n\n", timeout):
+        key, _, value = line.partition("=")
+        if key == "public_key":
+            peer = {
+                "public_key": value,
+                "allowed_ips": [],
+                "endpoint": None,
+                "rx_bytes": 0,
+                "tx_bytes": 0,
+                "last_handshake_time_sec": 0,
+                "last_handshake_time_nsec": 0,
+                "persistent_keepalive_interval": 0,
+            }
+            device["peers"].append(peer)
+        elif key in ("private_key", "preshared_key"):
+            continue  # never leaves this function
+        elif peer is None:
+            device[key] = int(value) if value.isdigit() else value
+        elif key == "allowed_ip":
+            peer["allowed_ips"].append(value)
+        elif key == "endpoint":
+            peer["endpoint"] = value
+        elif value.isdigit():
+            peer[key] = int(value)
+        else:
+            peer[key] = value
+    return device
+
+
+@dataclass
+class EngineProcess:
+    """A running engine and the thread that copies its output into the log book."""
+
+    ifname: str
+    proc: subprocess.Popen[bytes]
+    start_time: int | None
+    account: str
+    reader: threading.Thread | None = None
+    exited: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            with suppress(ProcessLookupError):
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.reader is not None:
+            self.reader.join(2.0)
+
+
+def start_engine(
+    executable: str,
+    ifname: str,
+    account: str,
+    tun_fd: int,
+    uapi_fd: int,
+    udp_fds: Sequence[int | None] | None,
+    logbook: LogBook,
+    tunnel: str,
+    on_exit: Callable[[EngineProcess], None],
+) -> EngineProcess:
+    """Start ``executable -f IFNAME`` with the fds; returns once the process exists."""
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LC_ALL": "C",
+        "WG_PROCESS_FOREGROUND": "1",
+        "LOG_LEVEL": "verbose",
+        "WG_TUN_FD": str(tun_fd),
+        "WG_UAPI_FD": str(uapi_fd),
+    }
+    fds = [tun_fd, uapi_fd]
+    if udp_fds is not None:
+        env["WGDESK_UDP_FDS"] = ",".join("-" if fd is None else str(fd) for fd in udp_fds)
+        fds += [fd for fd in udp_fds if fd is not None]
+    argv = [executable, "-f", ifname]
+    if account != "root":
+        try:
+            argv = platform.unprivileged_command(argv, account)
+        except KeyError as e:
+            raise EngineError(
+                f"engine account {account!r} does not exist; set engine_user in helper.toml"
+            ) from e
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            pass_fds=fds,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise EngineError(f"cannot start engine {executable}: {e.strerror}") from e
+    engine = EngineProcess(ifname, proc, platform.process_start_time(proc.pid), account)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            logbook.add("info", "engine", tunnel, raw.decode(errors="replace").rstrip()[:2000])
+        proc.wait()
+        engine.exited.set()
+        on_exit(engine)
+
+    engine.reader = threading.Thread(target=pump, name=f"engine-{ifname}", daemon=True)
+    engine.reader.start()
+    return engine
+
+
+def kill_recorded(pid: int, start_time: int | None) -> None:
+    """Kill a process recorded in a journal, only if it is still the same process."""
+    if start_time is None or platform.process_start_time(pid) != start_time:
+        return
+    for sig in (15, 9):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        for _ in range(50):
+            if platform.process_start_time(pid) != start_time:
+                return
+            time.sleep(0.05)

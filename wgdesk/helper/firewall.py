@@ -1,0 +1,161 @@
+"""nftables scripts: the per-tunnel full-tunnel table and the shared kill-switch table.
+
+Both are built only from values the helper computed and validated (interface names matching
+``^[a-zA-Z0-9_=+.-]{1,15}$``, integers, parsed networks), never from client text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_interface
+
+KILL_SWITCH_TABLE = "wgdesk-killswitch"
+FAMILY = "inet"
+
+_NDP_OUT = (
+    "nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report"
+)
+_NDP_IN = "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect, mld-listener-query"
+
+
+def full_tunnel_table(ifname: str) -> str:
+    """Name of the per-tunnel table (``wgdesk-IFNAME``; names nft cannot spell are hex-encoded)."""
+    if all(c.isalnum() or c in "_.-" for c in ifname):
+        return f"wgdesk-{ifname}"
+    return "wgdesk-x" + ifname.encode().hex()
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def full_tunnel_script(
+    ifname: str, fwmark: int, addresses: Iterable[str], block_ipv6: bool, lan: Sequence[str] = ()
+) -> str:
+    """wg-quick's full-tunnel rules, re-expressed as one ``inet`` table.
+
+    * packets to a tunnel address arriving on another interface, from a non-local source, are
+      dropped before conntrack (CVE-2019-14899 injection);
+    * the engine's UDP mark is saved to conntrack and restored on replies, so ``src_valid_mark``
+      reverse-path checks pass for the marked socket;
+    * with ``block_ipv6`` (the tunnel carries IPv4 only), IPv6 may not leave by another interface
+      except link-local/multicast (neighbour discovery) — no native-IPv6 leak.
+    """
+    table = full_tunnel_table(ifname)
+    lines = [
+        f"table {FAMILY} {table} {{",
+        "  chain preraw {",
+        "    type filter hook prerouting priority raw; policy accept;",
+    ]
+    for addr in addresses:
+        iface = ip_interface(addr)
+        fam = "ip6" if iface.version == 6 else "ip"
+        lines.append(f"    iifname != {_q(ifname)} {fam} daddr {iface.ip} fib saddr type != local drop")
+    lines += [
+        "  }",
+        "  chain premangle {",
+        "    type filter hook prerouting priority mangle; policy accept;",
+        "    meta l4proto udp meta mark set ct mark",
+        "  }",
+        "  chain postmangle {",
+        "    type filter hook postrouting priority mangle; policy accept;",
+        f"    meta l4proto udp meta mark {fwmark} ct mark set meta mark",
+        "  }",
+    ]
+    if block_ipv6:
+        allowed = ["fe80::/10", "ff00::/8", *[n for n in lan if ":" in n]]
+        lines += [
+            "  chain output {",
+            "    type filter hook output priority filter; policy accept;",
+            f'    meta nfproto ipv6 oifname != {{ "lo", {_q(ifname)} }}'
+            f" ip6 daddr != {{ {', '.join(allowed)} }} reject with icmpx type admin-prohibited",
+            "  }",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class KillSwitchMember:
+    """What one tunnel contributes to the kill switch."""
+
+    tunnel: str
+    ifname: str
+    fwmark: int
+    listen_port: int
+
+
+def kill_switch_script(members: Sequence[KillSwitchMember], lan: Sequence[str] = ()) -> str:
+    """The whole kill-switch table, replacing any previous one in the same transaction.
+
+    Allowed out: loopback, the tunnel interfaces, UDP carrying an engine's fwmark (only a process
+    with CAP_NET_ADMIN can set a mark — an ordinary process sending to the endpoint is not exempt),
+    DHCPv4/DHCPv6 and neighbour discovery, and with ``lan`` the fixed private ranges (never DNS).
+    Everything else, IPv6 included, is rejected.
+    """
+    t = KILL_SWITCH_TABLE
+    ifaces = ", ".join(_q(m.ifname) for m in members)
+    marks = sorted({m.fwmark for m in members if m.fwmark})
+    ports = sorted({m.listen_port for m in members if m.listen_port})
+    lan4 = [n for n in lan if ":" not in n]
+    lan6 = [n for n in lan if ":" in n]
+    out = [
+        '    oifname "lo" accept',
+        f"    oifname {{ {ifaces} }} accept",
+    ]
+    if marks:
+        out.append(f"    meta l4proto udp meta mark {{ {', '.join(map(str, marks))} }} accept")
+    out += [
+        "    udp sport 68 udp dport 67 accept",
+        "    meta nfproto ipv6 udp sport 546 udp dport 547 accept",
+        f"    icmpv6 type {{ {_NDP_OUT} }} accept",
+    ]
+    if lan:
+        out.append(
+            "    meta l4proto { tcp, udp } th dport { 53, 853 } reject with icmpx type admin-prohibited"
+        )
+        if lan4:
+            out.append(f"    ip daddr {{ {', '.join(lan4)} }} accept")
+        if lan6:
+            out.append(f"    ip6 daddr {{ {', '.join(lan6)} }} accept")
+    out.append("    reject with icmpx type admin-prohibited")
+    inp = [
+        '    iifname "lo" accept',
+        f"    iifname {{ {ifaces} }} accept",
+    ]
+    if ports:
+        inp.append(f"    udp dport {{ {', '.join(map(str, ports))} }} accept")
+    inp += [
+        "    ct state related meta l4proto { icmp, ipv6-icmp } accept",
+        "    udp sport 67 udp dport 68 accept",
+        "    meta nfproto ipv6 udp sport 547 udp dport 546 accept",
+        f"    icmpv6 type {{ {_NDP_IN} }} accept",
+    ]
+    if lan4:
+        inp.append(f"    ip saddr {{ {', '.join(lan4)} }} accept")
+    if lan6:
+        inp.append(f"    ip6 saddr {{ {', '.join(lan6)} }} accept")
+    return (
+        "\n".join(
+            [
+                f"table {FAMILY} {t} {{}}",
+                f"delete table {FAMILY} {t}",
+                f"table {FAMILY} {t} {{",
+                "  chain output {",
+                "    type filter hook output priority filter - 10; policy drop;",
+                *out,
+                "  }",
+                "  chain input {",
+                "    type filter hook input priority filter - 10; policy drop;",
+                *inp,
+                "  }",
+                "}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def networks_text(nets: Iterable[IPv4Network | IPv6Network]) -> list[str]:
+    return [str(n) for n in nets]

@@ -1,0 +1,97 @@
+"""The undo journal: one file per tunnel in the state directory, one JSON object per line.
+
+The first line is a header (tunnel name, interface, options). Every later line describes how to
+undo one system change, and is written and fsynced *before* the change is made, so that after a
+crash at any point the journal covers everything that might have been done. Undoing an entry whose
+change never happened is harmless. `down`, a failed `up`, and a helper restarting after a crash all
+undo a journal the same way: newest entry first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+Entry = dict[str, Any]
+
+
+class Journal:
+    """Append-only undo log of one tunnel."""
+
+    def __init__(self, path: Path, header: Entry, entries: list[Entry] | None = None) -> None:
+        self.path = path
+        self.header = header
+        self.entries: list[Entry] = list(entries or [])
+
+    @classmethod
+    def create(cls, directory: Path, name: str, header: Entry) -> Journal:
+        path = directory / f"{name}.journal"
+        journal = cls(path, {"journal": 1, **header})
+        journal._rewrite()
+        return journal
+
+    @classmethod
+    def load(cls, path: Path) -> Journal:
+        """Read a journal; a torn last line (crash mid-write) is ignored."""
+        lines = path.read_text(encoding="utf-8").splitlines()
+        records: list[Entry] = []
+        for line in lines:
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                records.append(value)
+        if not records or records[0].get("journal") != 1:
+            raise ValueError(f"{path}: not a wgdesk journal")
+        return cls(path, records[0], records[1:])
+
+    def record(self, kind: str, **fields: Any) -> Entry:
+        """Durably append an undo entry; call before making the change it undoes."""
+        entry = {"kind": kind, **fields}
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            os.write(fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.entries.append(entry)
+        return entry
+
+    def update_header(self, **fields: Any) -> None:
+        self.header.update(fields)
+        self._rewrite()
+
+    def keep_only(self, kinds: set[str]) -> None:
+        """Drop every entry not of ``kinds`` (after the others were undone)."""
+        self.entries = [e for e in self.entries if e["kind"] in kinds]
+        self._rewrite()
+
+    def newest_first(self) -> Iterator[Entry]:
+        return reversed(list(self.entries))
+
+    def delete(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in [self.header, *self.entries])
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+
+
+def find(directory: Path) -> list[Path]:
+    """Journals left in ``directory`` (by a previous run of the helper)."""
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob("*.journal"))

@@ -1,0 +1,153 @@
+"""The control-socket wire format (documented in docs/control-protocol.md).
+
+JSON lines: one UTF-8 JSON object per line. Requests ``{"v": 1, "id": N, "verb": ..., "args": {...}}``;
+responses ``{"v": 1, "id": N, "ok": true, "result": ...}`` or ``{"v": 1, "id": N, "ok": false,
+"error": {"code": ..., "message": ...}}``; events ``{"v": 1, "event": ..., ...}``.
+
+Every field is checked against an allow-list of verbs and typed arguments; strings with control
+characters are refused, so nothing a client sends can smuggle a newline into a config or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+VERSION = 1
+MAX_REQUEST_BYTES = 512 * 1024
+"""Longest request line accepted (a config with thousands of AllowedIPs fits)."""
+MAX_CONFIG_CHARS = 400 * 1024
+
+INTERFACE_NAME = re.compile(r"[a-zA-Z0-9_=+.-]{1,15}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_EXCEPT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class ProtocolError(Exception):
+    """A request the helper refuses; ``code`` is the wire error code."""
+
+    def __init__(self, code: str, message: str, request_id: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    verb: str
+    args: dict[str, Any]
+
+
+def _name(value: object, field: str = "name") -> str:
+    if not isinstance(value, str) or not INTERFACE_NAME.fullmatch(value):
+        raise ProtocolError("invalid", f"{field} must match ^[a-zA-Z0-9_=+.-]{{1,15}}$")
+    return value
+
+
+def _optional_bool(value: object, field: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ProtocolError("invalid", f"{field} must be true, false or null")
+
+
+def _config_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ProtocolError("invalid", "config must be a string")
+    if len(value) > MAX_CONFIG_CHARS:
+        raise ProtocolError("too_large", f"config is longer than {MAX_CONFIG_CHARS} characters")
+    if _CONTROL_EXCEPT_LINES.search(value):
+        raise ProtocolError("invalid", "config contains a control character")
+    return value
+
+
+def _since(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError("invalid", "since must be a number (Unix seconds) or null")
+    return float(value)
+
+
+# verb -> {arg: (required, validator)}
+_VERBS: dict[str, dict[str, tuple[bool, Any]]] = {
+    "version": {},
+    "up": {
+        "name": (True, _name),
+        "config": (True, _config_text),
+        "full_tunnel": (False, lambda v: _optional_bool(v, "full_tunnel")),
+        "kill_switch": (False, lambda v: _optional_bool(v, "kill_switch")),
+    },
+    "down": {"name": (True, _name)},
+    "status": {"name": (False, lambda v: None if v is None else _name(v))},
+    "logs": {"name": (False, lambda v: None if v is None else _name(v)), "since": (False, _since)},
+    "diagnose": {"name": (True, _name)},
+    "subscribe": {},
+}
+VERBS = frozenset(_VERBS)
+
+
+def decode_request(line: bytes) -> Request:
+    """Parse and validate one request line; raises `ProtocolError` (never anything else)."""
+    if len(line) > MAX_REQUEST_BYTES:
+        raise ProtocolError("too_large", f"request longer than {MAX_REQUEST_BYTES} bytes")
+    try:
+        msg = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ProtocolError("malformed", "request is not one line of UTF-8 JSON") from e
+    if not isinstance(msg, dict):
+        raise ProtocolError("malformed", "request must be a JSON object")
+    rid = msg.get("id")
+    if isinstance(rid, bool) or not isinstance(rid, int) or not 0 <= rid < 2**53:
+        raise ProtocolError("malformed", "id must be a non-negative integer")
+    if msg.get("v") != VERSION:
+        raise ProtocolError("unsupported_version", f"this helper speaks protocol version {VERSION}", rid)
+    extra = set(msg) - {"v", "id", "verb", "args"}
+    if extra:
+        raise ProtocolError("invalid", f"unknown field {sorted(extra)[0]!r}", rid)
+    verb = msg.get("verb")
+    if not isinstance(verb, str) or verb not in _VERBS:
+        raise ProtocolError("unknown_verb", f"verb must be one of {', '.join(sorted(_VERBS))}", rid)
+    args = msg.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError("invalid", "args must be an object", rid)
+    schema = _VERBS[verb]
+    clean: dict[str, Any] = {}
+    for key in args:
+        if key not in schema:
+            raise ProtocolError("invalid", f"{verb}: unknown argument {str(key)[:40]!r}", rid)
+    for key, (required, check) in schema.items():
+        if key not in args:
+            if required:
+                raise ProtocolError("invalid", f"{verb}: missing argument {key!r}", rid)
+            clean[key] = None
+            continue
+        try:
+            clean[key] = check(args[key])
+        except ProtocolError as e:
+            e.request_id = rid
+            raise
+    return Request(rid, verb, clean)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return (json.dumps({"v": VERSION, **message}, separators=(",", ":")) + "\n").encode()
+
+
+def response(request_id: int | None, result: Any) -> bytes:
+    return encode({"id": request_id, "ok": True, "result": result})
+
+
+def error(request_id: int | None, code: str, message: str) -> bytes:
+    return encode({"id": request_id, "ok": False, "error": {"code": code, "message": message}})
+
+
+def event(kind: str, **fields: Any) -> bytes:
+    return encode({"event": kind, **fields})
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None

@@ -1,0 +1,270 @@
+"""The control socket: a UNIX stream socket, JSON lines, one thread per connection.
+
+Every connection is authorised from its kernel credentials (``SO_PEERCRED`` and the peer's groups)
+*before* a single byte is read: root, or a member of the configured group (``wgdesk``). Requests
+are bounded in size and in time; a client that is too slow to send or to read is dropped, and the
+number of simultaneous connections is capped, so no client can wedge the helper.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import socket
+import threading
+import time
+from contextlib import suppress
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from wgdesk import __version__
+from wgdesk.helper import protocol
+from wgdesk.helper.logbook import LogBook
+from wgdesk.helper.settings import Settings
+from wgdesk.helper.tunnels import Events, TunnelError, TunnelManager
+from wgdesk.platforms import current as platform
+
+DEFAULT_SOCKET = Path("/run/wgdesk/helper.sock")
+MAX_CONNECTIONS = 32
+IDLE_TIMEOUT = 120.0
+"""Seconds a connection may sit between requests."""
+REQUEST_TIMEOUT = 10.0
+"""Seconds from the first byte of a request to its newline."""
+SEND_TIMEOUT = 5.0
+"""Seconds a client may take to read what we send before it is dropped."""
+
+
+class HelperAlreadyRunning(Exception):
+    """Another helper answers on the socket path."""
+
+
+class ControlServer:
+    """Accepts connections, authorises them and dispatches verbs to the `TunnelManager`."""
+
+    def __init__(
+        self, path: Path, settings: Settings, manager: TunnelManager, logbook: LogBook, events: Events
+    ) -> None:
+        self.path = path
+        self.settings = settings
+        self.manager = manager
+        self.log = logbook
+        self.events = events
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._active = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.group_gid: int | None = None
+        try:
+            self.group_gid = grp.getgrnam(settings.group).gr_gid
+        except KeyError:
+            self.log.warning(None, f"group {settings.group!r} does not exist: only root may use the helper")
+
+    # --- socket --------------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        """Create the socket (0660 root:group, or 0600 without the group) in a root-owned directory."""
+        directory = self.path.parent
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        st = directory.stat()
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise PermissionError(f"{directory} must be owned by root and not group/world-writable")
+        if self.path.exists() or self.path.is_symlink():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            probe.settimeout(1.0)
+            try:
+                probe.connect(str(self.path))
+            except OSError:
+                self.path.unlink()
+            else:
+                raise HelperAlreadyRunning(f"another wgdesk-helper answers on {self.path}")
+            finally:
+                probe.close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(str(self.path))
+        finally:
+            os.umask(old)
+        if self.group_gid is not None:
+            os.chown(self.path, 0, self.group_gid)
+            os.chmod(self.path, 0o660)
+        else:
+            os.chmod(self.path, 0o600)
+        sock.listen(64)
+        sock.settimeout(0.5)
+        self._sock = sock
+
+    def serve_forever(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    break
+                raise
+            if not self._active.acquire(blocking=False):
+                self._refuse(conn, "busy", "too many connections to the helper; try again")
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True, name="control").start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sock is not None:
+            with suppress(OSError):
+                self._sock.close()
+        with suppress(FileNotFoundError):
+            self.path.unlink()
+
+    # --- one connection --------------------------------------------------------------------------
+
+    def _refuse(self, conn: socket.socket, code: str, message: str) -> None:
+        with suppress(OSError):
+            conn.settimeout(1.0)
+            conn.sendall(protocol.error(None, code, message))
+        conn.close()
+
+    def authorised(self, conn: socket.socket) -> tuple[bool, int]:
+        cred = platform.peer_credentials(conn)
+        if cred.uid == 0:
+            return True, cred.uid
+        gid = self.group_gid
+        if gid is not None and (cred.gid == gid or gid in cred.groups):
+            return True, cred.uid
+        return False, cred.uid
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            ok, uid = self.authorised(conn)
+            if not ok:
+                self.log.warning(
+                    None,
+                    f"refused a connection from uid {uid}: not root and not in group {self.settings.group}",
+                )
+                self._refuse(
+                    conn,
+                    "denied",
+                    f"permission denied: only root and members of group "
+                    f"{self.settings.group!r} may control tunnels "
+                    f"(sudo usermod -aG {self.settings.group} $USER, then log in again)",
+                )
+                return
+            self._requests(conn)
+        except Exception as e:  # a bug must not kill the helper
+            self.log.error(None, f"control connection failed: {e!r}")
+        finally:
+            with suppress(OSError):
+                conn.close()
+            self._active.release()
+
+    def _send(self, conn: socket.socket, data: bytes) -> None:
+        conn.settimeout(SEND_TIMEOUT)
+        conn.sendall(data)
+
+    def _requests(self, conn: socket.socket) -> None:
+        buf = bytearray()
+        idle_since = time.monotonic()
+        started: float | None = None
+        while not self._stop.is_set():
+            nl = buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(buf[:nl])
+                del buf[: nl + 1]
+                started = time.monotonic() if buf else None
+                if not line.strip():
+                    continue
+                if not self._dispatch(conn, line):
+                    return
+                idle_since = time.monotonic()
+                continue
+            if len(buf) > protocol.MAX_REQUEST_BYTES:
+                self._send(
+                    conn,
+                    protocol.error(
+                        None, "too_large", f"request longer than {protocol.MAX_REQUEST_BYTES} bytes"
+                    ),
+                )
+                return
+            now = time.monotonic()
+            if started is not None and now - started > REQUEST_TIMEOUT:
+                self._send(conn, protocol.error(None, "timeout", "request not completed in time"))
+                return
+            if started is None and now - idle_since > IDLE_TIMEOUT:
+                return
+            conn.settimeout(0.5)
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                return
+            if started is None:
+                started = time.monotonic()
+            buf += chunk
+
+    def _dispatch(self, conn: socket.socket, line: bytes) -> bool:
+        """Handle one request; False ends the connection."""
+        try:
+            req = protocol.decode_request(line)
+        except protocol.ProtocolError as e:
+            self._send(conn, protocol.error(e.request_id, e.code, e.message))
+            return e.code not in ("malformed", "too_large")
+        if req.verb == "subscribe":
+            self._send(conn, protocol.response(req.id, {"subscribed": True}))
+            self._stream(conn)
+            return False
+        try:
+            result = self._call(req)
+        except TunnelError as e:
+            self._send(conn, protocol.error(req.id, e.code, e.message))
+            return True
+        except Exception as e:
+            self.log.error(None, f"{req.verb} failed: {e!r}")
+            self._send(conn, protocol.error(req.id, "internal", f"{req.verb} failed: {e}"))
+            return True
+        self._send(conn, protocol.response(req.id, result))
+        return True
+
+    def _call(self, req: protocol.Request) -> Any:
+        a = req.args
+        if req.verb == "version":
+            return {"version": __version__, "protocol": protocol.VERSION}
+        if req.verb == "up":
+            return self.manager.up(a["name"], a["config"], a["full_tunnel"], a["kill_switch"])
+        if req.verb == "down":
+            return self.manager.down(a["name"])
+        if req.verb == "status":
+            return {"tunnels": self.manager.status(a["name"])}
+        if req.verb == "logs":
+            return {"records": self.log.records(a["name"], a["since"])}
+        if req.verb == "diagnose":
+            return self.manager.diagnose(a["name"])
+        raise TunnelError("unknown_verb", req.verb)
+
+    def _stream(self, conn: socket.socket) -> None:
+        q = self.events.subscribe()
+        try:
+            for t in self.manager.status():
+                self._send(
+                    conn, protocol.event("state", tunnel=t["name"], state=t["state"], message=t["message"])
+                )
+            while not self._stop.is_set():
+                try:
+                    ev = q.get(timeout=1.0)
+                except Empty:
+                    conn.settimeout(0)
+                    try:
+                        if conn.recv(4096) == b"":
+                            return
+                    except (BlockingIOError, TimeoutError):
+                        pass
+                    continue
+                if ev is None:  # fell behind
+                    self._send(conn, protocol.event("error", message="event stream overflowed; resubscribe"))
+                    return
+                kind = ev.pop("event")
+                self._send(conn, protocol.event(kind, **ev))
+        finally:
+            self.events.unsubscribe(q)

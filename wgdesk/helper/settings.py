@@ -1,0 +1,116 @@
+"""Administrator settings of the helper: ``/etc/wgdesk/helper.toml``.
+
+Only root can write that file; nothing the unprivileged side sends can change these values.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_PATH = Path("/etc/wgdesk/helper.toml")
+
+PRIVATE_LAN_RANGES: tuple[str, ...] = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fc00::/7",
+)
+"""The fixed ranges "allow LAN" opens (RFC 1918, link-local, ULA) — never "the current subnet"."""
+
+
+class SettingsError(Exception):
+    """helper.toml is unreadable or holds a wrong value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Values of helper.toml, with their defaults."""
+
+    group: str = "wgdesk"
+    """Members of this group (and root) may use the control socket."""
+    allow_scripts: bool = False
+    """Run PreUp/PostUp/PreDown/PostDown from tunnel configs. Off: hooks are ignored with a warning."""
+    kill_switch: str = "full-tunnel"
+    """Default kill switch when the client does not say: "always", "never" or "full-tunnel"."""
+    allow_lan: bool = False
+    """Kill switch lets through traffic to the fixed private ranges in PRIVATE_LAN_RANGES."""
+    engine_path: str = ""
+    """The engine executable; empty = wgdesk-engine next to the helper's Python."""
+    engine_kind: str = "auto"
+    """"wgdesk" (takes bound UDP fds, runs unprivileged), "wireguard-go" (binds its own socket, runs as
+    root) or "auto" (by the executable's name)."""
+    engine_user: str = "auto"
+    """User the engine runs as: "auto" = wgdesk-engine if it exists, else nobody."""
+    dns_backend: str = "auto"
+    """"auto", "resolved", "resolvconf" or "file"."""
+    resolv_conf: str = "/etc/resolv.conf"
+    log_level: str = "info"
+    extra: dict[str, object] = field(default_factory=dict, compare=False)
+
+    def engine_executable(self) -> str:
+        if self.engine_path:
+            return self.engine_path
+        beside = Path(sys.executable).parent / "wgdesk-engine"
+        if beside.exists():
+            return str(beside)
+        return shutil.which("wgdesk-engine") or str(beside)
+
+    def engine_takes_udp_fds(self) -> bool:
+        kind = self.engine_kind
+        if kind == "auto":
+            kind = (
+                "wireguard-go" if os.path.basename(self.engine_executable()) == "wireguard-go" else "wgdesk"
+            )
+        return kind == "wgdesk"
+
+    def engine_account(self) -> str:
+        """The account the engine runs as ("root" only for an engine that binds its own socket)."""
+        if not self.engine_takes_udp_fds():
+            return "root"
+        if self.engine_user != "auto":
+            return self.engine_user
+        import pwd
+
+        try:
+            pwd.getpwnam("wgdesk-engine")
+            return "wgdesk-engine"
+        except KeyError:
+            return "nobody"
+
+
+_CHOICES = {
+    "kill_switch": ("always", "never", "full-tunnel"),
+    "engine_kind": ("auto", "wgdesk", "wireguard-go"),
+    "dns_backend": ("auto", "resolved", "resolvconf", "file"),
+    "log_level": ("debug", "info", "warning", "error"),
+}
+
+
+def load(path: Path | None = None) -> Settings:
+    """Read helper.toml; a missing file gives the defaults. Raises `SettingsError`."""
+    path = path or DEFAULT_PATH
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise SettingsError(f"{path}: {e}") from e
+    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    values: dict[str, object] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise SettingsError(f"{path}: unknown setting {key!r}")
+        default = getattr(Settings(), key)
+        if type(value) is not type(default):
+            raise SettingsError(f"{path}: {key} must be a {type(default).__name__}")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise SettingsError(f"{path}: {key} must be one of {', '.join(_CHOICES[key])}")
+        values[key] = value
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,791 @@
+"""The tunnel manager: bring-up as one journalled transaction, `down`, status and crash recovery.
+
+Bring-up order (each step journalled before it is made, see `journal`):
+PreUp hooks → TUN → UAPI listener → UDP sockets → engine → UAPI configuration → kill switch →
+addresses, MTU, link up → routes (and full-tunnel policy routing + nft) → DNS → PostUp hooks.
+Any failure undoes the journal newest-first. The kill switch goes in before any route so there
+is no window in which the tunnel's traffic could take the physical link.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+from queue import Full, Queue
+from typing import Any
+
+from wgdesk.helper import firewall
+from wgdesk.helper.engine_process import (
+    EngineError,
+    EngineProcess,
+    kill_recorded,
+    start_engine,
+    uapi_get,
+    uapi_listener,
+    uapi_path,
+    uapi_request,
+)
+from wgdesk.helper.journal import Entry, Journal, find
+from wgdesk.helper.logbook import LogBook
+from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings
+from wgdesk.platforms import PlatformError
+from wgdesk.platforms import current as platform
+
+Network = IPv4Network | IPv6Network
+FIRST_FWMARK = 51820
+SRC_VALID_MARK = "net.ipv4.conf.all.src_valid_mark"
+
+
+class TunnelError(Exception):
+    """An operation the helper refuses or could not complete; ``code`` is the wire error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Events:
+    """Fan-out of state events to subscribers; a subscriber that falls behind is dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: list[Queue[dict[str, Any] | None]] = []
+
+    def subscribe(self) -> Queue[dict[str, Any] | None]:
+        q: Queue[dict[str, Any] | None] = Queue(maxsize=256)
+        with self._lock:
+            self._queues.append(q)
+        return q
+
+    def unsubscribe(self, q: Queue[dict[str, Any] | None]) -> None:
+        with self._lock:
+            if q in self._queues:
+                self._queues.remove(q)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            queues = list(self._queues)
+        for q in queues:
+            try:
+                q.put_nowait(event)
+            except Full:
+                self.unsubscribe(q)
+                try:
+                    q.get_nowait()
+                    q.put_nowait(None)
+                except Exception:
+                    pass
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self._queues)
+
+
+@dataclass
+class Route:
+    dst: Network
+    table: str
+
+
+@dataclass
+class Plan:
+    """Everything `up` decided before touching the system."""
+
+    name: str
+    ifname: str
+    private_key: bytes
+    peers: list[dict[str, Any]]
+    addresses: list[str]
+    mtu: int
+    routes: list[Route]
+    full_tunnel: bool
+    default_families: set[int]
+    kill_switch: bool
+    fwmark: int
+    listen_port: int
+    dns_servers: list[str]
+    dns_search: list[str]
+    hooks: dict[str, tuple[str, ...]]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Tunnel:
+    name: str
+    ifname: str
+    state: str
+    journal: Journal
+    full_tunnel: bool = False
+    kill_switch: bool = False
+    fwmark: int = 0
+    listen_port: int = 0
+    routes: list[Route] = field(default_factory=list)
+    dns_file: bool = False
+    engine: EngineProcess | None = None
+    message: str | None = None
+    since: float = field(default_factory=time.time)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _hex_to_b64(text: str) -> str:
+    try:
+        return base64.b64encode(bytes.fromhex(text)).decode()
+    except ValueError:
+        return ""
+
+
+class TunnelManager:
+    """All tunnels of this helper. Mutating operations are serialised by one lock."""
+
+    def __init__(self, settings: Settings, state_dir: Path, logbook: LogBook, events: Events) -> None:
+        self.settings = settings
+        self.journal_dir = state_dir / "journal"
+        self.journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.journal_dir, 0o700)
+        self.log = logbook
+        self.events = events
+        self.tunnels: dict[str, Tunnel] = {}
+        self.kill_switch: dict[str, firewall.KillSwitchMember] = {}
+        self._lock = threading.RLock()
+        self.lan: tuple[str, ...] = PRIVATE_LAN_RANGES if settings.allow_lan else ()
+
+    # --- public verbs ---------------------------------------------------------------------
+
+    def up(self, name: str, text: str, full_tunnel: bool | None, kill_switch: bool | None) -> dict[str, Any]:
+        with self._lock:
+            existing = self.tunnels.get(name)
+            if existing is not None and existing.state != "blocked":
+                raise TunnelError(
+                    "conflict",
+                    f"tunnel {name} is already {existing.state}; run `wgdeskctl down {name}` first",
+                )
+            plan = self._plan(name, text, full_tunnel, kill_switch)
+            if existing is not None:
+                # A tunnel left blocking after a crash: keep its kill-switch entry until the new
+                # bring-up has its own, so there is no unblocked moment.
+                self.tunnels.pop(name)
+            blocked_member = self.kill_switch.get(name)
+            journal = Journal.create(
+                self.journal_dir,
+                name + ".new" if existing else name,
+                {
+                    "name": name,
+                    "ifname": plan.ifname,
+                    "full_tunnel": plan.full_tunnel,
+                    "kill_switch": plan.kill_switch,
+                    "fwmark": plan.fwmark,
+                    "state": "starting",
+                    "time": time.time(),
+                },
+            )
+            tunnel = Tunnel(
+                name,
+                plan.ifname,
+                "starting",
+                journal,
+                plan.full_tunnel,
+                plan.kill_switch,
+                plan.fwmark,
+                0,
+                plan.routes,
+                warnings=plan.warnings,
+            )
+            self.tunnels[name] = tunnel
+            self._publish(tunnel)
+            try:
+                self._bring_up(plan, tunnel)
+            except Exception as e:
+                if isinstance(e, OSError):
+                    message = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+                else:
+                    message = str(e) if isinstance(e, (TunnelError, EngineError, PlatformError)) else repr(e)
+                self.log.error(name, f"bring-up failed, rolling back: {message}")
+                tunnel.state = "stopping"
+                self._undo(tunnel, tunnel.journal)
+                tunnel.journal.delete()
+                self.tunnels.pop(name, None)
+                if existing is not None:
+                    self.tunnels[name] = existing
+                    if blocked_member is not None:
+                        self.kill_switch[name] = blocked_member
+                    self._apply_kill_switch()
+                self._publish(Tunnel(name, plan.ifname, "down", journal, message=message))
+                code = e.code if isinstance(e, TunnelError) else "failed"
+                raise TunnelError(code, f"could not bring {name} up: {message}") from e
+            if existing is not None:
+                existing.journal.delete()
+                new_path = self.journal_dir / f"{name}.journal"
+                os.replace(journal.path, new_path)
+                journal.path = new_path
+            tunnel.state = "up"
+            tunnel.since = time.time()
+            journal.update_header(state="up", listen_port=tunnel.listen_port)
+            self.log.info(
+                name,
+                f"up: interface {plan.ifname}, full tunnel {'on' if plan.full_tunnel else 'off'}, "
+                f"kill switch {'on' if plan.kill_switch else 'off'}",
+            )
+            for w in plan.warnings:
+                self.log.warning(name, w)
+            self._publish(tunnel)
+            return self._describe(tunnel, live=False)
+
+    def down(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            tunnel = self.tunnels.get(name)
+            if tunnel is None:
+                raise TunnelError("not_found", f"no tunnel named {name} is up")
+            tunnel.state = "stopping"
+            self._publish(tunnel)
+            self._run_hooks(tunnel, "PreDown")
+            self._undo(tunnel, tunnel.journal)
+            tunnel.journal.delete()
+            self.tunnels.pop(name, None)
+            self.log.info(name, "down")
+            tunnel.state = "down"
+            tunnel.message = None
+            self._publish(tunnel)
+            return {"name": name, "state": "down"}
+
+    def status(self, name: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            tunnels = list(self.tunnels.values())
+        if name is not None:
+            tunnels = [t for t in tunnels if t.name == name]
+            if not tunnels:
+                raise TunnelError("not_found", f"no tunnel named {name} is up")
+        return [self._describe(t, live=True) for t in tunnels]
+
+    def diagnose(self, name: str) -> dict[str, Any]:
+        info = self.status(name)[0]
+        findings: list[str] = []
+        if info["state"] == "blocked":
+            findings.append(
+                "the helper restarted after a crash and keeps the kill switch blocking; "
+                f"bring the tunnel up again, or `wgdeskctl down {name}` to stop blocking"
+            )
+        elif info["state"] == "failed":
+            findings.append(f"the engine stopped: {info.get('message')}")
+        for p in info["peers"]:
+            if p["endpoint"] is None:
+                findings.append(
+                    f"peer {p['public_key'][:8]}… has no endpoint: it can only answer, "
+                    "never start a handshake"
+                )
+            elif p["latest_handshake"] is None and p["tx_bytes"] > 0 and p["rx_bytes"] == 0:
+                findings.append(
+                    f"peer {p['public_key'][:8]}…: handshake initiations are sent to "
+                    f"{p['endpoint']} but nothing comes back — the endpoint or port is wrong, a "
+                    "firewall drops UDP, or the peer does not have our public key"
+                )
+            elif p["latest_handshake"] is not None and time.time() - p["latest_handshake"] > 180:
+                findings.append(f"peer {p['public_key'][:8]}…: last handshake is older than 3 minutes")
+        return {"tunnel": info, "findings": findings, "logs": [r for r in self.log.records(name)][-50:]}
+
+    # --- planning -------------------------------------------------------------------------
+
+    def _plan(self, name: str, text: str, full_tunnel: bool | None, kill_switch: bool | None) -> Plan:
+        from wgdesk.config import ConfigError, parse
+
+        try:
+            cfg = parse(text, f"{name}.conf")
+        except ConfigError as e:
+            raise TunnelError("invalid", str(e)) from e
+        iface = cfg.interface
+        if not iface.private_key:
+            raise TunnelError("invalid", f"{name}.conf: [Interface] has no PrivateKey")
+        if not cfg.peers:
+            raise TunnelError("invalid", f"{name}.conf: no [Peer] section")
+        if platform.link_exists(name):
+            raise TunnelError("conflict", f"an interface named {name} already exists")
+        warnings: list[str] = []
+        table = (iface.table or "auto").lower()
+        all_nets: list[Network] = []
+        for p in cfg.peers:
+            for n in p.allowed_ips:
+                if n not in all_nets:
+                    all_nets.append(n)
+        defaults = {n.version for n in all_nets if n.prefixlen == 0}
+        if full_tunnel is True:
+            if not defaults:
+                raise TunnelError("invalid", "full tunnel needs a peer with AllowedIPs 0.0.0.0/0 and/or ::/0")
+            if table != "auto":
+                raise TunnelError(
+                    "invalid", f"full tunnel needs Table = auto (this config has Table = {iface.table})"
+                )
+        full = bool(defaults) and table == "auto" and full_tunnel is not False
+        if defaults and full_tunnel is False:
+            warnings.append(
+                "full tunnel is off: 0.0.0.0/0 and ::/0 are accepted from the peer but not routed"
+            )
+        routes: list[Route] = []
+        fwmark = iface.fwmark or self._free_fwmark()
+        if table != "off":
+            for n in all_nets:
+                if n.prefixlen == 0 and table == "auto":
+                    if full:
+                        routes.append(Route(n, str(fwmark)))
+                    continue
+                routes.append(Route(n, "main" if table == "auto" else table))
+        if kill_switch is None:
+            mode = self.settings.kill_switch
+            kill_switch = mode == "always" or (mode == "full-tunnel" and full)
+        self._check_conflicts(name, routes, full)
+        peers = []
+        endpoint_ips: list[str] = []
+        for p in cfg.peers:
+            peer: dict[str, Any] = {
+                "public_key": p.public_key,
+                "preshared_key": p.preshared_key,
+                "allowed_ips": [str(n) for n in p.allowed_ips],
+                "keepalive": p.persistent_keepalive,
+                "endpoint": None,
+            }
+            if p.endpoint is not None:
+                ip = self._resolve(p.endpoint.host, p.endpoint.port)
+                peer["endpoint"] = f"[{ip}]:{p.endpoint.port}" if ":" in ip else f"{ip}:{p.endpoint.port}"
+                endpoint_ips.append(ip)
+            peers.append(peer)
+        mtu = iface.mtu or self._auto_mtu(endpoint_ips)
+        hooks = dict(iface.hooks)
+        if hooks and not self.settings.allow_scripts:
+            warnings.append(
+                f"hooks not run ({', '.join(hooks)}): allow_scripts is off in /etc/wgdesk/helper.toml"
+            )
+            hooks = {}
+        if iface.save_config:
+            warnings.append("SaveConfig is ignored by wgdesk")
+        dns_servers = [str(a) for a in iface.dns]
+        if dns_servers and self._dns_backend() == "file":
+            for other in self.tunnels.values():
+                if other.dns_file and other.name != name:
+                    raise TunnelError(
+                        "conflict",
+                        f"tunnel {other.name} already sets DNS through "
+                        f"{self.settings.resolv_conf}; only one tunnel can",
+                    )
+        from wgdesk.config import key_bytes
+
+        return Plan(
+            name,
+            name,
+            key_bytes(iface.private_key),
+            peers,
+            [str(a) for a in iface.addresses],
+            mtu,
+            routes,
+            full,
+            defaults if full else set(),
+            kill_switch,
+            fwmark,
+            iface.listen_port or 0,
+            dns_servers,
+            list(iface.dns_search),
+            hooks,
+            warnings,
+        )
+
+    def _free_fwmark(self) -> int:
+        taken = {t.fwmark for t in self.tunnels.values()}
+        mark = FIRST_FWMARK
+        while mark in taken or platform.table_in_use(mark) or platform.fwmark_in_use(mark):
+            mark += 1
+        return mark
+
+    def _check_conflicts(self, name: str, routes: Sequence[Route], full: bool) -> None:
+        for other in self.tunnels.values():
+            if other.name == name or other.state == "blocked":
+                continue
+            if full and other.full_tunnel:
+                raise TunnelError(
+                    "conflict",
+                    f"tunnel {other.name} is already a full tunnel; only one full tunnel can be up at a time",
+                )
+            for r in routes:
+                if r.dst.prefixlen == 0:
+                    continue
+                for o in other.routes:
+                    if o.dst.prefixlen and o.dst.version == r.dst.version and o.dst.overlaps(r.dst):
+                        raise TunnelError(
+                            "conflict",
+                            f"{r.dst} overlaps {o.dst}, which tunnel {other.name} "
+                            "already routes; take it down first or change AllowedIPs",
+                        )
+
+    def _resolve(self, host: str, port: int) -> str:
+        if platform.is_ip(host):
+            return host
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except OSError as e:
+            raise TunnelError("invalid", f"cannot resolve endpoint {host}: {e}") from e
+        infos.sort(key=lambda i: i[0] != socket.AF_INET)
+        return str(infos[0][4][0])
+
+    def _auto_mtu(self, endpoint_ips: Sequence[str]) -> int:
+        mtus = [m for m in (platform.route_mtu(ip) for ip in endpoint_ips) if m]
+        if not mtus:
+            d = platform.default_route_mtu()
+            mtus = [d] if d else [1500]
+        return max(1280, min(mtus) - 80)
+
+    def _dns_backend(self) -> str:
+        return str(platform.dns_backend(self.settings.dns_backend))
+
+    # --- bring-up ---------------------------------------------------------------------------
+
+    def _bring_up(self, plan: Plan, tunnel: Tunnel) -> None:
+        j = tunnel.journal
+        ifname = plan.ifname
+        if plan.hooks.get("PostDown"):
+            j.record("hook", when="PostDown", commands=list(plan.hooks["PostDown"]))
+        self._hooks(plan.name, ifname, plan.hooks.get("PreUp", ()), "PreUp")
+        takes_fds = self.settings.engine_takes_udp_fds()
+        j.record("link", ifname=ifname)
+        tun_fd = platform.open_tun(ifname, packet_info=not takes_fds)
+        sockets: list[socket.socket] = []
+        try:
+            j.record("uapi_socket", path=str(uapi_path(ifname)))
+            listener = uapi_listener(ifname)
+            sockets.append(listener)
+            udp_fds: list[int | None] | None = None
+            if takes_fds:
+                s4, s6, port = platform.bind_udp(plan.listen_port, plan.fwmark)
+                udp_fds = [None if s is None else s.fileno() for s in (s4, s6)]
+                sockets += [s for s in (s4, s6) if s is not None]
+                tunnel.listen_port = port
+            account = self.settings.engine_account()
+            engine = start_engine(
+                self.settings.engine_executable(),
+                ifname,
+                account,
+                tun_fd,
+                listener.fileno(),
+                udp_fds,
+                self.log,
+                plan.name,
+                self._engine_exited,
+            )
+            j.record("process", pid=engine.pid, start_time=engine.start_time)
+            tunnel.engine = engine
+        finally:
+            os.close(tun_fd)
+            for s in sockets:
+                s.close()
+        self._configure_engine(plan, tunnel, takes_fds)
+        if plan.kill_switch:
+            member = firewall.KillSwitchMember(plan.name, ifname, plan.fwmark, tunnel.listen_port)
+            j.record("killswitch", ifname=ifname, fwmark=plan.fwmark, listen_port=tunnel.listen_port)
+            self.kill_switch[plan.name] = member
+            self._apply_kill_switch()
+        for addr in plan.addresses:
+            j.record("addr", ifname=ifname, address=addr)
+            platform.addr_add(ifname, addr)
+        platform.link_set(ifname, mtu=plan.mtu, up=True)
+        for r in plan.routes:
+            j.record("route", dst=str(r.dst), ifname=ifname, table=r.table)
+            platform.route_add(r.dst, ifname, r.table)
+        if plan.full_tunnel:
+            self._full_tunnel(plan, j)
+        if plan.dns_servers or plan.dns_search:
+            self._set_dns(plan, tunnel)
+        if plan.hooks.get("PreDown"):
+            j.record("hook", when="PreDown", commands=list(plan.hooks["PreDown"]))
+        self._hooks(plan.name, ifname, plan.hooks.get("PostUp", ()), "PostUp")
+        if tunnel.engine is not None and not tunnel.engine.alive():
+            raise EngineError("the engine exited during bring-up")
+
+    def _configure_engine(self, plan: Plan, tunnel: Tunnel, takes_fds: bool) -> None:
+        lines = ["set=1", f"private_key={plan.private_key.hex()}"]
+        if not takes_fds:
+            lines.append(f"listen_port={plan.listen_port}")
+            lines.append(f"fwmark={plan.fwmark}")
+        lines.append("replace_peers=true")
+        from wgdesk.config import key_bytes
+
+        for p in plan.peers:
+            lines.append(f"public_key={key_bytes(p['public_key']).hex()}")
+            if p["preshared_key"]:
+                lines.append(f"preshared_key={key_bytes(p['preshared_key']).hex()}")
+            if p["endpoint"]:
+                lines.append(f"endpoint={p['endpoint']}")
+            if p["keepalive"] is not None:
+                lines.append(f"persistent_keepalive_interval={p['keepalive']}")
+            lines.append("replace_allowed_ips=true")
+            lines += [f"allowed_ip={n}" for n in p["allowed_ips"]]
+        engine = tunnel.engine
+        alive = engine.alive if engine is not None else None
+        uapi_request(plan.ifname, "\n".join(lines) + "\n\n", alive=alive)
+        device = uapi_get(plan.ifname)
+        if not takes_fds:
+            tunnel.listen_port = int(device.get("listen_port", 0))
+
+    def _full_tunnel(self, plan: Plan, j: Journal) -> None:
+        mark = str(plan.fwmark)
+        for family in sorted(plan.default_families):
+            for spec in (
+                ["not", "fwmark", mark, "table", mark],
+                ["table", "main", "suppress_prefixlength", "0"],
+            ):
+                j.record("rule", family=family, spec=spec)
+                platform.rule_add(family, spec)
+        if 4 in plan.default_families:
+            old = platform.sysctl_read(SRC_VALID_MARK)
+            if old != "1":
+                j.record("sysctl", key=SRC_VALID_MARK, old=old)
+                platform.sysctl_write(SRC_VALID_MARK, "1")
+        table = firewall.full_tunnel_table(plan.ifname)
+        j.record("nft_table", family=firewall.FAMILY, name=table)
+        platform.nft_apply(
+            firewall.full_tunnel_script(
+                plan.ifname,
+                plan.fwmark,
+                plan.addresses,
+                block_ipv6=6 not in plan.default_families,
+                lan=self.lan,
+            )
+        )
+
+    def _set_dns(self, plan: Plan, tunnel: Tunnel) -> None:
+        backend = self._dns_backend()
+        j = tunnel.journal
+        if backend == "resolved":
+            j.record("dns_resolved", ifname=plan.ifname)
+            platform.resolved_set(plan.ifname, plan.dns_servers, plan.dns_search)
+        elif backend == "resolvconf":
+            j.record("dns_resolvconf", ifname=plan.ifname)
+            platform.resolvconf_set(plan.ifname, plan.dns_servers, plan.dns_search)
+        else:
+            path = self.settings.resolv_conf
+            j.record("dns_file", snapshot=platform.file_snapshot(path))
+            tunnel.dns_file = True
+            platform.file_replace(path, platform.resolv_conf_text(plan.dns_servers, plan.dns_search).encode())
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    def _hooks(self, name: str, ifname: str, commands: Sequence[str], when: str) -> None:
+        if not commands or not self.settings.allow_scripts:
+            return
+        for cmd in commands:
+            self.log.info(name, f"running {when} hook")
+            proc = subprocess.run(
+                ["/bin/sh", "-c", cmd.replace("%i", ifname)],
+                env=dict(platform.CLEAN_ENV),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                cwd="/",
+            )
+            if proc.returncode != 0:
+                raise TunnelError("failed", f"{when} hook exited with {proc.returncode}")
+
+    def _run_hooks(self, tunnel: Tunnel, when: str) -> None:
+        for e in tunnel.journal.entries:
+            if e["kind"] == "hook" and e["when"] == when:
+                try:
+                    self._hooks(tunnel.name, tunnel.ifname, e["commands"], when)
+                except (TunnelError, OSError, subprocess.SubprocessError) as err:
+                    self.log.warning(tunnel.name, f"{when} hook failed: {err}")
+
+    # --- undo ----------------------------------------------------------------------------------
+
+    def _undo(self, tunnel: Tunnel | None, journal: Journal, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        name = journal.header.get("name")
+        for entry in journal.newest_first():
+            if entry["kind"] in keep:
+                continue
+            try:
+                self._undo_entry(tunnel, entry)
+            except Exception as e:
+                self.log.error(name, f"undo of {entry['kind']} failed: {e}")
+
+    def _undo_entry(self, tunnel: Tunnel | None, e: Entry) -> None:
+        kind = e["kind"]
+        if kind == "process":
+            if tunnel is not None and tunnel.engine is not None and tunnel.engine.pid == e["pid"]:
+                tunnel.engine.stop()
+            else:
+                kill_recorded(int(e["pid"]), e.get("start_time"))
+        elif kind == "link":
+            platform.link_delete(e["ifname"])
+        elif kind == "uapi_socket":
+            p = Path(e["path"])
+            if p.is_socket():
+                p.unlink()
+        elif kind == "addr":
+            if platform.link_exists(e["ifname"]):
+                platform.addr_del(e["ifname"], e["address"])
+        elif kind == "route":
+            if platform.link_exists(e["ifname"]):
+                platform.route_del(e["dst"], e["ifname"], e["table"])
+        elif kind == "rule":
+            platform.rule_del(int(e["family"]), [str(s) for s in e["spec"]])
+        elif kind == "sysctl":
+            self._restore_sysctl(tunnel, e)
+        elif kind == "nft_table":
+            platform.nft_delete_table(e["family"], e["name"])
+        elif kind == "killswitch":
+            if tunnel is not None:
+                self.kill_switch.pop(tunnel.name, None)
+            self._apply_kill_switch()
+        elif kind == "dns_file":
+            platform.file_restore(e["snapshot"])
+        elif kind == "dns_resolved":
+            platform.resolved_revert(e["ifname"])
+        elif kind == "dns_resolvconf":
+            platform.resolvconf_revert(e["ifname"])
+        elif kind == "hook" and e["when"] == "PostDown" and tunnel is not None and tunnel.state == "stopping":
+            self._hooks(tunnel.name, tunnel.ifname, e["commands"], "PostDown")
+
+    def _restore_sysctl(self, tunnel: Tunnel | None, e: Entry) -> None:
+        # Another live tunnel still needs the value: hand it our saved original instead.
+        for other in self.tunnels.values():
+            if other is tunnel:
+                continue
+            for oe in other.journal.entries:
+                if oe["kind"] == "sysctl" and oe["key"] == e["key"]:
+                    oe["old"] = e["old"]
+                    other.journal.keep_only({x["kind"] for x in other.journal.entries})
+                    return
+            if other.full_tunnel and e["key"] == SRC_VALID_MARK and other.state == "up":
+                other.journal.record("sysctl", key=e["key"], old=e["old"])
+                return
+        platform.sysctl_write(e["key"], e["old"])
+
+    def _apply_kill_switch(self) -> None:
+        members = list(self.kill_switch.values())
+        if members:
+            platform.nft_apply(firewall.kill_switch_script(members, self.lan))
+        else:
+            platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+
+    # --- engine exit, recovery, shutdown -------------------------------------------------------
+
+    def _engine_exited(self, engine: EngineProcess) -> None:
+        def note() -> None:
+            with self._lock:
+                for t in self.tunnels.values():
+                    if t.engine is engine and t.state == "up":
+                        t.state = "failed"
+                        t.message = (
+                            f"the engine exited (status {engine.proc.returncode}); "
+                            + (
+                                "the kill switch keeps blocking"
+                                if t.kill_switch
+                                else "traffic is not protected"
+                            )
+                            + f" until `wgdeskctl down {t.name}`"
+                        )
+                        self.log.error(t.name, t.message)
+                        self._publish(t)
+
+        threading.Thread(target=note, daemon=True).start()
+
+    def recover(self) -> None:
+        """Undo what a crashed helper left behind; keep blocking for tunnels that had a kill switch."""
+        with self._lock:
+            for path in find(self.journal_dir):
+                try:
+                    journal = Journal.load(path)
+                except (OSError, ValueError) as e:
+                    self.log.error(None, f"unreadable journal {path.name}: {e}")
+                    continue
+                name = str(journal.header.get("name", path.stem))
+                ks = [e for e in journal.entries if e["kind"] == "killswitch"]
+                self.log.warning(name, "found the journal of a previous helper run: restoring the system")
+                self._undo(None, journal, keep={"killswitch"})
+                if ks and path.name.endswith(".new.journal") and name in self.tunnels:
+                    journal.delete()
+                    continue
+                if ks:
+                    e = ks[-1]
+                    journal.keep_only({"killswitch"})
+                    if path.name.endswith(".new.journal"):
+                        target = self.journal_dir / f"{name}.journal"
+                        os.replace(path, target)
+                        journal.path = target
+                    journal.update_header(state="blocked")
+                    tunnel = Tunnel(
+                        name,
+                        str(e["ifname"]),
+                        "blocked",
+                        journal,
+                        kill_switch=True,
+                        fwmark=int(e["fwmark"]),
+                        message="the helper stopped unexpectedly; the kill "
+                        "switch keeps blocking traffic. Bring the tunnel up again, or run "
+                        f"`wgdeskctl down {name}` to stop blocking.",
+                    )
+                    self.tunnels[name] = tunnel
+                    self.kill_switch[name] = firewall.KillSwitchMember(
+                        name, str(e["ifname"]), int(e["fwmark"]), int(e.get("listen_port", 0))
+                    )
+                    self.log.warning(name, tunnel.message or "")
+                else:
+                    journal.delete()
+            if self.kill_switch:
+                self._apply_kill_switch()
+
+    def shutdown(self) -> None:
+        """Orderly stop (SIGTERM): every tunnel down, kill switches included."""
+        with self._lock:
+            for name in list(self.tunnels):
+                try:
+                    self.down(name)
+                except Exception as e:
+                    self.log.error(name, f"down during shutdown failed: {e}")
+
+    # --- reporting -----------------------------------------------------------------------------
+
+    def _publish(self, tunnel: Tunnel) -> None:
+        self.events.publish(
+            {"event": "state", "tunnel": tunnel.name, "state": tunnel.state, "message": tunnel.message}
+        )
+
+    def _describe(self, t: Tunnel, live: bool) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "name": t.name,
+            "interface": t.ifname,
+            "state": t.state,
+            "full_tunnel": t.full_tunnel,
+            "kill_switch": t.kill_switch,
+            "fwmark": t.fwmark,
+            "listen_port": t.listen_port,
+            "since": t.since,
+            "message": t.message,
+            "warnings": list(t.warnings),
+            "peers": [],
+        }
+        if live and t.engine is not None and t.engine.alive() and t.state == "up":
+            try:
+                device = uapi_get(t.ifname, timeout=3.0)
+            except EngineError as e:
+                info["message"] = str(e)
+                return info
+            info["listen_port"] = device.get("listen_port", t.listen_port)
+            for p in device["peers"]:
+                sec = int(p.get("last_handshake_time_sec", 0))
+                nsec = int(p.get("last_handshake_time_nsec", 0))
+                info["peers"].append(
+                    {
+                        "public_key": _hex_to_b64(p["public_key"]),
+                        "endpoint": p["endpoint"],
+                        "allowed_ips": p["allowed_ips"],
+                        "latest_handshake": sec if sec or nsec else None,
+                        "rx_bytes": int(p.get("rx_bytes", 0)),
+                        "tx_bytes": int(p.get("tx_bytes", 0)),
+                        "persistent_keepalive": int(p.get("persistent_keepalive_interval", 0)),
+                    }
+                )
+        return info

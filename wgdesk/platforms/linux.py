@@ -1,0 +1,486 @@
+"""Linux networking: TUN, bound UDP sockets, peer credentials, and the `ip`/`nft`/sysctl/DNS steps.
+
+External programs are run by absolute path, as a list argv, with a clean environment; nothing here
+ever builds a shell string. Every function either succeeds or raises `CommandError` (a
+`PlatformError`) whose message names the command and quotes the OS's answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import fcntl
+import json
+import os
+import socket
+import stat
+import struct
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from pathlib import Path
+from typing import Any
+
+from wgdesk.platforms import PlatformError
+
+CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+
+
+def _find(name: str, *dirs: str) -> str:
+    for d in dirs:
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    return os.path.join(dirs[0], name)
+
+
+IP = _find("ip", "/usr/sbin", "/sbin", "/usr/bin", "/bin")
+NFT = _find("nft", "/usr/sbin", "/sbin", "/usr/bin")
+RESOLVECTL = _find("resolvectl", "/usr/bin", "/bin")
+RESOLVCONF = _find("resolvconf", "/usr/sbin", "/sbin", "/usr/bin")
+SETPRIV = _find("setpriv", "/usr/bin", "/bin")
+
+Network = IPv4Network | IPv6Network
+
+
+class CommandError(PlatformError):
+    """An external command failed."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        super().__init__(f"`{' '.join(self.argv)}` failed ({returncode}): {self.stderr or 'no message'}")
+
+
+def command(
+    argv: Sequence[str], stdin: str | None = None, check: bool = True, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (absolute program path) with a clean environment; raise `CommandError` on failure."""
+    try:
+        proc = subprocess.run(
+            list(argv),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=CLEAN_ENV,
+            timeout=timeout,
+            check=False,
+            close_fds=True,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CommandError(argv, -1, str(e)) from e
+    if check and proc.returncode != 0:
+        raise CommandError(argv, proc.returncode, proc.stderr)
+    return proc
+
+
+def _family_flag(net: Network | str) -> str:
+    return "-6" if ":" in str(net) else "-4"
+
+
+# --- TUN and sockets ----------------------------------------------------------------------
+
+_TUNSETIFF = 0x400454CA
+_IFF_TUN = 0x0001
+_IFF_NO_PI = 0x1000
+
+
+def open_tun(name: str, packet_info: bool = False) -> int:
+    """Create the TUN interface ``name`` (``IFF_TUN|IFF_NO_PI``) and return its open fd.
+
+    ``packet_info`` keeps the 4-byte packet-information header (no ``IFF_NO_PI``): what
+    wireguard-go up to 2022 assumes of a TUN fd handed to it in ``WG_TUN_FD``.
+    The interface is not persistent: it disappears when the last fd is closed.
+    """
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(
+            fd, _TUNSETIFF, struct.pack("16sH", name.encode(), _IFF_TUN | (0 if packet_info else _IFF_NO_PI))
+        )
+    except OSError as e:
+        os.close(fd)
+        raise PlatformError(f"cannot create TUN interface {name}: {e.strerror}") from e
+    return fd
+
+
+def bind_udp(port: int, fwmark: int) -> tuple[socket.socket | None, socket.socket | None, int]:
+    """Bind an IPv4 and an IPv6 (v6-only) UDP socket on the same port with ``SO_MARK`` set.
+
+    ``port`` 0 picks a free port. Either socket is None when its family is unavailable.
+    Returns (v4, v6, port).
+    """
+    for _attempt in range(20):
+        s4: socket.socket | None = None
+        s6: socket.socket | None = None
+        try:
+            s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if fwmark:
+                s4.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, fwmark)
+            s4.bind(("0.0.0.0", port))
+            chosen = s4.getsockname()[1]
+            try:
+                s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+                s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if fwmark:
+                    s6.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, fwmark)
+                s6.bind(("::", chosen))
+            except OSError as e:
+                if s6 is not None:
+                    s6.close()
+                s6 = None
+                if e.errno == errno.EADDRINUSE and port == 0:
+                    s4.close()
+                    continue
+                if e.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                    raise
+            return s4, s6, chosen
+        except OSError as e:
+            if s4 is not None:
+                s4.close()
+            raise PlatformError(f"cannot bind UDP port {port}: {e.strerror}") from e
+    raise PlatformError("cannot find a UDP port free for both IPv4 and IPv6")
+
+
+@dataclass(frozen=True)
+class PeerCredentials:
+    """Kernel-provided identity of the process at the other end of a UNIX socket."""
+
+    pid: int
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+_SO_PEERGROUPS = 59
+
+
+def peer_credentials(sock: socket.socket) -> PeerCredentials:
+    """``SO_PEERCRED`` plus ``SO_PEERGROUPS`` (supplementary groups at connect time)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    groups: tuple[int, ...] = ()
+    try:
+        graw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 4 * 1024)
+        groups = struct.unpack(f"{len(graw) // 4}I", graw[: len(graw) // 4 * 4])
+    except OSError:
+        pass
+    return PeerCredentials(pid, uid, gid, tuple(groups))
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), to tell a pid from a reused one."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = data.rsplit(")", 1)[1].split()
+    return int(rest[19])
+
+
+def unprivileged_command(argv: Sequence[str], user: str, keep_fds: bool = True) -> list[str]:
+    """``argv`` wrapped so that it runs as ``user`` with no groups, no capabilities, no_new_privs."""
+    import pwd
+
+    pw = pwd.getpwnam(user)
+    return [
+        SETPRIV,
+        f"--reuid={pw.pw_uid}",
+        f"--regid={pw.pw_gid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+        *argv,
+    ]
+
+
+# --- links, addresses, routes, rules ---------------------------------------------------------
+
+
+def link_exists(ifname: str) -> bool:
+    return command([IP, "link", "show", "dev", ifname], check=False).returncode == 0
+
+
+def link_set(ifname: str, up: bool | None = None, mtu: int | None = None) -> None:
+    argv = [IP, "link", "set", "dev", ifname]
+    if mtu is not None:
+        argv += ["mtu", str(mtu)]
+    if up is not None:
+        argv.append("up" if up else "down")
+    command(argv)
+
+
+def link_delete(ifname: str) -> None:
+    if link_exists(ifname):
+        command([IP, "link", "delete", "dev", ifname], check=False)
+
+
+def addr_add(ifname: str, address: str) -> None:
+    argv = [IP, _family_flag(address), "address", "add", address, "dev", ifname]
+    if ":" in address:
+        argv.append("nodad")
+    command(argv)
+
+
+def addr_del(ifname: str, address: str) -> None:
+    command([IP, _family_flag(address), "address", "del", address, "dev", ifname], check=False)
+
+
+def addresses(ifname: str) -> list[str]:
+    out = command([IP, "-j", "address", "show", "dev", ifname], check=False).stdout
+    result = []
+    for link in json.loads(out or "[]"):
+        for a in link.get("addr_info", []):
+            result.append(f"{a['local']}/{a['prefixlen']}")
+    return result
+
+
+def route_add(dst: Network, ifname: str, table: str = "main") -> None:
+    command([IP, _family_flag(dst), "route", "add", str(dst), "dev", ifname, "table", table])
+
+
+def route_del(dst: Network | str, ifname: str, table: str = "main") -> None:
+    command([IP, _family_flag(dst), "route", "del", str(dst), "dev", ifname, "table", table], check=False)
+
+
+def route_mtu(dst: str) -> int | None:
+    """MTU of the interface the kernel would use to reach ``dst`` (None if unroutable)."""
+    proc = command([IP, "-j", _family_flag(dst), "route", "get", dst], check=False)
+    if proc.returncode != 0:
+        return None
+    try:
+        routes = json.loads(proc.stdout)
+        dev = routes[0]["dev"]
+        if "mtu" in routes[0]:
+            return int(routes[0]["mtu"])
+        links = json.loads(command([IP, "-j", "link", "show", "dev", dev]).stdout)
+        return int(links[0]["mtu"])
+    except (ValueError, KeyError, IndexError, CommandError):
+        return None
+
+
+def default_route_mtu() -> int | None:
+    for fam in ("-4", "-6"):
+        proc = command([IP, "-j", fam, "route", "show", "default"], check=False)
+        try:
+            routes = json.loads(proc.stdout or "[]")
+        except ValueError:
+            continue
+        for r in routes:
+            if "dev" in r:
+                links = json.loads(command([IP, "-j", "link", "show", "dev", r["dev"]]).stdout)
+                return int(links[0]["mtu"])
+    return None
+
+
+def table_in_use(table: int) -> bool:
+    """True if routing table ``table`` has any IPv4 or IPv6 route."""
+    for fam in ("-4", "-6"):
+        if command([IP, fam, "route", "show", "table", str(table)], check=False).stdout.strip():
+            return True
+    return False
+
+
+def fwmark_in_use(mark: int) -> bool:
+    """True if any policy rule mentions fwmark or table ``mark``."""
+    for fam in ("-4", "-6"):
+        out = command([IP, fam, "rule", "show"], check=False).stdout
+        for line in out.splitlines():
+            words = line.replace("/0xffffffff", "").split()
+            for i, w in enumerate(words[:-1]):
+                if w in ("fwmark", "lookup", "table") and words[i + 1] in (str(mark), hex(mark)):
+                    return True
+    return False
+
+
+def rule_add(family: int, spec: Sequence[str]) -> None:
+    command([IP, f"-{family}", "rule", "add", *spec])
+
+
+def rule_del(family: int, spec: Sequence[str]) -> None:
+    command([IP, f"-{family}", "rule", "del", *spec], check=False)
+
+
+def sysctl_read(key: str) -> str:
+    return Path("/proc/sys", *key.split(".")).read_text().strip()
+
+
+def sysctl_write(key: str, value: str) -> None:
+    try:
+        Path("/proc/sys", *key.split(".")).write_text(value + "\n")
+    except OSError as e:
+        raise PlatformError(f"cannot set sysctl {key}={value}: {e.strerror}") from e
+
+
+# --- nftables ------------------------------------------------------------------------------
+
+
+def nft_apply(script: str) -> None:
+    """Apply an nft script as one atomic transaction (``nft -f -``)."""
+    command([NFT, "-f", "-"], stdin=script)
+
+
+def nft_check(script: str) -> None:
+    """Parse and validate without applying (``nft -c -f -``)."""
+    command([NFT, "-c", "-f", "-"], stdin=script)
+
+
+def nft_table_exists(family: str, name: str) -> bool:
+    return command([NFT, "list", "table", family, name], check=False).returncode == 0
+
+
+def nft_delete_table(family: str, name: str) -> None:
+    if nft_table_exists(family, name):
+        command([NFT, "delete", "table", family, name])
+
+
+def nft_ruleset() -> str:
+    return command([NFT, "list", "ruleset"], check=False).stdout
+
+
+# --- DNS -----------------------------------------------------------------------------------
+
+
+def dns_backend(preference: str = "auto") -> str:
+    """``resolved``, ``resolvconf`` or ``file``: what `set_dns` will use."""
+    if preference != "auto":
+        return preference
+    if os.path.exists("/run/systemd/resolve/io.systemd.Resolve") and os.access(RESOLVECTL, os.X_OK):
+        return "resolved"
+    if os.access(RESOLVCONF, os.X_OK):
+        return "resolvconf"
+    return "file"
+
+
+def resolv_conf_text(servers: Sequence[str], search: Sequence[str]) -> str:
+    lines = ["# written by wgdesk-helper; the original is restored when the tunnel goes down"]
+    lines += [f"nameserver {s}" for s in servers]
+    if search:
+        lines.append("search " + " ".join(search))
+    return "\n".join(lines) + "\n"
+
+
+def resolved_set(ifname: str, servers: Sequence[str], search: Sequence[str]) -> None:
+    """Per-link DNS through systemd-resolved, with ``~.`` so every query uses this link."""
+    command([RESOLVECTL, "dns", ifname, *servers])
+    command([RESOLVECTL, "domain", ifname, "~.", *search])
+    command([RESOLVECTL, "default-route", ifname, "true"], check=False)
+
+
+def resolved_revert(ifname: str) -> None:
+    command([RESOLVECTL, "revert", ifname], check=False)
+
+
+def resolvconf_set(ifname: str, servers: Sequence[str], search: Sequence[str]) -> None:
+    command([RESOLVCONF, "-a", f"tun.{ifname}", "-m", "0", "-x"], stdin=resolv_conf_text(servers, search))
+
+
+def resolvconf_revert(ifname: str) -> None:
+    command([RESOLVCONF, "-d", f"tun.{ifname}", "-f"], check=False)
+
+
+def is_mount_point(path: str) -> bool:
+    """True if ``path`` itself is a mount point (a bind-mounted file counts)."""
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 4 and fields[4].encode().decode("unicode_escape") == real:
+                    return True
+    except OSError:
+        pass
+    return os.path.ismount(real)
+
+
+def file_snapshot(path: str) -> dict[str, Any]:
+    """What `file_restore` needs to put ``path`` back byte for byte (content, mode, symlink)."""
+    if os.path.islink(path):
+        return {"path": path, "symlink": os.readlink(path), "content": None, "mode": None}
+    try:
+        st = os.stat(path)
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return {"path": path, "symlink": None, "content": None, "mode": None, "missing": True}
+    return {
+        "path": path,
+        "symlink": None,
+        "content": base64.b64encode(data).decode(),
+        "mode": stat.S_IMODE(st.st_mode),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+    }
+
+
+def file_replace(path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
+    """Replace ``path``: in place when it is a mount point (rename would fail), else atomically."""
+    if not os.path.islink(path) and os.path.exists(path) and is_mount_point(path):
+        with open(path, "r+b") as f:
+            f.truncate(0)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".wgdesk-", dir=directory)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+        os.fchown(fd, uid, gid)
+        os.fsync(fd)
+        os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_oserror():
+            os.close(fd)
+        with _suppress_oserror():
+            os.unlink(tmp)
+        raise
+
+
+def file_restore(snapshot: dict[str, Any]) -> None:
+    path = snapshot["path"]
+    if snapshot.get("symlink") is not None:
+        if os.path.islink(path) and os.readlink(path) == snapshot["symlink"]:
+            return
+        tmp = os.path.join(os.path.dirname(path), f".wgdesk-link-{os.getpid()}")
+        with _suppress_oserror():
+            os.unlink(tmp)
+        os.symlink(snapshot["symlink"], tmp)
+        os.replace(tmp, path)
+        return
+    if snapshot.get("missing"):
+        with _suppress_oserror():
+            os.unlink(path)
+        return
+    file_replace(
+        path,
+        base64.b64decode(snapshot["content"]),
+        snapshot["mode"],
+        snapshot.get("uid", 0),
+        snapshot.get("gid", 0),
+    )
+
+
+class _suppress_oserror:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
+
+
+def network(text: str) -> Network:
+    return ip_network(text, strict=False)
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
