@@ -395,21 +395,22 @@ class TunnelController(QObject):
 
 
 def helper_advice(exc: BaseException) -> str:
-    """What to tell the user when the helper cannot be used: the client's own message plus the fixes."""
+    """What to tell the user when the helper cannot be used: the client's message and how to fix it."""
 
     def t(s: str) -> str:
         return QCoreApplication.translate("helper", s)
 
+    detail = str(exc)
     if isinstance(exc, HelperPermissionDenied):
-        return t(
-            "The wgdesk helper refused this user: {detail}\n"
-            "Fix: add yourself to the group 'wgdesk' (sudo usermod -aG wgdesk $USER),"
-            " then log out and in again."
-        ).format(detail=exc)
+        text = t("The wgdesk helper refused this user: {detail}").format(detail=detail)
+        if "usermod" not in detail:
+            text += "\n" + t(
+                "Fix: join the group 'wgdesk' (sudo usermod -aG wgdesk $USER), then log in again."
+            )
+        return text
     if isinstance(exc, HelperUnavailable):
-        return t(
-            "The wgdesk helper is not running: {detail}\n"
-            "Fix: start the service (sudo systemctl enable --now wgdesk-helper), "
-            "or for a one-off session run: pkexec wgdesk-helper"
-        ).format(detail=exc)
-    return t("The wgdesk helper failed: {detail}").format(detail=exc)
+        text = t("Tunnels cannot be connected: {detail}").format(detail=detail)
+        if "systemctl" not in detail:
+            text += "\n" + t("Fix: start the service: sudo systemctl enable --now wgdesk-helper")
+        return text + "\n" + t("Or, for this session only, start it through polkit: pkexec wgdesk-helper")
+    return t("The wgdesk helper failed: {detail}").format(detail=detail)

@@ -1,25 +1,27 @@
-"""The handshake doctor: turns the engine's evidence about a peer without a handshake into a likely cause.
+"""The handshake doctor: turns the evidence about a peer without a handshake into a likely cause.
 
-The helper's ``diagnose`` verb returns evidence per peer. The rules below read these fields (all optional):
+The helper's ``diagnose`` verb answers ``{"tunnel": STATUS, "findings": [text], "logs": [records]}``.
+:func:`peer_evidence` reduces that to these fields per peer (engines that report them directly win):
 
 =============================  ======================================================================
-``endpoint``                   the configured endpoint (``host:port``), or null
-``resolve_error``              why the endpoint's host name did not resolve (string), or null
-``send_error``                 the last error sending to the endpoint (``"Network is unreachable"``…)
-``initiations_sent``           handshake initiations sent since the tunnel came up
-``responses_received``         valid handshake responses received
+``endpoint``                   the endpoint in use (``host:port``), or null
+``resolve_error``              why the endpoint's host name did not resolve, or null
+``send_error``                 the last error sending datagrams (``"Network is unreachable"``…)
+``initiations_sent``           handshake initiations sent ("Sending handshake initiation" log lines)
+``responses_received``         handshakes completed as initiator
 ``cookie_replies_received``    cookie replies received (the server is under load)
-``undecryptable_responses``    responses that did not decrypt (preshared key or key mismatch)
-``clock_went_backwards``       the wall clock is earlier than the newest timestamp already sent
+``undecryptable_responses``    handshake messages from the endpoint that failed to authenticate
+``clock_went_backwards``       the wall clock is earlier than the latest handshake already recorded
 ``latest_handshake``           Unix seconds, or null
 =============================  ======================================================================
 
-``explain`` returns findings most likely cause first; each finding names the cause in plain words and says
-what to check.
+:func:`explain` returns findings, most likely cause first, each naming the cause in plain words and
+saying what to check.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,11 +65,25 @@ def _int(evidence: Mapping[str, Any], key: str) -> int:
 
 
 def explain_peer(evidence: Mapping[str, Any]) -> list[Finding]:
-    """Findings for one peer's evidence (empty when it has a handshake)."""
+    """Findings for one peer's evidence (empty when it has a recent handshake and a sane clock)."""
+    findings: list[Finding] = []
+    if evidence.get("clock_went_backwards"):
+        findings.append(
+            Finding(
+                "clock",
+                _tr("The clock went backwards"),
+                _tr(
+                    "This computer's clock is earlier than the last handshake. The server rejects "
+                    "initiations whose timestamp is older than the newest it saw (replay protection). "
+                    "Correct the clock (enable network time); the server accepts again once the time "
+                    "passes the old one."
+                ),
+            )
+        )
+        return findings
     if evidence.get("latest_handshake"):
         return []
     endpoint = evidence.get("endpoint")
-    findings: list[Finding] = []
     if not endpoint:
         findings.append(
             Finding(
@@ -108,20 +124,6 @@ def explain_peer(evidence: Mapping[str, Any]) -> list[Finding]:
             )
         )
         return findings
-    if evidence.get("clock_went_backwards"):
-        findings.append(
-            Finding(
-                "clock",
-                _tr("The clock went backwards"),
-                _tr(
-                    "This computer's clock is earlier than when the last handshake was sent. The server "
-                    "rejects "
-                    "initiations whose timestamp is older than the newest it saw (replay protection). "
-                    "Correct the "
-                    "clock (enable network time); the server accepts again once the time passes the old one."
-                ),
-            )
-        )
     if _int(evidence, "undecryptable_responses"):
         findings.append(
             Finding(
@@ -185,17 +187,69 @@ def explain_peer(evidence: Mapping[str, Any]) -> list[Finding]:
     return findings
 
 
-def explain(evidence: Mapping[str, Any]) -> list[Finding]:
-    """Findings for a whole tunnel: ``evidence["peers"]`` (a list) or the top-level fields as one peer."""
-    peers = evidence.get("peers")
-    if isinstance(peers, list) and peers:
-        out: list[Finding] = []
-        for peer in peers:
-            if isinstance(peer, Mapping):
-                merged = {k: v for k, v in evidence.items() if k != "peers"} | dict(peer)
-                out.extend(f for f in explain_peer(merged) if f not in out)
-        return out
-    return explain_peer(evidence)
+def _peer_tag(public_key: str) -> str:
+    # the engine's short peer name, as in wireguard-go: first four and last four characters before "="
+    return f"peer({public_key[:4]}…{public_key[-5:-1]})" if len(public_key) == 44 else public_key
+
+
+def peer_evidence(diagnosis: Mapping[str, Any], now: float) -> list[dict[str, Any]]:
+    """Evidence per peer from the helper's ``diagnose`` answer (see the module docstring)."""
+    tunnel = diagnosis.get("tunnel") or {}
+    records = [r for r in diagnosis.get("logs") or () if isinstance(r, Mapping)]
+    messages = [str(r.get("message", "")) for r in records]
+    send_errors = [m.split(":", 1)[-1].strip() for m in messages if "Failed to send" in m]
+    resolve_errors = [m for m in messages if "resolve" in m.lower() and ("fail" in m.lower() or "not" in m)]
+    out = []
+    for peer in tunnel.get("peers") or ():
+        if not isinstance(peer, Mapping):
+            continue
+        key = str(peer.get("public_key", ""))
+        tag = _peer_tag(key)
+        endpoint = peer.get("endpoint")
+        mine = [m for m in messages if tag in m]
+        from_endpoint = [m for m in messages if endpoint and f"from {endpoint}" in m]
+        handshake = peer.get("latest_handshake")
+        evidence: dict[str, Any] = {
+            "endpoint": endpoint,
+            "latest_handshake": handshake,
+            "initiations_sent": sum("Sending handshake initiation" in m for m in mine),
+            "responses_received": sum("received handshake response" in m for m in mine),
+            "cookie_replies_received": sum("Received cookie response" in m for m in mine),
+            "undecryptable_responses": sum("invalid_handshake" in m for m in from_endpoint),
+            "send_error": send_errors[-1] if send_errors else None,
+            "resolve_error": resolve_errors[-1] if resolve_errors else None,
+            "clock_went_backwards": bool(handshake) and float(handshake) > now + 1,
+            "rx_bytes": peer.get("rx_bytes"),
+            "tx_bytes": peer.get("tx_bytes"),
+        }
+        if not evidence["initiations_sent"] and not handshake and int(peer.get("rx_bytes") or 0) == 0:
+            evidence["initiations_sent"] = int(peer.get("tx_bytes") or 0) // 148  # initiation size
+        evidence.update({k: v for k, v in peer.items() if k in _ENGINE_FIELDS})
+        out.append(evidence)
+    return out
+
+
+_ENGINE_FIELDS = frozenset(
+    {
+        "resolve_error",
+        "send_error",
+        "initiations_sent",
+        "responses_received",
+        "cookie_replies_received",
+        "undecryptable_responses",
+        "clock_went_backwards",
+    }
+)
+
+
+def explain(diagnosis: Mapping[str, Any], now: float) -> list[Finding]:
+    """Findings for a whole tunnel from the helper's ``diagnose`` answer; the helper's own findings last."""
+    out: list[Finding] = []
+    for evidence in peer_evidence(diagnosis, now):
+        out.extend(f for f in explain_peer(evidence) if f not in out)
+    for text in diagnosis.get("findings") or ():
+        out.append(Finding("helper", _tr("The helper reports"), str(text)))
+    return out
 
 
 class DoctorPanel(QWidget):
@@ -250,7 +304,7 @@ class DoctorPanel(QWidget):
         def done(evidence: object) -> None:
             self._busy = False
             if name == self._name and isinstance(evidence, Mapping):
-                self.show_findings(explain(evidence))
+                self.show_findings(explain(evidence, time.time()))
 
         def failed(exc: object) -> None:
             self._busy = False

@@ -42,47 +42,54 @@ def ask_import_files(parent: QWidget | None) -> list[Path]:
     return [Path(f) for f in files]
 
 
+def _section(title: str, lines: list[str]) -> str:
+    return title + "\n" + "\n".join("  " + line for line in lines)
+
+
+def _rejection(source: str, reason: str) -> str:
+    # parser errors already start with "SOURCE:LINE:"
+    return (
+        reason
+        if reason.startswith(source)
+        else _tr("{source}: {reason}").format(source=source, reason=reason)
+    )
+
+
 def summary_text(report: Any) -> str:
     """The import report as plain text: what was imported, renamed (and why) and rejected (and why)."""
-    imported = list(getattr(report, "imported", ()) or ())
-    rejected = list(getattr(report, "rejected", ()) or ())
-    parts = []
+    imported = list(report.imported)
     plain = [t for t in imported if t.renamed_from is None]
     renamed = [t for t in imported if t.renamed_from is not None]
+    hooks = [t.name for t in imported if t.has_hooks]
+    parts = []
     if plain:
         parts.append(
-            _tr("Imported:")
-            + "\n"
-            + "\n".join("  " + _tr("{source} as {name}").format(source=t.source, name=t.name) for t in plain)
+            _section(
+                _tr("Imported:"),
+                [_tr("{source} as {name}").format(source=t.source, name=t.name) for t in plain],
+            )
         )
     if renamed:
         parts.append(
-            _tr("Renamed:")
-            + "\n"
-            + "\n".join(
-                "  "
-                + _tr("{source} as {name} (not {old}: {reason})").format(
-                    source=t.source, name=t.name, old=t.renamed_from, reason=t.rename_reason
-                )
-                for t in renamed
+            _section(
+                _tr("Renamed:"),
+                [
+                    _tr("{source} as {name} (not {old}: {reason})").format(
+                        source=t.source, name=t.name, old=t.renamed_from, reason=t.rename_reason
+                    )
+                    for t in renamed
+                ],
             )
         )
-    hooks = [t.name for t in imported if t.has_hooks]
     if hooks:
         parts.append(
             _tr(
-                "These tunnels contain PreUp/PostUp/PreDown/PostDown commands. They are kept but not "
-                "run unless an administrator allows scripts: {names}"
+                "These tunnels contain PreUp/PostUp/PreDown/PostDown commands. They are kept but "
+                "not run unless an administrator allows scripts: {names}"
             ).format(names=", ".join(hooks))
         )
-    if rejected:
-        parts.append(
-            _tr("Rejected:")
-            + "\n"
-            + "\n".join(
-                "  " + _tr("{source}: {reason}").format(source=r.source, reason=r.reason) for r in rejected
-            )
-        )
+    if report.rejected:
+        parts.append(_section(_tr("Rejected:"), [_rejection(r.source, r.reason) for r in report.rejected]))
     return "\n\n".join(parts) if parts else _tr("Nothing was imported.")
 
 

@@ -1,0 +1,220 @@
+"""The manager window against a real tunnel store and a real Secret Service (no helper running)."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
+
+from tests.gui.conftest import OFFICE, PEER_KEY, PRIVATE_KEY, PUBLIC_KEY, wait_idle
+from wgdesk.app import import_export
+from wgdesk.app.controller import FULL_TUNNEL, KILL_SWITCH
+from wgdesk.app.manager import ManagerWindow
+from wgdesk.app.state import Health
+
+pytestmark = pytest.mark.gui
+
+
+def _import(qtbot, manager: ManagerWindow, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
+    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+        manager.import_paths(paths)
+
+
+def _names(manager: ManagerWindow) -> list[str]:
+    return [manager.list.item(i).text() for i in range(manager.list.count())]
+
+
+def test_import_from_the_file_dialog_shows_the_tunnel_and_keeps_the_key_out_of_the_file(
+    qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gui_env
+) -> None:
+    source = tmp_path / "office.conf"
+    source.write_text(OFFICE)
+    # the native file dialog is the OS boundary: it returns what the user picked
+    monkeypatch.setattr(import_export, "ask_import_files", lambda parent: [source])
+    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+        qtbot.keyClick(manager, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert _names(manager) == ["office"]
+    assert manager.selected() == "office"
+    box = manager.last_summary
+    assert box is not None and box.isVisible()
+    assert box.text() == "1 tunnel(s) imported."
+    assert box.informativeText() == f"Imported:\n  {source} as office"
+    stored = (tmp_path / "tunnels" / "office.conf").read_text()
+    assert PRIVATE_KEY not in stored and "PrivateKey" not in stored
+    assert gui_env.backend().get_password("wgdesk", "office:private-key") == PRIVATE_KEY
+    # details pane: static config, public key derived from the keyring's private key, no live status
+    pane = manager.status_pane
+    qtbot.waitUntil(lambda: pane.public_key.label.text() == PUBLIC_KEY, timeout=10000)
+    assert pane.addresses.text() == "10.0.0.2/32, fd00::2/128"
+    assert pane.dns.text() == "10.0.0.1"
+    assert pane.listen_port.text() == "automatic"
+    assert pane.mtu.text() == "automatic"
+    peer = pane.peer_view(PEER_KEY)
+    assert peer is not None
+    assert peer.endpoint.text() == "192.0.2.1:51820"
+    assert peer.allowed_ips.text() == "10.0.0.0/24"
+    assert peer.handshake.text() == "—"
+    assert manager.state_label.text() == "disconnected"
+    # the linter's findings are shown next to the tunnel
+    assert "PersistentKeepalive" in manager.warnings.text()
+    # copy button puts the key on the clipboard
+    qtbot.mouseClick(pane.public_key.copy, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == PUBLIC_KEY
+
+
+def test_zip_import_reports_renamed_and_rejected_files(qtbot, manager: ManagerWindow, tmp_path: Path) -> None:
+    first = tmp_path / "office.conf"
+    first.write_text(OFFICE)
+    _import(qtbot, manager, [first])
+    bundle = tmp_path / "provider.zip"
+    with zipfile.ZipFile(bundle, "w") as z:
+        z.writestr("office.conf", OFFICE)
+        z.writestr("broken.conf", OFFICE.replace("DNS = 10.0.0.1", "DNS = 10.0.0.1\nFoo = bar"))
+    _import(qtbot, manager, [bundle])
+    assert _names(manager) == ["office", "office-2"]
+    assert manager.last_summary.text() == "1 tunnel(s) imported."
+    assert manager.last_summary.informativeText() == (
+        f"Renamed:\n  {bundle}:office.conf as office-2 (not office: `office` already exists)\n\n"
+        f"Rejected:\n  {bundle}:broken.conf:5: unknown key `Foo` in [Interface]"
+    )
+    assert manager.last_summary.icon() == QMessageBox.Icon.Warning
+
+
+def test_files_dropped_on_the_window_are_imported(qtbot, manager: ManagerWindow, tmp_path: Path) -> None:
+    source = tmp_path / "dropped.conf"
+    source.write_text(OFFICE)
+    other = tmp_path / "notes.txt"
+    other.write_text("not a tunnel")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(source)), QUrl.fromLocalFile(str(other))])
+    enter = QDragEnterEvent(
+        QPoint(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(manager, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(
+        QPoint(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+        QApplication.sendEvent(manager, drop)
+    assert _names(manager) == ["dropped"]
+    # a drag without tunnel files is refused
+    text_only = QMimeData()
+    text_only.setUrls([QUrl.fromLocalFile(str(other))])
+    refused = QDragEnterEvent(
+        QPoint(10, 10),
+        Qt.DropAction.CopyAction,
+        text_only,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(manager, refused)
+    assert not refused.isAccepted()
+
+
+def test_paste_from_clipboard_creates_a_tunnel(qtbot, manager: ManagerWindow, gui_env) -> None:
+    QGuiApplication.clipboard().setText(OFFICE)
+    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+        assert import_export.import_clipboard(manager, manager.controller, name="pasted") == "pasted"
+    assert _names(manager) == ["pasted"]
+    assert gui_env.backend().get_password("wgdesk", "pasted:private-key") == PRIVATE_KEY
+
+
+def test_paste_of_invalid_text_says_why(
+    qtbot, manager: ManagerWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: shown.append(text))
+    assert import_export.import_clipboard(manager, manager.controller, text="hello", name="x") is None
+    assert shown == [
+        "The clipboard does not hold a valid tunnel configuration:\n"
+        "clipboard:1: expected `Key = value`, found `hello`"
+    ]
+    assert _names(manager) == []
+
+
+def test_add_empty_tunnel_generates_a_key_pair_and_opens_the_editor(
+    qtbot, manager: ManagerWindow, gui_env
+) -> None:
+    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+        manager.add_empty_tunnel("fresh")
+    assert _names(manager) == ["fresh"]
+    assert manager.tabs.currentWidget() is manager.editor
+    private = gui_env.backend().get_password("wgdesk", "fresh:private-key")
+    assert private and len(private) == 44
+    import subprocess
+
+    expected = subprocess.run(
+        ["wg", "pubkey"], input=private, capture_output=True, text=True, check=True
+    ).stdout
+    qtbot.waitUntil(lambda: manager.editor.public_key.text() == expected.strip(), timeout=10000)
+    qtbot.waitUntil(lambda: manager.status_pane.public_key.label.text() == expected.strip(), timeout=10000)
+
+
+def test_delete_removes_file_and_keyring_items(
+    qtbot, manager: ManagerWindow, tmp_path: Path, gui_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "office.conf"
+    source.write_text(OFFICE)
+    _import(qtbot, manager, [source])
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+        manager.delete_button.click()
+    assert _names(manager) == []
+    assert not (tmp_path / "tunnels" / "office.conf").exists()
+    assert gui_env.backend().get_password("wgdesk", "office:private-key") is None
+
+
+def test_toggles_default_from_the_config_and_are_remembered(
+    qtbot, manager: ManagerWindow, tmp_path: Path
+) -> None:
+    full = tmp_path / "full.conf"
+    full.write_text(OFFICE.replace("AllowedIPs = 10.0.0.0/24", "AllowedIPs = 0.0.0.0/0, ::/0"))
+    split = tmp_path / "split.conf"
+    split.write_text(OFFICE)
+    _import(qtbot, manager, [full, split])
+    manager.select("full")
+    assert manager.full_tunnel.isChecked() and manager.kill_switch.isChecked()
+    manager.select("split")
+    assert not manager.full_tunnel.isChecked() and not manager.kill_switch.isChecked()
+    manager.kill_switch.click()
+    assert manager.controller.option("split", KILL_SWITCH) is True
+    assert manager.controller.option("split", FULL_TUNNEL) is False
+    manager.select("full")
+    manager.select("split")
+    assert manager.kill_switch.isChecked()
+
+
+def test_without_a_helper_the_window_says_how_to_fix_it(
+    qtbot, manager: ManagerWindow, tmp_path: Path
+) -> None:
+    banner: QLabel = manager.banner
+    qtbot.waitUntil(banner.isVisible, timeout=5000)
+    socket = os.environ["WGDESK_SOCKET"]
+    assert banner.text() == (
+        f"Tunnels cannot be connected: the wgdesk helper is not running (no answer on {socket}); "
+        "start it with `sudo systemctl start wgdesk-helper` (or `sudo wgdesk-helper` when developing)\n"
+        "Or, for this session only, start it through polkit: pkexec wgdesk-helper"
+    )
+    source = tmp_path / "office.conf"
+    source.write_text(OFFICE)
+    _import(qtbot, manager, [source])  # importing and editing still work
+    with qtbot.waitSignal(manager.controller.failed, timeout=10000) as failed:
+        manager.activate_button.click()
+    assert failed.args[0] == "Could not connect office"
+    assert failed.args[1].startswith("Tunnels cannot be connected: the wgdesk helper is not running")
+    assert manager.controller.health("office") == Health.DOWN
+    wait_idle(qtbot, manager.controller)
