@@ -1,0 +1,50 @@
+"""wg-quick's `strip`: the `.conf` text without the wg-quick-only lines, ready for `wg setconf`.
+
+This reproduces `wg-quick strip` byte for byte, including its quirks: each line loses leading and
+trailing spaces, tabs and newlines (bash `read`); comments and blank lines are kept; a line is
+dropped when it is an `Address`, `DNS`, `MTU`, `Table`, `PreUp`, `PostUp`, `PreDown`, `PostDown` or
+`SaveConfig` line (any case) inside `[Interface]`; the output ends with an extra newline.
+"""
+
+from __future__ import annotations
+
+from wgdesk.config.model import ConfigError
+
+__all__ = ["strip"]
+
+_QUICK_KEYS = frozenset(
+    k.lower()
+    for k in ("Address", "MTU", "DNS", "Table", "PreUp", "PreDown", "PostUp", "PostDown", "SaveConfig")
+)
+_BASH_IFS = " \t\n"
+_POSIX_SPACE = " \t\n\v\f\r"
+
+
+def strip(text: str, filename: str = "wg0.conf") -> str:
+    """The text `wg-quick strip FILE` prints for a file containing `text`.
+
+    Raises:
+        ConfigError: where wg-quick stops too: a `SaveConfig` that is neither true nor false.
+    """
+    lines = text.replace("\0", "").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # `read` sees no line after the final newline
+    kept: list[str] = []
+    in_interface = False
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip(_BASH_IFS)
+        before_comment = line.split("#", 1)[0]
+        key, equals, value = before_comment.partition("=")
+        key = key.strip(_POSIX_SPACE)
+        if key.startswith("["):
+            in_interface = False
+        if key.lower() == "[interface]":
+            in_interface = True
+        if in_interface and key.lower() in _QUICK_KEYS:
+            if key.lower() == "saveconfig":
+                value = value.strip(_POSIX_SPACE) if equals else key
+                if value.lower() not in ("true", "false"):
+                    raise ConfigError(filename, number, "SaveConfig", f"`{value}' is neither true nor false")
+            continue
+        kept.append(line + "\n")
+    return "".join(kept) + "\n"
