@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from ipaddress import ip_network
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.netns import Namespace, namespaces, socket_path, unique_name, wait_for
+from tests.netns import IP, Namespace, namespaces, socket_path, unique_name, veth, wait_for
 from wgdesk.proto.changes import (
     NO_KEY,
     ConfigurationError,
@@ -601,6 +602,30 @@ def test_wg_show_reads_format_get() -> None:
 
 
 @pytest.mark.root
+def test_wg_syncconf_diffs_against_format_get(tmp_path: Path) -> None:
+    # syncconf reads the current state (our get reply), then sends only the difference.
+    k4 = bytes([4] * 32)
+    conf = tmp_path / "wg.conf"
+    conf.write_text(f"[Interface]\nPrivateKey = {b64(K1)}\nListenPort = 51820\n\n"
+                    f"[Peer]\nPublicKey = {b64(K2)}\nPresharedKey = {b64(K3)}\nAllowedIPs = 10.0.0.0/24\n"
+                    f"Endpoint = 192.0.2.1:51820\nPersistentKeepalive = 25\n\n"
+                    f"[Peer]\nPublicKey = {b64(k4)}\nAllowedIPs = 10.4.0.0/16\n")
+    with FakeUAPI(lambda op, body: format_get(SNAPSHOT) if op == "get" else format_errno(0)) as fake:
+        r = fake.wg("syncconf", fake.name, str(conf))
+        assert r.returncode == 0, r.stderr
+    assert [op for op, _ in fake.requests] == ["get", "set"]
+    assert parse_set(fake.requests[1][1]) == DeviceChange(
+        private_key=K1, listen_port=51820, fwmark=0,
+        peers=(
+            PeerChange(K3, remove=True),  # in our reply, not in the file
+            PeerChange(K2, preshared_key=K3, endpoint=("192.0.2.1", 51820), persistent_keepalive=25,
+                       replace_allowed_ips=True, allowed_ips=(ip_network("10.0.0.0/24"),)),
+            PeerChange(k4, replace_allowed_ips=True, allowed_ips=(ip_network("10.4.0.0/16"),)),
+        ),
+    )
+
+
+@pytest.mark.root
 def test_wg_understands_format_errno() -> None:
     with FakeUAPI(lambda op, body: format_errno(errno.EADDRINUSE)) as fake:
         r = fake.wg("set", fake.name, "listen-port", "1")
@@ -695,3 +720,46 @@ def test_errno_agrees_with_wireguard_go(wireguard_go: tuple[Namespace, str, Path
             disagreements.append((text, ours, theirs))
     assert disagreements == []
     assert len(cases) > 70
+
+
+@pytest.mark.root
+def test_wireguard_go_handshake_state_parses(tmp_path: Path) -> None:
+    # Two wireguard-go peers across a veth pair: after a ping through the tunnel, the get reply
+    # carries a real handshake time and byte counters, which parse_get/format_get must carry over.
+    with namespaces("wua", "wub") as (a, b):
+        veth(a, b, ["192.168.241.1/24"], ["192.168.241.2/24"])
+        names = [unique_name("wgh"), unique_name("wgh")]
+        paths = [socket_path(n) for n in names]
+        try:
+            for ns, name in ((a, names[0]), (b, names[1])):
+                ns.popen(WIREGUARD_GO, "-f", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            assert wait_for(lambda: all(p.exists() for p in paths), 10)
+            keys = [PK1, PK2]
+            pubs = [subprocess.run([WG, "pubkey"], input=b64(k), capture_output=True, text=True,
+                                   check=True).stdout.strip() for k in keys]
+            for i, ns in enumerate((a, b)):
+                (tmp_path / f"key{i}").write_text(b64(keys[i]))
+                ns.exec(WG, "set", names[i], "private-key", str(tmp_path / f"key{i}"), "listen-port", "51820",
+                        "peer", pubs[1 - i], "endpoint", f"192.168.241.{2 - i}:51820",
+                        "allowed-ips", f"10.7.0.{2 - i}/32")
+                ns.exec(IP, "addr", "add", f"10.7.0.{i + 1}/24", "dev", names[i])
+                ns.exec(IP, "link", "set", names[i], "up")
+            before = time.time()
+            assert wait_for(lambda: a.exec("ping", "-c1", "-W1", "10.7.0.2", check=False).returncode == 0, 15)
+            text = uapi_exchange(paths[0], "get=1\n\n")
+        finally:
+            a.delete()
+            b.delete()
+            for p in paths:
+                p.unlink(missing_ok=True)
+    snap = parse_get(text.split("\n"))
+    (peer,) = snap.peers
+    assert peer.last_handshake is not None and before - 5 <= peer.last_handshake <= time.time() + 1
+    assert peer.rx_bytes > 0 and peer.tx_bytes > 0
+    # A float holds the handshake time to well under a microsecond; everything else is exact.
+    ours, theirs = format_get(snap).split("\n"), text.split("\n")
+    nsec = [i for i, line in enumerate(theirs) if line.startswith("last_handshake_time_nsec=")]
+    assert len(nsec) == 1 and len(ours) == len(theirs)
+    assert abs(int(ours[nsec[0]].split("=")[1]) - int(theirs[nsec[0]].split("=")[1])) < 1000
+    del ours[nsec[0]], theirs[nsec[0]]
+    assert ours == theirs
