@@ -46,25 +46,29 @@ class ReplayFilter:
         Acceptable means below Reject-After-Messages, not older than the window, and not seen
         before. Any other value (including negative ones) returns False and changes nothing.
         """
-        if not 0 <= counter < REJECT_AFTER_MESSAGES:
+        if counter >= REJECT_AFTER_MESSAGES or counter < 0:
             return False
         counter += 1
         last = self._last
-        ring = self._ring
-        block = counter >> BLOCK_BITS_LOG
         if counter > last:
             # Slide forward, clearing every block the window moves into (at most the whole ring).
+            # The new counter's bit cannot be set yet: its block is fresh or only holds lower ones.
+            block = counter >> BLOCK_BITS_LOG
             current = last >> BLOCK_BITS_LOG
-            advance = block - current
-            if advance >= RING_BLOCKS:
-                ring[:] = _EMPTY_RING
-            else:
-                for i in range(current + 1, block + 1):
-                    ring[i & _RING_MASK] = 0
+            ring = self._ring
+            if block != current:
+                if block - current >= RING_BLOCKS:
+                    ring[:] = _EMPTY_RING
+                else:
+                    for i in range(current + 1, block + 1):
+                        ring[i & _RING_MASK] = 0
             self._last = counter
-        elif last - counter > WINDOW_SIZE:
+            ring[block & _RING_MASK] |= 1 << (counter & _BLOCK_MASK)
+            return True
+        if last - counter > WINDOW_SIZE:
             return False
-        index = block & _RING_MASK
+        ring = self._ring
+        index = (counter >> BLOCK_BITS_LOG) & _RING_MASK
         bit = 1 << (counter & _BLOCK_MASK)
         old = ring[index]
         if old & bit:
