@@ -1,0 +1,114 @@
+"""KeyStore against a real Secret Service (gnome-keyring on a private D-Bus session)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keyring.backends.fail
+import pytest
+
+from tests.secret_service import SecretService, keyring_session, secret_service  # noqa: F401
+from wgdesk.keystore import KeyringUnavailable, KeyStore, preshared_key_item, private_key_item
+
+KEY = "2OaN83Oy11u3vNSmIau7d7T4kwcmIinaXmQakM3FZ3Y="
+PEER = "GS0v7jt5I//6d0J95VmF+w4czLnO5PaAHC3SCPiFbUk="
+PSK = "xVMe1guszf9TOgGKOPy+S5qu1xRdrIUTPaGQ4fygoq8="
+
+
+def test_item_names_follow_the_contract() -> None:
+    assert private_key_item("wg0") == "wg0:private-key"
+    assert preshared_key_item("wg0", PEER) == f"wg0:psk:{PEER}"
+
+
+def secret_tool(service: SecretService, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["secret-tool", *args], env=service.env, capture_output=True, text=True)
+
+
+def test_round_trip_and_the_items_other_tools_see(keyring_session: SecretService) -> None:  # noqa: F811
+    store = KeyStore(keyring_session.backend())
+    assert store.get_private_key("ks0") is None
+    store.set_private_key("ks0", KEY)
+    store.set_preshared_key("ks0", PEER, PSK)
+    assert store.get_private_key("ks0") == KEY
+    assert store.get_preshared_key("ks0", PEER) == PSK
+    # libsecret's own client finds the items under service `wgdesk`, one per secret
+    found = secret_tool(keyring_session, "lookup", "service", "wgdesk", "username", "ks0:private-key")
+    assert found.stdout == KEY
+    found = secret_tool(keyring_session, "lookup", "service", "wgdesk", "username", f"ks0:psk:{PEER}")
+    assert found.stdout == PSK
+    store.delete(private_key_item("ks0"))
+    store.delete(private_key_item("ks0"))  # deleting what is absent is not an error
+    assert store.get_private_key("ks0") is None
+    assert (
+        secret_tool(keyring_session, "lookup", "service", "wgdesk", "username", "ks0:private-key").stdout
+        == ""
+    )
+
+
+def test_overwrite_replaces(keyring_session: SecretService) -> None:  # noqa: F811
+    store = KeyStore(keyring_session.backend())
+    store.set("ks1:private-key", "a")
+    store.set("ks1:private-key", "b")
+    assert store.get("ks1:private-key") == "b"
+    store.delete("ks1:private-key")
+
+
+def test_secrets_are_not_in_any_file(keyring_session: SecretService) -> None:  # noqa: F811
+    store = KeyStore(keyring_session.backend())
+    store.set_private_key("ks2", KEY)
+    files = keyring_session.files()
+    assert files, "the keyring daemon keeps its (encrypted) store under HOME"
+    for path in files:
+        assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_refuses_backends_that_do_not_keep_secrets() -> None:
+    with pytest.raises(KeyringUnavailable) as info:
+        KeyStore(keyring.backends.fail.Keyring()).get("x")
+    assert "gnome-keyring" in str(info.value)
+    assert "never stores private keys in plain files" in str(info.value)
+
+
+def _in_fresh_process(env: dict[str, str], tmp_home: str) -> subprocess.CompletedProcess[str]:
+    code = textwrap.dedent(
+        """
+        from wgdesk.keystore import KeyStore, KeyringUnavailable
+        try:
+            KeyStore().set("nk0:private-key", "secret")
+        except KeyringUnavailable as exc:
+            print("UNAVAILABLE", exc)
+        else:
+            print("STORED")
+        """
+    )
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_home)
+
+
+def test_without_any_session_bus_the_error_says_what_to_install(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBUS_", "XDG_", "PYTHON_KEYRING"))}
+    env["HOME"] = str(tmp_path)
+    result = _in_fresh_process(env, str(tmp_path))
+    assert result.stdout.startswith("UNAVAILABLE No system keyring is available"), (
+        result.stdout + result.stderr
+    )
+    assert "sudo apt install gnome-keyring" in result.stdout
+    assert all(b"secret" not in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_the_null_backend_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = dict(os.environ, HOME=str(tmp_path), PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
+    result = _in_fresh_process(env, str(tmp_path))
+    assert result.stdout.startswith("UNAVAILABLE"), result.stdout + result.stderr
+    assert "keyring.backends.null.Keyring does not keep secrets safely" in result.stdout
+
+
+def test_default_backend_in_a_session_is_the_secret_service(secret_service: SecretService) -> None:  # noqa: F811
+    result = _in_fresh_process(secret_service.env, str(secret_service.home))
+    assert result.stdout.strip() == "STORED", result.stderr
+    assert (
+        secret_tool(secret_service, "lookup", "service", "wgdesk", "username", "nk0:private-key").stdout
+        == "secret"
+    )

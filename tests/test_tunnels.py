@@ -1,0 +1,239 @@
+"""TunnelStore: secret-free files plus a real Secret Service; import, export, rename, delete."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import stat
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import keyring.backends.fail
+import pytest
+
+from tests.secret_service import SecretService, keyring_session, secret_service  # noqa: F401
+from wgdesk.config import parse, parse_bytes, write
+from wgdesk.keystore import KeyringUnavailable, KeyStore
+from wgdesk.tunnels import InvalidTunnelName, TunnelExists, TunnelNotFound, TunnelStore, default_directory
+
+DATA = Path(__file__).resolve().parent / "data" / "configs"
+SERVER = DATA / "valid" / "server.conf"
+HOOKS = DATA / "valid" / "hooks.conf"
+
+
+@pytest.fixture
+def store(keyring_session: SecretService, tmp_path: Path) -> TunnelStore:  # noqa: F811
+    return TunnelStore(
+        directory=keyring_session.home / ".config" / "wgdesk" / f"t-{tmp_path.name}",
+        keystore=KeyStore(keyring_session.backend()),
+    )
+
+
+def secret_forms(key: str) -> list[bytes]:
+    raw = base64.b64decode(key)
+    return [key.encode(), key[:43].encode(), raw, raw.hex().encode()]
+
+
+def assert_no_file_contains(root: Path, *keys: str) -> None:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        for key in keys:
+            for form in secret_forms(key):
+                assert form not in data, f"{path} contains a secret"
+
+
+def test_save_load_and_the_file_holds_no_secret(store: TunnelStore, keyring_session: SecretService) -> None:  # noqa: F811
+    cfg = parse_bytes(SERVER.read_bytes())
+    store.save("srv0", cfg)
+    path = store.directory / "srv0.conf"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
+    assert store.load("srv0") == cfg.without_secrets()
+    assert store.load("srv0", with_secrets=True) == cfg
+    text = path.read_text()
+    assert "PrivateKey" not in text and "PresharedKey" not in text
+    assert parse(text) == cfg.without_secrets()
+    assert_no_file_contains(
+        keyring_session.home, cfg.interface.private_key or "", cfg.peers[1].preshared_key or ""
+    )
+    assert store.list() == ["srv0"]
+    assert [p.name for p in store.directory.iterdir()] == ["srv0.conf"]  # no temporary files left
+
+
+def test_saving_a_config_without_secrets_keeps_the_stored_ones(store: TunnelStore) -> None:
+    cfg = parse_bytes(SERVER.read_bytes())
+    store.save("srv1", cfg)
+    edited = replace(
+        store.load("srv1"), interface=replace(cfg.interface, private_key=None, listen_port=51999)
+    )
+    store.save("srv1", edited)
+    loaded = store.load("srv1", with_secrets=True)
+    assert loaded.interface.private_key == cfg.interface.private_key
+    assert loaded.interface.listen_port == 51999
+    assert loaded.peers[1].preshared_key == cfg.peers[1].preshared_key
+
+
+def test_preshared_keys_of_removed_peers_are_deleted(store: TunnelStore) -> None:
+    cfg = parse_bytes(SERVER.read_bytes())
+    store.save("srv2", cfg)
+    phone = cfg.peers[1].public_key
+    assert store.keystore.get_preshared_key("srv2", phone) == cfg.peers[1].preshared_key
+    store.save("srv2", replace(cfg, peers=cfg.peers[:1]))
+    assert store.keystore.get_preshared_key("srv2", phone) is None
+
+
+def test_rename_moves_file_and_keyring_items(store: TunnelStore) -> None:
+    cfg = parse_bytes(SERVER.read_bytes())
+    store.save("old0", cfg)
+    store.rename("old0", "new0")
+    assert store.list() == ["new0"]
+    assert store.load("new0", with_secrets=True) == cfg
+    assert store.keystore.get_private_key("old0") is None
+    assert store.keystore.get_preshared_key("old0", cfg.peers[1].public_key) is None
+    store.save("other0", cfg)
+    with pytest.raises(TunnelExists):
+        store.rename("new0", "other0")
+    with pytest.raises(TunnelNotFound):
+        store.rename("nope", "x")
+    with pytest.raises(InvalidTunnelName, match="not a valid tunnel name"):
+        store.rename("new0", "much-too-long-name")
+
+
+def test_delete_removes_file_and_keyring_items(store: TunnelStore) -> None:
+    cfg = parse_bytes(SERVER.read_bytes())
+    store.save("del0", cfg)
+    store.delete("del0")
+    assert store.list() == []
+    assert store.keystore.get_private_key("del0") is None
+    assert store.keystore.get_preshared_key("del0", cfg.peers[1].public_key) is None
+    with pytest.raises(TunnelNotFound, match="no tunnel named `del0`"):
+        store.delete("del0")
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", "x" * 16, "wg 0", "wg0\n", ".."])
+def test_names_are_interface_names(store: TunnelStore, name: str) -> None:
+    if name == "..":
+        # `..` matches the interface-name pattern, but the store never leaves its directory
+        assert store.path(name).parent == store.directory
+        return
+    with pytest.raises(InvalidTunnelName):
+        store.save(name, parse("[Interface]\n"))
+
+
+def test_without_a_keyring_nothing_reaches_the_disk(tmp_path: Path) -> None:
+    store = TunnelStore(directory=tmp_path / "tunnels", keystore=KeyStore(keyring.backends.fail.Keyring()))
+    with pytest.raises(KeyringUnavailable):
+        store.save("nokr0", parse_bytes(SERVER.read_bytes()))
+    assert not (tmp_path / "tunnels").exists()
+    # listing and secret-free configs need no keyring
+    assert store.list() == []
+    store.save("plain0", parse("[Interface]\nAddress = 10.0.0.2/32\n"))
+    assert store.list() == ["plain0"]
+
+
+def test_import_conf_files_names_renames_and_rejections(store: TunnelStore, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "wg0.conf").write_bytes(SERVER.read_bytes())
+    (src / "mullvad-se-got-wg-001.conf").write_bytes((DATA / "valid" / "mullvad-se1.conf").read_bytes())
+    (src / "broken.conf").write_bytes((DATA / "invalid" / "bad-pubkey.conf").read_bytes())
+    (src / "notes.txt").write_text("hello")
+    report = store.import_files(
+        [
+            src / "wg0.conf",
+            src / "wg0.conf",
+            src / "mullvad-se-got-wg-001.conf",
+            src / "broken.conf",
+            src / "notes.txt",
+            src / "missing.conf",
+        ]
+    )
+    assert [(t.name, t.renamed_from) for t in report.imported] == [
+        ("wg0", None),
+        ("wg0-2", "wg0"),
+        ("mullvad-se-got", "mullvad-se-got-wg-001"),
+    ]
+    assert report.imported[1].rename_reason == "`wg0` already exists"
+    assert report.imported[2].rename_reason == "not a valid interface name"
+    assert [t.name for t in report.renamed] == ["wg0-2", "mullvad-se-got"]
+    reasons = {Path(r.source).name: r.reason for r in report.rejected}
+    assert reasons["broken.conf"].endswith(
+        "broken.conf:7: PublicKey is not a valid key: expected 44 characters "
+        "of base64 that decode to 32 bytes (found 43 characters)"
+    )
+    assert reasons["notes.txt"] == "not a .conf or .zip file"
+    assert reasons["missing.conf"] == "No such file or directory"
+    assert store.list() == ["mullvad-se-got", "wg0", "wg0-2"]
+    assert store.load("wg0", with_secrets=True) == parse_bytes(SERVER.read_bytes())
+    assert any(line.startswith("skipped ") and "broken.conf" in line for line in report.lines())
+
+
+def test_import_zip_like_the_official_clients(store: TunnelStore, tmp_path: Path) -> None:
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("client.conf", (DATA / "valid" / "client.conf").read_bytes())
+        z.writestr("nested/dir/ipv6only.conf", (DATA / "valid" / "ipv6only.conf").read_bytes())
+        z.writestr("__MACOSX/._client.conf", b"\x00\x05\x16\x07junk")
+        z.writestr("README.md", "read me")
+        z.writestr("bad.conf", (DATA / "invalid" / "no-pubkey.conf").read_bytes())
+        z.writestr("empty/", "")
+    (tmp_path / "not-a.zip").write_bytes(b"PK\x03\x04 not really")
+    report = store.import_files([archive, tmp_path / "not-a.zip"])
+    assert sorted(t.name for t in report.imported) == ["client", "ipv6only"]
+    rejected = {r.source: r.reason for r in report.rejected}
+    assert rejected[f"{archive}:README.md"] == "not a .conf file"
+    assert rejected[f"{archive}:bad.conf"] == f"{archive}:bad.conf:4: [Peer] has no PublicKey"
+    assert rejected[str(tmp_path / "not-a.zip")].startswith("not a readable .zip file")
+    assert len(rejected) == 3
+
+
+def test_import_keeps_and_flags_hooks(store: TunnelStore) -> None:
+    report = store.import_files([HOOKS])
+    (tunnel,) = report.imported
+    assert tunnel.has_hooks
+    assert "hooks" in [w.code for w in tunnel.warnings]
+    assert "[has hook commands: kept, not run]" in report.lines()[0]
+    cfg = store.load("hooks", with_secrets=True)
+    assert cfg == parse_bytes(HOOKS.read_bytes())
+    assert cfg.interface.post_down == ("ip rule del from 10.40.0.2 table 42", "logger stopped")
+
+
+def test_import_reports_a_world_readable_source(store: TunnelStore, tmp_path: Path) -> None:
+    path = tmp_path / "open.conf"
+    path.write_bytes((DATA / "valid" / "client.conf").read_bytes())
+    path.chmod(0o644)
+    (tunnel,) = store.import_files([path]).imported
+    assert "world-readable" in [w.code for w in tunnel.warnings]
+    assert stat.S_IMODE(store.path("open").stat().st_mode) == 0o600
+
+
+def test_export_with_and_without_secrets(store: TunnelStore) -> None:
+    cfg = parse_bytes(SERVER.read_bytes())
+    store.save("exp0", cfg)
+    assert "PrivateKey" not in store.export("exp0")
+    assert store.export("exp0", with_secrets=True) == write(cfg)
+
+
+def test_export_zip_of_all(store: TunnelStore) -> None:
+    store.save("za", parse_bytes(SERVER.read_bytes()))
+    store.save("zb", parse_bytes((DATA / "valid" / "client.conf").read_bytes()))
+    bare = zipfile.ZipFile(io.BytesIO(store.export_zip()))
+    assert bare.namelist() == ["za.conf", "zb.conf"]
+    assert all(b"PrivateKey" not in bare.read(n) for n in bare.namelist())
+    full = zipfile.ZipFile(io.BytesIO(store.export_zip(with_secrets=True)))
+    assert parse_bytes(full.read("za.conf")) == parse_bytes(SERVER.read_bytes())
+    # the archive imports back
+    assert stat.S_IMODE(full.getinfo("za.conf").external_attr >> 16) == 0o600
+
+
+def test_default_directory_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    assert default_directory() == tmp_path / "cfg" / "wgdesk" / "tunnels"
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/is/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_directory() == tmp_path / ".config" / "wgdesk" / "tunnels"
+    assert os.path.isabs(default_directory())

@@ -1,0 +1,145 @@
+"""Tunnel secrets in the OS keyring (Secret Service, macOS Keychain, Windows Credential Locker).
+
+One keyring item per secret, service `wgdesk`:
+
+* `NAME:private-key` — the tunnel's private key (base64);
+* `NAME:psk:PEERPUBKEY` — the preshared key shared with one peer (base64).
+
+There is no plaintext fallback: without a usable keyring backend every operation raises
+`KeyringUnavailable`, whose message says what to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import keyring
+import keyring.backend
+import keyring.errors
+
+__all__ = [
+    "SERVICE",
+    "KeyStore",
+    "KeyringUnavailable",
+    "preshared_key_item",
+    "private_key_item",
+]
+
+SERVICE = "wgdesk"
+
+
+def private_key_item(tunnel: str) -> str:
+    """The keyring item name of a tunnel's private key."""
+    return f"{tunnel}:private-key"
+
+
+def preshared_key_item(tunnel: str, peer_public_key: str) -> str:
+    """The keyring item name of the preshared key a tunnel shares with one peer."""
+    return f"{tunnel}:psk:{peer_public_key}"
+
+
+def _advice() -> str:
+    if sys.platform == "darwin":
+        return "The macOS Keychain should always be available; check that you are logged in."
+    if sys.platform == "win32":
+        return "The Windows Credential Locker should always be available; check that you are logged in."
+    return (
+        "Install and start a Secret Service provider, for example GNOME Keyring "
+        "(`sudo apt install gnome-keyring`) or KWallet, or KeePassXC with Secret Service integration "
+        "enabled, and log in to a desktop session. On a machine without a desktop, run wgdesk under "
+        "`dbus-run-session` and unlock the keyring with `gnome-keyring-daemon --unlock`."
+    )
+
+
+class KeyringUnavailable(RuntimeError):
+    """No usable keyring: secrets cannot be stored or read, and wgdesk will not write them to a file."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(
+            f"No system keyring is available to hold tunnel keys ({detail}). "
+            f"wgdesk never stores private keys in plain files. {_advice()}"
+        )
+
+
+# Backends that are not a keyring: they fail, forget, or write plaintext.
+_REFUSED = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt.file")
+
+
+class KeyStore:
+    """Secrets of tunnels, in a `keyring` backend.
+
+    Args:
+        backend: a `keyring` backend to use; None selects the system default (`keyring.get_keyring()`)
+            on first use.
+        service: the keyring service name; `wgdesk` except in tests.
+    """
+
+    def __init__(self, backend: keyring.backend.KeyringBackend | None = None, service: str = SERVICE) -> None:
+        self._backend = backend
+        self.service = service
+
+    @property
+    def backend(self) -> keyring.backend.KeyringBackend:
+        """The backend in use; raises `KeyringUnavailable` if it cannot hold secrets."""
+        if self._backend is None:
+            self._backend = keyring.get_keyring()
+        backend = self._backend
+        name = f"{type(backend).__module__}.{type(backend).__name__}"
+        children = getattr(backend, "backends", None)
+        if children is not None and not children:
+            raise KeyringUnavailable("no keyring backend was found")
+        if name.startswith(_REFUSED) or "Plaintext" in type(backend).__name__:
+            raise KeyringUnavailable(f"the configured backend {name} does not keep secrets safely")
+        return backend
+
+    def _call(self, what: str, operation: str, *args: str) -> str | None:
+        backend = self.backend
+        try:
+            if operation == "get":
+                return backend.get_password(self.service, *args)
+            if operation == "set":
+                backend.set_password(self.service, *args)
+            else:
+                with contextlib.suppress(keyring.errors.PasswordDeleteError):  # already absent
+                    backend.delete_password(self.service, *args)
+            return None
+        except keyring.errors.NoKeyringError as exc:
+            raise KeyringUnavailable(str(exc) or "no keyring backend was found") from None
+        except keyring.errors.InitError as exc:
+            raise KeyringUnavailable(f"the keyring could not be opened: {exc}") from None
+        except keyring.errors.KeyringLocked:
+            raise KeyringUnavailable("the keyring is locked; unlock it and try again") from None
+        except keyring.errors.KeyringError as exc:
+            raise KeyringUnavailable(f"could not {what}: {exc}") from None
+        except Exception as exc:  # D-Bus errors from the Secret Service library are not KeyringErrors
+            if type(exc).__module__.split(".")[0] in ("secretstorage", "jeepney", "dbus"):
+                raise KeyringUnavailable(f"could not {what}: {exc}") from None
+            raise
+
+    def get(self, item: str) -> str | None:
+        """The secret stored under `item`, or None."""
+        return self._call("read a secret", "get", item)
+
+    def set(self, item: str, secret: str) -> None:
+        """Store `secret` under `item`, replacing what was there."""
+        self._call("store a secret", "set", item, secret)
+
+    def delete(self, item: str) -> None:
+        """Remove `item`; no error if it does not exist."""
+        self._call("delete a secret", "delete", item)
+
+    # Convenience for the two kinds of item.
+
+    def get_private_key(self, tunnel: str) -> str | None:
+        return self.get(private_key_item(tunnel))
+
+    def set_private_key(self, tunnel: str, key: str) -> None:
+        self.set(private_key_item(tunnel), key)
+
+    def get_preshared_key(self, tunnel: str, peer_public_key: str) -> str | None:
+        return self.get(preshared_key_item(tunnel, peer_public_key))
+
+    def set_preshared_key(self, tunnel: str, peer_public_key: str, key: str) -> None:
+        self.set(preshared_key_item(tunnel, peer_public_key), key)

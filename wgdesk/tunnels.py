@@ -1,0 +1,370 @@
+"""The user's tunnels: secret-free `NAME.conf` files plus secrets in the OS keyring.
+
+Files live in `$XDG_CONFIG_HOME/wgdesk/tunnels` (macOS `~/Library/Application Support/wgdesk/tunnels`,
+Windows `%APPDATA%\\wgdesk\\tunnels`), mode 0600 in a 0700 directory, written atomically. They never
+contain a `PrivateKey` or `PresharedKey` value; those go to the keyring (see `wgdesk.keystore`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import stat
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+from wgdesk.config import Config, ConfigError, LintWarning, is_interface_name, lint, parse_bytes, write
+from wgdesk.keystore import KeyStore, preshared_key_item, private_key_item
+
+__all__ = [
+    "ImportReport",
+    "ImportedTunnel",
+    "InvalidTunnelName",
+    "RejectedFile",
+    "TunnelError",
+    "TunnelExists",
+    "TunnelNotFound",
+    "TunnelStore",
+    "default_directory",
+    "sanitize_name",
+]
+
+MAX_CONF_BYTES = 1 << 20
+"""A `.conf` larger than this (1 MiB) is refused, inside a `.zip` or not."""
+MAX_ZIP_MEMBERS = 1000
+
+
+class TunnelError(Exception):
+    """A tunnel store operation that cannot be done; the message says why."""
+
+
+class InvalidTunnelName(TunnelError, ValueError):
+    pass
+
+
+class TunnelNotFound(TunnelError, KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "tunnel not found"
+
+
+class TunnelExists(TunnelError):
+    pass
+
+
+def default_directory() -> Path:
+    """Where this platform keeps the user's tunnel files."""
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"
+    return base / "wgdesk" / "tunnels"
+
+
+def check_name(name: str) -> str:
+    if not is_interface_name(name):
+        raise InvalidTunnelName(
+            f"`{name}` is not a valid tunnel name: use 1 to 15 letters, digits or _=+.- "
+            "(the name becomes the network interface name)"
+        )
+    return name
+
+
+def sanitize_name(stem: str) -> str:
+    """An interface name made from a file name: invalid characters become `-`, at most 15 characters."""
+    name = re.sub(r"[^a-zA-Z0-9_=+.-]+", "-", stem).strip("-")[:15].strip("-")
+    return name or "tunnel"
+
+
+@dataclass(frozen=True)
+class ImportedTunnel:
+    """A tunnel that was imported: its `name`, where it came from, whether it was renamed (and why),
+    whether it carries hook commands (kept, never run without admin consent), and lint findings."""
+
+    name: str
+    source: str
+    renamed_from: str | None = None
+    rename_reason: str | None = None
+    has_hooks: bool = False
+    warnings: tuple[LintWarning, ...] = ()
+
+
+@dataclass(frozen=True)
+class RejectedFile:
+    source: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What `TunnelStore.import_files` did."""
+
+    imported: list[ImportedTunnel] = field(default_factory=list)
+    rejected: list[RejectedFile] = field(default_factory=list)
+
+    @property
+    def renamed(self) -> list[ImportedTunnel]:
+        return [t for t in self.imported if t.renamed_from is not None]
+
+    def lines(self) -> list[str]:
+        """A human-readable summary, one line per file."""
+        out = []
+        for t in self.imported:
+            line = f"imported {t.source} as {t.name}"
+            if t.renamed_from is not None:
+                line += f" (renamed from {t.renamed_from}: {t.rename_reason})"
+            if t.has_hooks:
+                line += " [has hook commands: kept, not run]"
+            out.append(line)
+        out += [f"skipped {r.source}: {r.reason}" for r in self.rejected]
+        return out
+
+
+def file_mode_of(path: Path) -> int | None:
+    """The file's mode bits, or None if it cannot be read."""
+    try:
+        return path.stat().st_mode
+    except OSError:
+        return None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically, mode 0600."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class TunnelStore:
+    """The tunnel collection of one user.
+
+    Args:
+        directory: where `NAME.conf` files live (default: `default_directory()`).
+        keystore: where secrets live (default: the system keyring, opened on first use; operations
+            that need no secret, such as `list`, work without a keyring).
+    """
+
+    def __init__(self, directory: Path | None = None, keystore: KeyStore | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_directory()
+        self.keystore = keystore if keystore is not None else KeyStore()
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{check_name(name)}.conf"
+
+    def _ensure_directory(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)
+
+    def list(self) -> list[str]:
+        """Tunnel names, sorted."""
+        if not self.directory.is_dir():
+            return []
+        names = (p.name[: -len(".conf")] for p in self.directory.iterdir() if p.name.endswith(".conf"))
+        return sorted(n for n in names if is_interface_name(n))
+
+    def exists(self, name: str) -> bool:
+        return is_interface_name(name) and self.path(name).is_file()
+
+    def load(self, name: str, with_secrets: bool = False) -> Config:
+        """The tunnel's config; with `with_secrets`, the private and preshared keys from the keyring
+        are filled in (a secret missing from the keyring stays None)."""
+        path = self.path(name)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise TunnelNotFound(f"no tunnel named `{name}`") from None
+        cfg = parse_bytes(data, filename=str(path))
+        if not with_secrets:
+            return cfg
+        private_key = self.keystore.get_private_key(name)
+        peers = tuple(
+            replace(p, preshared_key=self.keystore.get_preshared_key(name, p.public_key)) for p in cfg.peers
+        )
+        return replace(cfg, interface=replace(cfg.interface, private_key=private_key), peers=peers)
+
+    def save(self, name: str, cfg: Config) -> None:
+        """Store `cfg` as tunnel `name`: its secrets go to the keyring, the file gets none.
+
+        A secret that `cfg` leaves out (None) keeps the value already in the keyring, so a config
+        loaded without secrets can be edited and saved back. Preshared keys of peers that are no
+        longer in the config are deleted. Nothing is written to disk if the keyring fails.
+        """
+        check_name(name)
+        previous = self._peer_keys(name)
+        if cfg.interface.private_key is not None:
+            self.keystore.set_private_key(name, cfg.interface.private_key)
+        for peer in cfg.peers:
+            if peer.preshared_key is not None:
+                self.keystore.set_preshared_key(name, peer.public_key, peer.preshared_key)
+        for stale in previous - {p.public_key for p in cfg.peers}:
+            self.keystore.delete(preshared_key_item(name, stale))
+        self._ensure_directory()
+        _write_private(self.path(name), write(cfg.without_secrets()).encode())
+
+    def _peer_keys(self, name: str) -> set[str]:
+        try:
+            return {p.public_key for p in self.load(name).peers}
+        except (TunnelNotFound, ConfigError):
+            return set()
+
+    def delete(self, name: str) -> None:
+        """Remove the tunnel's file and its keyring items."""
+        path = self.path(name)
+        if not path.is_file():
+            raise TunnelNotFound(f"no tunnel named `{name}`")
+        self.keystore.delete(private_key_item(name))
+        for key in self._peer_keys(name):
+            self.keystore.delete(preshared_key_item(name, key))
+        path.unlink()
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a tunnel, its file and its keyring items."""
+        check_name(new)
+        if not self.exists(old):
+            raise TunnelNotFound(f"no tunnel named `{old}`")
+        if self.exists(new):
+            raise TunnelExists(f"a tunnel named `{new}` already exists")
+        cfg = self.load(old, with_secrets=True)
+        self.save(new, cfg)
+        self.delete(old)
+
+    def export(self, name: str, with_secrets: bool = False) -> str:
+        """The tunnel as `.conf` text; secrets are included only with `with_secrets`."""
+        return write(self.load(name, with_secrets=with_secrets))
+
+    def export_zip(self, with_secrets: bool = False) -> bytes:
+        """All tunnels as a `.zip` of `NAME.conf` files (the official clients' format)."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name in self.list():
+                info = zipfile.ZipInfo(f"{name}.conf", date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = (stat.S_IFREG | 0o600) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, self.export(name, with_secrets=with_secrets))
+        return buffer.getvalue()
+
+    def import_files(self, paths: Iterable[Path | str]) -> ImportReport:
+        """Import `.conf` files and `.zip` archives of them.
+
+        The tunnel name comes from the file name; one that is not a valid interface name is
+        sanitized, and one already taken gets a `-2`, `-3`, ... suffix (both reported as renames).
+        Files that fail to parse are skipped with the parser's message as the reason.
+        """
+        report = ImportReport()
+        for raw in paths:
+            path = Path(raw)
+            if path.suffix.lower() == ".zip":
+                self._import_zip(path, report)
+            elif path.suffix.lower() == ".conf":
+                try:
+                    size = path.stat().st_size
+                    if size > MAX_CONF_BYTES:
+                        report.rejected.append(
+                            RejectedFile(str(path), "larger than 1 MiB; not a tunnel config")
+                        )
+                        continue
+                    data = path.read_bytes()
+                except OSError as exc:
+                    report.rejected.append(RejectedFile(str(path), exc.strerror or str(exc)))
+                    continue
+                self._import_one(path.stem, data, str(path), report, file_mode=file_mode_of(path))
+            else:
+                report.rejected.append(RejectedFile(str(path), "not a .conf or .zip file"))
+        return report
+
+    def _import_zip(self, path: Path, report: ImportReport) -> None:
+        try:
+            archive = zipfile.ZipFile(path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            report.rejected.append(RejectedFile(str(path), f"not a readable .zip file ({exc})"))
+            return
+        with archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if len(members) > MAX_ZIP_MEMBERS:
+                report.rejected.append(RejectedFile(str(path), f"more than {MAX_ZIP_MEMBERS} files"))
+                return
+            for member in members:
+                source = f"{path}:{member.filename}"
+                inner = PurePosixPath(member.filename.replace("\\", "/"))
+                if (inner.parts and inner.parts[0] == "__MACOSX") or inner.name.startswith("._"):
+                    continue  # macOS resource forks
+                if inner.suffix.lower() != ".conf":
+                    report.rejected.append(RejectedFile(source, "not a .conf file"))
+                    continue
+                if member.file_size > MAX_CONF_BYTES:
+                    report.rejected.append(RejectedFile(source, "larger than 1 MiB; not a tunnel config"))
+                    continue
+                try:
+                    with archive.open(member) as f:
+                        data = f.read(MAX_CONF_BYTES + 1)
+                except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
+                    report.rejected.append(
+                        RejectedFile(source, f"could not be read from the archive ({exc})")
+                    )
+                    continue
+                if len(data) > MAX_CONF_BYTES:
+                    report.rejected.append(RejectedFile(source, "larger than 1 MiB; not a tunnel config"))
+                    continue
+                self._import_one(inner.stem, data, source, report)
+
+    def _unique_name(self, wanted: str, taken: set[str]) -> str:
+        if wanted not in taken:
+            return wanted
+        for n in range(2, 10000):
+            suffix = f"-{n}"
+            candidate = wanted[: 15 - len(suffix)] + suffix
+            if candidate not in taken:
+                return candidate
+        raise TunnelError("too many tunnels with the same name")
+
+    def _import_one(
+        self, stem: str, data: bytes, source: str, report: ImportReport, file_mode: int | None = None
+    ) -> None:
+        try:
+            cfg = parse_bytes(data, filename=source)
+        except ConfigError as exc:
+            report.rejected.append(RejectedFile(source, str(exc)))
+            return
+        taken = set(self.list())
+        name = stem
+        reasons = []
+        if not is_interface_name(name):
+            name = sanitize_name(stem)
+            reasons.append("not a valid interface name")
+        unique = self._unique_name(name, taken)
+        if unique != name:
+            reasons.append(f"`{name}` already exists")
+            name = unique
+        self.save(name, cfg)
+        report.imported.append(
+            ImportedTunnel(
+                name=name,
+                source=source,
+                renamed_from=stem if reasons else None,
+                rename_reason="; ".join(reasons) if reasons else None,
+                has_hooks=cfg.has_hooks,
+                warnings=tuple(lint(cfg, file_mode=file_mode, platform=sys.platform)),
+            )
+        )
