@@ -1,0 +1,224 @@
+"""Pure presentation rules: durations and sizes as `wg show` prints them, health states, the doctor's causes,
+graph rates, icons and start-at-login."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QColor
+
+from wgdesk.app import units
+from wgdesk.app.doctor import explain, explain_peer, peer_evidence
+from wgdesk.app.graph import rates
+from wgdesk.app.icons import SIZES, IconState, state_icon, write_svgs
+from wgdesk.app.settings import AppSettings
+from wgdesk.app.state import Health, health, icon_state
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 seconds"),
+        (1, "1 second"),
+        (64, "1 minute, 4 seconds"),
+        (120, "2 minutes"),
+        (3661, "1 hour, 1 minute, 1 second"),
+        (2 * 86400 + 5, "2 days, 5 seconds"),
+        (366 * 86400, "1 year, 1 day"),
+    ],
+)
+def test_duration(seconds: int, text: str) -> None:
+    assert units.duration(seconds) == text
+
+
+def test_ago() -> None:
+    assert units.ago(1000.0, 1064.5) == "1 minute, 4 seconds ago"
+    assert units.ago(1000.0, 1000.2) == "Now"
+    assert units.ago(None, 1000.0) == "never"
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.00 KiB"),
+        (1556, "1.52 KiB"),
+        (5 * 1024**2, "5.00 MiB"),
+        (3 * 1024**3 + 1, "3.00 GiB"),
+        (2 * 1024**5, "2048.00 TiB"),
+    ],
+)
+def test_size_like_wg_show(n: int, text: str) -> None:
+    assert units.size(n) == text
+
+
+NOW = 1_800_000_000.0
+
+
+def _status(handshake: float | None, state: str = "up") -> dict:
+    return {"name": "t", "state": state, "peers": [{"public_key": "k", "latest_handshake": handshake}]}
+
+
+@pytest.mark.parametrize(
+    ("status", "pending", "expected"),
+    [
+        (None, False, Health.DOWN),
+        (None, True, Health.STARTING),
+        (_status(None), False, Health.WAITING),
+        (_status(NOW - 10), False, Health.HEALTHY),
+        (_status(NOW - 179), False, Health.HEALTHY),
+        (_status(NOW - 181), False, Health.IDLE),  # older than Reject-After-Time: not proven alive
+        (_status(NOW - 10, "failed"), False, Health.ERROR),
+        (_status(None, "starting"), False, Health.STARTING),
+    ],
+)
+def test_health(status: dict | None, pending: bool, expected: Health) -> None:
+    assert health(status, NOW, pending) == expected
+
+
+def test_tray_icon_is_the_worst_state() -> None:
+    assert icon_state([], False) == IconState.DISCONNECTED
+    assert icon_state([Health.DOWN, Health.HEALTHY], False) == IconState.CONNECTED
+    assert icon_state([Health.HEALTHY, Health.WAITING], False) == IconState.CONNECTING
+    assert icon_state([Health.HEALTHY, Health.ERROR], False) == IconState.ERROR
+    assert icon_state([Health.DOWN], True) == IconState.ERROR  # helper unreachable
+
+
+PEER = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+
+
+def _diagnosis(peer: dict, logs: list[str] = (), findings: list[str] = ()) -> dict:  # type: ignore[assignment]
+    base = {
+        "public_key": PEER,
+        "endpoint": "192.0.2.1:51820",
+        "latest_handshake": None,
+        "rx_bytes": 0,
+        "tx_bytes": 0,
+    }
+    return {
+        "tunnel": {"name": "t", "state": "up", "peers": [base | peer]},
+        "findings": list(findings),
+        "logs": [{"time": NOW, "level": "debug", "source": "engine", "message": m} for m in logs],
+    }
+
+
+TAG = "peer(xTIB…p8Dg)"
+
+
+@pytest.mark.parametrize(
+    ("diagnosis", "codes"),
+    [
+        (_diagnosis({"endpoint": None}), ["no-endpoint"]),
+        (_diagnosis({}, logs=[f"{TAG} - Sending handshake initiation to 192.0.2.1:51820"] * 3), ["silence"]),
+        (_diagnosis({"tx_bytes": 148 * 4}), ["silence"]),  # counters alone: four initiations, nothing back
+        (
+            _diagnosis(
+                {},
+                logs=[
+                    f"{TAG} - Sending handshake initiation to 192.0.2.1:51820",
+                    f"{TAG} - Received cookie response",
+                ],
+            ),
+            ["cookie"],
+        ),
+        (
+            _diagnosis(
+                {},
+                logs=[
+                    f"{TAG} - Sending handshake initiation to 192.0.2.1:51820",
+                    "Dropped packet from 192.0.2.1:51820: invalid_handshake",
+                ],
+            ),
+            ["psk"],
+        ),
+        (_diagnosis({}, logs=["Failed to send 1 datagrams: Network is unreachable"]), ["no-route"]),
+        (_diagnosis({"latest_handshake": NOW + 3600}), ["clock"]),
+        (_diagnosis({"latest_handshake": NOW - 5}), []),
+        (_diagnosis({}), ["idle"]),
+        (_diagnosis({"endpoint": None}, findings=["the engine stopped: boom"]), ["no-endpoint", "helper"]),
+    ],
+)
+def test_doctor_names_the_cause(diagnosis: dict, codes: list[str]) -> None:
+    assert [f.code for f in explain(diagnosis, NOW)] == codes
+
+
+def test_doctor_reads_engine_evidence_fields_when_present() -> None:
+    evidence = peer_evidence(_diagnosis({"resolve_error": "Name or service not known"}), NOW)
+    assert [f.code for f in explain_peer(evidence[0])] == ["resolve"]
+    text = explain_peer(evidence[0])[0].detail
+    assert text == (
+        "192.0.2.1:51820 could not be resolved (Name or service not known). Check the host name in "
+        "Endpoint and that DNS works without the tunnel."
+    )
+
+
+def test_rates_from_counters() -> None:
+    samples = [(0.0, 0, 0), (1.0, 1000, 500), (3.0, 5000, 500), (4.0, 100, 100)]  # last: counters reset
+    assert rates(samples) == [(1.0, 1000.0, 500.0), (3.0, 2000.0, 0.0), (4.0, 0.0, 0.0)]
+
+
+def test_icon_files_are_current() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        fresh = {p.name: p.read_text() for p in write_svgs(Path(d))}
+    committed = {p.name: p.read_text() for p in (ROOT / "resources" / "icons").glob("wgdesk*.svg")}
+    assert committed == fresh, "run: python -m wgdesk.app.icons resources/icons"
+
+
+def test_state_icons_render_at_every_tray_size_and_differ(qapp) -> None:  # type: ignore[no-untyped-def]
+    centres = {}
+    for state in IconState:
+        icon = state_icon(state)
+        for size in SIZES:
+            image = icon.pixmap(size, size).toImage()
+            assert image.width() == size
+            # opaque disc in the middle, transparent corners
+            assert image.pixelColor(size // 2, size // 4).alpha() == 255
+            assert image.pixelColor(0, 0).alpha() == 0
+        image = icon.pixmap(64, 64).toImage()
+        centres[state] = image.pixelColor(12, 32).name()  # the disc colour, left of the glyph
+    assert centres == {
+        IconState.DISCONNECTED: QColor("#6b7280").name(),
+        IconState.CONNECTING: QColor("#d97706").name(),
+        IconState.CONNECTED: QColor("#15803d").name(),
+        IconState.ERROR: QColor("#dc2626").name(),
+    }
+
+
+def test_start_at_login_writes_and_removes_the_xdg_autostart_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    settings = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
+    entry = tmp_path / "autostart" / "wgdesk.desktop"
+    assert settings.autostart_path() == entry
+    assert not settings.start_at_login()
+    settings.set_start_at_login(True)
+    assert settings.start_at_login()
+    text = entry.read_text()
+    assert "Type=Application\n" in text and "--minimized" in text
+    validate = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    settings.set_start_at_login(False)
+    assert not entry.exists() and not settings.start_at_login()
+
+
+def test_restore_settings_round_trip(tmp_path: Path) -> None:
+    path = str(tmp_path / "wgdesk.conf")
+    a = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+    assert a.restore_tunnels() is False and a.last_connected() == []
+    a.set_restore_tunnels(True)
+    a.set_last_connected(["work", "home"])
+    a.set_tunnel_option("home", "kill_switch", False)
+    b = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+    assert b.restore_tunnels() is True
+    assert b.last_connected() == ["home", "work"]
+    assert b.tunnel_option("home", "kill_switch") is False
+    assert b.tunnel_option("home", "full_tunnel") is None
