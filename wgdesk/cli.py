@@ -1,0 +1,334 @@
+"""`wgdeskctl`: keys, config checks and the user's tunnel collection from the command line.
+
+Subcommands register themselves with `set_defaults(func=HANDLER)`, where `HANDLER(args) -> int`
+returns the exit status. The tunnel commands that talk to the helper (`up`, `down`, `show`) live in
+`wgdesk.cli_tunnels`, whose `register(subparsers)` is called when that module exists; they read the
+global `--socket` option as `args.socket`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import stat
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from wgdesk import __version__
+from wgdesk.config import (
+    Config,
+    ConfigError,
+    Interface,
+    LintWarning,
+    is_valid_key,
+    lint,
+    parse_bytes,
+    strip,
+)
+from wgdesk.config.parser import _ValueError as ValueProblem
+from wgdesk.config.parser import check_address, check_dns, check_port
+from wgdesk.keystore import KeyringUnavailable
+from wgdesk.proto import keys
+from wgdesk.tunnels import TunnelError, TunnelStore
+
+__all__ = ["build_parser", "main", "public_key_of"]
+
+PROG = "wgdeskctl"
+
+
+def public_key_of(private_key: str) -> str:
+    """The base64 public key of a base64 private key."""
+    return keys.to_base64(keys.public_key(keys.from_base64(private_key)))
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+
+
+# --- keys, byte-compatible with `wg genkey|genpsk|pubkey` ---------------------------------------
+
+
+def _warn_world_accessible_stdout() -> None:
+    try:
+        st = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return
+    if stat.S_ISREG(st.st_mode) and st.st_mode & stat.S_IRWXO:
+        _err(
+            "Warning: writing to world accessible file.\nConsider setting the umask to 077 and trying again."
+        )
+
+
+def cmd_genkey(args: argparse.Namespace) -> int:
+    _warn_world_accessible_stdout()
+    _out(keys.to_base64(keys.generate_private_key(os.urandom)) + "\n")
+    return 0
+
+
+def cmd_genpsk(args: argparse.Namespace) -> int:
+    _warn_world_accessible_stdout()
+    _out(keys.to_base64(keys.generate_preshared_key(os.urandom)) + "\n")
+    return 0
+
+
+def cmd_pubkey(args: argparse.Namespace) -> int:
+    data = sys.stdin.buffer.read(64 * 1024)
+    head, trailing = data[:44], data[44:]
+    if len(head) != 44:
+        _err(f"{PROG}: Key is not the correct length or format")
+        return 1
+    if trailing.strip(b" \t\n\v\f\r\0"):
+        _err(f"{PROG}: Trailing characters found after key")
+        return 1
+    text = head.decode("ascii", errors="replace")
+    if not is_valid_key(text):
+        _err(f"{PROG}: Key is not the correct length or format")
+        return 1
+    _out(public_key_of(text) + "\n")
+    return 0
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+def _format_warning(filename: str, warning: LintWarning) -> str:
+    where = f"{filename}:{warning.line}" if warning.line is not None else filename
+    text = f"{where}: {warning.severity.value}: {warning.message} [{warning.code}]\n"
+    if warning.fix is not None:
+        text += f"    fix: {warning.fix.description}\n"
+    return text
+
+
+def _own_public_key(cfg: Config) -> str | None:
+    if cfg.interface.private_key is None:
+        return None
+    return public_key_of(cfg.interface.private_key)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    status = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+            mode = path.stat().st_mode
+        except OSError as exc:
+            _out(f"{name}: {exc.strerror or exc}\n")
+            status = 1
+            continue
+        try:
+            cfg = parse_bytes(data, filename=name)
+        except ConfigError as exc:
+            _out(f"{exc}\n")
+            status = 1
+            continue
+        for warning in lint(cfg, own_public_key=_own_public_key(cfg), file_mode=mode, platform=sys.platform):
+            _out(_format_warning(name, warning))
+    return status
+
+
+def cmd_strip(args: argparse.Namespace) -> int:
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        _err(f"{PROG}: `{args.file}': {exc.strerror or exc}")
+        return 1
+    text = data.decode("utf-8", errors="surrogateescape")
+    try:
+        stripped = strip(text, filename=args.file)
+    except ConfigError as exc:
+        _err(f"{PROG}: {exc}")
+        return 1
+    sys.stdout.buffer.write(stripped.encode("utf-8", errors="surrogateescape"))
+    sys.stdout.flush()
+    return 0
+
+
+# --- the tunnel store -----------------------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    report = TunnelStore().import_files(args.files)
+    for line in report.lines():
+        _out(line + "\n")
+    for tunnel in report.imported:
+        for warning in tunnel.warnings:
+            _out(_format_warning(tunnel.name, warning))
+    return 1 if report.rejected else 0
+
+
+def _write_output(path: str, data: bytes, secret: bool) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(path, flags, 0o600 if secret else 0o644)
+    if secret:
+        os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = TunnelStore()
+    if args.all:
+        if args.name is not None:
+            _err(f"{PROG}: give a tunnel name or --all, not both")
+            return 2
+        data = store.export_zip(with_secrets=args.with_secrets)
+        if args.output is None:
+            if sys.stdout.isatty():
+                _err(f"{PROG}: --all writes a .zip archive; use -o FILE.zip or redirect the output")
+                return 2
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        else:
+            _write_output(args.output, data, secret=args.with_secrets)
+        return 0
+    if args.name is None:
+        _err(f"{PROG}: give a tunnel name or --all")
+        return 2
+    text = store.export(args.name, with_secrets=args.with_secrets)
+    if args.output is None:
+        _out(text)
+    else:
+        _write_output(args.output, text.encode(), secret=args.with_secrets)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for name in TunnelStore().list():
+        _out(name + "\n")
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    TunnelStore().rename(args.old, args.new)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    store = TunnelStore()
+    for name in args.names:
+        store.delete(name)
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    store = TunnelStore()
+    if store.exists(args.name):
+        _err(f"{PROG}: a tunnel named `{args.name}` already exists")
+        return 1
+    private_key = keys.to_base64(keys.generate_private_key(os.urandom))
+    interface = Interface(private_key=private_key)
+    try:
+        addresses = tuple(check_address(a) for a in _split(args.address))
+        dns = [check_dns(d) for d in _split(args.dns)]
+        port = check_port("ListenPort", args.listen_port) if args.listen_port is not None else None
+    except ValueProblem as exc:
+        _err(f"{PROG}: {exc}")
+        return 2
+    interface = replace(
+        interface,
+        addresses=addresses,
+        dns=tuple(d for d in dns if not isinstance(d, str)),
+        dns_search=tuple(d for d in dns if isinstance(d, str)),
+        listen_port=port,
+    )
+    store.save(args.name, Config(interface=interface))
+    _out(public_key_of(private_key) + "\n")
+    return 0
+
+
+def _split(values: Sequence[str] | None) -> list[str]:
+    return [entry for value in values or () for entry in value.replace(",", " ").split()]
+
+
+# --- parser ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="WireGuard tunnels from the command line: keys, config checks, the tunnel collection.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        default=None,
+        help="the helper's control socket (default: $WGDESK_SOCKET or the platform's standard path)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    add("genkey", cmd_genkey, "print a new private key (like `wg genkey`)")
+    add("genpsk", cmd_genpsk, "print a new preshared key (like `wg genpsk`)")
+    add("pubkey", cmd_pubkey, "read a private key on stdin, print its public key (like `wg pubkey`)")
+    p = add(
+        "check",
+        cmd_check,
+        "validate .conf files: errors and warnings as FILE:LINE: message; exit 1 on errors",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p = add("strip", cmd_strip, "print FILE without wg-quick-only settings (like `wg-quick strip`)")
+    p.add_argument("file", metavar="FILE")
+    p = add("import", cmd_import, "import .conf files or .zip archives of them into your tunnels")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p = add("export", cmd_export, "print a tunnel as .conf (or all as .zip), without secrets unless asked")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--all", action="store_true", help="export every tunnel as a .zip archive")
+    p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+    p.add_argument(
+        "--with-secrets",
+        action="store_true",
+        help="include the private and preshared keys from the keyring (the output file is made 0600)",
+    )
+    add("list", cmd_list, "list your tunnels")
+    p = add("rename", cmd_rename, "rename a tunnel (its file and keyring items)")
+    p.add_argument("old", metavar="OLD")
+    p.add_argument("new", metavar="NEW")
+    p = add("delete", cmd_delete, "delete tunnels and their keyring items")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p = add("new", cmd_new, "create a tunnel with a fresh key pair and print its public key")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--address", action="append", metavar="ADDR", help="Address entries (repeatable)")
+    p.add_argument("--dns", action="append", metavar="DNS", help="DNS servers or search domains (repeatable)")
+    p.add_argument("--listen-port", metavar="PORT")
+
+    try:
+        cli_tunnels = importlib.import_module("wgdesk.cli_tunnels")
+    except ModuleNotFoundError as exc:
+        if exc.name != "wgdesk.cli_tunnels":
+            raise
+    else:
+        cli_tunnels.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `wgdeskctl`; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except (ConfigError, TunnelError, KeyringUnavailable) as exc:
+        _err(f"{PROG}: {exc}")
+        return 1
+    except BrokenPipeError:
+        return 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
