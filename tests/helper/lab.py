@@ -338,3 +338,70 @@ class Capture:
             [TCPDUMP, "-n", "-r", str(self.path)], capture_output=True, text=True, check=False
         )
         return out.stdout.splitlines()
+
+
+PROBE = """
+import socket, sys
+kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+for _ in range(int(sys.argv[4]) if len(sys.argv) > 4 else 3):
+    if kind == "udp":
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            s.sendto(b"wgdesk-probe", (host, port))
+        except OSError:
+            pass
+    else:
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.settimeout(0.5)
+        try:
+            s.connect((host, port))
+        except OSError:
+            pass
+    s.close()
+"""
+
+
+def probe(ns: Namespace, kind: str, host: str, port: int, count: int = 3, user: str | None = None) -> None:
+    """Send ``count`` UDP datagrams or TCP SYNs from ``ns`` (optionally as an unprivileged user)."""
+    argv = [PYTHON, "-I", "-c", PROBE, kind, host, str(port), str(count)]
+    if user is not None:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    ns.exec(*argv, timeout=30)
+
+
+INJECT = """
+import socket, struct, sys
+src, dst, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def csum(b):
+    if len(b) % 2:
+        b += b"\\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for i in range(count):
+    sport, dport = 80, 40000 + i
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, 1000 + i, 2000, 5 << 4, 0x12, 65535, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i, 0, 64, 6, 0, socket.inet_aton(src),
+                     socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    s.sendto(ip + tcp, (dst, 0))
+"""
+
+
+def inject_synack(ns: Namespace, src: str, dst: str, count: int = 3) -> None:
+    """Send ``count`` forged TCP SYN/ACKs from ``ns`` (spoofed source ``src``) to ``dst``."""
+    ns.exec(PYTHON, "-I", "-c", INJECT, src, dst, str(count), timeout=30)
+
+
+def engine_pid(helper: HelperProcess, name: str) -> int:
+    """The engine's pid, read from the helper's undo journal."""
+    for line in (helper.state_dir / "journal" / f"{name}.journal").read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("kind") == "process":
+            return int(entry["pid"])
+    raise AssertionError("no engine in the journal")

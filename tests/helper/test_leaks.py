@@ -1,0 +1,217 @@
+"""The leak and attack catalogue of TESTING.md §5, client side, in the T2 lab.
+
+Every test first shows that its probe *is* seen on the wire when nothing protects it (a broken
+sniffer or a wrong filter must not pass for "no leak"), then that it is not seen with the defence.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.helper.lab import (
+    CLIENT_LAN,
+    CLIENT_TUNNEL,
+    PUBLIC,
+    PUBLIC6,
+    ROUTER_LAN,
+    SERVER_WAN,
+    Capture,
+    Lab,
+    engine_pid,
+    inject_synack,
+    lab,
+    probe,
+)
+
+pytestmark = pytest.mark.root
+
+FULL = "0.0.0.0/0, ::/0"
+ROUTER = ROUTER_LAN[0].split("/")[0]
+ENDPOINT = SERVER_WAN[0].split("/")[0]
+
+
+def plaintext(L: Lab, bpf: str, action: object) -> int:
+    """Packets matching ``bpf`` on the router's client-facing link while ``action()`` runs."""
+    cap = Capture(L.router, L.router_lan_if, bpf, L.workdir)
+    action()  # type: ignore[operator]
+    return cap.count()
+
+
+def tcp_probe(L: Lab, host: str = PUBLIC, port: int = 80) -> object:
+    return lambda: probe(L.client, "tcp", host, port)
+
+
+def test_tunnelvision_routes_leak_without_kill_switch_and_not_with_it() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        before = L.snapshot()
+        c = h.client()
+        assert plaintext(L, f"tcp and host {PUBLIC}", tcp_probe(L)) >= 3  # control: no tunnel
+
+        def push_option_121_routes() -> None:
+            for half in ("0.0.0.0/1", "128.0.0.0/1"):
+                L.client.exec("ip", "route", "add", half, "via", ROUTER)
+
+        def remove_them() -> None:
+            for half in ("0.0.0.0/1", "128.0.0.0/1"):
+                L.client.exec("ip", "route", "del", half, "via", ROUTER)
+
+        c.up("wgt0", L.config(allowed=FULL), kill_switch=False)
+        push_option_121_routes()
+        # control: the attack works against a full tunnel without kill switch
+        assert plaintext(L, f"tcp and host {PUBLIC}", tcp_probe(L)) >= 3
+        remove_them()
+        c.down("wgt0")
+
+        c.up("wgt0", L.config(allowed=FULL), kill_switch=True)
+        push_option_121_routes()
+        assert plaintext(L, f"tcp and host {PUBLIC}", tcp_probe(L)) == 0
+        remove_them()
+        c.down("wgt0")
+        assert L.snapshot() == before
+
+
+def test_dns_to_a_non_tunnel_resolver_is_not_seen_even_with_lan_allowed() -> None:
+    with lab() as L:
+        h = L.start_helper(settings="allow_lan = true\n")
+        c = h.client()
+        dns = lambda: probe(L.client, "udp", ROUTER, 53)  # noqa: E731
+        assert plaintext(L, "port 53", dns) >= 3
+        c.up("wgt0", L.config(allowed=FULL, dns="10.97.0.1"))
+        assert plaintext(L, "port 53", dns) == 0
+        assert plaintext(L, "tcp port 53", lambda: probe(L.client, "tcp", ROUTER, 53)) == 0
+        # LAN access itself works (fixed private range), so the block above is specific to DNS
+        assert L.ping(ROUTER, 2)
+        c.down("wgt0")
+
+
+def test_localnet_public_prefix_lan_is_not_exempt() -> None:
+    with lab() as L:
+        # the LAN also uses a public prefix that contains the "target"
+        L.router.exec("ip", "addr", "add", "203.0.113.1/24", "dev", L.router_lan_if)
+        L.client.exec("ip", "addr", "add", "203.0.113.2/24", "dev", L.client_if)
+        h = L.start_helper(settings="allow_lan = true\n")
+        c = h.client()
+        assert plaintext(L, "host 203.0.113.1", tcp_probe(L, "203.0.113.1")) >= 3
+        c.up("wgt0", L.config(allowed=FULL))
+        assert plaintext(L, "host 203.0.113.1", tcp_probe(L, "203.0.113.1")) == 0
+        assert plaintext(L, "host 203.0.113.1", lambda: L.ping("203.0.113.1", 2)) == 0
+        c.down("wgt0")
+
+
+@pytest.mark.parametrize("allowed", ["10.97.0.0/24", FULL])
+def test_other_processes_to_the_endpoint_are_never_plaintext(allowed: str) -> None:
+    with lab() as L:
+        h = L.start_helper()
+        c = h.client()
+
+        def as_nobody() -> None:
+            probe(L.client, "udp", ENDPOINT, 51820, user="65534")
+            probe(L.client, "tcp", ENDPOINT, 22, user="65534")
+            probe(L.client, "udp", ENDPOINT, 53, user="65534")
+
+        assert plaintext(L, f"host {ENDPOINT}", as_nobody) >= 9  # control
+        c.up("wgt0", L.config(allowed=allowed), kill_switch=True)
+        [t] = c.status()
+        port = t["listen_port"]
+        assert L.ping("10.97.0.1", 2)  # the engine's own marked UDP still passes
+        # anything to the endpoint that is not the engine's socket
+        assert plaintext(L, f"host {ENDPOINT} and not (udp and port {port})", as_nobody) == 0
+        c.down("wgt0")
+
+
+@pytest.mark.parametrize("kill_switch", [False, True])
+def test_ipv6_does_not_leak_when_only_ipv4_is_tunnelled(kill_switch: bool) -> None:
+    with lab() as L:
+        h = L.start_helper()
+        c = h.client()
+        v6 = lambda: probe(L.client, "tcp", PUBLIC6, 80)  # noqa: E731
+        assert plaintext(L, f"host {PUBLIC6}", v6) >= 3
+        c.up("wgt0", L.config(allowed="0.0.0.0/0"), kill_switch=kill_switch)
+        assert plaintext(L, f"host {PUBLIC6}", v6) == 0
+        assert L.ping(PUBLIC, 2)  # IPv4 still goes through the tunnel
+        c.down("wgt0")
+        assert plaintext(L, f"host {PUBLIC6}", v6) >= 3  # and v6 is back after down
+
+
+def test_injected_synack_to_the_tunnel_address_gets_no_reset() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        c = h.client()
+        lan_ip = CLIENT_LAN[0].split("/")[0]
+        L.router.exec("ip", "route", "add", f"{CLIENT_TUNNEL[0]}/32", "via", lan_ip)
+        c.up("wgt0", L.config(allowed=FULL), kill_switch=False)
+
+        def resets(target: str) -> int:
+            # the client's answer to PUBLIC would travel through the tunnel: watch the tunnel
+            cap = Capture(L.client, "wgt0", f"tcp and dst host {PUBLIC}", L.workdir)
+            inject_synack(L.router, PUBLIC, target)
+            return cap.count()
+
+        # control: the same forged SYN/ACK to the LAN address is answered (with a reset)
+        assert resets(lan_ip) >= 3
+        assert resets(CLIENT_TUNNEL[0]) == 0
+        c.down("wgt0")
+
+
+def test_engine_killed_during_traffic_stays_blocked() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        before = L.snapshot()
+        c = h.client()
+        c.up("wgt0", L.config(allowed=FULL))
+        assert L.ping(PUBLIC, 2)
+        pinger = L.client.popen("ping", "-n", "-i", "0.05", PUBLIC)
+        cap = Capture(L.router, L.router_lan_if, f"host {PUBLIC}", L.workdir)
+        import os
+        import signal
+
+        os.kill(engine_pid(h, "wgt0"), signal.SIGKILL)
+        time.sleep(1.5)
+        probe(L.client, "tcp", PUBLIC, 80)
+        pinger.terminate()
+        assert cap.count() == 0
+        assert h.client().status()[0]["state"] == "failed"
+        assert "kill switch keeps blocking" in h.client().status()[0]["message"]
+        c.down("wgt0")
+        assert L.snapshot() == before
+
+
+def test_helper_killed_keeps_blocking_after_restart_until_down() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        before = L.snapshot()
+        c = h.client()
+        c.up("wgt0", L.config(allowed=FULL))
+        pinger = L.client.popen("ping", "-n", "-i", "0.05", PUBLIC)
+        cap = Capture(L.router, L.router_lan_if, f"host {PUBLIC}", L.workdir)
+        h.kill9()
+        time.sleep(1.0)
+        probe(L.client, "tcp", PUBLIC, 80)
+        h.start()
+        time.sleep(0.5)
+        probe(L.client, "tcp", PUBLIC, 80)
+        pinger.terminate()
+        assert cap.count() == 0
+        c = h.client()
+        [t] = c.status()
+        assert t["state"] == "blocked" and "kill switch keeps blocking" in t["message"]
+        assert "wgt0" not in " ".join(L.snapshot()["links"].split())
+        c.down("wgt0")
+        assert L.snapshot() == before
+
+
+def test_helper_killed_without_kill_switch_restores_the_system_on_restart() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        before = L.snapshot()
+        c = h.client()
+        c.up("wgt0", L.config(allowed=FULL, dns="10.97.0.1"), kill_switch=False)
+        assert L.snapshot() != before
+        h.kill9()
+        h.start()
+        assert h.client().status() == []
+        assert L.snapshot() == before
+        assert "restoring the system" in h.log()
