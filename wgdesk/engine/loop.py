@@ -30,6 +30,28 @@ BATCH = 256
 """Most packets read from one source before the others get a turn."""
 
 
+def routed_back(packet: bytes, own_port: bytes) -> bool:
+    """True for a packet from the TUN that is one of our own UDP datagrams, routed into the tunnel.
+
+    That happens when a peer's endpoint is routed through this interface (the kernel implementation
+    refuses such sends with "Avoiding routing loop"). Re-encrypting it would loop forever and, once
+    it outgrows the MTU and fragments, multiply. Only our socket sends from our port in this
+    namespace, so a UDP packet with that source port is ours. Non-first IPv4 fragments carry no port;
+    they pass once and their encapsulation is caught on the next round.
+    """
+    if len(packet) < 48:
+        return False
+    version = packet[0] >> 4
+    if version == 4:
+        if packet[9] != 17 or packet[6] & 0x1F or packet[7]:
+            return False
+        ihl = (packet[0] & 0x0F) * 4
+        return packet[ihl : ihl + 2] == own_port
+    if version == 6:
+        return packet[6] == 17 and packet[40:42] == own_port
+    return False
+
+
 class Engine:
     """One running WireGuard interface.
 
@@ -69,6 +91,12 @@ class Engine:
         if uapi_listener is not None:
             self.uapi = UapiServer(uapi_listener, uapi_path, self.handle_uapi, self.selector)
         self._deadline: float | None = None
+        self.loop_drops = 0
+        self._loop_logged = 0.0
+
+    @property
+    def _own_port(self) -> bytes:
+        return self.bind.port.to_bytes(2, "big")
 
     # -- clock -------------------------------------------------------------------------------
 
@@ -100,8 +128,26 @@ class Engine:
             self.stop("interface deleted")
             return
         if packets:
+            own = self._own_port
+            # Cheap pre-filter: only packets with a UDP protocol byte (IPv4 [9], IPv6 [6]) are examined.
+            kept = [
+                p for p in packets if len(p) < 48 or (p[9] != 17 and p[6] != 17) or not routed_back(p, own)
+            ]
+            if len(kept) != len(packets):
+                self._count_loop_drop(len(packets) - len(kept))
+                if not kept:
+                    return
+                packets = kept
             self.device.send_packets(packets, self.now())
             self._flush()
+
+    def _count_loop_drop(self, count: int) -> None:
+        self.loop_drops += count
+        now = time.monotonic()
+        if now - self._loop_logged > 1.0:
+            self._loop_logged = now
+            log.error("Avoiding routing loop: our own UDP datagrams came back through %s (%d dropped so far);"
+                      " route the peer's endpoint outside the tunnel", self.tun.name, self.loop_drops)
 
     def _on_wake(self, mask: int) -> None:
         with suppress(OSError):
