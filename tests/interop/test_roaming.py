@@ -30,6 +30,7 @@ def _move_address(topo: Topology, side: int, new: str) -> None:
         # the cache; a wgdesk side needs no such help (the kernel picks the source on every send).
         me.set("peer", other.public, "endpoint", me.peer(other.public)["endpoint"])
 
+
 @pytest.mark.parametrize("roamer", ROAMERS)
 def test_roaming_address_and_port(t1: Callable[..., Topology], roamer: int) -> None:
     topo = t1("wgdesk", "go", outer="4", endpoints=(0, 1))
@@ -42,14 +43,18 @@ def test_roaming_address_and_port(t1: Callable[..., Topology], roamer: int) -> N
     new_addr = f"10.101.0.{11 + roamer}"
     _move_address(topo, roamer, new_addr)
     topo.ping(roamer, INNER4[1 - roamer])
-    assert wait_for(lambda: follower.peer(mover.public)["endpoint"].split(":")[0] == new_addr, 5), follower.show()
+    assert wait_for(lambda: follower.peer(mover.public)["endpoint"].split(":")[0] == new_addr, 5), (
+        follower.show()
+    )
     # …and its own traffic now goes there.
     topo.ping(1 - roamer, INNER6[roamer])
 
     # New source port.
     mover.set("listen-port", "51830")
     topo.ping(roamer, INNER6[1 - roamer])
-    assert wait_for(lambda: follower.peer(mover.public)["endpoint"] == f"{new_addr}:51830", 5), follower.show()
+    assert wait_for(lambda: follower.peer(mover.public)["endpoint"] == f"{new_addr}:51830", 5), (
+        follower.show()
+    )
     topo.ping(1 - roamer, INNER4[roamer])
 
 
@@ -76,7 +81,9 @@ def test_source_not_in_allowed_ips_is_dropped(t1: Callable[..., Topology], recei
     new_outer = f"10.101.0.{21 + sender}"
     _move_address(topo, sender, new_outer)
     before = _rx_packets(topo, receiver)
-    result = ns_tx.exec("ping", "-n", "-c", "5", "-i", "0.2", "-W", "1", "-I", spoofed, INNER4[receiver], check=False)
+    result = ns_tx.exec(
+        "ping", "-n", "-c", "5", "-i", "0.2", "-W", "1", "-I", spoofed, INNER4[receiver], check=False
+    )
     assert result.returncode != 0, result.stdout
     assert " 0 received" in result.stdout
     # None reached the receiver's interface…

@@ -146,8 +146,12 @@ class Engine:
         now = time.monotonic()
         if now - self._loop_logged > 1.0:
             self._loop_logged = now
-            log.error("Avoiding routing loop: our own UDP datagrams came back through %s (%d dropped so far);"
-                      " route the peer's endpoint outside the tunnel", self.tun.name, self.loop_drops)
+            log.error(
+                "Avoiding routing loop: our own UDP datagrams came back through %s (%d dropped so far);"
+                " route the peer's endpoint outside the tunnel",
+                self.tun.name,
+                self.loop_drops,
+            )
 
     def _on_wake(self, mask: int) -> None:
         with suppress(OSError):
