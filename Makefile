@@ -1,4 +1,4 @@
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench clean dist deb
 
 # Quick start: run the app (until the GUI lands: the CLI) and the full test suite.
 run:
@@ -14,6 +14,17 @@ lint:
 
 bench:
 	.venv/bin/python benchmarks/proto_micro.py
+
+# Packaging (build.spec, installers/): `make dist` builds the one-folder bundle $(DIST)/wgdesk with the four
+# executables; `make deb` packages it as $(DIST)/wgdesk_VERSION_amd64.deb.
+DIST ?= dist
+WORK ?= build/pyinstaller
+
+dist:
+	.venv/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath $(DIST) --workpath $(WORK) build.spec
+
+deb: dist
+	installers/linux/build-deb $(DIST)/wgdesk $(DIST)
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

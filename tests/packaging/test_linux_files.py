@@ -1,0 +1,86 @@
+"""The Linux integration files the .deb ships, checked with the freedesktop tools (no bundle needed).
+
+Shared files come from resources/ when their owners provide them and from installers/linux/
+otherwise, exactly as installers/linux/build-deb picks them.
+"""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.packaging.artifacts import ROOT
+
+LINUX = ROOT / "installers" / "linux"
+MIME_TYPE = "application/x-wireguard-config"
+
+
+def pick(name: str) -> Path:
+    """The file build-deb packages for `name`."""
+    shared = ROOT / "resources" / name
+    return shared if shared.exists() else LINUX / name
+
+
+def policies() -> list[Path]:
+    return sorted((ROOT / "resources").glob("*.policy")) or sorted(LINUX.glob("*.policy"))
+
+
+def desktop_entry(path: Path) -> configparser.SectionProxy:
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(path, encoding="utf-8")
+    return parser["Desktop Entry"]
+
+
+@pytest.mark.parametrize("path", sorted({pick("wgdesk.desktop"), LINUX / "wgdesk.desktop"}), ids=str)
+def test_desktop_file_validates(path: Path) -> None:
+    result = subprocess.run(["desktop-file-validate", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
+
+
+def test_desktop_file_opens_wireguard_configs() -> None:
+    entry = desktop_entry(pick("wgdesk.desktop"))
+    assert entry["Type"] == "Application"
+    exec_argv = entry["Exec"].split()
+    assert exec_argv[0] == "wgdesk" and ("%F" in exec_argv or "%U" in exec_argv), entry["Exec"]
+    assert MIME_TYPE in entry["MimeType"].split(";")
+    assert entry["Icon"] == "wgdesk"
+    assert (ROOT / "resources" / "icons" / "wgdesk.svg").is_file(), "the hicolor icon is packaged from here"
+
+
+def test_systemd_unit_runs_the_bundled_helper() -> None:
+    unit = configparser.ConfigParser(interpolation=None, strict=False)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(pick("wgdesk-helper.service"), encoding="utf-8")
+    exec_start = unit["Service"]["ExecStart"].split()[0].lstrip("-@+!:")
+    assert exec_start in ("/opt/wgdesk/wgdesk-helper", "/usr/bin/wgdesk-helper")
+    assert "multi-user.target" in unit["Install"]["WantedBy"].split()
+
+
+def test_polkit_policy_parses() -> None:
+    files = policies()
+    assert files
+    for path in files:
+        root = ET.parse(path).getroot()
+        assert root.tag == "policyconfig"
+        actions = root.findall("action")
+        assert actions, path
+        for action in actions:
+            assert action.get("id", "").startswith("org.wgdesk."), action.get("id")
+            defaults = action.find("defaults")
+            assert defaults is not None
+            assert {d.tag for d in defaults} == {"allow_any", "allow_inactive", "allow_active"}
+            assert defaults.findtext("allow_any") in ("no", "auth_admin", "auth_admin_keep")
+
+
+@pytest.mark.parametrize("script", ["postinst", "prerm", "postrm"])
+def test_maintainer_scripts_are_posix_sh(script: str) -> None:
+    path = LINUX / "debian" / script
+    assert path.read_text().startswith("#!/bin/sh\n")
+    assert path.stat().st_mode & 0o111
+    result = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
