@@ -65,6 +65,7 @@ class TunnelController(QObject):
         self._pending: set[str] = set()
         self._health: dict[str, Health] = {}
         self._helper_problem = ""
+        self._helper_headline = ""
         self._configs: dict[str, Any] = {}
         self._public_keys: dict[str, str] = {}
         self._monitor = StatusMonitor(lambda: self._client_factory().status(), poll_interval, self)
@@ -137,6 +138,11 @@ class TunnelController(QObject):
     def helper_problem(self) -> str:
         """Why the helper cannot be used and how to fix it; "" when it answers."""
         return self._helper_problem
+
+    @property
+    def helper_headline(self) -> str:
+        """A short form of :attr:`helper_problem` for the tray menu and tooltip."""
+        return self._helper_headline
 
     def option(self, name: str, option: str) -> bool:
         """The full-tunnel / kill-switch toggle of *name* (defaults: on when a peer routes everything)."""
@@ -330,7 +336,7 @@ class TunnelController(QObject):
         for key in [k for k in self._history if k[0] not in self._status]:
             del self._history[key]
         self._pending -= set(self._status)
-        self._set_helper_problem("")
+        self._set_helper_problem(None)
         self._notify_transitions(now_wall)
         if sorted(self._status) != self.settings.last_connected():
             self.settings.set_last_connected(sorted(self._status))
@@ -340,10 +346,12 @@ class TunnelController(QObject):
     def _on_helper_failed(self, exc: BaseException) -> None:
         self._status = {}
         self._history.clear()
-        self._set_helper_problem(helper_advice(exc))
+        self._set_helper_problem(exc)
         self.statusChanged.emit()
 
-    def _set_helper_problem(self, text: str) -> None:
+    def _set_helper_problem(self, exc: BaseException | None) -> None:
+        text = helper_advice(exc) if exc is not None else ""
+        self._helper_headline = helper_headline(exc) if exc is not None else ""
         if text != self._helper_problem:
             self._helper_problem = text
             self.helperProblemChanged.emit(text)
@@ -377,7 +385,7 @@ class TunnelController(QObject):
     def _verb_failed(self, name: str, exc: BaseException, connecting: bool) -> None:
         self._pending.discard(name)
         if isinstance(exc, (HelperUnavailable, HelperPermissionDenied)):
-            self._set_helper_problem(helper_advice(exc))
+            self._set_helper_problem(exc)
         title = (
             self.tr("Could not connect {name}") if connecting else self.tr("Could not disconnect {name}")
         ).format(name=name)
@@ -392,6 +400,15 @@ class TunnelController(QObject):
         self._configs.clear()
         self.tunnelsChanged.emit()
         self.importFinished.emit(report)
+
+
+def helper_headline(exc: BaseException) -> str:
+    """One short line saying that tunnels cannot be controlled, and roughly why."""
+    if isinstance(exc, HelperPermissionDenied):
+        return QCoreApplication.translate("helper", "The wgdesk helper refused this user")
+    if isinstance(exc, HelperUnavailable):
+        return QCoreApplication.translate("helper", "The wgdesk helper is not running")
+    return QCoreApplication.translate("helper", "The wgdesk helper failed")
 
 
 def helper_advice(exc: BaseException) -> str:

@@ -56,7 +56,7 @@ class Tray(QObject):
         self.icon.setIcon(state_icon(self.state))
         lines = ["wgdesk"]
         if c.helper_problem:
-            lines.append(c.helper_problem.splitlines()[0])
+            lines.append(c.helper_headline)
         active = c.active()
         if active:
             for name in active:
@@ -72,7 +72,10 @@ class Tray(QObject):
         menu = self.menu
         menu.clear()
         if c.helper_problem:
-            problem = menu.addAction(c.helper_problem.splitlines()[0])
+            problem = menu.addAction(
+                self.tr("⚠ {headline} — see Manage tunnels…").format(headline=c.helper_headline)
+            )
+            problem.setObjectName("helper-problem")
             problem.setEnabled(False)
             menu.addSeparator()
         names = c.names()
