@@ -158,7 +158,7 @@ def test_removing_the_private_key_stops_handshakes_and_sending() -> None:
 def test_turning_on_persistent_keepalive_sends_at_once() -> None:
     p = make_pair()
     p.a.apply(DeviceChange(peers=(PeerChange(p.b_pub, persistent_keepalive=25),)), p.clock.now)
-    assert [len(d) for d, _ in p.a.datagrams_to_send()] == [MESSAGE_INITIATION_SIZE]
+    assert [len(d) for d, _ in p.a.outgoing] == [MESSAGE_INITIATION_SIZE]
     p.flush()
     assert p.a.peers[p.b_pub].keypairs.current is not None
     p.a.apply(DeviceChange(peers=(PeerChange(p.b_pub, persistent_keepalive=0),)), p.clock.now)
