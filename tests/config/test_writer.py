@@ -158,3 +158,13 @@ def test_without_secrets_and_has_secrets() -> None:
     assert not bare.has_secrets
     assert "PrivateKey" not in write(bare) and "PresharedKey" not in write(bare)
     assert replace(bare, interface=replace(bare.interface, private_key=cfg.interface.private_key)) != cfg
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs, st.data())
+def test_a_control_character_anywhere_in_a_setting_is_rejected(cfg: Config, data: st.DataObject) -> None:
+    text = write(cfg)
+    position = data.draw(st.integers(0, len(text)))
+    char = data.draw(st.characters(categories=("Cc", "Cf", "Zl", "Zp"), exclude_characters=SPACE))
+    with pytest.raises(ConfigError, match="control character"):
+        parse(text[:position] + char + text[position:])
