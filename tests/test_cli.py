@@ -35,6 +35,12 @@ def wg(*args: str, input: bytes) -> bytes:
     return subprocess.run(["wg", *args], input=input, capture_output=True, check=True).stdout
 
 
+@pytest.fixture(autouse=True)
+def no_user_tunnels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run without `env=` see an empty tunnel collection, never the real user's."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "empty-config"))
+
+
 # --- keys ---------------------------------------------------------------------------------------
 
 KEY_LINE = re.compile(rb"[A-Za-z0-9+/]{43}=\n")
@@ -261,3 +267,16 @@ def test_export_round_trips_through_write(session: dict[str, str]) -> None:
     run("import", str(VALID / "messy.conf"), env=session)
     text = run("export", "messy", "--with-secrets", env=session).stdout.decode()
     assert text == write(parse_bytes((VALID / "messy.conf").read_bytes()))
+
+
+def test_check_warns_about_overlap_with_stored_tunnels(session: dict[str, str], tmp_path: Path) -> None:
+    assert run("import", str(VALID / "mullvad-se1.conf"), env=session).returncode == 0
+    result = run("check", str(VALID / "proton-nl3.conf"), env=session)
+    assert result.returncode == 0
+    assert (
+        f"{VALID / 'proton-nl3.conf'}:15: warning: AllowedIPs 0.0.0.0/0 overlaps 0.0.0.0/0 "
+        "of tunnel `mullvad-se1` [overlap-tunnel]" in result.stdout.decode().splitlines()
+    )
+    # a stored tunnel does not overlap itself
+    stored = Path(session["XDG_CONFIG_HOME"]) / "wgdesk" / "tunnels" / "mullvad-se1.conf"
+    assert b"overlap-tunnel" not in run("check", str(stored), env=session).stdout

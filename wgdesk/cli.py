@@ -113,6 +113,16 @@ def _own_public_key(cfg: Config) -> str | None:
     return public_key_of(cfg.interface.private_key)
 
 
+def _stored_tunnels(path: Path) -> dict[str, Config]:
+    """The user's other tunnels (not `path` itself), for overlap warnings; empty if there are none."""
+    store = TunnelStore()
+    try:
+        same = path.resolve().parent == store.directory.resolve()
+    except OSError:
+        same = False
+    return store.configs(exclude=[path.stem] if same else [])
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     status = 0
     for name in args.files:
@@ -130,7 +140,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             _out(f"{exc}\n")
             status = 1
             continue
-        for warning in lint(cfg, own_public_key=_own_public_key(cfg), file_mode=mode, platform=sys.platform):
+        found = lint(
+            cfg,
+            own_public_key=_own_public_key(cfg),
+            other_tunnels=_stored_tunnels(path),
+            file_mode=mode,
+            platform=sys.platform,
+        )
+        for warning in found:
             _out(_format_warning(name, warning))
     return status
 

@@ -184,6 +184,19 @@ class TunnelStore:
         names = (p.name[: -len(".conf")] for p in self.directory.iterdir() if p.name.endswith(".conf"))
         return sorted(n for n in names if is_interface_name(n))
 
+    def configs(self, exclude: Iterable[str] = ()) -> dict[str, Config]:
+        """Every tunnel that parses, without secrets, by name (for lint's `other_tunnels`)."""
+        skip = set(exclude)
+        found = {}
+        for name in self.list():
+            if name in skip:
+                continue
+            try:
+                found[name] = self.load(name)
+            except (OSError, ConfigError):
+                continue
+        return found
+
     def exists(self, name: str) -> bool:
         return is_interface_name(name) and self.path(name).is_file()
 
@@ -365,6 +378,13 @@ class TunnelStore:
                 renamed_from=stem if reasons else None,
                 rename_reason="; ".join(reasons) if reasons else None,
                 has_hooks=cfg.has_hooks,
-                warnings=tuple(lint(cfg, file_mode=file_mode, platform=sys.platform)),
+                warnings=tuple(
+                    lint(
+                        cfg,
+                        other_tunnels=self.configs(exclude=[name]),
+                        file_mode=file_mode,
+                        platform=sys.platform,
+                    )
+                ),
             )
         )
