@@ -237,3 +237,10 @@ def test_default_directory_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_directory() == tmp_path / ".config" / "wgdesk" / "tunnels"
     assert os.path.isabs(default_directory())
+
+
+def test_import_warns_about_overlap_with_existing_tunnels(store: TunnelStore) -> None:
+    store.import_files([DATA / "valid" / "mullvad-se1.conf"])
+    (first,) = store.import_files([DATA / "valid" / "proton-nl3.conf"]).imported
+    overlap = [w for w in first.warnings if w.code == "overlap-tunnel"]
+    assert [w.message for w in overlap] == ["AllowedIPs 0.0.0.0/0 overlaps 0.0.0.0/0 of tunnel `mullvad-se1`"]
