@@ -61,7 +61,39 @@ def _source_key(addr: Endpoint) -> bytes:
 
 
 class Device:
-    """A WireGuard interface without I/O: peers, keys, handshakes, timers, the data path."""
+    """A WireGuard interface without I/O: peers, keys, handshakes, timers, the data path.
+
+    Besides the inputs and outputs of docs/architecture.md, the engine may set:
+
+    * `mtu` — the TUN MTU; padding never exceeds it (default 1420);
+    * `pending_handshakes` — how many handshake messages it has queued; at `under_load_threshold`
+      (default 128) the device is under load and demands cookies (mac2). The rate limiter also puts
+      the device under load for a second when one source exceeds 20 handshakes/s (burst 5).
+    """
+
+    __slots__ = (
+        "_dropped",
+        "_dst_cache",
+        "_events",
+        "_handshake_index",
+        "_keypair_index",
+        "_src_cache",
+        "_under_load_until",
+        "allowed_ips",
+        "cookie_checker",
+        "fwmark",
+        "identity",
+        "incoming",
+        "listen_port",
+        "mtu",
+        "outgoing",
+        "peers",
+        "pending_handshakes",
+        "rate_limiter",
+        "rng",
+        "under_load_threshold",
+        "wall_clock",
+    )
 
     def __init__(self, rng: Callable[[int], bytes], wall_clock: Callable[[], float]) -> None:
         self.rng = rng
@@ -71,7 +103,6 @@ class Device:
         self.fwmark = 0
         self.mtu = DEFAULT_MTU
         self.pending_handshakes = 0
-        """Handshake messages waiting in the engine; at `under_load_threshold` the device is under load."""
         self.under_load_threshold = UNDER_LOAD_QUEUE_SIZE
         self._under_load_until = float("-inf")
         self.peers: dict[bytes, Peer] = {}

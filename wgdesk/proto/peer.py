@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from wgdesk.proto import events, handshake, messages
+from wgdesk.proto import events, handshake
 from wgdesk.proto.changes import Endpoint
 from wgdesk.proto.constants import (
     KEEPALIVE_TIMEOUT,
@@ -57,7 +57,6 @@ class Peer:
     """A configured peer and its protocol state."""
 
     __slots__ = (
-        "allowed_ips_cache",
         "cookie_generator",
         "device",
         "endpoint",
@@ -88,7 +87,6 @@ class Peer:
         self.tx_bytes = 0
         self.last_handshake: float | None = None  # wall clock
         self.last_sent_handshake = _NEVER  # monotonic
-        self.allowed_ips_cache: object = None
 
     # --- endpoint -------------------------------------------------------------------------------------
 
@@ -367,4 +365,3 @@ class Peer:
 
 
 __all__ = ["Peer", "padding_length"]
-_ = messages
