@@ -10,7 +10,7 @@ test:
 
 lint:
 	.venv/bin/ruff check wgdesk tests benchmarks
-	.venv/bin/mypy wgdesk/proto
+	.venv/bin/mypy wgdesk/proto wgdesk/config
 
 bench:
 	.venv/bin/python benchmarks/proto_micro.py
