@@ -163,7 +163,7 @@ def peer_credentials(sock: socket.socket) -> PeerCredentials:
     pid, uid, gid = struct.unpack("3i", raw)
     groups: tuple[int, ...] = ()
     try:
-        graw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 4 * 1024)
+        graw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, 1024)  # Python caps buflen at 1024
         groups = struct.unpack(f"{len(graw) // 4}I", graw[: len(graw) // 4 * 4])
     except OSError:
         pass

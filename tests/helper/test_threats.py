@@ -1,0 +1,311 @@
+"""Privileged-helper threats of TESTING.md §6, against the real helper in a test namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.helper.lab import ROOT, SERVER_TUNNEL, HelperProcess, engine_pid, lab
+from tests.netns import unique_name
+from wgdesk.client import HelperClient, HelperError
+
+pytestmark = pytest.mark.root
+
+WGDESK_ENGINE = str(Path(sys.executable).parent / "wgdesk-engine")
+
+AS_USER = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from wgdesk.client import HelperClient, HelperPermissionDenied
+try:
+    print(json.dumps({"ok": HelperClient(sys.argv[1], timeout=5).status()}))
+except HelperPermissionDenied as e:
+    print(json.dumps({"denied": e.message}))
+"""
+
+
+@contextmanager
+def throwaway_account() -> Iterator[tuple[str, int, str, int]]:
+    """A system user and a system group created for this test and removed afterwards."""
+    user, group = unique_name("wgdu"), unique_name("wgdg")
+    subprocess.run(["groupadd", "--system", group], check=True)
+    try:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True
+        )
+        try:
+            import grp
+            import pwd
+
+            yield user, pwd.getpwnam(user).pw_uid, group, grp.getgrnam(group).gr_gid
+        finally:
+            subprocess.run(["userdel", user], check=False)
+    finally:
+        subprocess.run(["groupdel", group], check=False)
+
+
+def status_as(sock: Path, uid: int, gid: int, groups: list[int]) -> dict[str, object]:
+    argv = [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={gid}",
+        *([f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]),
+        sys.executable,
+        "-I",
+        "-c",
+        AS_USER,
+        str(sock),
+        str(ROOT),
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def test_second_unprivileged_uid_is_refused_and_group_members_are_allowed() -> None:
+    with throwaway_account() as (_user, uid, group, gid), lab() as L:
+        h = L.start_helper(settings=f'group = "{group}"\n')
+        st = h.socket.stat()
+        assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_uid == 0 and st.st_gid == gid
+        assert stat.S_IMODE(h.socket.parent.stat().st_mode) == 0o755
+        # not in the group: the socket's permissions already refuse it
+        nogroup = 65534
+        assert "denied" in status_as(h.socket, uid, nogroup, [])
+        # even with the socket opened to everyone, SO_PEERCRED refuses it before any parsing
+        os.chmod(h.socket, 0o666)
+        r = status_as(h.socket, uid, nogroup, [])
+        assert "only root and members of group" in str(r["denied"])
+        assert f"refused a connection from uid {uid}" in h.log()
+        # positive control: the same uid with the group as a supplementary group is served
+        assert status_as(h.socket, uid, nogroup, [gid]) == {"ok": []}
+        assert status_as(h.socket, uid, gid, []) == {"ok": []}
+
+
+def raw(h: HelperProcess) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(15)
+    s.connect(str(h.socket))
+    return s
+
+
+def read_line(s: socket.socket) -> dict[str, object]:
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    reply: dict[str, object] = json.loads(buf)
+    return reply
+
+
+def error_code(reply: dict[str, object]) -> str:
+    assert reply["ok"] is False, reply
+    return str(reply["error"]["code"])  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (b"\xff\xfe garbage\n", "malformed"),
+        (b"[1, 2, 3]\n", "malformed"),
+        (b'{"v": 1, "verb": "status"}\n', "malformed"),
+        (b'{"v": 2, "id": 1, "verb": "status"}\n', "unsupported_version"),
+        (b'{"v": 1, "id": 1, "verb": "shell", "args": {}}\n', "unknown_verb"),
+        (b'{"v": 1, "id": 1, "verb": "down", "args": {"name": "wg0\\n"}}\n', "invalid"),
+        (b'{"v": 1, "id": 1, "verb": "down", "args": {"name": "../../etc"}}\n', "invalid"),
+        (b'{"v": 1, "id": 1, "verb": "down", "args": {"name": "wg\\u0000"}}\n', "invalid"),
+        (b'{"v": 1, "id": 1, "verb": "down", "args": {"name": "x", "path": "/etc/shadow"}}\n', "invalid"),
+        (
+            b'{"v": 1, "id": 1, "verb": "up", "args": {"name": "x", "config": "[Interface]\\u001b[2J"}}\n',
+            "invalid",
+        ),
+        (b'{"v": 1, "id": 1, "verb": "up", "args": {"name": "x", "config": "a\\u0000b"}}\n', "invalid"),
+        (
+            b'{"v": 1, "id": 1, "verb": "up", "args": {"name": "x", "config": "", "kill_switch": "yes"}}\n',
+            "invalid",
+        ),
+        (b'{"v": 1, "id": 1, "verb": "logs", "args": {"since": "yesterday"}}\n', "invalid"),
+        (b"[" * 100000 + b"\n", "malformed"),
+    ],
+)
+def test_garbage_and_control_characters_are_refused_and_the_helper_carries_on(line: bytes, code: str) -> None:
+    with lab() as L:
+        h = L.start_helper()
+        with raw(h) as s:
+            s.sendall(line)
+            assert error_code(read_line(s)) == code
+        assert h.client().status() == []
+
+
+def test_oversized_slow_and_flooding_clients_do_not_wedge_the_helper() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        # oversized: refused once the bound is passed, without waiting for a newline
+        big = raw(h)
+        with pytest.raises(OSError):
+            for _ in range(64):
+                big.sendall(b"x" * 65536)
+        # (the helper answered and closed; the reply may or may not still be readable)
+        # slow senders: partial requests that never end
+        slow = []
+        for _ in range(20):
+            s = raw(h)
+            s.sendall(b'{"v": 1, "id": 1, "verb": ')
+            slow.append(s)
+        # a reader that never reads: thousands of pipelined requests
+        flood = raw(h)
+        stop = threading.Event()
+
+        def pump() -> None:
+            try:
+                while not stop.is_set():
+                    flood.sendall(b'{"v":1,"id":1,"verb":"version"}\n' * 200)
+            except OSError:
+                pass
+
+        t = threading.Thread(target=pump, daemon=True)
+        t.start()
+        t0 = time.monotonic()
+        assert h.client().version()["protocol"] == 1
+        assert time.monotonic() - t0 < 2.0
+        # the slow senders are cut off after the request deadline, with a reason
+        time.sleep(11)
+        for s in slow:
+            assert error_code(read_line(s)) == "timeout"
+            s.close()
+        t.join(10)  # the flooding reader was dropped, which ended its sendall
+        assert not t.is_alive()
+        stop.set()
+        flood.close()
+        big.close()
+        assert h.client().status() == []
+
+
+def test_a_second_helper_cannot_take_over_the_socket_or_state() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        other = L.client.exec(
+            sys.executable,
+            "-m",
+            "wgdesk.helper.main",
+            "--socket",
+            str(h.socket),
+            "--state-dir",
+            str(L.workdir / "state2"),
+            "--config",
+            str(h.config),
+            check=False,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/sbin:/usr/bin"},
+        )
+        assert other.returncode == 1 and "another wgdesk-helper answers" in other.stderr
+        other = L.client.exec(
+            sys.executable,
+            "-m",
+            "wgdesk.helper.main",
+            "--socket",
+            str(L.workdir / "b.sock"),
+            "--state-dir",
+            str(h.state_dir),
+            "--config",
+            str(h.config),
+            check=False,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/sbin:/usr/bin"},
+        )
+        assert other.returncode == 1 and "another helper is running" in other.stderr
+        assert h.client().version()["protocol"] == 1
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_hooks_run_only_when_the_administrator_allows_them(allow: bool, tmp_path: Path) -> None:
+    marker = tmp_path / "hook-ran"
+    hooks = "\n".join(f"{k} = touch {marker}-{k}-%i" for k in ("PreUp", "PostUp", "PreDown", "PostDown"))
+    with lab() as L:
+        h = L.start_helper(settings=f"allow_scripts = {'true' if allow else 'false'}\n")
+        c = h.client()
+        r = c.up("wgt0", L.config(extra_iface=hooks), kill_switch=False)
+        c.down("wgt0")
+        ran = sorted(p.name for p in tmp_path.iterdir())
+        if allow:  # the control: these hooks do run when allowed
+            assert ran == [f"hook-ran-{k}-wgt0" for k in ("PostDown", "PostUp", "PreDown", "PreUp")]
+        else:
+            assert ran == []
+            assert any("hooks not run" in w for w in r["warnings"])
+
+
+def engine_identity(pid: int) -> dict[str, str]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def test_wgdesk_engine_runs_without_root_or_capabilities_and_no_key_is_ever_logged_or_returned() -> None:
+    with lab() as L:
+        psk = subprocess.run(["wg", "genpsk"], capture_output=True, text=True, check=True).stdout.strip()
+        psk_file = L.workdir / "psk"
+        psk_file.write_text(psk + "\n")
+        L.server.exec("wg", "set", L.server_wg, "peer", L.client_public, "preshared-key", str(psk_file))
+        h = L.start_helper(engine=WGDESK_ENGINE)
+        c = h.client()
+        transcript = [
+            c.up(
+                "wgt0",
+                L.config(allowed="0.0.0.0/0, ::/0", dns="10.97.0.1", extra_peer=f"PresharedKey = {psk}"),
+            )
+        ]
+        assert L.ping(SERVER_TUNNEL[0], 3)  # the PSK is in use: the handshake needs it
+        ident = engine_identity(engine_pid(h, "wgt0"))
+        assert all(int(u) != 0 for u in ident["Uid"].split())
+        assert all(int(g) != 0 for g in ident["Gid"].split())
+        assert ident["Groups"] == ""
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            assert int(ident[cap], 16) == 0, (cap, ident[cap])
+        assert ident["NoNewPrivs"] == "1"
+        transcript += [c.status(), c.logs(None), c.diagnose("wgt0"), c.down("wgt0")]
+        text = json.dumps(transcript) + h.log()
+        import base64
+
+        for secret in (L.client_private, psk):
+            assert secret not in text
+            assert base64.b64decode(secret).hex() not in text
+        assert L.server_public in json.dumps(transcript)  # the control: the transcript has real content
+
+
+def test_wireguard_go_engine_logs_no_secret_either() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        c = h.client()
+        transcript = [
+            c.up("wgt0", L.config()),
+            c.status(),
+            c.logs("wgt0"),
+            c.diagnose("wgt0"),
+            c.down("wgt0"),
+        ]
+        text = json.dumps(transcript) + h.log()
+        import base64
+
+        assert L.client_private not in text
+        assert base64.b64decode(L.client_private).hex() not in text
+        assert "Updating private key" in h.log()  # the engine's log is really in there
+
+
+def test_client_reports_a_missing_helper_with_advice(tmp_path: Path) -> None:
+    with pytest.raises(HelperError) as e:
+        HelperClient(tmp_path / "nope.sock").status()
+    assert "not running" in e.value.message and "wgdesk-helper" in e.value.message

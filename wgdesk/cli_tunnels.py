@@ -1,0 +1,175 @@
+"""`wgdeskctl up`, `down` and `show`: the commands that ask the helper to act.
+
+``up NAME`` sends the stored tunnel (with its keys from the keyring); ``up FILE`` sends a .conf file
+as it is, named after the file. ``show --json`` prints ``{"tunnels": [...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from wgdesk.client import HelperClient, HelperError
+
+PROG = "wgdeskctl"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``up``, ``down`` and ``show`` to wgdeskctl's subcommands."""
+    p = subparsers.add_parser(
+        "up",
+        help="bring a tunnel up through the helper",
+        description="Bring a stored tunnel (NAME) or a .conf file (FILE) up.",
+    )
+    p.add_argument("target", metavar="NAME|FILE")
+    p.add_argument(
+        "--full-tunnel",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="route all traffic through the tunnel (default: when a peer has 0.0.0.0/0 or ::/0)",
+    )
+    p.add_argument(
+        "--kill-switch",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="block all traffic outside the tunnel while it is up (default: the helper's "
+        "setting, normally on for full tunnels)",
+    )
+    p.set_defaults(func=cmd_up)
+    p = subparsers.add_parser("down", help="take a tunnel down", description="Take tunnel NAME down.")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_down)
+    p = subparsers.add_parser(
+        "show",
+        help="live status of tunnels that are up (like `wg show`)",
+        description="Live status from the helper; --json for scripts.",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--json", action="store_true", help='print {"tunnels": [...]} as JSON')
+    p.set_defaults(func=cmd_show)
+
+
+def _client(args: argparse.Namespace) -> HelperClient:
+    return HelperClient(getattr(args, "socket", None))
+
+
+def _err(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 1
+
+
+def _load(target: str) -> tuple[str, str]:
+    """(tunnel name, full config text with secrets) for NAME or FILE."""
+    path = Path(target)
+    if path.suffix == ".conf" or "/" in target or path.is_file():
+        text = path.read_text(encoding="utf-8-sig")
+        return path.stem, text
+    from wgdesk.config import write
+    from wgdesk.tunnels import TunnelStore
+
+    cfg = TunnelStore().load(target, with_secrets=True)
+    if not cfg.interface.private_key:
+        raise HelperError(f"tunnel {target} has no private key in the keyring; import it again or set one")
+    return target, write(cfg)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    try:
+        name, text = _load(args.target)
+    except OSError as e:
+        return _err(f"{args.target}: {e.strerror}")
+    except HelperError as e:
+        return _err(e.message)
+    try:
+        with _client(args) as c:
+            result = c.up(name, text, full_tunnel=args.full_tunnel, kill_switch=args.kill_switch)
+    except HelperError as e:
+        return _err(e.message)
+    for w in result.get("warnings", []):
+        print(f"{PROG}: warning: {w}", file=sys.stderr)
+    print(
+        f"{name} is up (full tunnel {'on' if result.get('full_tunnel') else 'off'}, "
+        f"kill switch {'on' if result.get('kill_switch') else 'off'})"
+    )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    try:
+        with _client(args) as c:
+            c.down(args.name)
+    except HelperError as e:
+        return _err(e.message)
+    print(f"{args.name} is down")
+    return 0
+
+
+def _ago(t: int | float | None) -> str:
+    if t is None:
+        return "never"
+    s = max(0, int(time.time() - t))
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if s >= size:
+            parts.append(f"{s // size} {unit}{'s' if s // size != 1 else ''}")
+            s %= size
+    if s or not parts:
+        parts.append(f"{s} second{'s' if s != 1 else ''}")
+    return ", ".join(parts) + " ago"
+
+
+def _bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.2f} {unit}" if unit != "B" else f"{n} B"
+        value /= 1024
+    return f"{n} B"
+
+
+def format_show(tunnels: list[dict[str, Any]]) -> str:
+    """`wg show`-like text for the ``tunnels`` list."""
+    out: list[str] = []
+    for t in tunnels:
+        if out:
+            out.append("")
+        out.append(f"interface: {t['interface']}")
+        out.append(f"  tunnel: {t['name']} ({t['state']})")
+        if t.get("message"):
+            out.append(f"  note: {t['message']}")
+        if t.get("listen_port"):
+            out.append(f"  listening port: {t['listen_port']}")
+        if t.get("fwmark"):
+            out.append(f"  fwmark: {hex(t['fwmark'])}")
+        out.append(
+            f"  full tunnel: {'on' if t.get('full_tunnel') else 'off'}, "
+            f"kill switch: {'on' if t.get('kill_switch') else 'off'}"
+        )
+        for p in t.get("peers", []):
+            out.append("")
+            out.append(f"peer: {p['public_key']}")
+            if p.get("endpoint"):
+                out.append(f"  endpoint: {p['endpoint']}")
+            out.append(f"  allowed ips: {', '.join(p['allowed_ips']) or '(none)'}")
+            out.append(f"  latest handshake: {_ago(p.get('latest_handshake'))}")
+            out.append(f"  transfer: {_bytes(p['rx_bytes'])} received, {_bytes(p['tx_bytes'])} sent")
+            if p.get("persistent_keepalive"):
+                out.append(f"  persistent keepalive: every {p['persistent_keepalive']} seconds")
+    return "\n".join(out)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    try:
+        with _client(args) as c:
+            tunnels = c.status(args.name)
+    except HelperError as e:
+        return _err(e.message)
+    if args.json:
+        print(json.dumps({"tunnels": tunnels}, indent=2))
+    elif tunnels:
+        print(format_show(tunnels))
+    return 0
