@@ -58,6 +58,10 @@ INVALID = {
     "fwmark.conf": ("wg", "2: FwMark must be off or a number from 0 to 0xffffffff, not `0x1ffffffff`"),
     "listenport.conf": ("wg", "2: ListenPort must be a port number from 0 to 65535, not `51820x`"),
     "empty-value.conf": ("wg", "4: PublicKey has no value"),
+    "spaced-quick.conf": (
+        "wg",
+        "3: Address is only read by wg-quick after a section header written exactly `[Interface]`",
+    ),
     "bad-saveconfig.conf": ("wg-quick", "2: SaveConfig must be true or false, not `yes`"),
     "port-range.conf": ("later", "3: Endpoint port must be a port number from 1 to 65535, not `65536`"),
     "bad-dns.conf": ("later", "3: DNS entry `1.1.1` is not a valid IP address"),

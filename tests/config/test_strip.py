@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from wgdesk.config import ConfigError, strip
@@ -83,6 +83,8 @@ _LINES = st.lists(
 @pytest.mark.root
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=_LINES, final_newline=st.booleans())
+@example(lines=["   "], final_newline=False)  # `read` drops a last, unterminated, blank line
+@example(lines=["[Interface]", "DNS = 1.1.1.1", "\t"], final_newline=False)
 def test_strip_matches_wg_quick_on_generated_files(
     lines: list[str], final_newline: bool, tmp_path: Path
 ) -> None:

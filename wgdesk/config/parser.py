@@ -337,6 +337,7 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
     peers: list[_PeerDraft] = []
     lines: list[SourceLine] = []
     section = -1  # -1 before any section, 0 in [Interface], n in the n-th [Peer]
+    quick_keys = False
 
     for number, raw_line in enumerate(text.split("\n"), start=1):
         content = raw_line.split("#", 1)[0]
@@ -351,6 +352,9 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
             header = "".join(ch for ch in stripped if ch not in SPACE).lower()
             if header == "[interface]":
                 section = 0
+                # wg-quick only knows its own keys after a header written exactly `[Interface]`;
+                # `wg` (which removes all whitespace) also takes `[ Interface ]`.
+                quick_keys = stripped.lower() == "[interface]"
                 lines.append(SourceLine(number, 0, "[Interface]", ""))
             elif header == "[peer]":
                 peers.append(_PeerDraft(line=number))
@@ -379,7 +383,7 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
             )
         section_name = "[Interface]" if section == 0 else "[Peer]"
 
-        key: str | None = QUICK_KEYS.get(key_text.lower()) if section == 0 else None
+        key: str | None = QUICK_KEYS.get(key_text.lower()) if section == 0 and quick_keys else None
         if key is not None:
             bad = _forbidden_char(value, allowed=" \t")
             if bad is not None:
@@ -390,7 +394,14 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
             squashed_key = "".join(ch for ch in key_text if ch not in SPACE).lower()
             key = (INTERFACE_KEYS if section == 0 else PEER_KEYS).get(squashed_key)
             if key is None:
-                raise ConfigError(filename, number, None, _unknown_key_message(key_text, section_name))
+                if section == 0 and key_text.lower() in QUICK_KEYS:
+                    message = (
+                        f"{QUICK_KEYS[key_text.lower()]} is only read by wg-quick after a section header "
+                        "written exactly `[Interface]`"
+                    )
+                else:
+                    message = _unknown_key_message(key_text, section_name)
+                raise ConfigError(filename, number, None, message)
             # `wg` removes every whitespace character, inside values too.
             value = "".join(ch for ch in value if ch not in SPACE)
             if not value:

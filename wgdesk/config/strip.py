@@ -27,8 +27,10 @@ def strip(text: str, filename: str = "wg0.conf") -> str:
         ConfigError: where wg-quick stops too: a `SaveConfig` that is neither true nor false.
     """
     lines = text.replace("\0", "").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # `read` sees no line after the final newline
+    if lines and not lines[-1].strip(_BASH_IFS):
+        # After the last newline `read` fails; wg-quick still takes what it read if it is non-empty
+        # once IFS whitespace is trimmed.
+        lines.pop()
     kept: list[str] = []
     in_interface = False
     for number, raw in enumerate(lines, start=1):
