@@ -188,3 +188,15 @@ def test_event_queue_is_bounded_and_drops_oldest() -> None:
     first = got[0]
     assert isinstance(first, events.PacketDropped) and first.endpoint == ("192.0.2.1", 11)
     assert dev.snapshot(0).dropped == {DropReason.INVALID_MESSAGE: MAX_EVENTS + 10}
+
+
+def test_sender_indices_are_random_unique_and_nonzero() -> None:
+    values = iter([0, 0, 7, 7, 7, 9])  # zero and an index in use are skipped
+
+    def rng(n: int) -> bytes:
+        return next(values).to_bytes(4, "little") if n == 4 else bytes(n)
+
+    dev = Device(rng, lambda: 0.0)
+    first = dev.new_index()
+    dev._handshake_index[first] = None  # type: ignore[assignment]
+    assert (first, dev.new_index()) == (7, 9)

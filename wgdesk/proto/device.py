@@ -193,10 +193,11 @@ class Device:
         self._events.append(events.PacketDropped(reason, public_key, None))
 
     def new_index(self) -> int:
-        """A random 32-bit sender index not in use on this device."""
+        """A random nonzero 32-bit sender index not in use on this device."""
         while True:
             index = int.from_bytes(self.rng(4), "little")
-            if index not in self._handshake_index and index not in self._keypair_index:
+            # 0 means "none" in Handshake.local_index
+            if index and index not in self._handshake_index and index not in self._keypair_index:
                 return index
 
     def index_handshake(self, index: int, peer: Peer) -> None:
