@@ -27,11 +27,17 @@ def rates(samples: Sequence[tuple[float, int, int]]) -> list[tuple[float, float,
 
 
 class ThroughputGraph(QWidget):
-    """Two lines (received, sent) over a fixed time window; the y-axis scales to the highest rate shown."""
+    """Two lines (received, sent) over the last minutes; the y-axis scales to the highest rate shown.
 
-    def __init__(self, window_seconds: float = 300.0, parent: QWidget | None = None) -> None:
+    The time axis spans the data it has, at least *min_seconds* and at most *window_seconds*, so a young
+    tunnel's graph is not a sliver at the right edge."""
+
+    def __init__(
+        self, window_seconds: float = 300.0, min_seconds: float = 30.0, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self._window = window_seconds
+        self._min = min_seconds
         self._points: list[tuple[float, float, float]] = []
         self.setMinimumHeight(90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
@@ -87,10 +93,11 @@ class ThroughputGraph(QWidget):
             painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, self.tr("no traffic data yet"))
             return
         end = self._points[-1][0]
+        span = min(self._window, max(self._min, end - self._points[0][0]))
         for column, colour in ((1, RX_COLOUR), (2, TX_COLOUR)):
             path = QPainterPath()
             for i, point in enumerate(self._points):
-                x = plot.right() - (end - point[0]) / self._window * plot.width()
+                x = plot.right() - (end - point[0]) / span * plot.width()
                 if x < plot.left():
                     continue
                 y = plot.bottom() - point[column] / peak * plot.height()
@@ -98,6 +105,14 @@ class ThroughputGraph(QWidget):
                     path.moveTo(x, y)
                 else:
                     path.lineTo(x, y)
+            if column == 1 and path.elementCount() > 1:  # received is filled: equal rates stay visible
+                area_path = QPainterPath(path)
+                area_path.lineTo(path.currentPosition().x(), plot.bottom())
+                area_path.lineTo(path.elementAt(0).x, plot.bottom())
+                area_path.closeSubpath()
+                fill = QColor(colour)
+                fill.setAlpha(60)
+                painter.fillPath(area_path, fill)
             painter.setPen(QPen(colour, 2))
             painter.drawPath(path)
         painter.end()

@@ -1,0 +1,139 @@
+"""The whole app against a real helper and the wgdesk engine, with a wireguard-go server, in namespaces the
+test creates (tests/helper/lab.py): import through the manager, connect from the tray menu, see the handshake
+and the counters rise, disconnect.
+
+``WGDESK_README_SCREENSHOT=1`` runs traffic for longer and writes docs/screenshots/manager.png."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from tests.gui.conftest import ARTIFACTS, wait_idle
+from tests.helper.lab import SERVER_TUNNEL, lab
+from tests.netns import unique_name
+from wgdesk.app.controller import TunnelController
+from wgdesk.app.icons import IconState
+from wgdesk.app.manager import ManagerWindow
+from wgdesk.app.settings import AppSettings
+from wgdesk.app.state import Health
+from wgdesk.app.tray import Tray
+from wgdesk.client import HelperClient
+from wgdesk.tunnels import TunnelStore
+
+pytestmark = [pytest.mark.root, pytest.mark.gui]
+
+ROOT = Path(__file__).resolve().parents[2]
+WGDESK_ENGINE = str(Path(sys.executable).parent / "wgdesk-engine")
+HANDSHAKE = re.compile(r"^(Now|\d+ seconds? ago)$")
+TRANSFER = re.compile(r"^(\d+(\.\d+)? (B|KiB|MiB)) received, (\d+(\.\d+)? (B|KiB|MiB)) sent$")
+
+
+def _bytes(text: str) -> float:
+    value, unit = text.split()
+    return float(value) * {"B": 1, "KiB": 1024, "MiB": 1024**2}[unit]
+
+
+def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
+    qtbot,
+    store: TunnelStore,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    with lab() as L:
+        helper = L.start_helper(engine=WGDESK_ENGINE)
+        settings = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
+        controller = TunnelController(
+            store, lambda: HelperClient(helper.socket, timeout=60), settings, poll_interval=0.5
+        )
+        controller.start()
+        manager = ManagerWindow(controller)
+        qtbot.addWidget(manager)
+        tray = Tray(controller)
+        name = unique_name("office")
+        source = tmp_path / f"{name}.conf"
+        source.write_text(L.config(keepalive=1))
+        try:
+            manager.show()
+            qtbot.waitExposed(manager)
+            with qtbot.waitSignal(controller.importFinished, timeout=15000):
+                manager.import_paths([source])
+            assert manager.selected() == name
+            qtbot.waitUntil(
+                lambda: controller.status_received and not controller.helper_problem, timeout=10000
+            )
+            assert not manager.banner.isVisible()
+
+            tray.rebuild_menu()  # what aboutToShow does when the user opens the menu
+            action = tray.action(f"tunnel:{name}")
+            assert action is not None and action.isCheckable() and not action.isChecked()
+            action.trigger()
+            qtbot.waitUntil(lambda: controller.health(name) == Health.HEALTHY, timeout=30000)
+            assert tray.state == IconState.CONNECTED
+            tray.rebuild_menu()
+            assert tray.action(f"tunnel:{name}").isChecked()
+            assert any("Addresses: 10.97.0.2/32, fd97::2/128" in a.text() for a in tray.menu.actions())
+
+            peer = manager.status_pane.peer_view(L.server_public)
+            assert peer is not None
+            qtbot.waitUntil(lambda: HANDSHAKE.match(peer.handshake.text()) is not None, timeout=5000)
+            assert peer.endpoint.text() == "10.98.2.2:51820"
+            assert manager.state_label.text() == "connected"
+            qtbot.waitUntil(lambda: TRANSFER.match(peer.transfer.text()) is not None, timeout=5000)
+            first = TRANSFER.match(peer.transfer.text())
+            assert first is not None
+            rx0, tx0 = _bytes(first.group(1)), _bytes(first.group(4))
+            assert L.ping(SERVER_TUNNEL[0], 5)  # traffic through the tunnel
+
+            def risen() -> bool:
+                m = TRANSFER.match(peer.transfer.text())
+                return m is not None and _bytes(m.group(1)) > rx0 and _bytes(m.group(4)) > tx0
+
+            qtbot.waitUntil(risen, timeout=10000)
+            qtbot.waitUntil(lambda: peer.graph.peak > 0, timeout=5000)
+            manager.tabs.setCurrentWidget(manager.status_pane)
+            shots = [ARTIFACTS / "manager-connected.png"]
+            if os.environ.get("WGDESK_README_SCREENSHOT"):
+                for size in (200, 1200, 600, 1400, 300, 1000):  # varied traffic for the graph
+                    ping = L.client.popen(
+                        "ping",
+                        "-n",
+                        "-q",
+                        "-c",
+                        "25",
+                        "-i",
+                        "0.2",
+                        "-s",
+                        str(size),
+                        SERVER_TUNNEL[0],
+                        stdout=subprocess.DEVNULL,
+                    )
+                    qtbot.waitUntil(
+                        lambda ping=ping: ping.poll() is not None, timeout=60000
+                    )  # UI keeps running
+                shots.append(ROOT / "docs" / "screenshots" / "manager.png")
+            for shot in shots:
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                assert manager.grab().save(str(shot))
+
+            tray.rebuild_menu()
+            tray.action(f"tunnel:{name}").trigger()  # disconnect
+            qtbot.waitUntil(lambda: controller.health(name) == Health.DOWN, timeout=30000)
+            assert HelperClient(helper.socket).status() == []
+            assert tray.state == IconState.DISCONNECTED
+            assert (
+                peer.handshake.text() == "—"
+                or manager.status_pane.peer_view(L.server_public).handshake.text() == "—"
+            )
+            assert not L.ping(SERVER_TUNNEL[0], 1, timeout=1)
+        finally:
+            if controller.status(name) is not None:
+                HelperClient(helper.socket).down(name)
+            wait_idle(qtbot, controller, 30000)
+            controller.stop()
+            tray.hide()
