@@ -1,9 +1,9 @@
 .PHONY: run test lint typecheck bench clean dist deb
 
-# Quick start: run the app (until the GUI lands: the CLI) and the full test suite.
+# Quick start: run the app (the tray app and its manager window) and the full test suite.
 run:
 	scripts/install-test-deps
-	.venv/bin/wgdeskctl --help
+	.venv/bin/wgdesk
 
 test:
 	scripts/run-tests
