@@ -273,6 +273,7 @@ def _one(body: str, section: str = "[Peer]", key: str = P1) -> Config:
         ("VPN.Example.com.:443", Endpoint("VPN.Example.com.", 443)),
         ("my_host:9", Endpoint("my_host", 9)),
         ("2001:db8::7:51820", Endpoint("2001:db8::7", 51820)),
+        ("[192.0.2.1]:5", Endpoint("192.0.2.1", 5)),
     ],
 )
 def test_endpoint_forms(value: str, expected: Endpoint) -> None:
@@ -287,7 +288,7 @@ def test_endpoint_forms(value: str, expected: Endpoint) -> None:
         (":51820", "has no port"),
         ("[2001:db8::1]", "has no port"),
         ("[2001:db8::1]51820", "has no port"),
-        ("[192.0.2.1]:5", "only IPv6 addresses go in brackets"),
+        ("[vpn.example.com]:5", "only IP addresses go in brackets"),
         ("300.1.1.1:5", "invalid IPv4 address"),
         ("vpn.example.com:http", "port must be a port number from 1 to 65535"),
         ("vpn.example.com:0", "port must be a port number from 1 to 65535"),

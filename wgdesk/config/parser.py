@@ -9,9 +9,12 @@ The rules follow the two real readers of the format:
   keys without regard to case: `ListenPort`, `FwMark`, `PrivateKey` in `[Interface]`; `PublicKey`,
   `PresharedKey`, `AllowedIPs`, `Endpoint`, `PersistentKeepalive` in `[Peer]`.
 
-Where those tools would fail later (at `ip`, `resolvconf` or `getaddrinfo` time) this parser fails
-now, with the line: an `Endpoint` port must be a number, a `DNS` entry that looks numeric must be an
-IP address, and so on. No control or format character survives into any value.
+Where those tools would fail later (at `ip` or `resolvconf` time) this parser fails now, with the
+line: a `DNS` or `Address` entry that looks numeric must be an IP address, and so on. It is also
+deliberately stricter than `getaddrinfo` where that accepts surprising input: ports are decimal
+numbers in range (65536 would silently become port 0), endpoint IPv4 addresses are full dotted quads
+(`127.1` is not 127.0.0.1 here), and an endpoint port is never 0. No control or format character
+survives into any value.
 """
 
 from __future__ import annotations
@@ -221,8 +224,8 @@ def check_endpoint(value: str) -> Endpoint:
         if not rest.startswith(":") or len(rest) == 1:
             raise _ValueError(f"Endpoint `{_shorten(value)}` has no port: write [IPv6]:port")
         port = rest[1:]
-        if ":" not in host:
-            raise _ValueError(f"Endpoint `{_shorten(value)}`: only IPv6 addresses go in brackets")
+        if ":" not in host and not re.fullmatch(r"[0-9.]+", host):
+            raise _ValueError(f"Endpoint `{_shorten(value)}`: only IP addresses go in brackets")
     else:
         host, colon, port = value.rpartition(":")
         if not colon or not port or not host:
