@@ -137,3 +137,57 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
             wait_idle(qtbot, controller, 30000)
             controller.stop()
             tray.hide()
+
+
+def test_doctor_explains_a_server_that_never_answers_and_the_log_shows_the_helper(  # type: ignore[no-untyped-def]
+    qtbot, store: TunnelStore, tmp_path: Path
+) -> None:
+    with lab() as L:
+        helper = L.start_helper(engine=WGDESK_ENGINE)
+        settings = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
+        controller = TunnelController(
+            store, lambda: HelperClient(helper.socket, timeout=60), settings, poll_interval=0.5
+        )
+        controller.start()
+        manager = ManagerWindow(controller)
+        qtbot.addWidget(manager)
+        name = unique_name("wrong")
+        source = tmp_path / f"{name}.conf"
+        source.write_text(L.config(keepalive=1).replace(":51820", ":51999"))  # nobody listens there
+        try:
+            manager.show()
+            with qtbot.waitSignal(controller.importFinished, timeout=15000):
+                manager.import_paths([source])
+            manager.tabs.setCurrentWidget(manager.doctor)
+            manager.activate_button.click()
+            qtbot.waitUntil(lambda: controller.health(name) == Health.WAITING, timeout=30000)
+            # the doctor runs by itself once the tunnel has waited past Rekey-Timeout and a retry
+            qtbot.waitUntil(lambda: bool(manager.doctor.findings), timeout=40000)
+            codes = [f.code for f in manager.doctor.findings]
+            assert codes[0] == "silence", codes
+            assert "No reply at all from the server" in manager.doctor.result.text()
+            assert "10.98.2.2:51999" in manager.doctor.findings[0].detail
+            assert manager.doctor.public_key.label.text() == L.client_public
+            assert settings.last_connected() == [name]  # what "restore tunnels" reconnects next start
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            manager.grab().save(str(ARTIFACTS / "doctor.png"))
+
+            manager.tabs.setCurrentWidget(manager.log_view)
+            qtbot.waitUntil(
+                lambda: any(
+                    f"({name}) " in line or "up: interface" in line
+                    for line in manager.log_view.visible_lines()
+                ),
+                timeout=10000,
+            )
+            assert any("up: interface" in line for line in manager.log_view.visible_lines())
+            manager.log_view.filter.setText("no-such-text-in-any-log")
+            assert manager.log_view.visible_lines() == []
+
+            manager.activate_button.click()
+            qtbot.waitUntil(lambda: controller.health(name) == Health.DOWN, timeout=30000)
+        finally:
+            if controller.status(name) is not None:
+                HelperClient(helper.socket).down(name)
+            wait_idle(qtbot, controller, 30000)
+            controller.stop()
