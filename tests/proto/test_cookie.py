@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.proto.pair import A_ADDR, A_INNER, B_ADDR, B_INNER, Pair, ipv4_packet, make_pair
-from wgdesk.proto import events
+from tests.proto.pair import A_ADDR, A_INNER, B_ADDR, B_INNER, Pair, SeededRandom, ipv4_packet, make_pair
+from wgdesk.proto import events, messages
 from wgdesk.proto.constants import (
     COOKIE_REFRESH_TIME,
     MESSAGE_COOKIE_REPLY_SIZE,
@@ -14,7 +14,9 @@ from wgdesk.proto.constants import (
     REKEY_TIMEOUT,
     REKEY_TIMEOUT_JITTER_MAX,
 )
+from wgdesk.proto.cookie import CookieChecker, CookieGenerator
 from wgdesk.proto.events import DropReason
+from wgdesk.proto.keys import generate_private_key, public_key
 
 
 def state_of(pair: Pair) -> tuple[object, ...]:
@@ -165,3 +167,34 @@ def test_rate_limiter_puts_the_device_under_load() -> None:
     assert MESSAGE_COOKIE_REPLY_SIZE in kinds[5:]
     assert any(isinstance(e, events.UnderLoad) for e in iter(p.b.next_event, None))
     assert not p.b.under_load(p.clock.now + 1.5)  # the state lapses after a second
+
+
+def test_cookie_secret_older_than_refresh_time_is_not_accepted() -> None:
+    """CookieChecker alone: a mac2 made with a cookie from a secret older than 120 s fails."""
+
+    rng = SeededRandom(31)
+    responder_pub = public_key(generate_private_key(rng))
+    checker = CookieChecker(rng)
+    checker.init(responder_pub)
+    generator = CookieGenerator(responder_pub)
+    msg = generator.add_macs(bytearray(rng(116) + bytes(32)), 0.0)
+    reply = messages.parse_cookie_reply(checker.create_reply(msg, 1, A_ADDR, 0.0))
+    assert reply is not None and generator.consume_reply(reply, 10.0)
+    fresh = generator.add_macs(bytearray(rng(116) + bytes(32)), 100.0)
+    assert checker.check_mac1(fresh)
+    assert checker.check_mac2(fresh, A_ADDR, COOKIE_REFRESH_TIME)
+    assert not checker.check_mac2(fresh, A_ADDR, COOKIE_REFRESH_TIME + 0.5)
+
+
+def test_staged_queue_is_bounded_and_keeps_the_newest() -> None:
+    p = make_pair()
+    sent = [ipv4_packet(A_INNER, B_INNER, i.to_bytes(2, "big")) for i in range(200)]
+    p.a.send_packet(sent[0], p.clock.now)
+    ((first, _),) = p.a.datagrams_to_send()
+    for pkt in sent[1:]:
+        p.a.send_packet(pkt, p.clock.now)
+    assert p.a.datagrams_to_send() == []  # one initiation per Rekey-Timeout
+    assert p.a.snapshot(p.clock.now).dropped == {DropReason.STAGED_OVERFLOW: 200 - 128}
+    p.b.receive_datagram(first, A_ADDR, p.clock.now)
+    p.flush()
+    assert p.b.packets_to_tun() == sent[-128:]
