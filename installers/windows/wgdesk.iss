@@ -1,0 +1,78 @@
+; Inno Setup 6 script for wgdesk on Windows (x64).
+;
+;   pwsh installers\windows\fetch-wintun.ps1          ; wintun\bin\amd64\wintun.dll, checked against its SHA-256
+;   make dist                                         ; dist\wgdesk\ (build.spec: four .exe + _internal\)
+;   iscc /DAppVersion=0.1.0 installers\windows\wgdesk.iss
+;
+; Installs the bundle to Program Files, the signed wintun.dll next to the executables, the helper as an
+; automatic LocalSystem service, the local group `wgdesk` (with the installing user in it), and an
+; "Open with" entry for .conf files (an OpenWithProgids value: .conf stays owned by whatever owns it).
+
+#ifndef AppVersion
+  #error Pass the version from pyproject.toml: iscc /DAppVersion=X.Y.Z wgdesk.iss
+#endif
+#define BundleDir "..\..\dist\wgdesk"
+#define ServiceName "wgdesk-helper"
+
+[Setup]
+AppId={{6D1C2F0E-8B4A-4C57-9E5B-3A0D7F2C9B11}
+AppName=wgdesk
+AppVersion={#AppVersion}
+AppPublisher=wgdesk developers
+DefaultDirName={autopf}\wgdesk
+DefaultGroupName=wgdesk
+DisableProgramGroupPage=yes
+ArchitecturesAllowed=x64compatible
+ArchitecturesInstallIn64BitMode=x64compatible
+PrivilegesRequired=admin
+ChangesAssociations=yes
+CloseApplications=yes
+UninstallDisplayIcon={app}\wgdesk.exe
+OutputDir=..\..\dist
+OutputBaseFilename=wgdesk-{#AppVersion}-setup
+Compression=lzma2
+SolidCompression=yes
+WizardStyle=modern
+
+[Files]
+Source: "{#BundleDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs
+Source: "wintun\bin\amd64\wintun.dll"; DestDir: "{app}"; Flags: ignoreversion
+
+[Icons]
+Name: "{autoprograms}\wgdesk"; Filename: "{app}\wgdesk.exe"
+Name: "{commonstartup}\wgdesk"; Filename: "{app}\wgdesk.exe"; Tasks: autostart
+
+[Tasks]
+Name: autostart; Description: "Start wgdesk when I sign in"
+
+[Registry]
+Root: HKLM; Subkey: "Software\Classes\.conf\OpenWithProgids"; ValueType: string; ValueName: "wgdesk.conf"; ValueData: ""; Flags: uninsdeletevalue
+Root: HKLM; Subkey: "Software\Classes\wgdesk.conf"; ValueType: string; ValueName: ""; ValueData: "WireGuard tunnel configuration"; Flags: uninsdeletekey
+Root: HKLM; Subkey: "Software\Classes\wgdesk.conf\DefaultIcon"; ValueType: string; ValueName: ""; ValueData: "{app}\wgdesk.exe,0"
+Root: HKLM; Subkey: "Software\Classes\wgdesk.conf\shell\open\command"; ValueType: string; ValueName: ""; ValueData: """{app}\wgdesk.exe"" ""%1"""
+Root: HKLM; Subkey: "Software\Classes\Applications\wgdesk.exe\SupportedTypes"; ValueType: string; ValueName: ".conf"; ValueData: ""; Flags: uninsdeletekey
+
+[Run]
+Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk /add /comment:""May control wgdesk tunnels"""; Flags: runhidden; StatusMsg: "Creating the wgdesk group..."
+Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk ""{username}"" /add"; Flags: runhidden
+Filename: "{sys}\sc.exe"; Parameters: "create {#ServiceName} binPath= ""\""{app}\{#ServiceName}.exe\"""" start= auto obj= LocalSystem DisplayName= ""wgdesk helper"""; Flags: runhidden; StatusMsg: "Installing the wgdesk helper service..."
+Filename: "{sys}\sc.exe"; Parameters: "description {#ServiceName} ""Sets up WireGuard tunnels for the wgdesk app"""; Flags: runhidden
+Filename: "{sys}\sc.exe"; Parameters: "failure {#ServiceName} reset= 86400 actions= restart/2000/restart/5000/none/0"; Flags: runhidden
+Filename: "{sys}\sc.exe"; Parameters: "start {#ServiceName}"; Flags: runhidden
+Filename: "{app}\wgdesk.exe"; Description: "Start wgdesk"; Flags: nowait postinstall skipifsilent
+
+[UninstallRun]
+Filename: "{sys}\sc.exe"; Parameters: "stop {#ServiceName}"; Flags: runhidden; RunOnceId: "StopHelper"
+Filename: "{sys}\sc.exe"; Parameters: "delete {#ServiceName}"; Flags: runhidden; RunOnceId: "DeleteHelper"
+Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk /delete"; Flags: runhidden; RunOnceId: "DeleteGroup"
+
+[Code]
+// Upgrades: stop and remove the old service before its executable is replaced.
+function PrepareToInstall(var NeedsRestart: Boolean): String;
+var
+  ResultCode: Integer;
+begin
+  Exec(ExpandConstant('{sys}\sc.exe'), 'stop {#ServiceName}', '', SW_HIDE, ewWaitUntilTerminated, ResultCode);
+  Exec(ExpandConstant('{sys}\sc.exe'), 'delete {#ServiceName}', '', SW_HIDE, ewWaitUntilTerminated, ResultCode);
+  Result := '';
+end;

@@ -1,0 +1,209 @@
+"""macOS (.pkg) and Windows (Inno Setup) installer definitions, which cannot run here.
+
+Their content is parsed and cross-checked against the bundle layout build.spec produces; the
+macOS build script runs with `pkgbuild`/`productbuild` replaced by recorders, and the exact commands
+and staged payload are asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import re
+import shlex
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.packaging.artifacts import EXECUTABLES, ROOT, VERSION, Bundle
+
+MACOS = ROOT / "installers" / "macos"
+WINDOWS = ROOT / "installers" / "windows"
+APP_MACOS = "/Applications/wgdesk.app/Contents/MacOS"
+DAEMON = "/Library/LaunchDaemons/org.wgdesk.helper.plist"
+
+
+# -- macOS --------------------------------------------------------------------------------------
+
+
+def info_plist() -> dict[str, object]:
+    with open(MACOS / "Info.plist", "rb") as f:
+        return plistlib.load(f)
+
+
+def test_info_plist_document_types() -> None:
+    info = info_plist()
+    assert info["CFBundleExecutable"] == "wgdesk"
+    assert info["CFBundlePackageType"] == "APPL"
+    imported = {t["UTTypeIdentifier"]: t for t in info["UTImportedTypeDeclarations"]}  # type: ignore[attr-defined]
+    config = imported["com.wireguard.config"]
+    assert config["UTTypeTagSpecification"]["public.filename-extension"] == ["conf"]
+    assert "public.plain-text" in config["UTTypeConformsTo"]
+    for doc in info["CFBundleDocumentTypes"]:  # type: ignore[attr-defined]
+        for uti in doc["LSItemContentTypes"]:
+            assert uti in imported or uti.startswith("public."), uti
+        # .conf is not ours alone: offer wgdesk in "Open With", never take over the default.
+        assert doc["LSHandlerRank"] == "Alternate"
+    assert any("com.wireguard.config" in d["LSItemContentTypes"] for d in info["CFBundleDocumentTypes"])  # type: ignore[attr-defined]
+
+
+def test_launch_daemon() -> None:
+    with open(MACOS / "org.wgdesk.helper.plist", "rb") as f:
+        daemon = plistlib.load(f)
+    assert daemon["Label"] == Path(DAEMON).stem
+    assert daemon["ProgramArguments"] == [f"{APP_MACOS}/wgdesk-helper"]
+    assert daemon["RunAtLoad"] is True and daemon["KeepAlive"] is True
+
+
+def test_distribution_names_the_component_build_pkg_makes() -> None:
+    root = ET.parse(MACOS / "Distribution.xml").getroot()
+    assert root.tag == "installer-gui-script"
+    refs = [r for r in root.iter("pkg-ref") if (r.text or "").strip()]
+    assert [(r.get("id"), r.text) for r in refs] == [("org.wgdesk.pkg", "wgdesk-component.pkg")]
+    assert refs[0].get("version") == "@VERSION@"
+    build_pkg = (MACOS / "build-pkg").read_text()
+    assert "--identifier org.wgdesk.pkg" in build_pkg and "wgdesk-component.pkg" in build_pkg
+
+
+@pytest.mark.parametrize("script", ["preinstall", "postinstall"])
+def test_pkg_scripts(script: str) -> None:
+    path = MACOS / "scripts" / script
+    assert path.stat().st_mode & 0o111
+    assert subprocess.run(["sh", "-n", str(path)]).returncode == 0
+    text = path.read_text()
+    if script == "postinstall":
+        assert f"PLIST={DAEMON}" in text and 'launchctl bootstrap system "$PLIST"' in text
+        assert "dseditgroup -o create" in text and " wgdesk\n" in text
+
+
+RECORDER = """#!/bin/sh
+# records argv; pkgbuild also lists the payload it was given; both create their output file
+log="$RECORD_DIR/$(basename "$0").log"
+for a in "$@"; do printf '%s\\n' "$a"; done >"$log"
+if [ "$(basename "$0")" = pkgbuild ]; then
+  root=""; prev=""
+  for a in "$@"; do [ "$prev" = --root ] && root="$a"; prev="$a"; done
+  (cd "$root" && find . | sort) >"$RECORD_DIR/payload.txt"
+  cat "$root/Library/LaunchDaemons/"*.plist >"$RECORD_DIR/daemon.plist"
+fi
+for last in "$@"; do :; done
+: >"$last"
+"""
+
+
+@pytest.mark.slow
+def test_build_pkg_commands_and_payload(bundle: Bundle, tmp_path: Path) -> None:
+    """build-pkg on a wgdesk.app laid out as PyInstaller's BUNDLE lays out this bundle's executables."""
+    app = tmp_path / "wgdesk.app"
+    (app / "Contents" / "MacOS").mkdir(parents=True)
+    (app / "Contents" / "Frameworks").mkdir()
+    for exe in bundle.executables():
+        target = app / "Contents" / "MacOS" / exe
+        target.write_bytes(b"")
+        target.chmod(0o755)
+    (app / "Contents" / "Info.plist").write_bytes((MACOS / "Info.plist").read_bytes())
+    fake_bin, record = tmp_path / "bin", tmp_path / "record"
+    fake_bin.mkdir()
+    record.mkdir()
+    for tool in ("pkgbuild", "productbuild"):
+        (fake_bin / tool).write_text(RECORDER)
+        (fake_bin / tool).chmod(0o755)
+    out = tmp_path / "out"
+    env = dict(os.environ, PATH=f"{fake_bin}:{os.environ['PATH']}", RECORD_DIR=str(record))
+    result = subprocess.run(
+        [str(MACOS / "build-pkg"), str(app), str(out)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{out}/wgdesk-{VERSION}.pkg"
+
+    pkgbuild = (record / "pkgbuild.log").read_text().splitlines()
+    stage = Path(pkgbuild[1]).parent
+    assert pkgbuild == [
+        "--root", str(stage / "root"), "--identifier", "org.wgdesk.pkg", "--version", VERSION,
+        "--install-location", "/", "--scripts", str(MACOS / "scripts"), str(stage / "wgdesk-component.pkg"),
+    ]  # fmt: skip
+    assert (record / "productbuild.log").read_text().splitlines() == [
+        "--distribution", str(stage / "Distribution.xml"), "--package-path", str(stage),
+        f"{out}/wgdesk-{VERSION}.pkg",
+    ]  # fmt: skip
+    payload = set((record / "payload.txt").read_text().split())
+    daemon = plistlib.loads((record / "daemon.plist").read_bytes())
+    assert "." + DAEMON in payload
+    assert "." + daemon["ProgramArguments"][0] in payload, "the LaunchDaemon runs a file of the payload"
+    assert {f"./Applications/wgdesk.app/Contents/MacOS/{e}" for e in EXECUTABLES} <= payload
+    assert not stage.exists(), "the staging directory is removed"
+
+
+# -- Windows ------------------------------------------------------------------------------------
+
+
+def iss_sections() -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for raw in (WINDOWS / "wgdesk.iss").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(";"):
+            continue
+        if re.fullmatch(r"\[\w+\]", line):
+            current = line[1:-1]
+            sections[current] = []
+        elif current:
+            sections[current].append(line)
+    return sections
+
+
+def iss_entries(section: str) -> list[dict[str, str]]:
+    """`Name: value; Name: "value"` lines as dicts (Inno Setup's quoting: "" is a literal quote)."""
+    entries = []
+    for line in iss_sections()[section]:
+        fields = {}
+        for m in re.finditer(r'(\w+):\s*("(?:[^"]|"")*"|[^;]*)', line):
+            value = m.group(2).strip()
+            if value.startswith('"'):
+                value = value[1:-1].replace('""', '"')
+            fields[m.group(1)] = value
+        entries.append(fields)
+    return entries
+
+
+def test_iss_installs_bundle_and_wintun() -> None:
+    files = iss_entries("Files")
+    sources = [f["Source"] for f in files]
+    assert "{#BundleDir}\\*" in sources
+    assert "wintun\\bin\\amd64\\wintun.dll" in sources
+    assert '#define BundleDir "..\\..\\dist\\wgdesk"' in (WINDOWS / "wgdesk.iss").read_text()
+    fetch = (WINDOWS / "fetch-wintun.ps1").read_text()
+    assert re.search(r"\$Sha256 = '[0-9a-f]{64}'", fetch)
+    assert "'wintun\\bin\\amd64'" in fetch and "Get-AuthenticodeSignature" in fetch
+
+
+def test_iss_service_and_group() -> None:
+    run = [e["Parameters"] for e in iss_entries("Run") if e["Filename"] == "{sys}\\sc.exe"]
+    create = next(p for p in run if p.startswith("create "))
+    args = shlex.split(create.replace("{#ServiceName}", "wgdesk-helper"))
+    assert args[:2] == ["create", "wgdesk-helper"]
+    assert args[args.index("binPath=") + 1] == '"{app}\\wgdesk-helper.exe"'
+    assert args[args.index("start=") + 1] == "auto"
+    assert "start {#ServiceName}" in run
+    uninstall = [e["Parameters"] for e in iss_entries("UninstallRun")]
+    assert uninstall[:2] == ["stop {#ServiceName}", "delete {#ServiceName}"]
+    net = [e["Parameters"] for e in iss_entries("Run") if e["Filename"] == "{sys}\\net.exe"]
+    assert net[0].startswith("localgroup wgdesk /add")
+
+
+def test_iss_file_association_is_open_with_only() -> None:
+    reg = iss_entries("Registry")
+    keys = {(e["Subkey"], e["ValueName"]): e["ValueData"] for e in reg}
+    assert ("Software\\Classes\\.conf\\OpenWithProgids", "wgdesk.conf") in keys
+    assert ("Software\\Classes\\.conf", "") not in keys, "would make wgdesk the default for every .conf"
+    assert keys[("Software\\Classes\\wgdesk.conf\\shell\\open\\command", "")] == '"{app}\\wgdesk.exe" "%1"'
+
+
+@pytest.mark.slow
+def test_iss_references_executables_of_the_bundle(bundle: Bundle) -> None:
+    text = (WINDOWS / "wgdesk.iss").read_text().replace("{#ServiceName}", "wgdesk-helper")
+    referenced = set(re.findall(r"\{app\}\\([\w-]+)\.exe", text))
+    assert referenced == {"wgdesk", "wgdesk-helper"}
+    assert referenced <= set(bundle.executables())
