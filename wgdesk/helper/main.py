@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wgdesk-helper: {e}", file=sys.stderr)
         return 1
     manager.recover()
+    stop_monitor = threading.Event()
+    threading.Thread(target=manager.monitor, args=(stop_monitor,), daemon=True, name="monitor").start()
 
     stopping = threading.Event()
 
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         server.serve_forever()
     finally:
         server.stop()
+        stop_monitor.set()
         manager.shutdown()
         logbook.info(None, "stopped")
     return 0

@@ -737,6 +737,33 @@ class TunnelManager:
             if self.kill_switch:
                 self._apply_kill_switch()
 
+    def monitor(self, stop: threading.Event, interval: float = 1.0) -> None:
+        """Publish ``handshake`` events (per peer, when its latest handshake changes) while anyone
+        is subscribed. Runs on its own thread until ``stop`` is set."""
+        seen: dict[tuple[str, str], int | None] = {}
+        while not stop.wait(interval):
+            if not self.events.count:
+                continue
+            try:
+                tunnels = self.status()
+            except Exception as e:
+                self.log.warning(None, f"status monitor: {e}")
+                continue
+            for t in tunnels:
+                for p in t["peers"]:
+                    key = (t["name"], p["public_key"])
+                    if p["latest_handshake"] is not None and seen.get(key) != p["latest_handshake"]:
+                        self.events.publish(
+                            {
+                                "event": "handshake",
+                                "tunnel": t["name"],
+                                "peer": p["public_key"],
+                                "latest_handshake": p["latest_handshake"],
+                                "endpoint": p["endpoint"],
+                            }
+                        )
+                    seen[key] = p["latest_handshake"]
+
     def shutdown(self) -> None:
         """Orderly stop (SIGTERM): every tunnel down, kill switches included."""
         with self._lock:

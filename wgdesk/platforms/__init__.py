@@ -6,7 +6,9 @@ This is the only module that branches on ``sys.platform``; everything else impor
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from types import ModuleType
 
 
@@ -36,4 +38,22 @@ def _select() -> ModuleType:
 
 current: ModuleType = _select()
 
-__all__ = ["PlatformError", "Unsupported", "current"]
+
+def system() -> str:
+    """The running OS as `linux`, `darwin` or `win32` (the names `wgdesk.config.lint` takes)."""
+    return "linux" if sys.platform.startswith("linux") else sys.platform
+
+
+def user_config_dir() -> Path:
+    """The user's wgdesk directory (DESIGN §2 Files): `$XDG_CONFIG_HOME/wgdesk` (default
+    `~/.config/wgdesk`) on Linux, `~/Library/Application Support/wgdesk` on macOS, `%APPDATA%\\wgdesk` on
+    Windows."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "wgdesk"
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming") / "wgdesk"
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config") / "wgdesk"
+
+
+__all__ = ["PlatformError", "Unsupported", "current", "system", "user_config_dir"]
