@@ -218,7 +218,7 @@ def peer_evidence(diagnosis: Mapping[str, Any], now: float) -> list[dict[str, An
             "undecryptable_responses": sum("invalid_handshake" in m for m in from_endpoint),
             "send_error": send_errors[-1] if send_errors else None,
             "resolve_error": resolve_errors[-1] if resolve_errors else None,
-            "clock_went_backwards": bool(handshake) and float(handshake) > now + 1,
+            "clock_went_backwards": isinstance(handshake, int | float) and handshake > now + 1,
             "rx_bytes": peer.get("rx_bytes"),
             "tx_bytes": peer.get("tx_bytes"),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut
@@ -86,7 +87,7 @@ class ConfigEditor(QWidget):
         if name is None:
             return
         self.message.setText(self.tr("Loading…"))
-        self._controller.load_text(name, lambda text, n=name: self._loaded(n, text))
+        self._controller.load_text(name, partial(self._loaded, name))
 
     def set_text(self, text: str) -> None:
         """Replace the text and validate it at once."""

@@ -100,9 +100,9 @@ class LogView(QWidget):
         buttons.addWidget(self.copy_button)
         buttons.addWidget(self.save_button)
         layout.addLayout(buttons)
-        self.filter.textChanged.connect(self.render)
-        self.level.currentIndexChanged.connect(self.render)
-        self.source.currentIndexChanged.connect(self.render)
+        self.filter.textChanged.connect(self.refresh_text)
+        self.level.currentIndexChanged.connect(self.refresh_text)
+        self.source.currentIndexChanged.connect(self.refresh_text)
         self._timer = QTimer(self)
         self._timer.setInterval(2000)
         self._timer.timeout.connect(self.fetch)
@@ -112,7 +112,7 @@ class LogView(QWidget):
         self._name = name
         self._entries = []
         self._since = None
-        self.render()
+        self.refresh_text()
         if self.isVisible():
             self.fetch()
 
@@ -156,14 +156,14 @@ class LogView(QWidget):
         self._since = newest
         self._entries.extend(entries)
         del self._entries[:-MAX_ENTRIES]
-        self.render()
+        self.refresh_text()
 
     def visible_lines(self) -> list[str]:
         """The lines that pass the current filters."""
         text, level, source = self.filter.text(), self.level.currentData(), self.source.currentData()
         return [format_entry(e) for e in self._entries if matches(e, text, level, source)]
 
-    def render(self) -> None:
+    def refresh_text(self) -> None:
         lines = self.visible_lines()
         self.text.setPlainText("\n".join(lines))
         self.text.verticalScrollBar().setValue(self.text.verticalScrollBar().maximum())

@@ -113,7 +113,7 @@ class AppSettings:
         value = self._s.value("general/last_connected", [])
         if isinstance(value, str):
             return [value] if value else []
-        return [str(v) for v in (value or [])]
+        return [str(v) for v in value] if isinstance(value, list) else []
 
     def set_last_connected(self, names: list[str]) -> None:
         self._s.setValue("general/last_connected", sorted(names))
