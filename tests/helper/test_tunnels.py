@@ -21,7 +21,8 @@ def second_tunnel(L: Any, allowed: str, net: str = "10.96.0") -> tuple[str, str]
     private, public = genkey()
     L.server.exec("wg", "set", L.server_wg, "peer", public, "allowed-ips", f"{net}.2/32")
     cfg = (
-        f"[Interface]\nPrivateKey = {private}\nAddress = {net}.2/32\n\n[Peer]\nPublicKey = {L.server_public}\n"
+        f"[Interface]\nPrivateKey = {private}\nAddress = {net}.2/32\n\n"
+        f"[Peer]\nPublicKey = {L.server_public}\n"
         f"AllowedIPs = {allowed}\nEndpoint = {SERVER_WAN[0].split('/')[0]}:51820\n"
     )
     return cfg, public
