@@ -1,0 +1,131 @@
+"""Settings, journal, nft script builders and the packaged resources."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.netns import namespaces
+from wgdesk.helper import firewall
+from wgdesk.helper.journal import Journal
+from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings, SettingsError, load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_settings_defaults_and_the_shipped_example_agree(tmp_path: Path) -> None:
+    assert load(tmp_path / "missing.toml") == Settings()
+    assert load(ROOT / "resources" / "helper.toml") == Settings()
+    assert Settings().allow_scripts is False
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("allow_scripts = 1\n", "allow_scripts must be a bool"),
+        ('allow_scripts = "yes"\n', "allow_scripts must be a bool"),
+        ('kill_switch = "sometimes"\n', "kill_switch must be one of"),
+        ('plugin = "/tmp/x.so"\n', "unknown setting 'plugin'"),
+        ("allow_scripts = \n", "helper.toml"),
+    ],
+)
+def test_bad_settings_name_the_key(tmp_path: Path, text: str, fragment: str) -> None:
+    p = tmp_path / "helper.toml"
+    p.write_text(text)
+    with pytest.raises(SettingsError) as e:
+        load(p)
+    assert fragment in str(e.value)
+
+
+def test_engine_kind_follows_the_executable() -> None:
+    assert not Settings(engine_path="/usr/bin/wireguard-go").engine_takes_udp_fds()
+    assert Settings(engine_path="/usr/bin/wireguard-go").engine_account() == "root"
+    s = Settings(engine_path="/opt/wgdesk/wgdesk-engine", engine_user="nobody")
+    assert s.engine_takes_udp_fds() and s.engine_account() == "nobody"
+
+
+def test_journal_survives_a_torn_last_line_and_undoes_newest_first(tmp_path: Path) -> None:
+    j = Journal.create(tmp_path, "wg0", {"name": "wg0"})
+    j.record("link", ifname="wg0")
+    j.record("addr", ifname="wg0", address="10.0.0.2/32")
+    with open(j.path, "a") as f:
+        f.write('{"kind": "route", "dst"')  # crash in the middle of a write
+    loaded = Journal.load(j.path)
+    assert loaded.header["name"] == "wg0"
+    assert [e["kind"] for e in loaded.newest_first()] == ["addr", "link"]
+    assert oct(os.stat(j.path).st_mode & 0o777) == "0o600"
+    loaded.keep_only({"link"})
+    assert [e["kind"] for e in Journal.load(j.path).entries] == ["link"]
+
+
+def test_lan_ranges_are_fixed_private_ranges_only() -> None:
+    import ipaddress
+
+    for net in PRIVATE_LAN_RANGES:
+        n = ipaddress.ip_network(net)
+        assert n.is_private and not n.is_global
+
+
+names = st.from_regex(r"[a-zA-Z0-9_=+.-]{1,15}", fullmatch=True)
+
+
+@pytest.mark.root
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(names, min_size=1, max_size=3, unique=True),
+    st.integers(1, 2**31 - 1),
+    st.integers(1, 65535),
+    st.booleans(),
+)
+def test_generated_nft_scripts_are_accepted_by_nft_and_names_stay_quoted(
+    ifnames: list[str], mark: int, port: int, lan: bool
+) -> None:
+    members = [firewall.KillSwitchMember(n, n, mark, port) for n in ifnames]
+    ks = firewall.kill_switch_script(members, PRIVATE_LAN_RANGES if lan else ())
+    ft = firewall.full_tunnel_script(ifnames[0], mark, ["10.0.0.2/32", "fd00::2/128"], block_ipv6=True)
+    for n in ifnames:
+        assert f'"{n}"' in ks
+    nft = shutil.which("nft") or "/usr/sbin/nft"
+    with namespaces("hnf") as (ns,):
+        for script in (ks, ft, ks):  # applying the kill switch twice replaces it
+            r = subprocess.run(
+                ns.argv(nft, "-f", "-"), input=script, capture_output=True, text=True, check=False
+            )
+            assert r.returncode == 0, (script, r.stderr)
+        listed = ns.exec(nft, "list", "tables").stdout.split("\n")
+        assert sorted(x for x in listed if x) == sorted(
+            ["table inet wgdesk-killswitch", f"table inet {firewall.full_tunnel_table(ifnames[0])}"]
+        )
+
+
+def test_systemd_unit_is_valid_and_hardened(tmp_path: Path) -> None:
+    text = (ROOT / "resources" / "wgdesk-helper.service").read_text()
+    for needle in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=CAP_NET_ADMIN",
+        "PrivateTmp=yes",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+    ):
+        assert needle in text
+    unit = tmp_path / "wgdesk-helper.service"
+    unit.write_text(text.replace("ExecStart=/opt/wgdesk/wgdesk-helper", "ExecStart=/bin/true"))
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is needed to check the unit"
+    r = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+
+
+def test_polkit_policy_is_well_formed() -> None:
+    tree = ET.parse(ROOT / "resources" / "org.wgdesk.helper.policy")
+    ids = [a.get("id") for a in tree.getroot().iter("action")]
+    assert ids == ["org.wgdesk.helper.join-group", "org.wgdesk.helper.manage-service"]
+    for action in tree.getroot().iter("action"):
+        assert action.findtext("defaults/allow_any") == "no"
