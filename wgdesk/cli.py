@@ -31,6 +31,7 @@ from wgdesk.config import (
 from wgdesk.config.parser import _ValueError as ValueProblem
 from wgdesk.config.parser import check_address, check_dns, check_port
 from wgdesk.keystore import KeyringUnavailable
+from wgdesk.platforms import system
 from wgdesk.proto import keys
 from wgdesk.tunnels import TunnelError, TunnelStore
 
@@ -145,7 +146,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             own_public_key=_own_public_key(cfg),
             other_tunnels=_stored_tunnels(path),
             file_mode=mode,
-            platform=sys.platform,
+            platform=system(),
         )
         for warning in found:
             _out(_format_warning(name, warning))
@@ -185,7 +186,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _write_output(path: str, data: bytes, secret: bool) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     fd = os.open(path, flags, 0o600 if secret else 0o644)
-    if secret:
+    if secret and hasattr(os, "fchmod"):
         os.fchmod(fd, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)

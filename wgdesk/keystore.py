@@ -12,7 +12,6 @@ There is no plaintext fallback: without a usable keyring backend every operation
 from __future__ import annotations
 
 import contextlib
-import sys
 
 import keyring
 import keyring.backend
@@ -39,17 +38,13 @@ def preshared_key_item(tunnel: str, peer_public_key: str) -> str:
     return f"{tunnel}:psk:{peer_public_key}"
 
 
-def _advice() -> str:
-    if sys.platform == "darwin":
-        return "The macOS Keychain should always be available; check that you are logged in."
-    if sys.platform == "win32":
-        return "The Windows Credential Locker should always be available; check that you are logged in."
-    return (
-        "Install and start a Secret Service provider, for example GNOME Keyring "
-        "(`sudo apt install gnome-keyring`) or KWallet, or KeePassXC with Secret Service integration "
-        "enabled, and log in to a desktop session. On a machine without a desktop, run wgdesk under "
-        "`dbus-run-session` and unlock the keyring with `gnome-keyring-daemon --unlock`."
-    )
+ADVICE = (
+    "On Linux, install and start a Secret Service provider, for example GNOME Keyring "
+    "(`sudo apt install gnome-keyring`), KWallet, or KeePassXC with Secret Service integration enabled, "
+    "and log in to a desktop session; on a machine without a desktop, run under `dbus-run-session` and "
+    "unlock the keyring with `gnome-keyring-daemon --unlock`. On macOS and Windows the system keychain "
+    "is used: check that you are logged in to a desktop session."
+)
 
 
 class KeyringUnavailable(RuntimeError):
@@ -59,7 +54,7 @@ class KeyringUnavailable(RuntimeError):
         self.detail = detail
         super().__init__(
             f"No system keyring is available to hold tunnel keys ({detail}). "
-            f"wgdesk never stores private keys in plain files. {_advice()}"
+            f"wgdesk never stores private keys in plain files. {ADVICE}"
         )
 
 

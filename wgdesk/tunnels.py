@@ -12,7 +12,6 @@ import io
 import os
 import re
 import stat
-import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from wgdesk.config import Config, ConfigError, LintWarning, is_interface_name, lint, parse_bytes, write
 from wgdesk.keystore import KeyStore, preshared_key_item, private_key_item
+from wgdesk.platforms import system, user_config_dir
 
 __all__ = [
     "ImportReport",
@@ -59,14 +59,7 @@ class TunnelExists(TunnelError):
 
 def default_directory() -> Path:
     """Where this platform keeps the user's tunnel files."""
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    elif sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    else:
-        xdg = os.environ.get("XDG_CONFIG_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"
-    return base / "wgdesk" / "tunnels"
+    return user_config_dir() / "tunnels"
 
 
 def check_name(name: str) -> str:
@@ -140,7 +133,8 @@ def _write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically, mode 0600."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # POSIX; on Windows the profile directory's ACL protects the file
+            os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -150,7 +144,10 @@ def _write_private(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:  # make the rename durable; directories cannot be opened on Windows
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(dir_fd)
     finally:
@@ -383,7 +380,7 @@ class TunnelStore:
                         cfg,
                         other_tunnels=self.configs(exclude=[name]),
                         file_mode=file_mode,
-                        platform=sys.platform,
+                        platform=system(),
                     )
                 ),
             )

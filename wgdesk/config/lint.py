@@ -402,7 +402,7 @@ def lint(
         other_tunnels: other tunnels by name, for `overlap-tunnel`.
         local_networks: networks of the local interfaces, for `overlap-lan`.
         file_mode: `st_mode` of the source file, for `world-readable`.
-        platform: a `sys.platform` value, for `ignored-key`.
+        platform: `linux`, `darwin` or `win32` (`wgdesk.platforms.system()`), for `ignored-key`.
     """
     found = _leaks(cfg)
     found += _overlaps(cfg, other_tunnels or {}, local_networks)
