@@ -115,6 +115,10 @@ def test_address_without_prefix() -> None:
     assert warning.fix is not None and warning.fix.config is not None
     assert "Address = 10.0.0.2/32, fd00::2/64" in write(warning.fix.config)
     assert "address-without-prefix" not in codes(lint(parse(write(warning.fix.config))))
+    assert "address-without-prefix" not in codes(lint(warning.fix.config))
+    host_bits = by_code(lint(cfg("", "AllowedIPs = 10.0.0.1/24")), "allowed-ips-host-bits")
+    assert host_bits.fix is not None and host_bits.fix.config is not None
+    assert lint(host_bits.fix.config) == lint(parse(write(host_bits.fix.config)))
 
 
 def test_allowed_ips_with_host_bits() -> None:

@@ -53,6 +53,11 @@ class Fix:
     description: str
     config: Config | None
 
+    def __post_init__(self) -> None:
+        # A fixed config is new text-to-be: the old line numbers and written forms no longer apply.
+        if self.config is not None and self.config.lines:
+            object.__setattr__(self, "config", replace(self.config, lines=()))
+
 
 @dataclass(frozen=True)
 class LintWarning:
