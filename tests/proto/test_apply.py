@@ -200,3 +200,11 @@ def test_sender_indices_are_random_unique_and_nonzero() -> None:
     first = dev.new_index()
     dev._handshake_index[first] = None  # type: ignore[assignment]
     assert (first, dev.new_index()) == (7, 9)
+
+
+def test_new_private_key_removes_the_peer_with_that_public_key() -> None:
+    dev = device()
+    key = generate_private_key(RNG)
+    dev.apply(DeviceChange(peers=(PeerChange(public_key(key)), PeerChange(K1))), 0)
+    dev.apply(DeviceChange(private_key=key), 0)
+    assert peer_keys(dev) == [K1]

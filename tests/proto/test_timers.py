@@ -233,3 +233,42 @@ def test_private_key_change_forces_new_handshake_at_once() -> None:
     p.b.receive_datagram(init[0], A_ADDR, p.clock.now)
     p.flush()
     assert p.b.packets_to_tun() == [ipv4_packet(A_INNER, B_INNER, b"after")]
+
+
+def test_data_received_while_keepalive_pending_earns_another_keepalive() -> None:
+    p = established()
+    t = p.clock.now
+    run_until(p, t + 5)
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER), p.clock.now)
+    p.flush()
+    b_sent: Sent = []
+    run_until(p, t + 21, b_out=b_sent)
+    assert [(round(tt - t, 6), len(d)) for tt, d in b_sent] == [
+        (KEEPALIVE_TIMEOUT, MESSAGE_TRANSPORT_SIZE),
+        (2 * KEEPALIVE_TIMEOUT, MESSAGE_TRANSPORT_SIZE),
+    ]
+
+
+def test_responder_forgets_previous_keypair_when_a_new_session_arrives() -> None:
+    """Keypair rotation as wireguard-go: a responder's new (unconfirmed) session drops `previous`."""
+    p = established()  # session 1: a initiated
+
+    def rekey(deliver: bool = True) -> None:
+        p.clock.now += REKEY_TIMEOUT + 1
+        p.a.peers[p.b_pub].send_handshake_initiation(p.clock.now, retry=False)
+        if deliver:
+            p.flush()
+
+    rekey()  # session 2
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER, b"held back"), p.clock.now)
+    (held,) = p.a.datagrams_to_send()  # sealed on session 2, not delivered yet
+    rekey()  # session 3: at b, previous = 2, current = 3
+    kps = p.b.peers[p.a_pub].keypairs
+    assert kps.previous is not None and kps.next is None
+    rekey(deliver=False)  # session 4 reaches b: previous (2) is dropped, 4 waits in next
+    (init,) = p.a.datagrams_to_send()
+    p.b.receive_datagram(init[0], A_ADDR, p.clock.now)
+    assert kps.previous is None and kps.current is not None and kps.next is not None
+    p.b.receive_datagram(held[0], A_ADDR, p.clock.now)
+    assert p.b.packets_to_tun() == []
+    assert p.b.snapshot(p.clock.now).dropped == {DropReason.UNKNOWN_INDEX: 1}
