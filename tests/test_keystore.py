@@ -114,3 +114,24 @@ def test_default_backend_in_a_session_is_the_secret_service(secret_service: Secr
         secret_tool(secret_service, "lookup", "service", "wgdesk", "username", "nk0:private-key").stdout
         == "secret"
     )
+
+
+def test_a_locked_keyring_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import secretstorage
+
+    from tests.secret_service import start_secret_service
+    from wgdesk.keystore import KeyringLocked
+
+    with start_secret_service(tmp_path) as service, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DBUS_SESSION_BUS_ADDRESS", service.address)
+        store = KeyStore(service.backend())
+        store.set_private_key("lk0", KEY)
+        connection = secretstorage.dbus_init()
+        collection = secretstorage.get_default_collection(connection)
+        collection.lock()
+        # no desktop session here, so the unlock prompt cannot be shown
+        with pytest.raises(KeyringLocked) as info:
+            store.get_private_key("lk0")
+        connection.close()
+    assert str(info.value).startswith("The keyring that holds tunnel keys is locked")
+    assert isinstance(info.value, KeyringUnavailable)

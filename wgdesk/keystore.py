@@ -20,6 +20,7 @@ import keyring.errors
 __all__ = [
     "SERVICE",
     "KeyStore",
+    "KeyringLocked",
     "KeyringUnavailable",
     "preshared_key_item",
     "private_key_item",
@@ -52,9 +53,25 @@ class KeyringUnavailable(RuntimeError):
 
     def __init__(self, detail: str) -> None:
         self.detail = detail
-        super().__init__(
+        super().__init__(self.describe(detail))
+
+    @staticmethod
+    def describe(detail: str) -> str:
+        return (
             f"No system keyring is available to hold tunnel keys ({detail}). "
             f"wgdesk never stores private keys in plain files. {ADVICE}"
+        )
+
+
+class KeyringLocked(KeyringUnavailable):
+    """The keyring exists but is locked and could not be unlocked (the user dismissed the prompt, or
+    there is no session to show one)."""
+
+    @staticmethod
+    def describe(detail: str) -> str:
+        return (
+            "The keyring that holds tunnel keys is locked and could not be unlocked. Unlock it (log in to "
+            "your desktop session, or open your keyring manager) and try again."
         )
 
 
@@ -105,7 +122,7 @@ class KeyStore:
         except keyring.errors.InitError as exc:
             raise KeyringUnavailable(f"the keyring could not be opened: {exc}") from None
         except keyring.errors.KeyringLocked:
-            raise KeyringUnavailable("the keyring is locked; unlock it and try again") from None
+            raise KeyringLocked("the keyring is locked") from None
         except keyring.errors.KeyringError as exc:
             raise KeyringUnavailable(f"could not {what}: {exc}") from None
         except Exception as exc:  # D-Bus errors from the Secret Service library are not KeyringErrors
