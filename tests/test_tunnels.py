@@ -244,3 +244,20 @@ def test_import_warns_about_overlap_with_existing_tunnels(store: TunnelStore) ->
     (first,) = store.import_files([DATA / "valid" / "proton-nl3.conf"]).imported
     overlap = [w for w in first.warnings if w.code == "overlap-tunnel"]
     assert [w.message for w in overlap] == ["AllowedIPs 0.0.0.0/0 overlaps 0.0.0.0/0 of tunnel `mullvad-se1`"]
+
+
+def test_an_invalid_model_changes_nothing(store: TunnelStore) -> None:
+    from wgdesk.config import ConfigError
+
+    cfg = parse_bytes(SERVER.read_bytes())
+    store.save("inv0", cfg)
+    before = store.path("inv0").read_bytes()
+    other_key = "CMj3eicyqBVKr+a2fIClbsBZln+PrZHYHjpB9EXbxFw="
+    bad = replace(cfg, interface=replace(cfg.interface, private_key=other_key, post_up=("x\n[Peer]",)))
+    with pytest.raises(ConfigError):
+        store.save("inv0", bad)
+    assert store.path("inv0").read_bytes() == before
+    assert store.keystore.get_private_key("inv0") == cfg.interface.private_key
+    with pytest.raises(ConfigError):
+        store.save("inv0", replace(cfg, interface=replace(cfg.interface, private_key="not a key")))
+    assert store.keystore.get_private_key("inv0") == cfg.interface.private_key

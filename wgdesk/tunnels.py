@@ -219,9 +219,12 @@ class TunnelStore:
 
         A secret that `cfg` leaves out (None) keeps the value already in the keyring, so a config
         loaded without secrets can be edited and saved back. Preshared keys of peers that are no
-        longer in the config are deleted. Nothing is written to disk if the keyring fails.
+        longer in the config are deleted. Nothing is stored if a value is invalid (`ConfigError`), and
+        nothing is written to disk if the keyring fails.
         """
         check_name(name)
+        write(cfg)  # validates every value, secrets included, before anything is stored
+        text = write(cfg.without_secrets())
         previous = self._peer_keys(name)
         if cfg.interface.private_key is not None:
             self.keystore.set_private_key(name, cfg.interface.private_key)
@@ -231,7 +234,7 @@ class TunnelStore:
         for stale in previous - {p.public_key for p in cfg.peers}:
             self.keystore.delete(preshared_key_item(name, stale))
         self._ensure_directory()
-        _write_private(self.path(name), write(cfg.without_secrets()).encode())
+        _write_private(self.path(name), text.encode())
 
     def _peer_keys(self, name: str) -> set[str]:
         try:
