@@ -191,3 +191,41 @@ def test_doctor_explains_a_server_that_never_answers_and_the_log_shows_the_helpe
                 HelperClient(helper.socket).down(name)
             wait_idle(qtbot, controller, 30000)
             controller.stop()
+
+
+def test_on_start_the_app_reconnects_the_tunnels_that_were_up(  # type: ignore[no-untyped-def]
+    qtbot, gui_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from wgdesk.app.main import Application, parse_args
+    from wgdesk.app.single_instance import InstanceServer
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the app's default store and settings
+    with lab() as L:
+        helper = L.start_helper(engine=WGDESK_ENGINE)
+        name = unique_name("back")
+        source = tmp_path / f"{name}.conf"
+        source.write_text(L.config(keepalive=1))
+        assert [t.name for t in TunnelStore().import_files([source]).imported] == [name]
+        previous = AppSettings()
+        previous.set_restore_tunnels(True)
+        previous.set_last_connected([name])
+        server = InstanceServer()
+        assert server.listen()
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        application = Application(app, parse_args(["--socket", str(helper.socket)]), server)
+        try:
+            qtbot.waitUntil(
+                lambda: [t["name"] for t in HelperClient(helper.socket).status()] == [name], timeout=30000
+            )
+            qtbot.waitUntil(lambda: application.controller.health(name) == Health.HEALTHY, timeout=30000)
+        finally:
+            if any(t["name"] == name for t in HelperClient(helper.socket).status()):
+                HelperClient(helper.socket).down(name)
+            application.controller.stop()
+            server.close()
+            application.manager.main_window = False
+            application.manager.close()
+            app.setQuitOnLastWindowClosed(True)

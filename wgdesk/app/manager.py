@@ -271,8 +271,18 @@ class ManagerWindow(QMainWindow):
         if name is None:
             return
         h = self.controller.health(name)
-        self.state_label.setText(health_text(h))
+        live = self.controller.status(name) or {}
+        text = health_text(h)
+        if h == Health.ERROR and live.get("message"):
+            text = self.tr("{state}: {message}").format(state=text, message=live["message"])
+        self.state_label.setText(text)
         self.activate_button.setText(self.tr("&Deactivate") if is_active(h) else self.tr("&Activate"))
+        for box, option in ((self.full_tunnel, FULL_TUNNEL), (self.kill_switch, KILL_SWITCH)):
+            if isinstance(live.get(option), bool) and box.isChecked() != live[option]:
+                box.blockSignals(True)  # what the helper actually applied
+                box.setChecked(live[option])
+                box.blockSignals(False)
+        self._show_warnings(name, [str(w) for w in live.get("warnings") or ()])
         if h == Health.WAITING:
             self.doctor.maybe_run(h, self._waiting_since.get(name), now)
 
@@ -287,9 +297,14 @@ class ManagerWindow(QMainWindow):
             box.blockSignals(True)
             box.setChecked(self.controller.option(name, option))
             box.blockSignals(False)
-        warnings = self.controller.warnings(name)
-        self.warnings.setText("\n".join("⚠ " + _warning_text(w) for w in warnings))
-        self.warnings.setVisible(bool(warnings))
+        self._show_warnings(name, [])
+
+    def _show_warnings(self, name: str, helper_warnings: list[str]) -> None:
+        lines = [_warning_text(w) for w in self.controller.warnings(name)] + helper_warnings
+        text = "\n".join("⚠ " + line for line in lines)
+        if text != self.warnings.text():
+            self.warnings.setText(text)
+        self.warnings.setVisible(bool(lines))
 
     @Slot(QListWidgetItem, QListWidgetItem)
     def _selection_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:

@@ -15,7 +15,7 @@ from wgdesk.app.icons import IconState
 
 REJECT_AFTER_TIME = 180.0
 
-_ERROR_STATES = frozenset({"error", "failed"})
+_ERROR_STATES = frozenset({"error", "failed", "blocked"})  # blocked: kill switch kept after a crash
 _BUSY_STATES = frozenset({"starting", "connecting", "stopping"})
 
 
