@@ -6,6 +6,7 @@ import pytest
 
 from tests.proto.pair import A_ADDR, A_INNER, B_ADDR, B_INNER, Pair, SeededRandom, ipv4_packet, make_pair
 from wgdesk.proto import events, messages
+from wgdesk.proto.changes import DeviceChange, PeerChange
 from wgdesk.proto.constants import (
     COOKIE_REFRESH_TIME,
     MESSAGE_COOKIE_REPLY_SIZE,
@@ -198,3 +199,22 @@ def test_staged_queue_is_bounded_and_keeps_the_newest() -> None:
     p.b.receive_datagram(first, A_ADDR, p.clock.now)
     p.flush()
     assert p.b.packets_to_tun() == sent[-128:]
+
+
+def test_ipv6_outer_endpoints_handshake_roam_and_get_cookies() -> None:
+    p = make_pair()
+    a6, b6 = ("2001:db8::1", 51820), ("2001:db8::2", 51821)
+    p.a.apply(DeviceChange(peers=(PeerChange(p.b_pub, endpoint=b6),)), p.clock.now)
+    p.b.pending_handshakes = p.b.under_load_threshold
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER, b"v6"), p.clock.now)
+    (init,) = p.a.datagrams_to_send()
+    assert init[1] == b6
+    p.b.receive_datagram(init[0], a6, p.clock.now)
+    (cookie,) = p.b.datagrams_to_send()
+    assert cookie[1] == a6 and len(cookie[0]) == MESSAGE_COOKIE_REPLY_SIZE
+    p.a.receive_datagram(cookie[0], b6, p.clock.now)
+    p.advance(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX)
+    p.run_timers()
+    p.flush(a_from=a6, b_from=b6)
+    assert p.b.packets_to_tun() == [ipv4_packet(A_INNER, B_INNER, b"v6")]
+    assert p.b.snapshot(p.clock.now).peers[0].endpoint == a6
