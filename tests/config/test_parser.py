@@ -458,3 +458,20 @@ def test_parser_never_fails_with_anything_but_config_error(lines: list[str]) -> 
 def test_parse_bytes_on_garbage(data: bytes) -> None:
     with contextlib.suppress(ConfigError):
         parse_bytes(data)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[Interface]\nListenPort = ",
+        "[Interface]\nMTU = ",
+        "[Interface]\nTable = ",
+        "[Interface]\nFwMark = 0x",
+        f"[Peer]\nPublicKey = {P1}\nAllowedIPs = 10.0.0.0/",
+        f"[Peer]\nPublicKey = {P1}\nPersistentKeepalive = ",
+    ],
+)
+def test_very_long_numbers_are_config_errors(line: str) -> None:
+    # int() refuses strings of more than 4300 digits with a plain ValueError
+    with pytest.raises(ConfigError):
+        parse(line + "1" * 5000 + "\n")

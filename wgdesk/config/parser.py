@@ -57,7 +57,7 @@ ALL_KEYS = sorted({*QUICK_KEYS.values(), *INTERFACE_KEYS.values(), *PEER_KEYS.va
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
-_DIGITS = re.compile(r"[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,30}")  # bounded: int() refuses very long digit strings
 
 
 class _ValueError(Exception):
@@ -102,7 +102,7 @@ def check_fwmark(value: str) -> int:
     if value.lower() == "off":
         return 0
     number: int | None = None
-    if re.fullmatch(r"0x[0-9a-fA-F]+", value):
+    if re.fullmatch(r"0x[0-9a-fA-F]{1,30}", value):
         number = int(value[2:], 16)
     elif _DIGITS.fullmatch(value):
         number = int(value, 10)
