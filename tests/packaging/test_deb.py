@@ -17,9 +17,11 @@ SHARED_FILES = {
     "./usr/share/applications/wgdesk.desktop",
     "./usr/share/mime/packages/wgdesk.xml",
     "./usr/share/icons/hicolor/scalable/apps/wgdesk.svg",
+    "./usr/share/doc/wgdesk/control-protocol.md",
+    "./etc/wgdesk/helper.toml",
     UNIT,
 }
-ALLOWED_PREFIXES = ("./opt/wgdesk/", "./usr/bin/", "./usr/share/", "./lib/systemd/system/")
+ALLOWED_PREFIXES = ("./opt/wgdesk/", "./usr/bin/", "./usr/share/", "./lib/systemd/system/", "./etc/wgdesk/")
 
 
 def control(deb: Path) -> dict[str, str]:
@@ -66,6 +68,7 @@ def test_maintainer_scripts_are_in_the_package(deb: Path, tmp_path: Path) -> Non
     subprocess.run(["dpkg-deb", "--control", str(deb), str(tmp_path)], check=True)
     for script in ("postinst", "prerm", "postrm"):
         assert (tmp_path / script).stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "conffiles").read_text().split() == ["/etc/wgdesk/helper.toml"]
 
 
 def test_file_list(deb: Path) -> None:

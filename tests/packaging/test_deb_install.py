@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grp
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -42,6 +43,14 @@ def wgdesk_paths() -> set[str]:
     return set(out.split())
 
 
+def user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 def group_exists(name: str) -> bool:
     try:
         grp.getgrnam(name)
@@ -67,6 +76,7 @@ class Installed:
     output: str
     before: set[str]
     group_existed: bool
+    user_existed: bool
     executables: list[str]
 
 
@@ -76,6 +86,7 @@ def installed(deb: Path) -> Iterator[Installed]:
         purge()
     before = wgdesk_paths()
     group_existed = group_exists("wgdesk")
+    user_existed = user_exists("wgdesk-engine")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", SUDO_USER="nobody")
     result = subprocess.run([*APT, "install", str(deb)], capture_output=True, text=True, env=env, timeout=900)
     try:
@@ -84,7 +95,7 @@ def installed(deb: Path) -> Iterator[Installed]:
             ["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True
         ).stdout
         executables = [e for e in EXECUTABLES if f"./usr/bin/{e} -> " in present]
-        yield Installed(deb, result.stdout + result.stderr, before, group_existed, executables)
+        yield Installed(deb, result.stdout + result.stderr, before, group_existed, user_existed, executables)
     finally:
         if dpkg_status():
             purge()
@@ -110,6 +121,14 @@ def test_installed_files(installed: Installed) -> None:
 def test_group_created_and_user_told_to_join(installed: Installed) -> None:
     assert group_exists("wgdesk")
     assert "usermod -aG wgdesk nobody" in installed.output
+
+
+def test_engine_user_and_settings(installed: Installed) -> None:
+    engine = pwd.getpwnam("wgdesk-engine")
+    assert 0 < engine.pw_uid < 1000, "a system user"
+    assert engine.pw_shell == "/usr/sbin/nologin"
+    settings = Path("/etc/wgdesk/helper.toml")
+    assert settings.stat().st_uid == 0 and settings.stat().st_mode & 0o022 == 0
 
 
 def test_helper_unit_enabled(installed: Installed) -> None:
@@ -206,6 +225,7 @@ def test_purge_leaves_nothing_behind(installed: Installed) -> None:
     assert dpkg_status() == ""
     assert wgdesk_paths() == installed.before
     assert group_exists("wgdesk") is installed.group_existed
+    assert user_exists("wgdesk-engine") is installed.user_existed
     for path in (
         f"/etc/systemd/system/multi-user.target.wants/{UNIT}",
         f"/etc/systemd/system/{UNIT}",

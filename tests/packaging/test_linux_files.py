@@ -1,7 +1,7 @@
 """The Linux integration files the .deb ships, checked with the freedesktop tools (no bundle needed).
 
-Shared files come from resources/ when their owners provide them and from installers/linux/
-otherwise, exactly as installers/linux/build-deb picks them.
+installers/linux/build-deb packages them from resources/ (the desktop entry, unit, polkit policy and
+helper settings are kept there by the GUI and helper code's owners).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ MIME_TYPE = "application/x-wireguard-config"
 
 def pick(name: str) -> Path:
     """The file build-deb packages for `name`."""
-    shared = ROOT / "resources" / name
-    return shared if shared.exists() else LINUX / name
+    return ROOT / "resources" / name
 
 
 def policies() -> list[Path]:
-    return sorted((ROOT / "resources").glob("*.policy")) or sorted(LINUX.glob("*.policy"))
+    return sorted((ROOT / "resources").glob("*.policy"))
 
 
 def desktop_entry(path: Path) -> configparser.SectionProxy:
@@ -36,8 +35,8 @@ def desktop_entry(path: Path) -> configparser.SectionProxy:
     return parser["Desktop Entry"]
 
 
-@pytest.mark.parametrize("path", sorted({pick("wgdesk.desktop"), LINUX / "wgdesk.desktop"}), ids=str)
-def test_desktop_file_validates(path: Path) -> None:
+def test_desktop_file_validates() -> None:
+    path = pick("wgdesk.desktop")
     result = subprocess.run(["desktop-file-validate", str(path)], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
 
