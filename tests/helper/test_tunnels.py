@@ -154,7 +154,9 @@ def test_subscribers_see_state_and_handshake_events() -> None:
         threading.Thread(target=listen, daemon=True).start()
         import time
 
-        time.sleep(0.5)
+        from tests.netns import wait_for
+
+        assert wait_for(lambda: "event subscriber connected" in h.log(), 10)
         c = h.client()
         c.up("wgt0", L.config(), kill_switch=False)
         assert L.ping(SERVER_TUNNEL[0], 2)

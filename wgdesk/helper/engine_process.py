@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wgdesk import uapi
 from wgdesk.helper.logbook import LogBook
 from wgdesk.platforms import current as platform
+from wgdesk.proto.changes import ConfigurationError
 
 UAPI_DIRECTORY = Path("/var/run/wireguard")
 UAPI_TIMEOUT = 10.0
@@ -102,41 +104,36 @@ def uapi_request(
     if code is None:
         raise EngineError(f"engine for {ifname} sent no UAPI errno")
     if code != 0:
-        raise EngineError(f"engine refused the configuration (errno={code}: {os.strerror(code)})")
+        raise EngineError(f"engine refused the configuration (errno={code}: {os.strerror(abs(code))})")
     return body
 
 
 def uapi_get(ifname: str, timeout: float = UAPI_TIMEOUT) -> dict[str, Any]:
-    """`get=1` parsed: device fields and ``peers`` (a list of dicts). Keys are dropped here."""
-    device: dict[str, Any] = {"peers": []}
-    peer: dict[str, Any] | None = None
-    for line in uapi_request(ifname, "get=1\n\n", timeout):
-        key, _, value = line.partition("=")
-        if key == "public_key":
-            peer = {
-                "public_key": value,
-                "allowed_ips": [],
-                "endpoint": None,
-                "rx_bytes": 0,
-                "tx_bytes": 0,
-                "last_handshake_time_sec": 0,
+    """`get=1` decoded with `wgdesk.uapi.parse_get`: device fields and ``peers`` (a list of dicts).
+
+    Private and preshared keys are dropped here and never leave this function.
+    """
+    lines = uapi_request(ifname, "get=1\n\n", timeout)
+    try:
+        snap = uapi.parse_get([*lines, "errno=0", ""])
+    except ConfigurationError as e:
+        raise EngineError(f"engine for {ifname}: {e.message}") from e
+    peers = []
+    for p in snap.peers:
+        sec = int(p.last_handshake) if p.last_handshake else 0
+        peers.append(
+            {
+                "public_key": p.public_key.hex(),
+                "endpoint": uapi.format_endpoint(p.endpoint) if p.endpoint else None,
+                "allowed_ips": [str(n) for n in p.allowed_ips],
+                "rx_bytes": p.rx_bytes,
+                "tx_bytes": p.tx_bytes,
+                "last_handshake_time_sec": sec,
                 "last_handshake_time_nsec": 0,
-                "persistent_keepalive_interval": 0,
+                "persistent_keepalive_interval": p.persistent_keepalive,
             }
-            device["peers"].append(peer)
-        elif key in ("private_key", "preshared_key"):
-            continue  # never leaves this function
-        elif peer is None:
-            device[key] = int(value) if value.isdigit() else value
-        elif key == "allowed_ip":
-            peer["allowed_ips"].append(value)
-        elif key == "endpoint":
-            peer["endpoint"] = value
-        elif value.isdigit():
-            peer[key] = int(value)
-        else:
-            peer[key] = value
-    return device
+        )
+    return {"listen_port": snap.listen_port, "fwmark": snap.fwmark, "peers": peers}
 
 
 @dataclass

@@ -245,6 +245,7 @@ class ControlServer:
 
     def _stream(self, conn: socket.socket) -> None:
         q = self.events.subscribe()
+        self.log.add("debug", "helper", None, "event subscriber connected")
         try:
             for t in self.manager.status():
                 self._send(

@@ -22,6 +22,7 @@ from pathlib import Path
 from queue import Full, Queue
 from typing import Any
 
+from wgdesk import uapi
 from wgdesk.helper import firewall
 from wgdesk.helper.engine_process import (
     EngineError,
@@ -38,6 +39,7 @@ from wgdesk.helper.logbook import LogBook
 from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings
 from wgdesk.platforms import PlatformError
 from wgdesk.platforms import current as platform
+from wgdesk.proto.changes import DeviceChange, PeerChange
 
 Network = IPv4Network | IPv6Network
 FIRST_FWMARK = 51820
@@ -315,7 +317,7 @@ class TunnelManager:
             for n in p.allowed_ips:
                 if n not in all_nets:
                     all_nets.append(n)
-        defaults = {n.version for n in all_nets if n.prefixlen == 0}
+        defaults: set[int] = {n.version for n in all_nets if n.prefixlen == 0}
         if full_tunnel is True:
             if not defaults:
                 raise TunnelError("invalid", "full tunnel needs a peer with AllowedIPs 0.0.0.0/0 and/or ::/0")
@@ -347,13 +349,13 @@ class TunnelManager:
             peer: dict[str, Any] = {
                 "public_key": p.public_key,
                 "preshared_key": p.preshared_key,
-                "allowed_ips": [str(n) for n in p.allowed_ips],
+                "allowed_ips": list(p.allowed_ips),
                 "keepalive": p.persistent_keepalive,
                 "endpoint": None,
             }
             if p.endpoint is not None:
                 ip = self._resolve(p.endpoint.host, p.endpoint.port)
-                peer["endpoint"] = f"[{ip}]:{p.endpoint.port}" if ":" in ip else f"{ip}:{p.endpoint.port}"
+                peer["endpoint"] = (ip, p.endpoint.port)
                 endpoint_ips.append(ip)
             peers.append(peer)
         mtu = iface.mtu or self._auto_mtu(endpoint_ips)
@@ -437,7 +439,7 @@ class TunnelManager:
         if not mtus:
             d = platform.default_route_mtu()
             mtus = [d] if d else [1500]
-        return max(1280, min(mtus) - 80)
+        return max(1280, int(min(mtus)) - 80)
 
     def _dns_backend(self) -> str:
         return str(platform.dns_backend(self.settings.dns_backend))
@@ -506,26 +508,29 @@ class TunnelManager:
             raise EngineError("the engine exited during bring-up")
 
     def _configure_engine(self, plan: Plan, tunnel: Tunnel, takes_fds: bool) -> None:
-        lines = ["set=1", f"private_key={plan.private_key.hex()}"]
-        if not takes_fds:
-            lines.append(f"listen_port={plan.listen_port}")
-            lines.append(f"fwmark={plan.fwmark}")
-        lines.append("replace_peers=true")
         from wgdesk.config import key_bytes
 
-        for p in plan.peers:
-            lines.append(f"public_key={key_bytes(p['public_key']).hex()}")
-            if p["preshared_key"]:
-                lines.append(f"preshared_key={key_bytes(p['preshared_key']).hex()}")
-            if p["endpoint"]:
-                lines.append(f"endpoint={p['endpoint']}")
-            if p["keepalive"] is not None:
-                lines.append(f"persistent_keepalive_interval={p['keepalive']}")
-            lines.append("replace_allowed_ips=true")
-            lines += [f"allowed_ip={n}" for n in p["allowed_ips"]]
+        peers = tuple(
+            PeerChange(
+                public_key=key_bytes(p["public_key"]),
+                preshared_key=key_bytes(p["preshared_key"]) if p["preshared_key"] else None,
+                endpoint=p["endpoint"],
+                persistent_keepalive=p["keepalive"],
+                replace_allowed_ips=True,
+                allowed_ips=tuple(p["allowed_ips"]),
+            )
+            for p in plan.peers
+        )
+        change = DeviceChange(
+            private_key=plan.private_key,
+            listen_port=None if takes_fds else plan.listen_port,
+            fwmark=None if takes_fds else plan.fwmark,
+            replace_peers=True,
+            peers=peers,
+        )
         engine = tunnel.engine
         alive = engine.alive if engine is not None else None
-        uapi_request(plan.ifname, "\n".join(lines) + "\n\n", alive=alive)
+        uapi_request(plan.ifname, uapi.format_set(change), alive=alive)
         device = uapi_get(plan.ifname)
         if not takes_fds:
             tunnel.listen_port = int(device.get("listen_port", 0))
@@ -709,7 +714,7 @@ class TunnelManager:
                     journal.delete()
                     continue
                 if ks:
-                    e = ks[-1]
+                    entry = ks[-1]
                     journal.keep_only({"killswitch"})
                     if path.name.endswith(".new.journal"):
                         target = self.journal_dir / f"{name}.journal"
@@ -718,18 +723,18 @@ class TunnelManager:
                     journal.update_header(state="blocked")
                     tunnel = Tunnel(
                         name,
-                        str(e["ifname"]),
+                        str(entry["ifname"]),
                         "blocked",
                         journal,
                         kill_switch=True,
-                        fwmark=int(e["fwmark"]),
+                        fwmark=int(entry["fwmark"]),
                         message="the helper stopped unexpectedly; the kill "
                         "switch keeps blocking traffic. Bring the tunnel up again, or run "
                         f"`wgdeskctl down {name}` to stop blocking.",
                     )
                     self.tunnels[name] = tunnel
                     self.kill_switch[name] = firewall.KillSwitchMember(
-                        name, str(e["ifname"]), int(e["fwmark"]), int(e.get("listen_port", 0))
+                        name, str(entry["ifname"]), int(entry["fwmark"]), int(entry.get("listen_port", 0))
                     )
                     self.log.warning(name, tunnel.message or "")
                 else:
