@@ -32,6 +32,8 @@ WIREGUARD_GO = shutil.which("wireguard-go") or "/usr/bin/wireguard-go"
 NFT = shutil.which("nft") or "/usr/sbin/nft"
 TCPDUMP = shutil.which("tcpdump") or "/usr/bin/tcpdump"
 PYTHON = sys.executable
+WGDESK_ENGINE = str(Path(sys.executable).parent / "wgdesk-engine")
+ENGINES = {"wireguard-go": WIREGUARD_GO, "wgdesk-engine": WGDESK_ENGINE}
 ROOT = Path(__file__).resolve().parents[2]
 
 CLIENT_LAN = ("10.98.1.2/24", "fd98:1::2/64")

@@ -13,6 +13,7 @@ import pytest
 from tests.helper.lab import (
     CLIENT_LAN,
     CLIENT_TUNNEL,
+    ENGINES,
     PUBLIC,
     PUBLIC6,
     ROUTER_LAN,
@@ -43,9 +44,10 @@ def tcp_probe(L: Lab, host: str = PUBLIC, port: int = 80) -> object:
     return lambda: probe(L.client, "tcp", host, port)
 
 
-def test_tunnelvision_routes_leak_without_kill_switch_and_not_with_it() -> None:
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_tunnelvision_routes_leak_without_kill_switch_and_not_with_it(engine: str) -> None:
     with lab() as L:
-        h = L.start_helper()
+        h = L.start_helper(engine=ENGINES[engine])
         before = L.snapshot()
         c = h.client()
         assert plaintext(L, f"tcp and host {PUBLIC}", tcp_probe(L)) >= 3  # control: no tunnel
@@ -156,9 +158,10 @@ def test_injected_synack_to_the_tunnel_address_gets_no_reset() -> None:
         c.down("wgt0")
 
 
-def test_engine_killed_during_traffic_stays_blocked() -> None:
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_engine_killed_during_traffic_stays_blocked(engine: str) -> None:
     with lab() as L:
-        h = L.start_helper()
+        h = L.start_helper(engine=ENGINES[engine])
         before = L.snapshot()
         c = h.client()
         c.up("wgt0", L.config(allowed=FULL))
@@ -179,9 +182,10 @@ def test_engine_killed_during_traffic_stays_blocked() -> None:
         assert L.snapshot() == before
 
 
-def test_helper_killed_keeps_blocking_after_restart_until_down() -> None:
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_helper_killed_keeps_blocking_after_restart_until_down(engine: str) -> None:
     with lab() as L:
-        h = L.start_helper()
+        h = L.start_helper(engine=ENGINES[engine])
         before = L.snapshot()
         c = h.client()
         c.up("wgt0", L.config(allowed=FULL))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
-from tests.helper.lab import PUBLIC, SERVER_TUNNEL, Capture, lab
+from tests.helper.lab import ENGINES, PUBLIC, SERVER_TUNNEL, Capture, lab
 from wgdesk.client import HelperError
 
 pytestmark = pytest.mark.root
 
 
-def test_split_tunnel_up_down_leaves_the_system_byte_identical() -> None:
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_split_tunnel_up_down_leaves_the_system_byte_identical(engine: str) -> None:
     with lab() as L:
-        h = L.start_helper()
+        h = L.start_helper(engine=ENGINES[engine])
         before = L.snapshot()
         c = h.client()
         result = c.up("wgt0", L.config(dns="10.97.0.1, corp.test"), kill_switch=False)
@@ -36,9 +40,10 @@ def test_split_tunnel_up_down_leaves_the_system_byte_identical() -> None:
         assert e.value.code == "not_found"
 
 
-def test_full_tunnel_probe_reaches_the_server_through_the_tunnel_only() -> None:
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_full_tunnel_probe_reaches_the_server_through_the_tunnel_only(engine: str) -> None:
     with lab() as L:
-        h = L.start_helper()
+        h = L.start_helper(engine=ENGINES[engine])
         before = L.snapshot()
         # positive control: without the tunnel the probe crosses the router in plaintext
         cap = Capture(L.router, L.router_lan_if, f"icmp and host {PUBLIC}", L.workdir)
@@ -87,4 +92,50 @@ def test_bad_config_is_refused_with_file_and_line_and_changes_nothing() -> None:
             c.up("wgt0", L.config(extra_peer="Bogus = 1"))
         assert e.value.code == "invalid"
         assert e.value.message.startswith("wgt0.conf:")
+        assert L.snapshot() == before
+
+
+def test_an_engine_that_cannot_start_is_rolled_back_with_the_reason() -> None:
+    with lab() as L:
+        h = L.start_helper(engine="/nonexistent/wgdesk-engine")
+        before = L.snapshot()
+        with pytest.raises(HelperError) as e:
+            h.client().up("wgt0", L.config(allowed="0.0.0.0/0"))
+        assert e.value.code == "failed" and "/nonexistent/wgdesk-engine" in e.value.message
+        assert L.snapshot() == before
+
+
+def test_stopping_the_helper_takes_every_tunnel_down() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        before = L.snapshot()
+        h.client().up("wgt0", L.config(allowed="0.0.0.0/0, ::/0", dns="10.97.0.1"))
+        assert L.snapshot() != before
+        h.stop()
+        assert h.proc is not None and h.proc.returncode == 0
+        L.helper = None
+        assert L.snapshot() == {k: v for k, v in before.items() if k != "resolv.conf"}
+        assert h.resolv_conf.read_text() == before["resolv.conf"]
+        assert not list((h.state_dir / "journal").glob("*.journal"))
+
+
+def test_repeated_up_down_leaks_no_fds_threads_or_state() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        c = h.client()
+        cfg = L.config(allowed="0.0.0.0/0, ::/0", dns="10.97.0.1")
+
+        def resources() -> tuple[int, int]:
+            pid = h.pid()
+            return len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
+
+        c.up("wgt0", cfg)
+        c.down("wgt0")
+        time.sleep(0.5)
+        before, counts = L.snapshot(), resources()
+        for _ in range(15):
+            c.up("wgt0", cfg)
+            c.down("wgt0")
+        time.sleep(0.5)
+        assert resources() == counts
         assert L.snapshot() == before

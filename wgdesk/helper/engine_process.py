@@ -191,6 +191,8 @@ def start_engine(
     if udp_fds is not None:
         env["WGDESK_UDP_FDS"] = ",".join("-" if fd is None else str(fd) for fd in udp_fds)
         fds += [fd for fd in udp_fds if fd is not None]
+    if not os.path.isabs(executable) or not os.access(executable, os.X_OK):
+        raise EngineError(f"engine {executable} is not an executable file (set engine_path in helper.toml)")
     argv = [executable, "-f", ifname]
     if account != "root":
         try:

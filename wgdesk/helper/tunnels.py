@@ -530,7 +530,16 @@ class TunnelManager:
         )
         engine = tunnel.engine
         alive = engine.alive if engine is not None else None
-        uapi_request(plan.ifname, uapi.format_set(change), alive=alive)
+        try:
+            uapi_request(plan.ifname, uapi.format_set(change), alive=alive)
+        except EngineError as e:
+            if engine is not None and engine.exited.wait(1.0):
+                tail = [r["message"] for r in self.log.records(plan.name) if r["source"] == "engine"][-3:]
+                raise EngineError(
+                    f"the engine exited with status {engine.proc.returncode}"
+                    + (": " + " / ".join(tail) if tail else "")
+                ) from e
+            raise
         device = uapi_get(plan.ifname)
         if not takes_fds:
             tunnel.listen_port = int(device.get("listen_port", 0))
