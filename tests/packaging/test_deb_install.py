@@ -8,6 +8,7 @@ failing check never leaves the package installed.
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import signal
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helper.lab import SERVER_TUNNEL, HelperProcess, lab
 from tests.interop import wgnet
 from tests.interop.wgnet import INNER4, INNER6, build, wait_handshake
-from tests.netns import namespaces
+from tests.netns import namespaces, unique_name, wait_for
 from tests.packaging.artifacts import EXECUTABLES, VERSION
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -217,6 +219,56 @@ def test_installed_engine_interoperates_with_wireguard_go(
             for iface in (topo.a, topo.b):
                 if iface.alive():
                     iface.stop()
+
+
+class InstalledHelper(HelperProcess):
+    """tests/helper's lab helper, but the INSTALLED /usr/bin/wgdesk-helper (same namespaces and arguments)."""
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(self.resolv_conf),
+                "/usr/bin/wgdesk-helper", "--socket", str(self.socket), "--state-dir", str(self.state_dir),
+                "--config", str(self.config), "--engine", self.engine, "--log-level", "debug"]  # fmt: skip
+        self.proc = self.lab.client.popen(*argv, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, stdout=log,
+                                          stderr=subprocess.STDOUT)  # fmt: skip
+        log.close()
+        started = wait_for(lambda: self._answers() or self.proc is None or self.proc.poll() is not None, 30)
+        if not started or self.proc.poll() is not None:
+            raise RuntimeError(f"installed helper did not start:\n{self.log()}")
+
+
+def test_installed_cli_helper_and_engine_bring_a_tunnel_up(installed: Installed) -> None:
+    """wgdeskctl -> wgdesk-helper -> wgdesk-engine, all three from /usr/bin, against a wireguard-go server."""
+    with lab() as lab_:
+        helper = InstalledHelper(lab_, engine="/usr/bin/wgdesk-engine")
+        lab_.helper = helper
+        name = unique_name("pkg")
+        conf = lab_.workdir / f"{name}.conf"
+        conf.write_text(lab_.config())
+
+        def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["/usr/bin/wgdeskctl", "--socket", str(helper.socket), *args],
+                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+
+        up = ctl("up", str(conf), "--no-kill-switch")
+        assert up.returncode == 0, up.stdout + up.stderr + helper.log()[-3000:]
+        try:
+            assert lab_.ping(SERVER_TUNNEL[0], 3), helper.log()[-3000:]
+            shown = json.loads(ctl("show", name, "--json").stdout)
+            [tunnel] = shown["tunnels"]
+            [peer] = tunnel["peers"]
+            assert peer["public_key"] == lab_.server_public
+            assert isinstance(peer["latest_handshake"], int) and peer["rx_bytes"] > 0
+            # the engine the installed helper started is the installed one, running as the package's user
+            pattern = f"wgdesk-engine.* {tunnel['interface']}"
+            engines = subprocess.run(["pgrep", "-u", "wgdesk-engine", "-f", pattern], capture_output=True,
+                                     text=True).stdout.split()  # fmt: skip
+            assert engines, helper.log()[-3000:]
+            assert os.readlink(f"/proc/{engines[0]}/exe") == "/opt/wgdesk/wgdesk-engine"
+        finally:
+            down = ctl("down", name)
+        assert down.returncode == 0, down.stdout + down.stderr
 
 
 def test_purge_leaves_nothing_behind(installed: Installed) -> None:
