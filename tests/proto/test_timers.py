@@ -272,3 +272,33 @@ def test_responder_forgets_previous_keypair_when_a_new_session_arrives() -> None
     p.b.receive_datagram(held[0], A_ADDR, p.clock.now)
     assert p.b.packets_to_tun() == []
     assert p.b.snapshot(p.clock.now).dropped == {DropReason.UNKNOWN_INDEX: 1}
+
+
+def test_sending_data_cancels_the_pending_keepalive() -> None:
+    p = established()
+    t = p.clock.now
+    run_until(p, t + 5)
+    p.b.send_packet(ipv4_packet(B_INNER, A_INNER), p.clock.now)  # b answers: no keepalive needed
+    b_data = p.b.datagrams_to_send()
+    assert [len(d) for d, _ in b_data] == [MESSAGE_TRANSPORT_SIZE + 32]
+    b_sent: Sent = []
+    run_until(p, t + 12, b_out=b_sent)
+    assert b_sent == []
+
+
+def test_persistent_keepalive_is_pushed_back_by_outgoing_data() -> None:
+    p = make_pair(keepalive=25)
+    p.flush()
+    timers = p.a.peers[p.b_pub].timers
+    t = p.clock.now
+    assert timers.persistent_keepalive == t + 25
+    run_until(p, t + 20)
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER), p.clock.now)  # any authenticated send re-arms it
+    assert [len(d) for d, _ in p.a.datagrams_to_send()] == [MESSAGE_TRANSPORT_SIZE + 32]
+    assert timers.persistent_keepalive == t + 45
+    a_sent: Sent = []
+    run_until(p, t + 30, a_out=a_sent)
+    assert a_sent == []  # nothing at the old deadline t + 25
+    p.b.send_packet(ipv4_packet(B_INNER, A_INNER), p.clock.now)  # and so does any authenticated receive
+    p.flush()
+    assert timers.persistent_keepalive == t + 55

@@ -35,8 +35,11 @@ from wgdesk.proto.constants import (
     MESSAGE_INITIATION_TYPE,
     MESSAGE_RESPONSE_TYPE,
     MESSAGE_TRANSPORT_SIZE,
+    NEW_HANDSHAKE_TIMEOUT,
     REJECT_AFTER_MESSAGES,
     REJECT_AFTER_TIME,
+    REKEY_AFTER_MESSAGES,
+    REKEY_AFTER_TIME,
     UNDER_LOAD_AFTER_TIME,
     UNDER_LOAD_QUEUE_SIZE,
 )
@@ -46,8 +49,10 @@ from wgdesk.proto.handshake import HandshakeState, StaticIdentity
 from wgdesk.proto.keypair import Keypair
 from wgdesk.proto.peer import Peer
 from wgdesk.proto.ratelimiter import RateLimiter
+from wgdesk.proto.timers import jitter_from
 
 _NONCE_PREFIX = bytes(4)
+_PADDING = bytes(16)
 _TRANSPORT_HEAD = b"\x04\x00\x00\x00"
 _unpack_transport = messages.TRANSPORT_HEADER.unpack_from
 _unpack_index = messages.INDEX.unpack_from
@@ -317,6 +322,7 @@ class Device:
     def send_packets(self, packets: Iterable[bytes], now: float) -> None:
         """Batch form of `send_packet`."""
         lookup = self.allowed_ips.lookup
+        outgoing = self.outgoing
         cached_dst, cached_peer = self._dst_cache
         for packet in packets:
             n = len(packet)
@@ -341,10 +347,39 @@ class Device:
             if self.identity is None:
                 self.drop(DropReason.NO_PRIVATE_KEY, peer.public_key)
                 continue
-            if peer.endpoint is None:
+            endpoint = peer.endpoint
+            if endpoint is None:
                 self.drop(DropReason.NO_ENDPOINT, peer.public_key)
                 continue
-            peer.send_data(packet, now)
+            kp = peer.keypairs.current
+            if (
+                kp is None
+                or peer.staged
+                or kp.send_counter >= REKEY_AFTER_MESSAGES
+                or now - kp.created >= REKEY_AFTER_TIME
+                or n > self.mtu
+            ):
+                peer.send_data(packet, now)  # staging, handshakes and rekeying live there
+                continue
+            # The common case, inlined: a fresh keypair, nothing staged (Peer._seal, without rekey checks).
+            counter = kp.send_counter
+            kp.send_counter = counter + 1
+            pad = ((n + 15) & ~15) - n
+            if pad:
+                if n + pad > self.mtu:
+                    pad = self.mtu - n
+                if pad:
+                    packet = packet + _PADDING[:pad]
+            ctr = counter.to_bytes(8, "little")
+            out = kp.header_prefix + ctr + kp.send.encrypt(_NONCE_PREFIX + ctr, packet, None)
+            peer.tx_bytes += len(out)
+            outgoing.append((out, endpoint))
+            timers = peer.timers
+            if timers.new_handshake is None:
+                timers.new_handshake = now + NEW_HANDSHAKE_TIMEOUT + jitter_from(self.rng)
+            timers.send_keepalive = None
+            if peer.persistent_keepalive:
+                timers.persistent_keepalive = now + peer.persistent_keepalive
         self._dst_cache = (cached_dst, cached_peer)
 
     # --- inbound --------------------------------------------------------------------------------------
