@@ -102,6 +102,19 @@ def test_each_executable_runs_only_its_own_entry_point(bundle: Bundle) -> None:
         assert "rth_environment" in toc, name
 
 
+def test_every_wgdesk_module_is_bundled(bundle: Bundle) -> None:
+    """Also those only imported dynamically (importlib), which PyInstaller's analysis cannot see."""
+    from PyInstaller.archive.readers import CArchiveReader
+
+    sources = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for p in (ROOT / "wgdesk").rglob("*.py")
+    }
+    for name in bundle.executables():
+        pyz = CArchiveReader(str(bundle.path / name)).open_embedded_archive("PYZ.pyz")
+        assert sources - set(pyz.toc) == set(), name
+
+
 def test_runtime_hook_gives_children_the_original_library_path() -> None:
     """Programs the helper runs (ip, nft) must load the system's libraries, not the bundle's."""
     hook = (ROOT / "installers" / "pyinstaller" / "rth_environment.py").read_text()
