@@ -6,6 +6,7 @@ sniffer or a wrong filter must not pass for "no leak"), then that it is not seen
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from tests.helper.lab import (
     PUBLIC,
     PUBLIC6,
     ROUTER_LAN,
+    SERVER_TUNNEL,
     SERVER_WAN,
     Capture,
     Lab,
@@ -219,3 +221,60 @@ def test_helper_killed_without_kill_switch_restores_the_system_on_restart() -> N
         assert h.client().status() == []
         assert L.snapshot() == before
         assert "restoring the system" in h.log()
+
+
+@pytest.mark.parametrize("kill_switch", [False, True])
+def test_helper_killed_in_the_middle_of_up_is_recovered(kill_switch: bool) -> None:
+    import threading
+
+    from tests.netns import wait_for
+    from wgdesk.client import HelperError
+
+    with lab() as L:
+        # a PostUp hook that hangs holds the helper in the last step of the transaction
+        h = L.start_helper(settings="allow_scripts = true\n")
+        before = L.snapshot()
+        cfg = L.config(allowed=FULL, dns="10.97.0.1", extra_iface="PostUp = sleep 60")
+        errors: list[Exception] = []
+
+        def up() -> None:
+            try:
+                h.client().up("wgt0", cfg, kill_switch=kill_switch)
+            except HelperError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=up, daemon=True)
+        t.start()
+        assert wait_for(lambda: "running PostUp hook" in h.log(), 20)
+        during = L.snapshot()
+        assert during != before
+        h.kill9()
+        t.join(10)
+        assert errors  # the client saw the helper go away
+        h.start()
+        tunnels = h.client().status()
+        if kill_switch:
+            assert [t["state"] for t in tunnels] == ["blocked"]
+            assert plaintext(L, f"host {PUBLIC}", tcp_probe(L)) == 0
+            assert "wgdesk-killswitch" in L.snapshot()["nft"]
+            h.client().down("wgt0")
+        else:
+            assert tunnels == []
+        assert L.snapshot() == before
+
+
+def test_diagnose_names_an_unanswered_handshake() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        blackhole = (
+            "table inet lab {\n chain forwarding {\n  type filter hook forward priority 0;\n"
+            "  udp dport 51820 drop\n }\n}\n"
+        )
+        subprocess.run(L.router.argv("nft", "-f", "-"), input=blackhole, text=True, check=True)
+        c = h.client()
+        c.up("wgt0", L.config(), kill_switch=False)
+        assert not L.ping(SERVER_TUNNEL[0], 2, timeout=1.0)
+        d = c.diagnose("wgt0")
+        assert any("nothing comes back" in f for f in d["findings"]), d["findings"]
+        assert d["tunnel"]["peers"][0]["latest_handshake"] is None
+        c.down("wgt0")
