@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton
 
 from tests.gui.conftest import OFFICE, PEER_KEY, PRIVATE_KEY, PUBLIC_KEY, wait_idle
 from wgdesk.app import import_export
@@ -218,3 +218,22 @@ def test_without_a_helper_the_window_says_how_to_fix_it(
     assert failed.args[1].startswith("Tunnels cannot be connected: the wgdesk helper is not running")
     assert manager.controller.health("office") == Health.DOWN
     wait_idle(qtbot, manager.controller)
+
+
+def test_a_lint_fix_is_one_click_and_keeps_the_keys(
+    qtbot, manager: ManagerWindow, tmp_path: Path, gui_env
+) -> None:
+    source = tmp_path / "leaky.conf"
+    source.write_text(OFFICE.replace("AllowedIPs = 10.0.0.0/24", "AllowedIPs = 0.0.0.0/0"))
+    _import(qtbot, manager, [source])
+    assert (
+        "all IPv4 traffic goes through the tunnel, IPv6 traffic does not (no ::/0)" in manager.warnings.text()
+    )
+    button = manager.findChild(QPushButton, "fix:ipv6-leak")
+    assert button is not None and button.text().startswith("Fix: ")
+    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+        button.click()
+    stored = (tmp_path / "tunnels" / "leaky.conf").read_text()
+    assert "AllowedIPs = 0.0.0.0/0, ::/0" in stored
+    assert "IPv6 traffic does not" not in manager.warnings.text()
+    assert gui_env.backend().get_password("wgdesk", "leaky:private-key") == PRIVATE_KEY

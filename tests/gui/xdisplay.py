@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -35,13 +36,6 @@ class XDisplay:
         ).stdout
 
 
-def _free_display() -> int:
-    for n in range(90, 190):
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            return n
-    raise RuntimeError("no free X display number")
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -60,16 +54,19 @@ def x_display(base_env: dict[str, str], width: int = 800, height: int = 600) -> 
             pytest.fail(
                 f"{tool} is missing: run scripts/install-test-deps (xvfb, trayer, xdotool, imagemagick)"
             )
-    n = _free_display()
-    xvfb = subprocess.Popen(
-        ["Xvfb", f":{n}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # -displayfd: Xvfb picks a free display itself and writes its number once it accepts connections
+    read_end, write_end = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24",
+                             "-nolisten", "tcp"], pass_fds=(write_end,), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(write_end)
     trayer: subprocess.Popen[bytes] | None = None
     try:
-        if not wait_for(lambda: Path(f"/tmp/.X11-unix/X{n}").exists(), 15):
+        with os.fdopen(read_end, "rb") as pipe:
+            number = pipe.readline().strip()
+        if not number.isdigit():
             raise RuntimeError("Xvfb did not start")
+        n = int(number)
         env = dict(base_env, DISPLAY=f":{n}")
         env.pop("WAYLAND_DISPLAY", None)
         trayer = subprocess.Popen(
@@ -104,7 +101,7 @@ def x_display(base_env: dict[str, str], width: int = 800, height: int = 600) -> 
             )
             return r.returncode == 0 and bool(r.stdout.strip())
 
-        if not wait_for(trayer_mapped, 15):
+        if not wait_for(trayer_mapped, 30):
             raise RuntimeError("trayer did not map its window")
         yield XDisplay(f":{n}", env, width, height)
     finally:

@@ -250,6 +250,26 @@ class TunnelController(QObject):
             lambda e: self.failed.emit(self.tr("Could not save {name}").format(name=name), str(e)),
         )
 
+    def apply_fix(self, name: str, code: str, line: int | None) -> None:
+        """Apply the linter's mechanical fix for warning *code* (re-linted with the keys, so none is lost)."""
+        store = self.store
+
+        def run() -> None:
+            cfg = store.load(name, with_secrets=True)
+            for w in lint(cfg):
+                if w.code == code and w.line == line and w.fix is not None and w.fix.config is not None:
+                    store.save(name, w.fix.config)
+                    return
+            raise ValueError(self.tr("the warning {code} no longer applies").format(code=code))
+
+        def done(_: object) -> None:
+            self._configs.pop(name, None)
+            self.tunnelsChanged.emit()
+
+        self.runner.submit(
+            run, done, lambda e: self.failed.emit(self.tr("Could not fix {name}").format(name=name), str(e))
+        )
+
     def load_text(self, name: str, on_loaded: Callable[[str], None]) -> None:
         """Read *name* with its secrets (keyring, on a worker) and pass the ``.conf`` text to *on_loaded*."""
         store = self.store

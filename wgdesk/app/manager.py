@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -122,6 +122,10 @@ class ManagerWindow(QMainWindow):
         self.warnings.setStyleSheet("QLabel { color: #92400e; }")
         self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         right_layout.addWidget(self.warnings)
+        self.fixes = QHBoxLayout()  # one button per warning the linter can fix mechanically
+        right_layout.addLayout(self.fixes)
+        self._fix_buttons: list[QPushButton] = []
+        self._fix_key: tuple[str, ...] = ()
         self.tabs = QTabWidget()
         self.status_pane = StatusPane(controller)
         self.editor = ConfigEditor(controller)
@@ -292,6 +296,7 @@ class ManagerWindow(QMainWindow):
         self.title.setText(name or self.tr("No tunnel selected"))
         if name is None:
             self.warnings.setText("")
+            self._show_fixes_none()
             return
         for box, option in ((self.full_tunnel, FULL_TUNNEL), (self.kill_switch, KILL_SWITCH)):
             box.blockSignals(True)
@@ -299,12 +304,36 @@ class ManagerWindow(QMainWindow):
             box.blockSignals(False)
         self._show_warnings(name, [])
 
+    def _show_fixes_none(self) -> None:
+        for button in self._fix_buttons:
+            button.deleteLater()
+        self._fix_buttons = []
+        self._fix_key = ()
+
     def _show_warnings(self, name: str, helper_warnings: list[str]) -> None:
-        lines = [_warning_text(w) for w in self.controller.warnings(name)] + helper_warnings
+        warnings = self.controller.warnings(name)
+        lines = [_warning_text(w) for w in warnings] + helper_warnings
         text = "\n".join("⚠ " + line for line in lines)
         if text != self.warnings.text():
             self.warnings.setText(text)
         self.warnings.setVisible(bool(lines))
+        fixable = [w for w in warnings if w.fix is not None and w.fix.config is not None]
+        key = (name, *(f"{w.code}:{w.line}" for w in fixable))
+        if key == self._fix_key:
+            return
+        self._fix_key = key
+        for button in self._fix_buttons:
+            button.deleteLater()
+        self._fix_buttons = []
+        for w in fixable:
+            button = QPushButton(self.tr("Fix: {what}").format(what=w.fix.description))
+            button.setObjectName(f"fix:{w.code}")
+            button.setToolTip(w.explanation or w.message)
+            button.clicked.connect(
+                lambda _=False, n=name, c=w.code, ln=w.line: self.controller.apply_fix(n, c, ln)
+            )
+            self.fixes.addWidget(button)
+            self._fix_buttons.append(button)
 
     @Slot(QListWidgetItem, QListWidgetItem)
     def _selection_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
@@ -432,4 +461,8 @@ class ManagerWindow(QMainWindow):
 def _warning_text(warning: object) -> str:
     message = str(getattr(warning, "message", warning))
     line = getattr(warning, "line", None)
-    return f"line {line}: {message}" if line else message
+    if not line:
+        return message
+    return QCoreApplication.translate("ManagerWindow", "line {line}: {message}").format(
+        line=line, message=message
+    )
