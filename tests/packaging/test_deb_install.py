@@ -69,6 +69,11 @@ def dpkg_status() -> str:
 
 
 def purge() -> subprocess.CompletedProcess[str]:
+    # userdel refuses a user that still runs processes. On a machine that runs other test sessions at
+    # the same time, their helpers may start engines as `wgdesk-engine` while it exists: let those end.
+    wait_for(
+        lambda: subprocess.run(["pgrep", "-u", "wgdesk-engine"], capture_output=True).returncode != 0, 120
+    )
     return subprocess.run([*APT, "purge", "wgdesk"], capture_output=True, text=True, timeout=600)
 
 
