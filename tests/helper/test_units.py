@@ -129,3 +129,37 @@ def test_polkit_policy_is_well_formed() -> None:
     assert ids == ["org.wgdesk.helper.join-group", "org.wgdesk.helper.manage-service"]
     for action in tree.getroot().iter("action"):
         assert action.findtext("defaults/allow_any") == "no"
+
+
+def test_file_replace_and_restore_give_back_the_same_bytes_mode_and_symlink(tmp_path: Path) -> None:
+    from wgdesk.platforms import linux
+
+    regular = tmp_path / "resolv.conf"
+    regular.write_bytes(b"nameserver 192.0.2.1\n# no newline at end")
+    regular.chmod(0o640)
+    snap = linux.file_snapshot(str(regular))
+    linux.file_replace(str(regular), b"nameserver 10.0.0.1\n")
+    assert regular.read_bytes() == b"nameserver 10.0.0.1\n"
+    linux.file_restore(snap)
+    assert regular.read_bytes() == b"nameserver 192.0.2.1\n# no newline at end"
+    assert oct(regular.stat().st_mode & 0o777) == "0o640"
+
+    link = tmp_path / "linked.conf"
+    link.symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    snap = linux.file_snapshot(str(link))
+    linux.file_replace(str(link), b"nameserver 10.0.0.1\n")
+    assert not link.is_symlink() and link.read_bytes() == b"nameserver 10.0.0.1\n"
+    linux.file_restore(snap)
+    assert link.is_symlink() and os.readlink(link) == "../run/systemd/resolve/stub-resolv.conf"
+
+    missing = tmp_path / "absent.conf"
+    snap = linux.file_snapshot(str(missing))
+    linux.file_replace(str(missing), b"x\n")
+    linux.file_restore(snap)
+    assert not missing.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["linked.conf", "resolv.conf"]  # no temp files left
+    assert linux.resolv_conf_text(["10.0.0.1", "fd00::1"], ["corp.test"]).splitlines()[1:] == [
+        "nameserver 10.0.0.1",
+        "nameserver fd00::1",
+        "search corp.test",
+    ]

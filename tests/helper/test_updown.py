@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.helper.lab import ENGINES, PUBLIC, SERVER_TUNNEL, Capture, lab
+from tests.helper.lab import ENGINES, PUBLIC, PUBLIC6, SERVER_TUNNEL, Capture, lab
 from wgdesk.client import HelperError
 
 pytestmark = pytest.mark.root
@@ -52,11 +52,13 @@ def test_full_tunnel_probe_reaches_the_server_through_the_tunnel_only(engine: st
         c = h.client()
         r = c.up("wgt0", L.config(allowed="0.0.0.0/0, ::/0"))
         assert r["full_tunnel"] is True and r["kill_switch"] is True
-        cap = Capture(L.router, L.router_lan_if, f"host {PUBLIC}", L.workdir)
+        cap = Capture(L.router, L.router_lan_if, f"host {PUBLIC} or host {PUBLIC6}", L.workdir)
         enc = Capture(L.server, L.server_if, "udp port 51820", L.workdir)
         assert L.ping(PUBLIC, 3)
+        assert L.ping(PUBLIC6, 2)
         assert cap.count() == 0
-        assert enc.count() >= 6  # the same probes, encrypted, on the server's link
+        assert enc.count() >= 10  # the same probes, encrypted, on the server's link
+        assert "not from all fwmark 0xca6c lookup 51820" in L.client.exec("ip", "-6", "rule").stdout
         rules = L.client.exec("ip", "-4", "rule").stdout
         assert "not from all fwmark 0xca6c lookup 51820" in rules
         assert "from all lookup main suppress_prefixlength 0" in rules
