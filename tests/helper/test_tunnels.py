@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.helper.lab import ROOT, SERVER_TUNNEL, SERVER_WAN, genkey, lab
+from tests.secret_service import SecretService, secret_service  # noqa: F401
 from wgdesk.client import HelperError
 
 pytestmark = pytest.mark.root
@@ -180,3 +182,35 @@ def test_roaming_endpoint_keeps_working_under_the_kill_switch() -> None:
         [t] = c.status()
         assert t["peers"][0]["endpoint"] == "10.98.2.3:51820"
         c.down("wgt0")
+
+
+def test_wgdeskctl_up_a_stored_tunnel_sends_its_keys_from_the_keyring(
+    secret_service: SecretService,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    env = dict(secret_service.env)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    with lab() as L:
+        h = L.start_helper()
+        conf = tmp_path / "office.conf"
+        conf.write_text(L.config())
+
+        def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "wgdesk.cli", "--socket", str(h.socket), *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                cwd=ROOT,
+                env=env,
+            )
+
+        assert ctl("import", str(conf)).returncode == 0
+        stored = (tmp_path / "config" / "wgdesk" / "tunnels" / "office.conf").read_text()
+        assert "PrivateKey" not in stored  # the key is only in the keyring
+        r = ctl("up", "office", "--no-kill-switch")
+        assert r.returncode == 0, r.stderr
+        assert L.ping(SERVER_TUNNEL[0], 2)  # the engine got the private key
+        assert [t["name"] for t in json.loads(ctl("show", "--json").stdout)["tunnels"]] == ["office"]
+        assert ctl("down", "office").returncode == 0
