@@ -47,8 +47,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def x_display(base_env: dict[str, str], width: int = 800, height: int = 600) -> Iterator[XDisplay]:
-    """Xvfb on a free display number plus trayer docked at the top right; both stopped afterwards."""
+def x_display(
+    base_env: dict[str, str], width: int = 800, height: int = 600, tray_host: bool = True
+) -> Iterator[XDisplay]:
+    """Xvfb on a free display plus (with *tray_host*) trayer docked at the top right; stopped afterwards."""
     for tool in ("Xvfb", "trayer", "xdotool", "import"):
         if shutil.which(tool) is None:
             pytest.fail(
@@ -56,9 +58,12 @@ def x_display(base_env: dict[str, str], width: int = 800, height: int = 600) -> 
             )
     # -displayfd: Xvfb picks a free display itself and writes its number once it accepts connections
     read_end, write_end = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24",
-                             "-nolisten", "tcp"], pass_fds=(write_end,), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_end)
     trayer: subprocess.Popen[bytes] | None = None
     try:
@@ -69,6 +74,9 @@ def x_display(base_env: dict[str, str], width: int = 800, height: int = 600) -> 
         n = int(number)
         env = dict(base_env, DISPLAY=f":{n}")
         env.pop("WAYLAND_DISPLAY", None)
+        if not tray_host:
+            yield XDisplay(f":{n}", env, width, height)
+            return
         trayer = subprocess.Popen(
             [
                 "trayer",
