@@ -7,6 +7,7 @@ failing check never leaves the package installed.
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import json
 import os
@@ -89,6 +90,13 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def installed(deb: Path) -> Iterator[Installed]:
+    # One install/purge cycle at a time on this machine, even across concurrent test sessions.
+    with open("/run/lock/wgdesk-packaging-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _install(deb)
+
+
+def _install(deb: Path) -> Iterator[Installed]:
     if dpkg_status():  # left over from an interrupted run
         purge()
     before = wgdesk_paths()
