@@ -12,6 +12,8 @@ from pathlib import Path
 
 import keyring.backends.fail
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.secret_service import SecretService, keyring_session, secret_service  # noqa: F401
 from wgdesk.config import parse, parse_bytes, write
@@ -261,3 +263,27 @@ def test_an_invalid_model_changes_nothing(store: TunnelStore) -> None:
     with pytest.raises(ConfigError):
         store.save("inv0", replace(cfg, interface=replace(cfg.interface, private_key="not a key")))
     assert store.keystore.get_private_key("inv0") == cfg.interface.private_key
+
+
+def _valid_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("client.conf", (DATA / "valid" / "client.conf").read_bytes())
+        z.writestr("ipv6only.conf", (DATA / "valid" / "ipv6only.conf").read_bytes())
+    return buffer.getvalue()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), min_size=1, max_size=6))
+def test_damaged_zip_archives_are_reported_not_raised(
+    store: TunnelStore, tmp_path: Path, flips: list
+) -> None:  # type: ignore[type-arg]
+    data = bytearray(_valid_zip())
+    for position, mask in flips:
+        data[position % len(data)] ^= mask
+    path = tmp_path / "damaged.zip"
+    path.write_bytes(bytes(data))
+    report = store.import_files([path])
+    assert report.imported or report.rejected
+    for tunnel in report.imported:
+        store.delete(tunnel.name)

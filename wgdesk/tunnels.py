@@ -14,6 +14,7 @@ import re
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -38,6 +39,18 @@ __all__ = [
 MAX_CONF_BYTES = 1 << 20
 """A `.conf` larger than this (1 MiB) is refused, inside a `.zip` or not."""
 MAX_ZIP_MEMBERS = 1000
+
+
+# What reading a damaged or unusual archive can raise (zlib/bz2/lzma streams, encrypted members, ...).
+_ZIP_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
 
 
 class TunnelError(Exception):
@@ -310,7 +323,7 @@ class TunnelStore:
     def _import_zip(self, path: Path, report: ImportReport) -> None:
         try:
             archive = zipfile.ZipFile(path)
-        except (OSError, zipfile.BadZipFile) as exc:
+        except _ZIP_ERRORS as exc:
             report.rejected.append(RejectedFile(str(path), f"not a readable .zip file ({exc})"))
             return
         with archive:
@@ -332,7 +345,7 @@ class TunnelStore:
                 try:
                     with archive.open(member) as f:
                         data = f.read(MAX_CONF_BYTES + 1)
-                except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
+                except _ZIP_ERRORS as exc:
                     report.rejected.append(
                         RejectedFile(source, f"could not be read from the archive ({exc})")
                     )
