@@ -475,3 +475,10 @@ def test_very_long_numbers_are_config_errors(line: str) -> None:
     # int() refuses strings of more than 4300 digits with a plain ValueError
     with pytest.raises(ConfigError):
         parse(line + "1" * 5000 + "\n")
+
+
+def test_utf16_files_get_a_hint() -> None:
+    data = "[Interface]\nListenPort = 5\n".encode("utf-16")
+    with pytest.raises(ConfigError) as info:
+        parse_bytes(data, "win.conf")
+    assert str(info.value) == "win.conf:1: the file is UTF-16 text; save it as UTF-8"

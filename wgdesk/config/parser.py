@@ -454,6 +454,8 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
 
 def parse_bytes(data: bytes, filename: str = "wg0.conf") -> Config:
     """Parse raw file contents, which must be UTF-8 (an optional byte-order mark is dropped)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(filename, 1, None, "the file is UTF-16 text; save it as UTF-8")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
