@@ -280,3 +280,14 @@ def test_check_warns_about_overlap_with_stored_tunnels(session: dict[str, str], 
     # a stored tunnel does not overlap itself
     stored = Path(session["XDG_CONFIG_HOME"]) / "wgdesk" / "tunnels" / "mullvad-se1.conf"
     assert b"overlap-tunnel" not in run("check", str(stored), env=session).stdout
+
+
+def test_export_with_secrets_notes_a_missing_private_key(session: dict[str, str]) -> None:
+    assert run("import", str(VALID / "peers-only.conf"), env=session).returncode == 0
+    result = run("export", "peers-only", "--with-secrets", env=session)
+    assert result.returncode == 0
+    assert (
+        result.stderr
+        == b"wgdeskctl: note: the keyring holds no private key for `peers-only`; the export has none\n"
+    )
+    assert parse_bytes(result.stdout) == parse_bytes((VALID / "peers-only.conf").read_bytes())

@@ -27,6 +27,7 @@ from wgdesk.config import (
     lint,
     parse_bytes,
     strip,
+    write,
 )
 from wgdesk.config.parser import _ValueError as ValueProblem
 from wgdesk.config.parser import check_address, check_dns, check_port
@@ -211,7 +212,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.name is None:
         _err(f"{PROG}: give a tunnel name or --all")
         return 2
-    text = store.export(args.name, with_secrets=args.with_secrets)
+    cfg = store.load(args.name, with_secrets=args.with_secrets)
+    if args.with_secrets and cfg.interface.private_key is None:
+        _err(f"{PROG}: note: the keyring holds no private key for `{args.name}`; the export has none")
+    text = write(cfg)
     if args.output is None:
         _out(text)
     else:
