@@ -230,7 +230,8 @@ def test_a_lint_fix_is_one_click_and_keeps_the_keys(
         "all IPv4 traffic goes through the tunnel, IPv6 traffic does not (no ::/0)" in manager.warnings.text()
     )
     button = manager.findChild(QPushButton, "fix:ipv6-leak")
-    assert button is not None and button.text().startswith("Fix: ")
+    assert button is not None and button.text() == "Fix"
+    assert button.toolTip().startswith("add ::/0 to the AllowedIPs of peer 1")
     with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
         button.click()
     stored = (tmp_path / "tunnels" / "leaky.conf").read_text()

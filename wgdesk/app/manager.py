@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -58,7 +60,7 @@ class ManagerWindow(QMainWindow):
         self.setObjectName("manager")
         self.setAcceptDrops(True)
         self.resize(960, 640)
-        self.setMinimumSize(QSize(640, 420))
+        self.setMinimumSize(QSize(720, 480))
         self._waiting_since: dict[str, float] = {}
 
         self.banner = QLabel()
@@ -108,24 +110,22 @@ class ManagerWindow(QMainWindow):
         header.addWidget(self.activate_button)
         right_layout.addLayout(header)
         toggles = QHBoxLayout()
-        self.full_tunnel = QCheckBox(self.tr("&Full tunnel (send all traffic through the tunnel)"))
+        self.full_tunnel = QCheckBox(self.tr("&Full tunnel"))
         self.full_tunnel.setObjectName("full-tunnel")
-        self.kill_switch = QCheckBox(self.tr("&Kill switch (block traffic outside the tunnel)"))
+        self.full_tunnel.setToolTip(
+            self.tr("Send all traffic through the tunnel (needs a peer with 0.0.0.0/0 or ::/0)")
+        )
+        self.kill_switch = QCheckBox(self.tr("&Kill switch"))
         self.kill_switch.setObjectName("kill-switch")
+        self.kill_switch.setToolTip(
+            self.tr("Block all traffic outside the tunnel while it is up, even if it fails")
+        )
         toggles.addWidget(self.full_tunnel)
         toggles.addWidget(self.kill_switch)
         toggles.addStretch(1)
         right_layout.addLayout(toggles)
-        self.warnings = QLabel()
-        self.warnings.setObjectName("lint-warnings")
-        self.warnings.setWordWrap(True)
-        self.warnings.setStyleSheet("QLabel { color: #92400e; }")
-        self.warnings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.warnings = WarningList(controller)
         right_layout.addWidget(self.warnings)
-        self.fixes = QHBoxLayout()  # one button per warning the linter can fix mechanically
-        right_layout.addLayout(self.fixes)
-        self._fix_buttons: list[QPushButton] = []
-        self._fix_key: tuple[str, ...] = ()
         self.tabs = QTabWidget()
         self.status_pane = StatusPane(controller)
         self.editor = ConfigEditor(controller)
@@ -151,7 +151,7 @@ class ManagerWindow(QMainWindow):
         splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([240, 720])
+        splitter.setSizes([200, 760])
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.addWidget(self.banner)
@@ -295,8 +295,7 @@ class ManagerWindow(QMainWindow):
         self.details.setEnabled(name is not None)
         self.title.setText(name or self.tr("No tunnel selected"))
         if name is None:
-            self.warnings.setText("")
-            self._show_fixes_none()
+            self.warnings.show_warnings(None, [], [])
             return
         for box, option in ((self.full_tunnel, FULL_TUNNEL), (self.kill_switch, KILL_SWITCH)):
             box.blockSignals(True)
@@ -304,36 +303,8 @@ class ManagerWindow(QMainWindow):
             box.blockSignals(False)
         self._show_warnings(name, [])
 
-    def _show_fixes_none(self) -> None:
-        for button in self._fix_buttons:
-            button.deleteLater()
-        self._fix_buttons = []
-        self._fix_key = ()
-
     def _show_warnings(self, name: str, helper_warnings: list[str]) -> None:
-        warnings = self.controller.warnings(name)
-        lines = [_warning_text(w) for w in warnings] + helper_warnings
-        text = "\n".join("⚠ " + line for line in lines)
-        if text != self.warnings.text():
-            self.warnings.setText(text)
-        self.warnings.setVisible(bool(lines))
-        fixable = [w for w in warnings if w.fix is not None and w.fix.config is not None]
-        key = (name, *(f"{w.code}:{w.line}" for w in fixable))
-        if key == self._fix_key:
-            return
-        self._fix_key = key
-        for button in self._fix_buttons:
-            button.deleteLater()
-        self._fix_buttons = []
-        for w in fixable:
-            button = QPushButton(self.tr("Fix: {what}").format(what=w.fix.description))
-            button.setObjectName(f"fix:{w.code}")
-            button.setToolTip(w.explanation or w.message)
-            button.clicked.connect(
-                lambda _=False, n=name, c=w.code, ln=w.line: self.controller.apply_fix(n, c, ln)
-            )
-            self.fixes.addWidget(button)
-            self._fix_buttons.append(button)
+        self.warnings.show_warnings(name, self.controller.warnings(name), helper_warnings)
 
     @Slot(QListWidgetItem, QListWidgetItem)
     def _selection_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
@@ -456,6 +427,58 @@ class ManagerWindow(QMainWindow):
             self.quitRequested.emit()
         else:  # the tray keeps running
             event.accept()
+
+
+class WarningList(QWidget):
+    """Warnings of the linter and the helper, one per row, with *Fix* where a mechanical fix exists."""
+
+    def __init__(self, controller: TunnelController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("lint-warnings")
+        self._controller = controller
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setColumnStretch(0, 1)
+        self._key: tuple[object, ...] = ()
+        self._lines: list[str] = []
+        self.hide()
+
+    def text(self) -> str:
+        """All warnings as shown, one per line."""
+        return "\n".join(self._lines)
+
+    def show_warnings(self, name: str | None, warnings: list[Any], helper_warnings: list[str]) -> None:
+        """Replace the rows (only when something changed, so focus and hover survive the 1 s refresh)."""
+        lines = ["⚠ " + _warning_text(w) for w in warnings] + ["⚠ " + w for w in helper_warnings]
+        fixable = [w.fix is not None and w.fix.config is not None for w in warnings] + [False] * len(
+            helper_warnings
+        )
+        key = (name, *lines, *fixable)
+        if key == self._key:
+            return
+        self._key, self._lines = key, lines
+        while self._grid.count():
+            item = self._grid.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        for row, (line, can_fix) in enumerate(zip(lines, fixable, strict=True)):
+            label = QLabel(line)
+            label.setWordWrap(True)
+            label.setStyleSheet("QLabel { color: #92400e; }")
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self._grid.addWidget(label, row, 0)
+            if can_fix and name is not None:
+                w = warnings[row]
+                button = QPushButton(self.tr("Fix"))
+                button.setObjectName(f"fix:{w.code}")
+                button.setToolTip(w.fix.description)
+                button.setAccessibleDescription(w.fix.description)
+                button.clicked.connect(
+                    lambda _=False, n=name, c=w.code, ln=w.line: self._controller.apply_fix(n, c, ln)
+                )
+                self._grid.addWidget(button, row, 1)
+        self.setVisible(bool(lines))
 
 
 def _warning_text(warning: object) -> str:
