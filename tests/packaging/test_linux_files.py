@@ -7,7 +7,10 @@ helper settings are kept there by the GUI and helper code's owners).
 from __future__ import annotations
 
 import configparser
+import os
+import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -83,3 +86,41 @@ def test_maintainer_scripts_are_posix_sh(script: str) -> None:
     assert path.stat().st_mode & 0o111
     result = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def fake_bundle(root: Path) -> Path:
+    """A bundle-shaped directory whose four executables are copies of /bin/true (real ELF files)."""
+    bundle = root / "wgdesk"
+    (bundle / "_internal").mkdir(parents=True)
+    (bundle / "_internal" / "base_library.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    for exe in ("wgdesk", "wgdeskctl", "wgdesk-helper", "wgdesk-engine"):
+        shutil.copy2("/bin/true", bundle / exe)
+    return bundle
+
+
+def build(bundle: Path, out: Path, **env: str) -> Path:
+    result = subprocess.run(
+        [str(LINUX / "build-deb"), str(bundle), str(out)],
+        capture_output=True, text=True, env={**os.environ, "WGDESK_DEB_COMPRESSION": "zstd", **env},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.split()[-1])
+
+
+def test_same_bundle_same_deb(tmp_path: Path) -> None:
+    bundle = fake_bundle(tmp_path)
+    first = build(bundle, tmp_path / "a")
+    time.sleep(1.1)  # a build that depended on the clock would now differ
+    second = build(bundle, tmp_path / "b")
+    assert first.name == second.name
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_build_deb_refuses_a_bundle_without_all_four_executables(tmp_path: Path) -> None:
+    bundle = fake_bundle(tmp_path)
+    (bundle / "wgdesk-helper").unlink()
+    result = subprocess.run([str(LINUX / "build-deb"), str(bundle), str(tmp_path / "out")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode != 0
+    assert "wgdesk-helper is missing" in result.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
