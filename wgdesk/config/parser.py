@@ -156,6 +156,13 @@ def check_network(entry: str) -> IPNetwork:
 
 
 def check_address(entry: str) -> IPInterface:
+    _, slash, written = entry.partition("/")
+    if slash and len(written) > 1 and written.startswith("0"):
+        # `ip address add` reads the prefix with strtoul(..., 0): /024 is octal, i.e. /20.
+        raise _ValueError(
+            f"Address entry `{_shorten(entry)}`: `ip` reads a prefix with a leading zero as octal;"
+            " write it without the zero"
+        )
     ip, prefix = _split_prefix("Address", entry)
     if isinstance(ip, IPv4Address):
         return IPv4Interface((ip, prefix))
