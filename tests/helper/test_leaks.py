@@ -180,6 +180,10 @@ def test_engine_killed_during_traffic_stays_blocked(engine: str) -> None:
         assert cap.count() == 0
         assert h.client().status()[0]["state"] == "failed"
         assert "kill switch keeps blocking" in h.client().status()[0]["message"]
+        # reconnecting replaces the failed tunnel without a moment unblocked
+        c.up("wgt0", L.config(allowed=FULL))
+        assert L.ping(PUBLIC, 2)
+        assert [t["state"] for t in c.status()] == ["up"]
         c.down("wgt0")
         assert L.snapshot() == before
 
@@ -205,7 +209,13 @@ def test_helper_killed_keeps_blocking_after_restart_until_down(engine: str) -> N
         [t] = c.status()
         assert t["state"] == "blocked" and "kill switch keeps blocking" in t["message"]
         assert "wgt0" not in " ".join(L.snapshot()["links"].split())
-        c.down("wgt0")
+        if engine == "wgdesk-engine":  # down releases the block
+            c.down("wgt0")
+        else:  # or: up again, here without the kill switch, which then goes away with the blocked state
+            c.up("wgt0", L.config(allowed=FULL), kill_switch=False)
+            assert "wgdesk-killswitch" not in L.snapshot()["nft"]
+            assert L.ping(PUBLIC, 2)
+            c.down("wgt0")
         assert L.snapshot() == before
 
 

@@ -166,12 +166,22 @@ class TunnelManager:
     def up(self, name: str, text: str, full_tunnel: bool | None, kill_switch: bool | None) -> dict[str, Any]:
         with self._lock:
             existing = self.tunnels.get(name)
-            if existing is not None and existing.state != "blocked":
+            if existing is not None and existing.state not in ("blocked", "failed"):
                 raise TunnelError(
                     "conflict",
                     f"tunnel {name} is already {existing.state}; run `wgdeskctl down {name}` first",
                 )
             plan = self._plan(name, text, full_tunnel, kill_switch)
+            if existing is not None and existing.state == "failed":
+                # The engine died: clear its remains but keep blocking until the new bring-up is done.
+                self._undo(existing, existing.journal, keep={"killswitch"})
+                if any(e["kind"] == "killswitch" for e in existing.journal.entries):
+                    existing.journal.keep_only({"killswitch"})
+                    existing.state, existing.engine = "blocked", None
+                else:
+                    existing.journal.delete()
+                    self.tunnels.pop(name)
+                    existing = None
             if existing is not None:
                 # A tunnel left blocking after a crash: keep its kill-switch entry until the new
                 # bring-up has its own, so there is no unblocked moment.
@@ -331,7 +341,7 @@ class TunnelManager:
                 "full tunnel is off: 0.0.0.0/0 and ::/0 are accepted from the peer but not routed"
             )
         routes: list[Route] = []
-        fwmark = iface.fwmark or self._free_fwmark()
+        fwmark = iface.fwmark or self._free_fwmark(name)
         if table != "off":
             for n in all_nets:
                 if n.prefixlen == 0 and table == "auto":
@@ -397,7 +407,11 @@ class TunnelManager:
             warnings,
         )
 
-    def _free_fwmark(self) -> int:
+    def _free_fwmark(self, name: str) -> int:
+        previous = self.tunnels.get(name)
+        if previous is not None and previous.fwmark:
+            # a blocked/failed tunnel being brought up again keeps its mark, which its kill switch allows
+            return previous.fwmark
         taken = {t.fwmark for t in self.tunnels.values()}
         mark = FIRST_FWMARK
         while mark in taken or platform.table_in_use(mark) or platform.fwmark_in_use(mark):
@@ -489,6 +503,11 @@ class TunnelManager:
             member = firewall.KillSwitchMember(plan.name, ifname, plan.fwmark, tunnel.listen_port)
             j.record("killswitch", ifname=ifname, fwmark=plan.fwmark, listen_port=tunnel.listen_port)
             self.kill_switch[plan.name] = member
+            self._apply_kill_switch()
+        elif plan.name in self.kill_switch:
+            # a blocked tunnel brought up again without kill switch: stop blocking now that the
+            # engine runs (a rollback puts the block back)
+            self.kill_switch.pop(plan.name)
             self._apply_kill_switch()
         for addr in plan.addresses:
             j.record("addr", ifname=ifname, address=addr)
