@@ -163,3 +163,36 @@ def test_file_replace_and_restore_give_back_the_same_bytes_mode_and_symlink(tmp_
         "nameserver fd00::1",
         "search corp.test",
     ]
+
+
+def fake_program(tmp_path: Path, name: str) -> tuple[str, Path]:
+    """An executable that appends its argv and stdin to a log (systemd-resolved and resolvconf are not
+    installed on the test machines; the exact commands are what we can check)."""
+    log = tmp_path / f"{name}.log"
+    prog = tmp_path / name
+    prog.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\nif [ "$1" = "-a" ]; then cat >> {log}; fi\n')
+    prog.chmod(0o755)
+    return str(prog), log
+
+
+def test_resolved_and_resolvconf_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wgdesk.platforms import linux
+
+    resolvectl, rlog = fake_program(tmp_path, "resolvectl")
+    resolvconf, clog = fake_program(tmp_path, "resolvconf")
+    monkeypatch.setattr(linux, "RESOLVECTL", resolvectl)
+    monkeypatch.setattr(linux, "RESOLVCONF", resolvconf)
+    linux.resolved_set("wg0", ["10.0.0.1", "fd00::1"], ["corp.test"])
+    linux.resolved_revert("wg0")
+    assert rlog.read_text().splitlines() == [
+        "dns wg0 10.0.0.1 fd00::1",
+        "domain wg0 ~. corp.test",
+        "default-route wg0 true",
+        "revert wg0",
+    ]
+    linux.resolvconf_set("wg0", ["10.0.0.1"], [])
+    linux.resolvconf_revert("wg0")
+    lines = clog.read_text().splitlines()
+    assert lines[0] == "-a tun.wg0 -m 0 -x"
+    assert lines[2:] == ["nameserver 10.0.0.1", "-d tun.wg0 -f"]
+    assert linux.dns_backend("file") == "file"
