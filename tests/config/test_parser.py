@@ -339,7 +339,7 @@ def test_keepalive_forms(value: str, expected: int) -> None:
         ("auto", "auto"),
         ("off", "off"),
         ("1234", "1234"),
-        ("0042", "42"),
+        ("0", "0"),
         ("main", "main"),
         ("vpn_table", "vpn_table"),
     ],

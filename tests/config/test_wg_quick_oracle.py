@@ -40,6 +40,11 @@ CASES = [
     ("MTU", "67"),
     ("MTU", "65536"),
     ("MTU", "huge"),
+    ("MTU", "01280"),
+    ("MTU", "01200"),
+    ("MTU", "0x500"),
+    ("Table", "0042"),
+    ("Table", "0x10"),
     ("Table", "off"),
     ("Table", "auto"),
     ("Table", "1234"),
@@ -49,7 +54,15 @@ CASES = [
 
 # Values `ip` takes that wgdesk refuses, because `ip` reads them surprisingly (strtoul base 0,
 # BSD inet_aton forms) and a user almost certainly meant something else.
-STRICTER = {("Address", "10.77.0.2/024"), ("Address", "010.77.0.2/24"), ("Address", "10.77/16")}
+STRICTER = {
+    ("Address", "10.77.0.2/024"),
+    ("Address", "010.77.0.2/24"),
+    ("Address", "10.77/16"),
+    ("MTU", "01200"),  # octal: 640 (01280 is not octal, so ip refuses that one too)
+    ("MTU", "0x500"),
+    ("Table", "0042"),  # octal: 34
+    ("Table", "0x10"),
+}
 
 
 @pytest.fixture(scope="module")

@@ -241,7 +241,17 @@ def check_endpoint(value: str) -> Endpoint:
     return Endpoint(check_host(host, value), number)
 
 
+def _octal_trap(key: str, value: str) -> None:
+    # `ip` reads these numbers with strtoul(..., 0): a leading zero means octal (01280 is 696).
+    if len(value) > 1 and value.startswith("0") and _DIGITS.fullmatch(value):
+        raise _ValueError(
+            f"{key} `{_shorten(value)}`: `ip` reads a number with a leading zero as octal;"
+            " write it without the zero"
+        )
+
+
 def check_mtu(value: str) -> int:
+    _octal_trap("MTU", value)
     if not _DIGITS.fullmatch(value) or not 68 <= int(value) <= 65535:
         raise _ValueError(f"MTU must be a number from 68 to 65535, not `{_shorten(value)}`")
     return int(value)
@@ -251,9 +261,10 @@ def check_table(value: str) -> str:
     if value in ("auto", "off"):
         return value
     if _DIGITS.fullmatch(value):
+        _octal_trap("Table", value)
         if int(value) > 0xFFFFFFFF:
             raise _ValueError(f"Table number `{_shorten(value)}` is larger than 4294967295")
-        return str(int(value))
+        return value
     if _TABLE_NAME.fullmatch(value) and value.lower() not in ("auto", "off"):
         return value
     raise _ValueError(f"Table must be auto, off, a table number or a table name, not `{_shorten(value)}`")
