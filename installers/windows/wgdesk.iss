@@ -4,6 +4,9 @@
 ;   make dist                                         ; dist\wgdesk\ (build.spec: four .exe + _internal\)
 ;   iscc /DAppVersion=0.1.0 installers\windows\wgdesk.iss
 ;
+; wgdesk.ico (executables and setup) is made from resources/icons/wgdesk.svg:
+;   convert -background none -density 768 resources/icons/wgdesk.svg -define icon:auto-resize=256,64,48,32,16 wgdesk.ico
+;
 ; Installs the bundle to Program Files, the signed wintun.dll next to the executables, the helper as an
 ; automatic LocalSystem service, the local group `wgdesk` (with the installing user in it), and an
 ; "Open with" entry for .conf files (an OpenWithProgids value: .conf stays owned by whatever owns it).
@@ -33,6 +36,7 @@ OutputBaseFilename=wgdesk-{#AppVersion}-setup
 Compression=lzma2
 SolidCompression=yes
 WizardStyle=modern
+SetupIconFile=wgdesk.ico
 
 [Files]
 Source: "{#BundleDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs createallsubdirs

@@ -207,3 +207,18 @@ def test_iss_references_executables_of_the_bundle(bundle: Bundle) -> None:
     referenced = set(re.findall(r"\{app\}\\([\w-]+)\.exe", text))
     assert referenced == {"wgdesk", "wgdesk-helper"}
     assert referenced <= set(bundle.executables())
+
+
+def test_iss_and_spec_icon() -> None:
+    """SetupIconFile (and build.spec's EXE icon) is an .ico with the sizes Windows asks for."""
+    import struct
+
+    [setup] = [line.split("=", 1)[1] for line in iss_sections()["Setup"] if line.startswith("SetupIconFile=")]
+    ico = (WINDOWS / setup).read_bytes()
+    reserved, kind, count = struct.unpack_from("<HHH", ico)
+    assert (reserved, kind) == (0, 1)
+    sizes = {ico[6 + 16 * i] or 256 for i in range(count)}
+    assert {16, 32, 48, 256} <= sizes
+    assert (
+        'WINDOWS_ICON = ROOT / "installers" / "windows" / "wgdesk.ico"' in (ROOT / "build.spec").read_text()
+    )
