@@ -92,6 +92,69 @@ def test_second_unprivileged_uid_is_refused_and_group_members_are_allowed() -> N
         # positive control: the same uid with the group as a supplementary group is served
         assert status_as(h.socket, uid, nogroup, [gid]) == {"ok": []}
         assert status_as(h.socket, uid, gid, []) == {"ok": []}
+        # one member cannot take every connection: the 9th of the same uid is turned away, root is not
+        held = [hold_as(h.socket, uid, gid) for _ in range(8)]
+        try:
+            assert busy_as(h.socket, uid, gid)
+            assert h.client().status() == []
+        finally:
+            for p in held:
+                p.kill()
+                p.wait()
+
+
+HOLD = """
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b'{"v":1,"id":1,"verb":"version"}\\n')
+s.recv(4096)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def hold_as(sock: Path, uid: int, gid: int) -> subprocess.Popen[str]:
+    """A process of ``uid`` that keeps one authorised connection open."""
+    p = subprocess.Popen(
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            sys.executable,
+            "-I",
+            "-c",
+            HOLD,
+            str(sock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None and p.stdout.readline().strip() == "held"
+    return p
+
+
+def busy_as(sock: Path, uid: int, gid: int) -> bool:
+    code = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(s.recv(4096))"
+    out = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            sys.executable,
+            "-I",
+            "-c",
+            code,
+            str(sock),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    ).stdout
+    return '"busy"' in out
 
 
 def raw(h: HelperProcess) -> socket.socket:

@@ -31,6 +31,8 @@ IDLE_TIMEOUT = 120.0
 """Seconds a connection may sit between requests."""
 REQUEST_TIMEOUT = 10.0
 """Seconds from the first byte of a request to its newline."""
+PER_USER_CONNECTIONS = 8
+"""Simultaneous connections one non-root user may hold (so one group member cannot take them all)."""
 SEND_TIMEOUT = 5.0
 """Seconds a client may take to read what we send before it is dropped."""
 
@@ -53,6 +55,8 @@ class ControlServer:
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
         self._active = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._per_user: dict[int, int] = {}
+        self._per_user_lock = threading.Lock()
         self.group_gid: int | None = None
         try:
             self.group_gid = grp.getgrnam(settings.group).gr_gid
@@ -151,7 +155,20 @@ class ControlServer:
                     f"(sudo usermod -aG {self.settings.group} $USER, then log in again)",
                 )
                 return
-            self._requests(conn)
+            if uid != 0:
+                with self._per_user_lock:
+                    if self._per_user.get(uid, 0) >= PER_USER_CONNECTIONS:
+                        self._refuse(
+                            conn, "busy", f"too many connections from uid {uid}; close some and retry"
+                        )
+                        return
+                    self._per_user[uid] = self._per_user.get(uid, 0) + 1
+            try:
+                self._requests(conn)
+            finally:
+                if uid != 0:
+                    with self._per_user_lock:
+                        self._per_user[uid] -= 1
         except Exception as e:  # a bug must not kill the helper
             self.log.error(None, f"control connection failed: {e!r}")
         finally:

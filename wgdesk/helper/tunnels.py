@@ -231,7 +231,7 @@ class TunnelManager:
                     if blocked_member is not None:
                         self.kill_switch[name] = blocked_member
                     self._apply_kill_switch()
-                self._publish(Tunnel(name, plan.ifname, "down", journal, message=message))
+                self._publish(existing or Tunnel(name, plan.ifname, "down", journal, message=message))
                 code = e.code if isinstance(e, TunnelError) else "failed"
                 raise TunnelError(code, f"could not bring {name} up: {message}") from e
             if existing is not None:
