@@ -222,3 +222,19 @@ def test_iss_and_spec_icon() -> None:
     assert (
         'WINDOWS_ICON = ROOT / "installers" / "windows" / "wgdesk.ico"' in (ROOT / "build.spec").read_text()
     )
+
+
+def test_icns_elements_are_pngs_of_the_declared_sizes() -> None:
+    import struct
+
+    data = (MACOS / "wgdesk.icns").read_bytes()
+    assert data[:4] == b"icns" and struct.unpack(">I", data[4:8])[0] == len(data)
+    sizes, offset = {}, 8
+    while offset < len(data):
+        kind, length = data[offset : offset + 4], struct.unpack(">I", data[offset + 4 : offset + 8])[0]
+        png = data[offset + 8 : offset + length]
+        assert png[:8] == b"\x89PNG\r\n\x1a\n", kind
+        sizes[kind] = struct.unpack(">II", png[16:24])  # IHDR width, height
+        offset += length
+    assert sizes == {b"ic07": (128, 128), b"ic08": (256, 256), b"ic09": (512, 512), b"ic10": (1024, 1024)}
+    assert 'icns = ROOT / "installers" / "macos" / "wgdesk.icns"' in (ROOT / "build.spec").read_text()
