@@ -55,6 +55,8 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
         manager = ManagerWindow(controller)
         qtbot.addWidget(manager)
         tray = Tray(controller)
+        notices: list[tuple[str, str]] = []
+        controller.notify.connect(lambda title, text, _kind: notices.append((title, text)))
         name = unique_name("office")
         source = tmp_path / f"{name}.conf"
         source.write_text(L.config(keepalive=1))
@@ -75,6 +77,7 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
             action.trigger()
             qtbot.waitUntil(lambda: controller.health(name) == Health.HEALTHY, timeout=30000)
             assert tray.state == IconState.CONNECTED
+            assert notices == [("Connected", f"{name} is connected.")]  # the tray shows these as balloons
             tray.rebuild_menu()
             assert tray.action(f"tunnel:{name}").isChecked()
             assert any("Addresses: 10.97.0.2/32, fd97::2/128" in a.text() for a in tray.menu.actions())
@@ -126,6 +129,7 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
             qtbot.waitUntil(lambda: controller.health(name) == Health.DOWN, timeout=30000)
             assert HelperClient(helper.socket).status() == []
             assert tray.state == IconState.DISCONNECTED
+            assert notices[-1] == ("Disconnected", f"{name} is disconnected.")
             assert (
                 peer.handshake.text() == "—"
                 or manager.status_pane.peer_view(L.server_public).handshake.text() == "—"

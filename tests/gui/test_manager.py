@@ -238,3 +238,69 @@ def test_a_lint_fix_is_one_click_and_keeps_the_keys(
     assert "AllowedIPs = 0.0.0.0/0, ::/0" in stored
     assert "IPv6 traffic does not" not in manager.warnings.text()
     assert gui_env.backend().get_password("wgdesk", "leaky:private-key") == PRIVATE_KEY
+
+
+@pytest.mark.parametrize("with_keys", [True, False])
+def test_export_includes_the_keys_only_when_confirmed(
+    qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_keys: bool
+) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    source = tmp_path / "office.conf"
+    source.write_text(OFFICE)
+    _import(qtbot, manager, [source])
+    target = tmp_path / "out" / "exported.conf"
+    target.parent.mkdir()
+    # the native dialogs are the OS boundary: the user picks a path and answers the question
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    answer = QMessageBox.StandardButton.Yes if with_keys else QMessageBox.StandardButton.No
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answer)
+    with qtbot.waitSignal(manager.controller.notify, timeout=15000) as notice:
+        manager.export_button.click()
+    assert notice.args[:2] == ["Exported", str(target)]
+    text = target.read_text()
+    assert (f"PrivateKey = {PRIVATE_KEY}" in text) is with_keys
+    assert "PublicKey = " + PEER_KEY in text
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_settings_dialog_writes_the_autostart_entry(
+    qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wgdesk.app.settings import SettingsDialog
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    dialog = SettingsDialog(manager.controller.settings, manager)
+    qtbot.addWidget(dialog)
+    assert not dialog.start_at_login.isChecked() and not dialog.restore.isChecked()
+    dialog.start_at_login.setChecked(True)
+    dialog.restore.setChecked(True)
+    dialog.accept()
+    assert (tmp_path / "cfg" / "autostart" / "wgdesk.desktop").exists()
+    assert manager.controller.settings.restore_tunnels() is True
+    again = SettingsDialog(manager.controller.settings, manager)
+    qtbot.addWidget(again)
+    assert again.start_at_login.isChecked() and again.restore.isChecked()
+    again.start_at_login.setChecked(False)
+    again.accept()
+    assert not (tmp_path / "cfg" / "autostart" / "wgdesk.desktop").exists()
+
+
+def test_enter_on_a_tunnel_asks_the_helper_and_keyboard_shortcuts_work(
+    qtbot, manager: ManagerWindow, tmp_path: Path
+) -> None:
+    source = tmp_path / "office.conf"
+    source.write_text(OFFICE)
+    _import(qtbot, manager, [source])
+    manager.list.setFocus()
+    with qtbot.waitSignal(manager.controller.failed, timeout=10000) as failed:  # no helper in this test
+        qtbot.keyClick(manager.list, Qt.Key.Key_Return)
+    assert failed.args[0] == "Could not connect office"
+    box = manager.findChild(QMessageBox, "failure")
+    assert box is not None and box.text().startswith("Tunnels cannot be connected")
+    box.close()
+    manager.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is manager, timeout=3000)
+    with qtbot.waitSignal(manager.controller.failed, timeout=10000) as failed:
+        qtbot.keyClick(manager, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
+    assert failed.args[0] == "Could not connect office"

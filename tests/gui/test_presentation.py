@@ -222,3 +222,42 @@ def test_restore_settings_round_trip(tmp_path: Path) -> None:
     assert b.last_connected() == ["home", "work"]
     assert b.tunnel_option("home", "kill_switch") is False
     assert b.tunnel_option("home", "full_tunnel") is None
+
+
+def test_log_view_filters_and_formats(qtbot, controller) -> None:  # type: ignore[no-untyped-def]
+    import time as _time
+
+    from wgdesk.app.logview import LogView
+
+    view = LogView(controller)
+    qtbot.addWidget(view)
+    t = _time.mktime((2026, 11, 25, 22, 1, 7, 0, 0, -1))
+    view.add_entries(
+        [
+            {"time": t, "level": "info", "source": "helper", "message": "up: interface wg0"},
+            {"time": t + 1, "level": "debug", "source": "engine", "message": "Sending handshake initiation"},
+            {"time": t + 2, "level": "error", "source": "engine", "message": "Failed to send 1 datagrams"},
+        ]
+    )
+    assert view.visible_lines() == [
+        "2026-11-25 22:01:07 helper info     up: interface wg0",
+        "2026-11-25 22:01:09 engine error    Failed to send 1 datagrams",
+    ]
+    view.level.setCurrentIndex(0)  # debug and above
+    assert len(view.visible_lines()) == 3
+    view.source.setCurrentIndex(2)  # engine only
+    view.filter.setText("HANDSHAKE")
+    assert view.visible_lines() == ["2026-11-25 22:01:08 engine debug    Sending handshake initiation"]
+    assert view.text.toPlainText() == "2026-11-25 22:01:08 engine debug    Sending handshake initiation"
+    view.add_entries([{"time": t + 3, "level": "info", "source": "engine", "message": "another handshake"}])
+    assert len(view.visible_lines()) == 2
+    assert view._since == t + 3  # the next fetch asks only for newer records
+
+
+def test_desktop_entry_opens_files_with_wgdesk() -> None:
+    entry = ROOT / "resources" / "wgdesk.desktop"
+    result = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = entry.read_text().splitlines()
+    assert "Exec=wgdesk %F" in lines
+    assert "MimeType=application/x-wireguard-config;" in lines
