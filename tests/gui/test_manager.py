@@ -304,3 +304,18 @@ def test_enter_on_a_tunnel_asks_the_helper_and_keyboard_shortcuts_work(
     with qtbot.waitSignal(manager.controller.failed, timeout=10000) as failed:
         qtbot.keyClick(manager, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
     assert failed.args[0] == "Could not connect office"
+
+
+def test_rename_moves_file_keys_and_toggles(qtbot, manager: ManagerWindow, tmp_path: Path, gui_env) -> None:
+    source = tmp_path / "office.conf"
+    source.write_text(OFFICE)
+    _import(qtbot, manager, [source])
+    manager.kill_switch.click()
+    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+        manager.rename_selected("work")
+    assert _names(manager) == ["work"] and manager.selected() == "work"
+    assert not (tmp_path / "tunnels" / "office.conf").exists()
+    backend = gui_env.backend()
+    assert backend.get_password("wgdesk", "work:private-key") == PRIVATE_KEY
+    assert backend.get_password("wgdesk", "office:private-key") is None
+    assert manager.controller.option("work", KILL_SWITCH) is True

@@ -279,6 +279,28 @@ class TunnelController(QObject):
             lambda e: self.failed.emit(self.tr("Could not read {name}").format(name=name), str(e)),
         )
 
+    def rename(self, old: str, new: str, on_renamed: Callable[[], None] | None = None) -> None:
+        """Rename a tunnel (file, keyring items and per-tunnel settings)."""
+        store = self.store
+
+        def done(_: object) -> None:
+            for option in (FULL_TUNNEL, KILL_SWITCH):
+                value = self.settings.tunnel_option(old, option)
+                if value is not None:
+                    self.settings.set_tunnel_option(new, option, value)
+            self.settings.forget_tunnel(old)
+            self._configs.pop(old, None)
+            self._public_keys.pop(old, None)
+            self.tunnelsChanged.emit()
+            if on_renamed is not None:
+                on_renamed()
+
+        self.runner.submit(
+            lambda: store.rename(old, new),
+            done,
+            lambda e: self.failed.emit(self.tr("Could not rename {name}").format(name=old), str(e)),
+        )
+
     def delete(self, name: str) -> None:
         """Delete the tunnel (disconnecting it first when it is up)."""
         client, store, up = self._client_factory, self.store, name in self._status

@@ -207,6 +207,7 @@ class ManagerWindow(QMainWindow):
             tunnels, self.tr("Activate / &deactivate"), QKeySequence("Ctrl+T"), self._toggle_selected
         )
         self._action(tunnels, self.tr("E&xport…"), QKeySequence("Ctrl+E"), self._export_selected)
+        self._action(tunnels, self.tr("&Rename…"), QKeySequence("F2"), self.rename_selected)
         self._action(tunnels, self.tr("De&lete"), QKeySequence.StandardKey.Delete, self._delete_selected)
         tunnels.addSeparator()
         self._action(
@@ -360,6 +361,25 @@ class ManagerWindow(QMainWindow):
         name = self.selected()
         if name is not None:
             import_export.export_tunnel(self, self.controller, name)
+
+    def rename_selected(self, new: str | None = None) -> None:
+        """Rename the selected tunnel (only while it is down: the name is its interface name)."""
+        name = self.selected()
+        if name is None:
+            return
+        if self.controller.status(name) is not None:
+            self._failed(
+                self.tr("Rename {name}").format(name=name),
+                self.tr("Disconnect {name} first: its name is the name of its network interface.").format(
+                    name=name
+                ),
+            )
+            return
+        new = new or import_export.ask_tunnel_name(
+            self, self.controller, self.tr("Rename {name}").format(name=name)
+        )
+        if new:
+            self.controller.rename(name, new, lambda: self.select(new))
 
     def _delete_selected(self) -> None:
         name = self.selected()
