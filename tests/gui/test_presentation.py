@@ -261,3 +261,22 @@ def test_desktop_entry_opens_files_with_wgdesk() -> None:
     lines = entry.read_text().splitlines()
     assert "Exec=wgdesk %F" in lines
     assert "MimeType=application/x-wireguard-config;" in lines
+
+
+def test_helper_advice_names_every_fix() -> None:
+    from wgdesk.app.controller import helper_advice, helper_headline
+    from wgdesk.client import HelperPermissionDenied, HelperUnavailable
+
+    denied = HelperPermissionDenied("only root and members of group 'wgdesk' may control tunnels", "denied")
+    assert helper_headline(denied) == "The wgdesk helper refused this user"
+    assert helper_advice(denied) == (
+        "The wgdesk helper refused this user: only root and members of group 'wgdesk' may control tunnels\n"
+        "Fix: join the group 'wgdesk' (sudo usermod -aG wgdesk $USER), then log in again."
+    )
+    gone = HelperUnavailable("connection to the helper failed: Connection reset by peer", "unavailable")
+    assert helper_headline(gone) == "The wgdesk helper is not running"
+    assert helper_advice(gone) == (
+        "Tunnels cannot be connected: connection to the helper failed: Connection reset by peer\n"
+        "Fix: start the service: sudo systemctl enable --now wgdesk-helper\n"
+        "Or, for this session only, start it through polkit: pkexec wgdesk-helper"
+    )
