@@ -291,3 +291,13 @@ def test_export_with_secrets_notes_a_missing_private_key(session: dict[str, str]
         == b"wgdeskctl: note: the keyring holds no private key for `peers-only`; the export has none\n"
     )
     assert parse_bytes(result.stdout) == parse_bytes((VALID / "peers-only.conf").read_bytes())
+
+
+def test_import_from_standard_input(session: dict[str, str]) -> None:
+    data = (VALID / "client.conf").read_bytes()
+    result = run("import", "-", "--name", "pasted", env=session, input=data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines()[0] == "imported <stdin> as pasted"
+    assert parse_bytes(run("export", "pasted", "--with-secrets", env=session).stdout) == parse_bytes(data)
+    assert run("import", "-", env=session, input=data).returncode == 2
+    assert run("import", "-", "--name", "x", str(VALID / "client.conf"), env=session).returncode == 2

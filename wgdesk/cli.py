@@ -34,7 +34,7 @@ from wgdesk.config.parser import check_address, check_dns, check_port
 from wgdesk.keystore import KeyringUnavailable
 from wgdesk.platforms import system
 from wgdesk.proto import keys
-from wgdesk.tunnels import TunnelError, TunnelStore
+from wgdesk.tunnels import MAX_CONF_BYTES, TunnelError, TunnelStore
 
 __all__ = ["build_parser", "main", "public_key_of"]
 
@@ -175,7 +175,17 @@ def cmd_strip(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    report = TunnelStore().import_files(args.files)
+    store = TunnelStore()
+    if args.files == ["-"]:
+        if not args.name:
+            _err(f"{PROG}: importing from standard input needs --name NAME")
+            return 2
+        report = store.import_text(sys.stdin.buffer.read(MAX_CONF_BYTES + 1), args.name)
+    elif "-" in args.files or args.name:
+        _err(f"{PROG}: --name goes with a single `-` (standard input)")
+        return 2
+    else:
+        report = store.import_files(args.files)
     for line in report.lines():
         _out(line + "\n")
     for tunnel in report.imported:
@@ -306,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("strip", cmd_strip, "print FILE without wg-quick-only settings (like `wg-quick strip`)")
     p.add_argument("file", metavar="FILE")
     p = add("import", cmd_import, "import .conf files or .zip archives of them into your tunnels")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="a .conf or .zip file, or - for standard input")
+    p.add_argument("--name", metavar="NAME", help="the tunnel name when reading standard input")
     p = add("export", cmd_export, "print a tunnel as .conf (or all as .zip), without secrets unless asked")
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("--all", action="store_true", help="export every tunnel as a .zip archive")

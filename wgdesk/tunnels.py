@@ -291,6 +291,16 @@ class TunnelStore:
                 archive.writestr(info, self.export(name, with_secrets=with_secrets))
         return buffer.getvalue()
 
+    def import_text(self, data: bytes, name: str, source: str = "<stdin>") -> ImportReport:
+        """Import one config given as bytes (pasted text, standard input) under `name`, which is
+        sanitized and de-duplicated like a file name."""
+        report = ImportReport()
+        if len(data) > MAX_CONF_BYTES:
+            report.rejected.append(RejectedFile(source, "larger than 1 MiB; not a tunnel config"))
+        else:
+            self._import_one(name, data, source, report)
+        return report
+
     def import_files(self, paths: Iterable[Path | str]) -> ImportReport:
         """Import `.conf` files and `.zip` archives of them.
 
