@@ -157,6 +157,10 @@ def test_without_secrets_and_has_secrets() -> None:
     bare = cfg.without_secrets()
     assert not bare.has_secrets
     assert "PrivateKey" not in write(bare) and "PresharedKey" not in write(bare)
+    # the source-line record keeps where the keys were, not what they were
+    assert cfg.interface.private_key not in repr(bare.lines)
+    assert cfg.peers[1].preshared_key not in repr(bare.lines)
+    assert bare.line_of("PrivateKey") == cfg.line_of("PrivateKey") == 5
     assert replace(bare, interface=replace(bare.interface, private_key=cfg.interface.private_key)) != cfg
 
 

@@ -203,5 +203,8 @@ class Config:
         return Config(
             interface=replace(self.interface, private_key=None),
             peers=tuple(replace(p, preshared_key=None) for p in self.peers),
-            lines=self.lines,
+            lines=tuple(
+                replace(line, value="") if line.key in ("PrivateKey", "PresharedKey") else line
+                for line in self.lines
+            ),
         )
