@@ -482,3 +482,22 @@ def test_utf16_files_get_a_hint() -> None:
     with pytest.raises(ConfigError) as info:
         parse_bytes(data, "win.conf")
     assert str(info.value) == "win.conf:1: the file is UTF-16 text; save it as UTF-8"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"[Interface]\n{K1}\n",  # a bare key line: no `=`... except its padding
+        f"[Interface]\n{K1[:-1]}\n",  # no `=` at all
+        f"[Interface]\nPrivat Key = {K1}\n",
+        f"[Peer]\nPublicKey = {P1}\nEndpoint = {K1}\n",
+        f"[Peer]\nPublicKey = {P1}\nAllowedIPs = {K1}\n",
+        f"[Interface]\nDNS = {P1[:-1]}\n",
+        f"[Interface]\nTable = {K1[:-1]}\n",
+    ],
+)
+def test_key_material_never_appears_in_an_error(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    for key in (K1, P1):
+        assert key[:20] not in str(info.value)

@@ -88,7 +88,13 @@ def check_key(key: str, value: str) -> str:
     return value
 
 
+_KEY_LIKE = re.compile(r"[A-Za-z0-9+/]{20,}={0,2}")
+
+
 def _shorten(value: str) -> str:
+    """`value` for an error message: at most 60 characters, and anything that could be key material
+    (a long run of base64 characters) replaced, since error messages end up in terminals and logs."""
+    value = _KEY_LIKE.sub("<hidden>", value)
     return value if len(value) <= 60 else value[:57] + "..."
 
 
@@ -332,7 +338,7 @@ def _unknown_key_message(key: str, section: str) -> str:
             return f"{known} must be followed by `=` and its value"
     # Show the first word only: a mangled line may hold a private key.
     word = key.split()[0] if key.split() else key
-    message = f"unknown key `{word[:32]}` in {section}"
+    message = f"unknown key `{_shorten(word[:32])}` in {section}"
     close = difflib.get_close_matches(squashed, ALL_KEYS, n=1, cutoff=0.75)
     if not close:
         close = [k for k in ALL_KEYS if k.lower() == lowered]
