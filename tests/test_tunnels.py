@@ -287,3 +287,13 @@ def test_damaged_zip_archives_are_reported_not_raised(
     assert report.imported or report.rejected
     for tunnel in report.imported:
         store.delete(tunnel.name)
+
+
+def test_a_tampered_keyring_item_is_refused(store: TunnelStore) -> None:
+    from wgdesk.config import ConfigError
+
+    store.save("tamp0", parse_bytes(SERVER.read_bytes()))
+    store.keystore.set("tamp0:private-key", "abc\n[Peer]\nPublicKey = x")
+    with pytest.raises(ConfigError, match="the keyring holds an invalid PrivateKey for `tamp0`"):
+        store.load("tamp0", with_secrets=True)
+    assert store.load("tamp0").interface.private_key is None  # without secrets it still loads

@@ -360,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 1
+    except OSError as exc:
+        _err(f"{PROG}: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return 1
     return status
 
 

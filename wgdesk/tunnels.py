@@ -19,7 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from wgdesk.config import Config, ConfigError, LintWarning, is_interface_name, lint, parse_bytes, write
+from wgdesk.config import (
+    Config,
+    ConfigError,
+    LintWarning,
+    is_interface_name,
+    is_valid_key,
+    lint,
+    parse_bytes,
+    write,
+)
 from wgdesk.keystore import KeyStore, preshared_key_item, private_key_item
 from wgdesk.platforms import system, user_config_dir
 
@@ -221,11 +230,26 @@ class TunnelStore:
         cfg = parse_bytes(data, filename=str(path))
         if not with_secrets:
             return cfg
-        private_key = self.keystore.get_private_key(name)
+        private_key = self._secret(name, "PrivateKey", self.keystore.get_private_key(name))
         peers = tuple(
-            replace(p, preshared_key=self.keystore.get_preshared_key(name, p.public_key)) for p in cfg.peers
+            replace(
+                p,
+                preshared_key=self._secret(
+                    name, "PresharedKey", self.keystore.get_preshared_key(name, p.public_key)
+                ),
+            )
+            for p in cfg.peers
         )
         return replace(cfg, interface=replace(cfg.interface, private_key=private_key), peers=peers)
+
+    @staticmethod
+    def _secret(name: str, key: str, value: str | None) -> str | None:
+        # The keyring is outside our control; what comes back must still be a key.
+        if value is not None and not is_valid_key(value):
+            raise ConfigError(
+                f"{name} (keyring)", None, key, f"the keyring holds an invalid {key} for `{name}`"
+            )
+        return value
 
     def save(self, name: str, cfg: Config) -> None:
         """Store `cfg` as tunnel `name`: its secrets go to the keyring, the file gets none.
