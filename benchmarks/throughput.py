@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Tunnel throughput and latency: wireguard-go ↔ wireguard-go, wgdesk ↔ wireguard-go, wgdesk ↔ wgdesk.
+
+Builds two network namespaces joined by a veth (both tunnel ends on this machine), and for each
+pairing measures iperf3 TCP throughput through the tunnel in both directions (median of N runs),
+ping round-trip time, and each engine's CPU use (% of one core during iperf) and peak RSS.
+Ratios are against wireguard-go ↔ wireguard-go measured in the same run. Needs root.
+
+Run: sudo .venv/bin/python benchmarks/throughput.py [--seconds 5] [--runs 3] [--profile out.txt]
+`--profile` additionally runs the wgdesk side of wgdesk → wireguard-go under cProfile and prints
+where its time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pstats
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.interop.wgnet import INNER4, Topology, build, wait_handshake  # noqa: E402
+from tests.netns import namespaces, wait_for  # noqa: E402
+
+PAIRS = [("go", "go"), ("wgdesk", "go"), ("wgdesk", "wgdesk")]
+LABEL = {"go": "wireguard-go", "wgdesk": "wgdesk"}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def iperf_tcp(topo: Topology, client: int, seconds: int) -> float:
+    server_ns, client_ns = (topo.nb, topo.na) if client == 0 else (topo.na, topo.nb)
+    server = server_ns.popen(
+        "iperf3", "-s", "-1", "-p", "5201", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    assert wait_for(lambda: "5201" in server_ns.exec("ss", "-Hltn").stdout, 10)
+    out = client_ns.exec(
+        "iperf3", "-c", INNER4[1 - client], "-p", "5201", "-t", str(seconds), "-J", timeout=seconds + 30
+    ).stdout
+    server.wait(10)
+    return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e6
+
+
+def ping_ms(topo: Topology) -> float:
+    out = topo.na.exec("ping", "-n", "-q", "-c", "50", "-i", "0.02", INNER4[1]).stdout
+    match = re.search(r"= [\d.]+/([\d.]+)/", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def measure(
+    impl_a: str, impl_b: str, seconds: int, runs: int, workdir: Path, launcher_a: tuple[str, ...] = ()
+) -> dict[str, float]:
+    with namespaces("ba", "bb") as (na, nb):
+        topo = build(
+            na,
+            nb,
+            impl_a,
+            impl_b,
+            workdir,
+            endpoints=(0, 1),
+            env_a={"LOG_LEVEL": "error"},
+            env_b={"LOG_LEVEL": "error"},
+            launcher_a=launcher_a,
+        )
+        topo.ping(0, INNER4[1])
+        wait_handshake(topo.a, topo.b.public)
+        result: dict[str, float] = {}
+        pids = (topo.a.proc.pid, topo.b.proc.pid)
+        cpu0 = [cpu_seconds(p) for p in pids]
+        t0 = time.monotonic()
+        result["a_to_b"] = statistics.median(iperf_tcp(topo, 0, seconds) for _ in range(runs))
+        result["b_to_a"] = statistics.median(iperf_tcp(topo, 1, seconds) for _ in range(runs))
+        wall = time.monotonic() - t0
+        result["cpu_a"], result["cpu_b"] = (
+            100 * (cpu_seconds(p) - c) / wall for p, c in zip(pids, cpu0, strict=True)
+        )
+        result["rss_a"], result["rss_b"] = (rss_mib(p) for p in pids)
+        result["ping"] = ping_ms(topo)
+        for iface in (topo.a, topo.b):
+            iface.stop()
+        return result
+
+
+def profile(seconds: int, workdir: Path, out: Path) -> str:
+    stats_file = workdir / "engine.prof"
+    with namespaces("pa", "pb") as (na, nb):
+        launcher = (sys.executable, "-m", "cProfile", "-o", str(stats_file))
+        topo = build(
+            na,
+            nb,
+            "wgdesk",
+            "go",
+            workdir,
+            endpoints=(0, 1),
+            env_a={"LOG_LEVEL": "error"},
+            launcher_a=launcher,
+        )
+        topo.ping(0, INNER4[1])
+        mbit = iperf_tcp(topo, 0, seconds)
+        topo.a.stop()
+        topo.b.stop()
+    with out.open("w") as f:
+        f.write(f"wgdesk -> wireguard-go under cProfile: {mbit:.0f} Mbit/s\n")
+        pstats.Stats(str(stats_file), stream=f).sort_stats("tottime").print_stats(25)
+    return out.read_text()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", type=Path, help="also profile wgdesk sending; write pstats here")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="wgdesk-bench-"))
+    results = {}
+    for a, b in PAIRS:
+        print(f"measuring {LABEL[a]} <-> {LABEL[b]} …", file=sys.stderr, flush=True)
+        results[(a, b)] = measure(a, b, args.seconds, args.runs, workdir)
+    base = results[("go", "go")]
+    print(
+        f"\nTCP through the tunnel, iperf3 -t {args.seconds}, median of {args.runs}; "
+        "CPU = % of one core over all iperf runs\n"
+    )
+    header = (
+        "pair (a <-> b)",
+        "a->b Mbit/s",
+        "ratio",
+        "b->a Mbit/s",
+        "ratio",
+        "ping ms",
+        "CPU a",
+        "CPU b",
+        "RSS a MiB",
+        "RSS b MiB",
+    )
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for (a, b), r in results.items():
+        row = (
+            f"{LABEL[a]} <-> {LABEL[b]}",
+            f"{r['a_to_b']:.0f}",
+            f"{r['a_to_b'] / base['a_to_b']:.2f}",
+            f"{r['b_to_a']:.0f}",
+            f"{r['b_to_a'] / base['b_to_a']:.2f}",
+            f"{r['ping']:.3f}",
+            f"{r['cpu_a']:.0f}%",
+            f"{r['cpu_b']:.0f}%",
+            f"{r['rss_a']:.0f}",
+            f"{r['rss_b']:.0f}",
+        )
+        print("| " + " | ".join(row) + " |")
+    if args.profile:
+        print(f"\nprofiling wgdesk -> wireguard-go (cProfile, {args.seconds} s) …", file=sys.stderr)
+        print("\n" + profile(args.seconds, workdir, args.profile))
+
+
+if __name__ == "__main__":
+    main()
