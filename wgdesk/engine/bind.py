@@ -57,7 +57,7 @@ class Bind:
         self.sock6 = sock6
         for sock in self.sockets():
             _tune(sock)
-        self.port = (sock4 or sock6).getsockname()[1]  # type: ignore[union-attr]
+        self.port: int = (sock4 or sock6).getsockname()[1]  # type: ignore[union-attr]
         self.fwmark = 0
         self.send_errors = 0
         self.last_send_error = 0
