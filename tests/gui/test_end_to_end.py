@@ -35,6 +35,16 @@ HANDSHAKE = re.compile(r"^(Now|\d+ seconds? ago)$")
 TRANSFER = re.compile(r"^(\d+(\.\d+)? (B|KiB|MiB)) received, (\d+(\.\d+)? (B|KiB|MiB)) sent$")
 
 
+def _status(socket: Path) -> list[dict]:  # type: ignore[type-arg]
+    with HelperClient(socket) as c:
+        return c.status()
+
+
+def _down(socket: Path, name: str) -> None:
+    with HelperClient(socket) as c:
+        c.down(name)
+
+
 def _bytes(text: str) -> float:
     value, unit = text.split()
     return float(value) * {"B": 1, "KiB": 1024, "MiB": 1024**2}[unit]
@@ -127,7 +137,7 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
             tray.rebuild_menu()
             tray.action(f"tunnel:{name}").trigger()  # disconnect
             qtbot.waitUntil(lambda: controller.health(name) == Health.DOWN, timeout=30000)
-            assert HelperClient(helper.socket).status() == []
+            assert _status(helper.socket) == []
             assert tray.state == IconState.DISCONNECTED
             assert notices[-1] == ("Disconnected", f"{name} is disconnected.")
             assert (
@@ -137,7 +147,7 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
             assert not L.ping(SERVER_TUNNEL[0], 1, timeout=1)
         finally:
             if controller.status(name) is not None:
-                HelperClient(helper.socket).down(name)
+                _down(helper.socket, name)
             wait_idle(qtbot, controller, 30000)
             controller.stop()
             tray.hide()
@@ -192,7 +202,7 @@ def test_doctor_explains_a_server_that_never_answers_and_the_log_shows_the_helpe
             qtbot.waitUntil(lambda: controller.health(name) == Health.DOWN, timeout=30000)
         finally:
             if controller.status(name) is not None:
-                HelperClient(helper.socket).down(name)
+                _down(helper.socket, name)
             wait_idle(qtbot, controller, 30000)
             controller.stop()
 
@@ -221,13 +231,11 @@ def test_on_start_the_app_reconnects_the_tunnels_that_were_up(  # type: ignore[n
         assert isinstance(app, QApplication)
         application = Application(app, parse_args(["--socket", str(helper.socket)]), server)
         try:
-            qtbot.waitUntil(
-                lambda: [t["name"] for t in HelperClient(helper.socket).status()] == [name], timeout=30000
-            )
+            qtbot.waitUntil(lambda: [t["name"] for t in _status(helper.socket)] == [name], timeout=30000)
             qtbot.waitUntil(lambda: application.controller.health(name) == Health.HEALTHY, timeout=30000)
         finally:
-            if any(t["name"] == name for t in HelperClient(helper.socket).status()):
-                HelperClient(helper.socket).down(name)
+            if any(t["name"] == name for t in _status(helper.socket)):
+                _down(helper.socket, name)
             application.controller.stop()
             server.close()
             application.manager.main_window = False

@@ -49,6 +49,8 @@ def watcher(keyring_session: SecretService) -> Iterator[subprocess.Popen[str]]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _call(

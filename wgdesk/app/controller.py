@@ -68,7 +68,8 @@ class TunnelController(QObject):
         self._helper_headline = ""
         self._configs: dict[str, Any] = {}
         self._public_keys: dict[str, str] = {}
-        self._monitor = StatusMonitor(lambda: self._client_factory().status(), poll_interval, self)
+        self._monitor_client: HelperClient | None = None  # used only on the monitor's thread
+        self._monitor = StatusMonitor(self._poll_status, poll_interval, self)
         self._monitor.statusUpdated.connect(self._on_status)
         self._monitor.helperFailed.connect(self._on_helper_failed)
         self.status_received = False
@@ -83,6 +84,9 @@ class TunnelController(QObject):
         """Stop the status thread and wait for running tasks."""
         self._monitor.stop()
         self.runner.shutdown()
+        if self._monitor_client is not None:
+            self._monitor_client.close()
+            self._monitor_client = None
 
     # -- reading -------
 
@@ -167,8 +171,19 @@ class TunnelController(QObject):
         return self._public_keys.get(name)
 
     def client(self) -> HelperClient:
-        """A fresh helper client (for workers)."""
+        """A fresh helper client (for workers; use it as a context manager so its socket is closed)."""
         return self._client_factory()
+
+    def _poll_status(self) -> list[dict[str, Any]]:
+        # one connection, kept open between polls; dropped after any failure
+        if self._monitor_client is None:
+            self._monitor_client = self._client_factory()
+        try:
+            return self._monitor_client.status()
+        except Exception:
+            self._monitor_client.close()
+            self._monitor_client = None
+            raise
 
     # -- verbs -------
 
@@ -193,7 +208,8 @@ class TunnelController(QObject):
 
         def up() -> Any:
             text = write(store.load(name, with_secrets=True))
-            return client().up(name, text, full_tunnel=full, kill_switch=kill)
+            with client() as c:
+                return c.up(name, text, full_tunnel=full, kill_switch=kill)
 
         self.runner.submit(up, lambda _: self._after_change(name), lambda e: self._verb_failed(name, e, True))
         self.statusChanged.emit()
@@ -203,7 +219,7 @@ class TunnelController(QObject):
         client = self._client_factory
         self._pending.discard(name)
         self.runner.submit(
-            lambda: client().down(name),
+            lambda: _call(client, "down", name),
             lambda _: self._after_change(name),
             lambda e: self._verb_failed(name, e, False),
         )
@@ -216,8 +232,9 @@ class TunnelController(QObject):
 
         def cycle() -> Any:
             text = write(store.load(name, with_secrets=True))
-            client().down(name)
-            return client().up(name, text, full_tunnel=full, kill_switch=kill)
+            with client() as c:
+                c.down(name)
+                return c.up(name, text, full_tunnel=full, kill_switch=kill)
 
         self.runner.submit(
             cycle, lambda _: self._after_change(name), lambda e: self._verb_failed(name, e, True)
@@ -307,7 +324,7 @@ class TunnelController(QObject):
 
         def remove() -> None:
             if up:
-                client().down(name)
+                _call(client, "down", name)
             store.delete(name)
 
         def done(_: object) -> None:
@@ -442,6 +459,12 @@ class TunnelController(QObject):
         self._configs.clear()
         self.tunnelsChanged.emit()
         self.importFinished.emit(report)
+
+
+def _call(factory: ClientFactory, verb: str, *args: Any) -> Any:
+    """One helper call on a fresh connection that is closed afterwards (for worker threads)."""
+    with factory() as client:
+        return getattr(client, verb)(*args)
 
 
 def helper_headline(exc: BaseException) -> str:

@@ -310,7 +310,11 @@ class DoctorPanel(QWidget):
             self._busy = False
             self.result.setText(self.tr("Diagnosis failed: {error}").format(error=exc))
 
-        self._controller.runner.submit(lambda: client().diagnose(name), done, failed)
+        def ask() -> Any:
+            with client() as c:
+                return c.diagnose(name)
+
+        self._controller.runner.submit(ask, done, failed)
 
     def show_findings(self, findings: list[Finding]) -> None:
         self.findings = findings

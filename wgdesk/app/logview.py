@@ -142,7 +142,11 @@ class LogView(QWidget):
             self._fetching = False
             self.status.setText(self.tr("Log unavailable: {error}").format(error=str(exc).splitlines()[0]))
 
-        self._controller.runner.submit(lambda: client().logs(name, since=since), done, failed)
+        def ask() -> Any:
+            with client() as c:
+                return c.logs(name, since=since)
+
+        self._controller.runner.submit(ask, done, failed)
 
     def add_entries(self, entries: list[dict[str, Any]]) -> None:
         """Append entries (newer than the last one seen) and re-render."""
