@@ -150,3 +150,33 @@ def test_replayed_initiation_is_rejected(t1: Callable[..., Topology], responder:
     # The session is untouched.
     topo.ping(initiator, INNER4[responder])
     topo.ping(responder, INNER4[initiator])
+
+
+def test_garbage_datagrams_are_dropped_silently(t1: Callable[..., Topology]) -> None:
+    """Random bytes, truncated and oversized messages of every type: no reply, no crash, tunnel unharmed."""
+    topo = t1("wgdesk", "go", outer="4", endpoints=(0, 1))
+    topo.ping(1, INNER4[0])
+    topo.na.exec("nft", "add", "table", "inet", "wgt")
+    topo.na.exec("nft", "add", "chain", "inet", "wgt", "out", "{ type filter hook output priority 0; }")
+    topo.na.exec("nft", "add", "rule", "inet", "wgt", "out", "udp", "sport", str(PORTS[0]), "counter")
+    script = (
+        "import os, random, socket, sys\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "dst = (sys.argv[1], int(sys.argv[2]))\n"
+        "rnd = random.Random(1)\n"
+        "for i in range(3000):\n"
+        "    kind = i % 6\n"
+        "    if kind == 0:\n"
+        "        data = os.urandom(rnd.randrange(0, 1600))\n"
+        "    else:\n"
+        "        size = rnd.choice([1, 3, 4, 31, 32, 91, 92, 93, 147, 148, 149, 63, 64, 65, 200, 1500])\n"
+        "        data = bytes([kind % 5, 0, 0, 0]) + os.urandom(max(0, size - 4))\n"
+        "    s.sendto(data, dst)\n"
+    )
+    topo.nb.exec("python3", "-c", script, OUTER4[0], str(PORTS[0]))
+    time.sleep(0.5)
+    assert topo.a.alive()
+    assert _nft_counter(topo.na) == 0, "the engine answered garbage"
+    topo.ping(0, INNER4[1])
+    topo.ping(1, INNER6[0])
+    assert "Traceback" not in topo.a.log()
