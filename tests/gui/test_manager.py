@@ -319,3 +319,30 @@ def test_rename_moves_file_keys_and_toggles(qtbot, manager: ManagerWindow, tmp_p
     assert backend.get_password("wgdesk", "work:private-key") == PRIVATE_KEY
     assert backend.get_password("wgdesk", "office:private-key") is None
     assert manager.controller.option("work", KILL_SWITCH) is True
+
+
+def test_a_missing_helper_is_notified_once_not_every_poll(qtbot, store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QSettings
+
+    from wgdesk.app.controller import Notice, TunnelController
+    from wgdesk.app.settings import AppSettings
+    from wgdesk.client import HelperClient
+
+    socket = str(tmp_path / "nobody-here.sock")
+    settings = AppSettings(QSettings(str(tmp_path / "s.conf"), QSettings.Format.IniFormat))
+    c = TunnelController(store, lambda: HelperClient(socket, timeout=5), settings, poll_interval=0.1)
+    notices: list[tuple[str, str, int]] = []
+    c.notify.connect(lambda *a: notices.append(a))
+    polls: list[object] = []
+    c._monitor.helperFailed.connect(polls.append)
+    c.start()
+    try:
+        qtbot.waitUntil(lambda: len(polls) >= 5, timeout=10000)
+    finally:
+        c.stop()
+    assert len(notices) == 1
+    title, text, kind = notices[0]
+    assert title == "The wgdesk helper is not running" and kind == Notice.ERROR
+    assert text.startswith(
+        f"Tunnels cannot be connected: the wgdesk helper is not running (no answer on {socket})"
+    )

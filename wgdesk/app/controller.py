@@ -7,6 +7,7 @@ thread.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -345,8 +346,10 @@ class TunnelController(QObject):
 
         def run() -> None:
             text = store.export(name, with_secrets=with_secrets)
-            path.write_text(text)
-            path.chmod(0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
 
         self.runner.submit(
             run,
@@ -403,8 +406,11 @@ class TunnelController(QObject):
 
     @Slot(object)
     def _on_helper_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, (HelperUnavailable, HelperPermissionDenied)):
+            return  # a slow or refused status request: keep the last known state, ask again next tick
         self._status = {}
         self._history.clear()
+        self._health.clear()  # unknown now; no "disconnected" notices for tunnels we cannot see
         self._set_helper_problem(exc)
         self.statusChanged.emit()
 
@@ -412,6 +418,8 @@ class TunnelController(QObject):
         text = helper_advice(exc) if exc is not None else ""
         self._helper_headline = helper_headline(exc) if exc is not None else ""
         if text != self._helper_problem:
+            if text and not self._helper_problem:
+                self.notify.emit(self._helper_headline, text, Notice.ERROR)
             self._helper_problem = text
             self.helperProblemChanged.emit(text)
 
