@@ -178,6 +178,7 @@ def test_doctor_explains_a_server_that_never_answers_and_the_log_shows_the_helpe
             # the doctor runs by itself once the tunnel has waited past Rekey-Timeout and a retry
             qtbot.waitUntil(lambda: bool(manager.doctor.findings), timeout=40000)
             codes = [f.code for f in manager.doctor.findings]
+            assert manager.tabs.tabText(manager.tabs.indexOf(manager.doctor)) == "&Doctor ⚠"
             assert codes[0] == "silence", codes
             assert "No reply at all from the server" in manager.doctor.result.text()
             assert "10.98.2.2:51999" in manager.doctor.findings[0].detail

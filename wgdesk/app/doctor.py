@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from wgdesk.app.controller import TunnelController
@@ -257,6 +257,8 @@ class DoctorPanel(QWidget):
 
     WAIT_SECONDS = 12.0  # Rekey-Timeout (5 s) + a retry before we call it a problem
 
+    diagnosed = Signal(int)  # number of findings (0 after a tunnel change)
+
     def __init__(self, controller: TunnelController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._controller = controller
@@ -291,6 +293,7 @@ class DoctorPanel(QWidget):
         self._name = name
         self.findings = []
         self.result.setText("")
+        self.diagnosed.emit(0)
         self.public_key.set_key(self._controller.public_key(name) if name else None)
 
     def run(self) -> None:
@@ -318,6 +321,7 @@ class DoctorPanel(QWidget):
 
     def show_findings(self, findings: list[Finding]) -> None:
         self.findings = findings
+        self.diagnosed.emit(len(findings))
         self.public_key.set_key(self._controller.public_key(self._name) if self._name else None)
         if not findings:
             self.result.setText(self.tr("No problem found: the tunnel has a handshake."))

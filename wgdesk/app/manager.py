@@ -135,6 +135,11 @@ class ManagerWindow(QMainWindow):
         self.tabs.addTab(self.editor, self.tr("&Edit"))
         self.tabs.addTab(self.log_view, self.tr("&Log"))
         self.tabs.addTab(self.doctor, self.tr("&Doctor"))
+        self.doctor.diagnosed.connect(
+            lambda n: self.tabs.setTabText(
+                self.tabs.indexOf(self.doctor), self.tr("&Doctor ⚠") if n else self.tr("&Doctor")
+            )
+        )
         right_layout.addWidget(self.tabs, 1)
         bottom = QHBoxLayout()
         self.export_button = QPushButton(self.tr("E&xport…"))
@@ -267,7 +272,8 @@ class ManagerWindow(QMainWindow):
             h = self.controller.health(name)
             item.setIcon(state_icon(_HEALTH_ICON[h]))
             item.setText(name)
-            item.setToolTip(health_text(h))
+            item.setToolTip(health_text(h))  # the state, also for screen readers:
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{name}, {health_text(h)}")
             if h == Health.WAITING:
                 self._waiting_since.setdefault(name, now)
             else:
