@@ -93,6 +93,8 @@ class Engine:
         self._deadline: float | None = None
         self.loop_drops = 0
         self._loop_logged = 0.0
+        self._send_failures = 0
+        self._send_failure_logged = 0.0
 
     @property
     def _own_port(self) -> bytes:
@@ -166,7 +168,16 @@ class Engine:
         if datagrams:
             failed = self.bind.send_batch(datagrams)
             if failed and self.events.enabled:
-                log.debug("Failed to send %d datagrams: %s", failed, os.strerror(self.bind.last_send_error))
+                self._send_failures += failed
+                now = time.monotonic()
+                if now - self._send_failure_logged >= 1.0:
+                    self._send_failure_logged = now
+                    log.debug(
+                        "Failed to send %d datagrams: %s",
+                        self._send_failures,
+                        os.strerror(self.bind.last_send_error),
+                    )
+                    self._send_failures = 0
         packets = device.packets_to_tun()
         if packets:
             try:
