@@ -290,6 +290,7 @@ class DoctorPanel(QWidget):
         self.findings: list[Finding] = []
 
     def show_tunnel(self, name: str | None) -> None:
+        """Switch to *name*; findings of the previous tunnel are dropped."""
         self._name = name
         self.findings = []
         self.result.setText("")
@@ -320,6 +321,7 @@ class DoctorPanel(QWidget):
         self._controller.runner.submit(ask, done, failed)
 
     def show_findings(self, findings: list[Finding]) -> None:
+        """Show *findings* (most likely cause first) and the tunnel's public key."""
         self.findings = findings
         self.diagnosed.emit(len(findings))
         self.public_key.set_key(self._controller.public_key(self._name) if self._name else None)

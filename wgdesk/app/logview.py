@@ -168,6 +168,7 @@ class LogView(QWidget):
         return [format_entry(e) for e in self._entries if matches(e, text, level, source)]
 
     def refresh_text(self) -> None:
+        """Re-apply the filters to the entries held."""
         lines = self.visible_lines()
         self.text.setPlainText("\n".join(lines))
         self.text.verticalScrollBar().setValue(self.text.verticalScrollBar().maximum())

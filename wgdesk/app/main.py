@@ -29,6 +29,7 @@ TRAY_WAIT_MS = 30_000  # a panel that starts after us (login) gets this long to 
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line of ``wgdesk``."""
     parser = argparse.ArgumentParser(prog="wgdesk", description="WireGuard tunnels in the system tray.")
     parser.add_argument("files", nargs="*", type=Path, help="tunnel files (.conf or .zip) to import")
     parser.add_argument(
@@ -95,6 +96,7 @@ class Application(QObject):
 
     @Slot()
     def import_dialog(self) -> None:
+        """The tray's "Import tunnel(s) from file…"."""
         paths = import_export.ask_import_files(None)
         if paths:
             self.manager.bring_to_front()
@@ -102,6 +104,7 @@ class Application(QObject):
 
     @Slot()
     def open_settings(self) -> None:
+        """The settings dialog (modal to the manager window)."""
         SettingsDialog(self.settings, self.manager).exec()
 
     @Slot()

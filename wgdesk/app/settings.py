@@ -105,6 +105,7 @@ class AppSettings:
         return self._bool("general/restore_tunnels", False)
 
     def set_restore_tunnels(self, enabled: bool) -> None:
+        """Turn reconnecting at start on or off."""
         self._s.setValue("general/restore_tunnels", enabled)
         self._s.sync()
 
@@ -116,6 +117,7 @@ class AppSettings:
         return [str(v) for v in value] if isinstance(value, list) else []
 
     def set_last_connected(self, names: list[str]) -> None:
+        """Remember which tunnels are up now."""
         self._s.setValue("general/last_connected", sorted(names))
         self._s.sync()
 
@@ -127,10 +129,12 @@ class AppSettings:
         return self._bool(key, False) if self._s.contains(key) else None
 
     def set_tunnel_option(self, name: str, option: str, value: bool) -> None:
+        """Remember a toggle of *name*."""
         self._s.setValue(f"tunnels/{name}/{option}", value)
         self._s.sync()
 
     def forget_tunnel(self, name: str) -> None:
+        """Drop every preference of *name* (after delete or rename)."""
         self._s.remove(f"tunnels/{name}")
         self._s.sync()
 

@@ -72,6 +72,7 @@ class KeyField(QWidget):
         layout.addWidget(self.copy)
 
     def set_key(self, key: str | None) -> None:
+        """Show *key* (None: unknown, and nothing to copy)."""
         self.label.setText(key or self.tr("(unknown)"))
         self.copy.setEnabled(bool(key))
 
@@ -106,6 +107,7 @@ class PeerView(QGroupBox):
     def update_from(
         self, peer_cfg: Any, live: dict[str, Any] | None, samples: list[tuple[float, int, int]], now: float
     ) -> None:
+        """Show the configured peer *peer_cfg* with its *live* status (None when the tunnel is down)."""
         endpoint = (live or {}).get("endpoint") or getattr(peer_cfg, "endpoint", None)
         self.endpoint.setText(_endpoint(endpoint) or self.tr("(none)"))
         allowed = (live or {}).get("allowed_ips")
