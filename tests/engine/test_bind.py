@@ -8,12 +8,16 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 
 from wgdesk.engine.bind import SO_MARK, SOCKET_BUFFER_SIZE, Bind, BindError
 
 pytestmark = pytest.mark.root
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_any_port_binds_both_families_on_the_same_port() -> None:
@@ -111,3 +115,42 @@ def test_bad_handover_spec_is_rejected(spec: str) -> None:
     with pytest.raises(BindError) as info:
         Bind.from_fds(spec)
     assert info.value.errno == errno.EINVAL
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+def test_gso_runs_arrive_as_separate_datagrams(family: int) -> None:
+    host = "127.0.0.1" if family == socket.AF_INET else "::1"
+    bind = Bind.open(0)
+    peer = socket.socket(family, socket.SOCK_DGRAM)
+    peer.bind((host, 0))
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    peer.settimeout(5)
+    try:
+        to = (host, peer.getsockname()[1])
+        full = [(bytes([i]) * 1452, to) for i in range(100)]
+        batch = [*full[:50], (b"t" * 700, to), *full[50:], (b"\1" * 32, to), (b"\2" * 32, to)]
+        assert bind.send_batch(batch) == 0
+        assert bind.gso  # the kernel took the runs
+        got = [peer.recv(2000) for _ in batch]
+        assert got == [d for d, _ in batch]
+    finally:
+        peer.close()
+        bind.close()
+
+
+def test_gso_refused_by_the_route_falls_back_to_plain_sends() -> None:
+    """A device MTU below the segment size makes the kernel refuse GSO; every datagram still goes out."""
+    from tests.netns import namespaces, veth
+
+    script = (
+        "from wgdesk.engine.bind import Bind\n"
+        "b = Bind.open(0)\n"
+        "assert b.send_batch([(bytes(1452), ('10.55.0.2', 9))] * 20) == 0\n"
+        "print(b.gso)\n"
+    )
+    with namespaces("wg", "wh") as (ns, other):
+        _, far_end = veth(ns, other, ("10.55.0.1/24",), ("10.55.0.2/24",), mtu=1280)
+        out = ns.exec(sys.executable, "-c", script, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+        assert out.strip() == "False"
+        rx = int(other.exec("cat", f"/sys/class/net/{far_end}/statistics/rx_packets").stdout)
+        assert rx >= 40  # 20 datagrams, each fragmented in two
