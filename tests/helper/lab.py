@@ -152,21 +152,26 @@ class Lab:
             snap["resolv.conf"] = self.helper.resolv_conf.read_text()
         return snap
 
-    def ping(self, target: str, count: int = 1, timeout: float = 2.0) -> bool:
-        r = self.client.exec(
-            "ping",
-            "-n",
-            "-c",
-            str(count),
-            "-W",
-            str(timeout),
-            "-i",
-            "0.2",
-            target,
-            check=False,
-            timeout=timeout * count + 10,
-        )
-        return r.returncode == 0
+    def ping(self, target: str, count: int = 1, timeout: float = 2.0, attempts: int = 3) -> bool:
+        """True if ``target`` answers from the client namespace (retried: a loaded CI machine may
+        lose the first probes to a slow handshake)."""
+        for _ in range(attempts):
+            r = self.client.exec(
+                "ping",
+                "-n",
+                "-c",
+                str(count),
+                "-W",
+                str(timeout),
+                "-i",
+                "0.2",
+                target,
+                check=False,
+                timeout=timeout * count + 10,
+            )
+            if r.returncode == 0:
+                return True
+        return False
 
     def start_helper(self, **kw: Any) -> HelperProcess:
         self.helper = HelperProcess(self, **kw)

@@ -283,7 +283,7 @@ def test_diagnose_names_an_unanswered_handshake() -> None:
         subprocess.run(L.router.argv("nft", "-f", "-"), input=blackhole, text=True, check=True)
         c = h.client()
         c.up("wgt0", L.config(), kill_switch=False)
-        assert not L.ping(SERVER_TUNNEL[0], 2, timeout=1.0)
+        assert not L.ping(SERVER_TUNNEL[0], 2, timeout=1.0, attempts=1)
         d = c.diagnose("wgt0")
         assert any("nothing comes back" in f for f in d["findings"]), d["findings"]
         assert d["tunnel"]["peers"][0]["latest_handshake"] is None
