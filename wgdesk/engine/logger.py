@@ -36,7 +36,10 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         level = "DEBUG" if record.levelno < logging.ERROR else "ERROR"
         stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(record.created))
-        return f"{level}: {self.prefix}{stamp} {record.getMessage()}"
+        line = f"{level}: {self.prefix}{stamp} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 def configure(ifname: str, level_name: str | None, stream: TextIO | None = None) -> int:

@@ -95,6 +95,8 @@ class Engine:
         self._loop_logged = 0.0
         self._send_failures = 0
         self._send_failure_logged = 0.0
+        self.internal_errors = 0
+        self._error_logged = 0.0
 
     @property
     def _own_port(self) -> bytes:
@@ -142,6 +144,14 @@ class Engine:
                 packets = kept
             self.device.send_packets(packets, self.now())
             self._flush()
+
+    def _internal_error(self, where: str) -> None:
+        """Log an unexpected exception (at most once a second) and carry on."""
+        self.internal_errors += 1
+        now = time.monotonic()
+        if now - self._error_logged >= 1.0:
+            self._error_logged = now
+            log.exception("Internal error while handling a %s (%d so far)", where, self.internal_errors)
 
     def _count_loop_drop(self, count: int) -> None:
         self.loop_drops += count
@@ -202,10 +212,14 @@ class Engine:
         except ConfigurationError as exc:
             log.error("UAPI: %s", exc.message)
             return uapi.format_errno(exc.errno), True
-        if op == "get":
-            return uapi.format_get(self.device.snapshot(self.now())), False
-        reply = self._set(lines)
-        self._flush()
+        try:
+            if op == "get":
+                return uapi.format_get(self.device.snapshot(self.now())), False
+            reply = self._set(lines)
+            self._flush()
+        except Exception:  # a bug must not take the interface down with it
+            self._internal_error("UAPI request")
+            return uapi.format_errno(errno.EIO), True
         return reply, False
 
     def _set(self, lines: list[str]) -> str:
@@ -291,15 +305,22 @@ class Engine:
                 if self.events.enabled:
                     timeout = 1.0 if timeout is None else min(timeout, 1.0)
                 for key, mask in select(timeout):
-                    key.data(mask)
+                    try:
+                        key.data(mask)
+                    except Exception:  # a bug must not take the interface down with it
+                        self._internal_error("packet batch")
                     if self._stopping:
                         break
                 deadline = self._deadline
                 if deadline is not None:
                     now = self.now()
                     if now >= deadline:
-                        self.device.handle_timer(now)
-                        self._flush()
+                        try:
+                            self.device.handle_timer(now)
+                            self._flush()
+                        except Exception:
+                            self._internal_error("timer")
+                            self._deadline = now + scale  # retry in a second, do not spin
                 if self.events.enabled and time.monotonic() >= next_summary:
                     next_summary = time.monotonic() + 1.0
                     self.events.summarise(time.monotonic())
