@@ -289,6 +289,24 @@ def test_a_second_helper_cannot_take_over_the_socket_or_state() -> None:
             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/sbin:/usr/bin"},
         )
         assert other.returncode == 1 and "another helper is running" in other.stderr
+        # a socket directory someone else owns (could be swapped under us) is refused
+        foreign = L.workdir / "foreign"
+        foreign.mkdir()
+        os.chown(foreign, 65534, 65534)
+        other = L.client.exec(
+            sys.executable,
+            "-m",
+            "wgdesk.helper.main",
+            "--socket",
+            str(foreign / "helper.sock"),
+            "--state-dir",
+            str(L.workdir / "state3"),
+            "--config",
+            str(h.config),
+            check=False,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/sbin:/usr/bin"},
+        )
+        assert other.returncode == 1 and "must be owned by root" in other.stderr
         assert h.client().version()["protocol"] == 1
 
 
