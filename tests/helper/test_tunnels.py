@@ -95,11 +95,20 @@ def test_table_mtu_and_no_full_tunnel_are_honoured() -> None:
         assert any("full tunnel is off" in w for w in r["warnings"])
         routes = L.client.exec("ip", "route", "show", "table", "all").stdout
         assert "10.97.0.0/24 dev wgt0" in routes and "default dev wgt0" not in routes
-        assert (
-            json.loads(L.client.exec("ip", "-j", "link", "show", "wgt0").stdout)[0]["mtu"] == 1420
-        )  # 1500 - 80
+        assert link_mtu(L, "wgt0") == 1420  # 1500 - 80
         c.down("wgt0")
+        # a smaller MTU on the way to the endpoint gives a smaller tunnel MTU
+        L.client.exec("ip", "link", "set", L.client_if, "mtu", "1380")
+        c.up("wgt0", L.config(), kill_switch=False)
+        assert link_mtu(L, "wgt0") == 1300
+        c.down("wgt0")
+        L.client.exec("ip", "link", "set", L.client_if, "mtu", "1500")
         assert L.snapshot() == before
+
+
+def link_mtu(L: Any, ifname: str) -> int:
+    mtu: int = json.loads(L.client.exec("ip", "-j", "link", "show", ifname).stdout)[0]["mtu"]
+    return mtu
 
 
 def wgdeskctl(h: Any, *args: str) -> subprocess.CompletedProcess[str]:
