@@ -33,6 +33,7 @@ NFT = shutil.which("nft") or "/usr/sbin/nft"
 TCPDUMP = shutil.which("tcpdump") or "/usr/bin/tcpdump"
 PYTHON = sys.executable
 WGDESK_ENGINE = str(Path(sys.executable).parent / "wgdesk-engine")
+HELPER = str(Path(sys.executable).parent / "wgdesk-helper")  # the console script, as installed
 ENGINES = {"wireguard-go": WIREGUARD_GO, "wgdesk-engine": WGDESK_ENGINE}
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -228,9 +229,7 @@ class HelperProcess:
             script,
             "sh",
             str(self.resolv_conf),
-            PYTHON,
-            "-m",
-            "wgdesk.helper.main",
+            HELPER,
             "--socket",
             str(self.socket),
             "--state-dir",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helper.lab import ROOT, SERVER_TUNNEL, HelperProcess, engine_pid, lab
+from tests.helper.lab import HELPER, ROOT, SERVER_TUNNEL, HelperProcess, engine_pid, lab
 from tests.netns import unique_name
 from wgdesk.client import HelperClient, HelperError
 
@@ -308,6 +308,28 @@ def test_a_second_helper_cannot_take_over_the_socket_or_state() -> None:
         )
         assert other.returncode == 1 and "must be owned by root" in other.stderr
         assert h.client().version()["protocol"] == 1
+
+
+def test_the_helper_refuses_to_run_without_root(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            HELPER,
+            "--socket",
+            str(tmp_path / "s.sock"),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert r.returncode == 1 and "must run as root" in r.stderr
+    assert not (tmp_path / "s.sock").exists()
 
 
 @pytest.mark.parametrize("allow", [False, True])
