@@ -222,7 +222,7 @@ class TunnelManager:
                 else:
                     message = str(e) if isinstance(e, (TunnelError, EngineError, PlatformError)) else repr(e)
                 self.log.error(name, f"bring-up failed, rolling back: {message}")
-                tunnel.state = "stopping"
+                tunnel.state = "rolling-back"  # not "stopping": PostDown hooks are for a real down
                 self._undo(tunnel, tunnel.journal)
                 tunnel.journal.delete()
                 self.tunnels.pop(name, None)
