@@ -302,7 +302,7 @@ class TunnelManager:
                 )
             elif p["latest_handshake"] is not None and time.time() - p["latest_handshake"] > 180:
                 findings.append(f"peer {p['public_key'][:8]}…: last handshake is older than 3 minutes")
-        return {"tunnel": info, "findings": findings, "logs": [r for r in self.log.records(name)][-50:]}
+        return {"tunnel": info, "findings": findings, "logs": self.log.records(name)[-300:]}
 
     # --- planning -------------------------------------------------------------------------
 
