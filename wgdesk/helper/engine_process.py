@@ -221,7 +221,8 @@ def start_engine(
     def pump() -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
-            logbook.add("info", "engine", tunnel, raw.decode(errors="replace").rstrip()[:2000])
+            line = raw.decode(errors="replace").rstrip()[:2000]
+            logbook.add("error" if line.startswith("ERROR") else "info", "engine", tunnel, line)
         proc.wait()
         engine.exited.set()
         on_exit(engine)

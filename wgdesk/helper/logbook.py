@@ -36,8 +36,12 @@ class LogBook:
         with self._lock:
             self._records.append(record)
         prefix = f"[{tunnel}] " if tunnel else ""
+        python_level = getattr(logging, level.upper(), logging.INFO)
+        if source == "engine":
+            # the engine is verbose; the system log gets its errors, the `logs` verb everything
+            python_level = logging.WARNING if message.startswith("ERROR") else logging.DEBUG
         log.log(
-            getattr(logging, level.upper(), logging.INFO),
+            python_level,
             "%s%s%s",
             prefix,
             "engine: " if source == "engine" else "",
