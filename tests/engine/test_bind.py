@@ -154,3 +154,26 @@ def test_gso_refused_by_the_route_falls_back_to_plain_sends() -> None:
         assert out.strip() == "False"
         rx = int(other.exec("cat", f"/sys/class/net/{far_end}/statistics/rx_packets").stdout)
         assert rx >= 40  # 20 datagrams, each fragmented in two
+
+
+@pytest.mark.parametrize(("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_gro_receive_splits_coalesced_datagrams(family: int, host: str) -> None:
+    """GSO sends over loopback reach a UDP_GRO socket coalesced; the bind hands them out one by one."""
+    sender, receiver = Bind.open(0), Bind.open(0)
+    try:
+        assert receiver.gro
+        sock = receiver.sock4 if family == socket.AF_INET else receiver.sock6
+        assert sock is not None
+        to = (host, receiver.port)
+        batch = [(bytes([i]) * 1452, to) for i in range(40)] + [(b"end", to)]
+        assert sender.send_batch(batch) == 0
+        got: list[tuple[bytes, tuple[str, int]]] = []
+        for _ in range(100):
+            got += Bind.recv_batch(sock, 256, gro=True)
+            if len(got) >= len(batch):
+                break
+        assert [d for d, _ in got] == [d for d, _ in batch]
+        assert {a for _, a in got} == {(host, sender.port)}
+    finally:
+        sender.close()
+        receiver.close()

@@ -10,6 +10,7 @@ import errno
 import os
 import socket
 import struct
+import sys
 from contextlib import suppress
 
 Endpoint = tuple[str, int]
@@ -21,6 +22,8 @@ SO_MARK = getattr(socket, "SO_MARK", 36)
 MAX_DATAGRAM = 65535
 SOL_UDP = getattr(socket, "SOL_UDP", 17)
 UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+UDP_GRO = getattr(socket, "UDP_GRO", 104)
+_GRO_CMSG_SPACE = socket.CMSG_SPACE(4)
 GSO_MAX_SEGMENTS = 64
 GSO_MAX_BYTES = 65000
 _GSO_REFUSED = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE})
@@ -35,7 +38,8 @@ class BindError(Exception):
         self.errno = code
 
 
-def _tune(sock: socket.socket) -> None:
+def _tune(sock: socket.socket) -> bool:
+    """Non-blocking, big buffers, UDP GRO on; returns whether GRO could be enabled."""
     sock.setblocking(False)
     for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
         try:
@@ -43,6 +47,11 @@ def _tune(sock: socket.socket) -> None:
         except OSError:
             with suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER_SIZE)
+    try:
+        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+    except OSError:
+        return False
+    return True
 
 
 def _set_mark(sock: socket.socket, mark: int) -> None:
@@ -60,8 +69,7 @@ class Bind:
             raise BindError(errno.EAFNOSUPPORT, "neither IPv4 nor IPv6 UDP is available")
         self.sock4 = sock4
         self.sock6 = sock6
-        for sock in self.sockets():
-            _tune(sock)
+        self.gro = all([_tune(sock) for sock in self.sockets()])
         self.port: int = (sock4 or sock6).getsockname()[1]  # type: ignore[union-attr]
         self.fwmark = 0
         self.send_errors = 0
@@ -157,15 +165,33 @@ class Bind:
         self.fwmark = mark
 
     @staticmethod
-    def recv_batch(sock: socket.socket, limit: int) -> list[tuple[bytes, Endpoint]]:
-        """Read up to `limit` datagrams from `sock`, stopping when none is queued."""
+    def recv_batch(sock: socket.socket, limit: int, gro: bool = False) -> list[tuple[bytes, Endpoint]]:
+        """Read about `limit` datagrams from `sock`, stopping when none is queued.
+
+        With `gro` (the socket has `UDP_GRO` on) one read may return several datagrams of one
+        sender coalesced by the kernel, with their size in a control message; they are split here.
+        """
         batch: list[tuple[bytes, Endpoint]] = []
-        recvfrom = sock.recvfrom
         append = batch.append
         try:
-            for _ in range(limit):
-                data, addr = recvfrom(MAX_DATAGRAM)
-                append((data, (addr[0], addr[1])))
+            if not gro:
+                recvfrom = sock.recvfrom
+                for _ in range(limit):
+                    data, addr = recvfrom(MAX_DATAGRAM)
+                    append((data, (addr[0], addr[1])))
+                return batch
+            recvmsg = sock.recvmsg
+            while len(batch) < limit:
+                data, ancdata, _, addr = recvmsg(MAX_DATAGRAM, _GRO_CMSG_SPACE)
+                endpoint = (addr[0], addr[1])
+                size = 0
+                for level, kind, value in ancdata:
+                    if level == SOL_UDP and kind == UDP_GRO:
+                        size = int.from_bytes(value[:4], sys.byteorder)
+                if 0 < size < len(data):
+                    batch.extend([(data[i : i + size], endpoint) for i in range(0, len(data), size)])
+                else:
+                    append((data, endpoint))
         except BlockingIOError:
             pass
         except OSError:

@@ -119,7 +119,7 @@ class Engine:
                 self.selector.unregister(sock)
 
     def _on_udp(self, sock: socket.socket) -> None:
-        batch = Bind.recv_batch(sock, BATCH)
+        batch = Bind.recv_batch(sock, BATCH, self.bind.gro)
         if batch:
             self.device.receive_datagrams(batch, self.now())
             self._flush()
