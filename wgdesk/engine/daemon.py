@@ -26,8 +26,14 @@ def spawn_background(tun: Tun, uapi_listener: socket.socket, ifname: str, quiet:
     env["WG_UAPI_FD"] = str(uapi_listener.fileno())
     env["WG_PROCESS_FOREGROUND"] = "1"
     out = subprocess.DEVNULL if quiet else None
+    # A frozen bundle (PyInstaller) is its own interpreter: re-run the executable itself.
+    argv = (
+        [sys.executable, ifname]
+        if getattr(sys, "frozen", False)
+        else [sys.executable, "-m", "wgdesk.engine.main", ifname]
+    )
     child = subprocess.Popen(
-        [sys.executable, "-m", "wgdesk.engine.main", ifname],
+        argv,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=out,

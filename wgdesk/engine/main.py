@@ -122,7 +122,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from wgdesk.engine.loop import Engine
 
-    time_scale = float(os.environ.get("WGDESK_TIME_SCALE", "1") or 1)
+    try:
+        time_scale = float(os.environ.get("WGDESK_TIME_SCALE") or 1)
+        if not 0 < time_scale < 1e6:
+            raise ValueError
+    except ValueError:
+        log.error("WGDESK_TIME_SCALE must be a positive number (a test knob; unset it)")
+        listener.close()
+        with_suppress_unlink(path)
+        tun.close()
+        return EXIT_SETUP_FAILED
     try:
         udp_fds = os.environ.get("WGDESK_UDP_FDS")
         bind = Bind.from_fds(udp_fds) if udp_fds else None
