@@ -142,3 +142,32 @@ def test_highlighter_marks_sections_keys_values_and_invalid_tokens(qtbot, editor
     assert _format_at(h, 3, 0)[1]  # unknown key: wavy underline
     assert _format_at(h, 5, 0)[1]  # an [Interface] key inside [Peer]
     assert _format_at(h, 6, 0)[1]  # not key = value
+
+
+def test_switching_tunnels_offers_to_save_unsaved_edits(  # type: ignore[no-untyped-def]
+    qtbot, editor: ConfigEditor, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    other = tmp_path / "other.conf"
+    other.write_text(OFFICE)
+    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+        manager.import_paths([other])  # selects "other"; nothing was edited yet, so no question
+    manager.select("office")
+    qtbot.waitUntil(lambda: editor.name == "office" and editor.isEnabled(), timeout=10000)
+    asked: list[str] = []
+
+    def answer(parent, title, text, *a):  # type: ignore[no-untyped-def]
+        asked.append(text)
+        return QMessageBox.StandardButton.Save
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    editor.text.setPlainText(editor.text.toPlainText().replace("DNS = 10.0.0.1", "DNS = 10.0.0.99"))
+    with qtbot.waitSignal(editor.saved, timeout=10000):
+        manager.select("other")
+    assert asked == ["Save your changes to office?"]
+    assert "DNS = 10.0.0.99" in (tmp_path / "tunnels" / "office.conf").read_text()
+    qtbot.waitUntil(
+        lambda: editor.name == "other" and "DNS = 10.0.0.1\n" in editor.text.toPlainText(), timeout=10000
+    )
+    assert not editor.modified

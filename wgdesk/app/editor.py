@@ -82,6 +82,7 @@ class ConfigEditor(QWidget):
         """Load *name* (asynchronously: the private key comes from the keyring)."""
         self.name = name
         self.setEnabled(False)
+        self._loaded_text = ""
         self.text.setPlainText("")
         self.message.setText("")
         if name is None:
@@ -107,8 +108,8 @@ class ConfigEditor(QWidget):
 
     @property
     def modified(self) -> bool:
-        """Whether the text differs from what is stored."""
-        return self.text.toPlainText() != self._loaded_text
+        """Whether the user changed the text since it was loaded or saved."""
+        return self.isEnabled() and self.text.toPlainText() != self._loaded_text
 
     def validate(self) -> ConfigError | None:
         """Parse the text; show the parser's error (with its line) or "valid"; update the public key."""
@@ -152,8 +153,9 @@ class ConfigEditor(QWidget):
         running = self._controller.status(name) is not None
 
         def on_saved() -> None:
-            self._loaded_text = text
-            self.message.setText(self.tr("Saved."))
+            if self.name == name:  # the user may have moved on to another tunnel meanwhile
+                self._loaded_text = text
+                self.message.setText(self.tr("Saved."))
             self.saved.emit(name)
             if running:
                 self._offer_restart(name)

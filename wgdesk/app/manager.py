@@ -316,12 +316,30 @@ class ManagerWindow(QMainWindow):
     @Slot(QListWidgetItem, QListWidgetItem)
     def _selection_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         name = current.data(Qt.ItemDataRole.UserRole) if current else None
+        self._offer_to_save_edits(name)
         self._refresh_details()
         self.status_pane.show_tunnel(name)
-        self.editor.open_tunnel(name)
+        if name != self.editor.name or not self.editor.modified:
+            self.editor.open_tunnel(name)
         self.log_view.show_tunnel(name)
         self.doctor.show_tunnel(name)
         self.refresh()
+
+    def _offer_to_save_edits(self, next_name: str | None) -> None:
+        editor = self.editor
+        if editor.name is None or editor.name == next_name or not editor.modified:
+            return
+        if editor.name not in self.controller.names():  # deleted or renamed meanwhile
+            return
+        answer = QMessageBox.question(
+            self,
+            self.tr("Unsaved changes"),
+            self.tr("Save your changes to {name}?").format(name=editor.name),
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard,
+            QMessageBox.StandardButton.Save,
+        )
+        if answer == QMessageBox.StandardButton.Save and not editor.save():
+            QMessageBox.warning(self, self.tr("Not saved"), editor.message.text())
 
     @Slot(str)
     def _show_helper_problem(self, text: str) -> None:
