@@ -27,8 +27,11 @@ from tests.helper.lab import (
     lab,
     probe,
 )
+from tests.netns import unique_name
 
 pytestmark = pytest.mark.root
+
+T = unique_name("wgt")  # tunnel (= interface) names are unique per run: /var/run/wireguard is shared
 
 FULL = "0.0.0.0/0, ::/0"
 ROUTER = ROUTER_LAN[0].split("/")[0]
@@ -62,18 +65,18 @@ def test_tunnelvision_routes_leak_without_kill_switch_and_not_with_it(engine: st
             for half in ("0.0.0.0/1", "128.0.0.0/1"):
                 L.client.exec("ip", "route", "del", half, "via", ROUTER)
 
-        c.up("wgt0", L.config(allowed=FULL), kill_switch=False)
+        c.up(T, L.config(allowed=FULL), kill_switch=False)
         push_option_121_routes()
         # control: the attack works against a full tunnel without kill switch
         assert plaintext(L, f"tcp and host {PUBLIC}", tcp_probe(L)) >= 3
         remove_them()
-        c.down("wgt0")
+        c.down(T)
 
-        c.up("wgt0", L.config(allowed=FULL), kill_switch=True)
+        c.up(T, L.config(allowed=FULL), kill_switch=True)
         push_option_121_routes()
         assert plaintext(L, f"tcp and host {PUBLIC}", tcp_probe(L)) == 0
         remove_them()
-        c.down("wgt0")
+        c.down(T)
         assert L.snapshot() == before
 
 
@@ -83,12 +86,12 @@ def test_dns_to_a_non_tunnel_resolver_is_not_seen_even_with_lan_allowed() -> Non
         c = h.client()
         dns = lambda: probe(L.client, "udp", ROUTER, 53)  # noqa: E731
         assert plaintext(L, "port 53", dns) >= 3
-        c.up("wgt0", L.config(allowed=FULL, dns="10.97.0.1"))
+        c.up(T, L.config(allowed=FULL, dns="10.97.0.1"))
         assert plaintext(L, "port 53", dns) == 0
         assert plaintext(L, "tcp port 53", lambda: probe(L.client, "tcp", ROUTER, 53)) == 0
         # LAN access itself works (fixed private range), so the block above is specific to DNS
         assert L.ping(ROUTER, 2)
-        c.down("wgt0")
+        c.down(T)
 
 
 def test_localnet_public_prefix_lan_is_not_exempt() -> None:
@@ -99,10 +102,10 @@ def test_localnet_public_prefix_lan_is_not_exempt() -> None:
         h = L.start_helper(settings="allow_lan = true\n")
         c = h.client()
         assert plaintext(L, "host 203.0.113.1", tcp_probe(L, "203.0.113.1")) >= 3
-        c.up("wgt0", L.config(allowed=FULL))
+        c.up(T, L.config(allowed=FULL))
         assert plaintext(L, "host 203.0.113.1", tcp_probe(L, "203.0.113.1")) == 0
         assert plaintext(L, "host 203.0.113.1", lambda: L.ping("203.0.113.1", 2)) == 0
-        c.down("wgt0")
+        c.down(T)
 
 
 @pytest.mark.parametrize("allowed", ["10.97.0.0/24", FULL])
@@ -117,13 +120,13 @@ def test_other_processes_to_the_endpoint_are_never_plaintext(allowed: str) -> No
             probe(L.client, "udp", ENDPOINT, 53, user="65534")
 
         assert plaintext(L, f"host {ENDPOINT}", as_nobody) >= 9  # control
-        c.up("wgt0", L.config(allowed=allowed), kill_switch=True)
+        c.up(T, L.config(allowed=allowed), kill_switch=True)
         [t] = c.status()
         port = t["listen_port"]
         assert L.ping("10.97.0.1", 2)  # the engine's own marked UDP still passes
         # anything to the endpoint that is not the engine's socket
         assert plaintext(L, f"host {ENDPOINT} and not (udp and port {port})", as_nobody) == 0
-        c.down("wgt0")
+        c.down(T)
 
 
 @pytest.mark.parametrize("kill_switch", [False, True])
@@ -133,10 +136,10 @@ def test_ipv6_does_not_leak_when_only_ipv4_is_tunnelled(kill_switch: bool) -> No
         c = h.client()
         v6 = lambda: probe(L.client, "tcp", PUBLIC6, 80)  # noqa: E731
         assert plaintext(L, f"host {PUBLIC6}", v6) >= 3
-        c.up("wgt0", L.config(allowed="0.0.0.0/0"), kill_switch=kill_switch)
+        c.up(T, L.config(allowed="0.0.0.0/0"), kill_switch=kill_switch)
         assert plaintext(L, f"host {PUBLIC6}", v6) == 0
         assert L.ping(PUBLIC, 2)  # IPv4 still goes through the tunnel
-        c.down("wgt0")
+        c.down(T)
         assert plaintext(L, f"host {PUBLIC6}", v6) >= 3  # and v6 is back after down
 
 
@@ -146,18 +149,18 @@ def test_injected_synack_to_the_tunnel_address_gets_no_reset() -> None:
         c = h.client()
         lan_ip = CLIENT_LAN[0].split("/")[0]
         L.router.exec("ip", "route", "add", f"{CLIENT_TUNNEL[0]}/32", "via", lan_ip)
-        c.up("wgt0", L.config(allowed=FULL), kill_switch=False)
+        c.up(T, L.config(allowed=FULL), kill_switch=False)
 
         def resets(target: str) -> int:
             # the client's answer to PUBLIC would travel through the tunnel: watch the tunnel
-            cap = Capture(L.client, "wgt0", f"tcp and dst host {PUBLIC}", L.workdir)
+            cap = Capture(L.client, T, f"tcp and dst host {PUBLIC}", L.workdir)
             inject_synack(L.router, PUBLIC, target)
             return cap.count()
 
         # control: the same forged SYN/ACK to the LAN address is answered (with a reset)
         assert resets(lan_ip) >= 3
         assert resets(CLIENT_TUNNEL[0]) == 0
-        c.down("wgt0")
+        c.down(T)
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
@@ -166,14 +169,14 @@ def test_engine_killed_during_traffic_stays_blocked(engine: str) -> None:
         h = L.start_helper(engine=ENGINES[engine])
         before = L.snapshot()
         c = h.client()
-        c.up("wgt0", L.config(allowed=FULL))
+        c.up(T, L.config(allowed=FULL))
         assert L.ping(PUBLIC, 2)
         pinger = L.client.popen("ping", "-n", "-i", "0.05", PUBLIC)
         cap = Capture(L.router, L.router_lan_if, f"host {PUBLIC}", L.workdir)
         import os
         import signal
 
-        os.kill(engine_pid(h, "wgt0"), signal.SIGKILL)
+        os.kill(engine_pid(h, T), signal.SIGKILL)
         time.sleep(1.5)
         probe(L.client, "tcp", PUBLIC, 80)
         pinger.terminate()
@@ -181,10 +184,10 @@ def test_engine_killed_during_traffic_stays_blocked(engine: str) -> None:
         assert h.client().status()[0]["state"] == "failed"
         assert "kill switch keeps blocking" in h.client().status()[0]["message"]
         # reconnecting replaces the failed tunnel without a moment unblocked
-        c.up("wgt0", L.config(allowed=FULL))
+        c.up(T, L.config(allowed=FULL))
         assert L.ping(PUBLIC, 2)
         assert [t["state"] for t in c.status()] == ["up"]
-        c.down("wgt0")
+        c.down(T)
         assert L.snapshot() == before
 
 
@@ -194,7 +197,7 @@ def test_helper_killed_keeps_blocking_after_restart_until_down(engine: str) -> N
         h = L.start_helper(engine=ENGINES[engine])
         before = L.snapshot()
         c = h.client()
-        c.up("wgt0", L.config(allowed=FULL))
+        c.up(T, L.config(allowed=FULL))
         pinger = L.client.popen("ping", "-n", "-i", "0.05", PUBLIC)
         cap = Capture(L.router, L.router_lan_if, f"host {PUBLIC}", L.workdir)
         h.kill9()
@@ -208,14 +211,14 @@ def test_helper_killed_keeps_blocking_after_restart_until_down(engine: str) -> N
         c = h.client()
         [t] = c.status()
         assert t["state"] == "blocked" and "kill switch keeps blocking" in t["message"]
-        assert "wgt0" not in " ".join(L.snapshot()["links"].split())
+        assert T not in " ".join(L.snapshot()["links"].split())
         if engine == "wgdesk-engine":  # down releases the block
-            c.down("wgt0")
+            c.down(T)
         else:  # or: up again, here without the kill switch, which then goes away with the blocked state
-            c.up("wgt0", L.config(allowed=FULL), kill_switch=False)
+            c.up(T, L.config(allowed=FULL), kill_switch=False)
             assert "wgdesk-killswitch" not in L.snapshot()["nft"]
             assert L.ping(PUBLIC, 2)
-            c.down("wgt0")
+            c.down(T)
         assert L.snapshot() == before
 
 
@@ -224,7 +227,7 @@ def test_helper_killed_without_kill_switch_restores_the_system_on_restart() -> N
         h = L.start_helper()
         before = L.snapshot()
         c = h.client()
-        c.up("wgt0", L.config(allowed=FULL, dns="10.97.0.1"), kill_switch=False)
+        c.up(T, L.config(allowed=FULL, dns="10.97.0.1"), kill_switch=False)
         assert L.snapshot() != before
         h.kill9()
         h.start()
@@ -249,7 +252,7 @@ def test_helper_killed_in_the_middle_of_up_is_recovered(kill_switch: bool) -> No
 
         def up() -> None:
             try:
-                h.client().up("wgt0", cfg, kill_switch=kill_switch)
+                h.client().up(T, cfg, kill_switch=kill_switch)
             except HelperError as e:
                 errors.append(e)
 
@@ -267,7 +270,7 @@ def test_helper_killed_in_the_middle_of_up_is_recovered(kill_switch: bool) -> No
             assert [t["state"] for t in tunnels] == ["blocked"]
             assert plaintext(L, f"host {PUBLIC}", tcp_probe(L)) == 0
             assert "wgdesk-killswitch" in L.snapshot()["nft"]
-            h.client().down("wgt0")
+            h.client().down(T)
         else:
             assert tunnels == []
         assert L.snapshot() == before
@@ -282,9 +285,9 @@ def test_diagnose_names_an_unanswered_handshake() -> None:
         )
         subprocess.run(L.router.argv("nft", "-f", "-"), input=blackhole, text=True, check=True)
         c = h.client()
-        c.up("wgt0", L.config(), kill_switch=False)
+        c.up(T, L.config(), kill_switch=False)
         assert not L.ping(SERVER_TUNNEL[0], 2, timeout=1.0, attempts=1)
-        d = c.diagnose("wgt0")
+        d = c.diagnose(T)
         assert any("nothing comes back" in f for f in d["findings"]), d["findings"]
         assert d["tunnel"]["peers"][0]["latest_handshake"] is None
-        c.down("wgt0")
+        c.down(T)

@@ -22,6 +22,8 @@ from wgdesk.client import HelperClient, HelperError
 
 pytestmark = pytest.mark.root
 
+T = unique_name("wgt")  # tunnel (= interface) names are unique per run: /var/run/wireguard is shared
+
 WGDESK_ENGINE = str(Path(sys.executable).parent / "wgdesk-engine")
 
 AS_USER = """
@@ -339,11 +341,11 @@ def test_hooks_run_only_when_the_administrator_allows_them(allow: bool, tmp_path
     with lab() as L:
         h = L.start_helper(settings=f"allow_scripts = {'true' if allow else 'false'}\n")
         c = h.client()
-        r = c.up("wgt0", L.config(extra_iface=hooks), kill_switch=False)
-        c.down("wgt0")
+        r = c.up(T, L.config(extra_iface=hooks), kill_switch=False)
+        c.down(T)
         ran = sorted(p.name for p in tmp_path.iterdir())
         if allow:  # the control: these hooks do run when allowed
-            assert ran == [f"hook-ran-{k}-wgt0" for k in ("PostDown", "PostUp", "PreDown", "PreUp")]
+            assert ran == [f"hook-ran-{k}-{T}" for k in ("PostDown", "PostUp", "PreDown", "PreUp")]
         else:
             assert ran == []
             assert any("hooks not run" in w for w in r["warnings"])
@@ -367,19 +369,19 @@ def test_wgdesk_engine_runs_without_root_or_capabilities_and_no_key_is_ever_logg
         c = h.client()
         transcript = [
             c.up(
-                "wgt0",
+                T,
                 L.config(allowed="0.0.0.0/0, ::/0", dns="10.97.0.1", extra_peer=f"PresharedKey = {psk}"),
             )
         ]
         assert L.ping(SERVER_TUNNEL[0], 3)  # the PSK is in use: the handshake needs it
-        ident = engine_identity(engine_pid(h, "wgt0"))
+        ident = engine_identity(engine_pid(h, T))
         assert all(int(u) != 0 for u in ident["Uid"].split())
         assert all(int(g) != 0 for g in ident["Gid"].split())
         assert ident["Groups"] == ""
         for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
             assert int(ident[cap], 16) == 0, (cap, ident[cap])
         assert ident["NoNewPrivs"] == "1"
-        transcript += [c.status(), c.logs(None), c.diagnose("wgt0"), c.down("wgt0")]
+        transcript += [c.status(), c.logs(None), c.diagnose(T), c.down(T)]
         text = json.dumps(transcript) + h.log()
         import base64
 
@@ -394,11 +396,11 @@ def test_wireguard_go_engine_logs_no_secret_either() -> None:
         h = L.start_helper()
         c = h.client()
         transcript = [
-            c.up("wgt0", L.config()),
+            c.up(T, L.config()),
             c.status(),
-            c.logs("wgt0"),
-            c.diagnose("wgt0"),
-            c.down("wgt0"),
+            c.logs(T),
+            c.diagnose(T),
+            c.down(T),
         ]
         text = json.dumps(transcript) + h.log()
         import base64

@@ -12,10 +12,18 @@ from typing import Any
 import pytest
 
 from tests.helper.lab import ROOT, SERVER_TUNNEL, SERVER_WAN, genkey, lab
+from tests.netns import unique_name
 from tests.secret_service import SecretService, secret_service  # noqa: F401
 from wgdesk.client import HelperError
 
 pytestmark = pytest.mark.root
+
+T = unique_name("wgt")  # tunnel (= interface) names are unique per run: /var/run/wireguard is shared
+TA = unique_name("wga")
+TB = unique_name("wgb")
+TC = unique_name("wgc")
+TF = unique_name("wgf")
+TS = unique_name("wgs")
 
 
 def second_tunnel(L: Any, allowed: str, net: str = "10.96.0") -> tuple[str, str]:
@@ -35,23 +43,23 @@ def test_several_tunnels_at_once_and_conflicts_are_explained() -> None:
         h = L.start_helper()
         before = L.snapshot()
         c = h.client()
-        c.up("wgta", L.config(), kill_switch=False)
+        c.up(TA, L.config(), kill_switch=False)
         cfg_b, _ = second_tunnel(L, "10.96.0.0/24")
-        c.up("wgtb", cfg_b, kill_switch=False)
-        assert sorted(t["name"] for t in c.status()) == ["wgta", "wgtb"]
+        c.up(TB, cfg_b, kill_switch=False)
+        assert sorted(t["name"] for t in c.status()) == sorted([TA, TB])
         assert L.ping(SERVER_TUNNEL[0], 2)
         mid = L.snapshot()
         cfg_c, _ = second_tunnel(L, "10.97.0.128/25", net="10.95.0")
         with pytest.raises(HelperError) as e:
-            c.up("wgtc", cfg_c)
+            c.up(TC, cfg_c)
         assert e.value.code == "conflict"
-        assert "10.97.0.128/25 overlaps 10.97.0.0/24, which tunnel wgta already routes" in e.value.message
+        assert f"10.97.0.128/25 overlaps 10.97.0.0/24, which tunnel {TA} already routes" in e.value.message
         with pytest.raises(HelperError) as e:
-            c.up("wgta", L.config())
+            c.up(TA, L.config())
         assert e.value.code == "conflict" and "already up" in e.value.message
         assert L.snapshot() == mid
-        c.down("wgta")
-        c.down("wgtb")
+        c.down(TA)
+        c.down(TB)
         assert L.snapshot() == before
 
 
@@ -59,15 +67,15 @@ def test_only_one_full_tunnel() -> None:
     with lab() as L:
         h = L.start_helper()
         c = h.client()
-        c.up("wgta", L.config(allowed="0.0.0.0/0"), kill_switch=False)
+        c.up(TA, L.config(allowed="0.0.0.0/0"), kill_switch=False)
         cfg_b, _ = second_tunnel(L, "0.0.0.0/0")
         with pytest.raises(HelperError) as e:
-            c.up("wgtb", cfg_b)
+            c.up(TB, cfg_b)
         assert e.value.code == "conflict" and "only one full tunnel" in e.value.message
         with pytest.raises(HelperError) as e:
-            c.up("wgtc", L.config(allowed="10.9.0.0/24"), full_tunnel=True)
+            c.up(TC, L.config(allowed="10.9.0.0/24"), full_tunnel=True)
         assert e.value.code == "invalid" and "full tunnel needs a peer with AllowedIPs" in e.value.message
-        c.down("wgta")
+        c.down(TA)
 
 
 def test_table_mtu_and_no_full_tunnel_are_honoured() -> None:
@@ -75,33 +83,33 @@ def test_table_mtu_and_no_full_tunnel_are_honoured() -> None:
         h = L.start_helper()
         before = L.snapshot()
         c = h.client()
-        c.up("wgt0", L.config(extra_iface="Table = 1234\nMTU = 1380"))
+        c.up(T, L.config(extra_iface="Table = 1234\nMTU = 1380"))
         assert L.client.exec("ip", "route", "show", "table", "1234").stdout.split() == [
             "10.97.0.0/24",
             "dev",
-            "wgt0",
+            T,
             "scope",
             "link",
         ]
-        assert "wgt0" not in L.client.exec("ip", "route", "show", "table", "main").stdout
-        assert json.loads(L.client.exec("ip", "-j", "link", "show", "wgt0").stdout)[0]["mtu"] == 1380
-        c.down("wgt0")
-        c.up("wgt0", L.config(extra_iface="Table = off"))
+        assert T not in L.client.exec("ip", "route", "show", "table", "main").stdout
+        assert json.loads(L.client.exec("ip", "-j", "link", "show", T).stdout)[0]["mtu"] == 1380
+        c.down(T)
+        c.up(T, L.config(extra_iface="Table = off"))
         routes = L.client.exec("ip", "route", "show", "table", "all").stdout.splitlines()
-        assert [r for r in routes if "wgt0" in r and "table local" not in r and "proto kernel" not in r] == []
-        c.down("wgt0")
-        r = c.up("wgt0", L.config(allowed="0.0.0.0/0, 10.97.0.0/24"), full_tunnel=False)
+        assert [r for r in routes if T in r and "table local" not in r and "proto kernel" not in r] == []
+        c.down(T)
+        r = c.up(T, L.config(allowed="0.0.0.0/0, 10.97.0.0/24"), full_tunnel=False)
         assert r["full_tunnel"] is False and r["kill_switch"] is False
         assert any("full tunnel is off" in w for w in r["warnings"])
         routes = L.client.exec("ip", "route", "show", "table", "all").stdout
-        assert "10.97.0.0/24 dev wgt0" in routes and "default dev wgt0" not in routes
-        assert link_mtu(L, "wgt0") == 1420  # 1500 - 80
-        c.down("wgt0")
+        assert f"10.97.0.0/24 dev {T}" in routes and f"default dev {T}" not in routes
+        assert link_mtu(L, T) == 1420  # 1500 - 80
+        c.down(T)
         # a smaller MTU on the way to the endpoint gives a smaller tunnel MTU
         L.client.exec("ip", "link", "set", L.client_if, "mtu", "1380")
-        c.up("wgt0", L.config(), kill_switch=False)
-        assert link_mtu(L, "wgt0") == 1300
-        c.down("wgt0")
+        c.up(T, L.config(), kill_switch=False)
+        assert link_mtu(L, T) == 1300
+        c.down(T)
         L.client.exec("ip", "link", "set", L.client_if, "mtu", "1500")
         assert L.snapshot() == before
 
@@ -125,28 +133,28 @@ def wgdeskctl(h: Any, *args: str) -> subprocess.CompletedProcess[str]:
 def test_wgdeskctl_up_show_down_a_file() -> None:
     with lab() as L:
         h = L.start_helper()
-        conf = L.workdir / "wgfile.conf"
+        conf = L.workdir / f"{TF}.conf"
         conf.write_text(L.config(dns="10.97.0.1"))
         r = wgdeskctl(h, "up", str(conf), "--no-kill-switch")
         assert r.returncode == 0, r.stderr
-        assert r.stdout.strip() == "wgfile is up (full tunnel off, kill switch off)"
+        assert r.stdout.strip() == f"{TF} is up (full tunnel off, kill switch off)"
         assert L.ping(SERVER_TUNNEL[0], 2)
         r = wgdeskctl(h, "show", "--json")
         data = json.loads(r.stdout)
         [t] = data["tunnels"]
-        assert t["name"] == "wgfile" and t["interface"] == "wgfile" and t["state"] == "up"
+        assert t["name"] == TF and t["interface"] == TF and t["state"] == "up"
         [p] = t["peers"]
         assert set(p) >= {"public_key", "endpoint", "allowed_ips", "latest_handshake", "rx_bytes", "tx_bytes"}
         assert p["public_key"] == L.server_public and isinstance(p["latest_handshake"], int)
         assert L.client_private not in r.stdout
-        text = wgdeskctl(h, "show", "wgfile").stdout
+        text = wgdeskctl(h, "show", TF).stdout
         assert (
-            "interface: wgfile" in text and f"peer: {L.server_public}" in text and "latest handshake:" in text
+            f"interface: {TF}" in text and f"peer: {L.server_public}" in text and "latest handshake:" in text
         )
-        r = wgdeskctl(h, "down", "wgfile")
-        assert r.returncode == 0 and r.stdout.strip() == "wgfile is down"
-        r = wgdeskctl(h, "down", "wgfile")
-        assert r.returncode == 1 and "no tunnel named wgfile is up" in r.stderr
+        r = wgdeskctl(h, "down", TF)
+        assert r.returncode == 0 and r.stdout.strip() == f"{TF} is down"
+        r = wgdeskctl(h, "down", TF)
+        assert r.returncode == 1 and f"no tunnel named {TF} is up" in r.stderr
 
 
 def test_subscribers_see_state_and_handshake_events() -> None:
@@ -169,10 +177,10 @@ def test_subscribers_see_state_and_handshake_events() -> None:
 
         assert wait_for(lambda: "event subscriber connected" in h.log(), 10)
         c = h.client()
-        c.up("wgt0", L.config(), kill_switch=False)
+        c.up(T, L.config(), kill_switch=False)
         assert L.ping(SERVER_TUNNEL[0], 2)
         time.sleep(2.5)
-        c.down("wgt0")
+        c.down(T)
         assert done.wait(10)
         states = [e["state"] for e in events if e["event"] == "state"]
         assert states == ["starting", "up", "stopping", "down"]
@@ -183,14 +191,14 @@ def test_roaming_endpoint_keeps_working_under_the_kill_switch() -> None:
     with lab() as L:
         h = L.start_helper()
         c = h.client()
-        c.up("wgt0", L.config(allowed="0.0.0.0/0, ::/0"))
+        c.up(T, L.config(allowed="0.0.0.0/0, ::/0"))
         assert L.ping(SERVER_TUNNEL[0], 2)
         L.server.exec("ip", "addr", "add", "10.98.2.3/24", "dev", L.server_if)
-        L.client.exec("wg", "set", "wgt0", "peer", L.server_public, "endpoint", "10.98.2.3:51820")
+        L.client.exec("wg", "set", T, "peer", L.server_public, "endpoint", "10.98.2.3:51820")
         assert L.ping(SERVER_TUNNEL[0], 3)
         [t] = c.status()
         assert t["peers"][0]["endpoint"] == "10.98.2.3:51820"
-        c.down("wgt0")
+        c.down(T)
 
 
 def test_wgdeskctl_up_a_stored_tunnel_sends_its_keys_from_the_keyring(
@@ -201,7 +209,7 @@ def test_wgdeskctl_up_a_stored_tunnel_sends_its_keys_from_the_keyring(
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     with lab() as L:
         h = L.start_helper()
-        conf = tmp_path / "office.conf"
+        conf = tmp_path / f"{TS}.conf"
         conf.write_text(L.config())
 
         def ctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -216,10 +224,10 @@ def test_wgdeskctl_up_a_stored_tunnel_sends_its_keys_from_the_keyring(
             )
 
         assert ctl("import", str(conf)).returncode == 0
-        stored = (tmp_path / "config" / "wgdesk" / "tunnels" / "office.conf").read_text()
+        stored = (tmp_path / "config" / "wgdesk" / "tunnels" / f"{TS}.conf").read_text()
         assert "PrivateKey" not in stored  # the key is only in the keyring
-        r = ctl("up", "office", "--no-kill-switch")
+        r = ctl("up", TS, "--no-kill-switch")
         assert r.returncode == 0, r.stderr
         assert L.ping(SERVER_TUNNEL[0], 2)  # the engine got the private key
-        assert [t["name"] for t in json.loads(ctl("show", "--json").stdout)["tunnels"]] == ["office"]
-        assert ctl("down", "office").returncode == 0
+        assert [t["name"] for t in json.loads(ctl("show", "--json").stdout)["tunnels"]] == [TS]
+        assert ctl("down", TS).returncode == 0

@@ -8,9 +8,12 @@ import time
 import pytest
 
 from tests.helper.lab import ENGINES, PUBLIC, PUBLIC6, SERVER_TUNNEL, Capture, lab
+from tests.netns import unique_name
 from wgdesk.client import HelperError
 
 pytestmark = pytest.mark.root
+
+T = unique_name("wgt")  # tunnel (= interface) names are unique per run: /var/run/wireguard is shared
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
@@ -19,12 +22,12 @@ def test_split_tunnel_up_down_leaves_the_system_byte_identical(engine: str) -> N
         h = L.start_helper(engine=ENGINES[engine])
         before = L.snapshot()
         c = h.client()
-        result = c.up("wgt0", L.config(dns="10.97.0.1, corp.test"), kill_switch=False)
+        result = c.up(T, L.config(dns="10.97.0.1, corp.test"), kill_switch=False)
         assert result["state"] == "up" and result["full_tunnel"] is False and result["kill_switch"] is False
         assert L.ping(SERVER_TUNNEL[0], 3)
         assert L.ping(SERVER_TUNNEL[1], 3)
         assert h.resolv_conf.read_text().splitlines()[1:] == ["nameserver 10.97.0.1", "search corp.test"]
-        [tunnel] = c.status("wgt0")
+        [tunnel] = c.status(T)
         [peer] = tunnel["peers"]
         assert peer["public_key"] == L.server_public
         assert peer["endpoint"] == "10.98.2.2:51820"
@@ -32,11 +35,11 @@ def test_split_tunnel_up_down_leaves_the_system_byte_identical(engine: str) -> N
         assert isinstance(peer["latest_handshake"], int) and peer["rx_bytes"] > 0 and peer["tx_bytes"] > 0
         during = L.snapshot()
         assert during["route4"] != before["route4"]
-        assert c.down("wgt0") == {"name": "wgt0", "state": "down"}
+        assert c.down(T) == {"name": T, "state": "down"}
         assert L.snapshot() == before
         assert not list((h.state_dir / "journal").glob("*.journal"))
         with pytest.raises(HelperError) as e:
-            c.down("wgt0")
+            c.down(T)
         assert e.value.code == "not_found"
 
 
@@ -50,7 +53,7 @@ def test_full_tunnel_probe_reaches_the_server_through_the_tunnel_only(engine: st
         assert L.ping(PUBLIC, 2)
         assert cap.count() >= 2
         c = h.client()
-        r = c.up("wgt0", L.config(allowed="0.0.0.0/0, ::/0"))
+        r = c.up(T, L.config(allowed="0.0.0.0/0, ::/0"))
         assert r["full_tunnel"] is True and r["kill_switch"] is True
         cap = Capture(L.router, L.router_lan_if, f"host {PUBLIC} or host {PUBLIC6}", L.workdir)
         enc = Capture(L.server, L.server_if, "udp port 51820", L.workdir)
@@ -63,7 +66,7 @@ def test_full_tunnel_probe_reaches_the_server_through_the_tunnel_only(engine: st
         assert "not from all fwmark 0xca6c lookup 51820" in rules
         assert "from all lookup main suppress_prefixlength 0" in rules
         assert L.client.exec("sysctl", "-n", "net.ipv4.conf.all.src_valid_mark").stdout.strip() == "1"
-        c.down("wgt0")
+        c.down(T)
         assert L.snapshot() == before
         assert L.client.exec("sysctl", "-n", "net.ipv4.conf.all.src_valid_mark").stdout.strip() == "0"
 
@@ -75,7 +78,7 @@ def test_a_failing_step_rolls_back_everything_done_before_it() -> None:
         before = L.snapshot()
         c = h.client()
         with pytest.raises(HelperError) as e:
-            c.up("wgt0", L.config(allowed="0.0.0.0/0, ::/0", dns="10.97.0.1"))
+            c.up(T, L.config(allowed="0.0.0.0/0, ::/0", dns="10.97.0.1"))
         assert e.value.code == "failed"
         assert "/nonexistent-wgdesk-dir" in e.value.message
         assert "kill switch" not in L.snapshot()["nft"]
@@ -91,9 +94,9 @@ def test_bad_config_is_refused_with_file_and_line_and_changes_nothing() -> None:
         before = L.snapshot()
         c = h.client()
         with pytest.raises(HelperError) as e:
-            c.up("wgt0", L.config(extra_peer="Bogus = 1"))
+            c.up(T, L.config(extra_peer="Bogus = 1"))
         assert e.value.code == "invalid"
-        assert e.value.message.startswith("wgt0.conf:")
+        assert e.value.message.startswith(f"{T}.conf:")
         assert L.snapshot() == before
 
 
@@ -102,7 +105,7 @@ def test_an_engine_that_cannot_start_is_rolled_back_with_the_reason() -> None:
         h = L.start_helper(engine="/nonexistent/wgdesk-engine")
         before = L.snapshot()
         with pytest.raises(HelperError) as e:
-            h.client().up("wgt0", L.config(allowed="0.0.0.0/0"))
+            h.client().up(T, L.config(allowed="0.0.0.0/0"))
         assert e.value.code == "failed" and "/nonexistent/wgdesk-engine" in e.value.message
         assert L.snapshot() == before
 
@@ -111,7 +114,7 @@ def test_stopping_the_helper_takes_every_tunnel_down() -> None:
     with lab() as L:
         h = L.start_helper()
         before = L.snapshot()
-        h.client().up("wgt0", L.config(allowed="0.0.0.0/0, ::/0", dns="10.97.0.1"))
+        h.client().up(T, L.config(allowed="0.0.0.0/0, ::/0", dns="10.97.0.1"))
         assert L.snapshot() != before
         h.stop()
         assert h.proc is not None and h.proc.returncode == 0
@@ -131,13 +134,13 @@ def test_repeated_up_down_leaks_no_fds_threads_or_state() -> None:
             pid = h.pid()
             return len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
 
-        c.up("wgt0", cfg)
-        c.down("wgt0")
+        c.up(T, cfg)
+        c.down(T)
         time.sleep(0.5)
         before, counts = L.snapshot(), resources()
         for _ in range(15):
-            c.up("wgt0", cfg)
-            c.down("wgt0")
+            c.up(T, cfg)
+            c.down(T)
         time.sleep(0.5)
         assert resources() == counts
         assert L.snapshot() == before
