@@ -280,3 +280,28 @@ def test_helper_advice_names_every_fix() -> None:
         "Fix: start the service: sudo systemctl enable --now wgdesk-helper\n"
         "Or, for this session only, start it through polkit: pkexec wgdesk-helper"
     )
+
+
+def test_start_at_login_on_macos_is_a_launch_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # macOS cannot run here: check the exact LaunchAgent file the code writes there
+    import plistlib
+
+    from wgdesk.app import settings as settings_module
+
+    monkeypatch.setattr(settings_module.sys, "platform", "darwin")
+    monkeypatch.setattr(settings_module.Path, "home", classmethod(lambda cls: tmp_path))
+    monkeypatch.setattr(
+        settings_module, "launch_command", lambda: "/Applications/wgdesk.app/Contents/MacOS/wgdesk"
+    )
+    s = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
+    agent = tmp_path / "Library" / "LaunchAgents" / "org.wgdesk.wgdesk.plist"
+    assert s.autostart_path() == agent
+    s.set_start_at_login(True)
+    assert plistlib.loads(agent.read_bytes()) == {
+        "Label": "org.wgdesk.wgdesk",
+        "ProgramArguments": ["/Applications/wgdesk.app/Contents/MacOS/wgdesk", "--minimized"],
+        "RunAtLoad": True,
+    }
+    assert s.start_at_login()
+    s.set_start_at_login(False)
+    assert not agent.exists()
