@@ -218,7 +218,9 @@ class HelperProcess:
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115
-        script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+        hosts = self.dir / "hosts"  # the helper resolves endpoint names with the lab's own hosts file
+        hosts.write_text(f"127.0.0.1 localhost\n{SERVER_WAN[0].split('/')[0]} vpn.lab.test\n")
+        script = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"'
         argv = [
             "unshare",
             "-m",
@@ -229,6 +231,7 @@ class HelperProcess:
             script,
             "sh",
             str(self.resolv_conf),
+            str(hosts),
             HELPER,
             "--socket",
             str(self.socket),

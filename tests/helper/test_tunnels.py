@@ -231,3 +231,18 @@ def test_wgdeskctl_up_a_stored_tunnel_sends_its_keys_from_the_keyring(
         assert L.ping(SERVER_TUNNEL[0], 2)  # the engine got the private key
         assert [t["name"] for t in json.loads(ctl("show", "--json").stdout)["tunnels"]] == [TS]
         assert ctl("down", TS).returncode == 0
+
+
+def test_endpoint_host_names_are_resolved_by_the_helper() -> None:
+    with lab() as L:
+        h = L.start_helper()
+        c = h.client()
+        cfg = L.config().replace(f"Endpoint = {SERVER_WAN[0].split('/')[0]}:", "Endpoint = vpn.lab.test:")
+        assert "vpn.lab.test:51820" in cfg
+        c.up(T, cfg, kill_switch=False)
+        assert L.ping(SERVER_TUNNEL[0], 2)
+        assert c.status()[0]["peers"][0]["endpoint"] == "10.98.2.2:51820"
+        c.down(T)
+        with pytest.raises(HelperError) as e:
+            c.up(T, cfg.replace("vpn.lab.test", "nowhere.invalid"))
+        assert e.value.code == "invalid" and "cannot resolve endpoint nowhere.invalid" in e.value.message
