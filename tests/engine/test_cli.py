@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.wgnet import INNER4, WGDESK_ENGINE, WgInterface, build, engine_env, make_workdir
+from tests.interop.wgnet import INNER4, WGDESK_ENGINE, WgInterface, build, engine_env
 from tests.netns import IP, Namespace, namespaces, socket_path, unique_name, wait_for
 
 pytestmark = pytest.mark.root
@@ -71,8 +71,8 @@ def test_daemonises_and_exits_when_the_interface_is_deleted(ns: Namespace) -> No
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_cleanly(ns: Namespace, sig: signal.Signals) -> None:
-    iface = WgInterface(ns, "wgdesk", make_workdir())
+def test_signal_stops_cleanly(ns: Namespace, sig: signal.Signals, tmp_path: Path) -> None:
+    iface = WgInterface(ns, "wgdesk", tmp_path)
     iface.up()
     assert iface.stop(sig) == 0
     assert not socket_path(iface.name).exists()
@@ -83,8 +83,8 @@ def test_signal_stops_cleanly(ns: Namespace, sig: signal.Signals) -> None:
 
 
 @pytest.mark.parametrize(("level", "expect_debug"), [("verbose", True), ("error", False), ("silent", False)])
-def test_log_level(ns: Namespace, level: str, expect_debug: bool) -> None:
-    iface = WgInterface(ns, "wgdesk", make_workdir(), env={"LOG_LEVEL": level})
+def test_log_level(ns: Namespace, level: str, expect_debug: bool, tmp_path: Path) -> None:
+    iface = WgInterface(ns, "wgdesk", tmp_path, env={"LOG_LEVEL": level})
     iface.set("private-key", str(iface.key_file))
     # A bad request is an error at every level but silent.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -100,8 +100,8 @@ def test_log_level(ns: Namespace, level: str, expect_debug: bool) -> None:
         assert any("UAPI: Updating private key" in line for line in lines)
 
 
-def test_uapi_errors_answer_with_errno(ns: Namespace) -> None:
-    iface = WgInterface(ns, "wgdesk", make_workdir())
+def test_uapi_errors_answer_with_errno(ns: Namespace, tmp_path: Path) -> None:
+    iface = WgInterface(ns, "wgdesk", tmp_path)
 
     def ask(request: bytes) -> bytes:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -124,8 +124,8 @@ def test_uapi_errors_answer_with_errno(ns: Namespace) -> None:
     assert iface.alive()
 
 
-def test_second_engine_for_the_same_interface_is_refused(ns: Namespace) -> None:
-    first = WgInterface(ns, "wgdesk", make_workdir())
+def test_second_engine_for_the_same_interface_is_refused(ns: Namespace, tmp_path: Path) -> None:
+    first = WgInterface(ns, "wgdesk", tmp_path)
     result = ns.exec(WGDESK_ENGINE, "-f", first.name, env=engine_env(), check=False, timeout=30)
     assert result.returncode == 1
     assert "ERROR:" in result.stdout
@@ -148,9 +148,9 @@ def test_stale_socket_is_replaced(ns: Namespace) -> None:
     assert not socket_path(name).exists()
 
 
-def test_unprivileged_engine_with_handed_over_descriptors() -> None:
+def test_unprivileged_engine_with_handed_over_descriptors(tmp_path: Path) -> None:
     """The helper's hand-off: TUN, UAPI socket and marked UDP opened privileged; the engine has none."""
-    workdir = make_workdir()
+    workdir = tmp_path
     with namespaces("wu", "wv") as (na, nb):
         topo = build(
             na,
