@@ -129,3 +129,13 @@ def test_without_a_system_tray_the_manager_is_the_main_window(qtbot, gui_env, mo
         server.close()
         app.setQuitOnLastWindowClosed(True)
         manager.deleteLater()
+
+
+def test_without_a_graphical_session_wgdesk_says_so_instead_of_aborting(app_env: dict[str, str]) -> None:
+    env = {k: v for k, v in app_env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run(_argv(), env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "wgdesk: no graphical session (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+        "use wgdeskctl on the command line\n"
+    )

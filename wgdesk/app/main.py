@@ -116,6 +116,13 @@ class Application(QObject):
         self.app.quit()
 
 
+def has_display() -> bool:
+    """Whether Qt can open a window here (otherwise it aborts the process with a core dump)."""
+    if sys.platform in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wgdesk`` console script."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -123,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["WGDESK_SOCKET"] = args.socket
     if hand_off(list(args.files)):  # a running instance took the files; no display needed for this
         return 0
+    if not has_display():
+        print(
+            "wgdesk: no graphical session (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+            "use wgdeskctl on the command line",
+            file=sys.stderr,
+        )
+        return 1
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("wgdesk")
