@@ -346,3 +346,17 @@ def test_a_missing_helper_is_notified_once_not_every_poll(qtbot, store, tmp_path
     assert text.startswith(
         f"Tunnels cannot be connected: the wgdesk helper is not running (no answer on {socket})"
     )
+
+
+def test_importing_hooks_warns_that_they_will_not_run(qtbot, manager: ManagerWindow, tmp_path: Path) -> None:
+    source = tmp_path / "hooky.conf"
+    source.write_text(
+        OFFICE.replace("DNS = 10.0.0.1", "DNS = 10.0.0.1\nPostUp = touch /tmp/wgdesk-should-not-exist")
+    )
+    _import(qtbot, manager, [source])
+    assert manager.last_summary.informativeText() == (
+        f"Imported:\n  {source} as hooky\n\n"
+        "These tunnels contain PreUp/PostUp/PreDown/PostDown commands. They are kept but not run unless an "
+        "administrator allows scripts: hooky"
+    )
+    assert "PostUp commands are kept but wgdesk does not run them" in manager.warnings.text()
