@@ -11,8 +11,8 @@ from tests.netns import IP, namespaces, run, veth
 def test_two_namespaces_ping_and_cleanup() -> None:
     with namespaces("nta", "ntb") as (a, b):
         veth(a, b, ["10.200.0.1/24", "fd00:200::1/64"], ["10.200.0.2/24", "fd00:200::2/64"])
-        a.exec("ping", "-c1", "-W2", "10.200.0.2")
-        a.exec("ping", "-6", "-c1", "-W2", "fd00:200::2")
+        a.exec("ping", "-c1", "-w5", "10.200.0.2")
+        a.exec("ping", "-6", "-c1", "-w5", "fd00:200::2")
         names = {a.name, b.name}
     listed = run([IP, "netns", "list"]).stdout
     assert not any(n in listed for n in names)
