@@ -26,6 +26,8 @@ CASES = [
     pytest.param("wgdesk", "go", "6", True, 0, id="v6-psk-wgdesk-initiates"),
     pytest.param("wgdesk", "go", "4", True, 1, id="v4-psk-go-initiates"),
     pytest.param("wgdesk", "go", "6", False, 1, id="v6-nopsk-go-initiates"),
+    # wgdesk on both ends: GSO sends meet GRO reads.
+    pytest.param("wgdesk", "wgdesk", "6", True, 1, id="wgdesk-wgdesk"),
 ]
 
 
