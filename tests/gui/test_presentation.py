@@ -288,7 +288,7 @@ def test_start_at_login_on_macos_is_a_launch_agent(tmp_path: Path, monkeypatch: 
 
     from wgdesk.app import settings as settings_module
 
-    monkeypatch.setattr(settings_module.sys, "platform", "darwin")
+    monkeypatch.setattr(settings_module.platforms, "system", lambda: "darwin")
     monkeypatch.setattr(settings_module.Path, "home", classmethod(lambda cls: tmp_path))
     monkeypatch.setattr(
         settings_module, "launch_command", lambda: "/Applications/wgdesk.app/Contents/MacOS/wgdesk"

@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
+from wgdesk import platforms
 from wgdesk.app import import_export
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.icons import app_icon
@@ -118,7 +119,7 @@ class Application(QObject):
 
 def has_display() -> bool:
     """Whether Qt can open a window here (otherwise it aborts the process with a core dump)."""
-    if sys.platform in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM"):
+    if platforms.system() in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM"):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 

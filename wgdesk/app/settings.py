@@ -13,6 +13,8 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
+from wgdesk import platforms
+
 _RUN_KEY = r"HKEY_CURRENT_USER\Software\Microsoft\Windows\CurrentVersion\Run"
 _LAUNCH_AGENT = "org.wgdesk.wgdesk"
 
@@ -45,7 +47,7 @@ def _config_home() -> Path:
 
 def launch_command() -> str:
     """How the login session starts us: the ``wgdesk`` next to this interpreter, else the bare name."""
-    candidate = Path(sys.executable).with_name("wgdesk.exe" if sys.platform == "win32" else "wgdesk")
+    candidate = Path(sys.executable).with_name(platforms.executable_name("wgdesk"))
     return str(candidate) if candidate.exists() else "wgdesk"
 
 
@@ -62,22 +64,22 @@ class AppSettings:
     @staticmethod
     def autostart_path() -> Path:
         """Where the start-at-login entry lives (for Windows: a pseudo-path naming the registry value)."""
-        if sys.platform == "darwin":
+        if platforms.system() == "darwin":
             return Path.home() / "Library" / "LaunchAgents" / f"{_LAUNCH_AGENT}.plist"
-        if sys.platform == "win32":
+        if platforms.system() == "win32":
             return Path(_RUN_KEY) / "wgdesk"
         return _config_home() / "autostart" / "wgdesk.desktop"
 
     def start_at_login(self) -> bool:
         """Whether the app starts when the user logs in."""
-        if sys.platform == "win32":
+        if platforms.system() == "win32":
             return QSettings(_RUN_KEY, QSettings.Format.NativeFormat).contains("wgdesk")
         return self.autostart_path().exists()
 
     def set_start_at_login(self, enabled: bool) -> None:
         """Create or remove the start-at-login entry."""
         command = launch_command()
-        if sys.platform == "win32":
+        if platforms.system() == "win32":
             run = QSettings(_RUN_KEY, QSettings.Format.NativeFormat)
             if enabled:
                 run.setValue("wgdesk", f'"{command}" --minimized')
@@ -90,7 +92,7 @@ class AppSettings:
             path.unlink(missing_ok=True)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        if sys.platform == "darwin":
+        if platforms.system() == "darwin":
             text = _PLIST.format(label=_LAUNCH_AGENT, command=command)
         else:
             text = AUTOSTART_ENTRY.format(command=f"{command} --minimized")

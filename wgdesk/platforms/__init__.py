@@ -2,6 +2,8 @@
 
 This is the only module that branches on ``sys.platform``; everything else imports
 ``wgdesk.platforms.current`` (the module for the running OS) or the names re-exported here.
+``current`` is loaded on first use, so the GUI and the CLI can ask for `system()` or
+`user_config_dir()` without importing the privileged networking code.
 """
 
 from __future__ import annotations
@@ -36,12 +38,22 @@ def _select() -> ModuleType:
     raise Unsupported(f"wgdesk does not support {sys.platform}")
 
 
-current: ModuleType = _select()
+def __getattr__(name: str) -> ModuleType:
+    if name == "current":
+        module = _select()
+        globals()["current"] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def system() -> str:
     """The running OS as `linux`, `darwin` or `win32` (the names `wgdesk.config.lint` takes)."""
     return "linux" if sys.platform.startswith("linux") else sys.platform
+
+
+def executable_name(name: str) -> str:
+    """The file name of executable `name` on the running OS (`name.exe` on Windows)."""
+    return f"{name}.exe" if sys.platform == "win32" else name
 
 
 def user_config_dir() -> Path:
@@ -56,4 +68,4 @@ def user_config_dir() -> Path:
     return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config") / "wgdesk"
 
 
-__all__ = ["PlatformError", "Unsupported", "current", "system", "user_config_dir"]
+__all__ = ["PlatformError", "Unsupported", "current", "executable_name", "system", "user_config_dir"]
