@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 from tests.secret_service import SecretService, keyring_session, secret_service  # noqa: F401
 from wgdesk.config import parse, parse_bytes, write
 from wgdesk.keystore import KeyringUnavailable, KeyStore
-from wgdesk.tunnels import InvalidTunnelName, TunnelExists, TunnelNotFound, TunnelStore, default_directory
+from wgdesk.tunnels import (
+    InvalidTunnelName,
+    TunnelExists,
+    TunnelNotFound,
+    TunnelStore,
+    default_directory,
+    write_export,
+)
 
 DATA = Path(__file__).resolve().parent / "data" / "configs"
 SERVER = DATA / "valid" / "server.conf"
@@ -218,6 +225,17 @@ def test_export_with_and_without_secrets(store: TunnelStore) -> None:
     store.save("exp0", cfg)
     assert "PrivateKey" not in store.export("exp0")
     assert store.export("exp0", with_secrets=True) == write(cfg)
+
+
+def test_a_secret_export_over_a_world_readable_file_makes_it_private(tmp_path: Path) -> None:
+    secret, plain = tmp_path / "secret.conf", tmp_path / "plain.conf"
+    for path in (secret, plain):
+        path.write_bytes(b"an older, longer file")
+        path.chmod(0o644)
+    write_export(secret, b"PrivateKey = ...\n", secret=True)
+    write_export(plain, b"PublicKey = ...\n", secret=False)
+    assert (stat.S_IMODE(secret.stat().st_mode), secret.read_bytes()) == (0o600, b"PrivateKey = ...\n")
+    assert (stat.S_IMODE(plain.stat().st_mode), plain.read_bytes()) == (0o644, b"PublicKey = ...\n")
 
 
 def test_export_zip_of_all(store: TunnelStore) -> None:

@@ -34,7 +34,7 @@ from wgdesk.config.parser import check_address, check_dns, check_port
 from wgdesk.keystore import KeyringUnavailable
 from wgdesk.platforms import system
 from wgdesk.proto import keys
-from wgdesk.tunnels import MAX_CONF_BYTES, TunnelError, TunnelStore
+from wgdesk.tunnels import MAX_CONF_BYTES, TunnelError, TunnelStore, write_export
 
 __all__ = ["build_parser", "main", "public_key_of"]
 
@@ -194,15 +194,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
-def _write_output(path: str, data: bytes, secret: bool) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    fd = os.open(path, flags, 0o600 if secret else 0o644)
-    if secret and hasattr(os, "fchmod"):
-        os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     store = TunnelStore()
     if args.all:
@@ -217,7 +208,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
         else:
-            _write_output(args.output, data, secret=args.with_secrets)
+            write_export(args.output, data, secret=args.with_secrets)
         return 0
     if args.name is None:
         _err(f"{PROG}: give a tunnel name or --all")
@@ -229,7 +220,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output is None:
         _out(text)
     else:
-        _write_output(args.output, text.encode(), secret=args.with_secrets)
+        write_export(args.output, text.encode(), secret=args.with_secrets)
     return 0
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "TunnelStore",
     "default_directory",
     "sanitize_name",
+    "write_export",
 ]
 
 MAX_CONF_BYTES = 1 << 20
@@ -174,6 +175,19 @@ def _write_private(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_export(path: Path | str, data: bytes, secret: bool) -> None:
+    """Write an export the user asked for to `path` (in place: it may be a pipe or a device).
+
+    With `secret` the file is 0600 before any byte is written, even when it existed with a wider
+    mode; otherwise a new file is 0644 (less the umask) and an existing one keeps its mode.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        if secret and hasattr(os, "fchmod"):  # POSIX; on Windows the user's directories' ACLs apply
+            os.fchmod(fd, 0o600)
+        f.write(data)
 
 
 class TunnelStore:

@@ -7,7 +7,6 @@ thread.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from wgdesk.app.state import Health, health, icon_state, is_active
 from wgdesk.app.workers import StatusMonitor, TaskRunner
 from wgdesk.client import HelperClient, HelperPermissionDenied, HelperUnavailable
 from wgdesk.config import ConfigError, lint, parse, write
-from wgdesk.tunnels import TunnelStore
+from wgdesk.tunnels import TunnelStore, write_export
 
 ClientFactory = Callable[[], HelperClient]
 
@@ -345,11 +344,8 @@ class TunnelController(QObject):
         store = self.store
 
         def run() -> None:
-            text = store.export(name, with_secrets=with_secrets)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
+            # never readable by others, keys or not
+            write_export(path, store.export(name, with_secrets=with_secrets).encode(), secret=True)
 
         self.runner.submit(
             run,
