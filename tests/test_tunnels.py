@@ -266,6 +266,27 @@ def test_import_warns_about_overlap_with_existing_tunnels(store: TunnelStore) ->
     assert [w.message for w in overlap] == ["AllowedIPs 0.0.0.0/0 overlaps 0.0.0.0/0 of tunnel `mullvad-se1`"]
 
 
+def test_an_archive_import_reads_each_tunnel_a_bounded_number_of_times(
+    store: TunnelStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    count = 30
+    text = (DATA / "valid" / "client.conf").read_bytes()
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(count):
+            z.writestr(f"many{i}.conf", text)
+    loads = []
+    real_load = store.load
+    monkeypatch.setattr(store, "load", lambda name, *a, **k: loads.append(name) or real_load(name, *a, **k))
+    report = store.import_files([archive])
+    assert [t.name for t in report.imported] == [f"many{i}" for i in range(count)]
+    # every later file is linted against the earlier ones ...
+    last = report.imported[-1].warnings
+    assert {w.code for w in last} >= {"overlap-tunnel"}
+    # ... without reading all of them again for each file (that was count² / 2 reads)
+    assert len(loads) <= 3 * count
+
+
 def test_an_invalid_model_changes_nothing(store: TunnelStore) -> None:
     from wgdesk.config import ConfigError
 

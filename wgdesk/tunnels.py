@@ -49,6 +49,7 @@ __all__ = [
 MAX_CONF_BYTES = 1 << 20
 """A `.conf` larger than this (1 MiB) is refused, inside a `.zip` or not."""
 MAX_ZIP_MEMBERS = 1000
+_TOO_LARGE = "larger than 1 MiB; not a tunnel config"
 
 
 # What reading a damaged or unusual archive can raise (zlib/bz2/lzma streams, encrypted members, ...).
@@ -334,9 +335,9 @@ class TunnelStore:
         sanitized and de-duplicated like a file name."""
         report = ImportReport()
         if len(data) > MAX_CONF_BYTES:
-            report.rejected.append(RejectedFile(source, "larger than 1 MiB; not a tunnel config"))
+            report.rejected.append(RejectedFile(source, _TOO_LARGE))
         else:
-            self._import_one(name, data, source, report)
+            self._import_one(name, data, source, report, _Existing(self))
         return report
 
     def import_files(self, paths: Iterable[Path | str]) -> ImportReport:
@@ -347,28 +348,29 @@ class TunnelStore:
         Files that fail to parse are skipped with the parser's message as the reason.
         """
         report = ImportReport()
+        existing = _Existing(self)
         for raw in paths:
             path = Path(raw)
             if path.suffix.lower() == ".zip":
-                self._import_zip(path, report)
+                self._import_zip(path, report, existing)
             elif path.suffix.lower() == ".conf":
                 try:
                     size = path.stat().st_size
                     if size > MAX_CONF_BYTES:
                         report.rejected.append(
-                            RejectedFile(str(path), "larger than 1 MiB; not a tunnel config")
+                            RejectedFile(str(path), _TOO_LARGE)
                         )
                         continue
                     data = path.read_bytes()
                 except OSError as exc:
                     report.rejected.append(RejectedFile(str(path), exc.strerror or str(exc)))
                     continue
-                self._import_one(path.stem, data, str(path), report, file_mode=file_mode_of(path))
+                self._import_one(path.stem, data, str(path), report, existing, file_mode_of(path))
             else:
                 report.rejected.append(RejectedFile(str(path), "not a .conf or .zip file"))
         return report
 
-    def _import_zip(self, path: Path, report: ImportReport) -> None:
+    def _import_zip(self, path: Path, report: ImportReport, existing: _Existing) -> None:
         try:
             archive = zipfile.ZipFile(path)
         except _ZIP_ERRORS as exc:
@@ -388,7 +390,7 @@ class TunnelStore:
                     report.rejected.append(RejectedFile(source, "not a .conf file"))
                     continue
                 if member.file_size > MAX_CONF_BYTES:
-                    report.rejected.append(RejectedFile(source, "larger than 1 MiB; not a tunnel config"))
+                    report.rejected.append(RejectedFile(source, _TOO_LARGE))
                     continue
                 try:
                     with archive.open(member) as f:
@@ -399,9 +401,9 @@ class TunnelStore:
                     )
                     continue
                 if len(data) > MAX_CONF_BYTES:
-                    report.rejected.append(RejectedFile(source, "larger than 1 MiB; not a tunnel config"))
+                    report.rejected.append(RejectedFile(source, _TOO_LARGE))
                     continue
-                self._import_one(inner.stem, data, source, report)
+                self._import_one(inner.stem, data, source, report, existing)
 
     def _unique_name(self, wanted: str, taken: set[str]) -> str:
         if wanted not in taken:
@@ -414,14 +416,20 @@ class TunnelStore:
         raise TunnelError("too many tunnels with the same name")
 
     def _import_one(
-        self, stem: str, data: bytes, source: str, report: ImportReport, file_mode: int | None = None
+        self,
+        stem: str,
+        data: bytes,
+        source: str,
+        report: ImportReport,
+        existing: _Existing,
+        file_mode: int | None = None,
     ) -> None:
         try:
             cfg = parse_bytes(data, filename=source)
         except ConfigError as exc:
             report.rejected.append(RejectedFile(source, str(exc)))
             return
-        taken = set(self.list())
+        taken = existing.names
         name = stem
         reasons = []
         if not is_interface_name(name):
@@ -432,6 +440,8 @@ class TunnelStore:
             reasons.append(f"`{name}` already exists")
             name = unique
         self.save(name, cfg)
+        warnings = lint(cfg, other_tunnels=existing.configs, file_mode=file_mode, platform=system())
+        existing.add(name, self.load(name))
         report.imported.append(
             ImportedTunnel(
                 name=name,
@@ -439,13 +449,19 @@ class TunnelStore:
                 renamed_from=stem if reasons else None,
                 rename_reason="; ".join(reasons) if reasons else None,
                 has_hooks=cfg.has_hooks,
-                warnings=tuple(
-                    lint(
-                        cfg,
-                        other_tunnels=self.configs(exclude=[name]),
-                        file_mode=file_mode,
-                        platform=system(),
-                    )
-                ),
+                warnings=tuple(warnings),
             )
         )
+
+
+class _Existing:
+    """The store's tunnels during one import: read from disk once, then kept up to date as files
+    are imported (so an archive of N files costs N reads, not N²)."""
+
+    def __init__(self, store: TunnelStore) -> None:
+        self.names = set(store.list())
+        self.configs = store.configs()
+
+    def add(self, name: str, cfg: Config) -> None:
+        self.names.add(name)
+        self.configs[name] = cfg
