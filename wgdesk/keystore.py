@@ -12,6 +12,8 @@ There is no plaintext fallback: without a usable keyring backend every operation
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import TypeVar
 
 import keyring
 import keyring.backend
@@ -27,6 +29,8 @@ __all__ = [
 ]
 
 SERVICE = "wgdesk"
+
+_T = TypeVar("_T")
 
 
 def private_key_item(tunnel: str) -> str:
@@ -106,17 +110,11 @@ class KeyStore:
             raise KeyringUnavailable(f"the configured backend {name} does not keep secrets safely")
         return backend
 
-    def _call(self, what: str, operation: str, *args: str) -> str | None:
+    def _call(self, what: str, operation: Callable[[keyring.backend.KeyringBackend], _T]) -> _T:
+        """Run `operation` on the backend, turning its failures into `KeyringUnavailable`."""
         backend = self.backend
         try:
-            if operation == "get":
-                return backend.get_password(self.service, *args)
-            if operation == "set":
-                backend.set_password(self.service, *args)
-            else:
-                with contextlib.suppress(keyring.errors.PasswordDeleteError):  # already absent
-                    backend.delete_password(self.service, *args)
-            return None
+            return operation(backend)
         except keyring.errors.NoKeyringError as exc:
             raise KeyringUnavailable(str(exc) or "no keyring backend was found") from None
         except keyring.errors.InitError as exc:
@@ -132,15 +130,20 @@ class KeyStore:
 
     def get(self, item: str) -> str | None:
         """The secret stored under `item`, or None."""
-        return self._call("read a secret", "get", item)
+        return self._call("read a secret", lambda b: b.get_password(self.service, item))
 
     def set(self, item: str, secret: str) -> None:
         """Store `secret` under `item`, replacing what was there."""
-        self._call("store a secret", "set", item, secret)
+        self._call("store a secret", lambda b: b.set_password(self.service, item, secret))
 
     def delete(self, item: str) -> None:
         """Remove `item`; no error if it does not exist."""
-        self._call("delete a secret", "delete", item)
+
+        def delete(backend: keyring.backend.KeyringBackend) -> None:
+            with contextlib.suppress(keyring.errors.PasswordDeleteError):  # already absent
+                backend.delete_password(self.service, item)
+
+        self._call("delete a secret", delete)
 
     # Convenience for the two kinds of item.
 
