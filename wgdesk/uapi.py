@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Final
@@ -71,12 +71,23 @@ class RequestError(ConfigurationError):
     """
 
 
-def _invalid(message: str) -> ConfigurationError:
-    return ConfigurationError(errno.EINVAL, message)
+_invalid: Final = ConfigurationError.invalid
 
 
 def _show(value: str) -> str:
     return repr(value if len(value) <= 64 else value[:64] + "…")
+
+
+def _key_values(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """The ``key=value`` pairs up to the first empty line; a line without ``=`` is EPROTO."""
+    for raw in lines:
+        line = raw[:-1] if raw.endswith("\n") else raw
+        if not line:
+            return
+        key, eq, value = line.partition("=")
+        if not eq:
+            raise ConfigurationError(errno.EPROTO, f"failed to parse line {_show(line)}: no '='")
+        yield key, value
 
 
 # --- values ------------------------------------------------------------------------------------------
@@ -221,13 +232,7 @@ def parse_set(lines: Iterable[str]) -> DeviceChange:
     replace_peers = False
     peers: list[PeerChange] = []
     peer: _PeerBuilder | None = None
-    for raw in lines:
-        line = raw[:-1] if raw.endswith("\n") else raw
-        if not line:
-            break
-        key, eq, value = line.partition("=")
-        if not eq:
-            raise ConfigurationError(errno.EPROTO, f"failed to parse line {_show(line)}: no '='")
+    for key, value in _key_values(lines):
         if key == "public_key":
             if peer is not None:
                 peers.append(peer.build())
@@ -360,13 +365,7 @@ def parse_get(lines: Iterable[str]) -> DeviceSnapshot:
     peer: _PeerState | None = None
     code: int | None = None
     try:
-        for raw in lines:
-            line = raw[:-1] if raw.endswith("\n") else raw
-            if not line:
-                break
-            key, eq, value = line.partition("=")
-            if not eq:
-                raise ValueError(f"line without '=': {_show(line)}")
+        for key, value in _key_values(lines):
             if key == "errno":
                 code = int(value)
             elif key == "public_key":
