@@ -164,6 +164,16 @@ def test_without_secrets_and_has_secrets() -> None:
     assert replace(bare, interface=replace(bare.interface, private_key=cfg.interface.private_key)) != cfg
 
 
+def test_repr_shows_no_secret() -> None:
+    # repr() is what logs, tracebacks and test reports print
+    cfg = parse_bytes((DATA / "server.conf").read_bytes())
+    assert cfg.interface.private_key is not None and cfg.peers[1].preshared_key is not None
+    for text in (repr(cfg), repr(cfg.interface), repr(cfg.peers)):
+        assert cfg.interface.private_key not in text
+        assert cfg.peers[1].preshared_key not in text
+    assert cfg.peers[1].public_key in repr(cfg)
+
+
 @settings(max_examples=300, deadline=None)
 @given(configs, st.data())
 def test_a_control_character_anywhere_in_a_setting_is_rejected(cfg: Config, data: st.DataObject) -> None:

@@ -122,7 +122,7 @@ class Interface:
             app unless an administrator allows it.
     """
 
-    private_key: str | None = None
+    private_key: str | None = field(default=None, repr=False)  # repr() ends up in logs
     listen_port: int | None = None
     fwmark: int | None = None
     addresses: tuple[IPInterface, ...] = ()
@@ -153,7 +153,7 @@ class Peer:
     """One `[Peer]` section. `persistent_keepalive` is 0 for `off`, None when not set."""
 
     public_key: str
-    preshared_key: str | None = None
+    preshared_key: str | None = field(default=None, repr=False)
     allowed_ips: tuple[IPNetwork, ...] = ()
     endpoint: Endpoint | None = None
     persistent_keepalive: int | None = None
