@@ -29,8 +29,7 @@ from wgdesk.config import (
     strip,
     write,
 )
-from wgdesk.config.parser import _ValueError as ValueProblem
-from wgdesk.config.parser import check_address, check_dns, check_port
+from wgdesk.config.parser import InvalidValue, check_address, check_dns, check_port
 from wgdesk.keystore import KeyringUnavailable
 from wgdesk.platforms import system
 from wgdesk.proto import keys
@@ -253,7 +252,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         addresses = tuple(check_address(a) for a in _split(args.address))
         dns = [check_dns(d) for d in _split(args.dns)]
         port = check_port("ListenPort", args.listen_port) if args.listen_port is not None else None
-    except ValueProblem as exc:
+    except InvalidValue as exc:
         _err(f"{PROG}: {exc}")
         return 2
     interface = replace(

@@ -60,7 +60,7 @@ _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 _DIGITS = re.compile(r"[0-9]{1,30}")  # bounded: int() refuses very long digit strings
 
 
-class _ValueError(Exception):
+class InvalidValue(Exception):
     """A value is wrong; the parser adds file, line and key."""
 
 
@@ -81,7 +81,7 @@ def _describe(ch: str) -> str:
 def check_key(key: str, value: str) -> str:
     # The value is never echoed: it may be a private key with a typo in it.
     if not is_valid_key(value):
-        raise _ValueError(
+        raise InvalidValue(
             f"{key} is not a valid key: expected 44 characters of base64 that decode to 32 bytes"
             f" (found {len(value)} characters)"
         )
@@ -100,7 +100,7 @@ def _shorten(value: str) -> str:
 
 def check_port(key: str, value: str, minimum: int = 0) -> int:
     if not _DIGITS.fullmatch(value) or not minimum <= int(value) <= 65535:
-        raise _ValueError(f"{key} must be a port number from {minimum} to 65535, not `{_shorten(value)}`")
+        raise InvalidValue(f"{key} must be a port number from {minimum} to 65535, not `{_shorten(value)}`")
     return int(value)
 
 
@@ -113,7 +113,7 @@ def check_fwmark(value: str) -> int:
     elif _DIGITS.fullmatch(value):
         number = int(value, 10)
     if number is None or number > 0xFFFFFFFF:
-        raise _ValueError(f"FwMark must be off or a number from 0 to 0xffffffff, not `{_shorten(value)}`")
+        raise InvalidValue(f"FwMark must be off or a number from 0 to 0xffffffff, not `{_shorten(value)}`")
     return number
 
 
@@ -121,7 +121,7 @@ def check_keepalive(value: str) -> int:
     if value.lower() == "off":
         return 0
     if not _DIGITS.fullmatch(value) or int(value) > 65535:
-        raise _ValueError(
+        raise InvalidValue(
             f"PersistentKeepalive must be off or a number of seconds from 0 to 65535, not `{_shorten(value)}`"
         )
     return int(value)
@@ -141,13 +141,13 @@ def _split_prefix(key: str, entry: str) -> tuple[IPAddress, int]:
     try:
         ip = check_ip(address)
     except ValueError:
-        raise _ValueError(
+        raise InvalidValue(
             f"{key} entry `{_shorten(entry)}` is not an IP address with an optional /prefix"
         ) from None
     if not slash:
         return ip, ip.max_prefixlen
     if not _DIGITS.fullmatch(prefix) or int(prefix) > ip.max_prefixlen:
-        raise _ValueError(
+        raise InvalidValue(
             f"{key} entry `{_shorten(entry)}` has an invalid prefix length"
             f" (0 to {ip.max_prefixlen} for IPv{ip.version})"
         )
@@ -165,7 +165,7 @@ def check_address(entry: str) -> IPInterface:
     _, slash, written = entry.partition("/")
     if slash and len(written) > 1 and written.startswith("0"):
         # `ip address add` reads the prefix with strtoul(..., 0): /024 is octal, i.e. /20.
-        raise _ValueError(
+        raise InvalidValue(
             f"Address entry `{_shorten(entry)}`: `ip` reads a prefix with a leading zero as octal;"
             " write it without the zero"
         )
@@ -189,7 +189,7 @@ def check_domain(key: str, entry: str) -> str:
         name = name[:-1]
     labels = name.split(".")
     if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        raise _ValueError(
+        raise InvalidValue(
             f"{key} entry `{_shorten(entry)}` is neither an IP address nor a valid search domain"
         )
     return entry
@@ -200,7 +200,7 @@ def check_dns(entry: str) -> IPAddress | str:
         try:
             return check_ip(entry)
         except ValueError:
-            raise _ValueError(f"DNS entry `{_shorten(entry)}` is not a valid IP address") from None
+            raise InvalidValue(f"DNS entry `{_shorten(entry)}` is not a valid IP address") from None
     return check_domain("DNS", entry)
 
 
@@ -211,20 +211,20 @@ def check_host(host: str, raw: str) -> str:
         try:
             canonical = str(IPv6Address(address))
         except ValueError:
-            raise _ValueError(f"Endpoint `{_shorten(raw)}` has an invalid IPv6 address") from None
+            raise InvalidValue(f"Endpoint `{_shorten(raw)}` has an invalid IPv6 address") from None
         if percent:
             if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", scope):
-                raise _ValueError(f"Endpoint `{_shorten(raw)}` has an invalid IPv6 scope")
+                raise InvalidValue(f"Endpoint `{_shorten(raw)}` has an invalid IPv6 scope")
             canonical += "%" + scope
         return canonical
     if re.fullmatch(r"[0-9.]+", host):
         try:
             return str(IPv4Address(host))
         except ValueError:
-            raise _ValueError(f"Endpoint `{_shorten(raw)}` has an invalid IPv4 address") from None
+            raise InvalidValue(f"Endpoint `{_shorten(raw)}` has an invalid IPv4 address") from None
     name = host[:-1] if host.endswith(".") else host
     if not name or len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
-        raise _ValueError(f"Endpoint host `{_shorten(host)}` is neither an IP address nor a valid host name")
+        raise InvalidValue(f"Endpoint host `{_shorten(host)}` is neither an IP address nor a valid host name")
     return host
 
 
@@ -233,16 +233,16 @@ def check_endpoint(value: str) -> Endpoint:
     if value.startswith("["):
         host, bracket, rest = value[1:].partition("]")
         if not bracket:
-            raise _ValueError(f"Endpoint `{_shorten(value)}` has no closing `]`")
+            raise InvalidValue(f"Endpoint `{_shorten(value)}` has no closing `]`")
         if not rest.startswith(":") or len(rest) == 1:
-            raise _ValueError(f"Endpoint `{_shorten(value)}` has no port: write [IPv6]:port")
+            raise InvalidValue(f"Endpoint `{_shorten(value)}` has no port: write [IPv6]:port")
         port = rest[1:]
         if ":" not in host and not re.fullmatch(r"[0-9.]+", host):
-            raise _ValueError(f"Endpoint `{_shorten(value)}`: only IP addresses go in brackets")
+            raise InvalidValue(f"Endpoint `{_shorten(value)}`: only IP addresses go in brackets")
     else:
         host, colon, port = value.rpartition(":")
         if not colon or not port or not host:
-            raise _ValueError(f"Endpoint `{_shorten(value)}` has no port: write host:port or [IPv6]:port")
+            raise InvalidValue(f"Endpoint `{_shorten(value)}` has no port: write host:port or [IPv6]:port")
     number = check_port("Endpoint port", port, minimum=1)
     return Endpoint(check_host(host, value), number)
 
@@ -250,7 +250,7 @@ def check_endpoint(value: str) -> Endpoint:
 def _octal_trap(key: str, value: str) -> None:
     # `ip` reads these numbers with strtoul(..., 0): a leading zero means octal (01280 is 696).
     if len(value) > 1 and value.startswith("0") and _DIGITS.fullmatch(value):
-        raise _ValueError(
+        raise InvalidValue(
             f"{key} `{_shorten(value)}`: `ip` reads a number with a leading zero as octal;"
             " write it without the zero"
         )
@@ -259,7 +259,7 @@ def _octal_trap(key: str, value: str) -> None:
 def check_mtu(value: str) -> int:
     _octal_trap("MTU", value)
     if not _DIGITS.fullmatch(value) or not 68 <= int(value) <= 65535:
-        raise _ValueError(f"MTU must be a number from 68 to 65535, not `{_shorten(value)}`")
+        raise InvalidValue(f"MTU must be a number from 68 to 65535, not `{_shorten(value)}`")
     return int(value)
 
 
@@ -269,11 +269,11 @@ def check_table(value: str) -> str:
     if _DIGITS.fullmatch(value):
         _octal_trap("Table", value)
         if int(value) > 0xFFFFFFFF:
-            raise _ValueError(f"Table number `{_shorten(value)}` is larger than 4294967295")
+            raise InvalidValue(f"Table number `{_shorten(value)}` is larger than 4294967295")
         return value
     if _TABLE_NAME.fullmatch(value) and value.lower() not in ("auto", "off"):
         return value
-    raise _ValueError(f"Table must be auto, off, a table number or a table name, not `{_shorten(value)}`")
+    raise InvalidValue(f"Table must be auto, off, a table number or a table name, not `{_shorten(value)}`")
 
 
 def check_bool(value: str) -> bool:
@@ -282,17 +282,17 @@ def check_bool(value: str) -> bool:
         return True
     if lowered == "false":
         return False
-    raise _ValueError(f"SaveConfig must be true or false, not `{_shorten(value)}`")
+    raise InvalidValue(f"SaveConfig must be true or false, not `{_shorten(value)}`")
 
 
 def check_hook(key: str, value: str) -> str:
     bad = _forbidden_char(value, allowed=" ")
     if bad is not None:
-        raise _ValueError(f"{key} contains a control character ({_describe(bad)})")
+        raise InvalidValue(f"{key} contains a control character ({_describe(bad)})")
     if "#" in value:
-        raise _ValueError(f"{key} cannot contain `#`: wg-quick treats the rest of the line as a comment")
+        raise InvalidValue(f"{key} cannot contain `#`: wg-quick treats the rest of the line as a comment")
     if value != value.strip(SPACE):
-        raise _ValueError(f"{key} has leading or trailing whitespace that wg-quick would drop")
+        raise InvalidValue(f"{key} has leading or trailing whitespace that wg-quick would drop")
     return value
 
 
@@ -439,7 +439,7 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
                 _apply_interface(interface, key, value)
             else:
                 _apply_peer(peers[section - 1], key, value)
-        except _ValueError as exc:
+        except InvalidValue as exc:
             raise ConfigError(filename, number, key, str(exc)) from None
 
     built_peers = []
@@ -530,7 +530,7 @@ def _apply_peer(draft: _PeerDraft, key: str, value: str) -> None:
     elif key == "AllowedIPs":
         entries = value.split(",")
         if any(not entry for entry in entries):
-            raise _ValueError(f"AllowedIPs `{_shorten(value)}` has an empty entry (a stray comma?)")
+            raise InvalidValue(f"AllowedIPs `{_shorten(value)}` has an empty entry (a stray comma?)")
         draft.allowed_ips.extend(check_network(entry) for entry in entries)
     elif key == "Endpoint":
         draft.endpoint = check_endpoint(value)

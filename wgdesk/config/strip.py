@@ -9,15 +9,11 @@ dropped when it is an `Address`, `DNS`, `MTU`, `Table`, `PreUp`, `PostUp`, `PreD
 from __future__ import annotations
 
 from wgdesk.config.model import ConfigError
+from wgdesk.config.parser import QUICK_KEYS, SPACE
 
 __all__ = ["strip"]
 
-_QUICK_KEYS = frozenset(
-    k.lower()
-    for k in ("Address", "MTU", "DNS", "Table", "PreUp", "PreDown", "PostUp", "PostDown", "SaveConfig")
-)
 _BASH_IFS = " \t\n"
-_POSIX_SPACE = " \t\n\v\f\r"
 
 
 def strip(text: str, filename: str = "wg0.conf") -> str:
@@ -37,14 +33,14 @@ def strip(text: str, filename: str = "wg0.conf") -> str:
         line = raw.strip(_BASH_IFS)
         before_comment = line.split("#", 1)[0]
         key, equals, value = before_comment.partition("=")
-        key = key.strip(_POSIX_SPACE)
+        key = key.strip(SPACE)
         if key.startswith("["):
             in_interface = False
         if key.lower() == "[interface]":
             in_interface = True
-        if in_interface and key.lower() in _QUICK_KEYS:
+        if in_interface and key.lower() in QUICK_KEYS:
             if key.lower() == "saveconfig":
-                value = value.strip(_POSIX_SPACE) if equals else key
+                value = value.strip(SPACE) if equals else key
                 if value.lower() not in ("true", "false"):
                     raise ConfigError(filename, number, "SaveConfig", f"`{value}' is neither true nor false")
             continue

@@ -21,7 +21,7 @@ def _check(key: str, ok: bool, message: str) -> None:
 def _checked(key: str, check: Callable[[], object], expected: object) -> None:
     try:
         result = check()
-    except _p._ValueError as exc:
+    except _p.InvalidValue as exc:
         raise ConfigError(_MODEL, None, key, str(exc)) from None
     _check(key, result == expected, f"{key} value {expected!r} would not read back unchanged")
 
