@@ -3,6 +3,11 @@
 Reads and writes are non-blocking and batched: `read_batch` drains what the kernel has queued,
 `write_batch` hands decrypted packets back. When the interface is deleted (`ip link del`), the
 kernel answers reads with `EBADFD`; `read_batch` reports that as `TunGone`.
+
+A TUN the engine creates also has `IFF_VNET_HDR`: every packet carries a `virtio_net_hdr`, which
+lets `write_batch` hand a run of TCP segments of one stream to the kernel as one packet (see
+`offload`). Offloads stay off, so reads are single packets behind an empty header. A descriptor
+handed over without `IFF_VNET_HDR` (`WG_TUN_FD`) is used plainly, one packet per system call.
 """
 
 from __future__ import annotations
@@ -12,11 +17,18 @@ import fcntl
 import os
 import socket
 import struct
+from contextlib import suppress
+
+from wgdesk.engine.offload import VNET_HDR_LEN, coalesce
 
 TUNSETIFF = 0x400454CA
 TUNGETIFF = 0x800454D2
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+TUNSETOFFLOAD = 0x400454D0
+TUNGETVNETHDRSZ = 0x800454D7
+TUNSETVNETHDRSZ = 0x400454D8
 SIOCGIFMTU = 0x8921
 SIOCSIFMTU = 0x8922
 SIOCGIFINDEX = 0x8933
@@ -44,11 +56,29 @@ class Tun:
     The interface is not persistent: closing the descriptor (or exiting) removes it.
     """
 
-    def __init__(self, fd: int, name: str) -> None:
+    def __init__(self, fd: int, name: str, vnet_hdr: bool = False) -> None:
         self.fd = fd
         self.name = name
         os.set_blocking(fd, False)
         self.closed = False
+        self.vnet_hdr = vnet_hdr
+        """Packets carry a `virtio_net_hdr`; TCP runs are coalesced on write."""
+        self.writes = 0
+        """System calls made by `write_batch` so far (to see the coalescing at work)."""
+        if vnet_hdr:
+            with suppress(OSError):  # no offloads: reads stay single, checksummed packets
+                fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
+
+    @staticmethod
+    def _vnet_hdr_usable(fd: int) -> bool:
+        """Whether the header is `VNET_HDR_LEN` bytes (set if another size was chosen)."""
+        try:
+            size = struct.unpack("i", fcntl.ioctl(fd, TUNGETVNETHDRSZ, bytes(4)))[0]
+            if size != VNET_HDR_LEN:
+                fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
+        except OSError:
+            return False
+        return True
 
     @classmethod
     def create(cls, name: str, mtu: int = DEFAULT_MTU) -> Tun:
@@ -64,13 +94,13 @@ class Tun:
         except OSError as exc:
             raise TunError(f"cannot open /dev/net/tun: {exc.strerror} (is the tun module loaded?)") from exc
         try:
-            ifr = struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI)
+            ifr = struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI | IFF_VNET_HDR)
             fcntl.ioctl(fd, TUNSETIFF, ifr)
         except OSError as exc:
             os.close(fd)
             hint = " (needs root or CAP_NET_ADMIN)" if exc.errno == errno.EPERM else ""
             raise TunError(f"cannot create TUN interface {name}: {exc.strerror}{hint}") from exc
-        tun = cls(fd, name)
+        tun = cls(fd, name, vnet_hdr=cls._vnet_hdr_usable(fd))
         try:
             tun.set_mtu(mtu)
         except OSError as exc:
@@ -90,7 +120,10 @@ class Tun:
         if not flags & IFF_TUN or not flags & IFF_NO_PI:
             raise TunError(f"TUN descriptor {fd} ({name}) must be opened with IFF_TUN|IFF_NO_PI")
         os.set_inheritable(fd, False)
-        return cls(fd, name)
+        vnet_hdr = bool(flags & IFF_VNET_HDR)
+        if vnet_hdr and not cls._vnet_hdr_usable(fd):
+            raise TunError(f"TUN descriptor {fd} ({name}): cannot use a {VNET_HDR_LEN}-byte vnet header")
+        return cls(fd, name, vnet_hdr=vnet_hdr)
 
     def _ifreq(self, fmt: str, *values: int) -> bytes:
         return struct.pack(f"16s{fmt}", self.name.encode(), *values).ljust(40, b"\0")
@@ -118,8 +151,12 @@ class Tun:
         read = os.read
         fd = self.fd
         try:
-            for _ in range(limit):
-                packets.append(read(fd, MAX_PACKET))
+            if self.vnet_hdr:
+                for _ in range(limit):
+                    packets.append(read(fd, MAX_PACKET + VNET_HDR_LEN)[VNET_HDR_LEN:])
+            else:
+                for _ in range(limit):
+                    packets.append(read(fd, MAX_PACKET))
         except BlockingIOError:
             pass
         except OSError as exc:
@@ -129,10 +166,16 @@ class Tun:
         return packets
 
     def write_batch(self, packets: list[bytes]) -> int:
-        """Write packets to the kernel; returns how many were dropped (queue full or refused)."""
+        """Write packets to the kernel; returns how many writes failed (queue full or refused).
+
+        With a vnet header, runs of one TCP stream go to the kernel as one packet.
+        """
+        if self.vnet_hdr:
+            return self._write_coalesced(packets)
         write = os.write
         fd = self.fd
         dropped = 0
+        self.writes += len(packets)
         for packet in packets:
             try:
                 write(fd, packet)
@@ -143,6 +186,25 @@ class Tun:
                     raise TunGone(self.name) from exc
                 dropped += 1
         return dropped
+
+    def _write_coalesced(self, packets: list[bytes]) -> int:
+        writev = os.writev
+        fd = self.fd
+        failed = 0
+
+        def write(iov: list[bytes | memoryview]) -> None:
+            nonlocal failed
+            try:
+                writev(fd, iov)
+            except BlockingIOError:
+                failed += 1
+            except OSError as exc:
+                if exc.errno in _GONE_ERRNOS:
+                    raise TunGone(self.name) from exc
+                failed += 1
+
+        self.writes += coalesce(packets, write)
+        return failed
 
     def close(self) -> None:
         if not self.closed:
