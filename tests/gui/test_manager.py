@@ -240,6 +240,24 @@ def test_a_lint_fix_is_one_click_and_keeps_the_keys(
     assert gui_env.backend().get_password("wgdesk", "leaky:private-key") == PRIVATE_KEY
 
 
+def test_warnings_and_their_fixes_are_those_of_the_running_platform(
+    qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gui_env
+) -> None:
+    # the OS is the boundary we cannot run here: this machine answers as macOS would
+    monkeypatch.setattr("wgdesk.app.controller.system", lambda: "darwin")
+    source = tmp_path / "marked.conf"
+    source.write_text(OFFICE.replace("DNS = 10.0.0.1", "DNS = 10.0.0.1\nFwMark = 0x20"))
+    _import(qtbot, manager, [source])
+    assert "FwMark is ignored here: firewall marks do not exist on macOS" in manager.warnings.text()
+    button = manager.findChild(QPushButton, "fix:ignored-key")
+    assert button is not None and button.toolTip() == "remove FwMark"
+    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+        button.click()
+    assert "FwMark" not in (tmp_path / "tunnels" / "marked.conf").read_text()
+    assert "FwMark" not in manager.warnings.text()
+    assert gui_env.backend().get_password("wgdesk", "marked:private-key") == PRIVATE_KEY
+
+
 @pytest.mark.parametrize("with_keys", [True, False])
 def test_export_includes_the_keys_only_when_confirmed(
     qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_keys: bool

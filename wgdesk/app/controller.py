@@ -20,6 +20,7 @@ from wgdesk.app.state import Health, health, icon_state, is_active
 from wgdesk.app.workers import StatusMonitor, TaskRunner
 from wgdesk.client import HelperClient, HelperPermissionDenied, HelperUnavailable
 from wgdesk.config import ConfigError, lint, parse, write
+from wgdesk.platforms import system
 from wgdesk.tunnels import TunnelStore, write_export
 
 ClientFactory = Callable[[], HelperClient]
@@ -67,6 +68,7 @@ class TunnelController(QObject):
         self._helper_problem = ""
         self._helper_headline = ""
         self._configs: dict[str, Any] = {}
+        self._warnings: dict[str, list[Any]] = {}
         self._public_keys: dict[str, str] = {}
         self._monitor_client: HelperClient | None = None  # used only on the monitor's thread
         self._monitor = StatusMonitor(self._poll_status, poll_interval, self)
@@ -107,14 +109,22 @@ class TunnelController(QObject):
         return self._configs[name]
 
     def warnings(self, name: str) -> list[Any]:
-        """``config.lint`` warnings for *name*."""
-        cfg = self.config(name)
-        if cfg is None:
-            return []
-        try:
-            return list(lint(cfg))
-        except Exception:  # a linter bug must not take the window down
-            return []
+        """``config.lint`` warnings for *name* on this platform (cached with the config)."""
+        if name not in self._warnings:
+            cfg = self.config(name)
+            if cfg is None:
+                return []
+            try:
+                self._warnings[name] = _lint(cfg)
+            except Exception:  # a linter bug must not take the window down
+                return []
+        return self._warnings[name]
+
+    def _forget(self, name: str) -> None:
+        """Drop what is cached about *name* (after it was saved, renamed or deleted)."""
+        self._configs.pop(name, None)
+        self._warnings.pop(name, None)
+        self._public_keys.pop(name, None)
 
     def status(self, name: str) -> dict[str, Any] | None:
         """The helper's latest status dict for *name*, None when it is not up."""
@@ -255,8 +265,7 @@ class TunnelController(QObject):
         store = self.store
 
         def done(_: object) -> None:
-            self._configs.pop(name, None)
-            self._public_keys.pop(name, None)
+            self._forget(name)
             self.tunnelsChanged.emit()
             if on_saved is not None:
                 on_saved()
@@ -273,14 +282,14 @@ class TunnelController(QObject):
 
         def run() -> None:
             cfg = store.load(name, with_secrets=True)
-            for w in lint(cfg):
+            for w in _lint(cfg):
                 if w.code == code and w.line == line and w.fix is not None and w.fix.config is not None:
                     store.save(name, w.fix.config)
                     return
             raise ValueError(self.tr("the warning {code} no longer applies").format(code=code))
 
         def done(_: object) -> None:
-            self._configs.pop(name, None)
+            self._forget(name)
             self.tunnelsChanged.emit()
 
         self.runner.submit(
@@ -306,8 +315,7 @@ class TunnelController(QObject):
                 if value is not None:
                     self.settings.set_tunnel_option(new, option, value)
             self.settings.forget_tunnel(old)
-            self._configs.pop(old, None)
-            self._public_keys.pop(old, None)
+            self._forget(old)
             self.tunnelsChanged.emit()
             if on_renamed is not None:
                 on_renamed()
@@ -328,8 +336,7 @@ class TunnelController(QObject):
             store.delete(name)
 
         def done(_: object) -> None:
-            self._configs.pop(name, None)
-            self._public_keys.pop(name, None)
+            self._forget(name)
             self.settings.forget_tunnel(name)
             self.tunnelsChanged.emit()
 
@@ -461,8 +468,13 @@ class TunnelController(QObject):
 
     def _imported(self, report: object) -> None:
         self._configs.clear()
+        self._warnings.clear()
         self.tunnelsChanged.emit()
         self.importFinished.emit(report)
+
+
+def _lint(cfg: Any) -> list[Any]:
+    return lint(cfg, platform=system())
 
 
 def _call(factory: ClientFactory, verb: str, *args: Any) -> Any:
