@@ -247,12 +247,12 @@ class ManagerWindow(QMainWindow):
         current = self.selected()
         self.list.blockSignals(True)
         self.list.clear()
-        for name in self.controller.names():
+        names = self.controller.names()
+        for name in names:
             item = QListWidgetItem(name)
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.list.addItem(item)
         self.list.blockSignals(False)
-        names = self.controller.names()
         if current in names:
             self.select(current)
             self._refresh_details()
