@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import zipfile
 from pathlib import Path
@@ -155,6 +156,8 @@ def test_add_empty_tunnel_generates_a_key_pair_and_opens_the_editor(
     assert manager.tabs.currentWidget() is manager.editor
     private = gui_env.backend().get_password("wgdesk", "fresh:private-key")
     assert private and len(private) == 44
+    raw = base64.b64decode(private)
+    assert (raw[0] & 7, raw[31] & 0xC0) == (0, 0x40)  # clamped, as `wg genkey` makes them
     import subprocess
 
     expected = subprocess.run(

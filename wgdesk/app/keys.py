@@ -1,27 +1,20 @@
-"""Curve25519 key pairs in WireGuard's base64 form (via `cryptography`), for the editor and new tunnels."""
+"""Key pairs in WireGuard's base64 form for the editor and new tunnels (the codec is `wgdesk.proto.keys`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import os
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from wgdesk.proto import keys
 
 
 def generate_private_key() -> str:
-    """A fresh private key, base64 (as `wg genkey` prints it)."""
-    raw = X25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    return base64.b64encode(raw).decode()
+    """A fresh private key, base64 (as `wg genkey` prints it: clamped)."""
+    return keys.to_base64(keys.generate_private_key(os.urandom))
 
 
 def public_key(private_key: str) -> str | None:
     """The public key of a base64 private key (as `wg pubkey`), or None when it is not a valid key."""
     try:
-        raw = base64.b64decode(private_key.strip(), validate=True)
-    except (binascii.Error, ValueError):
+        return keys.to_base64(keys.public_key(keys.from_base64(private_key)))
+    except keys.InvalidKey:
         return None
-    if len(raw) != 32:
-        return None
-    pub = X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return base64.b64encode(pub).decode()
