@@ -38,6 +38,7 @@ from wgdesk.proto.changes import (
     PeerChange,
     PeerSnapshot,
 )
+from wgdesk.proto.keys import public_key
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -346,12 +347,6 @@ class _PeerState:
         )
 
 
-def _public_key(private_key: bytes) -> bytes:
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
-
-
 def parse_get(lines: Iterable[str]) -> DeviceSnapshot:
     """Decode a ``get=1`` reply (as a client such as the helper reads it), up to its empty line.
 
@@ -406,7 +401,7 @@ def parse_get(lines: Iterable[str]) -> DeviceSnapshot:
         raise ConfigurationError(abs(code), f"UAPI get failed with errno {abs(code)}")
     if peer is not None:
         peers.append(peer.build())
-    public = _public_key(private_key) if private_key is not None and private_key != NO_KEY else None
+    public = public_key(private_key) if private_key is not None and private_key != NO_KEY else None
     return DeviceSnapshot(private_key=private_key, public_key=public, listen_port=listen_port,
                           fwmark=fwmark, peers=tuple(peers))
 
