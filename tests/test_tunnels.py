@@ -19,6 +19,8 @@ from tests.secret_service import SecretService, keyring_session, secret_service 
 from wgdesk.config import parse, parse_bytes, write
 from wgdesk.keystore import KeyringUnavailable, KeyStore
 from wgdesk.tunnels import (
+    MAX_CONF_BYTES,
+    MAX_ZIP_MEMBERS,
     InvalidTunnelName,
     TunnelExists,
     TunnelNotFound,
@@ -285,6 +287,37 @@ def test_an_archive_import_reads_each_tunnel_a_bounded_number_of_times(
     assert {w.code for w in last} >= {"overlap-tunnel"}
     # ... without reading all of them again for each file (that was count² / 2 reads)
     assert len(loads) <= 3 * count
+
+
+def test_archive_member_paths_and_sizes_cannot_escape_or_exhaust(store: TunnelStore, tmp_path: Path) -> None:
+    text = (DATA / "valid" / "client.conf").read_bytes()
+    archive = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("../../escape.conf", text)
+        z.writestr("/etc/absolute.conf", text)
+        z.writestr("..\\windows.conf", text)
+        z.writestr("deep/dir/nested.conf", text)
+        z.writestr("bomb.conf", text + b"#" * (MAX_CONF_BYTES + 1))  # compresses to a few KiB
+    report = store.import_files([archive])
+    assert [t.name for t in report.imported] == ["escape", "absolute", "windows", "nested"]
+    assert [(r.source, r.reason) for r in report.rejected] == [
+        (f"{archive}:bomb.conf", "larger than 1 MiB; not a tunnel config")
+    ]
+    assert sorted(p.name for p in store.directory.iterdir()) == [
+        "absolute.conf", "escape.conf", "nested.conf", "windows.conf"
+    ]
+    home = store.directory.parents[2]  # the keyring session's home; "../../" from the store is inside it
+    names = {"escape.conf", "absolute.conf", "windows.conf", "nested.conf"}
+    assert [p for p in home.rglob("*.conf") if p.name in names and p.parent != store.directory] == []
+    assert not Path("/etc/absolute.conf").exists()
+
+    crowded = tmp_path / "crowded.zip"
+    with zipfile.ZipFile(crowded, "w") as z:
+        for i in range(MAX_ZIP_MEMBERS + 1):
+            z.writestr(f"c{i}.conf", b"")
+    report = store.import_files([crowded])
+    assert report.imported == []
+    assert [(r.source, r.reason) for r in report.rejected] == [(str(crowded), "more than 1000 files")]
 
 
 def test_an_invalid_model_changes_nothing(store: TunnelStore) -> None:
