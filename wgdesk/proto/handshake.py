@@ -94,13 +94,7 @@ class Handshake:
         self.precomputed_static_static: bytes | None = None
         self.latest_timestamp = bytes(12)
         self.last_initiation_consumed: float | None = None
-        self.state = HandshakeState.ZEROED
-        self.local_index = 0
-        self.remote_index = 0
-        self.chaining_key = b""
-        self.hash = b""
-        self.local_ephemeral = b""
-        self.remote_ephemeral = b""
+        self.clear()
 
     def precompute(self, identity: StaticIdentity | None) -> None:
         """Recompute DH(S_priv, S_pub_peer) after either static key changed."""
