@@ -114,18 +114,19 @@ def _own_public_key(cfg: Config) -> str | None:
     return public_key_of(cfg.interface.private_key)
 
 
-def _stored_tunnels(path: Path) -> dict[str, Config]:
-    """The user's other tunnels (not `path` itself), for overlap warnings; empty if there are none."""
-    store = TunnelStore()
+def _other_tunnels(store: TunnelStore, stored: dict[str, Config], path: Path) -> dict[str, Config]:
+    """The user's tunnels but `path` itself (when it is one of them), for overlap warnings."""
     try:
         same = path.resolve().parent == store.directory.resolve()
     except OSError:
         same = False
-    return store.configs(exclude=[path.stem] if same else [])
+    return {name: cfg for name, cfg in stored.items() if not (same and name == path.stem)}
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     status = 0
+    store = TunnelStore()
+    stored: dict[str, Config] | None = None  # read once, when the first file parses
     for name in args.files:
         path = Path(name)
         try:
@@ -141,10 +142,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             _out(f"{exc}\n")
             status = 1
             continue
+        if stored is None:
+            stored = store.configs()
         found = lint(
             cfg,
             own_public_key=_own_public_key(cfg),
-            other_tunnels=_stored_tunnels(path),
+            other_tunnels=_other_tunnels(store, stored, path),
             file_mode=mode,
             platform=system(),
         )
