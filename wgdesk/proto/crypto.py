@@ -43,6 +43,7 @@ __all__ = [
     "kdf2",
     "kdf3",
     "mac",
+    "private_key_object",
     "public_key",
     "tai64n",
     "xaead_decrypt",
@@ -102,20 +103,31 @@ def kdf3(key: bytes, data: bytes) -> tuple[bytes, bytes, bytes]:
     return t1, t2, t3
 
 
-def public_key(private_key: bytes) -> bytes:
+def private_key_object(private_key: bytes) -> X25519PrivateKey:
+    """The loaded form of a 32-byte private key, for repeated `dh`/`public_key` calls.
+
+    Loading costs a scalar multiplication (the library derives the public key), as much as a DH:
+    a key used more than once is loaded once.
+    """
+    return X25519PrivateKey.from_private_bytes(private_key)
+
+
+def public_key(private_key: bytes | X25519PrivateKey) -> bytes:
     """The X25519 public key of a 32-byte private key (clamped by X25519 itself)."""
-    return X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
+    if isinstance(private_key, bytes):
+        private_key = X25519PrivateKey.from_private_bytes(private_key)
+    return private_key.public_key().public_bytes_raw()
 
 
-def dh(private_key: bytes, public_key: bytes) -> bytes:
-    """X25519(private_key, public_key).
+def dh(private_key: bytes | X25519PrivateKey, public_key: bytes) -> bytes:
+    """X25519(private_key, public_key); the private key as bytes or from `private_key_object`.
 
     Raises `DHError` when the result is all zeros (RFC 7748 §6.1: a low-order point).
     """
+    if isinstance(private_key, bytes):
+        private_key = X25519PrivateKey.from_private_bytes(private_key)
     try:
-        shared = X25519PrivateKey.from_private_bytes(private_key).exchange(
-            X25519PublicKey.from_public_bytes(public_key)
-        )
+        shared = private_key.exchange(X25519PublicKey.from_public_bytes(public_key))
     except ValueError as exc:  # OpenSSL refuses the all-zero result itself
         raise DHError("X25519 result is all zeros") from exc
     if shared == _ZERO32:

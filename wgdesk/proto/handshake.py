@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from wgdesk.proto import messages
 from wgdesk.proto.constants import CONSTRUCTION, HANDSHAKE_INITIATION_RATE, IDENTIFIER, KEY_SIZE, TAG_SIZE
@@ -31,6 +33,7 @@ from wgdesk.proto.crypto import (
     kdf1,
     kdf2,
     kdf3,
+    private_key_object,
     public_key,
 )
 
@@ -63,10 +66,13 @@ class StaticIdentity:
 
     private_key: bytes
     public_key: bytes
+    loaded: X25519PrivateKey = field(compare=False, repr=False)
+    """The private key loaded once for DH (see `crypto.private_key_object`)."""
 
     @classmethod
     def from_private_key(cls, private_key: bytes) -> StaticIdentity:
-        return cls(private_key, public_key(private_key))
+        loaded = private_key_object(private_key)
+        return cls(private_key, public_key(loaded), loaded)
 
 
 class Handshake:
@@ -101,7 +107,7 @@ class Handshake:
         self.precomputed_static_static = None
         if identity is not None:
             with contextlib.suppress(DHError):
-                self.precomputed_static_static = dh(identity.private_key, self.remote_static)
+                self.precomputed_static_static = dh(identity.loaded, self.remote_static)
 
     def clear(self) -> None:
         """Forget the ephemeral state (not the replay timestamp)."""
@@ -129,10 +135,11 @@ def write_initiation(
         raise DHError("no static-static secret with this peer (low-order key or no private key)")
     ck, h = initial_state(prologue)
     h = hash_(h + hs.remote_static)
-    e_pub = public_key(ephemeral_private)
+    ephemeral = private_key_object(ephemeral_private)
+    e_pub = public_key(ephemeral)
     ck = kdf1(ck, e_pub)
     h = hash_(h + e_pub)
-    ck, key = kdf2(ck, dh(ephemeral_private, hs.remote_static))
+    ck, key = kdf2(ck, dh(ephemeral, hs.remote_static))
     enc_static = aead_encrypt(key, 0, identity.public_key, h)
     h = hash_(h + enc_static)
     ck, key = kdf2(ck, hs.precomputed_static_static)
@@ -174,7 +181,7 @@ def read_initiation(
     ck = kdf1(ck, e)
     h = hash_(h + e)
     try:
-        ck, key = kdf2(ck, dh(identity.private_key, e))
+        ck, key = kdf2(ck, dh(identity.loaded, e))
         remote_static = aead_decrypt(key, 0, enc_static, h)
     except (DHError, InvalidTag):
         return None
@@ -195,11 +202,12 @@ def write_response(hs: Handshake, ephemeral_private: bytes, payload: bytes = b""
     """Message 2 body: e ‖ AEAD(payload). Requires a consumed initiation; raises `DHError`."""
     if hs.state != HandshakeState.INITIATION_CONSUMED:
         raise ValueError("no consumed initiation to respond to")
-    e_pub = public_key(ephemeral_private)
+    ephemeral = private_key_object(ephemeral_private)
+    e_pub = public_key(ephemeral)
     h = hash_(hs.hash + e_pub)
     ck = kdf1(hs.chaining_key, e_pub)
-    ck = kdf1(ck, dh(ephemeral_private, hs.remote_ephemeral))
-    ck = kdf1(ck, dh(ephemeral_private, hs.remote_static))
+    ck = kdf1(ck, dh(ephemeral, hs.remote_ephemeral))
+    ck = kdf1(ck, dh(ephemeral, hs.remote_static))
     ck, tau, key = kdf3(ck, hs.preshared_key)
     h = hash_(h + tau)
     enc = aead_encrypt(key, 0, payload, h)
@@ -221,7 +229,7 @@ def read_response(hs: Handshake, body: bytes, identity: StaticIdentity) -> bytes
     ck = kdf1(hs.chaining_key, e)
     try:
         ck = kdf1(ck, dh(hs.local_ephemeral, e))
-        ck = kdf1(ck, dh(identity.private_key, e))
+        ck = kdf1(ck, dh(identity.loaded, e))
     except DHError:
         return None
     ck, tau, key = kdf3(ck, hs.preshared_key)
