@@ -125,14 +125,18 @@ def test_delete_removes_file_and_keyring_items(store: TunnelStore) -> None:
         store.delete("del0")
 
 
-@pytest.mark.parametrize("name", ["", "a/b", "../x", "x" * 16, "wg 0", "wg0\n", ".."])
+@pytest.mark.parametrize("name", ["", "a/b", "../x", "x" * 16, "wg 0", "wg0\n", ".", ".."])
 def test_names_are_interface_names(store: TunnelStore, name: str) -> None:
-    if name == "..":
-        # `..` matches the interface-name pattern, but the store never leaves its directory
-        assert store.path(name).parent == store.directory
-        return
+    # `.` and `..` match wg-quick's pattern, but no interface can have them (the kernel refuses)
     with pytest.raises(InvalidTunnelName):
         store.save(name, parse("[Interface]\n"))
+
+
+def test_a_file_named_dotdot_conf_gets_a_usable_name(store: TunnelStore, tmp_path: Path) -> None:
+    source = tmp_path / "..conf"  # its stem is `.`
+    source.write_bytes((DATA / "valid" / "client.conf").read_bytes())
+    (imported,) = store.import_files([source]).imported
+    assert (imported.name, imported.renamed_from) == ("tunnel", ".")
 
 
 def test_without_a_keyring_nothing_reaches_the_disk(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def check_name(name: str) -> str:
 def sanitize_name(stem: str) -> str:
     """An interface name made from a file name: invalid characters become `-`, at most 15 characters."""
     name = re.sub(r"[^a-zA-Z0-9_=+.-]+", "-", stem).strip("-")[:15].strip("-")
-    return name or "tunnel"
+    return name if is_interface_name(name) else "tunnel"
 
 
 @dataclass(frozen=True)

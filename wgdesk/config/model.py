@@ -42,8 +42,9 @@ INTERFACE_NAME = re.compile(r"[a-zA-Z0-9_=+.-]{1,15}")
 
 
 def is_interface_name(name: str) -> bool:
-    """True if `name` is a valid interface name (`^[a-zA-Z0-9_=+.-]{1,15}$`)."""
-    return INTERFACE_NAME.fullmatch(name) is not None
+    """True if `name` is a valid interface name: `^[a-zA-Z0-9_=+.-]{1,15}$` (wg-quick's rule) but not
+    `.` or `..`, which the pattern allows and the kernel refuses (`ip link add ..` fails)."""
+    return INTERFACE_NAME.fullmatch(name) is not None and name not in (".", "..")
 
 
 def is_valid_key(text: str) -> bool:
