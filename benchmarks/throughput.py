@@ -3,12 +3,13 @@
 
 Builds two network namespaces joined by a veth (both tunnel ends on this machine), and for each
 pairing measures iperf3 TCP throughput through the tunnel in both directions (median of N runs),
-ping round-trip time, and each engine's CPU use (% of one core during iperf) and peak RSS.
+ping round-trip time, each engine's CPU use (% of one core during iperf), peak RSS, and the CPU
+seconds each engine uses while the tunnel then sits idle for 10 s (timers only, no polling).
 Ratios are against wireguard-go ↔ wireguard-go measured in the same run. Needs root.
 
 Run: sudo .venv/bin/python benchmarks/throughput.py [--seconds 5] [--runs 3] [--profile out.txt]
-`--profile` additionally runs the wgdesk side of wgdesk → wireguard-go under cProfile and prints
-where its time goes.
+`--profile` additionally samples both engines of wgdesk → wgdesk with py-spy (when installed in
+the venv; otherwise the sender under cProfile) and prints where each one's time goes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import pstats
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +34,7 @@ from tests.netns import namespaces, wait_for  # noqa: E402
 
 PAIRS = [("go", "go"), ("wgdesk", "go"), ("wgdesk", "wgdesk")]
 LABEL = {"go": "wireguard-go", "wgdesk": "wgdesk"}
+IDLE_SECONDS = 10
 
 
 def cpu_seconds(pid: int) -> float:
@@ -95,6 +98,9 @@ def measure(
         )
         result["rss_a"], result["rss_b"] = (rss_mib(p) for p in pids)
         result["ping"] = ping_ms(topo)
+        idle0 = [cpu_seconds(p) for p in pids]
+        time.sleep(IDLE_SECONDS)
+        result["idle_a"], result["idle_b"] = (cpu_seconds(p) - c for p, c in zip(pids, idle0, strict=True))
         for iface in (topo.a, topo.b):
             iface.stop()
         return result
@@ -124,20 +130,69 @@ def profile(seconds: int, workdir: Path, out: Path) -> str:
     return out.read_text()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--profile", type=Path, help="also profile wgdesk sending; write pstats here")
-    args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="wgdesk-bench-"))
-    results = {}
-    for a, b in PAIRS:
-        print(f"measuring {LABEL[a]} <-> {LABEL[b]} …", file=sys.stderr, flush=True)
-        results[(a, b)] = measure(a, b, args.seconds, args.runs, workdir)
+def leaf_profile(raw: Path, top: int = 18) -> str:
+    """Self time per function from a py-spy raw file (`frame;frame;... count` lines), in %."""
+    totals: dict[str, int] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        leaf = re.sub(r":\d+\)$", ")", stack.rsplit(";", 1)[-1])
+        leaf = re.sub(r"\(/\S*/(wgdesk|lib/python[\d.]+)/", r"(\1/", leaf)
+        totals[leaf] = totals.get(leaf, 0) + int(count)
+    whole = sum(totals.values()) or 1
+    rows = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+    return "\n".join(f"{100 * n / whole:5.1f} %  {name}" for name, n in rows)
+
+
+def pyspy_profile(seconds: int, workdir: Path, out: Path, py_spy: str) -> str:
+    """Sample both engines of wgdesk -> wgdesk (idle time included: epoll shows as waiting)."""
+    with namespaces("pa", "pb") as (na, nb):
+        topo = build(
+            na, nb, "wgdesk", "wgdesk", workdir, endpoints=(0, 1),
+            env_a={"LOG_LEVEL": "error"}, env_b={"LOG_LEVEL": "error"},
+        )  # fmt: skip
+        topo.ping(0, INNER4[1])
+        raws = [workdir / "send.raw", workdir / "recv.raw"]
+        samplers = [
+            subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--nonblocking",
+                    "--idle",
+                    "-r",
+                    "250",
+                    "-f",
+                    "raw",
+                    "-d",
+                    str(seconds),
+                    "-p",
+                    str(iface.proc.pid),
+                    "-o",
+                    str(raw),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for iface, raw in zip((topo.a, topo.b), raws, strict=True)
+        ]
+        mbit = iperf_tcp(topo, 0, seconds)
+        for sampler in samplers:
+            sampler.wait(30)
+        topo.a.stop()
+        topo.b.stop()
+    text = f"wgdesk -> wgdesk sampled by py-spy: {mbit:.0f} Mbit/s (self time, idle included)\n"
+    for title, raw in zip(("sender", "receiver"), raws, strict=True):
+        text += f"\n{title}:\n{leaf_profile(raw)}\n"
+    out.write_text(text)
+    return text
+
+
+def print_table(results: dict[tuple[str, str], dict[str, float]], seconds: int, runs: int) -> None:
     base = results[("go", "go")]
     print(
-        f"\nTCP through the tunnel, iperf3 -t {args.seconds}, median of {args.runs}; "
+        f"\nTCP through the tunnel, iperf3 -t {seconds}, median of {runs}; "
         "CPU = % of one core over all iperf runs\n"
     )
     header = (
@@ -151,6 +206,7 @@ def main() -> None:
         "CPU b",
         "RSS a MiB",
         "RSS b MiB",
+        f"idle CPU s a/b ({IDLE_SECONDS} s)",
     )
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
@@ -166,11 +222,33 @@ def main() -> None:
             f"{r['cpu_b']:.0f}%",
             f"{r['rss_a']:.0f}",
             f"{r['rss_b']:.0f}",
+            f"{r['idle_a']:.2f} / {r['idle_b']:.2f}",
         )
         print("| " + " | ".join(row) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", type=Path, help="also profile wgdesk; write the summary here")
+    parser.add_argument("--profile-only", action="store_true", help="skip the throughput rows")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="wgdesk-bench-"))
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    for a, b in [] if args.profile_only and args.profile else PAIRS:
+        print(f"measuring {LABEL[a]} <-> {LABEL[b]} …", file=sys.stderr, flush=True)
+        results[(a, b)] = measure(a, b, args.seconds, args.runs, workdir)
+    if results:
+        print_table(results, args.seconds, args.runs)
     if args.profile:
-        print(f"\nprofiling wgdesk -> wireguard-go (cProfile, {args.seconds} s) …", file=sys.stderr)
-        print("\n" + profile(args.seconds, workdir, args.profile))
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        if py_spy:
+            print(f"\nprofiling wgdesk -> wgdesk (py-spy, {args.seconds} s) …", file=sys.stderr)
+            print("\n" + pyspy_profile(args.seconds, workdir, args.profile, py_spy))
+        else:
+            print(f"\nprofiling wgdesk -> wireguard-go (cProfile, {args.seconds} s) …", file=sys.stderr)
+            print("\n" + profile(args.seconds, workdir, args.profile))
 
 
 if __name__ == "__main__":
