@@ -23,7 +23,6 @@ from wgdesk.app.keys import public_key
 from wgdesk.config import ConfigError, parse
 
 _PRIVATE_KEY = re.compile(r"^\s*privatekey\s*=\s*(\S*)\s*(?:#.*)?$", re.IGNORECASE | re.MULTILINE)
-_LINE = re.compile(r":(\d+):")
 
 
 class ConfigEditor(QWidget):
@@ -127,11 +126,7 @@ class ConfigEditor(QWidget):
             self.error = exc
             self.message.setText(str(exc))
             self.message.setStyleSheet("color: #b91c1c;")
-            line = getattr(exc, "line", None)
-            if not isinstance(line, int):
-                found = _LINE.search(str(exc))
-                line = int(found.group(1)) if found else None
-            self.highlighter.set_error_lines({line} if line else set())
+            self.highlighter.set_error_lines({exc.line} if exc.line else set())
             self.save_button.setEnabled(False)
             return exc
         self.error = None
