@@ -15,7 +15,7 @@ from wgdesk.app.doctor import explain, explain_peer, peer_evidence
 from wgdesk.app.graph import rates
 from wgdesk.app.icons import SIZES, IconState, state_icon, write_svgs
 from wgdesk.app.settings import AppSettings
-from wgdesk.app.state import Health, health, icon_state
+from wgdesk.app.state import Health, health, icon_state, tunnel_icon
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +88,19 @@ def test_tray_icon_is_the_worst_state() -> None:
     assert icon_state([Health.HEALTHY, Health.WAITING], False) == IconState.CONNECTING
     assert icon_state([Health.HEALTHY, Health.ERROR], False) == IconState.ERROR
     assert icon_state([Health.DOWN], True) == IconState.ERROR  # helper unreachable
+    assert icon_state([Health.DOWN, Health.IDLE], False) == IconState.CONNECTED
+    assert icon_state([Health.IDLE, Health.STARTING], False) == IconState.CONNECTING
+
+
+def test_each_tunnel_has_the_icon_of_its_health() -> None:
+    assert {h: tunnel_icon(h) for h in Health} == {
+        Health.DOWN: IconState.DISCONNECTED,
+        Health.STARTING: IconState.CONNECTING,
+        Health.WAITING: IconState.CONNECTING,
+        Health.HEALTHY: IconState.CONNECTED,
+        Health.IDLE: IconState.CONNECTED,
+        Health.ERROR: IconState.ERROR,
+    }
 
 
 PEER = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="

@@ -28,21 +28,12 @@ from wgdesk.app import import_export
 from wgdesk.app.controller import FULL_TUNNEL, KILL_SWITCH, TunnelController
 from wgdesk.app.doctor import DoctorPanel
 from wgdesk.app.editor import ConfigEditor
-from wgdesk.app.icons import IconState, app_icon, state_icon
+from wgdesk.app.icons import app_icon, state_icon
 from wgdesk.app.keys import generate_private_key
 from wgdesk.app.logview import LogView
-from wgdesk.app.state import Health, is_active
+from wgdesk.app.state import Health, is_active, tunnel_icon
 from wgdesk.app.status import StatusPane
 from wgdesk.app.tray import health_text
-
-_HEALTH_ICON = {
-    Health.DOWN: IconState.DISCONNECTED,
-    Health.STARTING: IconState.CONNECTING,
-    Health.WAITING: IconState.CONNECTING,
-    Health.HEALTHY: IconState.CONNECTED,
-    Health.IDLE: IconState.CONNECTED,
-    Health.ERROR: IconState.ERROR,
-}
 
 
 class ManagerWindow(QMainWindow):
@@ -270,7 +261,7 @@ class ManagerWindow(QMainWindow):
             item = self.list.item(i)
             name = item.data(Qt.ItemDataRole.UserRole)
             h = self.controller.health(name)
-            item.setIcon(state_icon(_HEALTH_ICON[h]))
+            item.setIcon(state_icon(tunnel_icon(h)))
             item.setText(name)
             item.setToolTip(health_text(h))  # the state, also for screen readers:
             item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{name}, {health_text(h)}")

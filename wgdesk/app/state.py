@@ -52,15 +52,28 @@ def health(status: Mapping[str, Any] | None, now: float, pending: bool = False) 
     return Health.HEALTHY if now - handshake < REJECT_AFTER_TIME else Health.IDLE
 
 
+_ICONS = {
+    Health.DOWN: IconState.DISCONNECTED,
+    Health.STARTING: IconState.CONNECTING,
+    Health.WAITING: IconState.CONNECTING,
+    Health.HEALTHY: IconState.CONNECTED,
+    Health.IDLE: IconState.CONNECTED,
+    Health.ERROR: IconState.ERROR,
+}
+_ICON_PRIORITY = (IconState.ERROR, IconState.CONNECTING, IconState.CONNECTED)
+
+
+def tunnel_icon(h: Health) -> IconState:
+    """The icon of one tunnel (in the tunnel list)."""
+    return _ICONS[h]
+
+
 def icon_state(healths: list[Health], helper_problem: bool) -> IconState:
     """One icon for all tunnels: error beats connecting beats connected beats disconnected."""
-    if helper_problem or Health.ERROR in healths:
+    if helper_problem:
         return IconState.ERROR
-    if Health.STARTING in healths or Health.WAITING in healths:
-        return IconState.CONNECTING
-    if Health.HEALTHY in healths or Health.IDLE in healths:
-        return IconState.CONNECTED
-    return IconState.DISCONNECTED
+    icons = {_ICONS[h] for h in healths}
+    return next((icon for icon in _ICON_PRIORITY if icon in icons), IconState.DISCONNECTED)
 
 
 def is_active(h: Health) -> bool:
