@@ -16,6 +16,7 @@ from wgdesk.app.graph import rates
 from wgdesk.app.icons import SIZES, IconState, state_icon, write_svgs
 from wgdesk.app.settings import AppSettings
 from wgdesk.app.state import Health, health, icon_state, tunnel_icon
+from wgdesk.tunnels import default_directory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,6 +204,21 @@ def test_state_icons_render_at_every_tray_size_and_differ(qapp) -> None:  # type
         IconState.CONNECTED: QColor("#15803d").name(),
         IconState.ERROR: QColor("#dc2626").name(),
     }
+
+
+def test_preferences_live_next_to_the_tunnels_even_with_a_relative_xdg_config_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the XDG spec says a relative $XDG_CONFIG_HOME is invalid and ignored (it would follow the cwd)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/config")
+    monkeypatch.chdir(tmp_path)
+    settings = AppSettings()
+    settings.set_restore_tunnels(True)
+    assert (tmp_path / "home" / ".config" / "wgdesk" / "wgdesk.conf").is_file()
+    assert not (tmp_path / "relative").exists()
+    assert settings.autostart_path() == tmp_path / "home" / ".config" / "autostart" / "wgdesk.desktop"
+    assert default_directory() == tmp_path / "home" / ".config" / "wgdesk" / "tunnels"
 
 
 def test_start_at_login_writes_and_removes_the_xdg_autostart_entry(

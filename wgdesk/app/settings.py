@@ -1,12 +1,12 @@
 """The app's own preferences (not the tunnels): start at login, restore tunnels, per-tunnel toggles.
 
-Stored with QSettings (``$XDG_CONFIG_HOME/wgdesk/wgdesk.conf`` on Linux). Start-at-login is the platform's own
+Stored with QSettings in ``wgdesk.conf`` of the user's wgdesk directory, next to ``tunnels/``
+(``platforms.user_config_dir()``: ``$XDG_CONFIG_HOME/wgdesk`` on Linux). Start-at-login is the platform's own
 mechanism: an XDG autostart entry, a macOS LaunchAgent, or the Windows ``Run`` registry key.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -40,9 +40,9 @@ _PLIST = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def _config_home() -> Path:
-    env = os.environ.get("XDG_CONFIG_HOME")
-    return Path(env) if env else Path.home() / ".config"
+def _xdg_config_home() -> Path:
+    """``$XDG_CONFIG_HOME`` as the XDG spec reads it (Linux: the user's wgdesk directory is inside it)."""
+    return platforms.user_config_dir().parent
 
 
 def launch_command() -> str:
@@ -56,7 +56,7 @@ class AppSettings:
 
     def __init__(self, settings: QSettings | None = None) -> None:
         self._s = settings or QSettings(
-            str(_config_home() / "wgdesk" / "wgdesk.conf"), QSettings.Format.IniFormat
+            str(platforms.user_config_dir() / "wgdesk.conf"), QSettings.Format.IniFormat
         )
 
     # -- start at login -------
@@ -68,7 +68,7 @@ class AppSettings:
             return Path.home() / "Library" / "LaunchAgents" / f"{_LAUNCH_AGENT}.plist"
         if platforms.system() == "win32":
             return Path(_RUN_KEY) / "wgdesk"
-        return _config_home() / "autostart" / "wgdesk.desktop"
+        return _xdg_config_home() / "autostart" / "wgdesk.desktop"
 
     def start_at_login(self) -> bool:
         """Whether the app starts when the user logs in."""
