@@ -187,6 +187,22 @@ def test_import_conf_files_names_renames_and_rejections(store: TunnelStore, tmp_
     assert any(line.startswith("skipped ") and "broken.conf" in line for line in report.lines())
 
 
+@pytest.mark.timeout(60)
+def test_devices_and_fifos_named_like_configs_are_refused_without_reading(
+    store: TunnelStore, tmp_path: Path
+) -> None:
+    (tmp_path / "zero.conf").symlink_to("/dev/zero")  # endless: reading it whole would exhaust memory
+    (tmp_path / "zero.zip").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.conf")  # no writer: opening it would block for ever
+    os.mkfifo(tmp_path / "pipe.zip")
+    names = ["zero.conf", "zero.zip", "pipe.conf", "pipe.zip"]
+    report = store.import_files([tmp_path / n for n in names])
+    assert report.imported == []
+    assert [(Path(r.source).name, r.reason) for r in report.rejected] == [
+        (n, "not a regular file") for n in names
+    ]
+
+
 def test_import_zip_like_the_official_clients(store: TunnelStore, tmp_path: Path) -> None:
     archive = tmp_path / "bundle.zip"
     with zipfile.ZipFile(archive, "w") as z:

@@ -145,14 +145,6 @@ class ImportReport:
         return out
 
 
-def file_mode_of(path: Path) -> int | None:
-    """The file's mode bits, or None if it cannot be read."""
-    try:
-        return path.stat().st_mode
-    except OSError:
-        return None
-
-
 def _write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically, mode 0600."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -348,23 +340,31 @@ class TunnelStore:
         existing = _Existing(self)
         for raw in paths:
             path = Path(raw)
-            if path.suffix.lower() == ".zip":
-                self._import_zip(path, report, existing)
-            elif path.suffix.lower() == ".conf":
-                try:
-                    size = path.stat().st_size
-                    if size > MAX_CONF_BYTES:
-                        report.rejected.append(
-                            RejectedFile(str(path), _TOO_LARGE)
-                        )
-                        continue
-                    data = path.read_bytes()
-                except OSError as exc:
-                    report.rejected.append(RejectedFile(str(path), exc.strerror or str(exc)))
-                    continue
-                self._import_one(path.stem, data, str(path), report, existing, file_mode_of(path))
-            else:
+            suffix = path.suffix.lower()
+            if suffix not in (".conf", ".zip"):
                 report.rejected.append(RejectedFile(str(path), "not a .conf or .zip file"))
+                continue
+            try:
+                st = path.stat()
+            except OSError as exc:
+                report.rejected.append(RejectedFile(str(path), exc.strerror or str(exc)))
+                continue
+            if not stat.S_ISREG(st.st_mode):  # a device or FIFO could be endless or block for ever
+                report.rejected.append(RejectedFile(str(path), "not a regular file"))
+                continue
+            if suffix == ".zip":
+                self._import_zip(path, report, existing)
+                continue
+            try:
+                with path.open("rb") as f:
+                    data = f.read(MAX_CONF_BYTES + 1)  # bounded even if the file grew since stat
+            except OSError as exc:
+                report.rejected.append(RejectedFile(str(path), exc.strerror or str(exc)))
+                continue
+            if len(data) > MAX_CONF_BYTES:
+                report.rejected.append(RejectedFile(str(path), _TOO_LARGE))
+                continue
+            self._import_one(path.stem, data, str(path), report, existing, st.st_mode)
         return report
 
     def _import_zip(self, path: Path, report: ImportReport, existing: _Existing) -> None:
