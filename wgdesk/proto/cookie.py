@@ -116,8 +116,3 @@ class CookieGenerator:
         self._cookie_set = now
         self._last_mac1 = None
         return True
-
-    @property
-    def has_cookie(self) -> bool:
-        """Whether a cookie was ever received (it may have expired)."""
-        return self._cookie_set is not None

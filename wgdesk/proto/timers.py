@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wgdesk.proto.constants import (
-    KEEPALIVE_TIMEOUT,
-    NEW_HANDSHAKE_TIMEOUT,
     REKEY_TIMEOUT,
     REKEY_TIMEOUT_JITTER_MAX,
     ZERO_KEYS_AFTER,
@@ -48,14 +46,7 @@ class Timers:
     )
 
     def __init__(self) -> None:
-        self.retransmit_handshake: float | None = None
-        self.send_keepalive: float | None = None
-        self.new_handshake: float | None = None
-        self.zero_key_material: float | None = None
-        self.persistent_keepalive: float | None = None
-        self.handshake_attempts = 0
-        self.need_another_keepalive = False
-        self.sent_last_minute_handshake = False
+        self.stop()
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None."""
@@ -73,34 +64,21 @@ class Timers:
 
     def stop(self) -> None:
         """Disarm everything (peer removed or zeroed)."""
-        self.retransmit_handshake = None
-        self.send_keepalive = None
-        self.new_handshake = None
-        self.zero_key_material = None
-        self.persistent_keepalive = None
+        self.retransmit_handshake: float | None = None
+        self.send_keepalive: float | None = None
+        self.new_handshake: float | None = None
+        self.zero_key_material: float | None = None
+        self.persistent_keepalive: float | None = None
         self.handshake_attempts = 0
         self.need_another_keepalive = False
         self.sent_last_minute_handshake = False
 
-    # Events (wireguard-go timersXxx); the data path inlines the cheap ones.
-
-    def on_data_sent(self, now: float, jitter: float) -> None:
-        """A transport message with payload was sent."""
-        if self.new_handshake is None:
-            self.new_handshake = now + NEW_HANDSHAKE_TIMEOUT + jitter
-
-    def on_data_received(self, now: float) -> None:
-        """A transport message with payload was received."""
-        if self.send_keepalive is None:
-            self.send_keepalive = now + KEEPALIVE_TIMEOUT
-        else:
-            self.need_another_keepalive = True
+    # Events (wireguard-go timersXxx). The data path (peer.py, device.py) applies the per-packet ones
+    # inline: data sent arms new_handshake, data received arms send_keepalive (or asks for another),
+    # anything authenticated received disarms new_handshake.
 
     def on_any_authenticated_packet_sent(self) -> None:
         self.send_keepalive = None
-
-    def on_any_authenticated_packet_received(self) -> None:
-        self.new_handshake = None
 
     def on_any_authenticated_packet_traversal(self, now: float, persistent_keepalive: int) -> None:
         if persistent_keepalive:
