@@ -26,6 +26,10 @@ EMPTY_HEADER = bytes(VNET_HDR_LEN)
 
 _VNET = struct.Struct("<BBHHHH" if sys.byteorder == "little" else ">BBHHHH")
 _IP4_WORDS = struct.Struct("!10H")
+# IPv4 (no options) + TCP: TOS, flags/fragment, TTL, protocol, addresses+ports, seq, ack, offset, flags
+_V4_TCP = struct.Struct("!xB4xHBB2x12sIIBB")
+# IPv6 (no extension header) + TCP: version/class/flow, next header, hop limit, addresses+ports, ...
+_V6_TCP = struct.Struct("!I2xBB36sIIBB")
 _MAX_IP_LENGTH = 65535
 _ACK = 0x10
 _PSH = 0x08
@@ -42,32 +46,6 @@ def _pseudo_sum(addresses: bytes, length: int) -> int:
     """The TCP pseudo-header sum (addresses, protocol 6, TCP length), folded, not inverted."""
     words = struct.unpack(f"!{len(addresses) // 2}H", addresses)
     return _fold(sum(words) + 6 + (length >> 16) + (length & 0xFFFF))
-
-
-def _tcp_head(packet: bytes) -> tuple[int, int] | None:
-    """(IP header length, TCP header length) of a plain TCP data segment, else None.
-
-    Plain means: IPv4 without options or fragmentation, or IPv6 without extension headers; only
-    ACK (and PSH) set; some payload.
-    """
-    first = packet[0]
-    if first == 0x45:
-        if packet[9] != 6 or packet[6] & 0x3F or packet[7]:
-            return None
-        ip_len = 20
-    elif first >> 4 == 6:
-        if packet[6] != 6:
-            return None
-        ip_len = 40
-    else:
-        return None
-    if len(packet) < ip_len + 20:
-        return None
-    tcp_len = (packet[ip_len + 12] >> 4) * 4
-    flags = packet[ip_len + 13]
-    if tcp_len < 20 or flags not in _PLAIN_FLAGS or len(packet) <= ip_len + tcp_len:
-        return None
-    return ip_len, tcp_len
 
 
 def _merge(run: list[bytes], ip_len: int, tcp_len: int) -> list[bytes | memoryview]:
@@ -98,49 +76,67 @@ def coalesce(packets: list[bytes], write: Callable[[list[bytes | memoryview]], o
     """Hand `packets` to `write` as iovec lists (virtio header first), TCP runs merged.
 
     Returns how many `write` calls were made. Order between flows is kept: a run is flushed as
-    soon as a packet that cannot join it arrives.
+    soon as a packet that cannot join it arrives. A segment joins the run when everything but its
+    sequence number, length and checksums equals the run's first segment (the "signature": TOS,
+    TTL, DF / traffic class and flow label, hop limit, addresses, ports, ACK, header length,
+    options), it starts where the run ends, is no longer than the first, and the previous one
+    was neither shorter nor PSH.
     """
     writes = 0
     run: list[bytes] = []
-    run_key = b""
-    ip_len = tcp_len = seg = next_seq = 0
-    length = 0
+    signature: tuple[object, ...] = ()
+    ip_len = tcp_len = seg = last = length = next_seq = 0
+    pushed = False
     for packet in packets:
-        head = _tcp_head(packet)
-        if head is not None and run:
-            p_ip, p_tcp = head
-            size = len(packet) - p_ip - p_tcp
-            if (
-                p_ip == ip_len
-                and p_tcp == tcp_len
+        n = len(packet)
+        first = packet[0]
+        sig: tuple[object, ...] | None = None
+        if first == 0x45 and n > 40:
+            tos, frag, ttl, proto, ends, seq, ack, off, flags = _V4_TCP.unpack_from(packet)
+            if proto == 6 and not frag & 0x3FFF and flags in _PLAIN_FLAGS and off >= 0x50:
+                p_ip = 20
+                p_tcp = (off >> 4) * 4
+                sig = (tos, frag, ttl, ends, ack, off, packet[40 : 20 + p_tcp])
+        elif first >> 4 == 6 and n > 60:
+            flow, proto, hop, ends, seq, ack, off, flags = _V6_TCP.unpack_from(packet)
+            if proto == 6 and flags in _PLAIN_FLAGS and off >= 0x50:
+                p_ip = 40
+                p_tcp = (off >> 4) * 4
+                sig = (flow, hop, ends, ack, off, packet[60 : 40 + p_tcp])
+        if sig is not None:
+            size = n - p_ip - p_tcp
+            if size <= 0:
+                sig = None
+            elif (
+                run
+                and seq == next_seq
+                and sig == signature
                 and size <= seg
+                and last == seg
+                and not pushed
                 and length + size <= _MAX_IP_LENGTH
-                and not run[-1][ip_len + 13] & _PSH
-                and len(run[-1]) - ip_len - tcp_len == seg
-                and int.from_bytes(packet[ip_len + 4 : ip_len + 8], "big") == next_seq
-                and packet[ip_len - 32 if ip_len == 40 else 12 : ip_len + 4] == run_key
-                and packet[ip_len + 8 : ip_len + 12] == run[0][ip_len + 8 : ip_len + 12]
-                and packet[ip_len + 20 : ip_len + tcp_len] == run[0][ip_len + 20 : ip_len + tcp_len]
-                and (ip_len == 40 or (packet[8] == run[0][8] and packet[1] == run[0][1]))
             ):
                 run.append(packet)
                 length += size
-                next_seq = (next_seq + size) & 0xFFFFFFFF
+                last = size
+                pushed = bool(flags & _PSH)
+                next_seq = (seq + size) & 0xFFFFFFFF
                 continue
         if run:
             write(_merge(run, ip_len, tcp_len) if len(run) > 1 else [EMPTY_HEADER, run[0]])
             writes += 1
             run = []
-        if head is None:
+        if sig is None:
             write([EMPTY_HEADER, packet])
             writes += 1
             continue
-        ip_len, tcp_len = head
-        seg = len(packet) - ip_len - tcp_len
-        length = len(packet)
-        next_seq = (int.from_bytes(packet[ip_len + 4 : ip_len + 8], "big") + seg) & 0xFFFFFFFF
-        run_key = packet[ip_len - 32 if ip_len == 40 else 12 : ip_len + 4]
         run = [packet]
+        signature = sig
+        ip_len, tcp_len = p_ip, p_tcp
+        seg = last = size
+        length = n
+        pushed = bool(flags & _PSH)
+        next_seq = (seq + size) & 0xFFFFFFFF
     if run:
         write(_merge(run, ip_len, tcp_len) if len(run) > 1 else [EMPTY_HEADER, run[0]])
         writes += 1
