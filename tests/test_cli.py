@@ -163,6 +163,20 @@ def session(secret_service: SecretService, tmp_path: Path) -> dict[str, str]:  #
     return env
 
 
+def test_keys_to_a_world_readable_file_are_warned_about(session: dict[str, str], tmp_path: Path) -> None:
+    assert run("import", str(VALID / "server.conf"), env=session).returncode == 0
+    cases = [("genkey",), ("genpsk",), ("export", "server", "--with-secrets"), ("export", "server")]
+    warned = []
+    for i, args in enumerate(cases):
+        target = tmp_path / f"out{i}"
+        with target.open("wb") as out:
+            os.fchmod(out.fileno(), 0o644)
+            result = subprocess.run([str(WGDESKCTL), *args], stdout=out, stderr=subprocess.PIPE, env=session)
+        assert result.returncode == 0, result.stderr
+        warned.append(b"Warning: writing to world accessible file." in result.stderr)
+    assert warned == [True, True, True, False]  # a config without keys is no secret
+
+
 def test_import_list_export_rename_delete(session: dict[str, str], tmp_path: Path) -> None:
     archive = tmp_path / "providers.zip"
     with zipfile.ZipFile(archive, "w") as z:

@@ -198,6 +198,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = TunnelStore()
+    if args.with_secrets and args.output is None:
+        _warn_world_accessible_stdout()  # as genkey: keys are about to land in that file
     if args.all:
         if args.name is not None:
             _err(f"{PROG}: give a tunnel name or --all, not both")
