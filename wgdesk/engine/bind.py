@@ -244,9 +244,12 @@ class Bind:
                 if j - i == 1:
                     sock.sendto(data, (host, endpoint[1]))
                 else:
-                    payload = b"".join([d for d, _ in datagrams[i:j]])
+                    # One iovec per datagram: the kernel gathers them, nothing is joined here.
                     sock.sendmsg(
-                        [payload], [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))], 0, (host, endpoint[1])
+                        [d for d, _ in datagrams[i:j]],
+                        [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))],
+                        0,
+                        (host, endpoint[1]),
                     )
             except OSError as exc:
                 if j - i > 1 and exc.errno in _GSO_REFUSED:

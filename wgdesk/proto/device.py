@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import struct
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
@@ -49,13 +50,14 @@ from wgdesk.proto.handshake import HandshakeState, StaticIdentity
 from wgdesk.proto.keypair import Keypair
 from wgdesk.proto.peer import Peer
 from wgdesk.proto.ratelimiter import RateLimiter
-from wgdesk.proto.timers import jitter_from
+from wgdesk.proto.timers import JITTER_STEPS
 
 _NONCE_PREFIX = bytes(4)
 _PADDING = bytes(16)
 _TRANSPORT_HEAD = b"\x04\x00\x00\x00"
 _unpack_transport = messages.TRANSPORT_HEADER.unpack_from
 _unpack_index = messages.INDEX.unpack_from
+_JITTERS = struct.Struct("<32H")
 
 
 def _source_key(addr: Endpoint) -> bytes:
@@ -81,6 +83,7 @@ class Device:
         "_dst_cache",
         "_events",
         "_handshake_index",
+        "_jitters",
         "_keypair_index",
         "_src_cache",
         "_under_load_until",
@@ -122,6 +125,7 @@ class Device:
         self._keypair_index: dict[int, Keypair] = {}
         self._dst_cache: tuple[bytes, Peer | None] = (b"", None)
         self._src_cache: tuple[bytes, Peer | None] = (b"", None)
+        self._jitters: list[int] = []
 
     # --- outputs --------------------------------------------------------------------------------------
 
@@ -196,6 +200,13 @@ class Device:
     def drop_many(self, reason: DropReason, count: int, public_key: bytes | None = None) -> None:
         self._dropped[reason] += count
         self._events.append(events.PacketDropped(reason, public_key, None))
+
+    def jitter(self) -> float:
+        """A timer jitter uniform-ish in [0, 333 ms]; randomness is drawn 32 jitters at a time."""
+        jitters = self._jitters
+        if not jitters:
+            jitters.extend(_JITTERS.unpack(self.rng(_JITTERS.size)))
+        return (jitters.pop() % JITTER_STEPS) / 1000.0
 
     def new_index(self) -> int:
         """A random nonzero 32-bit sender index not in use on this device."""
@@ -376,7 +387,7 @@ class Device:
             outgoing.append((out, endpoint))
             timers = peer.timers
             if timers.new_handshake is None:
-                timers.new_handshake = now + NEW_HANDSHAKE_TIMEOUT + jitter_from(self.rng)
+                timers.new_handshake = now + NEW_HANDSHAKE_TIMEOUT + self.jitter()
             timers.send_keepalive = None
             if peer.persistent_keepalive:
                 timers.persistent_keepalive = now + peer.persistent_keepalive

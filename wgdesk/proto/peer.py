@@ -30,7 +30,7 @@ from wgdesk.proto.crypto import DHError, tai64n
 from wgdesk.proto.events import DropReason
 from wgdesk.proto.keypair import Keypair, Keypairs
 from wgdesk.proto.keys import generate_private_key
-from wgdesk.proto.timers import Timers, jitter_from
+from wgdesk.proto.timers import Timers
 
 if TYPE_CHECKING:
     from wgdesk.proto.device import Device
@@ -127,7 +127,7 @@ class Peer:
         timers.on_any_authenticated_packet_traversal(now, self.persistent_keepalive)
         timers.on_any_authenticated_packet_sent()
         self._transmit(packet, endpoint)
-        timers.on_handshake_initiated(now, jitter_from(device.rng))
+        timers.on_handshake_initiated(now, device.jitter())
         device.emit(events.HandshakeInitiationSent(self.public_key, endpoint, retry))
 
     def send_handshake_response(self, now: float) -> None:
@@ -244,7 +244,7 @@ class Peer:
         device.outgoing.append((out, endpoint))
         timers = self.timers
         if size and timers.new_handshake is None:
-            timers.new_handshake = now + NEW_HANDSHAKE_TIMEOUT + jitter_from(device.rng)
+            timers.new_handshake = now + NEW_HANDSHAKE_TIMEOUT + device.jitter()
         timers.send_keepalive = None
         if self.persistent_keepalive:
             timers.persistent_keepalive = now + self.persistent_keepalive

@@ -23,12 +23,12 @@ from wgdesk.proto.constants import (
     ZERO_KEYS_AFTER,
 )
 
-_JITTER_STEPS = int(REKEY_TIMEOUT_JITTER_MAX * 1000)  # 334 → 0..333 ms
+JITTER_STEPS = int(REKEY_TIMEOUT_JITTER_MAX * 1000)  # 334 → 0..333 ms
 
 
 def jitter_from(rng: Callable[[int], bytes]) -> float:
     """A uniform-ish jitter in [0, 333 ms] from injected randomness."""
-    return (int.from_bytes(rng(2), "little") % _JITTER_STEPS) / 1000.0
+    return (int.from_bytes(rng(2), "little") % JITTER_STEPS) / 1000.0
 
 
 class Timers:
