@@ -41,6 +41,17 @@ class HelperPermissionDenied(HelperError):
     """The helper (or the socket's permissions) refused this user."""
 
 
+class RestartRequired(HelperError):
+    """A live update was refused because keys changed that only a reconnect can apply; nothing changed.
+
+    ``keys`` names them as the config does (``PrivateKey``, ``Address``, ``DNS``, ``AllowedIPs`` …).
+    """
+
+    def __init__(self, message: str, keys: list[str]) -> None:
+        super().__init__(message, "restart_required")
+        self.keys = keys
+
+
 def default_socket_path() -> str:
     return os.environ.get("WGDESK_SOCKET") or DEFAULT_SOCKET
 
@@ -64,6 +75,15 @@ class HelperClient:
         result: dict[str, Any] = self.request(
             "up", name=name, config=config_text, full_tunnel=full_tunnel, kill_switch=kill_switch
         )
+        return result
+
+    def update(self, name: str, config_text: str) -> dict[str, Any]:
+        """Apply an edited config (with secrets) to the running tunnel ``name`` without restarting it.
+
+        Returns ``{"applied": "live", "peers": {...}, "routes": {...}, "tunnel": {...}}``. Raises
+        `RestartRequired` (with ``keys``) when the change needs a reconnect; nothing is changed then.
+        """
+        result: dict[str, Any] = self.request("update", name=name, config=config_text)
         return result
 
     def down(self, name: str) -> dict[str, Any]:
@@ -143,6 +163,9 @@ class HelperClient:
             if code == "denied":
                 self.close()
                 raise HelperPermissionDenied(text, code)
+            if code == "restart_required":
+                keys = err.get("keys")
+                raise RestartRequired(text, [str(k) for k in keys] if isinstance(keys, list) else [])
             raise HelperError(text, code)
 
     def close(self) -> None:

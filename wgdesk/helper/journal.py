@@ -71,6 +71,11 @@ class Journal:
         self.entries = [e for e in self.entries if e["kind"] in kinds]
         self._rewrite()
 
+    def drop(self, entry: Entry) -> None:
+        """Forget one entry whose change was undone on its own (a route a live update removed)."""
+        self.entries = [e for e in self.entries if e is not entry]
+        self._rewrite()
+
     def newest_first(self) -> Iterator[Entry]:
         return reversed(list(self.entries))
 

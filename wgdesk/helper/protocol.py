@@ -81,6 +81,7 @@ _VERBS: dict[str, dict[str, tuple[bool, Any]]] = {
         "full_tunnel": (False, lambda v: _optional_bool(v, "full_tunnel")),
         "kill_switch": (False, lambda v: _optional_bool(v, "kill_switch")),
     },
+    "update": {"name": (True, _name), "config": (True, _config_text)},
     "down": {"name": (True, _name)},
     "status": {"name": (False, lambda v: None if v is None else _name(v))},
     "logs": {"name": (False, lambda v: None if v is None else _name(v)), "since": (False, _since)},
@@ -141,8 +142,10 @@ def response(request_id: int | None, result: Any) -> bytes:
     return encode({"id": request_id, "ok": True, "result": result})
 
 
-def error(request_id: int | None, code: str, message: str) -> bytes:
-    return encode({"id": request_id, "ok": False, "error": {"code": code, "message": message}})
+def error(request_id: int | None, code: str, message: str, **details: Any) -> bytes:
+    """An error response; ``details`` are extra fields of the error object (``keys`` of
+    ``restart_required``)."""
+    return encode({"id": request_id, "ok": False, "error": {**details, "code": code, "message": message}})
 
 
 def event(kind: str, **fields: Any) -> bytes:

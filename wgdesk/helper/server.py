@@ -235,7 +235,7 @@ class ControlServer:
         try:
             result = self._call(req)
         except TunnelError as e:
-            self._send(conn, protocol.error(req.id, e.code, e.message))
+            self._send(conn, protocol.error(req.id, e.code, e.message, **e.details))
             return True
         except Exception as e:
             self.log.error(None, f"{req.verb} failed: {e!r}")
@@ -250,6 +250,8 @@ class ControlServer:
             return {"version": __version__, "protocol": protocol.VERSION}
         if req.verb == "up":
             return self.manager.up(a["name"], a["config"], a["full_tunnel"], a["kill_switch"])
+        if req.verb == "update":
+            return self.manager.update(a["name"], a["config"])
         if req.verb == "down":
             return self.manager.down(a["name"])
         if req.verb == "status":

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from queue import Full, Queue
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wgdesk import uapi
 from wgdesk.helper import firewall
@@ -39,7 +39,10 @@ from wgdesk.helper.logbook import LogBook
 from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings
 from wgdesk.platforms import PlatformError
 from wgdesk.platforms import current as platform
-from wgdesk.proto.changes import DeviceChange, PeerChange
+from wgdesk.proto.changes import NO_KEY, DeviceChange, Endpoint, PeerChange
+
+if TYPE_CHECKING:
+    from wgdesk.config import Config, Peer
 
 Network = IPv4Network | IPv6Network
 FIRST_FWMARK = 51820
@@ -49,10 +52,12 @@ SRC_VALID_MARK = "net.ipv4.conf.all.src_valid_mark"
 class TunnelError(Exception):
     """An operation the helper refuses or could not complete; ``code`` is the wire error code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details or {}
+        """Extra fields of the wire error object (``keys`` of ``restart_required``)."""
 
 
 class Events:
@@ -119,6 +124,7 @@ class Plan:
     dns_search: list[str]
     hooks: dict[str, tuple[str, ...]]
     warnings: list[str] = field(default_factory=list)
+    config: Config | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -137,6 +143,114 @@ class Tunnel:
     message: str | None = None
     since: float = field(default_factory=time.time)
     warnings: list[str] = field(default_factory=list)
+    config: Config | None = field(default=None, repr=False)
+    """The parsed config the tunnel runs (secrets included; memory only, never journalled)."""
+
+
+def _routes(nets: Sequence[Network], table: str, full: bool, fwmark: int) -> list[Route]:
+    """The routes wg-quick would add for ``nets`` (``table`` lower-cased, ``auto`` when unset)."""
+    routes: list[Route] = []
+    if table == "off":
+        return routes
+    for n in nets:
+        if n.prefixlen == 0 and table == "auto":
+            if full:
+                routes.append(Route(n, str(fwmark)))
+            continue
+        routes.append(Route(n, "main" if table == "auto" else table))
+    return routes
+
+
+def _networks(cfg: Config) -> list[Network]:
+    """Every peer's AllowedIPs, each once, in config order."""
+    nets: list[Network] = []
+    for p in cfg.peers:
+        for n in p.allowed_ips:
+            if n not in nets:
+                nets.append(n)
+    return nets
+
+
+@dataclass(frozen=True)
+class _PeerState:
+    """One peer as the engine holds it after `up` applied a config (repeated sections merged)."""
+
+    preshared_key: bytes | None
+    endpoint: tuple[str, int] | None  # (host as written, port)
+    keepalive: int
+    allowed_ips: frozenset[Network]
+    allowed_order: tuple[Network, ...]
+
+
+def _peer_states(peers: Sequence[Peer]) -> dict[bytes, _PeerState]:
+    """Peers by public key, merged as the UAPI set of `up` merges a repeated [Peer]: later
+    AllowedIPs replace earlier ones, a later PresharedKey/Endpoint/PersistentKeepalive wins."""
+    from wgdesk.config import key_bytes
+
+    out: dict[bytes, _PeerState] = {}
+    for p in peers:
+        key = key_bytes(p.public_key)
+        prev = out.get(key)
+        psk = key_bytes(p.preshared_key) if p.preshared_key else (prev.preshared_key if prev else None)
+        endpoint = (p.endpoint.host, p.endpoint.port) if p.endpoint is not None else None
+        if endpoint is None and prev is not None:
+            endpoint = prev.endpoint
+        keepalive = p.persistent_keepalive
+        if keepalive is None:
+            keepalive = prev.keepalive if prev is not None else 0
+        out[key] = _PeerState(psk, endpoint, keepalive, frozenset(p.allowed_ips), tuple(p.allowed_ips))
+    return out
+
+
+_PEER_FIELDS = ("PresharedKey", "Endpoint", "PersistentKeepalive", "AllowedIPs")
+
+
+def _peer_diff(old: _PeerState, new: _PeerState) -> list[str]:
+    changed = []
+    if old.preshared_key != new.preshared_key:
+        changed.append("PresharedKey")
+    if old.endpoint != new.endpoint:
+        changed.append("Endpoint")
+    if old.keepalive != new.keepalive:
+        changed.append("PersistentKeepalive")
+    if old.allowed_ips != new.allowed_ips:
+        changed.append("AllowedIPs")
+    return changed
+
+
+def restart_keys(old: Config, new: Config) -> list[str]:
+    """The config keys whose change needs the tunnel taken down and up again (empty: live-appliable).
+
+    Peers, their endpoints, keepalives, preshared keys and AllowedIPs change live; everything of
+    [Interface] does not, nor does adding or removing a peer's 0.0.0.0/0 or ::/0 (it decides
+    whether this is a full tunnel, with its policy rules, firewall and kill switch).
+    """
+    from wgdesk.config import key_bytes
+
+    a, b = old.interface, new.interface
+    keys: list[str] = []
+    if a.private_key is None or b.private_key is None or key_bytes(a.private_key) != key_bytes(b.private_key):
+        keys.append("PrivateKey")
+    if (a.listen_port or 0) != (b.listen_port or 0):
+        keys.append("ListenPort")
+    if (a.fwmark or 0) != (b.fwmark or 0):
+        keys.append("FwMark")
+    if set(a.addresses) != set(b.addresses):
+        keys.append("Address")
+    if a.dns != b.dns or a.dns_search != b.dns_search:
+        keys.append("DNS")
+    if a.mtu != b.mtu:
+        keys.append("MTU")
+    if (a.table or "auto").lower() != (b.table or "auto").lower():
+        keys.append("Table")
+    for hook in ("PreUp", "PostUp", "PreDown", "PostDown"):
+        if a.hooks.get(hook, ()) != b.hooks.get(hook, ()):
+            keys.append(hook)
+    defaults_old = {n for n in _networks(old) if n.prefixlen == 0}
+    defaults_new = {n for n in _networks(new) if n.prefixlen == 0}
+    if defaults_old != defaults_new and (b.table or "auto").lower() == "auto":
+        keys.append("AllowedIPs")
+    return keys
 
 
 def _hex_to_b64(text: str) -> str:
@@ -241,6 +355,7 @@ class TunnelManager:
                 journal.path = new_path
             tunnel.state = "up"
             tunnel.since = time.time()
+            tunnel.config = plan.config
             journal.update_header(state="up", listen_port=tunnel.listen_port)
             self.log.info(
                 name,
@@ -268,6 +383,138 @@ class TunnelManager:
             tunnel.message = None
             self._publish(tunnel)
             return {"name": name, "state": "down"}
+
+    def update(self, name: str, text: str) -> dict[str, Any]:
+        """Apply an edited config to the running tunnel ``name`` without restarting it.
+
+        Only peers change live (added, removed, their PresharedKey, Endpoint, PersistentKeepalive
+        and AllowedIPs, with the routes of AllowedIPs); anything else raises ``restart_required``
+        with the keys in ``details["keys"]`` before anything is touched. Route changes are
+        journalled like those of `up`, so `down` and crash recovery undo what exists.
+        """
+        from wgdesk.config import ConfigError, parse
+
+        with self._lock:
+            tunnel = self.tunnels.get(name)
+            if tunnel is None:
+                raise TunnelError("not_found", f"no tunnel named {name} is up")
+            engine = tunnel.engine
+            if tunnel.state != "up" or tunnel.config is None or engine is None or not engine.alive():
+                raise TunnelError(
+                    "conflict",
+                    f"tunnel {name} is {tunnel.state}, not up: bring it up again to use the new config",
+                )
+            try:
+                cfg = parse(text, f"{name}.conf")
+            except ConfigError as e:
+                raise TunnelError("invalid", str(e)) from e
+            if not cfg.interface.private_key:
+                raise TunnelError("invalid", f"{name}.conf: [Interface] has no PrivateKey")
+            if not cfg.peers:
+                raise TunnelError("invalid", f"{name}.conf: no [Peer] section")
+            keys = restart_keys(tunnel.config, cfg)
+            if keys:
+                raise TunnelError(
+                    "restart_required",
+                    f"{', '.join(keys)} of {name} can only change when the tunnel reconnects; "
+                    "nothing was changed (take it down and up again to apply the config)",
+                    {"keys": keys},
+                )
+            old, new = _peer_states(tunnel.config.peers), _peer_states(cfg.peers)
+            table = (cfg.interface.table or "auto").lower()
+            routes = _routes(_networks(cfg), table, tunnel.full_tunnel, tunnel.fwmark)
+            self._check_conflicts(name, routes, tunnel.full_tunnel)
+            changes: list[PeerChange] = []
+            added, removed, changed = [], [], []
+            for key in old:
+                if key not in new:
+                    changes.append(PeerChange(public_key=key, remove=True))
+                    removed.append(base64.b64encode(key).decode())
+            for key, p in new.items():
+                endpoint: Endpoint | None = None
+                fields = _peer_diff(old[key], p) if key in old else list(_PEER_FIELDS)
+                if not fields:
+                    continue
+                if "Endpoint" in fields and p.endpoint is not None:
+                    endpoint = (self._resolve(*p.endpoint), p.endpoint[1])
+                b64 = base64.b64encode(key).decode()
+                if key not in old or (p.endpoint is None and old[key].endpoint is not None):
+                    # new, or its endpoint removed (UAPI cannot unset one): (re)create the peer
+                    if key in old:
+                        changes.append(PeerChange(public_key=key, remove=True))
+                    changes.append(
+                        PeerChange(
+                            public_key=key,
+                            preshared_key=p.preshared_key,
+                            endpoint=endpoint,
+                            persistent_keepalive=p.keepalive,
+                            replace_allowed_ips=True,
+                            allowed_ips=p.allowed_order,
+                        )
+                    )
+                else:
+                    changes.append(
+                        PeerChange(
+                            public_key=key,
+                            preshared_key=(p.preshared_key or NO_KEY) if "PresharedKey" in fields else None,
+                            endpoint=endpoint,
+                            persistent_keepalive=p.keepalive if "PersistentKeepalive" in fields else None,
+                            replace_allowed_ips="AllowedIPs" in fields,
+                            allowed_ips=p.allowed_order if "AllowedIPs" in fields else (),
+                        )
+                    )
+                if key in old:
+                    changed.append({"public_key": b64, "fields": fields})
+                else:
+                    added.append(b64)
+            new_routes = [r for r in routes if r not in tunnel.routes]
+            old_routes = [r for r in tunnel.routes if r not in routes]
+            j = tunnel.journal
+            done: list[Entry] = []
+            try:
+                # routes in before the engine accepts their networks, out after it stops: a
+                # packet meanwhile is dropped by the engine, never sent around the tunnel
+                for r in new_routes:
+                    done.append(j.record("route", dst=str(r.dst), ifname=tunnel.ifname, table=r.table))
+                    platform.route_add(r.dst, tunnel.ifname, r.table)
+                if changes:
+                    uapi_request(
+                        tunnel.ifname, uapi.format_set(DeviceChange(peers=tuple(changes))), alive=engine.alive
+                    )
+            except Exception as e:
+                for entry in reversed(done):
+                    try:
+                        self._undo_entry(tunnel, entry)
+                    except Exception as undo_error:
+                        self.log.error(name, f"undo of route {entry['dst']} failed: {undo_error}")
+                    else:
+                        j.drop(entry)
+                message = f"{e.strerror or e}" if isinstance(e, OSError) else str(e)
+                self.log.error(name, f"live update failed, routes put back: {message}")
+                raise TunnelError("failed", f"could not update {name}: {message}") from e
+            for r in old_routes:
+                platform.route_del(r.dst, tunnel.ifname, r.table)
+                for entry in [
+                    e
+                    for e in j.entries
+                    if e["kind"] == "route" and e["dst"] == str(r.dst) and e["table"] == r.table
+                ]:
+                    j.drop(entry)
+            tunnel.routes = routes
+            tunnel.config = cfg
+            summary = [f"{len(added)} peer(s) added", f"{len(removed)} removed", f"{len(changed)} changed"]
+            if new_routes or old_routes:
+                summary.append(f"routes +{len(new_routes)} -{len(old_routes)}")
+            self.log.info(name, "updated live: " + ", ".join(summary))
+            return {
+                "applied": "live",
+                "peers": {"added": added, "removed": removed, "changed": changed},
+                "routes": {
+                    "added": [str(r.dst) for r in new_routes],
+                    "removed": [str(r.dst) for r in old_routes],
+                },
+                "tunnel": self._describe(tunnel, live=True),
+            }
 
     def status(self, name: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -340,15 +587,8 @@ class TunnelManager:
             warnings.append(
                 "full tunnel is off: 0.0.0.0/0 and ::/0 are accepted from the peer but not routed"
             )
-        routes: list[Route] = []
         fwmark = iface.fwmark or self._free_fwmark(name)
-        if table != "off":
-            for n in all_nets:
-                if n.prefixlen == 0 and table == "auto":
-                    if full:
-                        routes.append(Route(n, str(fwmark)))
-                    continue
-                routes.append(Route(n, "main" if table == "auto" else table))
+        routes = _routes(all_nets, table, full, fwmark)
         if kill_switch is None:
             mode = self.settings.kill_switch
             kill_switch = mode == "always" or (mode == "full-tunnel" and full)
@@ -405,6 +645,7 @@ class TunnelManager:
             list(iface.dns_search),
             hooks,
             warnings,
+            cfg,
         )
 
     def _free_fwmark(self, name: str) -> int:
