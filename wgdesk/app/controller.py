@@ -18,7 +18,7 @@ from wgdesk.app.icons import IconState
 from wgdesk.app.settings import AppSettings
 from wgdesk.app.state import Health, health, icon_state, is_active
 from wgdesk.app.workers import StatusMonitor, TaskRunner
-from wgdesk.client import HelperClient, HelperPermissionDenied, HelperUnavailable
+from wgdesk.client import HelperClient, HelperError, HelperPermissionDenied, HelperUnavailable, RestartRequired
 from wgdesk.config import ConfigError, lint, parse, write
 from wgdesk.platforms import system
 from wgdesk.tunnels import TunnelStore, write_export
@@ -145,7 +145,8 @@ class TunnelController(QObject):
 
     def icon_state(self) -> IconState:
         """The tray icon for all tunnels together."""
-        names = set(self.names()) | set(self._status) | self._pending
+        # a tunnel neither up nor pending is down, which changes no icon: the store need not be listed
+        names = set(self._status) | self._pending
         return icon_state([self.health(n) for n in names], bool(self._helper_problem))
 
     @property
@@ -249,6 +250,38 @@ class TunnelController(QObject):
         self.runner.submit(
             cycle, lambda _: self._after_change(name), lambda e: self._verb_failed(name, e, True)
         )
+
+    def update_live(
+        self,
+        name: str,
+        on_live: Callable[[dict[str, Any]], None],
+        on_restart: Callable[[list[str]], None],
+    ) -> None:
+        """Apply the stored config of the running *name* without reconnecting (the helper's ``update``).
+
+        Calls ``on_live(result)`` when it was applied live, ``on_restart(keys)`` when only a reconnect can
+        apply it (*keys* names what forces that; empty when the helper is too old to update live).
+        """
+        store, client = self.store, self._client_factory
+
+        def run() -> dict[str, Any]:
+            text = write(store.load(name, with_secrets=True))
+            with client() as c:
+                return c.update(name, text)
+
+        def done(result: dict[str, Any]) -> None:
+            self.poll_now()
+            on_live(result)
+
+        def refused(exc: BaseException) -> None:
+            if isinstance(exc, RestartRequired):
+                on_restart(exc.keys)
+            elif isinstance(exc, HelperError) and exc.code == "unknown_verb":
+                on_restart([])
+            else:
+                self.failed.emit(self.tr("Could not apply the changes to {name}").format(name=name), str(exc))
+
+        self.runner.submit(run, done, refused)
 
     def import_files(self, paths: list[Path]) -> None:
         """Import ``.conf`` / ``.zip`` files; emits ``importFinished(report)``."""
