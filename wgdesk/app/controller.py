@@ -18,7 +18,13 @@ from wgdesk.app.icons import IconState
 from wgdesk.app.settings import AppSettings
 from wgdesk.app.state import Health, health, icon_state, is_active
 from wgdesk.app.workers import StatusMonitor, TaskRunner
-from wgdesk.client import HelperClient, HelperError, HelperPermissionDenied, HelperUnavailable, RestartRequired
+from wgdesk.client import (
+    HelperClient,
+    HelperError,
+    HelperPermissionDenied,
+    HelperUnavailable,
+    RestartRequired,
+)
 from wgdesk.config import ConfigError, lint, parse, write
 from wgdesk.platforms import system
 from wgdesk.tunnels import TunnelStore, write_export
