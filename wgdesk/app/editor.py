@@ -145,24 +145,38 @@ class ConfigEditor(QWidget):
             self.message.setText(self.tr("Not saved: {error}").format(error=error))
             return False
         name, text = self.name, self.text.toPlainText()
-        running = self._controller.status(name) is not None
+        status = self._controller.status(name)
 
         def on_saved() -> None:
             if self.name == name:  # the user may have moved on to another tunnel meanwhile
                 self._loaded_text = text
                 self.message.setText(self.tr("Saved."))
             self.saved.emit(name)
-            if running:
-                self._offer_restart(name)
+            if status is not None and status.get("state") == "up":
+                self._controller.update_live(
+                    name, partial(self._applied, name), partial(self._offer_restart, name)
+                )
+            elif status is not None:
+                self._offer_restart(name, [])
 
         self._controller.save(name, text, on_saved)
         return True
 
-    def _offer_restart(self, name: str) -> None:
+    def _applied(self, name: str, _result: object) -> None:
+        if self.name == name:
+            self.message.setText(self.tr("Saved and applied to the connected tunnel."))
+
+    def _offer_restart(self, name: str, keys: list[str]) -> None:
+        question = self.tr("{name} is connected. Reconnect now to apply the changes?").format(name=name)
+        if keys:
+            question = self.tr(
+                "{name} is connected, and {keys} can only change when it reconnects. "
+                "Reconnect now to apply the changes?"
+            ).format(name=name, keys=", ".join(keys))
         box = QMessageBox(
             QMessageBox.Icon.Question,
             self.tr("Apply changes"),
-            self.tr("{name} is connected. Reconnect now to apply the changes?").format(name=name),
+            question,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             self,
         )
