@@ -109,9 +109,12 @@ def build(bundle: Path, out: Path, **env: str) -> Path:
 
 def test_same_bundle_same_deb(tmp_path: Path) -> None:
     bundle = fake_bundle(tmp_path)
-    first = build(bundle, tmp_path / "a")
+    # build-deb's default epoch is the last commit's time: pinned, so that a commit made between the two
+    # builds (a shared working tree) cannot tell them apart; the wall clock still can.
+    epoch = str(int(time.time()) - 86400)
+    first = build(bundle, tmp_path / "a", SOURCE_DATE_EPOCH=epoch)
     time.sleep(1.1)  # a build that depended on the clock would now differ
-    second = build(bundle, tmp_path / "b")
+    second = build(bundle, tmp_path / "b", SOURCE_DATE_EPOCH=epoch)
     assert first.name == second.name
     assert first.read_bytes() == second.read_bytes()
 
