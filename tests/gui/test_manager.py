@@ -285,6 +285,28 @@ def test_export_includes_the_keys_only_when_confirmed(
     assert target.stat().st_mode & 0o777 == 0o600
 
 
+def test_a_failed_diagnosis_shows_the_error_as_text_not_markup(
+    qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtGui import QTextDocument
+
+    from wgdesk.client import HelperError
+
+    source = tmp_path / "office.conf"
+    source.write_text(OFFICE)
+    _import(qtbot, manager, [source])
+
+    def refused() -> None:
+        raise HelperError("<config>: <b>not</b> valid", "invalid")
+
+    monkeypatch.setattr(manager.controller, "client", refused)
+    manager.doctor.run()
+    qtbot.waitUntil(lambda: "failed" in manager.doctor.result.text(), timeout=10000)
+    shown = QTextDocument()
+    shown.setHtml(manager.doctor.result.text())
+    assert shown.toPlainText() == "Diagnosis failed: <config>: <b>not</b> valid"
+
+
 def test_settings_dialog_writes_the_autostart_entry(
     qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

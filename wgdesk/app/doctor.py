@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal
@@ -312,7 +313,8 @@ class DoctorPanel(QWidget):
 
         def failed(exc: object) -> None:
             self._busy = False
-            self.result.setText(self.tr("Diagnosis failed: {error}").format(error=exc))
+            # the label is rich text: the helper's message must not be read as markup
+            self.result.setText(escape(self.tr("Diagnosis failed: {error}").format(error=exc)))
 
         def ask() -> Any:
             with client() as c:
@@ -328,8 +330,6 @@ class DoctorPanel(QWidget):
         if not findings:
             self.result.setText(self.tr("No problem found: the tunnel has a handshake."))
             return
-        from html import escape
-
         self.result.setText(
             "".join(f"<p><b>{escape(f.title)}</b><br>{escape(f.detail)}</p>" for f in findings)
         )
