@@ -398,82 +398,84 @@ class Device:
     def receive_datagram(self, data: bytes, addr: Endpoint, now: float) -> None:
         """Process one UDP payload received from `addr`."""
         if len(data) >= MESSAGE_TRANSPORT_SIZE and data[:4] == _TRANSPORT_HEAD:
-            self._receive_transport(data, addr, now)
+            self.receive_datagrams(((data, addr),), now)
         else:
             self._receive_handshake(data, addr, now)
 
     def receive_datagrams(self, batch: Iterable[tuple[bytes, Endpoint]], now: float) -> None:
-        """Batch form of `receive_datagram`. Handshake messages in the batch count as pending."""
-        items = batch if isinstance(batch, list) else list(batch)
+        """Batch form of `receive_datagram`. Handshake messages in the batch count as pending.
+
+        Transport messages are handled inline (this loop is the data path): look up the keypair by
+        receiver index, check its age, decrypt, check the replay window, do the peer's bookkeeping,
+        and accept the inner packet only if its source address routes back to the same peer.
+        """
+        items = batch if isinstance(batch, (list, tuple)) else list(batch)
         pending = 0
         for data, _ in items:
             if data[:4] != _TRANSPORT_HEAD:
                 pending += 1
         base = self.pending_handshakes
+        keypairs = self._keypair_index
+        incoming = self.incoming
+        cached_src, cached_owner = self._src_cache
         for data, addr in items:
-            if len(data) >= MESSAGE_TRANSPORT_SIZE and data[:4] == _TRANSPORT_HEAD:
-                self._receive_transport(data, addr, now)
-            else:
+            if len(data) < MESSAGE_TRANSPORT_SIZE or data[:4] != _TRANSPORT_HEAD:
                 self.pending_handshakes = base + pending
                 pending -= 1
                 try:
                     self._receive_handshake(data, addr, now)
                 finally:
                     self.pending_handshakes = base
-
-    def _receive_transport(self, data: bytes, addr: Endpoint, now: float) -> None:
-        _, receiver, counter = _unpack_transport(data)
-        kp = self._keypair_index.get(receiver)
-        if kp is None:
-            self.drop(DropReason.UNKNOWN_INDEX, None, addr)
-            return
-        if counter >= REJECT_AFTER_MESSAGES or now - kp.created >= REJECT_AFTER_TIME:
-            self.drop(DropReason.KEYPAIR_EXPIRED, kp.peer.public_key, addr)
-            return
-        try:
-            plaintext = kp.receive.decrypt(_NONCE_PREFIX + data[8:16], data[16:], None)
-        except InvalidTag:
-            self.drop(DropReason.DECRYPTION_FAILED, kp.peer.public_key, addr)
-            return
-        if not kp.replay.check(counter):
-            self.drop(DropReason.REPLAYED_COUNTER, kp.peer.public_key, addr)
-            return
-        peer = kp.peer
-        peer.received_transport(kp, addr, len(data), now)
-        n = len(plaintext)
-        if n == 0:
-            return  # keepalive
-        timers = peer.timers
-        if timers.send_keepalive is None:
-            timers.send_keepalive = now + KEEPALIVE_TIMEOUT
-        else:
-            timers.need_another_keepalive = True
-        version = plaintext[0] >> 4
-        if version == 4 and n >= 20:
-            length = (plaintext[2] << 8) | plaintext[3]
-            src = plaintext[12:16]
-            if length < 20:
+                continue
+            _, receiver, counter = _unpack_transport(data)
+            kp = keypairs.get(receiver)
+            if kp is None:
+                self.drop(DropReason.UNKNOWN_INDEX, None, addr)
+                continue
+            peer = kp.peer
+            if counter >= REJECT_AFTER_MESSAGES or now - kp.created >= REJECT_AFTER_TIME:
+                self.drop(DropReason.KEYPAIR_EXPIRED, peer.public_key, addr)
+                continue
+            try:
+                plaintext = kp.receive.decrypt(_NONCE_PREFIX + data[8:16], data[16:], None)
+            except InvalidTag:
+                self.drop(DropReason.DECRYPTION_FAILED, peer.public_key, addr)
+                continue
+            if not kp.replay.check(counter):
+                self.drop(DropReason.REPLAYED_COUNTER, peer.public_key, addr)
+                continue
+            peer.received_transport(kp, addr, len(data), now)
+            n = len(plaintext)
+            if n == 0:
+                continue  # keepalive
+            timers = peer.timers
+            if timers.send_keepalive is None:
+                timers.send_keepalive = now + KEEPALIVE_TIMEOUT
+            else:
+                timers.need_another_keepalive = True
+            version = plaintext[0] >> 4
+            if version == 4 and n >= 20:
+                length = (plaintext[2] << 8) | plaintext[3]
+                src = plaintext[12:16]
+                if length < 20:
+                    self.drop(DropReason.INVALID_INNER_PACKET, peer.public_key, addr)
+                    continue
+            elif version == 6 and n >= 40:
+                length = ((plaintext[4] << 8) | plaintext[5]) + 40
+                src = plaintext[8:24]
+            else:
                 self.drop(DropReason.INVALID_INNER_PACKET, peer.public_key, addr)
-                return
-        elif version == 6 and n >= 40:
-            length = ((plaintext[4] << 8) | plaintext[5]) + 40
-            src = plaintext[8:24]
-        else:
-            self.drop(DropReason.INVALID_INNER_PACKET, peer.public_key, addr)
-            return
-        if length > n:
-            self.drop(DropReason.INVALID_INNER_PACKET, peer.public_key, addr)
-            return
-        cached_src, cached_peer = self._src_cache
-        if src == cached_src:
-            owner = cached_peer
-        else:
-            owner = self.allowed_ips.lookup(src)
-            self._src_cache = (src, owner)
-        if owner is not peer:
-            self.drop(DropReason.SOURCE_NOT_ALLOWED, peer.public_key, addr)
-            return
-        self.incoming.append(plaintext if length == n else plaintext[:length])
+                continue
+            if length > n:
+                self.drop(DropReason.INVALID_INNER_PACKET, peer.public_key, addr)
+                continue
+            if src != cached_src:
+                cached_src, cached_owner = src, self.allowed_ips.lookup(src)
+            if cached_owner is not peer:
+                self.drop(DropReason.SOURCE_NOT_ALLOWED, peer.public_key, addr)
+                continue
+            incoming.append(plaintext if length == n else plaintext[:length])
+        self._src_cache = (cached_src, cached_owner)
 
     def under_load(self, now: float) -> bool:
         """Whether handshakes must carry a valid mac2 (a cookie) right now."""
