@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -30,12 +31,13 @@ SERVER6 = SERVER_WAN[1].split("/")[0]
 
 
 def dump(L: Lab, name: str) -> dict[str, dict[str, str]]:
-    """`wg show NAME dump` in the client namespace: peers by public key (endpoint, allowed IPs, keepalive)."""
+    """`wg show NAME dump` in the client namespace: peers by public key (endpoint, allowed IPs, keepalive,
+    preshared key)."""
     lines = L.client.exec(WG, "show", name, "dump").stdout.splitlines()
     peers = {}
     for line in lines[1:]:
-        key, _psk, endpoint, allowed, _hs, _rx, _tx, keepalive = line.split("\t")
-        peers[key] = {"endpoint": endpoint, "allowed": allowed, "keepalive": keepalive}
+        key, psk, endpoint, allowed, _hs, _rx, _tx, keepalive = line.split("\t")
+        peers[key] = {"endpoint": endpoint, "allowed": allowed, "keepalive": keepalive, "psk": psk}
     return peers
 
 
@@ -84,6 +86,7 @@ def test_peers_keepalive_endpoint_and_allowed_ips_change_on_the_running_engine(e
             "endpoint": "10.98.2.2:51999",
             "allowed": "10.96.5.0/24",
             "keepalive": "off",
+            "psk": "(none)",
         }
         assert "10.96.5.0/24" in routes(L, T)
         assert "10.96.5.0/24" in journal_routes(L, T)
@@ -176,4 +179,39 @@ def test_interface_changes_need_a_restart_and_change_nothing() -> None:
         h.kill9()
         h.start()
         assert h.client().status() == []
+        assert L.snapshot() == before
+
+
+def test_a_preshared_key_and_a_removed_endpoint_apply_live() -> None:
+    with lab() as L:
+        h = L.start_helper(engine=WGDESK_ENGINE)
+        before = L.snapshot()
+        c = h.client()
+        c.up(T, L.config(), kill_switch=False)
+        pid = engine_pid(h, T)
+        assert L.ping(SERVER_TUNNEL[0], 2)
+        psk = subprocess.run([WG, "genpsk"], capture_output=True, text=True, check=True).stdout.strip()
+        psk_file = L.workdir / "psk"
+        psk_file.write_text(psk + "\n")
+        L.server.exec(WG, "set", L.server_wg, "peer", L.client_public, "preshared-key", str(psk_file))
+
+        # no Endpoint any more: UAPI cannot unset one, so the peer is created again (its session goes)
+        endpoint = "Endpoint = 10.98.2.2:51820"
+        no_endpoint = L.config(extra_peer=f"PresharedKey = {psk}").replace(endpoint + "\n", "")
+        result = c.update(T, no_endpoint)
+        assert result["peers"]["changed"] == [
+            {"public_key": L.server_public, "fields": ["PresharedKey", "Endpoint"]}
+        ]
+        assert psk not in json.dumps(result) and psk not in h.log()
+        peer = dump(L, T)[L.server_public]
+        assert peer["endpoint"] == "(none)" and peer["psk"] == psk
+        assert not L.ping(SERVER_TUNNEL[0], 1, timeout=1, attempts=1)
+
+        # the endpoint back: a fresh handshake, which the server only answers with the preshared key
+        result = c.update(T, L.config(extra_peer=f"PresharedKey = {psk}"))
+        assert result["peers"]["changed"] == [{"public_key": L.server_public, "fields": ["Endpoint"]}]
+        assert L.ping(SERVER_TUNNEL[0], 3)
+        assert engine_pid(h, T) == pid
+
+        c.down(T)
         assert L.snapshot() == before
