@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCharFormat
 
 from tests.gui.conftest import OFFICE, PRIVATE_KEY, PUBLIC_KEY
@@ -64,6 +65,13 @@ def test_loaded_text_has_the_key_and_is_valid(editor: ConfigEditor) -> None:
     assert editor.message.text() == "Configuration is valid."
     assert editor.public_key.text() == PUBLIC_KEY
     assert editor.save_button.isEnabled()
+
+
+def test_an_error_quoting_markup_is_shown_as_text(qtbot, editor: ConfigEditor) -> None:  # type: ignore[no-untyped-def]
+    editor.set_text("[Interface]\n<b>bold</b> = 1\n")
+    assert editor.message.text() == "office.conf:2: unknown key `<b>bold</b>` in [Interface]"
+    # a QLabel guesses rich text from a tag before the first line break: this one must not
+    assert editor.message.textFormat() == Qt.TextFormat.PlainText
 
 
 @pytest.mark.parametrize(("replacement", "message"), BROKEN)

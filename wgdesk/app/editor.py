@@ -55,6 +55,7 @@ class ConfigEditor(QWidget):
         layout.addWidget(self.text, 1)
         self.message = QLabel()
         self.message.setObjectName("editor-message")
+        self.message.setTextFormat(Qt.TextFormat.PlainText)  # parser errors quote the user's text
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message)

@@ -56,6 +56,7 @@ class ManagerWindow(QMainWindow):
 
         self.banner = QLabel()
         self.banner.setObjectName("helper-problem")
+        self.banner.setTextFormat(Qt.TextFormat.PlainText)  # texts from the helper and the client
         self.banner.setWordWrap(True)
         self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.banner.setStyleSheet(
@@ -94,6 +95,7 @@ class ManagerWindow(QMainWindow):
         self.title.setFont(font)
         self.state_label = QLabel()
         self.state_label.setObjectName("tunnel-state")
+        self.state_label.setTextFormat(Qt.TextFormat.PlainText)
         self.activate_button = QPushButton(self.tr("&Activate"))
         self.activate_button.setObjectName("activate")
         header.addWidget(self.title)
@@ -499,6 +501,7 @@ class WarningList(QWidget):
                 widget.deleteLater()
         for row, (line, can_fix) in enumerate(zip(lines, fixable, strict=True)):
             label = QLabel(line)
+            label.setTextFormat(Qt.TextFormat.PlainText)
             label.setWordWrap(True)
             label.setStyleSheet("QLabel { color: #92400e; }")
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

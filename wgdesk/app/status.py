@@ -43,6 +43,7 @@ def _endpoint(value: Any) -> str:
 
 def _value_label(text: str = "", name: str = "") -> QLabel:
     label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)  # values come from configs and the helper
     label.setTextInteractionFlags(
         Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
     )
