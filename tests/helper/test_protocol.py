@@ -102,3 +102,25 @@ def test_arbitrary_json_only_ever_raises_protocol_error_and_what_passes_is_typed
             assert value is None or isinstance(value, bool)
         if key == "config":
             assert isinstance(value, str) and not any(ord(c) < 32 and c not in "\t\r\n" for c in value)
+
+
+def test_update_takes_exactly_a_name_and_a_config() -> None:
+    r = decode_request(req("update", name="wg0", config="[Interface]\n"))
+    assert (r.verb, r.args) == ("update", {"name": "wg0", "config": "[Interface]\n"})
+    for bad in ({"name": "wg0"}, {"config": "x"}, {"name": "wg0", "config": "x", "kill_switch": True}):
+        with pytest.raises(ProtocolError) as e:
+            decode_request(req("update", **bad))
+        assert e.value.code == "invalid"
+    with pytest.raises(ProtocolError) as e:
+        decode_request(req("update", name="wg0", config="[Interface]\x1b\n"))
+    assert e.value.code == "invalid"
+
+
+def test_an_error_carries_its_extra_fields_beside_code_and_message() -> None:
+    line = protocol.error(4, "restart_required", "reconnect", keys=["PrivateKey"])
+    assert json.loads(line) == {
+        "v": 1,
+        "id": 4,
+        "ok": False,
+        "error": {"code": "restart_required", "message": "reconnect", "keys": ["PrivateKey"]},
+    }
