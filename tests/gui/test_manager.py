@@ -76,13 +76,17 @@ def test_zip_import_reports_renamed_and_rejected_files(qtbot, manager: ManagerWi
     with zipfile.ZipFile(bundle, "w") as z:
         z.writestr("office.conf", OFFICE)
         z.writestr("broken.conf", OFFICE.replace("DNS = 10.0.0.1", "DNS = 10.0.0.1\nFoo = bar"))
+        z.writestr("<i>notes.txt", "not a tunnel")
     _import(qtbot, manager, [bundle])
     assert _names(manager) == ["office", "office-2"]
     assert manager.last_summary.text() == "1 tunnel(s) imported."
     assert manager.last_summary.informativeText() == (
         f"Renamed:\n  {bundle}:office.conf as office-2 (not office: `office` already exists)\n\n"
-        f"Rejected:\n  {bundle}:broken.conf:5: unknown key `Foo` in [Interface]"
+        f"Rejected:\n  {bundle}:broken.conf:5: unknown key `Foo` in [Interface]\n"
+        f"  {bundle}:<i>notes.txt: not a .conf file"
     )
+    # names and parser messages come from the files: shown as text, never as markup
+    assert manager.last_summary.textFormat() == Qt.TextFormat.PlainText
     assert manager.last_summary.icon() == QMessageBox.Icon.Warning
 
 

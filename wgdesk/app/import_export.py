@@ -105,6 +105,7 @@ def show_summary(parent: QWidget | None, report: Any) -> QMessageBox:
         parent,
     )
     box.setObjectName("import-summary")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # file names and parser errors, never markup
     box.setModal(False)  # QMessageBox is application-modal by default, which would block the tray menu
     box.setInformativeText(summary_text(report))
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

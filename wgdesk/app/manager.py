@@ -423,6 +423,7 @@ class ManagerWindow(QMainWindow):
     def _failed(self, title: str, message: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
         box.setObjectName("failure")
+        box.setTextFormat(Qt.TextFormat.PlainText)
         box.setModal(False)  # do not block the tray menu
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.show()
