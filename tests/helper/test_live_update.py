@@ -12,10 +12,13 @@ import pytest
 
 from tests.helper.lab import (
     ENGINES,
+    PUBLIC,
+    PUBLIC6,
     SERVER_TUNNEL,
     SERVER_WAN,
     WG,
     WGDESK_ENGINE,
+    Capture,
     Lab,
     engine_pid,
     genkey,
@@ -213,5 +216,40 @@ def test_a_preshared_key_and_a_removed_endpoint_apply_live() -> None:
         assert L.ping(SERVER_TUNNEL[0], 3)
         assert engine_pid(h, T) == pid
 
+        c.down(T)
+        assert L.snapshot() == before
+
+
+def test_a_full_tunnel_with_kill_switch_takes_peer_edits_live_but_not_losing_its_default_route() -> None:
+    with lab() as L:
+        h = L.start_helper(engine=WGDESK_ENGINE)
+        before = L.snapshot()
+        c = h.client()
+        everything = "0.0.0.0/0, ::/0"
+        r = c.up(T, L.config(allowed=everything))
+        assert r["full_tunnel"] is True and r["kill_switch"] is True
+        pid = engine_pid(h, T)
+        assert L.ping(PUBLIC, 2)
+        nft = L.snapshot()["nft"]
+
+        # a new endpoint (IPv6) and keepalive: the kill switch lets the engine's marked packets out to it
+        edited = L.config(allowed=everything, keepalive=4).replace(
+            "Endpoint = 10.98.2.2:51820", f"Endpoint = [{SERVER6}]:51820"
+        )
+        result = c.update(T, edited)
+        assert result["peers"]["changed"] == [
+            {"public_key": L.server_public, "fields": ["Endpoint", "PersistentKeepalive"]}
+        ]
+        assert result["routes"] == {"added": [], "removed": []}
+        assert dump(L, T)[L.server_public]["endpoint"] == f"[{SERVER6}]:51820"
+        cap = Capture(L.router, L.router_lan_if, f"host {PUBLIC} or host {PUBLIC6}", L.workdir)
+        assert L.ping(PUBLIC, 2) and L.ping(PUBLIC6, 2)
+        assert cap.count() == 0  # still only encrypted
+        assert L.snapshot()["nft"] == nft
+
+        with pytest.raises(RestartRequired) as e:
+            c.update(T, L.config(allowed="0.0.0.0/0"))  # ::/0 gone: no longer the same full tunnel
+        assert e.value.keys == ["AllowedIPs"]
+        assert engine_pid(h, T) == pid
         c.down(T)
         assert L.snapshot() == before
