@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network, collapse_addresses, ip_network
 
 from wgdesk.config.model import Config, Interface, IPNetwork, Peer
-from wgdesk.config.parser import check_ip, check_network
+from wgdesk.config.parser import check_ip, check_network, list_entries
 
 __all__ = ["Fix", "LintWarning", "Severity", "lint"]
 
@@ -231,9 +231,8 @@ def _overlaps(
 def _written_forms(cfg: Config) -> list[LintWarning]:
     found: list[LintWarning] = []
     for line in cfg.lines:
-        entries = [e for e in line.value.replace(",", " ").split() if e]
         if line.key == "Address":
-            for entry in entries:
+            for entry in list_entries(line.value):
                 if "/" not in entry:
                     bits = 128 if ":" in entry else 32
                     found.append(

@@ -488,7 +488,7 @@ def parse_bytes(data: bytes, filename: str = "wg0.conf") -> Config:
     return parse(text, filename)
 
 
-def _list_entries(value: str) -> list[str]:
+def list_entries(value: str) -> list[str]:
     """wg-quick's `${value//,/ }` word splitting."""
     return [entry for entry in re.split(r"[, \t]+", value) if entry]
 
@@ -501,9 +501,9 @@ def _apply_interface(draft: _InterfaceDraft, key: str, value: str) -> None:
     elif key == "FwMark":
         draft.fwmark = check_fwmark(value)
     elif key == "Address":
-        draft.addresses.extend(check_address(entry) for entry in _list_entries(value))
+        draft.addresses.extend(check_address(entry) for entry in list_entries(value))
     elif key == "DNS":
-        for entry in _list_entries(value):
+        for entry in list_entries(value):
             checked = check_dns(entry)
             if isinstance(checked, str):
                 draft.dns_search.append(checked)
