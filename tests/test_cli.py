@@ -120,6 +120,19 @@ def test_check_errors_exit_one_in_file_line_format() -> None:
     assert f"{files[2]}:6: unknown key `AllowedIP` in [Peer] (did you mean AllowedIPs?)" in out
 
 
+@pytest.mark.timeout(60)
+def test_an_endless_file_is_refused_and_a_pipe_still_read() -> None:
+    result = run("check", "/dev/zero", str(VALID / "minimal.conf"))
+    assert result.returncode == 1
+    assert result.stdout.decode().splitlines()[0] == "/dev/zero: larger than 1 MiB; not a tunnel config"
+    result = run("strip", "/dev/zero")
+    assert (result.returncode, result.stderr) == (
+        1, b"wgdeskctl: /dev/zero: larger than 1 MiB; not a tunnel config\n"
+    )
+    piped = run("strip", "/dev/stdin", input=(VALID / "minimal.conf").read_bytes())
+    assert piped.returncode == 0 and piped.stdout.startswith(b"[Interface]")
+
+
 def test_check_finds_a_peer_with_our_own_key(tmp_path: Path) -> None:
     private = "2OaN83Oy11u3vNSmIau7d7T4kwcmIinaXmQakM3FZ3Y="
     public = wg("pubkey", input=private.encode()).decode().strip()

@@ -123,6 +123,16 @@ def _other_tunnels(store: TunnelStore, stored: dict[str, Config], path: Path) ->
     return {name: cfg for name, cfg in stored.items() if not (same and name == path.stem)}
 
 
+def _read_config(name: str) -> bytes:
+    """The contents of config file `name` (a pipe is fine); raises OSError, or ConfigError when it is
+    larger than any tunnel config (reading /dev/zero must not exhaust memory)."""
+    with open(name, "rb") as f:
+        data = f.read(MAX_CONF_BYTES + 1)
+    if len(data) > MAX_CONF_BYTES:
+        raise ConfigError(name, None, None, "larger than 1 MiB; not a tunnel config")
+    return data
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     status = 0
     store = TunnelStore()
@@ -130,14 +140,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     for name in args.files:
         path = Path(name)
         try:
-            data = path.read_bytes()
+            cfg = parse_bytes(_read_config(name), filename=name)
             mode = path.stat().st_mode
         except OSError as exc:
             _out(f"{name}: {exc.strerror or exc}\n")
             status = 1
             continue
-        try:
-            cfg = parse_bytes(data, filename=name)
         except ConfigError as exc:
             _out(f"{exc}\n")
             status = 1
@@ -158,9 +166,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_strip(args: argparse.Namespace) -> int:
     try:
-        data = Path(args.file).read_bytes()
+        data = _read_config(args.file)
     except OSError as exc:
         _err(f"{PROG}: `{args.file}': {exc.strerror or exc}")
+        return 1
+    except ConfigError as exc:
+        _err(f"{PROG}: {exc}")
         return 1
     text = data.decode("utf-8", errors="surrogateescape")
     try:
