@@ -311,6 +311,28 @@ def test_a_failed_diagnosis_shows_the_error_as_text_not_markup(
     assert shown.toPlainText() == "Diagnosis failed: <config>: <b>not</b> valid"
 
 
+def test_the_doctor_retries_a_fruitless_diagnosis_after_a_wait_not_every_tick(
+    qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wgdesk.client import HelperError
+
+    source = tmp_path / "office.conf"
+    source.write_text(OFFICE)
+    _import(qtbot, manager, [source])
+    asked: list[int] = []
+
+    def refused() -> None:
+        asked.append(1)
+        raise HelperError("no evidence yet", "unavailable")
+
+    monkeypatch.setattr(manager.controller, "client", refused)
+    doctor, wait = manager.doctor, manager.doctor.WAIT_SECONDS
+    for now in (wait + 1, wait + 2, wait + 3, 2 * wait + 2, 2 * wait + 3):  # status ticks
+        doctor.maybe_run(Health.WAITING, 0.0, now)
+        wait_idle(qtbot, manager.controller)
+    assert len(asked) == 2
+
+
 def test_settings_dialog_writes_the_autostart_entry(
     qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

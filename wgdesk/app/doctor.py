@@ -265,6 +265,7 @@ class DoctorPanel(QWidget):
         self._controller = controller
         self._name: str | None = None
         self._busy = False
+        self._last_auto: float | None = None  # when maybe_run last asked (a retry waits as long again)
         layout = QVBoxLayout(self)
         intro = QLabel(
             self.tr(
@@ -293,6 +294,7 @@ class DoctorPanel(QWidget):
     def show_tunnel(self, name: str | None) -> None:
         """Switch to *name*; findings of the previous tunnel are dropped."""
         self._name = name
+        self._last_auto = None
         self.findings = []
         self.result.setText("")
         self.diagnosed.emit(0)
@@ -335,12 +337,15 @@ class DoctorPanel(QWidget):
         )
 
     def maybe_run(self, health: Health, waiting_since: float | None, now: float) -> None:
-        """Run automatically once a tunnel has waited long enough for its first handshake."""
+        """Run automatically once a tunnel has waited long enough for its first handshake; while that
+        finds nothing (or fails), ask again after as long, not on every status tick."""
         if (
             health == Health.WAITING
             and waiting_since is not None
             and now - waiting_since > self.WAIT_SECONDS
             and not self.findings
             and not self._busy
+            and (self._last_auto is None or now - self._last_auto > self.WAIT_SECONDS)
         ):
+            self._last_auto = now
             self.run()
