@@ -151,6 +151,19 @@ def test_paste_of_invalid_text_says_why(
     assert _names(manager) == []
 
 
+def test_paste_of_a_huge_text_is_refused_before_parsing(
+    qtbot, manager: ManagerWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: shown.append(text))
+    huge = "[Interface]\n" + "# padding\n" * 120_000
+    assert import_export.import_clipboard(manager, manager.controller, text=huge, name="x") is None
+    assert shown == [
+        "The clipboard does not hold a valid tunnel configuration:\n"
+        "clipboard: larger than 1 MiB; not a tunnel config"
+    ]
+
+
 def test_add_empty_tunnel_generates_a_key_pair_and_opens_the_editor(
     qtbot, manager: ManagerWindow, gui_env
 ) -> None:

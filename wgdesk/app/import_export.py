@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox,
 
 from wgdesk.app.controller import TunnelController
 from wgdesk.config import ConfigError, is_interface_name, parse
+from wgdesk.tunnels import MAX_CONF_BYTES
 
 IMPORT_SUFFIXES = (".conf", ".zip")
 
@@ -157,6 +158,8 @@ def import_clipboard(
     text = QGuiApplication.clipboard().text() if text is None else text
     title = _tr("Import from clipboard")
     try:
+        if len(text) > MAX_CONF_BYTES:  # parsed on the UI thread: bounded like a file
+            raise ConfigError("clipboard", None, None, "larger than 1 MiB; not a tunnel config")
         parse(text, filename="clipboard")
     except ConfigError as exc:
         QMessageBox.warning(
