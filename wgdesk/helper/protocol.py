@@ -15,12 +15,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from wgdesk.config import is_interface_name
+
 VERSION = 1
 MAX_REQUEST_BYTES = 512 * 1024
 """Longest request line accepted (a config with thousands of AllowedIPs fits)."""
 MAX_CONFIG_CHARS = 400 * 1024
 
-INTERFACE_NAME = re.compile(r"[a-zA-Z0-9_=+.-]{1,15}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_EXCEPT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -43,8 +44,8 @@ class Request:
 
 
 def _name(value: object, field: str = "name") -> str:
-    if not isinstance(value, str) or not INTERFACE_NAME.fullmatch(value):
-        raise ProtocolError("invalid", f"{field} must match ^[a-zA-Z0-9_=+.-]{{1,15}}$")
+    if not isinstance(value, str) or not is_interface_name(value):
+        raise ProtocolError("invalid", f"{field} must match ^[a-zA-Z0-9_=+.-]{{1,15}}$ and not be . or ..")
     return value
 
 
