@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Tunnel throughput and latency: wireguard-go ↔ wireguard-go, wgdesk ↔ wireguard-go, wgdesk ↔ wgdesk.
 
-Builds two network namespaces joined by a veth (both tunnel ends on this machine), and for each
-pairing measures iperf3 TCP throughput through the tunnel in both directions (median of N runs),
-ping round-trip time, each engine's CPU use (% of one core during iperf), peak RSS, and the CPU
-seconds each engine uses while the tunnel then sits idle for 10 s (timers only, no polling).
+For each pairing builds two network namespaces joined by a veth (both tunnel ends on this
+machine); all pairings stay up and are measured round-robin (the shared machine's load drifts, so
+interleaving keeps the ratios fair): iperf3 TCP throughput through the tunnel in both directions
+(median and range of N runs), ping round-trip time (median of N pings of 50), each engine's CPU
+use (% of one core during iperf), peak RSS, and the CPU seconds each engine uses while the
+tunnels then sit idle for 10 s (timers only, no polling).
 Ratios are against wireguard-go ↔ wireguard-go measured in the same run. Needs root.
 
 Run: sudo .venv/bin/python benchmarks/throughput.py [--seconds 5] [--runs 3] [--profile out.txt]
@@ -24,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -69,41 +73,70 @@ def ping_ms(topo: Topology) -> float:
     return float(match.group(1))
 
 
-def measure(
-    impl_a: str, impl_b: str, seconds: int, runs: int, workdir: Path, launcher_a: tuple[str, ...] = ()
-) -> dict[str, float]:
-    with namespaces("ba", "bb") as (na, nb):
-        topo = build(
-            na,
-            nb,
-            impl_a,
-            impl_b,
-            workdir,
-            endpoints=(0, 1),
-            env_a={"LOG_LEVEL": "error"},
-            env_b={"LOG_LEVEL": "error"},
-            launcher_a=launcher_a,
-        )
-        topo.ping(0, INNER4[1])
-        wait_handshake(topo.a, topo.b.public)
-        result: dict[str, float] = {}
-        pids = (topo.a.proc.pid, topo.b.proc.pid)
-        cpu0 = [cpu_seconds(p) for p in pids]
-        t0 = time.monotonic()
-        result["a_to_b"] = statistics.median(iperf_tcp(topo, 0, seconds) for _ in range(runs))
-        result["b_to_a"] = statistics.median(iperf_tcp(topo, 1, seconds) for _ in range(runs))
-        wall = time.monotonic() - t0
-        result["cpu_a"], result["cpu_b"] = (
-            100 * (cpu_seconds(p) - c) / wall for p, c in zip(pids, cpu0, strict=True)
-        )
-        result["rss_a"], result["rss_b"] = (rss_mib(p) for p in pids)
-        result["ping"] = ping_ms(topo)
-        idle0 = [cpu_seconds(p) for p in pids]
+def measure_all(
+    pairs: list[tuple[str, str]], seconds: int, runs: int, workdir: Path
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """All pairs up at once (idle tunnels cost nothing), measured round-robin.
+
+    The machine is shared, so its load drifts: interleaving the runs of the pairs (a->b and b->a
+    of every pair, then the next round) keeps the ratios fair. CPU is counted over each pair's own
+    iperf runs only; idle CPU over 10 s with every tunnel quiet.
+    """
+    with ExitStack() as stack:
+        topos = {}
+        for a, b in pairs:
+            na, nb = stack.enter_context(namespaces("ba", "bb"))
+            topo = build(
+                na, nb, a, b, workdir, endpoints=(0, 1),
+                env_a={"LOG_LEVEL": "error"}, env_b={"LOG_LEVEL": "error"},
+            )  # fmt: skip
+            topo.ping(0, INNER4[1])
+            wait_handshake(topo.a, topo.b.public)
+            topos[(a, b)] = topo
+        samples: dict[tuple[str, str], dict[str, list[float]]] = {
+            pair: {"a_to_b": [], "b_to_a": [], "ping": [], "cpu_a": [], "cpu_b": [], "wall": []}
+            for pair in pairs
+        }
+        for round_ in range(runs):
+            for pair, topo in topos.items():
+                print(
+                    f"round {round_ + 1}/{runs}: {LABEL[pair[0]]} <-> {LABEL[pair[1]]}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                got = samples[pair]
+                pids = (topo.a.proc.pid, topo.b.proc.pid)
+                cpu0 = [cpu_seconds(p) for p in pids]
+                t0 = time.monotonic()
+                got["a_to_b"].append(iperf_tcp(topo, 0, seconds))
+                got["b_to_a"].append(iperf_tcp(topo, 1, seconds))
+                got["wall"].append(time.monotonic() - t0)
+                got["cpu_a"].append(cpu_seconds(pids[0]) - cpu0[0])
+                got["cpu_b"].append(cpu_seconds(pids[1]) - cpu0[1])
+                got["ping"].append(ping_ms(topo))
+        all_pids = {pair: (t.a.proc.pid, t.b.proc.pid) for pair, t in topos.items()}
+        idle0 = {pair: [cpu_seconds(p) for p in pids] for pair, pids in all_pids.items()}
         time.sleep(IDLE_SECONDS)
-        result["idle_a"], result["idle_b"] = (cpu_seconds(p) - c for p, c in zip(pids, idle0, strict=True))
-        for iface in (topo.a, topo.b):
-            iface.stop()
-        return result
+        results = {}
+        for pair, got in samples.items():
+            pids = all_pids[pair]
+            wall = sum(got["wall"])
+            results[pair] = {
+                "a_to_b": statistics.median(got["a_to_b"]),
+                "b_to_a": statistics.median(got["b_to_a"]),
+                "range": " / ".join(f"{min(got[k]):.0f}-{max(got[k]):.0f}" for k in ("a_to_b", "b_to_a")),
+                "ping": statistics.median(got["ping"]),
+                "cpu_a": 100 * sum(got["cpu_a"]) / wall,
+                "cpu_b": 100 * sum(got["cpu_b"]) / wall,
+                "rss_a": rss_mib(pids[0]),
+                "rss_b": rss_mib(pids[1]),
+                "idle_a": cpu_seconds(pids[0]) - idle0[pair][0],
+                "idle_b": cpu_seconds(pids[1]) - idle0[pair][1],
+            }
+        for topo in topos.values():
+            topo.a.stop()
+            topo.b.stop()
+        return results
 
 
 def profile(seconds: int, workdir: Path, out: Path) -> str:
@@ -189,11 +222,11 @@ def pyspy_profile(seconds: int, workdir: Path, out: Path, py_spy: str) -> str:
     return text
 
 
-def print_table(results: dict[tuple[str, str], dict[str, float]], seconds: int, runs: int) -> None:
+def print_table(results: dict[tuple[str, str], dict[str, Any]], seconds: int, runs: int) -> None:
     base = results[("go", "go")]
     print(
-        f"\nTCP through the tunnel, iperf3 -t {seconds}, median of {runs}; "
-        "CPU = % of one core over all iperf runs\n"
+        f"\nTCP through the tunnel, iperf3 -t {seconds}, median of {runs} interleaved rounds; "
+        "CPU = % of one core over the pair's iperf runs\n"
     )
     header = (
         "pair (a <-> b)",
@@ -207,6 +240,7 @@ def print_table(results: dict[tuple[str, str], dict[str, float]], seconds: int, 
         "RSS a MiB",
         "RSS b MiB",
         f"idle CPU s a/b ({IDLE_SECONDS} s)",
+        "range a->b / b->a",
     )
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
@@ -223,6 +257,7 @@ def print_table(results: dict[tuple[str, str], dict[str, float]], seconds: int, 
             f"{r['rss_a']:.0f}",
             f"{r['rss_b']:.0f}",
             f"{r['idle_a']:.2f} / {r['idle_b']:.2f}",
+            r["range"],
         )
         print("| " + " | ".join(row) + " |")
 
@@ -235,10 +270,9 @@ def main() -> None:
     parser.add_argument("--profile-only", action="store_true", help="skip the throughput rows")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="wgdesk-bench-"))
-    results: dict[tuple[str, str], dict[str, float]] = {}
-    for a, b in [] if args.profile_only and args.profile else PAIRS:
-        print(f"measuring {LABEL[a]} <-> {LABEL[b]} …", file=sys.stderr, flush=True)
-        results[(a, b)] = measure(a, b, args.seconds, args.runs, workdir)
+    results = (
+        {} if args.profile_only and args.profile else measure_all(PAIRS, args.seconds, args.runs, workdir)
+    )
     if results:
         print_table(results, args.seconds, args.runs)
     if args.profile:
