@@ -163,6 +163,40 @@ def profile(seconds: int, workdir: Path, out: Path) -> str:
     return out.read_text()
 
 
+def rekey_run(impl_b: str, seconds: int, workdir: Path) -> str:
+    """One long iperf3 (1 s intervals) through wgdesk <-> impl_b across the 120 s rekey."""
+    with namespaces("ra", "rb") as (na, nb):
+        topo = build(
+            na, nb, "wgdesk", impl_b, workdir, endpoints=(0, 1),
+            env_a={"LOG_LEVEL": "error"}, env_b={"LOG_LEVEL": "error"},
+        )  # fmt: skip
+        topo.ping(0, INNER4[1])
+        first = wait_handshake(topo.a, topo.b.public)
+        server = topo.nb.popen(
+            "iperf3", "-s", "-1", "-p", "5201", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        assert wait_for(lambda: "5201" in topo.nb.exec("ss", "-Hltn").stdout, 10)
+        started = int(time.time())
+        out = topo.na.exec(
+            "iperf3", "-c", INNER4[1], "-p", "5201", "-t", str(seconds), "-i", "1", "-J", timeout=seconds + 60
+        ).stdout
+        server.wait(10)
+        last = int(topo.a.peer(topo.b.public)["handshake"])
+        topo.a.stop()
+        topo.b.stop()
+    rates = [i["sum"]["bits_per_second"] / 1e6 for i in json.loads(out)["intervals"]]
+    median = statistics.median(rates)
+    worst = min(range(len(rates)), key=rates.__getitem__)
+    rekey = last - first - (started - first)  # seconds into the iperf run
+    window = rates[max(0, rekey - 3) : rekey + 4]
+    return (
+        f"wgdesk -> {LABEL[impl_b]} over {seconds} s in 1 s intervals: median {median:.0f} Mbit/s, "
+        f"lowest {rates[worst]:.0f} at second {worst + 1} ({rates[worst] / median:.0%} of the median); "
+        f"rekey at second {rekey}: seconds {max(0, rekey - 3) + 1}-{rekey + 4} "
+        f"{' '.join(f'{r:.0f}' for r in window)} (lowest {min(window, default=0) / median:.0%} of the median)"
+    )
+
+
 def leaf_profile(raw: Path, top: int = 18) -> str:
     """Self time per function from a py-spy raw file (`frame;frame;... count` lines), in %."""
     totals: dict[str, int] = {}
@@ -268,8 +302,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="also profile wgdesk; write the summary here")
     parser.add_argument("--profile-only", action="store_true", help="skip the throughput rows")
+    parser.add_argument(
+        "--rekey", type=int, metavar="SECONDS", help="only: one long run across the rekey (130)"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="wgdesk-bench-"))
+    if args.rekey:
+        for impl_b in ("wgdesk", "go"):
+            print(rekey_run(impl_b, args.rekey, workdir), flush=True)
+        return
     results = (
         {} if args.profile_only and args.profile else measure_all(PAIRS, args.seconds, args.runs, workdir)
     )
