@@ -33,6 +33,10 @@ def test_split_tunnel_up_down_leaves_the_system_byte_identical(engine: str) -> N
         assert peer["endpoint"] == "10.98.2.2:51820"
         assert peer["allowed_ips"] == ["10.97.0.0/24", "fd97::/64"]
         assert isinstance(peer["latest_handshake"], int) and peer["rx_bytes"] > 0 and peer["tx_bytes"] > 0
+        # wgdesk-engine gets IFF_VNET_HDR (coalesced TCP writes); wireguard-go 2022 gets packet info
+        tun_flags = int(L.client.exec("cat", f"/sys/class/net/{T}/tun_flags").stdout, 16)
+        assert bool(tun_flags & 0x4000) is (engine == "wgdesk-engine")
+        assert bool(tun_flags & 0x1000) is (engine == "wgdesk-engine")
         during = L.snapshot()
         assert during["route4"] != before["route4"]
         assert c.down(T) == {"name": T, "state": "down"}

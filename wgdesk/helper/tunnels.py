@@ -709,7 +709,7 @@ class TunnelManager:
         self._hooks(plan.name, ifname, plan.hooks.get("PreUp", ()), "PreUp")
         takes_fds = self.settings.engine_takes_udp_fds()
         j.record("link", ifname=ifname)
-        tun_fd = platform.open_tun(ifname, packet_info=not takes_fds)
+        tun_fd = platform.open_tun(ifname, packet_info=not takes_fds, vnet_hdr=takes_fds)
         sockets: list[socket.socket] = []
         try:
             j.record("uapi_socket", path=str(uapi_path(ifname)))

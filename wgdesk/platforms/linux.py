@@ -86,20 +86,22 @@ def _family_flag(net: Network | str) -> str:
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
 _IFF_NO_PI = 0x1000
+_IFF_VNET_HDR = 0x4000
 
 
-def open_tun(name: str, packet_info: bool = False) -> int:
+def open_tun(name: str, packet_info: bool = False, vnet_hdr: bool = False) -> int:
     """Create the TUN interface ``name`` (``IFF_TUN|IFF_NO_PI``) and return its open fd.
 
     ``packet_info`` keeps the 4-byte packet-information header (no ``IFF_NO_PI``): what
     wireguard-go up to 2022 assumes of a TUN fd handed to it in ``WG_TUN_FD``.
+    ``vnet_hdr`` adds ``IFF_VNET_HDR``: wgdesk-engine then writes a stream's decrypted TCP
+    segments to the kernel as one large packet (see `wgdesk.engine.offload`).
     The interface is not persistent: it disappears when the last fd is closed.
     """
+    flags = _IFF_TUN | (0 if packet_info else _IFF_NO_PI) | (_IFF_VNET_HDR if vnet_hdr else 0)
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
     try:
-        fcntl.ioctl(
-            fd, _TUNSETIFF, struct.pack("16sH", name.encode(), _IFF_TUN | (0 if packet_info else _IFF_NO_PI))
-        )
+        fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", name.encode(), flags))
     except OSError as e:
         os.close(fd)
         raise PlatformError(f"cannot create TUN interface {name}: {e.strerror}") from e
