@@ -1,7 +1,8 @@
-"""`wgdeskctl up`, `down` and `show`: the commands that ask the helper to act.
+"""`wgdeskctl up`, `update`, `down` and `show`: the commands that ask the helper to act.
 
 ``up NAME`` sends the stored tunnel (with its keys from the keyring); ``up FILE`` sends a .conf file
-as it is, named after the file. ``show --json`` prints ``{"tunnels": [...]}``.
+as it is, named after the file. ``update`` applies an edited config to a running tunnel without
+reconnecting it (or says which keys need a reconnect). ``show --json`` prints ``{"tunnels": [...]}``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wgdesk.client import HelperClient, HelperError
+from wgdesk.client import HelperClient, HelperError, RestartRequired
 
 PROG = "wgdeskctl"
 
 
 def register(subparsers: Any) -> None:
-    """Add ``up``, ``down`` and ``show`` to wgdeskctl's subcommands."""
+    """Add ``up``, ``update``, ``down`` and ``show`` to wgdeskctl's subcommands."""
     p = subparsers.add_parser(
         "up",
         help="bring a tunnel up through the helper",
@@ -40,6 +41,15 @@ def register(subparsers: Any) -> None:
         "setting, normally on for full tunnels)",
     )
     p.set_defaults(func=cmd_up)
+    p = subparsers.add_parser(
+        "update",
+        help="apply an edited config to a running tunnel without reconnecting",
+        description="Apply the stored tunnel NAME (or a .conf FILE) to the running tunnel of that name: "
+        "peers, endpoints, keepalive, preshared keys and AllowedIPs change live; other keys need "
+        "`down` + `up`.",
+    )
+    p.add_argument("target", metavar="NAME|FILE")
+    p.set_defaults(func=cmd_update)
     p = subparsers.add_parser("down", help="take a tunnel down", description="Take tunnel NAME down.")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_down)
@@ -94,6 +104,30 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(
         f"{name} is up (full tunnel {'on' if result.get('full_tunnel') else 'off'}, "
         f"kill switch {'on' if result.get('kill_switch') else 'off'})"
+    )
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    try:
+        name, text = _load(args.target)
+    except OSError as e:
+        return _err(f"{args.target}: {e.strerror}")
+    except HelperError as e:
+        return _err(e.message)
+    try:
+        with _client(args) as c:
+            result = c.update(name, text)
+    except RestartRequired as e:
+        return _err(f"{e.message} (needs a reconnect: {', '.join(e.keys)}); nothing was changed")
+    except HelperError as e:
+        return _err(e.message)
+    peers = result.get("peers", {})
+    routes = result.get("routes", {})
+    print(
+        f"{name} updated live: {len(peers.get('added', []))} peer(s) added, "
+        f"{len(peers.get('removed', []))} removed, {len(peers.get('changed', []))} changed; "
+        f"{len(routes.get('added', []))} route(s) added, {len(routes.get('removed', []))} removed"
     )
     return 0
 

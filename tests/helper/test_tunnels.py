@@ -151,6 +151,20 @@ def test_wgdeskctl_up_show_down_a_file() -> None:
         assert (
             f"interface: {TF}" in text and f"peer: {L.server_public}" in text and "latest handshake:" in text
         )
+        # an edited keepalive applies live; an edited Address needs a reconnect and changes nothing
+        edited = L.config(dns="10.97.0.1", keepalive=7)
+        conf.write_text(edited)
+        r = wgdeskctl(h, "update", str(conf))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == (
+            f"{TF} updated live: 0 peer(s) added, 0 removed, 1 changed; 0 route(s) added, 0 removed"
+        )
+        [peer_line] = L.client.exec("wg", "show", TF, "dump").stdout.splitlines()[1:]
+        assert peer_line.split("\t")[7] == "7"
+        conf.write_text(edited.replace("10.97.0.2/32", "10.97.0.3/32", 1))
+        r = wgdeskctl(h, "update", str(conf))
+        assert r.returncode == 1 and "needs a reconnect: Address" in r.stderr, r.stderr
+        assert L.ping(SERVER_TUNNEL[0], 2)
         r = wgdeskctl(h, "down", TF)
         assert r.returncode == 0 and r.stdout.strip() == f"{TF} is down"
         r = wgdeskctl(h, "down", TF)
