@@ -10,6 +10,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ.setdefault("XDG_SESSION_TYPE", "x11")
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,26 @@ def manager(qtbot, controller: TunnelController) -> ManagerWindow:  # type: igno
 def wait_idle(qtbot, controller: TunnelController, timeout: int = 10000) -> None:  # type: ignore[no-untyped-def]
     """Wait until every worker task has called back."""
     qtbot.waitUntil(lambda: not controller.runner.busy, timeout=timeout)
+
+
+@contextmanager
+def app_on_helper(  # type: ignore[no-untyped-def]
+    qtbot, store: TunnelStore, tmp_path: Path, socket: Path, name: str, poll_interval: float = 0.5
+) -> Iterator[tuple[TunnelController, ManagerWindow]]:
+    """A started controller and its manager window talking to the real helper at ``socket``; on exit the
+    tunnel ``name`` is taken down if it is still up and the controller is stopped."""
+    settings = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
+    controller = TunnelController(
+        store, lambda: HelperClient(socket, timeout=60), settings, poll_interval=poll_interval
+    )
+    controller.start()
+    manager = ManagerWindow(controller)
+    qtbot.addWidget(manager)
+    try:
+        yield controller, manager
+    finally:
+        if controller.status(name) is not None:
+            with HelperClient(socket) as c:
+                c.down(name)
+        wait_idle(qtbot, controller, 30000)
+        controller.stop()

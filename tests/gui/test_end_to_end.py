@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
 
-from tests.gui.conftest import ARTIFACTS, wait_idle
-from tests.helper.lab import SERVER_TUNNEL, lab
+from tests.gui.conftest import ARTIFACTS, app_on_helper, wait_idle
+from tests.helper.lab import SERVER_TUNNEL, WGDESK_ENGINE, lab
 from tests.netns import unique_name
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.icons import IconState
@@ -30,7 +29,6 @@ from wgdesk.tunnels import TunnelStore
 pytestmark = [pytest.mark.root, pytest.mark.gui]
 
 ROOT = Path(__file__).resolve().parents[2]
-WGDESK_ENGINE = str(Path(sys.executable).parent / "wgdesk-engine")
 HANDSHAKE = re.compile(r"^(Now|\d+ seconds? ago)$")
 TRANSFER = re.compile(r"^(\d+(\.\d+)? (B|KiB|MiB)) received, (\d+(\.\d+)? (B|KiB|MiB)) sent$")
 
@@ -158,17 +156,10 @@ def test_doctor_explains_a_server_that_never_answers_and_the_log_shows_the_helpe
 ) -> None:
     with lab() as L:
         helper = L.start_helper(engine=WGDESK_ENGINE)
-        settings = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
-        controller = TunnelController(
-            store, lambda: HelperClient(helper.socket, timeout=60), settings, poll_interval=0.5
-        )
-        controller.start()
-        manager = ManagerWindow(controller)
-        qtbot.addWidget(manager)
         name = unique_name("wrong")
         source = tmp_path / f"{name}.conf"
         source.write_text(L.config(keepalive=1).replace(":51820", ":51999"))  # nobody listens there
-        try:
+        with app_on_helper(qtbot, store, tmp_path, helper.socket, name) as (controller, manager):
             manager.show()
             with qtbot.waitSignal(controller.importFinished, timeout=15000):
                 manager.import_paths([source])
@@ -183,7 +174,9 @@ def test_doctor_explains_a_server_that_never_answers_and_the_log_shows_the_helpe
             assert "No reply at all from the server" in manager.doctor.result.text()
             assert "10.98.2.2:51999" in manager.doctor.findings[0].detail
             assert manager.doctor.public_key.label.text() == L.client_public
-            assert settings.last_connected() == [name]  # what "restore tunnels" reconnects next start
+            assert controller.settings.last_connected() == [
+                name
+            ]  # what "restore tunnels" reconnects next start
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             manager.grab().save(str(ARTIFACTS / "doctor.png"))
 
@@ -201,11 +194,6 @@ def test_doctor_explains_a_server_that_never_answers_and_the_log_shows_the_helpe
 
             manager.activate_button.click()
             qtbot.waitUntil(lambda: controller.health(name) == Health.DOWN, timeout=30000)
-        finally:
-            if controller.status(name) is not None:
-                _down(helper.socket, name)
-            wait_idle(qtbot, controller, 30000)
-            controller.stop()
 
 
 def test_on_start_the_app_reconnects_the_tunnels_that_were_up(  # type: ignore[no-untyped-def]

@@ -8,15 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
+from tests.gui.conftest import app_on_helper
 from tests.helper.lab import SERVER_TUNNEL, WG, WGDESK_ENGINE, engine_pid, lab
 from tests.netns import unique_name
-from wgdesk.app.controller import TunnelController
-from wgdesk.app.manager import ManagerWindow
-from wgdesk.app.settings import AppSettings
-from wgdesk.client import HelperClient
 from wgdesk.tunnels import TunnelStore
 
 pytestmark = [pytest.mark.root, pytest.mark.gui]
@@ -37,17 +33,13 @@ def test_saving_a_connected_tunnel_applies_keepalive_live_and_asks_before_an_add
 ) -> None:
     with lab() as L:
         helper = L.start_helper(engine=WGDESK_ENGINE)
-        settings = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
-        controller = TunnelController(
-            store, lambda: HelperClient(helper.socket, timeout=60), settings, poll_interval=0.3
-        )
-        controller.start()
-        manager = ManagerWindow(controller)
-        qtbot.addWidget(manager)
         name = unique_name("live")
         source = tmp_path / f"{name}.conf"
         source.write_text(L.config(keepalive=1))
-        try:
+        with app_on_helper(qtbot, store, tmp_path, helper.socket, name, poll_interval=0.3) as (
+            controller,
+            manager,
+        ):
             manager.show()
             qtbot.waitExposed(manager)
             with qtbot.waitSignal(controller.importFinished, timeout=15000):
@@ -86,8 +78,3 @@ def test_saving_a_connected_tunnel_applies_keepalive_live_and_asks_before_an_add
             addresses = L.client.exec("ip", "-4", "-o", "addr", "show", "dev", name).stdout
             assert "10.97.0.2/32" in addresses and "10.97.0.3" not in addresses
             assert engine_pid(helper, name) == pid
-        finally:
-            if controller.status(name) is not None:
-                with HelperClient(helper.socket) as c:
-                    c.down(name)
-            controller.stop()
