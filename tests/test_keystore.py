@@ -7,7 +7,10 @@ import subprocess
 import sys
 import textwrap
 
+import keyring.backend
+import keyring.backends.chainer
 import keyring.backends.fail
+import keyring.errors
 import pytest
 
 from tests.secret_service import SecretService, keyring_session, secret_service  # noqa: F401
@@ -72,6 +75,58 @@ def test_refuses_backends_that_do_not_keep_secrets() -> None:
         KeyStore(keyring.backends.fail.Keyring()).get("x")
     assert "gnome-keyring" in str(info.value)
     assert "never stores private keys in plain files" in str(info.value)
+
+
+class PlaintextKeyring(keyring.backend.KeyringBackend):
+    """What keyrings.alt's plaintext backend does: secrets in a readable file (only for this test)."""
+
+    priority = 100  # ranks above the Secret Service, as a misconfigured system might have it
+
+    def __init__(self, path) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.path = path
+
+    def get_password(self, service: str, username: str) -> str | None:
+        for line in self.path.read_text().splitlines() if self.path.exists() else ():
+            s, u, p = line.split("\t")
+            if (s, u) == (service, username):
+                return p
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        with self.path.open("a") as out:
+            out.write(f"{service}\t{username}\t{password}\n")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise keyring.errors.PasswordDeleteError(username)
+
+
+def chain(*members: keyring.backend.KeyringBackend) -> keyring.backends.chainer.ChainerBackend:
+    class Chain(keyring.backends.chainer.ChainerBackend):
+        backends = members  # type: ignore[assignment]
+
+    return Chain()
+
+
+def test_a_chain_never_reads_or_writes_its_plaintext_member(
+    keyring_session: SecretService,  # noqa: F811
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    plain = PlaintextKeyring(tmp_path / "plain.txt")
+    plain.set_password("wgdesk", "pk0:private-key", "from-the-file")
+    secret = keyring_session.backend()
+    # positive control: keyring's own chain answers from the plaintext file
+    assert chain(plain, secret).get_password("wgdesk", "pk0:private-key") == "from-the-file"
+    store = KeyStore(chain(plain, secret))
+    assert store.get("pk0:private-key") is None
+    store.set("pk0:private-key", KEY)
+    assert KEY not in (tmp_path / "plain.txt").read_text()
+    assert secret.get_password("wgdesk", "pk0:private-key") == KEY
+    store.delete("pk0:private-key")
+    with pytest.raises(KeyringUnavailable, match="PlaintextKeyring"):
+        KeyStore(chain(plain)).get("pk0:private-key")
+    with pytest.raises(KeyringUnavailable, match="no keyring backend was found"):
+        KeyStore(chain()).get("pk0:private-key")
 
 
 def _in_fresh_process(env: dict[str, str], tmp_home: str) -> subprocess.CompletedProcess[str]:

@@ -83,6 +83,14 @@ class KeyringLocked(KeyringUnavailable):
 _REFUSED = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt.file")
 
 
+def _name(backend: keyring.backend.KeyringBackend) -> str:
+    return f"{type(backend).__module__}.{type(backend).__name__}"
+
+
+def _refused(backend: keyring.backend.KeyringBackend) -> bool:
+    return _name(backend).startswith(_REFUSED) or "Plaintext" in type(backend).__name__
+
+
 class KeyStore:
     """Secrets of tunnels, in a `keyring` backend.
 
@@ -98,16 +106,28 @@ class KeyStore:
 
     @property
     def backend(self) -> keyring.backend.KeyringBackend:
-        """The backend in use; raises `KeyringUnavailable` if it cannot hold secrets."""
+        """The backend in use; raises `KeyringUnavailable` if it cannot hold secrets.
+
+        A chain of backends (keyring's default when several are installed) would read from and
+        write to any member, plaintext files included: only its highest-priority member that keeps
+        secrets is used.
+        """
         if self._backend is None:
             self._backend = keyring.get_keyring()
         backend = self._backend
-        name = f"{type(backend).__module__}.{type(backend).__name__}"
         children = getattr(backend, "backends", None)
-        if children is not None and not children:
-            raise KeyringUnavailable("no keyring backend was found")
-        if name.startswith(_REFUSED) or "Plaintext" in type(backend).__name__:
-            raise KeyringUnavailable(f"the configured backend {name} does not keep secrets safely")
+        if children is not None:
+            safe = [child for child in children if not _refused(child)]
+            if not safe:
+                names = ", ".join(_name(child) for child in children)
+                raise KeyringUnavailable(
+                    f"the backends found ({names}) do not keep secrets safely"
+                    if children
+                    else "no keyring backend was found"
+                )
+            backend = safe[0]
+        if _refused(backend):
+            raise KeyringUnavailable(f"the configured backend {_name(backend)} does not keep secrets safely")
         return backend
 
     def _call(self, what: str, operation: Callable[[keyring.backend.KeyringBackend], _T]) -> _T:
