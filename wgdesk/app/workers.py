@@ -48,12 +48,17 @@ class TaskRunner(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max_threads)
         self._in_flight = 0
+        self._closed = False
         self.delivered.connect(self._deliver)
 
     def submit(
         self, fn: Callable[[], Any], on_done: Callback | None = None, on_error: Callback | None = None
     ) -> None:
-        """Run *fn()* on a worker; then ``on_done(result)`` or ``on_error(exception)`` on this thread."""
+        """Run *fn()* on a worker; then ``on_done(result)`` or ``on_error(exception)`` on this thread.
+
+        After :meth:`shutdown` nothing is run any more."""
+        if self._closed:
+            return
         self._in_flight += 1
         self._pool.start(_Runnable(self, fn, on_done, on_error))
 
@@ -64,6 +69,8 @@ class TaskRunner(QObject):
 
     @Slot(object, object)
     def _deliver(self, callback: Callback | None, value: object) -> None:
+        if self._closed:
+            return  # the UI is going away: a late result has nobody to tell
         self._in_flight -= 1
         try:
             if callback is not None:
@@ -73,9 +80,17 @@ class TaskRunner(QObject):
                 self.idle.emit()
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
-        """Wait for running tasks (they cannot be interrupted) and drop queued ones."""
+        """Wait for running tasks (they cannot be interrupted) and drop queued ones.
+
+        Afterwards the runner is not busy, results still on their way are not delivered, and
+        :meth:`submit` does nothing."""
+        self._closed = True
         self._pool.clear()
         self._pool.waitForDone(timeout_ms)
+        was_busy = self._in_flight > 0
+        self._in_flight = 0
+        if was_busy:
+            self.idle.emit()
 
 
 class StatusMonitor(QThread):
