@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCharFormat
 
 from tests.gui.conftest import OFFICE, PRIVATE_KEY, PUBLIC_KEY
+from wgdesk.app import dialogs
 from wgdesk.app.editor import ConfigEditor
 from wgdesk.app.highlighter import ConfHighlighter
 from wgdesk.app.manager import ManagerWindow
@@ -169,7 +170,7 @@ def test_switching_tunnels_offers_to_save_unsaved_edits(  # type: ignore[no-unty
         asked.append(text)
         return QMessageBox.StandardButton.Save
 
-    monkeypatch.setattr(QMessageBox, "question", answer)
+    monkeypatch.setattr(dialogs, "ask", answer)
     editor.text.setPlainText(editor.text.toPlainText().replace("DNS = 10.0.0.1", "DNS = 10.0.0.99"))
     with qtbot.waitSignal(editor.saved, timeout=10000):
         manager.select("other")

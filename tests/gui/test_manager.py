@@ -13,7 +13,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton
 
 from tests.gui.conftest import OFFICE, PEER_KEY, PRIVATE_KEY, PUBLIC_KEY, wait_idle
-from wgdesk.app import import_export
+from wgdesk.app import dialogs, import_export
 from wgdesk.app.controller import FULL_TUNNEL, KILL_SWITCH
 from wgdesk.app.manager import ManagerWindow
 from wgdesk.app.state import Health
@@ -142,7 +142,7 @@ def test_paste_of_invalid_text_says_why(
     qtbot, manager: ManagerWindow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: shown.append(text))
+    monkeypatch.setattr(dialogs, "warn", lambda parent, title, text, *a: shown.append(text))
     assert import_export.import_clipboard(manager, manager.controller, text="hello", name="x") is None
     assert shown == [
         "The clipboard does not hold a valid tunnel configuration:\n"
@@ -155,7 +155,7 @@ def test_paste_of_a_huge_text_is_refused_before_parsing(
     qtbot, manager: ManagerWindow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: shown.append(text))
+    monkeypatch.setattr(dialogs, "warn", lambda parent, title, text, *a: shown.append(text))
     huge = "[Interface]\n" + "# padding\n" * 120_000
     assert import_export.import_clipboard(manager, manager.controller, text=huge, name="x") is None
     assert shown == [
@@ -190,7 +190,7 @@ def test_delete_removes_file_and_keyring_items(
     source = tmp_path / "office.conf"
     source.write_text(OFFICE)
     _import(qtbot, manager, [source])
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(dialogs, "ask", lambda *a, **k: QMessageBox.StandardButton.Yes)
     with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
         manager.delete_button.click()
     assert _names(manager) == []
@@ -292,7 +292,7 @@ def test_export_includes_the_keys_only_when_confirmed(
     # the native dialogs are the OS boundary: the user picks a path and answers the question
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     answer = QMessageBox.StandardButton.Yes if with_keys else QMessageBox.StandardButton.No
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answer)
+    monkeypatch.setattr(dialogs, "ask", lambda *a, **k: answer)
     with qtbot.waitSignal(manager.controller.notify, timeout=15000) as notice:
         manager.export_button.click()
     assert notice.args[:2] == ["Exported", str(target)]

@@ -9,6 +9,7 @@ from PySide6.QtCore import QCoreApplication, QMimeData, Qt, QUrl
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
+from wgdesk.app import dialogs
 from wgdesk.app.controller import TunnelController
 from wgdesk.config import ConfigError, is_interface_name, parse
 from wgdesk.tunnels import MAX_CONF_BYTES
@@ -140,13 +141,9 @@ def ask_tunnel_name(parent: QWidget | None, controller: TunnelController, title:
             return None
         name = name.strip()
         if not is_interface_name(name):
-            QMessageBox.warning(
-                parent, title, _tr("'{name}' is not a valid interface name.").format(name=name)
-            )
+            dialogs.warn(parent, title, _tr("'{name}' is not a valid interface name.").format(name=name))
         elif name in controller.names():
-            QMessageBox.warning(
-                parent, title, _tr("A tunnel named '{name}' already exists.").format(name=name)
-            )
+            dialogs.warn(parent, title, _tr("A tunnel named '{name}' already exists.").format(name=name))
         else:
             return name
 
@@ -162,7 +159,7 @@ def import_clipboard(
             raise ConfigError("clipboard", None, None, "larger than 1 MiB; not a tunnel config")
         parse(text, filename="clipboard")
     except ConfigError as exc:
-        QMessageBox.warning(
+        dialogs.warn(
             parent,
             title,
             _tr("The clipboard does not hold a valid tunnel configuration:\n{error}").format(error=exc),
@@ -185,7 +182,7 @@ def export_tunnel(parent: QWidget | None, controller: TunnelController, name: st
     )
     if not path:
         return
-    answer = QMessageBox.question(
+    answer = dialogs.ask(
         parent,
         _tr("Include keys?"),
         _tr(
@@ -195,4 +192,4 @@ def export_tunnel(parent: QWidget | None, controller: TunnelController, name: st
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.No,
     )
-    controller.export(name, Path(path), answer == QMessageBox.StandardButton.Yes)
+    controller.export(name, Path(path), answer == dialogs.Button.Yes)

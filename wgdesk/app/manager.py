@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from wgdesk.app import import_export
+from wgdesk.app import dialogs, import_export
 from wgdesk.app.controller import FULL_TUNNEL, KILL_SWITCH, TunnelController
 from wgdesk.app.doctor import DoctorPanel
 from wgdesk.app.editor import ConfigEditor
@@ -324,15 +324,15 @@ class ManagerWindow(QMainWindow):
             return
         if editor.name not in self.controller.names():  # deleted or renamed meanwhile
             return
-        answer = QMessageBox.question(
+        answer = dialogs.ask(
             self,
             self.tr("Unsaved changes"),
             self.tr("Save your changes to {name}?").format(name=editor.name),
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard,
             QMessageBox.StandardButton.Save,
         )
-        if answer == QMessageBox.StandardButton.Save and not editor.save():
-            QMessageBox.warning(self, self.tr("Not saved"), editor.message.text())
+        if answer == dialogs.Button.Save and not editor.save():
+            dialogs.warn(self, self.tr("Not saved"), editor.message.text())
 
     @Slot(str)
     def _show_helper_problem(self, text: str) -> None:
@@ -402,14 +402,14 @@ class ManagerWindow(QMainWindow):
         name = self.selected()
         if name is None:
             return
-        answer = QMessageBox.question(
+        answer = dialogs.ask(
             self,
             self.tr("Delete tunnel"),
             self.tr("Delete {name} and its keys? This cannot be undone.").format(name=name),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )
-        if answer == QMessageBox.StandardButton.Yes:
+        if answer == dialogs.Button.Yes:
             self.controller.delete(name)
 
     @Slot(object)
