@@ -31,7 +31,7 @@ from wgdesk.config import (
 )
 from wgdesk.config.parser import InvalidValue, check_address, check_dns, check_port
 from wgdesk.keystore import KeyringUnavailable
-from wgdesk.platforms import system
+from wgdesk.platforms import local_networks, system
 from wgdesk.proto import keys
 from wgdesk.tunnels import MAX_CONF_BYTES, TunnelError, TunnelStore, write_export
 
@@ -152,11 +152,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             continue
         if stored is None:
             stored = store.configs()
+            lans = local_networks()
         found = lint(
             cfg,
             own_public_key=_own_public_key(cfg),
             other_tunnels=_other_tunnels(store, stored, path),
             file_mode=mode,
+            local_networks=lans,
             platform=system(),
         )
         for warning in found:

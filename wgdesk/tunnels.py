@@ -30,7 +30,7 @@ from wgdesk.config import (
     write,
 )
 from wgdesk.keystore import KeyStore, preshared_key_item, private_key_item
-from wgdesk.platforms import system, user_config_dir
+from wgdesk.platforms import local_networks, system, user_config_dir
 
 __all__ = [
     "ImportReport",
@@ -437,7 +437,13 @@ class TunnelStore:
             reasons.append(f"`{name}` already exists")
             name = unique
         self.save(name, cfg)
-        warnings = lint(cfg, other_tunnels=existing.configs, file_mode=file_mode, platform=system())
+        warnings = lint(
+            cfg,
+            other_tunnels=existing.configs,
+            file_mode=file_mode,
+            local_networks=existing.local_networks,
+            platform=system(),
+        )
         existing.add(name, self.load(name))
         report.imported.append(
             ImportedTunnel(
@@ -453,11 +459,12 @@ class TunnelStore:
 
 class _Existing:
     """The store's tunnels during one import: read from disk once, then kept up to date as files
-    are imported (so an archive of N files costs N reads, not N²)."""
+    are imported (so an archive of N files costs N reads, not N²); and the local networks, for lint."""
 
     def __init__(self, store: TunnelStore) -> None:
         self.names = set(store.list())
         self.configs = store.configs()
+        self.local_networks = local_networks()
 
     def add(self, name: str, cfg: Config) -> None:
         self.names.add(name)

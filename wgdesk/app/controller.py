@@ -26,7 +26,7 @@ from wgdesk.client import (
     RestartRequired,
 )
 from wgdesk.config import ConfigError, lint, parse, write
-from wgdesk.platforms import system
+from wgdesk.platforms import local_networks, system
 from wgdesk.tunnels import TunnelStore, write_export
 
 ClientFactory = Callable[[], HelperClient]
@@ -513,7 +513,7 @@ class TunnelController(QObject):
 
 
 def _lint(cfg: Any) -> list[Any]:
-    return lint(cfg, platform=system())
+    return lint(cfg, local_networks=local_networks(), platform=system())
 
 
 def _call(factory: ClientFactory, verb: str, *args: Any) -> Any:

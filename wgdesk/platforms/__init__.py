@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from types import ModuleType
 
@@ -51,6 +52,16 @@ def system() -> str:
     return "linux" if sys.platform.startswith("linux") else sys.platform
 
 
+def local_networks() -> list[IPv4Network | IPv6Network]:
+    """The networks of this machine's own interfaces (not tunnels), for the linter's `overlap-lan`;
+    empty where the OS cannot tell (the warning is advice, never a reason to fail)."""
+    try:
+        networks: list[IPv4Network | IPv6Network] = _select().local_networks()
+    except (PlatformError, ValueError):
+        return []
+    return networks
+
+
 def executable_name(name: str) -> str:
     """The file name of executable `name` on the running OS (`name.exe` on Windows)."""
     return f"{name}.exe" if sys.platform == "win32" else name
@@ -68,4 +79,12 @@ def user_config_dir() -> Path:
     return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config") / "wgdesk"
 
 
-__all__ = ["PlatformError", "Unsupported", "current", "executable_name", "system", "user_config_dir"]
+__all__ = [
+    "PlatformError",
+    "Unsupported",
+    "current",
+    "executable_name",
+    "local_networks",
+    "system",
+    "user_config_dir",
+]

@@ -241,6 +241,22 @@ def addresses(ifname: str) -> list[str]:
     return result
 
 
+def local_networks() -> list[Network]:
+    """The networks of this machine's interfaces that are up: no loopback, no tunnel (a link without a
+    link layer, as TUN and WireGuard devices are), no link-local or single-host prefix."""
+    out = command([IP, "-j", "address", "show", "up"]).stdout
+    found: list[Network] = []
+    for link in json.loads(out or "[]"):
+        if link.get("link_type") in ("loopback", "none"):
+            continue
+        for a in link.get("addr_info", []):
+            net = ip_network(f"{a['local']}/{a['prefixlen']}", strict=False)
+            if net.is_link_local or net.prefixlen == net.max_prefixlen or net in found:
+                continue
+            found.append(net)
+    return found
+
+
 def route_add(dst: Network, ifname: str, table: str = "main") -> None:
     command([IP, _family_flag(dst), "route", "add", str(dst), "dev", ifname, "table", table])
 
