@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.proto.pair import A_ADDR, A_INNER, B_ADDR, B_INNER, Pair, SeededRandom, ipv4_packet, make_pair
@@ -9,9 +11,12 @@ from wgdesk.proto import events, messages
 from wgdesk.proto.changes import DeviceChange, PeerChange
 from wgdesk.proto.constants import (
     COOKIE_REFRESH_TIME,
+    HANDSHAKE_INITIATION_RATE,
+    MAX_TIMER_HANDSHAKES,
     MESSAGE_COOKIE_REPLY_SIZE,
     MESSAGE_INITIATION_SIZE,
     MESSAGE_RESPONSE_SIZE,
+    REKEY_ATTEMPT_TIME,
     REKEY_TIMEOUT,
     REKEY_TIMEOUT_JITTER_MAX,
 )
@@ -35,7 +40,7 @@ def state_of(pair: Pair) -> tuple[object, ...]:
 
 
 def cookie_exchange(p: Pair) -> bytes:
-    """Run messages 1–3 under load: returns the retransmitted initiation carrying mac2."""
+    """Run messages 1–3 under load: returns the resent initiation carrying mac2."""
     p.b.pending_handshakes = p.b.under_load_threshold
     p.a.send_packet(ipv4_packet(A_INNER, B_INNER, b"under load"), p.clock.now)
     (init,) = p.a.datagrams_to_send()
@@ -45,13 +50,24 @@ def cookie_exchange(p: Pair) -> bytes:
     assert len(cookie[0]) == MESSAGE_COOKIE_REPLY_SIZE and cookie[1] == A_ADDR
     assert cookie[0][4:8] == init[0][4:8]  # addressed to the initiation's sender index
     assert state_of(p) == before  # the responder kept no state
+    peer = p.a.peers[p.b_pub]
+    retransmit_at = peer.timers.retransmit_handshake
     p.a.receive_datagram(cookie[0], B_ADDR, p.clock.now)
-    assert p.a.datagrams_to_send() == []  # the cookie does not trigger an immediate resend
     assert any(isinstance(e, events.CookieReplyReceived) for e in iter(p.a.next_event, None))
-    p.advance(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX)
+    # the resend waits until Handshake-Initiation-Rate after the first initiation, not Rekey-Timeout
+    assert p.a.datagrams_to_send() == []
+    assert p.a.get_timer() == pytest.approx(p.clock.now + HANDSHAKE_INITIATION_RATE)
+    p.advance(HANDSHAKE_INITIATION_RATE)
     p.run_timers()
-    (again,) = p.a.datagrams_to_send()  # 3: I→R initiation with mac2
+    (again,) = p.a.datagrams_to_send()  # 3: I→R a fresh initiation with mac2
     assert len(again[0]) == MESSAGE_INITIATION_SIZE and again[0][-16:] != bytes(16)
+    assert again[0][4:8] != init[0][4:8]  # new sender index (and ephemeral)
+    assert again[0][8:40] != init[0][8:40]
+    sent = [e for e in iter(p.a.next_event, None) if isinstance(e, events.HandshakeInitiationSent)]
+    assert [e.retry for e in sent] == [True]
+    # the attempt's bookkeeping is untouched: same retransmit deadline, same attempt count
+    assert peer.timers.retransmit_handshake == retransmit_at
+    assert peer.timers.handshake_attempts == 0
     return again[0]
 
 
@@ -213,8 +229,275 @@ def test_ipv6_outer_endpoints_handshake_roam_and_get_cookies() -> None:
     (cookie,) = p.b.datagrams_to_send()
     assert cookie[1] == a6 and len(cookie[0]) == MESSAGE_COOKIE_REPLY_SIZE
     p.a.receive_datagram(cookie[0], b6, p.clock.now)
-    p.advance(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX)
+    p.advance(HANDSHAKE_INITIATION_RATE)
     p.run_timers()
     p.flush(a_from=a6, b_from=b6)
     assert p.b.packets_to_tun() == [ipv4_packet(A_INNER, B_INNER, b"v6")]
     assert p.b.snapshot(p.clock.now).peers[0].endpoint == a6
+
+
+# --- the initiator's resend on a cookie reply (a deliberate deviation, docs/architecture.md) ------------
+
+
+def first_initiation_under_load(p: Pair) -> tuple[bytes, bytes]:
+    """a starts a handshake to an under-load b; returns (a's initiation, b's cookie reply), undelivered."""
+    p.b.pending_handshakes = p.b.under_load_threshold
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER, b"under load"), p.clock.now)
+    (init,) = p.a.datagrams_to_send()
+    p.b.receive_datagram(init[0], A_ADDR, p.clock.now)
+    (cookie,) = p.b.datagrams_to_send()
+    return init[0], cookie[0]
+
+
+def initiations_sent(p: Pair) -> list[bool]:
+    """The `retry` flags of a's HandshakeInitiationSent events since the last call."""
+    return [e.retry for e in iter(p.a.next_event, None) if isinstance(e, events.HandshakeInitiationSent)]
+
+
+def test_resend_is_immediate_when_the_cookie_comes_after_the_initiation_rate() -> None:
+    p = make_pair()
+    init, cookie = first_initiation_under_load(p)
+    initiations_sent(p)
+    p.advance(0.05)  # a 50 ms round trip
+    p.a.receive_datagram(cookie, B_ADDR, p.clock.now)
+    (again,) = p.a.datagrams_to_send()  # sent from the receive path, no timer needed
+    assert again[0][-16:] != bytes(16) and again[0][4:8] != init[4:8]
+    assert initiations_sent(p) == [True]
+    p.b.receive_datagram(again[0], A_ADDR, p.clock.now)  # b is still under load and accepts the mac2
+    (resp,) = p.b.datagrams_to_send()
+    assert len(resp[0]) == MESSAGE_RESPONSE_SIZE
+    p.a.receive_datagram(resp[0], B_ADDR, p.clock.now)
+    p.flush()
+    assert p.b.packets_to_tun() == [ipv4_packet(A_INNER, B_INNER, b"under load")]
+    assert p.b.snapshot(p.clock.now).dropped == {DropReason.INVALID_MAC2: 1}
+
+
+@pytest.mark.parametrize("when", ["before the resend", "after the resend"])
+def test_duplicate_cookie_reply_does_not_resend_again(when: str) -> None:
+    p = make_pair()
+    _, cookie = first_initiation_under_load(p)
+    p.a.receive_datagram(cookie, B_ADDR, p.clock.now)
+    if when == "after the resend":
+        p.advance(HANDSHAKE_INITIATION_RATE)
+        p.run_timers()
+        assert len(p.a.datagrams_to_send()) == 1
+    initiations_sent(p)
+    peer = p.a.peers[p.b_pub]
+    deadlines = (peer.timers.retransmit_handshake, peer.timers.cookie_resend)
+    p.a.receive_datagram(cookie, B_ADDR, p.clock.now)
+    # before the resend the index is still live but no mac1 is outstanding; after it the index is gone
+    reason = DropReason.INVALID_COOKIE_REPLY if when == "before the resend" else DropReason.UNKNOWN_INDEX
+    assert p.a.snapshot(p.clock.now).dropped == {reason: 1}
+    assert (peer.timers.retransmit_handshake, peer.timers.cookie_resend) == deadlines
+    p.advance(HANDSHAKE_INITIATION_RATE)
+    p.run_timers()
+    out = p.a.datagrams_to_send()
+    assert len(out) == (1 if when == "before the resend" else 0)  # the one resend, never a second
+    assert initiations_sent(p) == [True] * len(out)
+
+
+def test_a_cookie_reply_to_the_resend_does_not_resend_again_until_the_next_attempt() -> None:
+    """At most one resend per attempt: even a valid cookie reply to the resend only stores the cookie.
+    The next attempt (Rekey-Timeout later) may be resent once again."""
+    p = make_pair()
+    _, cookie = first_initiation_under_load(p)
+    p.advance(0.05)
+    p.a.receive_datagram(cookie, B_ADDR, p.clock.now)
+    (again,) = p.a.datagrams_to_send()
+    rebound = (A_ADDR[0], A_ADDR[1] + 1)  # a NAT rebinding: the cookie no longer matches the source
+    p.b.receive_datagram(again[0], rebound, p.clock.now)
+    (cookie2,) = p.b.datagrams_to_send()
+    assert len(cookie2[0]) == MESSAGE_COOKIE_REPLY_SIZE
+    initiations_sent(p)
+    p.advance(0.05)
+    p.a.receive_datagram(cookie2[0], B_ADDR, p.clock.now)
+    assert any(isinstance(e, events.CookieReplyReceived) for e in iter(p.a.next_event, None))
+    assert p.a.datagrams_to_send() == []
+    assert p.a.get_timer() == p.a.peers[p.b_pub].timers.retransmit_handshake  # nothing else armed
+    p.advance(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX)
+    p.run_timers()
+    (attempt2,) = p.a.datagrams_to_send()
+    assert initiations_sent(p) == [True]
+    p.b.receive_datagram(attempt2[0], A_ADDR, p.clock.now)  # the cookie is for `rebound`: mac2 invalid
+    (cookie3,) = p.b.datagrams_to_send()
+    p.advance(0.05)
+    p.a.receive_datagram(cookie3[0], B_ADDR, p.clock.now)
+    assert len(p.a.datagrams_to_send()) == 1  # the new attempt's one resend
+    assert initiations_sent(p) == [True]
+
+
+def test_stale_cookie_reply_for_an_earlier_attempt_is_dropped() -> None:
+    p = make_pair()
+    _, cookie = first_initiation_under_load(p)
+    p.advance(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX)
+    p.run_timers()
+    assert len(p.a.datagrams_to_send()) == 1  # attempt 2 replaces attempt 1's index
+    initiations_sent(p)
+    p.a.receive_datagram(cookie, B_ADDR, p.clock.now)
+    assert p.a.snapshot(p.clock.now).dropped == {DropReason.UNKNOWN_INDEX: 1}
+    p.advance(1.0)
+    p.run_timers()
+    assert p.a.datagrams_to_send() == [] and initiations_sent(p) == []
+
+
+def test_no_resend_once_the_session_is_established() -> None:
+    """b consumed a copy of the initiation (not yet under load) and answered a duplicate of it with a
+    cookie (under load): the cookie reply arrives first, the response before the resend is due."""
+    p = make_pair()
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER, b"hello"), p.clock.now)
+    (init,) = p.a.datagrams_to_send()
+    p.b.receive_datagram(init[0], A_ADDR, p.clock.now)
+    (resp,) = p.b.datagrams_to_send()
+    p.b.pending_handshakes = p.b.under_load_threshold
+    p.b.receive_datagram(init[0], A_ADDR, p.clock.now)
+    (cookie,) = p.b.datagrams_to_send()
+    assert len(cookie[0]) == MESSAGE_COOKIE_REPLY_SIZE
+    p.a.receive_datagram(cookie[0], B_ADDR, p.clock.now)
+    assert p.a.peers[p.b_pub].timers.cookie_resend is not None  # scheduled...
+    p.a.receive_datagram(resp[0], B_ADDR, p.clock.now)
+    assert p.a.peers[p.b_pub].keypairs.current is not None
+    assert p.a.peers[p.b_pub].timers.cookie_resend is None  # ...and cancelled by the session
+    p.a.datagrams_to_send()  # the staged packet
+    initiations_sent(p)
+    p.advance(HANDSHAKE_INITIATION_RATE)
+    p.run_timers()
+    assert all(d[0] != 1 for d, _ in p.a.datagrams_to_send()) and initiations_sent(p) == []
+
+
+def test_no_resend_when_the_peer_initiated_meanwhile() -> None:
+    """Crossing handshakes: the resend is pending when b's own initiation arrives and a answers it; the
+    handshake a started is no longer the one in flight, so nothing is resent."""
+    p = make_pair()
+    _, cookie = first_initiation_under_load(p)
+    p.a.receive_datagram(cookie, B_ADDR, p.clock.now)
+    p.advance(0.005)
+    p.b.peers[p.a_pub].send_handshake_initiation(p.clock.now, retry=False)
+    (b_init,) = p.b.datagrams_to_send()
+    p.a.receive_datagram(b_init[0], B_ADDR, p.clock.now)
+    (resp,) = p.a.datagrams_to_send()
+    assert len(resp[0]) == MESSAGE_RESPONSE_SIZE
+    initiations_sent(p)
+    p.advance(HANDSHAKE_INITIATION_RATE)
+    p.run_timers()
+    assert p.a.datagrams_to_send() == [] and initiations_sent(p) == []
+
+
+def test_cookie_reply_addressed_to_a_session_index_stores_the_cookie_but_does_not_resend() -> None:
+    """A cookie reply is looked up by handshake or session index (standard); only one addressed to the
+    initiation in flight triggers the resend, even if it decrypts against that initiation's mac1."""
+    p = make_pair()
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER), p.clock.now)
+    p.flush()
+    session = p.a.peers[p.b_pub].keypairs.current
+    assert session is not None
+    p.advance(REKEY_TIMEOUT + 1)
+    p.a.peers[p.b_pub].send_handshake_initiation(p.clock.now, retry=False)  # a rekey is in flight
+    (init,) = p.a.datagrams_to_send()
+    reply = p.b.cookie_checker.create_reply(init[0], session.local_index, A_ADDR, p.clock.now)
+    initiations_sent(p)
+    p.advance(0.05)
+    p.a.receive_datagram(reply, B_ADDR, p.clock.now)
+    assert any(isinstance(e, events.CookieReplyReceived) for e in iter(p.a.next_event, None))
+    p.advance(HANDSHAKE_INITIATION_RATE)
+    p.run_timers()
+    assert p.a.datagrams_to_send() == [] and initiations_sent(p) == []
+
+
+def test_a_new_attempt_cancels_a_pending_resend() -> None:
+    """A private-key change allows a new initiation at once; the resend pending for the old one must not
+    follow it 20 ms later (the new attempt got no cookie reply)."""
+    p = make_pair()
+    _, cookie = first_initiation_under_load(p)
+    p.a.receive_datagram(cookie, B_ADDR, p.clock.now)
+    p.advance(0.005)
+    p.a.apply(DeviceChange(private_key=generate_private_key(SeededRandom(99))), p.clock.now)
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER), p.clock.now)
+    assert [d[0] for d, _ in p.a.datagrams_to_send()] == [1]  # the new attempt
+    initiations_sent(p)
+    p.advance(HANDSHAKE_INITIATION_RATE)
+    p.run_timers()
+    assert p.a.datagrams_to_send() == [] and initiations_sent(p) == []
+
+
+def test_no_resend_for_a_removed_peer_or_after_giving_up() -> None:
+    p = make_pair()
+    _, cookie = first_initiation_under_load(p)
+    p.a.receive_datagram(cookie, B_ADDR, p.clock.now)
+    p.a.apply(DeviceChange(peers=(PeerChange(p.b_pub, remove=True),)), p.clock.now)
+    p.advance(HANDSHAKE_INITIATION_RATE)
+    p.run_timers()
+    assert p.a.datagrams_to_send() == [] and p.a.get_timer() is None
+
+    p = make_pair()
+    peer = p.a.peers[p.b_pub]
+    p.b.pending_handshakes = p.b.under_load_threshold
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER), p.clock.now)
+    last: bytes = b""
+    while not any(isinstance(e, events.HandshakeGaveUp) for e in iter(p.a.next_event, None)):
+        assert p.clock.now < 1000 + 2 * REKEY_ATTEMPT_TIME, "never gave up"
+        out = p.a.datagrams_to_send()
+        if out:
+            (last,) = (d for d, _ in out)
+        deadline = p.a.get_timer()
+        assert deadline is not None
+        p.clock.now = deadline
+        p.run_timers()
+    assert peer.timers.handshake_attempts == MAX_TIMER_HANDSHAKES + 1
+    p.b.receive_datagram(last, A_ADDR, p.clock.now)  # the last attempt's cookie reply arrives late
+    (cookie,) = p.b.datagrams_to_send()
+    p.a.receive_datagram(cookie[0], B_ADDR, p.clock.now)
+    assert any(isinstance(e, events.CookieReplyReceived) for e in iter(p.a.next_event, None))
+    p.advance(1.0)
+    p.run_timers()
+    assert p.a.datagrams_to_send() == []
+
+
+def test_cookie_replies_do_not_change_the_retransmit_budget() -> None:
+    """Every initiation is answered with a cookie reply and never a response (the source port changes
+    each time, so mac2 never matches): one resend per attempt, the same 20 attempts, and the give-up
+    comes when Rekey-Timeout + jitter after the 20th attempt, as without cookies."""
+    p = make_pair()
+    p.b.pending_handshakes = p.b.under_load_threshold
+    peer = p.a.peers[p.b_pub]
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER), p.clock.now)
+    start = p.clock.now
+    flags: list[bool] = []
+    attempt_times: list[float] = []
+    port = 40000
+    gave_up_at: float | None = None
+
+    def step(action: Callable[[], None]) -> None:
+        nonlocal gave_up_at
+        deadline = peer.timers.retransmit_handshake
+        action()
+        for e in iter(p.a.next_event, None):
+            if isinstance(e, events.HandshakeInitiationSent):
+                flags.append(e.retry)
+                if len(flags) % 2 == 0:  # the attempt's resend: its deadline stays
+                    assert peer.timers.retransmit_handshake == deadline
+                else:
+                    attempt_times.append(p.clock.now)
+            elif isinstance(e, events.HandshakeGaveUp):
+                gave_up_at = p.clock.now
+
+    step(lambda: None)
+    while gave_up_at is None and p.clock.now - start < 2 * REKEY_ATTEMPT_TIME:
+        for data, _ in p.a.datagrams_to_send():
+            port += 1
+            p.b.receive_datagram(data, (A_ADDR[0], port), p.clock.now)
+        p.advance(0.001)  # 1 ms round trip
+        for data, _ in p.b.datagrams_to_send():
+            assert len(data) == MESSAGE_COOKIE_REPLY_SIZE
+            step(lambda data=data: p.a.receive_datagram(data, B_ADDR, p.clock.now))
+        deadline = p.a.get_timer()
+        assert deadline is not None
+        p.clock.now = max(p.clock.now, deadline)
+        step(p.run_timers)
+    assert gave_up_at is not None, "never gave up"
+    attempts = MAX_TIMER_HANDSHAKES + 2
+    assert flags == [False, True] + [True, True] * (attempts - 1)  # each attempt plus its one resend
+    assert len(attempt_times) == attempts and attempt_times[0] == start
+    assert peer.timers.handshake_attempts == MAX_TIMER_HANDSHAKES + 1
+    gaps = [b - a for a, b in zip(attempt_times, [*attempt_times[1:], gave_up_at], strict=True)]
+    assert all(REKEY_TIMEOUT <= g <= REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX for g in gaps), gaps
+    assert p.a.snapshot(p.clock.now).dropped == {DropReason.HANDSHAKE_GAVE_UP: 1}

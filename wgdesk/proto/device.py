@@ -593,6 +593,7 @@ class Device:
             self.drop(DropReason.INVALID_COOKIE_REPLY, peer.public_key, addr)
             return
         self.emit(events.CookieReplyReceived(peer.public_key))
+        peer.cookie_reply_received(reply.receiver, now)  # resends the initiation in flight (once)
 
     # --- timers ---------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from wgdesk.proto import events, handshake
 from wgdesk.proto.changes import Endpoint
 from wgdesk.proto.constants import (
+    HANDSHAKE_INITIATION_RATE,
     KEEPALIVE_TIMEOUT,
     MAX_STAGED_PACKETS,
     MAX_TIMER_HANDSHAKES,
@@ -58,6 +59,7 @@ class Peer:
 
     __slots__ = (
         "cookie_generator",
+        "cookie_resend_used",
         "device",
         "endpoint",
         "handshake",
@@ -87,6 +89,7 @@ class Peer:
         self.tx_bytes = 0
         self.last_handshake: float | None = None  # wall clock
         self.last_sent_handshake = _NEVER  # monotonic
+        self.cookie_resend_used = False  # the initiation in flight was resent for a cookie reply
 
     # --- endpoint -------------------------------------------------------------------------------------
 
@@ -100,18 +103,69 @@ class Peer:
     # --- handshake ------------------------------------------------------------------------------------
 
     def send_handshake_initiation(self, now: float, retry: bool) -> None:
-        """Start (or retry) a handshake; at most one initiation per Rekey-Timeout."""
+        """Start (or retry) a handshake; at most one initiation per Rekey-Timeout (a resend for a
+        cookie reply, `cookie_reply_received`, is the attempt's second and does not count)."""
         if not retry:
             self.timers.handshake_attempts = 0
         if now - self.last_sent_handshake < REKEY_TIMEOUT:
             return
-        device = self.device
-        identity = device.identity
         endpoint = self.endpoint
-        hs = self.handshake
-        if identity is None or endpoint is None or hs.precomputed_static_static is None:
+        if (
+            self.device.identity is None
+            or endpoint is None
+            or self.handshake.precomputed_static_static is None
+        ):
             return  # no key, nowhere to send, or a low-order peer key: never initiate
         self.last_sent_handshake = now
+        timers = self.timers
+        timers.cookie_resend = None
+        self.cookie_resend_used = False  # a new attempt may be resent once for a cookie
+        if self._send_initiation(now, endpoint):
+            timers.on_handshake_initiated(now, self.device.jitter())
+            self.device.emit(events.HandshakeInitiationSent(self.public_key, endpoint, retry))
+
+    def cookie_reply_received(self, index: int, now: float) -> None:
+        """A valid cookie reply answered our message with sender index `index` (the cookie is stored).
+
+        Deliberate deviation from the whitepaper (§5.4.7: a cookie reply should not by itself cause a
+        retransmission): if `index` is the initiation in flight, resend it right away with mac2 instead
+        of after Rekey-Timeout — at most once per attempt, no sooner than Handshake-Initiation-Rate
+        after that initiation, and without touching the attempt count or the retransmit deadline.
+        """
+        hs = self.handshake
+        timers = self.timers
+        if (
+            self.cookie_resend_used
+            or hs.state != handshake.HandshakeState.INITIATION_CREATED
+            or hs.local_index != index
+            or timers.retransmit_handshake is None  # answered, gave up, or stopped
+        ):
+            return
+        self.cookie_resend_used = True
+        due = self.last_sent_handshake + HANDSHAKE_INITIATION_RATE
+        if due <= now:
+            self._resend_with_cookie(now)
+        else:
+            timers.cookie_resend = due
+
+    def _resend_with_cookie(self, now: float) -> None:
+        endpoint = self.endpoint
+        if (
+            self.handshake.state != handshake.HandshakeState.INITIATION_CREATED
+            or self.timers.retransmit_handshake is None
+            or self.device.identity is None
+            or endpoint is None
+        ):
+            return  # no longer wanted (or possible) since the cookie reply came
+        if self._send_initiation(now, endpoint):
+            self.device.emit(events.HandshakeInitiationSent(self.public_key, endpoint, True))
+
+    def _send_initiation(self, now: float, endpoint: Endpoint) -> bool:
+        """Build and queue a fresh initiation (new ephemeral and index); False if the DH failed."""
+        device = self.device
+        identity = device.identity
+        assert identity is not None
+        hs = self.handshake
         device.unindex_handshake(self)
         index = device.new_index()
         try:
@@ -120,15 +174,14 @@ class Peer:
             )
         except DHError:
             hs.clear()
-            return
+            return False
         device.index_handshake(index, self)
         packet = self.cookie_generator.add_macs(msg, now)
         timers = self.timers
         timers.on_any_authenticated_packet_traversal(now, self.persistent_keepalive)
         timers.on_any_authenticated_packet_sent()
         self._transmit(packet, endpoint)
-        timers.on_handshake_initiated(now, device.jitter())
-        device.emit(events.HandshakeInitiationSent(self.public_key, endpoint, retry))
+        return True
 
     def send_handshake_response(self, now: float) -> None:
         """Answer a consumed initiation; the new keypair waits in `next` for confirmation."""
@@ -325,7 +378,10 @@ class Peer:
         t = self.timers
         if t.retransmit_handshake is not None and t.retransmit_handshake <= now:
             t.retransmit_handshake = None
-            self._expired_retransmit_handshake(now)
+            self._expired_retransmit_handshake(now)  # a new attempt cancels a pending cookie resend
+        if t.cookie_resend is not None and t.cookie_resend <= now:
+            t.cookie_resend = None
+            self._resend_with_cookie(now)
         if t.send_keepalive is not None and t.send_keepalive <= now:
             t.send_keepalive = None
             self.send_keepalive(now)

@@ -11,6 +11,10 @@ them; `Peer.handle_timer` runs the expiry actions. Rules, in whitepaper order:
   something authenticated was received meanwhile; on expiry initiate a handshake.
 * zero_key_material: 3 × Reject-After-Time after a session was derived; on expiry zero all keys.
 * persistent_keepalive: the configured interval after any authenticated packet sent or received.
+* cookie_resend (ours, not the whitepaper's): a valid cookie reply answered the initiation in flight;
+  resend it with mac2 once Handshake-Initiation-Rate (20 ms) has passed since that initiation, at most
+  once per attempt (docs/architecture.md, protocol deviations). It leaves the retransmit deadline and
+  the attempt count alone.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Timers:
     """Deadlines and counters of one peer's timers."""
 
     __slots__ = (
+        "cookie_resend",
         "handshake_attempts",
         "need_another_keepalive",
         "new_handshake",
@@ -53,6 +58,7 @@ class Timers:
         best: float | None = None
         for t in (
             self.retransmit_handshake,
+            self.cookie_resend,
             self.send_keepalive,
             self.new_handshake,
             self.zero_key_material,
@@ -65,6 +71,7 @@ class Timers:
     def stop(self) -> None:
         """Disarm everything (peer removed or zeroed)."""
         self.retransmit_handshake: float | None = None
+        self.cookie_resend: float | None = None
         self.send_keepalive: float | None = None
         self.new_handshake: float | None = None
         self.zero_key_material: float | None = None
@@ -89,6 +96,7 @@ class Timers:
 
     def on_handshake_complete(self) -> None:
         self.retransmit_handshake = None
+        self.cookie_resend = None
         self.handshake_attempts = 0
         self.sent_last_minute_handshake = False
 
