@@ -23,6 +23,7 @@ from wgdesk.engine.bind import Bind, BindError
 from wgdesk.engine.logger import EventLog, log, peer_name
 from wgdesk.engine.tun import Tun, TunGone
 from wgdesk.engine.uapi_server import UapiServer
+from wgdesk.platforms import suspend_aware_clock
 from wgdesk.proto.changes import ConfigurationError, DeviceChange
 from wgdesk.proto.device import Device
 
@@ -61,7 +62,7 @@ class Engine:
     `bind` may be None: the engine then binds UDP itself (port 0 until configured). With a bind
     handed over (`WGDESK_UDP_FDS`) the engine may run without privileges; a later port or fwmark
     change it cannot make is answered with `errno=EPERM`.
-    `time_scale` multiplies the monotonic clock fed to the device (a test knob; 1 in production).
+    `time_scale` multiplies the protocol clock fed to the device (a test knob; 1 in production).
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class Engine:
     ) -> None:
         self.tun = tun
         self.time_scale = time_scale
+        self.clock = suspend_aware_clock()
         self.device = device or Device(rng=os.urandom, wall_clock=time.time)
         self.selector = selectors.DefaultSelector()
         self.events = EventLog()
@@ -110,7 +112,8 @@ class Engine:
     # -- clock -------------------------------------------------------------------------------
 
     def now(self) -> float:
-        return time.monotonic() * self.time_scale
+        """The protocol clock: seconds that keep counting through a suspend (see `suspend_aware_clock`)."""
+        return self.clock() * self.time_scale
 
     # -- sources -----------------------------------------------------------------------------
 
@@ -131,7 +134,7 @@ class Engine:
     # to back and every one reads a batch.
 
     def _on_udp(self, sock: socket.socket) -> None:
-        clock = time.monotonic()
+        clock = self.clock()
         quiet = clock - self._udp_last > QUIET
         self._udp_last = clock
         batch = Bind.recv_batch(sock, 1 if quiet else BATCH, self.bind.gro)
@@ -140,7 +143,7 @@ class Engine:
             self._flush()
 
     def _on_tun(self, mask: int) -> None:
-        clock = time.monotonic()
+        clock = self.clock()
         quiet = clock - self._tun_last > QUIET
         self._tun_last = clock
         try:

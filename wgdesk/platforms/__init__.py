@@ -8,8 +8,11 @@ This is the only module that branches on ``sys.platform``; everything else impor
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import time
+from collections.abc import Callable
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from types import ModuleType
@@ -62,6 +65,22 @@ def local_networks() -> list[IPv4Network | IPv6Network]:
     return networks
 
 
+def suspend_aware_clock() -> Callable[[], float]:
+    """A monotonic clock (seconds) that keeps counting while the machine sleeps.
+
+    The engine feeds it to the protocol core, as the kernel module uses boot time: after a laptop's
+    suspend longer than Reject-After-Time (180 s) its session counts as expired and the first packet
+    starts a handshake, instead of going out on keys the peer has long dropped (and timers that fell
+    due during the sleep fire on wake-up). Linux: `CLOCK_BOOTTIME`; macOS: `CLOCK_MONOTONIC`, which
+    counts sleep there; Windows: `time.monotonic` (QueryPerformanceCounter, not paused by sleep).
+    """
+    if sys.platform.startswith("linux"):
+        return functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME)
+    if sys.platform == "darwin":
+        return functools.partial(time.clock_gettime, time.CLOCK_MONOTONIC)
+    return time.monotonic
+
+
 def executable_name(name: str) -> str:
     """The file name of executable `name` on the running OS (`name.exe` on Windows)."""
     return f"{name}.exe" if sys.platform == "win32" else name
@@ -85,6 +104,7 @@ __all__ = [
     "current",
     "executable_name",
     "local_networks",
+    "suspend_aware_clock",
     "system",
     "user_config_dir",
 ]
