@@ -12,17 +12,9 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-DEFAULT_PATH = Path("/etc/wgdesk/helper.toml")
+from wgdesk.config import PRIVATE_LAN_RANGES as PRIVATE_LAN_RANGES  # what "allow LAN" opens
 
-PRIVATE_LAN_RANGES: tuple[str, ...] = (
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "169.254.0.0/16",
-    "fe80::/10",
-    "fc00::/7",
-)
-"""The fixed ranges "allow LAN" opens (RFC 1918, link-local, ULA) — never "the current subnet"."""
+DEFAULT_PATH = Path("/etc/wgdesk/helper.toml")
 
 
 class SettingsError(Exception):
