@@ -19,10 +19,12 @@ from pathlib import Path
 
 from wgdesk import __version__
 from wgdesk.config import (
+    PRIVATE_LAN_RANGES,
     Config,
     ConfigError,
     Interface,
     LintWarning,
+    allowed_ips,
     is_valid_key,
     lint,
     parse_bytes,
@@ -186,6 +188,16 @@ def cmd_strip(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_allowed_ips(args: argparse.Namespace) -> int:
+    exclude = [*(PRIVATE_LAN_RANGES if args.exclude_private else ()), *(args.exclude or ())]
+    networks = allowed_ips(args.include, exclude)
+    if not networks:
+        _err(f"{PROG}: nothing is left: the excluded ranges cover everything included")
+        return 1
+    _out(", ".join(str(n) for n in networks) + "\n")
+    return 0
+
+
 # --- the tunnel store -----------------------------------------------------------------------------
 
 
@@ -323,6 +335,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p = add("strip", cmd_strip, "print FILE without wg-quick-only settings (like `wg-quick strip`)")
     p.add_argument("file", metavar="FILE")
+    p = add(
+        "allowed-ips",
+        cmd_allowed_ips,
+        "print the fewest AllowedIPs ranges that cover INCLUDE but not the excluded ranges",
+    )
+    p.add_argument(
+        "include", nargs="+", metavar="INCLUDE", help="ranges to route, e.g. 0.0.0.0/0 ::/0 (commas are fine)"
+    )
+    p.add_argument(
+        "--exclude",
+        action="extend",
+        nargs="+",
+        metavar="CIDR",
+        help="ranges to keep out of the tunnel (repeatable)",
+    )
+    p.add_argument(
+        "--exclude-private",
+        action="store_true",
+        help="also keep local networks out: " + ", ".join(PRIVATE_LAN_RANGES),
+    )
     p = add("import", cmd_import, "import .conf files or .zip archives of them into your tunnels")
     p.add_argument("files", nargs="+", metavar="FILE", help="a .conf or .zip file, or - for standard input")
     p.add_argument("--name", metavar="NAME", help="the tunnel name when reading standard input")
