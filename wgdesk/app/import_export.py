@@ -1,4 +1,5 @@
-"""Import and export dialogs: file chooser, clipboard, the import summary, export with or without keys."""
+"""Import and export dialogs: file chooser, clipboard, the import summary, export with or without keys,
+and export to a phone as a QR code."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox,
 
 from wgdesk.app import dialogs
 from wgdesk.app.controller import TunnelController
+from wgdesk.app.qr import QrDialog
 from wgdesk.config import ConfigError, is_interface_name, parse
 from wgdesk.tunnels import MAX_CONF_BYTES
 
@@ -193,3 +195,18 @@ def export_tunnel(parent: QWidget | None, controller: TunnelController, name: st
         QMessageBox.StandardButton.No,
     )
     controller.export(name, Path(path), answer == dialogs.Button.Yes)
+
+
+def show_qr(parent: QWidget | None, controller: TunnelController, name: str) -> QrDialog:
+    """Show tunnel *name*, keys included, as a QR code for the WireGuard mobile apps (non-blocking;
+    returned so tests can read it).
+
+    The text is what "Export… with keys" writes (the store's export, read from the keyring on the
+    controller's worker); the dialog keeps only the code and forgets it when closed."""
+    dialog = QrDialog(name, parent)
+    store = controller.store
+    controller.runner.submit(
+        lambda: store.export(name, with_secrets=True), dialog.show_config, dialog.show_error
+    )
+    dialog.show()
+    return dialog
