@@ -1,8 +1,9 @@
-"""`wgdeskctl up`, `update`, `down` and `show`: the commands that ask the helper to act.
+"""`wgdeskctl up`, `update`, `down`, `show` and `diagnostics`: the commands that talk to the helper.
 
 ``up NAME`` sends the stored tunnel (with its keys from the keyring); ``up FILE`` sends a .conf file
 as it is, named after the file. ``update`` applies an edited config to a running tunnel without
 reconnecting it (or says which keys need a reconnect). ``show --json`` prints ``{"tunnels": [...]}``.
+``diagnostics`` writes the redacted bundle for a bug report (`wgdesk.diagnostics`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ PROG = "wgdeskctl"
 
 
 def register(subparsers: Any) -> None:
-    """Add ``up``, ``update``, ``down`` and ``show`` to wgdeskctl's subcommands."""
+    """Add ``up``, ``update``, ``down``, ``show`` and ``diagnostics`` to wgdeskctl's subcommands."""
     p = subparsers.add_parser(
         "up",
         help="bring a tunnel up through the helper",
@@ -61,6 +62,25 @@ def register(subparsers: Any) -> None:
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("--json", action="store_true", help='print {"tunnels": [...]} as JSON')
     p.set_defaults(func=cmd_show)
+    p = subparsers.add_parser(
+        "diagnostics",
+        help="save a redacted diagnostics bundle (.zip) to attach to a bug report",
+        description="Collect versions, the stored tunnels, the helper's status and logs and this "
+        "machine's network view into one .zip without any private or preshared key; public IP "
+        "addresses and endpoint host names are replaced by aliases unless --keep-addresses.",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the bundle (default: wgdesk-diagnostics-DATE-TIME.zip in the current directory)",
+    )
+    p.add_argument(
+        "--keep-addresses",
+        action="store_true",
+        help="do not replace public IP addresses, endpoint host names and MAC addresses by aliases",
+    )
+    p.set_defaults(func=cmd_diagnostics)
 
 
 def _client(args: argparse.Namespace) -> HelperClient:
@@ -206,4 +226,22 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps({"tunnels": tunnels}, indent=2))
     elif tunnels:
         print(format_show(tunnels))
+    return 0
+
+
+def cmd_diagnostics(args: argparse.Namespace) -> int:
+    from wgdesk.diagnostics import HELPER_TIMEOUT, default_filename, write_bundle
+
+    path = Path(args.output) if args.output else Path(default_filename())
+    socket = getattr(args, "socket", None)
+    try:
+        bundle = write_bundle(
+            path,
+            client_factory=lambda: HelperClient(socket, timeout=HELPER_TIMEOUT),
+            redact_addresses=not args.keep_addresses,
+        )
+    except OSError as e:
+        return _err(f"{path}: {e.strerror or e}")
+    print(path)
+    print(bundle.summary)
     return 0
