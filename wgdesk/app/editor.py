@@ -6,7 +6,7 @@ import re
 from functools import partial
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut
+from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from wgdesk.app import dialogs
+from wgdesk.app.calculator import ExcludeRangesDialog
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.highlighter import ConfHighlighter
 from wgdesk.app.keys import public_key
@@ -60,6 +62,14 @@ class ConfigEditor(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message)
         buttons = QHBoxLayout()
+        self.exclude_button = QPushButton(self.tr("E&xclude ranges…"))
+        self.exclude_button.setObjectName("editor-exclude-ranges")
+        self.exclude_button.setToolTip(
+            self.tr("Route a peer's AllowedIPs except ranges you name (e.g. your LAN)")
+        )
+        self.exclude_button.clicked.connect(self.exclude_ranges)
+        self.calculator: ExcludeRangesDialog | None = None
+        buttons.addWidget(self.exclude_button)
         buttons.addStretch(1)
         self.revert_button = QPushButton(self.tr("&Revert"))
         self.revert_button.clicked.connect(self.revert)
@@ -162,6 +172,35 @@ class ConfigEditor(QWidget):
 
         self._controller.save(name, text, on_saved)
         return True
+
+    def exclude_ranges(self) -> None:
+        """Open the "Exclude ranges…" dialog on the current text; OK replaces the text (one undo step)."""
+        error = self.validate()
+        if error is not None:
+            dialogs.warn(
+                self, self.tr("Exclude ranges"), self.tr("Fix this first: {error}").format(error=error)
+            )
+            return
+        text = self.text.toPlainText()
+        if not parse(text).peers:
+            dialogs.warn(self, self.tr("Exclude ranges"), self.tr("This tunnel has no [Peer] section yet."))
+            return
+        if self.calculator is not None:
+            self.calculator.deleteLater()  # the previous one, closed (the dialog is window-modal)
+        self.calculator = ExcludeRangesDialog(text, f"{self.name or 'tunnel'}.conf", self)
+        self.calculator.setWindowModality(Qt.WindowModality.WindowModal)
+        self.calculator.accepted.connect(partial(self._exclude_accepted, self.calculator))
+        self.calculator.open()
+
+    def _exclude_accepted(self, dialog: ExcludeRangesDialog) -> None:
+        if dialog.new_text is None or not self.isEnabled():
+            return
+        cursor = self.text.textCursor()
+        cursor.beginEditBlock()
+        cursor.select(QTextCursor.SelectionType.Document)
+        cursor.insertText(dialog.new_text)
+        cursor.endEditBlock()
+        self.validate()
 
     def _applied(self, name: str, _result: object) -> None:
         if self.name == name:
