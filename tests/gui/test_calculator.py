@@ -131,6 +131,10 @@ def test_keep_local_networks_out_and_pick_the_peer(qtbot, manager: ManagerWindow
         for n in allowed_ips(["0.0.0.0/0", "::/0"], [*PRIVATE_LAN_RANGES, "203.0.113.0/24", "192.0.2.1/32"])
     )
 
+    assert dialog.message.text() == (
+        f"{len(routed)} ranges. Without 0.0.0.0/0 or ::/0 this is no longer a full tunnel: the Full tunnel "
+        "switch and a kill switch set to follow it no longer apply."
+    )
     qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     lines = editor.text.toPlainText().split("\n")
     before = HOME.split("\n")

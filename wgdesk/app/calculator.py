@@ -160,6 +160,13 @@ class ExcludeRangesDialog(QDialog):
             notes.append(
                 self.tr("The endpoint is a host name: if its address falls in these ranges, exclude it too.")
             )
+        if any(n.prefixlen == 0 for n in before) and not any(n.prefixlen == 0 for n in result):
+            notes.append(
+                self.tr(
+                    "Without 0.0.0.0/0 or ::/0 this is no longer a full tunnel: the Full tunnel switch and a "
+                    "kill switch set to follow it no longer apply."
+                )
+            )
         self.result_networks = result
         self.preview.setPlainText(", ".join(str(n) for n in result))
         if not result:
