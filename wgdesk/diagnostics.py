@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from wgdesk import __version__
+from wgdesk.platforms import system
 
 __all__ = ["Bundle", "Redactor", "collect", "collect_bundle", "default_filename", "write_bundle"]
 
@@ -283,7 +284,8 @@ class Redactor:
         text = _IPV4.sub(v4, text)
         for host in self._hosts:
             pattern = re.compile(rf"(?<![\w.-]){re.escape(host)}(?![\w-]|\.\w)", re.IGNORECASE)
-            text = pattern.sub(lambda _m, h=host: self._alias("host", h), text)
+            alias = self._alias("host", host) if pattern.search(text) else ""
+            text = pattern.sub(alias, text)
         return text
 
     def summary(self) -> str:
@@ -370,9 +372,9 @@ def _versions(c: _Collector) -> str:
             if sep:
                 fields[key.strip()] = value.strip().strip('"')
         lines.append(f"os-release: {fields.get('PRETTY_NAME') or fields.get('NAME', '?')}")
-    elif sys.platform == "darwin":
+    elif system() == "darwin":
         lines.append(f"macOS: {platform.mac_ver()[0]}")
-    elif sys.platform == "win32":
+    elif system() == "win32":
         lines.append(f"Windows: {' '.join(platform.win32_ver())}")
     try:
         from cryptography.hazmat.backends.openssl.backend import backend
@@ -396,7 +398,7 @@ def _versions(c: _Collector) -> str:
 def _tunnels(c: _Collector, store: Any, redactor: Redactor) -> int:
     """Stored tunnels as written on disk plus lint findings; registers their keys and hosts."""
     from wgdesk.config import lint, parse_bytes
-    from wgdesk.platforms import local_networks, system
+    from wgdesk.platforms import local_networks
 
     try:
         names = store.list()
@@ -542,7 +544,7 @@ def _network(c: _Collector) -> int:
         "network/ip6-rule.json": ["ip", "-j", "-6", "rule"],
         "network/resolvectl-status.txt": ["resolvectl", "--no-pager", "status"],
     }
-    if sys.platform != "linux":
+    if system() != "linux":
         commands = {"network/ifconfig.txt": ["ifconfig", "-a"], "network/netstat-rn.txt": ["netstat", "-rn"]}
     for member, argv in commands.items():
         out, what = c.run(argv)
