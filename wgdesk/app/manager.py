@@ -10,6 +10,7 @@ from PySide6.QtCore import QCoreApplication, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
+    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -173,6 +174,7 @@ class ManagerWindow(QMainWindow):
         controller.failed.connect(self._failed)
         controller.notify.connect(self._notice)
         self.last_summary: QMessageBox | None = None
+        self.last_diagnostics: QMessageBox | None = None
         self._clock = QTimer(self)  # "N seconds ago" moves on even without new status
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self.status_pane.refresh)
@@ -208,6 +210,9 @@ class ManagerWindow(QMainWindow):
         self._action(tunnels, self.tr("&Rename…"), QKeySequence("F2"), self.rename_selected)
         self._action(tunnels, self.tr("De&lete"), QKeySequence.StandardKey.Delete, self._delete_selected)
         tunnels.addSeparator()
+        self.diagnostics_action = self._action(
+            tunnels, self.tr("Save dia&gnostics…"), QKeySequence(), self.save_diagnostics
+        )
         self._action(
             tunnels, self.tr("&Settings…"), QKeySequence.StandardKey.Preferences, self.settingsRequested.emit
         )
@@ -411,6 +416,53 @@ class ManagerWindow(QMainWindow):
         )
         if answer == dialogs.Button.Yes:
             self.controller.delete(name)
+
+    def save_diagnostics(self) -> None:
+        """Ask where to save the redacted diagnostics bundle, collect it on a worker, then say where it
+        went (or why it failed)."""
+        from wgdesk import diagnostics
+
+        suggested = str(Path.home() / diagnostics.default_filename())
+        path, _filter = QFileDialog.getSaveFileName(
+            self, self.tr("Save diagnostics"), suggested, self.tr("Zip archives (*.zip)")
+        )
+        if not path:
+            return
+        store, factory = self.controller.store, self.controller.client
+        self.diagnostics_action.setEnabled(False)
+        self.statusBar().showMessage(self.tr("Collecting diagnostics…"))
+
+        def done(bundle: Any) -> None:
+            self.diagnostics_action.setEnabled(True)
+            self.statusBar().clearMessage()
+            text = self.tr(
+                "Diagnostics saved to {path}.\n\nThe file holds no private or preshared key; public "
+                "addresses and host names are replaced by aliases. Attach it to your bug report."
+            ).format(path=path)
+            box = QMessageBox(
+                QMessageBox.Icon.Information,
+                self.tr("Diagnostics saved"),
+                text,
+                QMessageBox.StandardButton.Ok,
+                self,
+            )
+            box.setObjectName("diagnostics-saved")
+            box.setTextFormat(Qt.TextFormat.PlainText)
+            box.setInformativeText(bundle.summary)
+            box.setModal(False)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.show()
+            self.last_diagnostics = box
+
+        def failed(exc: BaseException) -> None:
+            self.diagnostics_action.setEnabled(True)
+            self.statusBar().clearMessage()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self._failed(self.tr("Diagnostics not saved"), f"{path}: {reason}")
+
+        self.controller.runner.submit(
+            lambda: diagnostics.write_bundle(path, store=store, client_factory=factory), done, failed
+        )
 
     @Slot(object)
     def _import_finished(self, report: object) -> None:
