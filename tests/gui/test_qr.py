@@ -167,7 +167,7 @@ def test_closing_forgets_the_code(
     qtbot.waitUntil(lambda: not shiboken6.isValid(dialog), timeout=5000)  # deleted on close
 
 
-def test_a_config_that_arrives_after_closing_is_dropped(
+def test_a_code_that_arrives_after_closing_is_dropped(
     qtbot, controller: TunnelController, window: QWidget, tmp_path: Path
 ) -> None:
     _import(qtbot, controller, tmp_path, "phone", PHONE)

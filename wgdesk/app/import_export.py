@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox,
 
 from wgdesk.app import dialogs
 from wgdesk.app.controller import TunnelController
-from wgdesk.app.qr import QrDialog
+from wgdesk.app.qr import QrDialog, tunnel_code
 from wgdesk.config import ConfigError, is_interface_name, parse
 from wgdesk.tunnels import MAX_CONF_BYTES
 
@@ -201,12 +201,10 @@ def show_qr(parent: QWidget | None, controller: TunnelController, name: str) -> 
     """Show tunnel *name*, keys included, as a QR code for the WireGuard mobile apps (non-blocking;
     returned so tests can read it).
 
-    The text is what "Export… with keys" writes (the store's export, read from the keyring on the
-    controller's worker); the dialog keeps only the code and forgets it when closed."""
+    The text is what "Export… with keys" writes (the store's export, read from the keyring and encoded
+    on the controller's worker); the dialog gets only the code and forgets it when closed."""
     dialog = QrDialog(name, parent)
     store = controller.store
-    controller.runner.submit(
-        lambda: store.export(name, with_secrets=True), dialog.show_config, dialog.show_error
-    )
+    controller.runner.submit(lambda: tunnel_code(store, name), dialog.show_code, dialog.show_error)
     dialog.show()
     return dialog

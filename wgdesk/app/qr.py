@@ -2,13 +2,15 @@
 
 The code holds the tunnel's private (and preshared) keys: that is what lets a phone import the tunnel, and
 why the dialog says so in plain words. The ``.conf`` text comes from the same code path as "Export… with
-keys" (:meth:`wgdesk.tunnels.TunnelStore.export`, run on the controller's worker). The dialog keeps only
-the code's module matrix, never the text, and drops the matrix when it closes.
+keys" (:meth:`wgdesk.tunnels.TunnelStore.export`) and is encoded on the controller's worker
+(:func:`tunnel_code`): the dialog only ever gets the code's module matrix, never the text, and drops the
+matrix when it closes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import segno
 from PySide6.QtCore import QCoreApplication, QRect, QSize, Qt
@@ -32,10 +34,15 @@ MAX_QR_BYTES = 2331
 QUIET_ZONE = 4
 # Below this many pixels per module phone cameras struggle to resolve a code on a screen.
 MIN_MODULE_PX = 2
+# The dialog opens with at least this many pixels per module.
+PREFERRED_MODULE_PX = 3
 # The dialog opens with the code about this wide (pixels), modules permitting.
 PREFERRED_PX = 480
 
 Matrix = Sequence[Sequence[int]]
+
+if TYPE_CHECKING:
+    from wgdesk.tunnels import TunnelStore
 
 
 def _tr(text: str) -> str:
@@ -64,6 +71,17 @@ def qr_matrix(text: str) -> tuple[bytearray, ...]:
     except segno.DataOverflowError as exc:  # the constant above and segno disagree: still say so clearly
         raise CodeTooLarge(len(data)) from exc
     return tuple(bytearray(row) for row in code.matrix)
+
+
+def tunnel_code(store: TunnelStore, name: str) -> tuple[bytearray, ...]:
+    """The QR code of tunnel *name* with its keys: what "Export… with keys" writes, encoded.
+
+    Reads the keyring and takes up to ~0.1 s for the largest code: run it on a worker.
+
+    Raises:
+        CodeTooLarge: when the configuration does not fit in a QR code.
+    """
+    return qr_matrix(store.export(name, with_secrets=True))
 
 
 def code_image(matrix: Matrix) -> QImage:
@@ -116,7 +134,7 @@ class CodeView(QWidget):
         n = self.modules()
         if not n:
             return QSize(0, 0)
-        side = n * max(MIN_MODULE_PX, PREFERRED_PX // n)
+        side = n * max(PREFERRED_MODULE_PX, PREFERRED_PX // n)
         return QSize(side, side)
 
     def paintEvent(self, event: QPaintEvent) -> None:
@@ -178,20 +196,9 @@ class QrDialog(QDialog):
         layout.addWidget(self.hint)
         layout.addWidget(buttons)
 
-    def show_config(self, text: object) -> None:
-        """Encode the tunnel's ``.conf`` *text*; the text itself is not kept."""
-        if self._closed or not isinstance(text, str):
-            return
-        try:
-            matrix = qr_matrix(text)
-        except CodeTooLarge as exc:
-            self.message.setText(
-                _tr(
-                    "This tunnel's configuration is too large for a QR code ({size} bytes; a QR code "
-                    "holds at most {limit}). Export it to a file instead."
-                ).format(size=exc.size, limit=MAX_QR_BYTES)
-            )
-            self.message.show()
+    def show_code(self, matrix: object) -> None:
+        """Show the code (rows of modules from :func:`qr_matrix`)."""
+        if self._closed or not isinstance(matrix, tuple):
             return
         self.message.hide()
         self.view.set_matrix(matrix)
@@ -201,10 +208,17 @@ class QrDialog(QDialog):
         self.adjustSize()
 
     def show_error(self, exc: object) -> None:
-        """Say why the configuration could not be read."""
+        """Say why there is no code: too large for one, or the tunnel could not be read."""
         if self._closed:
             return
-        self.message.setText(_tr("Could not read the tunnel: {error}").format(error=exc))
+        if isinstance(exc, CodeTooLarge):
+            text = _tr(
+                "This tunnel's configuration is too large for a QR code ({size} bytes; a QR code "
+                "holds at most {limit}). Export it to a file instead."
+            ).format(size=exc.size, limit=MAX_QR_BYTES)
+        else:
+            text = _tr("Could not read the tunnel: {error}").format(error=exc)
+        self.message.setText(text)
         self.message.show()
 
     def _set_hidden(self, hidden: bool) -> None:
