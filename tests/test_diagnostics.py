@@ -400,3 +400,35 @@ def test_wgdeskctl_diagnostics_writes_a_private_zip_and_says_where(
     missing = run("diagnostics", "-o", str(tmp_path / "nope" / "x.zip"), env=env)
     assert missing.returncode == 1
     assert missing.stderr.decode() == f"wgdeskctl: {tmp_path / 'nope' / 'x.zip'}: No such file or directory\n"
+
+
+@pytest.mark.root
+def test_resolv_conf_search_domains_and_public_name_servers_are_aliased(
+    secret_service: SecretService,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """`wgdeskctl diagnostics` in a private mount namespace whose /etc/resolv.conf is the test's own
+    (bind-mounted there only: the host's DNS is untouched)."""
+    import subprocess
+
+    from tests.test_cli import WGDESKCTL
+
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 10.53.0.1\nnameserver 9.9.9.9\nsearch corp.example.org home\n")
+    env = dict(secret_service.env)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env["WGDESK_SOCKET"] = str(tmp_path / "no-helper.sock")
+    out = tmp_path / "bundle.zip"
+    script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(resolv)]
+    for keep in (False, True):
+        extra = ["--keep-addresses"] if keep else []
+        done = subprocess.run(
+            [*argv, str(WGDESKCTL), "diagnostics", "-o", str(out), *extra], env=env, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr
+        text = members(out.read_bytes())["network/resolv.conf"].decode()
+        if keep:
+            assert text == resolv.read_text()
+        else:
+            assert re.fullmatch(r"nameserver 10\.53\.0\.1\nnameserver ip4-\d+\nsearch host-\d+ home\n", text)
