@@ -218,3 +218,13 @@ def test_a_tunnel_that_cannot_be_read_says_why(qtbot, controller: TunnelControll
     qtbot.waitExposed(dialog)
     assert dialog.message.text().startswith("Could not read the tunnel: ")
     assert not dialog.view.has_code()
+
+
+def test_the_manager_menu_opens_the_code_of_the_selected_tunnel(qtbot, manager, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _import(qtbot, manager.controller, tmp_path, "phone", PHONE)
+    manager.select("phone")
+    with qtbot.waitSignal(manager.controller.runner.idle, timeout=15000):
+        manager.qr_action.trigger()
+    dialogs = manager.findChildren(qr.QrDialog)
+    assert len(dialogs) == 1 and dialogs[0].isVisible()
+    assert dialogs[0].windowTitle() == "QR code for phone"

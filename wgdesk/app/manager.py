@@ -207,6 +207,9 @@ class ManagerWindow(QMainWindow):
             tunnels, self.tr("Activate / &deactivate"), QKeySequence("Ctrl+T"), self._toggle_selected
         )
         self._action(tunnels, self.tr("E&xport…"), QKeySequence("Ctrl+E"), self._export_selected)
+        self.qr_action = self._action(
+            tunnels, self.tr("Show &QR code…"), QKeySequence(), self.show_qr_selected
+        )
         self._action(tunnels, self.tr("&Rename…"), QKeySequence("F2"), self.rename_selected)
         self._action(tunnels, self.tr("De&lete"), QKeySequence.StandardKey.Delete, self._delete_selected)
         tunnels.addSeparator()
@@ -383,6 +386,11 @@ class ManagerWindow(QMainWindow):
         name = self.selected()
         if name is not None:
             import_export.export_tunnel(self, self.controller, name)
+
+    def show_qr_selected(self) -> QWidget | None:
+        """Show the selected tunnel as a QR code for the WireGuard mobile apps (returns the dialog)."""
+        name = self.selected()
+        return None if name is None else import_export.show_qr(self, self.controller, name)
 
     def rename_selected(self, new: str | None = None) -> None:
         """Rename the selected tunnel (only while it is down: the name is its interface name)."""
