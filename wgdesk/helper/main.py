@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     manager.recover()
     stop_monitor = threading.Event()
     threading.Thread(target=manager.monitor, args=(stop_monitor,), daemon=True, name="monitor").start()
+    threading.Thread(target=manager.reresolver.run, daemon=True, name="reresolve").start()
 
     stopping = threading.Event()
 
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         stop_monitor.set()
+        manager.reresolver.stop()
         manager.shutdown()
         logbook.info(None, "stopped")
     return 0

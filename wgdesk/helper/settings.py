@@ -44,6 +44,13 @@ class Settings:
     """"auto", "resolved", "resolvconf" or "file"."""
     resolv_conf: str = "/etc/resolv.conf"
     log_level: str = "info"
+    reresolve_endpoints: bool = True
+    """Resolve a peer's endpoint host name again while its tunnel runs (dynamic DNS), as
+    wireguard-tools' reresolve-dns.sh does."""
+    reresolve_interval: float = 30.0
+    """Seconds between two checks, and the least time between two resolutions of one peer's name."""
+    reresolve_after: float = 135.0
+    """A peer's name is resolved again only when its latest handshake is older than this (or none)."""
     extra: dict[str, object] = field(default_factory=dict, compare=False)
 
     def engine_executable(self) -> str:
@@ -85,6 +92,9 @@ _CHOICES = {
 }
 
 
+_POSITIVE = ("reresolve_interval", "reresolve_after")
+
+
 def load(path: Path | None = None) -> Settings:
     """Read helper.toml; a missing file gives the defaults. Raises `SettingsError`."""
     path = path or DEFAULT_PATH
@@ -100,8 +110,14 @@ def load(path: Path | None = None) -> Settings:
         if key not in known:
             raise SettingsError(f"{path}: unknown setting {key!r}")
         default = getattr(Settings(), key)
+        if type(default) is float and type(value) is int:
+            value = float(value)
         if type(value) is not type(default):
-            raise SettingsError(f"{path}: {key} must be a {type(default).__name__}")
+            raise SettingsError(
+                f"{path}: {key} must be a {'number' if type(default) is float else type(default).__name__}"
+            )
+        if key in _POSITIVE and not (isinstance(value, float) and 0 < value < 86400 * 365):
+            raise SettingsError(f"{path}: {key} must be a number of seconds above 0 (and below a year)")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise SettingsError(f"{path}: {key} must be one of {', '.join(_CHOICES[key])}")
         values[key] = value

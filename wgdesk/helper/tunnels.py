@@ -36,6 +36,7 @@ from wgdesk.helper.engine_process import (
 )
 from wgdesk.helper.journal import Entry, Journal, find
 from wgdesk.helper.logbook import LogBook
+from wgdesk.helper.resolver import EndpointName, Reresolver, is_name, resolve
 from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings
 from wgdesk.platforms import PlatformError
 from wgdesk.platforms import current as platform
@@ -125,6 +126,8 @@ class Plan:
     hooks: dict[str, tuple[str, ...]]
     warnings: list[str] = field(default_factory=list)
     config: Config | None = field(default=None, repr=False)
+    names: dict[bytes, EndpointName] = field(default_factory=dict)
+    """Peers (by public key) whose endpoint is a host name, with the address `up` resolved."""
 
 
 @dataclass
@@ -145,6 +148,8 @@ class Tunnel:
     warnings: list[str] = field(default_factory=list)
     config: Config | None = field(default=None, repr=False)
     """The parsed config the tunnel runs (secrets included; memory only, never journalled)."""
+    names: dict[bytes, EndpointName] = field(default_factory=dict)
+    """Peers whose endpoint is a host name, for the `Reresolver` (replaced as a whole by `update`)."""
 
 
 def _routes(nets: Sequence[Network], table: str, full: bool, fwmark: int) -> list[Route]:
@@ -274,6 +279,8 @@ class TunnelManager:
         self.kill_switch: dict[str, firewall.KillSwitchMember] = {}
         self._lock = threading.RLock()
         self.lan: tuple[str, ...] = PRIVATE_LAN_RANGES if settings.allow_lan else ()
+        self.reresolver = Reresolver(self, settings)
+        """Re-resolves endpoint names of running tunnels; its thread is started by `main`."""
 
     # --- public verbs ---------------------------------------------------------------------
 
@@ -356,6 +363,7 @@ class TunnelManager:
             tunnel.state = "up"
             tunnel.since = time.time()
             tunnel.config = plan.config
+            tunnel.names = plan.names
             journal.update_header(state="up", listen_port=tunnel.listen_port)
             self.log.info(
                 name,
@@ -365,6 +373,8 @@ class TunnelManager:
             for w in plan.warnings:
                 self.log.warning(name, w)
             self._publish(tunnel)
+            if tunnel.names:
+                self.reresolver.wake()
             return self._describe(tunnel, live=False)
 
     def down(self, name: str) -> dict[str, Any]:
@@ -426,6 +436,7 @@ class TunnelManager:
             self._check_conflicts(name, routes, tunnel.full_tunnel)
             changes: list[PeerChange] = []
             added, removed, changed = [], [], []
+            resolved: dict[bytes, str] = {}
             for key in old:
                 if key not in new:
                     changes.append(PeerChange(public_key=key, remove=True))
@@ -437,6 +448,7 @@ class TunnelManager:
                     continue
                 if "Endpoint" in fields and p.endpoint is not None:
                     endpoint = (self._resolve(*p.endpoint), p.endpoint[1])
+                    resolved[key] = endpoint[0]
                 b64 = base64.b64encode(key).decode()
                 if key not in old or (p.endpoint is None and old[key].endpoint is not None):
                     # new, or its endpoint removed (UAPI cannot unset one): (re)create the peer
@@ -502,6 +514,9 @@ class TunnelManager:
                     j.drop(entry)
             tunnel.routes = routes
             tunnel.config = cfg
+            tunnel.names = self._updated_names(tunnel.names, new, resolved)
+            if tunnel.names:
+                self.reresolver.wake()
             summary = [f"{len(added)} peer(s) added", f"{len(removed)} removed", f"{len(changed)} changed"]
             if new_routes or old_routes:
                 summary.append(f"routes +{len(new_routes)} -{len(old_routes)}")
@@ -515,6 +530,23 @@ class TunnelManager:
                 },
                 "tunnel": self._describe(tunnel, live=True),
             }
+
+    @staticmethod
+    def _updated_names(
+        names: dict[bytes, EndpointName], peers: dict[bytes, _PeerState], resolved: dict[bytes, str]
+    ) -> dict[bytes, EndpointName]:
+        """The endpoint names after a live update: unchanged ones keep their state, changed ones
+        start from the resolution the update just made, IP endpoints and removed peers drop out."""
+        out: dict[bytes, EndpointName] = {}
+        for key, p in peers.items():
+            if p.endpoint is None or not is_name(p.endpoint[0]):
+                continue
+            host, port = p.endpoint
+            if key in resolved:
+                out[key] = EndpointName(host, port, resolved[key], time.time(), time.monotonic())
+            elif key in names and (names[key].host, names[key].port) == (host, port):
+                out[key] = names[key]
+        return out
 
     def status(self, name: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -554,7 +586,7 @@ class TunnelManager:
     # --- planning -------------------------------------------------------------------------
 
     def _plan(self, name: str, text: str, full_tunnel: bool | None, kill_switch: bool | None) -> Plan:
-        from wgdesk.config import ConfigError, parse
+        from wgdesk.config import ConfigError, key_bytes, parse
 
         try:
             cfg = parse(text, f"{name}.conf")
@@ -595,6 +627,7 @@ class TunnelManager:
         self._check_conflicts(name, routes, full)
         peers = []
         endpoint_ips: list[str] = []
+        names: dict[bytes, EndpointName] = {}
         for p in cfg.peers:
             peer: dict[str, Any] = {
                 "public_key": p.public_key,
@@ -607,6 +640,13 @@ class TunnelManager:
                 ip = self._resolve(p.endpoint.host, p.endpoint.port)
                 peer["endpoint"] = (ip, p.endpoint.port)
                 endpoint_ips.append(ip)
+                # as _peer_states merges a repeated [Peer]: the last Endpoint given wins
+                key = key_bytes(p.public_key)
+                names.pop(key, None)
+                if is_name(p.endpoint.host):
+                    names[key] = EndpointName(
+                        p.endpoint.host, p.endpoint.port, ip, time.time(), time.monotonic()
+                    )
             peers.append(peer)
         mtu = iface.mtu or self._auto_mtu(endpoint_ips)
         hooks = dict(iface.hooks)
@@ -626,8 +666,6 @@ class TunnelManager:
                         f"tunnel {other.name} already sets DNS through "
                         f"{self.settings.resolv_conf}; only one tunnel can",
                     )
-        from wgdesk.config import key_bytes
-
         return Plan(
             name,
             name,
@@ -646,6 +684,7 @@ class TunnelManager:
             hooks,
             warnings,
             cfg,
+            names,
         )
 
     def _free_fwmark(self, name: str) -> int:
@@ -680,14 +719,10 @@ class TunnelManager:
                         )
 
     def _resolve(self, host: str, port: int) -> str:
-        if platform.is_ip(host):
-            return host
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        except OSError as e:
+            return resolve(host, port)
+        except (OSError, UnicodeError) as e:
             raise TunnelError("invalid", f"cannot resolve endpoint {host}: {e}") from e
-        infos.sort(key=lambda i: i[0] != socket.AF_INET)
-        return str(infos[0][4][0])
 
     def _auto_mtu(self, endpoint_ips: Sequence[str]) -> int:
         mtus = [m for m in (platform.route_mtu(ip) for ip in endpoint_ips) if m]
@@ -1078,6 +1113,7 @@ class TunnelManager:
             for p in device["peers"]:
                 sec = int(p.get("last_handshake_time_sec", 0))
                 nsec = int(p.get("last_handshake_time_nsec", 0))
+                name = t.names.get(bytes.fromhex(p["public_key"]))
                 info["peers"].append(
                     {
                         "public_key": _hex_to_b64(p["public_key"]),
@@ -1087,6 +1123,8 @@ class TunnelManager:
                         "rx_bytes": int(p.get("rx_bytes", 0)),
                         "tx_bytes": int(p.get("tx_bytes", 0)),
                         "persistent_keepalive": int(p.get("persistent_keepalive_interval", 0)),
+                        "endpoint_host": name.host if name else None,
+                        "endpoint_resolved_at": name.resolved_at if name else None,
                     }
                 )
         return info
