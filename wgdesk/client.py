@@ -145,10 +145,19 @@ class HelperClient:
         try:
             sock.sendall(line)
         except OSError as e:
-            self.close()
-            raise HelperUnavailable(
-                f"the helper closed the connection ({e.strerror}); is it still running?"
-            ) from e
+            # A helper that turns the caller away (denied, busy) answers and hangs up at once, possibly
+            # before the request is written: its answer is still queued here and says why.
+            try:
+                return self._answer(rid)
+            except HelperUnavailable:
+                self.close()
+                raise HelperUnavailable(
+                    f"the helper closed the connection ({e.strerror}); is it still running?"
+                ) from e
+        return self._answer(rid)
+
+    def _answer(self, rid: int) -> Any:
+        """Read until the reply to request `rid` (or an error without an id) and return its result."""
         while True:
             msg = self._read_message()
             if "event" in msg:

@@ -27,11 +27,15 @@ T = unique_name("wgt")  # tunnel (= interface) names are unique per run: /var/ru
 WGDESK_ENGINE = str(Path(sys.executable).parent / "wgdesk-engine")
 
 AS_USER = """
-import json, sys
+import json, select, sys, time
 sys.path.insert(0, sys.argv[2])
 from wgdesk.client import HelperClient, HelperPermissionDenied
+client = HelperClient(sys.argv[1], timeout=5)
+if len(sys.argv) > 3:  # "late": write the request only after the helper has answered and hung up
+    assert select.select([client._connect()], [], [], 5)[0]
+    time.sleep(0.2)
 try:
-    print(json.dumps({"ok": HelperClient(sys.argv[1], timeout=5).status()}))
+    print(json.dumps({"ok": client.status()}))
 except HelperPermissionDenied as e:
     print(json.dumps({"denied": e.message}))
 """
@@ -57,7 +61,7 @@ def throwaway_account() -> Iterator[tuple[str, int, str, int]]:
         subprocess.run(["groupdel", group], check=False)
 
 
-def status_as(sock: Path, uid: int, gid: int, groups: list[int]) -> dict[str, object]:
+def status_as(sock: Path, uid: int, gid: int, groups: list[int], late: bool = False) -> dict[str, object]:
     argv = [
         "setpriv",
         f"--reuid={uid}",
@@ -69,6 +73,7 @@ def status_as(sock: Path, uid: int, gid: int, groups: list[int]) -> dict[str, ob
         AS_USER,
         str(sock),
         str(ROOT),
+        *(["late"] if late else []),
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stderr
@@ -89,6 +94,9 @@ def test_second_unprivileged_uid_is_refused_and_group_members_are_allowed() -> N
         # even with the socket opened to everyone, SO_PEERCRED refuses it before any parsing
         os.chmod(h.socket, 0o666)
         r = status_as(h.socket, uid, nogroup, [])
+        assert "only root and members of group" in str(r["denied"])
+        # ... and the refused caller learns why even when the helper hung up before the request went out
+        r = status_as(h.socket, uid, nogroup, [], late=True)
         assert "only root and members of group" in str(r["denied"])
         assert f"refused a connection from uid {uid}" in h.log()
         # positive control: the same uid with the group as a supplementary group is served
