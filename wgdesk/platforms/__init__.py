@@ -65,6 +65,18 @@ def local_networks() -> list[IPv4Network | IPv6Network]:
     return networks
 
 
+def route_to(address: str) -> dict[str, str] | None:
+    """How the kernel would route a packet to ``address`` right now: the outgoing interface
+    (``dev``) and, when the OS says, ``gateway``, ``source``, ``table`` (absent: the main table) and
+    ``type`` (absent: unicast; ``local`` for this machine's own addresses). None when it has no
+    route or the OS cannot tell (nothing here is a reason to fail)."""
+    try:
+        found: dict[str, str] | None = _select().route_to(address)
+    except (PlatformError, ValueError):
+        return None
+    return found
+
+
 def suspend_aware_clock() -> Callable[[], float]:
     """A monotonic clock (seconds) that keeps counting while the machine sleeps.
 
@@ -104,6 +116,7 @@ __all__ = [
     "current",
     "executable_name",
     "local_networks",
+    "route_to",
     "suspend_aware_clock",
     "system",
     "user_config_dir",

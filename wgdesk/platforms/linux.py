@@ -257,6 +257,21 @@ def local_networks() -> list[Network]:
     return found
 
 
+def route_to(address: str) -> dict[str, str] | None:
+    """How the kernel routes a packet to ``address`` (`ip route get`): ``dev``, and when present
+    ``gateway``, ``source`` (the preferred source address), ``table`` (absent: main) and ``type``
+    (absent: unicast); None when it has no route."""
+    proc = command([IP, "-j", _family_flag(address), "route", "get", address], check=False)
+    if proc.returncode != 0:
+        return None
+    try:
+        found = json.loads(proc.stdout)[0]
+    except (ValueError, IndexError, KeyError):
+        return None
+    names = {"dev": "dev", "gateway": "gateway", "prefsrc": "source", "table": "table", "type": "type"}
+    return {mine: str(found[theirs]) for theirs, mine in names.items() if found.get(theirs) is not None}
+
+
 def route_add(dst: Network, ifname: str, table: str = "main") -> None:
     command([IP, _family_flag(dst), "route", "add", str(dst), "dev", ifname, "table", table])
 
