@@ -41,6 +41,30 @@ except HelperPermissionDenied as e:
 """
 
 
+AS_USER_VERB = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from wgdesk.client import HelperClient, HelperError
+verb, args = sys.argv[3], json.loads(sys.stdin.read())
+try:
+    print(json.dumps({"ok": HelperClient(sys.argv[1], timeout=30).request(verb, **args)}))
+except HelperError as e:
+    print(json.dumps({e.code: e.message}))
+"""
+
+
+def request_as(sock: Path, uid: int, gid: int, verb: str, **args: object) -> dict[str, object]:
+    """One request as ``uid`` (primary group ``gid``); {"ok": result} or {error code: message}."""
+    proc = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", sys.executable, "-I", "-c",
+         AS_USER_VERB, str(sock), str(ROOT), verb],
+        input=json.dumps(args), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
 @contextmanager
 def throwaway_account() -> Iterator[tuple[str, int, str, int]]:
     """A system user and a system group created for this test and removed afterwards."""
@@ -111,6 +135,45 @@ def test_second_unprivileged_uid_is_refused_and_group_members_are_allowed() -> N
             for p in held:
                 p.kill()
                 p.wait()
+
+
+def test_each_verb_is_authorised_watchers_only_watch_and_tunnels_belong_to_who_started_them() -> None:
+    with (
+        throwaway_account() as (_a, uid_a, group, gid),
+        throwaway_account() as (_b, uid_b, _gb, _gidb),
+        throwaway_account() as (_w, uid_w, watchers, gid_w),
+        lab() as L,
+    ):
+        h = L.start_helper(settings=f'group = "{group}"\nmonitor_group = "{watchers}"\n')
+        # the watchers must reach the socket: it is open to everyone, SO_PEERCRED decides
+        assert stat.S_IMODE(h.socket.stat().st_mode) == 0o666
+        assert "only root and members of group" in str(status_as(h.socket, uid_b, 65534, [])["denied"])
+        config = L.config()
+        # a watcher sees status and logs, and cannot bring a tunnel up
+        assert request_as(h.socket, uid_w, gid_w, "status") == {"ok": {"tunnels": []}}
+        assert "ok" in request_as(h.socket, uid_w, gid_w, "logs")
+        r = request_as(h.socket, uid_w, gid_w, "up", name=T, config=config)
+        assert f"members of group '{watchers}' may only watch tunnels" in str(r["denied"])
+        assert h.client().status() == []
+        # member A brings it up; member B (same group) may watch it but not change or stop it
+        assert request_as(h.socket, uid_a, gid, "up", name=T, config=config)["ok"]["state"] == "up"  # type: ignore[index]
+        assert L.ping(SERVER_TUNNEL[0], 3)
+        assert [t["name"] for t in request_as(h.socket, uid_b, gid, "status")["ok"]["tunnels"]] == [T]  # type: ignore[index]
+        for verb, args in (("down", {"name": T}), ("update", {"name": T, "config": config})):
+            r = request_as(h.socket, uid_b, gid, verb, **args)
+            assert f"tunnel {T} was brought up by another user (uid {uid_a})" in str(r["denied"]), r
+        assert request_as(h.socket, uid_w, gid_w, "down", name=T).keys() == {"denied"}
+        assert [t["name"] for t in h.client().status()] == [T]  # still up
+        assert f"refused down from uid {uid_b}" in h.log()
+        # positive controls: the owner may change and stop it; root may stop anyone's
+        assert "ok" in request_as(h.socket, uid_a, gid, "update", name=T, config=config)
+        assert "ok" in request_as(h.socket, uid_a, gid, "down", name=T)
+        assert request_as(h.socket, uid_a, gid, "up", name=T, config=config).keys() == {"ok"}
+        h.client().down(T)
+        assert h.client().status() == []
+        # once down, the name is free again: B may bring it up
+        assert request_as(h.socket, uid_b, gid, "up", name=T, config=config).keys() == {"ok"}
+        assert "ok" in request_as(h.socket, uid_b, gid, "down", name=T)
 
 
 HOLD = """

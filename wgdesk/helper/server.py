@@ -1,9 +1,12 @@
 """The control socket: a UNIX stream socket, JSON lines, one thread per connection.
 
 Every connection is authorised from its kernel credentials (``SO_PEERCRED`` and the peer's groups)
-*before* a single byte is read: root, or a member of the configured group (``wgdesk``). Requests
-are bounded in size and in time; a client that is too slow to send or to read is dropped, and the
-number of simultaneous connections is capped, so no client can wedge the helper.
+*before* a single byte is read: root, a member of the configured group (``wgdesk``), or of the
+optional ``monitor_group``. Then every request is authorised by its verb: monitor members may only
+watch (`WATCH_VERBS`); a tunnel that a non-root user brought up may be changed or taken down only by
+that user or by root. Requests are bounded in size and in time; a client that is too slow to send or
+to read is dropped, and the number of simultaneous connections is capped, so no client can wedge the
+helper.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ PER_USER_CONNECTIONS = 8
 """Simultaneous connections one non-root user may hold (so one group member cannot take them all)."""
 SEND_TIMEOUT = 5.0
 """Seconds a client may take to read what we send before it is dropped."""
+WATCH_VERBS = frozenset({"version", "status", "logs", "diagnose", "subscribe"})
+"""Verbs that only read: all a member of `monitor_group` may use."""
+
+ROOT, CONTROL, MONITOR = "root", "control", "monitor"
+"""Roles of a connection, from its credentials."""
 
 
 class HelperAlreadyRunning(Exception):
@@ -62,6 +70,15 @@ class ControlServer:
             self.group_gid = grp.getgrnam(settings.group).gr_gid
         except KeyError:
             self.log.warning(None, f"group {settings.group!r} does not exist: only root may use the helper")
+        self.monitor_gid: int | None = None
+        if settings.monitor_group:
+            try:
+                self.monitor_gid = grp.getgrnam(settings.monitor_group).gr_gid
+            except KeyError:
+                self.log.warning(None, f"monitor group {settings.monitor_group!r} does not exist")
+        self._owners: dict[str, int] = {}
+        """Tunnel name -> the non-root uid that brought it up (root-started or recovered: absent)."""
+        self._owners_lock = threading.Lock()
 
     # --- socket --------------------------------------------------------------------------------
 
@@ -91,7 +108,9 @@ class ControlServer:
             os.umask(old)
         if self.group_gid is not None:
             os.chown(self.path, 0, self.group_gid)
-            os.chmod(self.path, 0o660)
+            # A monitor group needs to connect too: the socket is then open to every local user and
+            # SO_PEERCRED alone decides (every connection is checked before a byte is read).
+            os.chmod(self.path, 0o666 if self.monitor_gid is not None else 0o660)
         else:
             os.chmod(self.path, 0o600)
         sock.listen(64)
@@ -130,19 +149,20 @@ class ControlServer:
             conn.sendall(protocol.error(None, code, message))
         conn.close()
 
-    def authorised(self, conn: socket.socket) -> tuple[bool, int]:
+    def authorised(self, conn: socket.socket) -> tuple[str | None, int]:
+        """The connection's role (`ROOT`, `CONTROL`, `MONITOR`, or None: refused) and uid."""
         cred = platform.peer_credentials(conn)
         if cred.uid == 0:
-            return True, cred.uid
-        gid = self.group_gid
-        if gid is not None and (cred.gid == gid or gid in cred.groups):
-            return True, cred.uid
-        return False, cred.uid
+            return ROOT, cred.uid
+        for gid, role in ((self.group_gid, CONTROL), (self.monitor_gid, MONITOR)):
+            if gid is not None and (cred.gid == gid or gid in cred.groups):
+                return role, cred.uid
+        return None, cred.uid
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            ok, uid = self.authorised(conn)
-            if not ok:
+            role, uid = self.authorised(conn)
+            if role is None:
                 self.log.warning(
                     None,
                     f"refused a connection from uid {uid}: not root and not in group {self.settings.group}",
@@ -164,7 +184,7 @@ class ControlServer:
                         return
                     self._per_user[uid] = self._per_user.get(uid, 0) + 1
             try:
-                self._requests(conn)
+                self._requests(conn, uid, role)
             finally:
                 if uid != 0:
                     with self._per_user_lock:
@@ -180,7 +200,7 @@ class ControlServer:
         conn.settimeout(SEND_TIMEOUT)
         conn.sendall(data)
 
-    def _requests(self, conn: socket.socket) -> None:
+    def _requests(self, conn: socket.socket, uid: int, role: str) -> None:
         buf = bytearray()
         idle_since = time.monotonic()
         started: float | None = None
@@ -192,7 +212,7 @@ class ControlServer:
                 started = time.monotonic() if buf else None
                 if not line.strip():
                     continue
-                if not self._dispatch(conn, line):
+                if not self._dispatch(conn, line, uid, role):
                     return
                 idle_since = time.monotonic()
                 continue
@@ -221,19 +241,25 @@ class ControlServer:
                 started = time.monotonic()
             buf += chunk
 
-    def _dispatch(self, conn: socket.socket, line: bytes) -> bool:
+    def _dispatch(self, conn: socket.socket, line: bytes, uid: int, role: str) -> bool:
         """Handle one request; False ends the connection."""
         try:
             req = protocol.decode_request(line)
         except protocol.ProtocolError as e:
             self._send(conn, protocol.error(e.request_id, e.code, e.message))
             return e.code not in ("malformed", "too_large")
+        refusal = self._refusal(req, uid, role)
+        if refusal is not None:
+            self.log.warning(req.args.get("name"), f"refused {req.verb} from uid {uid}: {refusal}")
+            self._send(conn, protocol.error(req.id, "denied", refusal))
+            return True
         if req.verb == "subscribe":
             self._send(conn, protocol.response(req.id, {"subscribed": True}))
             self._stream(conn)
             return False
         try:
             result = self._call(req)
+            self._record_owner(req, uid)
         except TunnelError as e:
             self._send(conn, protocol.error(req.id, e.code, e.message, **e.details))
             return True
@@ -244,23 +270,53 @@ class ControlServer:
         self._send(conn, protocol.response(req.id, result))
         return True
 
+    def _refusal(self, req: protocol.Request, uid: int, role: str) -> str | None:
+        """Why this caller may not make this request, or None (authorisation per verb)."""
+        if role == ROOT or req.verb in WATCH_VERBS:
+            return None
+        if role == MONITOR:
+            return (
+                f"members of group {self.settings.monitor_group!r} may only watch tunnels (status, logs); "
+                f"{req.verb} needs group {self.settings.group!r}"
+            )
+        name = req.args.get("name")
+        with self._owners_lock:
+            owner = self._owners.get(name) if isinstance(name, str) else None
+        if owner is not None and owner != uid and req.verb != "up":
+            return (
+                f"tunnel {name} was brought up by another user (uid {owner}); "
+                "only that user or root may change it"
+            )
+        return None
+
+    def _record_owner(self, req: protocol.Request, uid: int) -> None:
+        name = req.args.get("name")
+        if not isinstance(name, str):
+            return
+        with self._owners_lock:
+            if req.verb == "up" and uid != 0:
+                self._owners[name] = uid
+            elif req.verb == "up" or req.verb == "down":
+                self._owners.pop(name, None)
+
     def _call(self, req: protocol.Request) -> Any:
         a = req.args
         if req.verb == "version":
             return {"version": __version__, "protocol": protocol.VERSION}
         if req.verb == "up":
             return self.manager.up(a["name"], a["config"], a["full_tunnel"], a["kill_switch"])
-        if req.verb == "update":
-            return self.manager.update(a["name"], a["config"])
-        if req.verb == "down":
-            return self.manager.down(a["name"])
         if req.verb == "status":
             return {"tunnels": self.manager.status(a["name"])}
         if req.verb == "logs":
             return {"records": self.log.records(a["name"], a["since"])}
-        if req.verb == "diagnose":
-            return self.manager.diagnose(a["name"])
-        raise TunnelError("unknown_verb", req.verb)
+        if req.verb == "update":
+            return self.manager.update(a["name"], a["config"])
+        # Every other verb of the protocol's allow-list is the manager's method of that name, with the
+        # validated arguments as keywords (down, diagnose, ...).
+        method = getattr(self.manager, req.verb, None)
+        if method is None:
+            raise TunnelError("unknown_verb", req.verb)
+        return method(**a)
 
     def _stream(self, conn: socket.socket) -> None:
         q = self.events.subscribe()

@@ -27,6 +27,9 @@ class Settings:
 
     group: str = "wgdesk"
     """Members of this group (and root) may use the control socket."""
+    monitor_group: str = ""
+    """Members of this group may only watch (status, logs, diagnose); empty = no such group. Setting it
+    opens the socket to every local user (0666): the kernel credentials of each connection decide."""
     allow_scripts: bool = False
     """Run PreUp/PostUp/PreDown/PostDown from tunnel configs. Off: hooks are ignored with a warning."""
     kill_switch: str = "full-tunnel"
