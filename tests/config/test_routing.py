@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wgdesk.config import Config, Interface, Peer
-from wgdesk.config.routing import explain, would_be_full_tunnel
+from wgdesk.config.routing import explain, explain_status, would_be_full_tunnel
 
 A = "GS0v7jt5I//6d0J95VmF+w4czLnO5PaAHC3SCPiFbUk="
 B = "2OaN83Oy11u3vNSmIau7d7T4kwcmIinaXmQakM3FZ3Y="
@@ -42,10 +42,13 @@ def test_split_tunnel_picks_the_most_specific_peer() -> None:
     assert e.carrier.table == "main" and str(e.carrier.route) == "10.1.0.0/16"
     e = where("10.9.0.1", {"office": OFFICE}, {"office": False})
     assert e.carrier is not None and (e.carrier.peer, str(e.carrier.allowed_ip)) == (B, "10.0.0.0/8")
-    assert e.lines()[0] == f"10.9.0.1: tunnel office, peer {B} (AllowedIPs 10.0.0.0/8)"
+    assert e.lines()[:2] == [
+        "10.9.0.1",
+        f"  wgdesk's rules say: tunnel office, peer {B} (AllowedIPs 10.0.0.0/8)",
+    ]
     e = where("8.8.8.8", {"office": OFFICE}, {"office": False})
     assert e.carrier is None and e.blocked is None
-    assert e.lines()[0] == "8.8.8.8: not through any tunnel (straight out)"
+    assert e.verdict == "not through any tunnel (straight out)"
 
 
 def test_full_tunnel_takes_the_rest_but_not_the_lan_nor_a_split_tunnel() -> None:
@@ -142,11 +145,59 @@ def test_repeated_peer_and_shared_prefix_follow_the_engine() -> None:
     repeated = cfg((B, "10.0.0.0/8"), (B, "10.5.0.0/16"))
     e = where("10.9.9.9", {"t": repeated}, {"t": False})
     assert e.carrier is not None and e.carrier.peer is None
-    assert "no peer's AllowedIPs contain it" in e.lines()[0]
+    assert "no peer's AllowedIPs contain it" in e.verdict
     # the same prefix given to two peers belongs to the later one
     shared = cfg((B, "10.0.0.0/8"), (C, "10.0.0.0/8"))
     e = where("10.9.9.9", {"t": shared}, {"t": False})
     assert e.carrier is not None and e.carrier.peer == C
+
+
+def test_from_the_helper_status_live_peers_and_unstored_tunnels() -> None:
+    status = [
+        {
+            "name": "office",
+            "state": "up",
+            "full_tunnel": False,
+            "kill_switch": False,
+            "fwmark": 51821,
+            # the engine's AllowedIPs differ from the stored config: the live ones count
+            "peers": [{"public_key": B, "allowed_ips": ["10.0.0.0/8"]}, {"public_key": C, "allowed_ips": []}],
+        },
+        {
+            "name": "adhoc",  # brought up from a file, not stored
+            "state": "up",
+            "full_tunnel": True,
+            "kill_switch": True,
+            "fwmark": 51822,
+            "peers": [{"public_key": A, "allowed_ips": ["0.0.0.0/0", "bogus"]}],
+        },
+        {"name": "home", "state": "down", "full_tunnel": False, "peers": []},
+    ]
+    stored = {"office": OFFICE, "home": FULL}
+    e = explain_status(ip_address("10.1.2.3"), stored, status, LAN)
+    assert e.carrier is not None and (e.carrier.tunnel, e.carrier.peer) == ("office", B)
+    e = explain_status(ip_address("8.8.8.8"), stored, status, LAN)
+    assert e.carrier is not None and (e.carrier.tunnel, e.carrier.table) == ("adhoc", "51822")
+    assert e.running == {"office", "adhoc"}
+    # home would be a second full tunnel: it cannot come up, and the note says why
+    assert e.if_up == () and any("adhoc is a full tunnel" in n for n in e.notes)
+    # no helper: everything is down
+    e = explain_status(ip_address("10.1.2.3"), stored, [], LAN)
+    assert e.carrier is None and [c.tunnel for c in e.if_up] == ["office", "home"]
+
+
+def test_kernel_answer_is_shown_and_a_disagreement_noted() -> None:
+    e = where("10.1.2.3", {"office": OFFICE}, {"office": False})
+    agree = e.lines({"dev": "office", "source": "10.66.0.2"}, kernel_checked=True)
+    assert "  the kernel routes it via: office (from 10.66.0.2)" in agree
+    assert not any("disagrees" in line for line in agree)
+    differ = e.lines({"dev": "eth0", "gateway": "192.0.2.1"}, kernel_checked=True)
+    assert "  the kernel routes it via: eth0 (gateway 192.0.2.1)" in differ
+    assert any("disagrees" in line for line in differ)
+    assert "  the kernel routes it via: no route (or this system cannot tell)" in e.lines(None, True)
+    out = where("8.8.8.8", {"office": OFFICE}, {"office": False})
+    assert any("disagrees" in line for line in out.lines({"dev": "office"}, kernel_checked=True))
+    assert not any("kernel" in line for line in out.lines())
 
 
 # --- property: against a brute-force oracle ----------------------------------------------------------

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_network
+from typing import Any
 
-from wgdesk.config.model import Config, IPAddress, IPNetwork
+from wgdesk.config.model import Config, IPAddress, IPNetwork, Peer
 from wgdesk.proto.allowedips import AllowedIPs
 
-__all__ = ["Carrier", "Explanation", "explain", "would_be_full_tunnel"]
+__all__ = ["Carrier", "Explanation", "explain", "explain_status", "kernel_text", "would_be_full_tunnel"]
 
 
 @dataclass(frozen=True)
@@ -81,22 +83,55 @@ class Explanation:
     blocked: str | None = None
     if_up: tuple[Carrier, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    running: frozenset[str] = frozenset()
+    """The tunnels that are up (their interfaces have the tunnel's name)."""
 
-    def lines(self) -> list[str]:
-        """The explanation as short lines of text, the verdict first."""
+    @property
+    def verdict(self) -> str:
+        """What wgdesk's rules say, in one line (without the address)."""
         if self.carrier is not None and self.blocked is not None:
-            out = [f"{self.address}: {self.carrier.describe()}, but blocked: {self.blocked}"]
-        elif self.carrier is not None:
-            out = [f"{self.address}: {self.carrier.describe()}"]
-        elif self.blocked is not None:
-            out = [f"{self.address}: not through any tunnel, and blocked: {self.blocked}"]
-        else:
-            out = [f"{self.address}: not through any tunnel (straight out)"]
-        out.append(f"  why: {self.reason}")
-        for c in self.if_up:
-            out.append(f"  if {c.tunnel} were up: {c.describe()}")
+            return f"{self.carrier.describe()}, but blocked: {self.blocked}"
+        if self.carrier is not None:
+            return self.carrier.describe()
+        if self.blocked is not None:
+            return f"not through any tunnel, and blocked: {self.blocked}"
+        return "not through any tunnel (straight out)"
+
+    def lines(self, kernel: Mapping[str, str] | None = None, kernel_checked: bool = False) -> list[str]:
+        """The explanation as text lines: the address, then indented the verdict of wgdesk's rules,
+        why, the tunnels that are down, notes and (with `kernel_checked`) the kernel's own answer
+        `kernel` (`wgdesk.platforms.route_to`, None when it had none)."""
+        out = [str(self.address), f"  wgdesk's rules say: {self.verdict}", f"  why: {self.reason}"]
+        out.extend(f"  if {c.tunnel} were up: {c.describe()}" for c in self.if_up)
         out.extend(f"  note: {n}" for n in self.notes)
+        if kernel_checked:
+            out.append(f"  the kernel routes it via: {kernel_text(kernel)}")
+            if kernel is not None and kernel.get("type", "unicast") == "unicast":
+                dev = kernel.get("dev")
+                if (self.carrier is not None and dev != self.carrier.tunnel) or (
+                    self.carrier is None and dev in self.running
+                ):
+                    out.append(
+                        "  note: the kernel disagrees with wgdesk's rules: routes or rules that wgdesk "
+                        "did not add (or a change since) decide"
+                    )
         return out
+
+
+def kernel_text(route: Mapping[str, str] | None) -> str:
+    """`wgdesk.platforms.route_to`'s answer as text: ``eth0 (gateway 192.0.2.1, from 192.0.2.2)``."""
+    if route is None:
+        return "no route (or this system cannot tell)"
+    if route.get("type") == "local":
+        return f"{route.get('dev', '?')} (an address of this machine)"
+    extra = [
+        f"{label} {route[key]}"
+        for key, label in (("gateway", "gateway"), ("source", "from"), ("table", "table"))
+        if route.get(key)
+    ]
+    if route.get("type"):
+        extra.append(str(route["type"]))
+    return route.get("dev", "?") + (f" ({', '.join(extra)})" if extra else "")
 
 
 @dataclass(frozen=True)
@@ -314,4 +349,51 @@ def explain(
             notes.append(conflict)
             continue
         if_up.append(_carrier(r, tunnels, address, "full"))
-    return Explanation(address, carrier, reason, blocked, tuple(if_up), tuple(notes))
+    running = frozenset(n for n in active if n in tunnels)
+    return Explanation(address, carrier, reason, blocked, tuple(if_up), tuple(notes), running)
+
+
+def explain_status(
+    address: IPAddress,
+    stored: Mapping[str, Config],
+    status: Sequence[Mapping[str, Any]],
+    local: Sequence[IPNetwork] = (),
+    preferences: Mapping[str, bool | None] | None = None,
+) -> Explanation:
+    """`explain` from the helper's ``status`` list (empty when the helper is not running: every
+    tunnel counts as down). A running tunnel uses the AllowedIPs the engine reports (its live peers)
+    with its stored ``[Interface]`` (``Table``); one that is not stored (``wgdeskctl up FILE``) gets
+    ``Table = auto``."""
+    tunnels = dict(stored)
+    active: dict[str, bool] = {}
+    kill: list[str] = []
+    marks: dict[str, int] = {}
+    for t in status:
+        name, state = str(t.get("name")), t.get("state")
+        if t.get("kill_switch") and state in ("up", "blocked"):
+            kill.append(name)
+        if state != "up":
+            continue
+        active[name] = bool(t.get("full_tunnel"))
+        if t.get("fwmark"):
+            marks[name] = int(t["fwmark"])
+        peers = _live_peers(t.get("peers"))
+        base = tunnels.get(name, Config())
+        if peers is not None:
+            tunnels[name] = Config(interface=base.interface, peers=peers)
+    return explain(address, tunnels, active, local, preferences, kill, marks)
+
+
+def _live_peers(peers: Any) -> tuple[Peer, ...] | None:
+    if not peers:
+        return None
+    out: list[Peer] = []
+    for p in peers:
+        nets: list[IPNetwork] = []
+        for text in p.get("allowed_ips") or ():
+            try:
+                nets.append(ip_network(str(text), strict=False))
+            except ValueError:
+                continue
+        out.append(Peer(str(p.get("public_key")), allowed_ips=tuple(nets)))
+    return tuple(out)
