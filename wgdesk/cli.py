@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import socket
 import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 from wgdesk import __version__
@@ -32,14 +34,16 @@ from wgdesk.config import (
     write,
 )
 from wgdesk.config.parser import InvalidValue, check_address, check_dns, check_port
+from wgdesk.config.routing import explain_status
 from wgdesk.keystore import KeyringUnavailable
-from wgdesk.platforms import local_networks, system
+from wgdesk.platforms import local_networks, route_to, system
 from wgdesk.proto import keys
 from wgdesk.tunnels import MAX_CONF_BYTES, TunnelError, TunnelStore, write_export
 
 __all__ = ["build_parser", "main", "public_key_of"]
 
 PROG = "wgdeskctl"
+IPAddress = IPv4Address | IPv6Address
 
 
 def public_key_of(private_key: str) -> str:
@@ -196,6 +200,56 @@ def cmd_allowed_ips(args: argparse.Namespace) -> int:
         return 1
     _out(", ".join(str(n) for n in networks) + "\n")
     return 0
+
+
+def _addresses_of(target: str) -> list[IPAddress]:
+    """`target` itself when it is an IP address, else every address its name resolves to, in order."""
+    try:
+        return [ip_address(target)]
+    except ValueError:
+        pass
+    found: list[IPAddress] = []
+    for *_, sockaddr in socket.getaddrinfo(target, None, proto=socket.IPPROTO_TCP):
+        addr = ip_address(str(sockaddr[0]).split("%")[0])
+        if addr not in found:
+            found.append(addr)
+    return found
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from wgdesk.client import HelperClient, HelperError, HelperUnavailable
+
+    try:
+        targets = _addresses_of(args.target)
+    except (OSError, UnicodeError) as exc:
+        _err(f"{PROG}: cannot resolve {args.target}: {exc}")
+        return 1
+    stored = TunnelStore().configs()
+    try:
+        with HelperClient(args.socket, timeout=10) as client:
+            status = client.status()
+    except HelperUnavailable:
+        _err(f"{PROG}: note: the helper is not running: every tunnel counts as down")
+        status = []
+    except HelperError as exc:
+        _err(f"{PROG}: note: no status from the helper ({exc.message}): every tunnel counts as down")
+        status = []
+    local = local_networks()
+    if not _is_ip(args.target):
+        _out(f"{args.target} resolves to {', '.join(str(a) for a in targets)}\n")
+    for addr in targets:
+        explanation = explain_status(addr, stored, status, local)
+        lines = explanation.lines(route_to(str(addr)), kernel_checked=True)
+        _out("\n".join(lines) + "\n")
+    return 0
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 # --- the tunnel store -----------------------------------------------------------------------------
@@ -355,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also keep local networks out: " + ", ".join(PRIVATE_LAN_RANGES),
     )
+    p = add(
+        "route",
+        cmd_route,
+        "explain where packets to an address or host name go: which tunnel and peer, or straight out",
+    )
+    p.add_argument("target", metavar="ADDRESS|NAME", help="an IPv4/IPv6 address or a host name")
     p = add("import", cmd_import, "import .conf files or .zip archives of them into your tunnels")
     p.add_argument("files", nargs="+", metavar="FILE", help="a .conf or .zip file, or - for standard input")
     p.add_argument("--name", metavar="NAME", help="the tunnel name when reading standard input")

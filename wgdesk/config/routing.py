@@ -226,6 +226,8 @@ def _decide(
     local: Sequence[IPNetwork],
 ) -> tuple[_Route | None, str, str | None]:
     """(winning route, a local network's or None for "straight out", reason, why it is blocked)."""
+    if address.is_loopback:
+        return None, "it is a loopback address: this machine itself", None
     routes: list[_Route] = []
     full_name: str | None = None
     full_families: set[int] = set()
@@ -264,8 +266,8 @@ def _decide(
         return best, f"tunnel {best.tunnel} routes {best.net} in the main table (longest prefix)", blocked
     if best is not None:
         return None, f"it is on the local network {best.net}", blocked
-    if not routes:
-        return None, "no tunnel that is up routes it", blocked
+    if not running:
+        return None, "no tunnel is up", blocked
     return None, "no tunnel that is up has a route containing it", blocked
 
 
