@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -39,6 +39,24 @@ def _endpoint(value: Any) -> str:
         host, port = value
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(value)
+
+
+def endpoint_text(live: dict[str, Any] | None, configured: Any, now: float) -> str:
+    """The peer's endpoint as shown: the live one (else the configured one); for a host name the
+    helper resolves, ``vpn.example.org → 203.0.113.5:51820 (resolved 2 minutes ago)``."""
+    live = live or {}
+    shown = _endpoint(live.get("endpoint") or configured)
+    host = live.get("endpoint_host")
+    if not host:
+        return shown
+    address = _endpoint(live.get("endpoint")) or QCoreApplication.translate("PeerView", "(not resolved)")
+    text = f"{host} → {address}"
+    resolved = live.get("endpoint_resolved_at")
+    if resolved:
+        ago = units.ago(float(resolved), now)
+        when = QCoreApplication.translate("PeerView", "just now") if ago == "Now" else ago
+        text += " " + QCoreApplication.translate("PeerView", "(resolved {when})").format(when=when)
+    return text
 
 
 def _value_label(text: str = "", name: str = "") -> QLabel:
@@ -109,8 +127,8 @@ class PeerView(QGroupBox):
         self, peer_cfg: Any, live: dict[str, Any] | None, samples: list[tuple[float, int, int]], now: float
     ) -> None:
         """Show the configured peer *peer_cfg* with its *live* status (None when the tunnel is down)."""
-        endpoint = (live or {}).get("endpoint") or getattr(peer_cfg, "endpoint", None)
-        self.endpoint.setText(_endpoint(endpoint) or self.tr("(none)"))
+        endpoint = endpoint_text(live, getattr(peer_cfg, "endpoint", None), now)
+        self.endpoint.setText(endpoint or self.tr("(none)"))
         allowed = (live or {}).get("allowed_ips")
         if allowed is None:
             allowed = getattr(peer_cfg, "allowed_ips", ())
