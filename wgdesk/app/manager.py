@@ -32,6 +32,7 @@ from wgdesk.app.editor import ConfigEditor
 from wgdesk.app.icons import app_icon, state_icon
 from wgdesk.app.keys import generate_private_key
 from wgdesk.app.logview import LogView
+from wgdesk.app.route_dialog import show_route_dialog
 from wgdesk.app.state import Health, is_active, tunnel_icon
 from wgdesk.app.status import StatusPane
 from wgdesk.app.tray import health_text
@@ -209,6 +210,12 @@ class ManagerWindow(QMainWindow):
         self._action(tunnels, self.tr("E&xport…"), QKeySequence("Ctrl+E"), self._export_selected)
         self.qr_action = self._action(
             tunnels, self.tr("Show &QR code…"), QKeySequence(), self.show_qr_selected
+        )
+        self.route_action = self._action(
+            tunnels,
+            self.tr("&Where does this go?…"),
+            QKeySequence(),
+            lambda: show_route_dialog(self, self.controller),
         )
         self._action(tunnels, self.tr("&Rename…"), QKeySequence("F2"), self.rename_selected)
         self._action(tunnels, self.tr("De&lete"), QKeySequence.StandardKey.Delete, self._delete_selected)
