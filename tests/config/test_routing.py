@@ -118,6 +118,12 @@ def test_a_down_tunnel_is_named_with_what_would_happen() -> None:
     assert e.if_up == () and any("only one can be up" in n for n in e.notes)
 
 
+def test_loopback_is_this_machine_even_under_a_full_tunnel() -> None:
+    for addr in ("127.0.0.1", "::1"):
+        e = where(addr, {"home": FULL}, {"home": True}, kill_switch=["home"])
+        assert e.carrier is None and e.blocked is None and "loopback" in e.reason
+
+
 def test_kill_switch_blocks_what_goes_straight_out() -> None:
     e = where("8.8.8.8", {"office": OFFICE}, {"office": False}, kill_switch=["office"])
     assert e.carrier is None and e.blocked is not None and "kill switch of office" in e.blocked

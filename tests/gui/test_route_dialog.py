@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.gui.conftest import OFFICE, PEER_KEY
+from tests.gui.conftest import OFFICE, PEER_KEY, app_on_helper
+from tests.helper.lab import SERVER_TUNNEL, lab
+from tests.netns import unique_name
 from wgdesk.app.manager import ManagerWindow
 from wgdesk.app.route_dialog import RouteDialog
 from wgdesk.tunnels import TunnelStore
@@ -84,3 +87,34 @@ def test_a_name_that_does_not_resolve_says_so(
     assert dialog.result.text() == "Cannot resolve nowhere.invalid: [Errno -2] Name or service not known"
     dialog.target.clear()
     qtbot.waitUntil(lambda: dialog.result.text() == "", timeout=10000)
+
+
+@pytest.mark.root
+def test_the_answer_follows_a_tunnel_coming_up_and_going_down(
+    qtbot, store: TunnelStore, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    with lab() as L:
+        helper = L.start_helper()
+        name = unique_name("route")
+        source = tmp_path / f"{name}.conf"
+        source.write_text(L.config())
+        with app_on_helper(qtbot, store, tmp_path, helper.socket, name) as (controller, manager):
+            manager.show()
+            with qtbot.waitSignal(controller.importFinished, timeout=15000):
+                manager.import_paths([source])
+            qtbot.waitUntil(
+                lambda: controller.status_received and not controller.helper_problem, timeout=10000
+            )
+            dialog = open_dialog(qtbot, manager)
+            qtbot.keyClicks(dialog.target, SERVER_TUNNEL[0])
+            rules = f"  wgdesk's rules say: tunnel {name}, peer {L.server_public} (AllowedIPs 10.97.0.0/24)"
+            would = f"  if {name} were up: tunnel {name}, peer {L.server_public} (AllowedIPs 10.97.0.0/24)"
+            qtbot.waitUntil(lambda: would in dialog.result.text().splitlines(), timeout=10000)
+            assert "The helper is not running" not in dialog.result.text()
+            manager.activate_button.click()
+            # (the app runs outside the lab's namespace, so only wgdesk's rules are compared here;
+            # tests/test_cli_route.py checks the kernel's answer inside it)
+            qtbot.waitUntil(lambda: rules in dialog.result.text().splitlines(), timeout=30000)
+            assert would not in dialog.result.text()
+            manager.activate_button.click()
+            qtbot.waitUntil(lambda: would in dialog.result.text().splitlines(), timeout=30000)

@@ -325,7 +325,7 @@ def explain(
     carrier = None
     if route is not None and route.tunnel is not None:
         carrier = _carrier(route, tunnels, address, str(marks.get(route.tunnel, "full")))
-    if carrier is None and blocked is None and kill_switch:
+    if carrier is None and blocked is None and kill_switch and not address.is_loopback:
         blocked = (
             f"the kill switch of {', '.join(kill_switch)} lets nothing out outside the tunnels "
             "(except private LAN ranges when the helper's allow_lan is on)"
