@@ -1,9 +1,10 @@
-"""`wgdeskctl up`, `update`, `down`, `show` and `diagnostics`: the commands that talk to the helper.
+"""`wgdeskctl up`, `update`, `down`, `show`, `mtu` and `diagnostics`: the commands that talk to the helper.
 
 ``up NAME`` sends the stored tunnel (with its keys from the keyring); ``up FILE`` sends a .conf file
 as it is, named after the file. ``update`` applies an edited config to a running tunnel without
 reconnecting it (or says which keys need a reconnect). ``show --json`` prints ``{"tunnels": [...]}``.
-``diagnostics`` writes the redacted bundle for a bug report (`wgdesk.diagnostics`).
+``mtu NAME`` probes the path MTU through a running tunnel (``--apply`` lowers the interface MTU to
+what crosses). ``diagnostics`` writes the redacted bundle for a bug report (`wgdesk.diagnostics`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ PROG = "wgdeskctl"
 
 
 def register(subparsers: Any) -> None:
-    """Add ``up``, ``update``, ``down``, ``show`` and ``diagnostics`` to wgdeskctl's subcommands."""
+    """Add ``up``, ``update``, ``down``, ``show``, ``mtu`` and ``diagnostics`` to wgdeskctl's subcommands."""
     p = subparsers.add_parser(
         "up",
         help="bring a tunnel up through the helper",
@@ -62,6 +63,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("--json", action="store_true", help='print {"tunnels": [...]} as JSON')
     p.set_defaults(func=cmd_show)
+    p = subparsers.add_parser(
+        "mtu",
+        help="find the largest packet that crosses a running tunnel (MTU black holes)",
+        description="Send don't-fragment pings of several sizes through tunnel NAME to an address "
+        "inside it and report the largest that comes back. The target defaults to the config's "
+        "first DNS server inside AllowedIPs, else its first /32 or /128. --apply lowers the "
+        "interface MTU to that size until the tunnel goes down.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--target", metavar="IP", help="an address inside the tunnel that answers pings")
+    p.add_argument("--apply", action="store_true", help="lower the tunnel's MTU to the size found")
+    p.add_argument("--json", action="store_true", help="print the helper's answer as JSON")
+    p.set_defaults(func=cmd_mtu)
     p = subparsers.add_parser(
         "diagnostics",
         help="save a redacted diagnostics bundle (.zip) to attach to a bug report",
@@ -199,6 +213,8 @@ def format_show(tunnels: list[dict[str, Any]]) -> str:
             out.append(f"  listening port: {t['listen_port']}")
         if t.get("fwmark"):
             out.append(f"  fwmark: {hex(t['fwmark'])}")
+        if t.get("mtu"):
+            out.append(f"  mtu: {t['mtu']}")
         out.append(
             f"  full tunnel: {'on' if t.get('full_tunnel') else 'off'}, "
             f"kill switch: {'on' if t.get('kill_switch') else 'off'}"
@@ -227,6 +243,48 @@ def cmd_show(args: argparse.Namespace) -> int:
     elif tunnels:
         print(format_show(tunnels))
     return 0
+
+
+def format_mtu(name: str, result: dict[str, Any]) -> str:
+    """The probe table and the verdict of a ``probe_mtu`` answer."""
+    out = [f"probing {name} to {result['target']} (interface MTU {result['mtu_before']})", "  size  result"]
+    for size, ok in result.get("probes", []):
+        out.append(f"  {size:>4}  {'ok' if ok else 'lost'}")
+    before, largest = result["mtu_before"], result["largest_working"]
+    seconds = f"{len(result.get('probes', []))} probes in {float(result.get('seconds', 0)):.1f} s"
+    if largest is None:
+        out.append(
+            f"no answer from {result['target']} even at 1280 bytes ({seconds}): is the handshake done, "
+            "and does the target answer pings?"
+        )
+    elif largest >= before:
+        out.append(f"packets of {before} bytes cross: the MTU {before} is fine ({seconds})")
+    else:
+        out.append(
+            f"only packets up to {largest} bytes cross, the interface MTU is {before}: an MTU black "
+            f"hole on the way ({seconds}); recommended MTU {result['recommended_mtu']}"
+        )
+        if result.get("applied"):
+            out.append(f"MTU of {name} lowered to {result['recommended_mtu']} until the tunnel goes down")
+        else:
+            out.append(
+                f"run `{PROG} mtu {name} --apply` to use it now, or set MTU = "
+                f"{result['recommended_mtu']} in the tunnel's [Interface] to keep it"
+            )
+    return "\n".join(out)
+
+
+def cmd_mtu(args: argparse.Namespace) -> int:
+    try:
+        with HelperClient(getattr(args, "socket", None), timeout=120) as c:
+            result = c.probe_mtu(args.name, target=args.target, apply=args.apply)
+    except HelperError as e:
+        return _err(e.message)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_mtu(args.name, result))
+    return 0 if result.get("largest_working") is not None else 1
 
 
 def cmd_diagnostics(args: argparse.Namespace) -> int:

@@ -109,6 +109,21 @@ class HelperClient:
         result: dict[str, Any] = self.request("diagnose", name=name)
         return result
 
+    def probe_mtu(self, name: str, target: str | None = None, apply: bool = False) -> dict[str, Any]:
+        """Probe the path MTU through the running tunnel ``name`` with don't-fragment pings.
+
+        ``target`` is an IP address inside the tunnel that answers pings (default: the config's
+        first DNS server inside AllowedIPs, else its first /32 or /128). Returns ``{"target",
+        "mtu_before", "largest_working", "recommended_mtu", "probes": [[size, ok]…], "seconds",
+        "applied", "tunnel"}``; with ``apply`` the helper lowers the interface MTU to
+        ``recommended_mtu`` when that is smaller. Takes up to about 15 s.
+        """
+        args: dict[str, Any] = {"name": name, "apply": apply}
+        if target is not None:
+            args["target"] = target
+        result: dict[str, Any] = self.request("probe_mtu", **args)
+        return result
+
     def version(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("version")
         return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any
 
 from wgdesk.config import is_interface_name
@@ -65,6 +66,18 @@ def _config_text(value: object) -> str:
     return value
 
 
+def _target(value: object) -> str | None:
+    """An IP address literal (never a name: the helper must not resolve what a client sends)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 45 or _CONTROL.search(value):
+        raise ProtocolError("invalid", "target must be an IP address or null")
+    try:
+        return str(ip_address(value))
+    except ValueError:
+        raise ProtocolError("invalid", f"target must be an IP address, not {value!r}") from None
+
+
 def _since(value: object) -> float | None:
     if value is None:
         return None
@@ -87,6 +100,11 @@ _VERBS: dict[str, dict[str, tuple[bool, Any]]] = {
     "status": {"name": (False, lambda v: None if v is None else _name(v))},
     "logs": {"name": (False, lambda v: None if v is None else _name(v)), "since": (False, _since)},
     "diagnose": {"name": (True, _name)},
+    "probe_mtu": {
+        "name": (True, _name),
+        "target": (False, _target),
+        "apply": (False, lambda v: _optional_bool(v, "apply")),
+    },
     "subscribe": {},
 }
 VERBS = frozenset(_VERBS)

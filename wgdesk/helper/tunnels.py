@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from wgdesk import uapi
 from wgdesk.helper import firewall
+from wgdesk.helper import mtu as path_mtu
 from wgdesk.helper.engine_process import (
     EngineError,
     EngineProcess,
@@ -150,6 +151,8 @@ class Tunnel:
     """The parsed config the tunnel runs (secrets included; memory only, never journalled)."""
     names: dict[bytes, EndpointName] = field(default_factory=dict)
     """Peers whose endpoint is a host name, for the `Reresolver` (replaced as a whole by `update`)."""
+    mtu: int | None = None
+    """The interface MTU set at bring-up or lowered by `probe_mtu`."""
 
 
 def _routes(nets: Sequence[Network], table: str, full: bool, fwmark: int) -> list[Route]:
@@ -281,6 +284,8 @@ class TunnelManager:
         self.lan: tuple[str, ...] = PRIVATE_LAN_RANGES if settings.allow_lan else ()
         self.reresolver = Reresolver(self, settings)
         """Re-resolves endpoint names of running tunnels; its thread is started by `main`."""
+        self._probing: set[str] = set()
+        """Tunnels with an MTU probe running (one at a time each)."""
 
     # --- public verbs ---------------------------------------------------------------------
 
@@ -364,6 +369,7 @@ class TunnelManager:
             tunnel.since = time.time()
             tunnel.config = plan.config
             tunnel.names = plan.names
+            tunnel.mtu = plan.mtu
             journal.update_header(state="up", listen_port=tunnel.listen_port)
             self.log.info(
                 name,
@@ -582,6 +588,72 @@ class TunnelManager:
             elif p["latest_handshake"] is not None and time.time() - p["latest_handshake"] > 180:
                 findings.append(f"peer {p['public_key'][:8]}…: last handshake is older than 3 minutes")
         return {"tunnel": info, "findings": findings, "logs": self.log.records(name)[-300:]}
+
+    def probe_mtu(self, name: str, target: str | None, apply: bool | None) -> dict[str, Any]:
+        """Find the largest packet that crosses the tunnel ``name`` (DF pings, see
+        `wgdesk.helper.mtu`) and, with ``apply``, lower the interface MTU to it (journalled: `down`
+        and recovery put the old one back).
+
+        The probe runs without the manager's lock (it takes seconds); a second probe of the same
+        tunnel meanwhile is ``conflict``.
+        """
+        with self._lock:
+            tunnel = self.tunnels.get(name)
+            if tunnel is None:
+                raise TunnelError("not_found", f"no tunnel named {name} is up")
+            engine = tunnel.engine
+            if tunnel.state != "up" or tunnel.config is None or engine is None or not engine.alive():
+                raise TunnelError("conflict", f"tunnel {name} is {tunnel.state}, not up: nothing to probe")
+            if name in self._probing:
+                raise TunnelError("conflict", f"an MTU probe of {name} is already running; wait for it")
+            try:
+                chosen = (
+                    path_mtu.check_target(tunnel.config, target)
+                    if target is not None
+                    else path_mtu.default_target(tunnel.config)
+                )
+                before = path_mtu.link_mtu(tunnel.ifname)
+            except path_mtu.MtuError as e:
+                raise TunnelError("invalid", f"{name}: {e}") from e
+            except (OSError, ValueError) as e:
+                raise TunnelError("failed", f"cannot read the MTU of {tunnel.ifname}: {e}") from e
+            self._probing.add(name)
+        try:
+            self.log.info(name, f"probing the path MTU to {chosen} (interface MTU {before})")
+            result = path_mtu.probe(tunnel.ifname, chosen, before)
+        finally:
+            with self._lock:
+                self._probing.discard(name)
+        answer = result.as_dict()
+        answer["applied"] = False
+        if result.largest_working is None:
+            self.log.warning(
+                name,
+                f"MTU probe: no echo from {chosen} even at {path_mtu.MIN_MTU} bytes "
+                f"({len(result.probes)} probes, {result.seconds:.1f} s)",
+            )
+        else:
+            self.log.info(
+                name,
+                f"MTU probe: {result.largest_working} bytes cross, {before} is the interface MTU "
+                f"({len(result.probes)} probes, {result.seconds:.1f} s)",
+            )
+        recommended = result.recommended_mtu
+        if apply and recommended is not None and recommended < before:
+            with self._lock:
+                if self.tunnels.get(name) is not tunnel or tunnel.state != "up":
+                    raise TunnelError("conflict", f"tunnel {name} went down during the MTU probe")
+                self._lower_mtu(tunnel, before, recommended)
+            answer["applied"] = True
+        answer["tunnel"] = self._describe(tunnel, live=True)
+        return answer
+
+    def _lower_mtu(self, tunnel: Tunnel, before: int, new: int) -> None:
+        if not any(e["kind"] == "mtu" for e in tunnel.journal.entries):
+            tunnel.journal.record("mtu", ifname=tunnel.ifname, old=before)
+        platform.link_set(tunnel.ifname, mtu=new)
+        tunnel.mtu = new
+        self.log.info(tunnel.name, f"MTU of {tunnel.ifname} lowered from {before} to {new}")
 
     # --- planning -------------------------------------------------------------------------
 
@@ -928,6 +1000,9 @@ class TunnelManager:
                 kill_recorded(int(e["pid"]), e.get("start_time"))
         elif kind == "link":
             platform.link_delete(e["ifname"])
+        elif kind == "mtu":
+            if platform.link_exists(e["ifname"]):
+                platform.link_set(e["ifname"], mtu=int(e["old"]))
         elif kind == "uapi_socket":
             p = Path(e["path"])
             if p.is_socket():
@@ -1098,6 +1173,7 @@ class TunnelManager:
             "kill_switch": t.kill_switch,
             "fwmark": t.fwmark,
             "listen_port": t.listen_port,
+            "mtu": t.mtu,
             "since": t.since,
             "message": t.message,
             "warnings": list(t.warnings),
