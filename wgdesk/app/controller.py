@@ -289,6 +289,28 @@ class TunnelController(QObject):
 
         self.runner.submit(run, done, refused)
 
+    def probe_mtu(
+        self,
+        name: str,
+        apply: bool,
+        on_done: Callable[[dict[str, Any]], None],
+        on_failed: Callable[[BaseException], None],
+    ) -> None:
+        """Probe the path MTU of the running *name* on a worker (the helper's ``probe_mtu``, seconds long);
+        with *apply* the helper also lowers the tunnel's MTU to what crosses. Calls back on this thread."""
+        client = self._client_factory
+
+        def run() -> dict[str, Any]:
+            with client() as c:
+                return c.probe_mtu(name, apply=apply)
+
+        def done(result: dict[str, Any]) -> None:
+            if result.get("applied"):
+                self.poll_now()
+            on_done(result)
+
+        self.runner.submit(run, done, on_failed)
+
     def import_files(self, paths: list[Path]) -> None:
         """Import ``.conf`` / ``.zip`` files; emits ``importFinished(report)``."""
         store = self.store

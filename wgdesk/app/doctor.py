@@ -17,6 +17,8 @@ The helper's ``diagnose`` verb answers ``{"tunnel": STATUS, "findings": [text], 
 
 :func:`explain` returns findings, most likely cause first, each naming the cause in plain words and
 saying what to check.
+
+:func:`explain_mtu` puts the helper's ``probe_mtu`` answer (the "Test MTU" button) in plain words.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from html import escape
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal
-from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.state import Health
@@ -253,6 +255,49 @@ def explain(diagnosis: Mapping[str, Any], now: float) -> list[Finding]:
     return out
 
 
+def explain_mtu(name: str, result: Mapping[str, Any]) -> tuple[str, int | None]:
+    """Plain words for a ``probe_mtu`` answer, and the MTU to offer applying (None: nothing to apply)."""
+    before = int(result.get("mtu_before") or 0)
+    largest = result.get("largest_working")
+    target = str(result.get("target", ""))
+    took = _tr("{count} test packets, {seconds:.1f} s").format(
+        count=len(result.get("probes") or ()), seconds=float(result.get("seconds") or 0)
+    )
+    if largest is None:
+        return (
+            _tr(
+                "No answer from {target}, not even to small packets ({took}). Is there a handshake, and "
+                "does {target} answer pings?"
+            ).format(target=target, took=took),
+            None,
+        )
+    largest = int(largest)
+    if largest >= before:
+        return (
+            _tr(
+                "Packets of the full {mtu} bytes cross the tunnel to {target}: the MTU is fine ({took})."
+            ).format(mtu=before, target=target, took=took),
+            None,
+        )
+    recommended = int(result.get("recommended_mtu") or largest)
+    if result.get("applied"):
+        return (
+            _tr(
+                "The MTU of {name} is now {mtu} until it disconnects ({took}). To keep it, set MTU = {mtu} "
+                "in the tunnel's [Interface] section."
+            ).format(name=name, mtu=recommended, took=took),
+            None,
+        )
+    return (
+        _tr(
+            "Only packets up to {largest} bytes cross the tunnel, but its MTU is {mtu}: a router on the way "
+            "drops bigger packets without saying so (an MTU black hole). Small requests work while pages "
+            "and downloads stall. Lowering the MTU to {recommended} fixes it ({took})."
+        ).format(largest=largest, mtu=before, recommended=recommended, took=took),
+        recommended,
+    )
+
+
 class DoctorPanel(QWidget):
     """Shows the findings for the selected tunnel, asked from the helper on a worker."""
 
@@ -288,8 +333,37 @@ class DoctorPanel(QWidget):
         layout.addWidget(QLabel(self.tr("This tunnel's public key (the server must list it as a peer):")))
         self.public_key = KeyField("doctor-public-key")
         layout.addWidget(self.public_key)
+        mtu_intro = QLabel(
+            self.tr(
+                "Handshake fine, but some pages never load? A router on the way may drop large packets. "
+                "The MTU test sends pings of several sizes through the connected tunnel."
+            )
+        )
+        mtu_intro.setWordWrap(True)
+        layout.addWidget(mtu_intro)
+        row = QHBoxLayout()
+        self.mtu_button = QPushButton(self.tr("Test &MTU"))
+        self.mtu_button.setObjectName("doctor-mtu")
+        self.mtu_button.clicked.connect(lambda: self.test_mtu(apply=False))
+        row.addWidget(self.mtu_button)
+        self.mtu_apply = QPushButton()
+        self.mtu_apply.setObjectName("doctor-mtu-apply")
+        self.mtu_apply.clicked.connect(lambda: self.test_mtu(apply=True))
+        self.mtu_apply.hide()
+        row.addWidget(self.mtu_apply)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.mtu_result = QLabel()
+        self.mtu_result.setObjectName("doctor-mtu-result")
+        self.mtu_result.setWordWrap(True)
+        self.mtu_result.setTextFormat(Qt.TextFormat.PlainText)
+        self.mtu_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.mtu_result)
         layout.addStretch(1)
         self.findings: list[Finding] = []
+        self.mtu_answer: dict[str, Any] | None = None
+        """The last ``probe_mtu`` answer for the shown tunnel."""
+        self._mtu_busy = False
 
     def show_tunnel(self, name: str | None) -> None:
         """Switch to *name*; findings of the previous tunnel are dropped."""
@@ -297,6 +371,9 @@ class DoctorPanel(QWidget):
         self._last_auto = None
         self.findings = []
         self.result.setText("")
+        self.mtu_answer = None
+        self.mtu_result.setText("")
+        self.mtu_apply.hide()
         self.diagnosed.emit(0)
         self.public_key.set_key(self._controller.public_key(name) if name else None)
 
@@ -323,6 +400,50 @@ class DoctorPanel(QWidget):
                 return c.diagnose(name)
 
         self._controller.runner.submit(ask, done, failed)
+
+    def test_mtu(self, apply: bool = False) -> None:
+        """Probe the path MTU of the shown tunnel on the controller's worker (with *apply*: and lower it)."""
+        if self._name is None or self._mtu_busy:
+            return
+        self._mtu_busy = True
+        name = self._name
+        self.mtu_button.setEnabled(False)
+        self.mtu_apply.setEnabled(False)
+        self.mtu_result.setText(
+            self.tr("Lowering the MTU…") if apply else self.tr("Testing packet sizes (up to 20 s)…")
+        )
+
+        def done(result: dict[str, Any]) -> None:
+            self._finish_mtu()
+            if name != self._name:
+                return
+            self.mtu_answer = result
+            text, offer = explain_mtu(name, result)
+            self.mtu_result.setText(text)
+            if offer is None:
+                self.mtu_apply.hide()
+            else:
+                self.mtu_apply.setText(self.tr("Apply MTU {mtu}").format(mtu=offer))
+                self.mtu_apply.show()
+
+        def failed(exc: BaseException) -> None:
+            self._finish_mtu()
+            if name != self._name:
+                return
+            self.mtu_apply.hide()
+            if getattr(exc, "code", None) == "not_found":
+                self.mtu_result.setText(
+                    self.tr("Connect {name} first: the test needs the tunnel up.").format(name=name)
+                )
+            else:
+                self.mtu_result.setText(self.tr("MTU test failed: {error}").format(error=exc))
+
+        self._controller.probe_mtu(name, apply, done, failed)
+
+    def _finish_mtu(self) -> None:
+        self._mtu_busy = False
+        self.mtu_button.setEnabled(True)
+        self.mtu_apply.setEnabled(True)
 
     def show_findings(self, findings: list[Finding]) -> None:
         """Show *findings* (most likely cause first) and the tunnel's public key."""
