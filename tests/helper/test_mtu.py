@@ -297,6 +297,7 @@ def test_probe_refusals_and_the_cli() -> None:
             c.probe_mtu(T)
         assert e.value.code == "not_found"
         c.up(T, L.config(), kill_switch=False)  # no DNS, no host route: no default target
+        assert "probing the path MTU" not in h.log()  # probe_mtu_on_up is off by default
         with pytest.raises(HelperError, match="give a target inside the tunnel") as e:
             c.probe_mtu(T)
         assert e.value.code == "invalid"
@@ -334,3 +335,23 @@ def test_probe_refusals_and_the_cli() -> None:
         assert r.returncode == 1 and "target must be an IP address" in r.stderr
         c.down(T)
         assert wait_for(lambda: T not in L.client.exec("ip", "link").stdout, 5)
+
+
+@pytest.mark.root
+def test_probe_mtu_on_up_lowers_the_mtu_of_a_black_holed_tunnel_by_itself() -> None:
+    with lab() as L:
+        h = L.start_helper(engine=WGDESK_ENGINE, settings="probe_mtu_on_up = true\n")
+        before = L.snapshot()
+        black_hole(L)
+        c = h.client()
+        assert c.up(T, L.config(dns="10.97.0.1"), kill_switch=False)["mtu"] == 1420
+        assert wait_for(lambda: link_mtu(L, T) == EXPECTED, 40), h.log()[-2000:]
+        assert c.status(T)[0]["mtu"] == EXPECTED
+        assert f"MTU of {T} lowered from 1420 to {EXPECTED}" in h.log()
+        c.down(T)
+        # a tunnel without a target is left alone, and says why
+        c.up(T, L.config(), kill_switch=False)
+        assert wait_for(lambda: "MTU probe after bring-up skipped" in h.log(), 10)
+        assert link_mtu(L, T) == 1420
+        c.down(T)
+        assert L.snapshot() == before

@@ -54,6 +54,9 @@ class Settings:
     """Seconds between two checks, and the least time between two resolutions of one peer's name."""
     reresolve_after: float = 135.0
     """A peer's name is resolved again only when its latest handshake is older than this (or none)."""
+    probe_mtu_on_up: bool = False
+    """After each bring-up, probe the path MTU through the tunnel (DF pings, `wgdesk.helper.mtu`) and
+    lower its MTU when a black hole is found. Off by default: it sends probe traffic."""
     extra: dict[str, object] = field(default_factory=dict, compare=False)
 
     def engine_executable(self) -> str:

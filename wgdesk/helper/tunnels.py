@@ -381,6 +381,10 @@ class TunnelManager:
             self._publish(tunnel)
             if tunnel.names:
                 self.reresolver.wake()
+            if self.settings.probe_mtu_on_up:
+                threading.Thread(
+                    target=self._probe_after_up, args=(name, tunnel), daemon=True, name="mtu-probe"
+                ).start()
             return self._describe(tunnel, live=False)
 
     def down(self, name: str) -> dict[str, Any]:
@@ -647,6 +651,25 @@ class TunnelManager:
             answer["applied"] = True
         answer["tunnel"] = self._describe(tunnel, live=True)
         return answer
+
+    def _probe_after_up(self, name: str, tunnel: Tunnel) -> None:
+        """`probe_mtu` with ``apply`` once after a bring-up (setting ``probe_mtu_on_up``); its first
+        pings also start the handshake. Outcomes are logged, never raised."""
+        if tunnel.config is None:
+            return
+        try:
+            path_mtu.default_target(tunnel.config)
+        except path_mtu.MtuError:
+            self.log.info(
+                name, "MTU probe after bring-up skipped: no DNS server or host route inside AllowedIPs"
+            )
+            return
+        try:
+            self.probe_mtu(name, None, True)
+        except TunnelError as e:
+            self.log.warning(name, f"MTU probe after bring-up: {e.message}")
+        except Exception as e:  # a bug must not kill the helper
+            self.log.error(name, f"MTU probe after bring-up failed: {e!r}")
 
     def _lower_mtu(self, tunnel: Tunnel, before: int, new: int) -> None:
         if not any(e["kind"] == "mtu" for e in tunnel.journal.entries):
