@@ -404,6 +404,17 @@ class TunnelManager:
             self._publish(tunnel)
             return {"name": name, "state": "down"}
 
+    def _running(self, name: str, otherwise: str) -> tuple[Tunnel, EngineProcess, Config]:
+        """Tunnel `name`, its engine and its config, when it is up and its engine alive (call with
+        the lock held); else `not_found` / `conflict`, the latter ending with `otherwise`."""
+        tunnel = self.tunnels.get(name)
+        if tunnel is None:
+            raise TunnelError("not_found", f"no tunnel named {name} is up")
+        engine, config = tunnel.engine, tunnel.config
+        if tunnel.state != "up" or config is None or engine is None or not engine.alive():
+            raise TunnelError("conflict", f"tunnel {name} is {tunnel.state}, not up: {otherwise}")
+        return tunnel, engine, config
+
     def update(self, name: str, text: str) -> dict[str, Any]:
         """Apply an edited config to the running tunnel ``name`` without restarting it.
 
@@ -415,15 +426,7 @@ class TunnelManager:
         from wgdesk.config import ConfigError, parse
 
         with self._lock:
-            tunnel = self.tunnels.get(name)
-            if tunnel is None:
-                raise TunnelError("not_found", f"no tunnel named {name} is up")
-            engine = tunnel.engine
-            if tunnel.state != "up" or tunnel.config is None or engine is None or not engine.alive():
-                raise TunnelError(
-                    "conflict",
-                    f"tunnel {name} is {tunnel.state}, not up: bring it up again to use the new config",
-                )
+            tunnel, engine, current = self._running(name, "bring it up again to use the new config")
             try:
                 cfg = parse(text, f"{name}.conf")
             except ConfigError as e:
@@ -432,7 +435,7 @@ class TunnelManager:
                 raise TunnelError("invalid", f"{name}.conf: [Interface] has no PrivateKey")
             if not cfg.peers:
                 raise TunnelError("invalid", f"{name}.conf: no [Peer] section")
-            keys = restart_keys(tunnel.config, cfg)
+            keys = restart_keys(current, cfg)
             if keys:
                 raise TunnelError(
                     "restart_required",
@@ -440,7 +443,7 @@ class TunnelManager:
                     "nothing was changed (take it down and up again to apply the config)",
                     {"keys": keys},
                 )
-            old, new = _peer_states(tunnel.config.peers), _peer_states(cfg.peers)
+            old, new = _peer_states(current.peers), _peer_states(cfg.peers)
             table = (cfg.interface.table or "auto").lower()
             routes = _routes(_networks(cfg), table, tunnel.full_tunnel, tunnel.fwmark)
             self._check_conflicts(name, routes, tunnel.full_tunnel)
@@ -602,19 +605,14 @@ class TunnelManager:
         tunnel meanwhile is ``conflict``.
         """
         with self._lock:
-            tunnel = self.tunnels.get(name)
-            if tunnel is None:
-                raise TunnelError("not_found", f"no tunnel named {name} is up")
-            engine = tunnel.engine
-            if tunnel.state != "up" or tunnel.config is None or engine is None or not engine.alive():
-                raise TunnelError("conflict", f"tunnel {name} is {tunnel.state}, not up: nothing to probe")
+            tunnel, _, current = self._running(name, "nothing to probe")
             if name in self._probing:
                 raise TunnelError("conflict", f"an MTU probe of {name} is already running; wait for it")
             try:
                 chosen = (
-                    path_mtu.check_target(tunnel.config, target)
+                    path_mtu.check_target(current, target)
                     if target is not None
-                    else path_mtu.default_target(tunnel.config)
+                    else path_mtu.default_target(current)
                 )
                 before = path_mtu.link_mtu(tunnel.ifname)
             except path_mtu.MtuError as e:
