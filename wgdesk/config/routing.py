@@ -184,7 +184,8 @@ def _routes(name: str, cfg: Config, full: bool) -> list[_Route]:
     return routes
 
 
-def _engine_table(cfg: Config) -> tuple[AllowedIPs[_Key], list[_Key]]:
+def _engine_table(cfg: Config) -> AllowedIPs[_Key]:
+    """The engine's cryptokey routing table for `cfg`, filled as the helper configures it."""
     table: AllowedIPs[_Key] = AllowedIPs()
     keys: dict[str, _Key] = {}
     for p in cfg.peers:
@@ -194,11 +195,11 @@ def _engine_table(cfg: Config) -> tuple[AllowedIPs[_Key], list[_Key]]:
         table.remove_by_value(key)  # each section replaces the peer's AllowedIPs (replace_allowed_ips)
         for n in p.allowed_ips:
             table.insert(n, key)
-    return table, list(keys.values())
+    return table
 
 
 def _peer(cfg: Config, address: IPAddress) -> tuple[str | None, IPNetwork | None]:
-    table, _ = _engine_table(cfg)
+    table = _engine_table(cfg)
     key = table.lookup(address.packed)
     if key is None:
         return None, None
