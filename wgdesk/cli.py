@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import socket
 import stat
 import sys
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from wgdesk.config import (
 from wgdesk.config.parser import InvalidValue, check_address, check_dns, check_port
 from wgdesk.config.routing import explain_status
 from wgdesk.keystore import KeyringUnavailable
-from wgdesk.platforms import local_networks, route_to, system
+from wgdesk.platforms import addresses_of, local_networks, route_to, system
 from wgdesk.proto import keys
 from wgdesk.tunnels import MAX_CONF_BYTES, TunnelError, TunnelStore, write_export
 
@@ -202,25 +201,11 @@ def cmd_allowed_ips(args: argparse.Namespace) -> int:
     return 0
 
 
-def _addresses_of(target: str) -> list[IPAddress]:
-    """`target` itself when it is an IP address, else every address its name resolves to, in order."""
-    try:
-        return [ip_address(target)]
-    except ValueError:
-        pass
-    found: list[IPAddress] = []
-    for *_, sockaddr in socket.getaddrinfo(target, None, proto=socket.IPPROTO_TCP):
-        addr = ip_address(str(sockaddr[0]).split("%")[0])
-        if addr not in found:
-            found.append(addr)
-    return found
-
-
 def cmd_route(args: argparse.Namespace) -> int:
     from wgdesk.client import HelperClient, HelperError, HelperUnavailable
 
     try:
-        targets = _addresses_of(args.target)
+        targets = addresses_of(args.target)
     except (OSError, UnicodeError) as exc:
         _err(f"{PROG}: cannot resolve {args.target}: {exc}")
         return 1

@@ -50,7 +50,7 @@ def test_answers_live_from_the_stored_tunnels_and_the_kernel(
 
     monkeypatch.setattr(socket, "getaddrinfo", watched)
     dialog = open_dialog(qtbot, manager)
-    result = dialog.result
+    result = dialog.answer
     qtbot.keyClicks(dialog.target, "10.0.0.5")
     qtbot.waitUntil(lambda: "the kernel routes it via:" in result.text(), timeout=10000)
     text = result.text().splitlines()
@@ -83,10 +83,10 @@ def test_a_name_that_does_not_resolve_says_so(
     monkeypatch.setattr(socket, "getaddrinfo", fail)
     dialog = open_dialog(qtbot, manager)
     qtbot.keyClicks(dialog.target, "nowhere.invalid")
-    qtbot.waitUntil(lambda: dialog.result.text().startswith("Cannot resolve"), timeout=10000)
-    assert dialog.result.text() == "Cannot resolve nowhere.invalid: [Errno -2] Name or service not known"
+    qtbot.waitUntil(lambda: dialog.answer.text().startswith("Cannot resolve"), timeout=10000)
+    assert dialog.answer.text() == "Cannot resolve nowhere.invalid: [Errno -2] Name or service not known"
     dialog.target.clear()
-    qtbot.waitUntil(lambda: dialog.result.text() == "", timeout=10000)
+    qtbot.waitUntil(lambda: dialog.answer.text() == "", timeout=10000)
 
 
 @pytest.mark.root
@@ -109,12 +109,12 @@ def test_the_answer_follows_a_tunnel_coming_up_and_going_down(
             qtbot.keyClicks(dialog.target, SERVER_TUNNEL[0])
             rules = f"  wgdesk's rules say: tunnel {name}, peer {L.server_public} (AllowedIPs 10.97.0.0/24)"
             would = f"  if {name} were up: tunnel {name}, peer {L.server_public} (AllowedIPs 10.97.0.0/24)"
-            qtbot.waitUntil(lambda: would in dialog.result.text().splitlines(), timeout=10000)
-            assert "The helper is not running" not in dialog.result.text()
+            qtbot.waitUntil(lambda: would in dialog.answer.text().splitlines(), timeout=10000)
+            assert "The helper is not running" not in dialog.answer.text()
             manager.activate_button.click()
             # (the app runs outside the lab's namespace, so only wgdesk's rules are compared here;
             # tests/test_cli_route.py checks the kernel's answer inside it)
-            qtbot.waitUntil(lambda: rules in dialog.result.text().splitlines(), timeout=30000)
-            assert would not in dialog.result.text()
+            qtbot.waitUntil(lambda: rules in dialog.answer.text().splitlines(), timeout=30000)
+            assert would not in dialog.answer.text()
             manager.activate_button.click()
-            qtbot.waitUntil(lambda: would in dialog.result.text().splitlines(), timeout=30000)
+            qtbot.waitUntil(lambda: would in dialog.answer.text().splitlines(), timeout=30000)

@@ -8,9 +8,8 @@ live as the user types and whenever a tunnel comes up or goes down.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
@@ -18,7 +17,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QLineEdit, QVBo
 
 from wgdesk.app.controller import FULL_TUNNEL, TunnelController
 from wgdesk.config.routing import explain_status
-from wgdesk.platforms import local_networks, route_to
+from wgdesk.platforms import addresses_of, local_networks, route_to
 
 IPAddress = IPv4Address | IPv6Address
 DEBOUNCE_MS = 300
@@ -34,23 +33,9 @@ class Lookup:
     local: tuple[Any, ...]
 
 
-def addresses_of(target: str) -> tuple[IPAddress, ...]:
-    """`target` when it is an IP address, else what its name resolves to (blocking: call on a worker)."""
-    try:
-        return (ip_address(target),)
-    except ValueError:
-        pass
-    found: list[IPAddress] = []
-    for *_, sockaddr in socket.getaddrinfo(target, None, proto=socket.IPPROTO_TCP):
-        addr = ip_address(str(sockaddr[0]).split("%")[0])
-        if addr not in found:
-            found.append(addr)
-    return tuple(found)
-
-
 def look_up(target: str) -> Lookup:
     """Resolve `target` and ask the kernel about each address (blocking: call on a worker)."""
-    addresses = addresses_of(target)
+    addresses = tuple(addresses_of(target))
     return Lookup(target, addresses, tuple(route_to(str(a)) for a in addresses), tuple(local_networks()))
 
 
@@ -85,16 +70,16 @@ class RouteDialog(QDialog):
         self.target.setPlaceholderText(self.tr("e.g. 10.1.2.3 or example.org"))
         self.target.setClearButtonEnabled(True)
         layout.addWidget(self.target)
-        self.result = QLabel()
-        self.result.setObjectName("route-result")
-        self.result.setTextFormat(Qt.TextFormat.PlainText)  # names and configs are not markup
-        self.result.setTextInteractionFlags(
+        self.answer = QLabel()
+        self.answer.setObjectName("route-result")
+        self.answer.setTextFormat(Qt.TextFormat.PlainText)  # names and configs are not markup
+        self.answer.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
         )
-        self.result.setWordWrap(True)
-        self.result.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.result.setMinimumWidth(520)
-        layout.addWidget(self.result, 1)
+        self.answer.setWordWrap(True)
+        self.answer.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.answer.setMinimumWidth(520)
+        layout.addWidget(self.answer, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -113,9 +98,9 @@ class RouteDialog(QDialog):
         generation = self._generation
         if not text:
             self._lookup = None
-            self.result.setText("")
+            self.answer.setText("")
             return
-        self.result.setText(self.tr("Looking up {target}…").format(target=text))
+        self.answer.setText(self.tr("Looking up {target}…").format(target=text))
         self._controller.runner.submit(
             lambda: look_up(text),
             lambda found: self._found(generation, found),
@@ -145,7 +130,7 @@ class RouteDialog(QDialog):
         if generation != self._generation:
             return
         self._lookup = None
-        self.result.setText(self.tr("Cannot resolve {target}: {error}").format(target=text, error=error))
+        self.answer.setText(self.tr("Cannot resolve {target}: {error}").format(target=text, error=error))
 
     # -- the explanation -------------------------------------------------------------------
 
@@ -182,7 +167,7 @@ class RouteDialog(QDialog):
         for address, kernel in zip(found.addresses, found.kernel, strict=True):
             explanation = explain_status(address, stored, status, found.local, preferences)
             lines.extend(explanation.lines(kernel, kernel_checked=True))
-        self.result.setText("\n".join(lines))
+        self.answer.setText("\n".join(lines))
 
 
 def show_route_dialog(parent: QWidget | None, controller: TunnelController) -> RouteDialog:

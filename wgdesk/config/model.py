@@ -183,6 +183,15 @@ class Config:
     def has_hooks(self) -> bool:
         return bool(self.interface.hooks)
 
+    def all_allowed_ips(self) -> list[IPNetwork]:
+        """Every peer's AllowedIPs, each once, in config order."""
+        nets: list[IPNetwork] = []
+        for p in self.peers:
+            for n in p.allowed_ips:
+                if n not in nets:
+                    nets.append(n)
+        return nets
+
     @property
     def has_secrets(self) -> bool:
         """True if any private or preshared key is present."""

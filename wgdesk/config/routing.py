@@ -154,26 +154,21 @@ def _table(cfg: Config) -> str:
     return (cfg.interface.table or "auto").lower()
 
 
-def _nets(cfg: Config) -> list[IPNetwork]:
-    nets: list[IPNetwork] = []
-    for p in cfg.peers:
-        for n in p.allowed_ips:
-            if n not in nets:
-                nets.append(n)
-    return nets
-
-
 def would_be_full_tunnel(cfg: Config, preference: bool | None = None) -> bool:
     """Whether the helper makes `cfg` a full tunnel when asked with `preference` (None: its default):
     a peer has ``0.0.0.0/0`` or ``::/0``, ``Table`` is ``auto`` and the user did not turn it off."""
-    return preference is not False and _table(cfg) == "auto" and any(n.prefixlen == 0 for n in _nets(cfg))
+    return (
+        preference is not False
+        and _table(cfg) == "auto"
+        and any(n.prefixlen == 0 for n in cfg.all_allowed_ips())
+    )
 
 
 def _routes(name: str, cfg: Config, full: bool) -> list[_Route]:
     """The routes the helper installs for a running tunnel that wgdesk's rules consult."""
     table = _table(cfg)
     routes: list[_Route] = []
-    for n in _nets(cfg):
+    for n in cfg.all_allowed_ips():
         if table == "auto":
             if n.prefixlen:
                 routes.append(_Route(n, "main", name))
@@ -238,7 +233,7 @@ def _decide(
             continue
         routes += _routes(name, cfg, full)
         if full and _table(cfg) == "auto":
-            families: set[int] = {n.version for n in _nets(cfg) if n.prefixlen == 0}
+            families: set[int] = {n.version for n in cfg.all_allowed_ips() if n.prefixlen == 0}
             if families:
                 full_name, full_families = name, families
     routes += [_Route(n, "main", None) for n in local]
@@ -336,7 +331,7 @@ def explain(
     for name, cfg in tunnels.items():
         if name in active:
             table = _table(cfg)
-            if table not in ("auto", "main", "off") and any(address in n for n in _nets(cfg)):
+            if table not in ("auto", "main", "off") and any(address in n for n in cfg.all_allowed_ips()):
                 notes.append(
                     f"tunnel {name} routes its AllowedIPs into table {cfg.interface.table}, which no "
                     "rule of wgdesk's consults; only rules of your own send traffic there"

@@ -169,16 +169,6 @@ def _routes(nets: Sequence[Network], table: str, full: bool, fwmark: int) -> lis
     return routes
 
 
-def _networks(cfg: Config) -> list[Network]:
-    """Every peer's AllowedIPs, each once, in config order."""
-    nets: list[Network] = []
-    for p in cfg.peers:
-        for n in p.allowed_ips:
-            if n not in nets:
-                nets.append(n)
-    return nets
-
-
 @dataclass(frozen=True)
 class _PeerState:
     """One peer as the engine holds it after `up` applied a config (repeated sections merged)."""
@@ -254,8 +244,8 @@ def restart_keys(old: Config, new: Config) -> list[str]:
     for hook in ("PreUp", "PostUp", "PreDown", "PostDown"):
         if a.hooks.get(hook, ()) != b.hooks.get(hook, ()):
             keys.append(hook)
-    defaults_old = {n for n in _networks(old) if n.prefixlen == 0}
-    defaults_new = {n for n in _networks(new) if n.prefixlen == 0}
+    defaults_old = {n for n in old.all_allowed_ips() if n.prefixlen == 0}
+    defaults_new = {n for n in new.all_allowed_ips() if n.prefixlen == 0}
     if defaults_old != defaults_new and (b.table or "auto").lower() == "auto":
         keys.append("AllowedIPs")
     return keys
@@ -445,7 +435,7 @@ class TunnelManager:
                 )
             old, new = _peer_states(current.peers), _peer_states(cfg.peers)
             table = (cfg.interface.table or "auto").lower()
-            routes = _routes(_networks(cfg), table, tunnel.full_tunnel, tunnel.fwmark)
+            routes = _routes(cfg.all_allowed_ips(), table, tunnel.full_tunnel, tunnel.fwmark)
             self._check_conflicts(name, routes, tunnel.full_tunnel)
             changes: list[PeerChange] = []
             added, removed, changed = [], [], []

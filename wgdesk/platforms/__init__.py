@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
 from types import ModuleType
 
@@ -77,6 +78,21 @@ def route_to(address: str) -> dict[str, str] | None:
     return found
 
 
+def addresses_of(target: str) -> list[IPv4Address | IPv6Address]:
+    """`target` itself when it is an IP address, else every address its name resolves to, in the
+    resolver's order (blocking: call it on a worker thread in the GUI)."""
+    try:
+        return [ip_address(target)]
+    except ValueError:
+        pass
+    found: list[IPv4Address | IPv6Address] = []
+    for *_, sockaddr in socket.getaddrinfo(target, None, proto=socket.IPPROTO_TCP):
+        addr = ip_address(str(sockaddr[0]).split("%")[0])
+        if addr not in found:
+            found.append(addr)
+    return found
+
+
 def suspend_aware_clock() -> Callable[[], float]:
     """A monotonic clock (seconds) that keeps counting while the machine sleeps.
 
@@ -113,6 +129,7 @@ def user_config_dir() -> Path:
 __all__ = [
     "PlatformError",
     "Unsupported",
+    "addresses_of",
     "current",
     "executable_name",
     "local_networks",
