@@ -34,6 +34,8 @@ ClientFactory = Callable[[], HelperClient]
 FULL_TUNNEL = "full_tunnel"
 KILL_SWITCH = "kill_switch"
 HISTORY_SECONDS = 300.0
+LAN_TTL = 30.0
+"""Seconds the local networks read for the linter stay valid."""
 
 
 class Notice:
@@ -75,6 +77,7 @@ class TunnelController(QObject):
         self._helper_headline = ""
         self._configs: dict[str, Any] = {}
         self._warnings: dict[str, list[Any]] = {}
+        self._lans: tuple[list[Any], float] | None = None  # (local networks, when read) for the linter
         self._public_keys: dict[str, str] = {}
         self._monitor_client: HelperClient | None = None  # used only on the monitor's thread
         self._monitor = StatusMonitor(self._poll_status, poll_interval, self)
@@ -121,10 +124,18 @@ class TunnelController(QObject):
             if cfg is None:
                 return []
             try:
-                self._warnings[name] = _lint(cfg)
+                self._warnings[name] = _lint(cfg, self._local_networks())
             except Exception:  # a linter bug must not take the window down
                 return []
         return self._warnings[name]
+
+    def _local_networks(self) -> list[Any]:
+        """This machine's networks for the linter's `overlap-lan`, read at most every `LAN_TTL` seconds
+        (reading them runs `ip`; the UI thread should not do that for every tunnel shown)."""
+        now = time.monotonic()
+        if self._lans is None or now - self._lans[1] > LAN_TTL:
+            self._lans = (local_networks(), now)
+        return self._lans[0]
 
     def _forget(self, name: str) -> None:
         """Drop what is cached about *name* (after it was saved, renamed or deleted)."""
@@ -343,7 +354,7 @@ class TunnelController(QObject):
 
         def run() -> None:
             cfg = store.load(name, with_secrets=True)
-            for w in _lint(cfg):
+            for w in _lint(cfg, local_networks()):
                 if w.code == code and w.line == line and w.fix is not None and w.fix.config is not None:
                     store.save(name, w.fix.config)
                     return
@@ -534,8 +545,8 @@ class TunnelController(QObject):
         self.importFinished.emit(report)
 
 
-def _lint(cfg: Any) -> list[Any]:
-    return lint(cfg, local_networks=local_networks(), platform=system())
+def _lint(cfg: Any, lans: list[Any]) -> list[Any]:
+    return lint(cfg, local_networks=lans, platform=system())
 
 
 def _call(factory: ClientFactory, verb: str, *args: Any) -> Any:
