@@ -211,12 +211,18 @@ def test_a_name_that_stops_resolving_leaves_the_tunnel_up_and_is_logged_once() -
         assert f"cannot resolve endpoint {NAME} again" in failures[0] and f"keeping {A}" in failures[0]
         [tunnel] = c.status(T)
         assert tunnel["state"] == "up" and tunnel["peers"][0]["endpoint"] == f"{A}:{SERVER_PORT}"
+        assert "Name or service not known" in tunnel["peers"][0]["resolve_error"]
+        [finding] = [f for f in c.diagnose(T)["findings"] if "does not resolve" in f]
+        assert f"its endpoint name {NAME} does not resolve any more" in finding
+        assert f"still sending to {A}:{SERVER_PORT}" in finding
         assert L.ping(SERVER_TUNNEL[0], 2)
         # the name comes back, at the server's new address
         move_server(L)
         dns.set({NAME: B})
         assert wait_for(lambda: endpoint(L) == f"{B}:{SERVER_PORT}", 15), helper_messages(L)
         assert f"endpoint {NAME} resolves again" in helper_messages(L)
+        assert c.status(T)[0]["peers"][0]["resolve_error"] is None
+        assert not [f for f in c.diagnose(T)["findings"] if "does not resolve" in f]
         assert L.ping(SERVER_TUNNEL[0], 2)
         c.down(T)
 

@@ -571,6 +571,12 @@ class TunnelManager:
         elif info["state"] == "failed":
             findings.append(f"the engine stopped: {info.get('message')}")
         for p in info["peers"]:
+            if p.get("resolve_error"):
+                findings.append(
+                    f"peer {p['public_key'][:8]}…: its endpoint name {p['endpoint_host']} does not resolve "
+                    f"any more ({p['resolve_error']}); still sending to {p['endpoint']}, the address it "
+                    "had before — check the name and that DNS works without the tunnel"
+                )
             if p["endpoint"] is None:
                 findings.append(
                     f"peer {p['public_key'][:8]}… has no endpoint: it can only answer, "
@@ -1212,6 +1218,7 @@ class TunnelManager:
                         "persistent_keepalive": int(p.get("persistent_keepalive_interval", 0)),
                         "endpoint_host": name.host if name else None,
                         "endpoint_resolved_at": name.resolved_at if name else None,
+                        "resolve_error": name.error if name else None,
                     }
                 )
         return info
