@@ -24,9 +24,13 @@ def editor(qtbot, manager: ManagerWindow, tmp_path: Path) -> ConfigEditor:  # ty
     source.write_text(OFFICE)
     with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
         manager.import_paths([source])
+    failures: list[tuple[str, str]] = []
+    manager.controller.failed.connect(lambda title, message: failures.append((title, message)))
     manager.tabs.setCurrentWidget(manager.editor)
     ed = manager.editor
-    qtbot.waitUntil(ed.isEnabled, timeout=10000)  # text with the key loaded from the keyring
+    # text with the key loaded from the keyring (a failed read would leave it disabled: say why)
+    qtbot.waitUntil(lambda: ed.isEnabled() or bool(failures), timeout=20000)
+    assert not failures, failures
     return ed
 
 
