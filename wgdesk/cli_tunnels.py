@@ -110,7 +110,10 @@ def _load(target: str) -> tuple[str, str]:
     """(tunnel name, full config text with secrets) for NAME or FILE."""
     path = Path(target)
     if path.suffix == ".conf" or "/" in target or path.is_file():
-        text = path.read_text(encoding="utf-8-sig")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as e:
+            raise HelperError(f"{target}: {e.strerror}") from e
         return path.stem, text
     from wgdesk.config import write
     from wgdesk.tunnels import TunnelStore
@@ -124,11 +127,6 @@ def _load(target: str) -> tuple[str, str]:
 def cmd_up(args: argparse.Namespace) -> int:
     try:
         name, text = _load(args.target)
-    except OSError as e:
-        return _err(f"{args.target}: {e.strerror}")
-    except HelperError as e:
-        return _err(e.message)
-    try:
         with _client(args) as c:
             result = c.up(name, text, full_tunnel=args.full_tunnel, kill_switch=args.kill_switch)
     except HelperError as e:
@@ -145,11 +143,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     try:
         name, text = _load(args.target)
-    except OSError as e:
-        return _err(f"{args.target}: {e.strerror}")
-    except HelperError as e:
-        return _err(e.message)
-    try:
         with _client(args) as c:
             result = c.update(name, text)
     except RestartRequired as e:

@@ -152,10 +152,8 @@ class Engine:
             log.debug("Interface %s was deleted", self.tun.name)
             self.stop("interface deleted")
             return
-        if packets:
-            self._encapsulate(packets, clock * self.time_scale)
-
-    def _encapsulate(self, packets: list[bytes], now: float) -> None:
+        if not packets:
+            return
         own = self._own_port
         # Cheap pre-filter: only packets with a UDP protocol byte (IPv4 [9], IPv6 [6]) are examined.
         kept = [p for p in packets if len(p) < 48 or (p[9] != 17 and p[6] != 17) or not routed_back(p, own)]
@@ -164,7 +162,7 @@ class Engine:
             if not kept:
                 return
             packets = kept
-        self.device.send_packets(packets, now)
+        self.device.send_packets(packets, clock * self.time_scale)
         self._flush()
 
     def _internal_error(self, where: str) -> None:

@@ -19,8 +19,6 @@ them; `Peer.handle_timer` runs the expiry actions. Rules, in whitepaper order:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from wgdesk.proto.constants import (
     REKEY_TIMEOUT,
     REKEY_TIMEOUT_JITTER_MAX,
@@ -28,11 +26,6 @@ from wgdesk.proto.constants import (
 )
 
 JITTER_STEPS = int(REKEY_TIMEOUT_JITTER_MAX * 1000)  # 334 → 0..333 ms
-
-
-def jitter_from(rng: Callable[[int], bytes]) -> float:
-    """A uniform-ish jitter in [0, 333 ms] from injected randomness."""
-    return (int.from_bytes(rng(2), "little") % JITTER_STEPS) / 1000.0
 
 
 class Timers:
