@@ -17,6 +17,7 @@ alone (TESTING.md §8); nothing of the user's session is touched. Both daemons a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -76,6 +77,36 @@ def _wait_for_name(env: dict[str, str], name: str, timeout: float = 10.0) -> Non
         time.sleep(0.05)
 
 
+def _default_collection(env: dict[str, str], timeout: float = 10.0) -> str:
+    """The object path the "default" alias names, once it names one ("" if it never does in `timeout`).
+
+    gnome-keyring-daemon --unlock creates the login keyring and points "default" at it; keyring's backend
+    uses that alias, and without it would ask for a new collection through a prompt nobody can answer
+    ("Failed to create the collection: Prompt dismissed")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(
+            [
+                "dbus-send",
+                "--session",
+                "--dest=org.freedesktop.secrets",
+                "--print-reply",
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.ReadAlias",
+                "string:default",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        found = re.search(r'object path "([^"]+)"', result.stdout)
+        if found and found.group(1) != "/":
+            return found.group(1)
+        if time.monotonic() > deadline:
+            return ""
+        time.sleep(0.05)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -120,17 +151,35 @@ def start_secret_service(base: Path) -> Iterator[SecretService]:
             XDG_DATA_HOME=str(home / ".local" / "share"),
             DBUS_SESSION_BUS_ADDRESS=address,
         )
-        keyring_daemon = subprocess.Popen(
-            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        assert keyring_daemon.stdin is not None
-        keyring_daemon.stdin.write(PASSWORD)
-        keyring_daemon.stdin.close()
-        _wait_for_name(env, "org.freedesktop.secrets")
+        # One CI run got a daemon that owned its bus name but never made the login keyring the default
+        # collection, so every keyring call of that test module failed. Wait for the alias, and start
+        # the daemon afresh (up to 3 times) if it does not appear; the daemon's own messages go to the
+        # failure report.
+        logs: list[str] = []
+        for attempt in range(1, 4):
+            log = base / f"gnome-keyring-{attempt}.log"
+            with log.open("wb") as stderr:
+                keyring_daemon = subprocess.Popen(
+                    ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    env=env,
+                )
+            assert keyring_daemon.stdin is not None
+            keyring_daemon.stdin.write(PASSWORD)
+            keyring_daemon.stdin.close()
+            _wait_for_name(env, "org.freedesktop.secrets")
+            if _default_collection(env):
+                break
+            _stop(keyring_daemon)
+            keyring_daemon = None
+            logs.append(f"attempt {attempt}: {log.read_text(errors='replace').strip() or '(no output)'}")
+            shutil.rmtree(home / ".local" / "share" / "keyrings", ignore_errors=True)
+        else:
+            raise RuntimeError(
+                "gnome-keyring-daemon --unlock never set a default collection:\n" + "\n".join(logs)
+            )
         yield SecretService(home=home, runtime_dir=runtime, address=address, env=env)
     finally:
         if keyring_daemon is not None:
