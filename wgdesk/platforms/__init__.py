@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +26,61 @@ class PlatformError(Exception):
 
 class Unsupported(PlatformError):
     """The running operating system has no implementation of this operation yet."""
+
+
+@dataclass(frozen=True)
+class NetworkIdentity:
+    """The network this machine is on: the one that carries the main routing table's default route.
+
+    ``kind`` is ``wifi``, ``wired`` or ``other``; ``key`` is what stays the same each time the machine
+    joins that network (``wifi:SSID``, ``gateway:MAC`` — the default gateway's link-layer address —, or
+    ``link:NAME`` for a point-to-point link without a gateway); ``label`` is for people (the SSID, the
+    connection's name); ``interface`` is the OS's name of the link.
+    """
+
+    kind: str
+    key: str
+    label: str
+    interface: str = ""
+
+    @classmethod
+    def identify(
+        cls,
+        kind: str,
+        interface: str,
+        gateway: str | None = None,
+        mac: str | None = None,
+        ssid: str | None = None,
+        name: str | None = None,
+    ) -> NetworkIdentity | None:
+        """The identity every OS module derives from what it found on the default route's link: a Wi-Fi
+        network by its SSID; else by the gateway's link-layer address ``mac`` (None while that is not
+        known); a link without a gateway by the link's name. ``name`` (the OS's name for the connection)
+        becomes the label when there is one."""
+        if ssid:
+            return cls("wifi", f"wifi:{ssid}", ssid, interface)
+        if not gateway:
+            return cls(kind, f"link:{interface}", name or interface, interface)
+        address = normal_mac(mac or "")
+        if address is None:
+            return None
+        return cls(kind, f"gateway:{address}", name or f"{gateway} ({address}) on {interface}", interface)
+
+
+def normal_mac(text: str) -> str | None:
+    """A link-layer address as lower-case, colon-separated, two-digit octets (``0:1b:…`` as macOS's
+    ``arp`` prints it and ``00-1B-…`` as Windows does become ``00:1b:…``); None when it is none, or
+    all zeros (an entry still being resolved)."""
+    octets = text.strip().lower().replace("-", ":").split(":")
+    if len(octets) < 6 or any(not 1 <= len(o) <= 2 for o in octets):
+        return None
+    try:
+        values = [int(o, 16) for o in octets]
+    except ValueError:
+        return None
+    if not any(values):
+        return None
+    return ":".join(f"{v:02x}" for v in values)
 
 
 def _select() -> ModuleType:
@@ -78,6 +134,18 @@ def route_to(address: str) -> dict[str, str] | None:
     return found
 
 
+def current_network() -> NetworkIdentity | None:
+    """The network carrying the default route of the main table now (wgdesk's own tunnels and their
+    policy tables are not looked at); None when there is none, or it cannot be told yet (the gateway's
+    link-layer address is not known until the machine has talked to it). Runs programs (`ip`, `nmcli`
+    or `iw`): call it on a worker thread in the GUI."""
+    try:
+        found: NetworkIdentity | None = _select().current_network()
+    except (PlatformError, ValueError, OSError):
+        return None
+    return found
+
+
 def addresses_of(target: str) -> list[IPv4Address | IPv6Address]:
     """`target` itself when it is an IP address, else every address its name resolves to, in the
     resolver's order (blocking: call it on a worker thread in the GUI)."""
@@ -127,10 +195,12 @@ def user_config_dir() -> Path:
 
 
 __all__ = [
+    "NetworkIdentity",
     "PlatformError",
     "Unsupported",
     "addresses_of",
     "current",
+    "current_network",
     "executable_name",
     "local_networks",
     "route_to",

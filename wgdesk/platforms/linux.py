@@ -23,7 +23,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
-from wgdesk.platforms import PlatformError
+from wgdesk.platforms import NetworkIdentity, PlatformError
+from wgdesk.platforms.commands import CommandError, run
 
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
@@ -41,40 +42,18 @@ NFT = _find("nft", "/usr/sbin", "/sbin", "/usr/bin")
 RESOLVECTL = _find("resolvectl", "/usr/bin", "/bin")
 RESOLVCONF = _find("resolvconf", "/usr/sbin", "/sbin", "/usr/bin")
 SETPRIV = _find("setpriv", "/usr/bin", "/bin")
+NMCLI = _find("nmcli", "/usr/bin", "/bin")
+IW = _find("iw", "/usr/sbin", "/sbin", "/usr/bin")
+SYS_CLASS_NET = Path("/sys/class/net")
 
 Network = IPv4Network | IPv6Network
-
-
-class CommandError(PlatformError):
-    """An external command failed."""
-
-    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.stderr = stderr.strip()
-        super().__init__(f"`{' '.join(self.argv)}` failed ({returncode}): {self.stderr or 'no message'}")
 
 
 def command(
     argv: Sequence[str], stdin: str | None = None, check: bool = True, timeout: float = 30.0
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (absolute program path) with a clean environment; raise `CommandError` on failure."""
-    try:
-        proc = subprocess.run(
-            list(argv),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=CLEAN_ENV,
-            timeout=timeout,
-            check=False,
-            close_fds=True,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise CommandError(argv, -1, str(e)) from e
-    if check and proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, proc.stderr)
-    return proc
+    return run(argv, CLEAN_ENV, stdin=stdin, check=check, timeout=timeout)
 
 
 def _family_flag(net: Network | str) -> str:
@@ -270,6 +249,140 @@ def route_to(address: str) -> dict[str, str] | None:
         return None
     names = {"dev": "dev", "gateway": "gateway", "prefsrc": "source", "table": "table", "type": "type"}
     return {mine: str(found[theirs]) for theirs, mine in names.items() if found.get(theirs) is not None}
+
+
+# --- the network we are on -------------------------------------------------------------------
+
+# wgdesk's engines and wireguard-go run on TUN links, the kernel module on "wireguard" ones
+_TUNNEL_KINDS = ("tun", "wireguard")
+_NO_ADDRESS = ("FAILED", "INCOMPLETE")
+
+
+def current_network() -> NetworkIdentity | None:
+    """The network carrying the main table's default route (IPv4 first, lowest metric; routes over TUN or
+    WireGuard links and policy tables are left out, so a full tunnel does not hide the network under it).
+    Wi-Fi: the SSID from NetworkManager (`nmcli`), else `iw`; otherwise the gateway's MAC address from the
+    neighbour table, labelled with NetworkManager's connection name when there is one. None when there is
+    no such route, its link is down, or the gateway's MAC is not known yet."""
+    links = {
+        str(link.get("ifname")): link for link in _json(command([IP, "-j", "-d", "link", "show"]).stdout)
+    }
+    route = _default_route(links)
+    if route is None:
+        return None
+    dev, gateway = str(route["dev"]), route.get("gateway")
+    wireless = (SYS_CLASS_NET / dev / "wireless").exists() or (SYS_CLASS_NET / dev / "phy80211").exists()
+    if wireless:
+        ssid = _ssid(dev)
+        if ssid:
+            return NetworkIdentity.identify("wifi", dev, ssid=ssid)
+    kind = "wifi" if wireless else "wired" if links[dev].get("link_type") == "ether" else "other"
+    mac = _neighbour(str(gateway), dev) if gateway else None
+    if gateway and mac is None:
+        return None
+    return NetworkIdentity.identify(
+        kind, dev, str(gateway) if gateway else None, mac, name=_nm_connection(dev)
+    )
+
+
+def _json(text: str) -> list[dict[str, Any]]:
+    try:
+        found = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [x for x in found if isinstance(x, dict)] if isinstance(found, list) else []
+
+
+def _default_route(links: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    for family in ("-4", "-6"):
+        proc = command([IP, "-j", family, "route", "show", "default", "table", "main"], check=False)
+        usable = []
+        for r in _json(proc.stdout):
+            link = links.get(str(r.get("dev")))
+            flags = r.get("flags") or []
+            if link is None or {"linkdown", "dead"} & set(flags) or r.get("type", "unicast") != "unicast":
+                continue
+            if (link.get("linkinfo") or {}).get("info_kind") in _TUNNEL_KINDS:
+                continue
+            usable.append(r)
+        if usable:
+            return min(usable, key=lambda r: int(r.get("metric") or 0))
+    return None
+
+
+def _neighbour(address: str, dev: str) -> str | None:
+    """The link-layer address the kernel has for ``address`` on ``dev`` (also a stale one: the gateway
+    rarely changes its MAC without the link going down, and a link going down flushes its entries)."""
+    proc = command([IP, "-j", "neigh", "show", "to", address, "dev", dev], check=False)
+    for entry in _json(proc.stdout):
+        if entry.get("lladdr") and not set(entry.get("state") or ()) & set(_NO_ADDRESS):
+            return str(entry["lladdr"])
+    return None
+
+
+def _ssid(dev: str) -> str | None:
+    """The SSID ``dev`` is associated with: NetworkManager's answer (from its last scan, never a new
+    one), else `iw`'s; None when neither knows."""
+    if os.access(NMCLI, os.X_OK):
+        argv = [NMCLI, "-t", "-f", "ACTIVE,SSID", "device", "wifi", "list", "--rescan", "no", "ifname", dev]
+        proc = command(argv, check=False, timeout=5)
+        if proc.returncode == 0:
+            for line in proc.stdout.splitlines():
+                fields = nmcli_fields(line)
+                if len(fields) == 2 and fields[0] == "yes" and fields[1]:
+                    return fields[1]
+    if os.access(IW, os.X_OK):
+        proc = command([IW, "dev", dev, "link"], check=False, timeout=5)
+        for line in proc.stdout.splitlines():
+            if line.lstrip().startswith("SSID: "):
+                return iw_unescape(line.lstrip()[len("SSID: ") :])
+    return None
+
+
+def _nm_connection(dev: str) -> str | None:
+    """NetworkManager's name for the connection active on ``dev`` ("Wired connection 1"), if it runs."""
+    if not os.access(NMCLI, os.X_OK):
+        return None
+    argv = [NMCLI, "--escape", "no", "--get-values", "GENERAL.CONNECTION", "device", "show", dev]
+    proc = command(argv, check=False, timeout=5)
+    name = proc.stdout.strip() if proc.returncode == 0 else ""
+    return name if name and name != "--" else None
+
+
+def nmcli_fields(line: str) -> list[str]:
+    """One line of `nmcli -t` output split into its fields (``\\:`` is a colon inside a field,
+    ``\\\\`` a backslash)."""
+    fields, current, escaped = [], [], False
+    for ch in line:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ":":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    fields.append("".join(current))
+    return fields
+
+
+def iw_unescape(text: str) -> str:
+    """An SSID as `iw` prints it (bytes that are not printable, a backslash, and leading or trailing
+    spaces as ``\\xNN``) back to text (UTF-8; bytes that are not become U+FFFD)."""
+    raw, i = bytearray(), 0
+    while i < len(text):
+        if text.startswith("\\x", i) and len(text) >= i + 4:
+            try:
+                raw.append(int(text[i + 2 : i + 4], 16))
+                i += 4
+                continue
+            except ValueError:
+                pass
+        raw.extend(text[i].encode())
+        i += 1
+    return raw.decode("utf-8", errors="replace")
 
 
 def route_add(dst: Network, ifname: str, table: str = "main") -> None:
