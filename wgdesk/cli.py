@@ -340,6 +340,77 @@ def _split(values: Sequence[str] | None) -> list[str]:
     return [entry for value in values or () for entry in value.replace(",", " ").split()]
 
 
+# --- split tunnelling: apps outside a full tunnel ---------------------------------------------------
+
+
+def cmd_exclude(args: argparse.Namespace) -> int:
+    """Ask the helper to move this process into its bypass cgroup, then exec COMMAND (same pid)."""
+    import shutil
+
+    from wgdesk.client import HelperClient, HelperError
+
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        _err(
+            f"{PROG} exclude: name the program to run outside the tunnel: {PROG} exclude -- COMMAND [ARGS...]"
+        )
+        return 2
+    if shutil.which(argv[0]) is None:
+        _err(f"{PROG} exclude: {argv[0]}: command not found")
+        return 127
+    try:
+        with HelperClient(args.socket) as client:
+            result = client.split_exclude()
+    except HelperError as exc:
+        _err(f"{PROG} exclude: cannot run {argv[0]} outside the tunnel: {exc.message}")
+        return 1
+    if not result.get("active"):
+        _err(
+            f"{PROG} exclude: no full tunnel is up; {argv[0]} uses normal routing now and will "
+            "bypass a full tunnel once one is up"
+        )
+    sys.stdout.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        _err(f"{PROG} exclude: cannot run {argv[0]}: {exc.strerror}")
+        return 127
+    return 0  # not reached
+
+
+def cmd_excluded(args: argparse.Namespace) -> int:
+    """List the processes that bypass full tunnels (yours only, unless you are root)."""
+    import json
+
+    from wgdesk.client import HelperClient, HelperError
+
+    try:
+        with HelperClient(args.socket) as client:
+            result = client.split_list()
+    except HelperError as exc:
+        _err(f"{PROG} excluded: {exc.message}")
+        return 1
+    if args.json:
+        _out(json.dumps(result, indent=2) + "\n")
+        return 0
+    if not result.get("available"):
+        _out(f"apps cannot run outside the tunnel here: {result.get('reason')}\n")
+    elif result.get("active"):
+        _out(f"excluded apps bypass full tunnel {result.get('tunnel')}\n")
+    else:
+        _out("no full tunnel is up: excluded apps use normal routing\n")
+    processes = result.get("processes") or []
+    if not processes:
+        _out("no excluded processes\n")
+        return 0
+    _out(f"{'PID':>8}  {'UID':>6}  COMMAND\n")
+    for p in processes:
+        _out(f"{p['pid']:>8}  {p['uid']:>6}  {p['command']}\n")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -423,6 +494,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", action="append", metavar="ADDR", help="Address entries (repeatable)")
     p.add_argument("--dns", action="append", metavar="DNS", help="DNS servers or search domains (repeatable)")
     p.add_argument("--listen-port", metavar="PORT")
+
+    p = add(
+        "exclude",
+        cmd_exclude,
+        "run COMMAND outside the full tunnel (its connections take the normal route; "
+        "the kill switch lets them through)",
+    )
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+    p = add("excluded", cmd_excluded, "list the processes that run outside full tunnels")
+    p.add_argument("--json", action="store_true", help="print the helper's answer as JSON")
 
     try:
         cli_tunnels = importlib.import_module("wgdesk.cli_tunnels")

@@ -124,6 +124,21 @@ class HelperClient:
         result: dict[str, Any] = self.request("probe_mtu", **args)
         return result
 
+    def split_exclude(self) -> dict[str, Any]:
+        """Move *this* process into the helper's bypass cgroup: sockets it (and the programs it execs
+        or starts) opens from now on bypass a full tunnel. The helper takes the process from the
+        connection's kernel credentials. Returns ``{"pid", "uid", "command", "cgroup", "active",
+        "tunnel"}`` (``active``: a full tunnel is up and bypassed now). Refused (`HelperError`,
+        code ``denied`` or ``unsupported``) when the administrator forbids it or the system cannot."""
+        result: dict[str, Any] = self.request("split_exclude")
+        return result
+
+    def split_list(self) -> dict[str, Any]:
+        """Processes that bypass full tunnels (a non-root caller sees only its own): ``{"processes":
+        [{"pid", "uid", "command"}…], "available", "reason", "cgroup", "active", "tunnel"}``."""
+        result: dict[str, Any] = self.request("split_list")
+        return result
+
     def version(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("version")
         return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_interface
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_interface
 
 KILL_SWITCH_TABLE = "wgdesk-killswitch"
 FAMILY = "inet"
@@ -40,7 +40,8 @@ def full_tunnel_script(
     * the engine's UDP mark is saved to conntrack and restored on replies, so ``src_valid_mark``
       reverse-path checks pass for the marked socket;
     * with ``block_ipv6`` (the tunnel carries IPv4 only), IPv6 may not leave by another interface
-      except link-local/multicast (neighbour discovery) — no native-IPv6 leak.
+      except link-local/multicast (neighbour discovery) — no native-IPv6 leak. Packets carrying
+      the tunnel's mark are exempt: the engine's own, and those of excluded apps (`bypass_script`).
     """
     table = full_tunnel_table(ifname)
     lines = [
@@ -68,7 +69,7 @@ def full_tunnel_script(
         lines += [
             "  chain output {",
             "    type filter hook output priority filter; policy accept;",
-            f'    meta nfproto ipv6 oifname != {{ "lo", {_q(ifname)} }}'
+            f'    meta nfproto ipv6 oifname != {{ "lo", {_q(ifname)} }} meta mark != {fwmark}'
             f" ip6 daddr != {{ {', '.join(allowed)} }} reject with icmpx type admin-prohibited",
             "  }",
         ]
@@ -86,13 +87,19 @@ class KillSwitchMember:
     listen_port: int
 
 
-def kill_switch_script(members: Sequence[KillSwitchMember], lan: Sequence[str] = ()) -> str:
+def kill_switch_script(
+    members: Sequence[KillSwitchMember], lan: Sequence[str] = (), bypass_marks: Sequence[int] = ()
+) -> str:
     """The whole kill-switch table, replacing any previous one in the same transaction.
 
     Allowed out: loopback, the tunnel interfaces, UDP carrying an engine's fwmark (only a process
     with CAP_NET_ADMIN can set a mark — an ordinary process sending to the endpoint is not exempt),
     DHCPv4/DHCPv6 and neighbour discovery, and with ``lan`` the fixed private ranges (never DNS).
     Everything else, IPv6 included, is rejected.
+
+    ``bypass_marks``: the marks a `bypass_script` gives packets of excluded apps (the user chose
+    to exempt them): any such packet may leave, and replies of their connections (conntrack mark)
+    may come in.
     """
     t = KILL_SWITCH_TABLE
     ifaces = ", ".join(_q(m.ifname) for m in members)
@@ -106,6 +113,9 @@ def kill_switch_script(members: Sequence[KillSwitchMember], lan: Sequence[str] =
     ]
     if marks:
         out.append(f"    meta l4proto udp meta mark {{ {', '.join(map(str, marks))} }} accept")
+    bypass = ", ".join(map(str, sorted(set(bypass_marks))))
+    if bypass:
+        out.append(f"    meta mark {{ {bypass} }} accept")
     out += [
         "    udp sport 68 udp dport 67 accept",
         "    meta nfproto ipv6 udp sport 546 udp dport 547 accept",
@@ -126,6 +136,8 @@ def kill_switch_script(members: Sequence[KillSwitchMember], lan: Sequence[str] =
     ]
     if ports:
         inp.append(f"    udp dport {{ {', '.join(map(str, ports))} }} accept")
+    if bypass:
+        inp.append(f"    ct state {{ established, related }} ct mark {{ {bypass} }} accept")
     inp += [
         "    ct state related meta l4proto { icmp, ipv6-icmp } accept",
         "    udp sport 67 udp dport 68 accept",
@@ -149,6 +161,68 @@ def kill_switch_script(members: Sequence[KillSwitchMember], lan: Sequence[str] =
                 "  chain input {",
                 "    type filter hook input priority filter - 10; policy drop;",
                 *inp,
+                "  }",
+                "}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def bypass_table(ifname: str) -> str:
+    """Name of the table that lets excluded apps bypass full tunnel ``ifname``."""
+    return full_tunnel_table(ifname).replace("wgdesk-", "wgdesk-bypass-", 1)
+
+
+def bypass_script(
+    ifname: str, cgroup: str, fwmark: int, addresses: Iterable[str], dns_servers: Iterable[str]
+) -> str:
+    """Rules that send the sockets of cgroup ``cgroup`` (level 1) around full tunnel ``ifname``.
+
+    * output (a ``route`` chain, so the kernel routes again after the mark changes): packets of
+      the cgroup get the engine's mark ``fwmark`` — ``ip rule not fwmark M table M`` then sends
+      them by the main table, i.e. the physical link — except to the tunnel's DNS servers, which
+      the app resolves through; the mark is saved in conntrack;
+    * prerouting: replies get the mark back from conntrack (``src_valid_mark`` reverse-path
+      checks look up the route with it);
+    * postrouting: marked packets with a tunnel address as source (chosen by the first route
+      lookup, before the mark) leaving by another interface are masqueraded.
+
+    ``cgroup`` must be a validated name (`settings.CGROUP_NAME`); addresses are parsed here.
+    """
+    table = bypass_table(ifname)
+    group = f'socket cgroupv2 level 1 "{cgroup}"'
+    dns4 = [str(ip_address(a)) for a in dns_servers if ip_address(a).version == 4]
+    dns6 = [str(ip_address(a)) for a in dns_servers if ip_address(a).version == 6]
+    src4 = [str(ip_interface(a).ip) for a in addresses if ip_interface(a).version == 4]
+    src6 = [str(ip_interface(a).ip) for a in addresses if ip_interface(a).version == 6]
+    mark = f"meta mark set {fwmark} ct mark set {fwmark}"
+    out: list[str] = []
+    for fam, nfproto, dns in (("ip", "ipv4", dns4), ("ip6", "ipv6", dns6)):
+        if dns:
+            out.append(f"    {group} {fam} daddr != {{ {', '.join(dns)} }} {mark}")
+        else:
+            out.append(f"    {group} meta nfproto {nfproto} {mark}")
+    nat: list[str] = []
+    for fam, src in (("ip", src4), ("ip6", src6)):
+        if src:
+            saddr = f"{fam} saddr {{ {', '.join(src)} }}"
+            nat.append(f"    meta mark {fwmark} oifname != {_q(ifname)} {saddr} masquerade")
+    return (
+        "\n".join(
+            [
+                f"table {FAMILY} {table} {{",
+                "  chain output {",
+                "    type route hook output priority mangle; policy accept;",
+                *out,
+                "  }",
+                "  chain prerouting {",
+                "    type filter hook prerouting priority mangle; policy accept;",
+                f"    ct mark {fwmark} meta mark set ct mark",
+                "  }",
+                "  chain postrouting {",
+                "    type nat hook postrouting priority srcnat; policy accept;",
+                *nat,
                 "  }",
                 "}",
             ]

@@ -106,6 +106,9 @@ _VERBS: dict[str, dict[str, tuple[bool, Any]]] = {
         "apply": (False, lambda v: _optional_bool(v, "apply")),
     },
     "subscribe": {},
+    # no arguments: the process moved is the caller, as the kernel names it (never a client's pid)
+    "split_exclude": {},
+    "split_list": {},
 }
 VERBS = frozenset(_VERBS)
 

@@ -38,7 +38,7 @@ PER_USER_CONNECTIONS = 8
 """Simultaneous connections one non-root user may hold (so one group member cannot take them all)."""
 SEND_TIMEOUT = 5.0
 """Seconds a client may take to read what we send before it is dropped."""
-WATCH_VERBS = frozenset({"version", "status", "logs", "diagnose", "subscribe"})
+WATCH_VERBS = frozenset({"version", "status", "logs", "diagnose", "subscribe", "split_list"})
 """Verbs that only read: all a member of `monitor_group` may use."""
 
 ROOT, CONTROL, MONITOR = "root", "control", "monitor"
@@ -258,7 +258,7 @@ class ControlServer:
             self._stream(conn)
             return False
         try:
-            result = self._call(req)
+            result = self._call(req, conn, uid)
             self._record_owner(req, uid)
         except TunnelError as e:
             self._send(conn, protocol.error(req.id, e.code, e.message, **e.details))
@@ -299,8 +299,12 @@ class ControlServer:
             elif req.verb == "up" or req.verb == "down":
                 self._owners.pop(name, None)
 
-    def _call(self, req: protocol.Request) -> Any:
+    def _call(self, req: protocol.Request, conn: socket.socket, uid: int) -> Any:
         a = req.args
+        if req.verb == "split_exclude":
+            return self.manager.split_exclude(conn, uid)
+        if req.verb == "split_list":
+            return self.manager.split_list(None if uid == 0 else uid)
         if req.verb == "version":
             return {"version": __version__, "protocol": protocol.VERSION}
         if req.verb == "up":

@@ -6,6 +6,7 @@ Only root can write that file; nothing the unprivileged side sends can change th
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tomllib
@@ -57,6 +58,15 @@ class Settings:
     probe_mtu_on_up: bool = False
     """After each bring-up, probe the path MTU through the tunnel (DF pings, `wgdesk.helper.mtu`) and
     lower its MTU when a black hole is found. Off by default: it sends probe traffic."""
+    allow_split_tunnel: bool = True
+    """Users may run applications outside a full tunnel (`wgdeskctl exclude -- COMMAND`). Off: the
+    helper refuses, for administrators who must forbid it."""
+    split_tunnel_cgroup: str = "wgdesk-bypass"
+    """Name of the cgroup v2 directory (a direct child of the cgroup2 root) whose processes bypass a
+    full tunnel. Letters, digits, ``_`` and ``-`` only."""
+    split_tunnel_cgroup_root: str = ""
+    """Where cgroup2 is mounted; empty = found in /proc/self/mountinfo, or mounted by the helper
+    under its state directory when there is none."""
     extra: dict[str, object] = field(default_factory=dict, compare=False)
 
     def engine_executable(self) -> str:
@@ -99,6 +109,8 @@ _CHOICES = {
 
 
 _POSITIVE = ("reresolve_interval", "reresolve_after")
+CGROUP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What `Settings.split_tunnel_cgroup` may be (it ends up in an nft script and a path)."""
 
 
 def load(path: Path | None = None) -> Settings:
@@ -126,5 +138,9 @@ def load(path: Path | None = None) -> Settings:
             raise SettingsError(f"{path}: {key} must be a number of seconds above 0 (and below a year)")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise SettingsError(f"{path}: {key} must be one of {', '.join(_CHOICES[key])}")
+        if key == "split_tunnel_cgroup" and not (isinstance(value, str) and CGROUP_NAME.fullmatch(value)):
+            raise SettingsError(f"{path}: {key} must be 1 to 64 letters, digits, _ or -")
+        if key == "split_tunnel_cgroup_root" and value and not str(value).startswith("/"):
+            raise SettingsError(f"{path}: {key} must be an absolute path (or empty)")
         values[key] = value
     return Settings(**values)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from queue import Full, Queue
 from typing import TYPE_CHECKING, Any
 
 from wgdesk import uapi
-from wgdesk.helper import firewall
+from wgdesk.helper import firewall, split
 from wgdesk.helper import mtu as path_mtu
 from wgdesk.helper.engine_process import (
     EngineError,
@@ -153,6 +153,8 @@ class Tunnel:
     """Peers whose endpoint is a host name, for the `Reresolver` (replaced as a whole by `update`)."""
     mtu: int | None = None
     """The interface MTU set at bring-up or lowered by `probe_mtu`."""
+    bypass: bool = False
+    """Excluded apps bypass this full tunnel (its `firewall.bypass_script` table is in place)."""
 
 
 def _routes(nets: Sequence[Network], table: str, full: bool, fwmark: int) -> list[Route]:
@@ -276,6 +278,8 @@ class TunnelManager:
         """Re-resolves endpoint names of running tunnels; its thread is started by `main`."""
         self._probing: set[str] = set()
         """Tunnels with an MTU probe running (one at a time each)."""
+        self.split = split.BypassGroup(settings, state_dir, logbook)
+        """The cgroup of processes that bypass a full tunnel (`split_exclude`)."""
 
     # --- public verbs ---------------------------------------------------------------------
 
@@ -883,6 +887,7 @@ class TunnelManager:
             platform.route_add(r.dst, ifname, r.table)
         if plan.full_tunnel:
             self._full_tunnel(plan, j)
+            self._bypass(plan, tunnel)
         if plan.dns_servers or plan.dns_search:
             self._set_dns(plan, tunnel)
         if plan.hooks.get("PreDown"):
@@ -953,6 +958,51 @@ class TunnelManager:
                 lan=self.lan,
             )
         )
+
+    def _bypass(self, plan: Plan, tunnel: Tunnel) -> None:
+        """Let processes of the bypass cgroup around this full tunnel (when allowed and possible)."""
+        refusal = self.split.refusal()
+        if refusal is not None:
+            if self.settings.allow_split_tunnel:
+                self.log.info(plan.name, refusal[1])
+            return
+        table = firewall.bypass_table(plan.ifname)
+        tunnel.journal.record("bypass", family=firewall.FAMILY, name=table)
+        self.split.nft_apply(
+            firewall.bypass_script(
+                plan.ifname, self.split.name, plan.fwmark, plan.addresses, plan.dns_servers
+            )
+        )
+        tunnel.bypass = True
+        if self.kill_switch:
+            self._apply_kill_switch()
+
+    def split_exclude(self, conn: socket.socket, uid: int) -> dict[str, Any]:
+        """Move the process at the other end of ``conn`` into the bypass cgroup (`split`)."""
+        try:
+            moved = self.split.exclude_peer(conn, uid)
+        except split.SplitError as e:
+            raise TunnelError(e.code, e.message) from e
+        return {**moved.as_dict(), **self._split_state()}
+
+    def split_list(self, uid: int | None) -> dict[str, Any]:
+        """The excluded processes (of ``uid`` only, unless None) and whether a full tunnel is bypassed."""
+        refusal = self.split.refusal()
+        return {
+            "available": refusal is None,
+            "reason": refusal[1] if refusal else None,
+            "processes": [p.as_dict() for p in self.split.members(uid)],
+            **self._split_state(),
+        }
+
+    def _split_state(self) -> dict[str, Any]:
+        with self._lock:
+            bypassed = [t.name for t in self.tunnels.values() if t.bypass and t.state == "up"]
+        return {
+            "cgroup": self.split.name,
+            "active": bool(bypassed),
+            "tunnel": bypassed[0] if bypassed else None,
+        }
 
     def _set_dns(self, plan: Plan, tunnel: Tunnel) -> None:
         backend = self._dns_backend()
@@ -1036,6 +1086,12 @@ class TunnelManager:
             self._restore_sysctl(tunnel, e)
         elif kind == "nft_table":
             platform.nft_delete_table(e["family"], e["name"])
+        elif kind == "bypass":
+            platform.nft_delete_table(e["family"], e["name"])
+            if tunnel is not None and tunnel.bypass:
+                tunnel.bypass = False
+                if self.kill_switch:
+                    self._apply_kill_switch()
         elif kind == "killswitch":
             if tunnel is not None:
                 self.kill_switch.pop(tunnel.name, None)
@@ -1066,8 +1122,9 @@ class TunnelManager:
 
     def _apply_kill_switch(self) -> None:
         members = list(self.kill_switch.values())
+        bypass = [t.fwmark for t in self.tunnels.values() if t.bypass]
         if members:
-            platform.nft_apply(firewall.kill_switch_script(members, self.lan))
+            platform.nft_apply(firewall.kill_switch_script(members, self.lan, bypass))
         else:
             platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
 
@@ -1173,6 +1230,7 @@ class TunnelManager:
                     self.down(name)
                 except Exception as e:
                     self.log.error(name, f"down during shutdown failed: {e}")
+            self.split.close()
 
     # --- reporting -----------------------------------------------------------------------------
 
@@ -1191,6 +1249,7 @@ class TunnelManager:
             "fwmark": t.fwmark,
             "listen_port": t.listen_port,
             "mtu": t.mtu,
+            "bypass": t.bypass,
             "since": t.since,
             "message": t.message,
             "warnings": list(t.warnings),

@@ -1,0 +1,194 @@
+"""Per-app split tunnelling (`wgdeskctl exclude -- COMMAND`) against the real kernel, in the helper lab.
+
+A TCP (and UDP) "who am I" server in the server namespace answers with the source address it sees:
+the client's tunnel address (10.97.0.2 / fd97::2) when a connection came through the tunnel, its
+LAN address (10.98.1.2 / fd98:1::2: the router forwards without NAT) when it went around it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.helper.lab import (
+    CLIENT_LAN,
+    CLIENT_TUNNEL,
+    NFT,
+    PYTHON,
+    ROOT,
+    SERVER_TUNNEL,
+    SERVER_WAN,
+    HelperProcess,
+    Lab,
+    lab,
+)
+from tests.netns import unique_name, wait_for
+from wgdesk.helper import split
+
+pytestmark = pytest.mark.root
+
+T = unique_name("wgx")
+CGROUP = f"wgdesk-test-{unique_name('b')}"
+WHOAMI_PORT = 7377
+DNS_PORT = 53
+SERVER4, SERVER6 = SERVER_WAN[0].split("/")[0], SERVER_WAN[1].split("/")[0]
+LAN4, LAN6 = CLIENT_LAN[0].split("/")[0], CLIENT_LAN[1].split("/")[0]
+
+WHOAMI = """
+import socket, sys, threading
+def tcp(fam, addr):
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, int(sys.argv[1])))
+    s.listen(16)
+    while True:
+        c, peer = s.accept()
+        c.sendall(peer[0].encode() + b"\\n")
+        c.close()
+def udp(fam, addr):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, int(sys.argv[2])))
+    while True:
+        data, peer = s.recvfrom(2048)
+        s.sendto(peer[0].encode(), peer)
+for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+    threading.Thread(target=tcp, args=(fam, addr), daemon=True).start()
+    threading.Thread(target=udp, args=(fam, addr), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+ASK = """
+import socket, sys
+kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+for attempt in range(5):
+    try:
+        if kind == "tcp":
+            s = socket.create_connection((host, port), timeout=2)
+            print(s.makefile().readline().strip())
+        else:
+            s = socket.socket(fam, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            s.sendto(b"?", (host, port))
+            print(s.recv(2048).decode())
+        sys.exit(0)
+    except OSError as e:
+        err = e
+print(f"failed: {err}")
+sys.exit(3)
+"""
+
+
+@contextmanager
+def split_lab(settings: str = "") -> Iterator[tuple[Lab, HelperProcess]]:
+    with lab() as L:
+        ready = L.server.popen(
+            PYTHON, "-I", "-c", WHOAMI, str(WHOAMI_PORT), str(DNS_PORT), stdout=subprocess.PIPE
+        )
+        assert ready.stdout is not None and ready.stdout.readline().strip() == b"ready"
+        h = L.start_helper(settings=f'split_tunnel_cgroup = "{CGROUP}"\n' + settings)
+        yield L, h
+
+
+def ctl(L: Lab, h: HelperProcess, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``wgdeskctl`` in the client namespace (optionally as an unprivileged user)."""
+    argv = [PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), *args]
+    if user is not None:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        ["ip", "netns", "exec", L.client.name, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        cwd="/",
+    )
+
+
+def ask(
+    L: Lab, h: HelperProcess, host: str, kind: str = "tcp", port: int = WHOAMI_PORT, excluded: bool = False
+) -> str:
+    """The address the server saw (or ``failed: …``), from a plain or an excluded process."""
+    command = [PYTHON, "-I", "-c", ASK, kind, host, str(port)]
+    r = ctl(L, h, "exclude", "--", *command) if excluded else L.client.exec(*command, check=False)
+    return r.stdout.strip() or r.stderr.strip()
+
+
+def cgroup_dir() -> Path:
+    """The test's bypass cgroup, as this (root-namespace) process sees the cgroup2 hierarchy."""
+    mounts = split.cgroup2_mounts(Path("/proc/self/mountinfo").read_text())
+    [root] = [point for point, inside in mounts if inside == "/"][:1]
+    return root / CGROUP
+
+
+def bypass_rules(L: Lab) -> str:
+    return str(L.client.exec(NFT, "list", "ruleset").stdout)
+
+
+def test_excluded_app_goes_around_the_full_tunnel_dns_stays_inside() -> None:
+    with split_lab() as (L, h):
+        c = h.client()
+        c.up(T, L.config(allowed="0.0.0.0/0, ::/0", dns=SERVER_TUNNEL[0]), kill_switch=False)
+        assert L.ping(SERVER_TUNNEL[0], 2, attempts=5)
+        assert ask(L, h, SERVER4) == CLIENT_TUNNEL[0]  # through the tunnel
+        assert ask(L, h, SERVER4, excluded=True) == LAN4  # around it
+        assert ask(L, h, SERVER6) == CLIENT_TUNNEL[1]
+        assert ask(L, h, SERVER6, excluded=True) == LAN6
+        # an excluded app still resolves names through the tunnel's DNS server
+        assert ask(L, h, SERVER_TUNNEL[0], "udp", DNS_PORT, excluded=True) == CLIENT_TUNNEL[0]
+        # the rules name our cgroup (nft shows it by inode number) and the tunnel's mark
+        rules = bypass_rules(L)
+        assert f"socket cgroupv2 level 1 {cgroup_dir().stat().st_ino} " in rules
+        assert f"meta mark set 0x{c.status()[0]['fwmark']:08x}" in rules
+        # the process that asked is the one moved, and it keeps its pid (exec) and its cgroup
+        r = ctl(L, h, "exclude", "--", PYTHON, "-I", "-c", "print(open('/proc/self/cgroup').read())")
+        assert r.returncode == 0 and r.stderr == "", r.stderr  # a full tunnel is up: no notice
+        assert f"0::/{CGROUP}" in r.stdout.splitlines()
+        sleeper = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                L.client.name,
+                PYTHON,
+                "-m",
+                "wgdesk.cli",
+                "--socket",
+                str(h.socket),
+                "exclude",
+                "--",
+                "sleep",
+                "60",
+            ],
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            assert wait_for(lambda: str(sleeper.pid) in (cgroup_dir() / "cgroup.procs").read_text(), 10)
+            listed = json.loads(ctl(L, h, "excluded", "--json").stdout)
+            assert {"pid": sleeper.pid, "uid": 0, "command": "sleep"} in listed["processes"]
+            assert listed["active"] is True and listed["tunnel"] == T and listed["cgroup"] == CGROUP
+            text = ctl(L, h, "excluded").stdout
+            assert f"excluded apps bypass full tunnel {T}" in text and f"{sleeper.pid}" in text
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+        c.down(T)
+        assert "cgroupv2" not in bypass_rules(L)
+        # with the tunnel down, an excluded app uses normal routing, and says so
+        r = ctl(L, h, "exclude", "--", PYTHON, "-I", "-c", ASK, "tcp", SERVER4, str(WHOAMI_PORT))
+        assert r.returncode == 0 and r.stdout.strip() == LAN4
+        assert "no full tunnel is up" in r.stderr
+    # the helper removes its (empty) cgroup when it stops
+    assert not cgroup_dir().exists()

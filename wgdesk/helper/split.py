@@ -1,0 +1,324 @@
+"""Per-application split tunnelling on Linux: the bypass cgroup.
+
+Processes in one cgroup v2 directory, a direct child of the cgroup2 root (setting
+``split_tunnel_cgroup``, default ``wgdesk-bypass``), are sent around a full tunnel by the rules of
+`firewall.bypass_script`, which match ``socket cgroupv2 level 1 "<name>"``. A socket belongs to the
+cgroup of the process that created it, so a process must be moved *before* it opens sockets:
+``wgdeskctl exclude -- COMMAND`` asks the helper to move the calling process (the kernel names it:
+``SO_PEERPIDFD``, never a pid the client sends) and then execs COMMAND.
+
+The cgroup2 hierarchy is found in /proc/self/mountinfo; when the helper's mount namespace has none
+(``ip netns exec`` remounts /sys), the helper mounts cgroup2 itself under its state directory. The
+directory is created on first use and removed at shutdown when empty.
+
+nftables (1.0.6) resolves the cgroup path only below the fixed /sys/fs/cgroup, so when the cgroup2
+root is elsewhere the script is applied by ``nft`` in a private mount namespace with cgroup2
+mounted there (`BypassGroup.nft_apply`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wgdesk.helper.logbook import LogBook
+from wgdesk.helper.settings import CGROUP_NAME, Settings
+from wgdesk.platforms import PlatformError
+from wgdesk.platforms import current as platform
+
+NFT_CGROUP_ROOT = Path("/sys/fs/cgroup")
+"""Where nft looks up cgroup paths (hard-coded in nftables)."""
+_SO_PEERPIDFD = 77
+"""``SO_PEERPIDFD`` (Linux 6.5): a pidfd of the process that connected; not in Python 3.11's socket."""
+MOUNT = "/usr/bin/mount" if os.path.exists("/usr/bin/mount") else "/bin/mount"
+UMOUNT = "/usr/bin/umount" if os.path.exists("/usr/bin/umount") else "/bin/umount"
+UNSHARE = "/usr/bin/unshare"
+SH = "/bin/sh"
+_NFT_IN_PRIVATE_MOUNT = 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" "$@"'
+
+
+class SplitError(Exception):
+    """Split tunnelling refused or failed; ``code`` is the wire error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """One process in the bypass cgroup."""
+
+    pid: int
+    uid: int
+    command: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "uid": self.uid, "command": self.command}
+
+
+def cgroup2_mounts(mountinfo: str) -> list[tuple[Path, str]]:
+    """(mount point, root inside the hierarchy) of every cgroup2 mount in a mountinfo text."""
+    found: list[tuple[Path, str]] = []
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5 or not right.split() or right.split()[0] != "cgroup2":
+            continue
+        point = fields[4].encode().decode("unicode_escape")  # \040 for a space, as the kernel writes
+        found.append((Path(point), fields[3]))
+    return found
+
+
+def _pidfd_pid(pidfd: int) -> int:
+    """The pid a pidfd refers to (-1 once the process is gone), from /proc/self/fdinfo."""
+    for line in Path(f"/proc/self/fdinfo/{pidfd}").read_text().splitlines():
+        if line.startswith("Pid:"):
+            return int(line.split()[1])
+    raise SplitError("failed", "this kernel does not show the pid of a pidfd")
+
+
+def _alive(pidfd: int) -> bool:
+    """True while the process of ``pidfd`` has not exited (a pidfd polls readable on exit)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return not poller.poll(0)
+
+
+class BypassGroup:
+    """The helper's bypass cgroup: found or mounted, created lazily, listed, removed at shutdown."""
+
+    def __init__(self, settings: Settings, state_dir: Path, log: LogBook) -> None:
+        if not CGROUP_NAME.fullmatch(settings.split_tunnel_cgroup):
+            raise SplitError("invalid", "split_tunnel_cgroup must be 1 to 64 letters, digits, _ or -")
+        self.name = settings.split_tunnel_cgroup
+        self.allowed = settings.allow_split_tunnel
+        self._configured_root = settings.split_tunnel_cgroup_root
+        self._mount_point = state_dir / "cgroup2"
+        self.log = log
+        self._lock = threading.RLock()
+        self._root: Path | None = None
+        self._mounted = False
+        self._nft_ok: bool | None = None
+        self._created = False
+
+    # --- the cgroup --------------------------------------------------------------------------------
+
+    def refusal(self) -> tuple[str, str] | None:
+        """Why processes cannot be excluded here, as (code, message), or None."""
+        if not self.allowed:
+            return (
+                "denied",
+                "running apps outside the tunnel is switched off by the administrator "
+                "(allow_split_tunnel = false in /etc/wgdesk/helper.toml)",
+            )
+        try:
+            self.path()
+        except SplitError as e:
+            return e.code, e.message
+        return None
+
+    def root(self) -> Path:
+        """The cgroup2 mount point (found, configured, or mounted by us)."""
+        with self._lock:
+            if self._root is None:
+                self._root = self._find_root()
+            return self._root
+
+    def _find_root(self) -> Path:
+        mounts = cgroup2_mounts(Path("/proc/self/mountinfo").read_text())
+        if self._configured_root:
+            wanted = Path(self._configured_root)
+            if not any(point == wanted and root == "/" for point, root in mounts):
+                raise SplitError(
+                    "unsupported",
+                    f"apps cannot run outside the tunnel: {wanted} (split_tunnel_cgroup_root) is not "
+                    "the root of a cgroup2 mount",
+                )
+            return wanted
+        for point, root in mounts:
+            if root == "/":
+                return point
+        # none in this mount namespace (e.g. under `ip netns exec`): mount one privately
+        point = self._mount_point
+        point.mkdir(mode=0o700, exist_ok=True)
+        try:
+            platform.command([MOUNT, "-t", "cgroup2", "cgroup2", str(point)])
+        except PlatformError as e:
+            raise SplitError(
+                "unsupported",
+                f"apps cannot run outside the tunnel: this system has no cgroup v2 ({e})",
+            ) from e
+        self._mounted = True
+        self.log.info(None, f"mounted cgroup2 at {point} for split tunnelling")
+        return point
+
+    def path(self) -> Path:
+        """The bypass cgroup directory, created (and checked against nft) on first use."""
+        directory = self.root() / self.name
+        with self._lock:
+            if not directory.is_dir():
+                try:
+                    directory.mkdir(mode=0o755)
+                except FileExistsError:
+                    pass
+                except OSError as e:
+                    raise SplitError(
+                        "unsupported", f"apps cannot run outside the tunnel: cannot create {directory}: {e}"
+                    ) from e
+                self._created = True
+            if self._nft_ok is None:
+                self._nft_ok = self._nft_matches()
+            if not self._nft_ok:
+                raise SplitError(
+                    "unsupported",
+                    "apps cannot run outside the tunnel: nftables here cannot match sockets by cgroup v2 "
+                    "(needs nftables 0.9.3+ and Linux 5.13+ with nft_socket)",
+                )
+        return directory
+
+    def _nft_matches(self) -> bool:
+        probe = (
+            "table inet wgdesk-bypass-probe {\n  chain c {\n    type filter hook output priority 0;\n"
+            f'    socket cgroupv2 level 1 "{self.name}" accept\n  }}\n}}\n'
+        )
+        try:
+            self._nft(["-c", "-f", "-"], probe)
+        except PlatformError as e:
+            self.log.warning(None, f"nft cannot match the bypass cgroup: {e}")
+            return False
+        return True
+
+    # --- moving and listing --------------------------------------------------------------------
+
+    def exclude_peer(self, conn: socket.socket, uid: int) -> Excluded:
+        """Move the process at the other end of ``conn`` (the kernel's answer, never a pid a client
+        names) into the bypass cgroup. ``uid`` is the connection's SO_PEERCRED uid."""
+        refusal = self.refusal()
+        if refusal is not None:
+            raise SplitError(*refusal)
+        procs = self.path() / "cgroup.procs"
+        try:
+            pidfd = conn.getsockopt(socket.SOL_SOCKET, _SO_PEERPIDFD)
+        except OSError:
+            pidfd = -1
+        if pidfd < 0:  # before Linux 6.5: the pid of SO_PEERCRED, opened as a pidfd now
+            pid = platform.peer_credentials(conn).pid
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError as e:
+                raise SplitError("failed", f"the calling process {pid} is gone") from e
+        try:
+            pid = _pidfd_pid(pidfd)
+            if pid <= 0 or not _alive(pidfd):
+                raise SplitError("failed", "the calling process exited")
+            before = self._cgroup_of(pid)
+            try:
+                procs.write_text(f"{pid}\n")
+            except OSError as e:
+                raise SplitError("failed", f"cannot move process {pid} into {procs.parent}: {e}") from e
+            if not _alive(pidfd):
+                # it exited meanwhile: the pid may have been reused by another process; put that back
+                if before is not None:
+                    with contextlib.suppress(OSError):
+                        (self.root() / before.lstrip("/") / "cgroup.procs").write_text(f"{pid}\n")
+                raise SplitError("failed", "the calling process exited")
+        finally:
+            os.close(pidfd)
+        excluded = Excluded(pid, uid, _command(pid))
+        self.log.info(None, f"process {pid} ({excluded.command}) of uid {uid} now bypasses full tunnels")
+        return excluded
+
+    @staticmethod
+    def _cgroup_of(pid: int) -> str | None:
+        try:
+            for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+                if line.startswith("0::"):
+                    return line[3:]
+        except OSError:
+            pass
+        return None
+
+    def members(self, uid: int | None = None) -> list[Excluded]:
+        """Processes in the bypass cgroup (only those of ``uid`` when given); empty when it does
+        not exist yet."""
+        with self._lock:
+            root = self._root
+        if root is None or not (root / self.name).is_dir():
+            return []
+        try:
+            pids = [int(p) for p in (root / self.name / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+        out = []
+        for pid in pids:
+            owner = _uid(pid)
+            if owner is None or (uid is not None and owner != uid):
+                continue
+            out.append(Excluded(pid, owner, _command(pid)))
+        return out
+
+    # --- nft -----------------------------------------------------------------------------------
+
+    def nft_apply(self, script: str) -> None:
+        """Apply an nft script that names the bypass cgroup (see the module docstring)."""
+        self.path()
+        self._nft(["-f", "-"], script)
+
+    def _nft(self, args: list[str], script: str) -> None:
+        root = self.root()
+        if root == NFT_CGROUP_ROOT:
+            platform.command([platform.NFT, *args], stdin=script)
+            return
+        platform.command(
+            [UNSHARE, "-m", "--propagation", "private", SH, "-c", _NFT_IN_PRIVATE_MOUNT, platform.NFT, *args],
+            stdin=script,
+        )
+
+    # --- shutdown ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Remove the cgroup when empty and unmount what we mounted (helper shutdown)."""
+        with self._lock:
+            root = self._root
+            if root is None:
+                return
+            directory = root / self.name
+            try:
+                if directory.is_dir():
+                    directory.rmdir()
+            except OSError as e:
+                self.log.info(None, f"left {directory} in place: {e.strerror} (processes still in it)")
+            if self._mounted:
+                try:
+                    platform.command([UMOUNT, str(root)])
+                    root.rmdir()
+                except (PlatformError, OSError) as e:
+                    self.log.warning(None, f"cannot unmount {root}: {e}")
+                self._mounted = False
+            self._root = None
+            self._nft_ok = None
+
+
+def _uid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
