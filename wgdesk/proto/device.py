@@ -50,6 +50,7 @@ from wgdesk.proto.handshake import HandshakeState, StaticIdentity
 from wgdesk.proto.keypair import Keypair
 from wgdesk.proto.peer import Peer
 from wgdesk.proto.ratelimiter import RateLimiter
+from wgdesk.proto.timerqueue import TimerQueue
 from wgdesk.proto.timers import JITTER_STEPS
 
 _NONCE_PREFIX = bytes(4)
@@ -99,6 +100,7 @@ class Device:
         "pending_handshakes",
         "rate_limiter",
         "rng",
+        "timer_queue",
         "under_load_threshold",
         "wall_clock",
     )
@@ -126,6 +128,7 @@ class Device:
         self._dst_cache: tuple[bytes, Peer | None] = (b"", None)
         self._src_cache: tuple[bytes, Peer | None] = (b"", None)
         self._jitters: list[int] = []
+        self.timer_queue: TimerQueue[Peer] = TimerQueue()
 
     # --- outputs --------------------------------------------------------------------------------------
 
@@ -142,13 +145,11 @@ class Device:
         return out
 
     def get_timer(self) -> float | None:
-        """The earliest monotonic deadline at which `handle_timer` must be called, or None."""
-        best: float | None = None
-        for peer in self.peers.values():
-            t = peer.timers.next_deadline()
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        """The earliest monotonic deadline at which `handle_timer` must be called, or None.
+
+        O(k log n) for k peers touched since the last call (timerqueue.py), not O(peers).
+        """
+        return self.timer_queue.earliest()
 
     def next_event(self) -> Event | None:
         """The oldest pending event, or None."""
@@ -282,9 +283,11 @@ class Device:
                 self._remove_peer(own)
         self.identity = identity
         self.cookie_checker.init(identity.public_key if identity else None)
+        touch = self.timer_queue.touch
         for peer in self.peers.values():
             peer.handshake.precompute(identity)
             peer.expire_current_keypairs()
+            touch(peer)
 
     def _apply_peer(self, pc: PeerChange, now: float) -> None:
         if self.identity is not None and pc.public_key == self.identity.public_key:
@@ -299,6 +302,7 @@ class Device:
                 return
             peer = Peer(self, pc.public_key)
             self.peers[pc.public_key] = peer
+        self.timer_queue.touch(peer)
         if pc.preshared_key is not None:
             peer.handshake.preshared_key = pc.preshared_key
         if pc.endpoint is not None:
@@ -319,6 +323,7 @@ class Device:
     def _remove_peer(self, peer: Peer) -> None:
         peer.zero_and_flush_all()
         peer.timers.stop()
+        self.timer_queue.discard(peer)
         self.allowed_ips.remove_by_value(peer)
         del self.peers[peer.public_key]
         self._dst_cache = (b"", None)
@@ -335,6 +340,8 @@ class Device:
         lookup = self.allowed_ips.lookup
         outgoing = self.outgoing
         cached_dst, cached_peer = self._dst_cache
+        touch = self.timer_queue.touched.add
+        touched: Peer | None = None
         for packet in packets:
             n = len(packet)
             if n == 0:
@@ -391,6 +398,9 @@ class Device:
             timers.send_keepalive = None
             if peer.persistent_keepalive:
                 timers.persistent_keepalive = now + peer.persistent_keepalive
+            if peer is not touched:
+                touch(peer)
+                touched = peer
         self._dst_cache = (cached_dst, cached_peer)
 
     # --- inbound --------------------------------------------------------------------------------------
@@ -418,6 +428,8 @@ class Device:
         keypairs = self._keypair_index
         incoming = self.incoming
         cached_src, cached_owner = self._src_cache
+        touch = self.timer_queue.touched.add
+        touched: Peer | None = None
         for data, addr in items:
             if len(data) < MESSAGE_TRANSPORT_SIZE or data[:4] != _TRANSPORT_HEAD:
                 self.pending_handshakes = base + pending
@@ -445,6 +457,9 @@ class Device:
                 self.drop(DropReason.REPLAYED_COUNTER, peer.public_key, addr)
                 continue
             peer.received_transport(kp, addr, len(data), now)
+            if peer is not touched:
+                touch(peer)
+                touched = peer
             n = len(plaintext)
             if n == 0:
                 continue  # keepalive
@@ -598,11 +613,10 @@ class Device:
     # --- timers ---------------------------------------------------------------------------------------
 
     def handle_timer(self, now: float) -> None:
-        """Run every timer action due at `now` (call at or after `get_timer()`)."""
-        for peer in list(self.peers.values()):
-            deadline = peer.timers.next_deadline()
-            if deadline is not None and deadline <= now:
-                peer.handle_timer(now)
+        """Run every timer action due at `now` (call at or after `get_timer()`), peer by peer in the
+        order `peers` lists them. O((k + due) log n), not O(peers)."""
+        for peer in self.timer_queue.pop_due(now):
+            peer.handle_timer(now)
 
 
 __all__ = ["Device"]

@@ -105,6 +105,7 @@ class Peer:
     def send_handshake_initiation(self, now: float, retry: bool) -> None:
         """Start (or retry) a handshake; at most one initiation per Rekey-Timeout (a resend for a
         cookie reply, `cookie_reply_received`, is the attempt's second and does not count)."""
+        self.device.timer_queue.touched.add(self)
         if not retry:
             self.timers.handshake_attempts = 0
         if now - self.last_sent_handshake < REKEY_TIMEOUT:
@@ -132,6 +133,7 @@ class Peer:
         of after Rekey-Timeout — at most once per attempt, no sooner than Handshake-Initiation-Rate
         after that initiation, and without touching the attempt count or the retransmit deadline.
         """
+        self.device.timer_queue.touched.add(self)
         hs = self.handshake
         timers = self.timers
         if (
@@ -186,6 +188,7 @@ class Peer:
     def send_handshake_response(self, now: float) -> None:
         """Answer a consumed initiation; the new keypair waits in `next` for confirmation."""
         device = self.device
+        device.timer_queue.touched.add(self)
         endpoint = self.endpoint
         assert endpoint is not None  # set from the initiation's source
         self.last_sent_handshake = now
@@ -223,6 +226,7 @@ class Peer:
 
     def handshake_complete(self) -> None:
         """A session is confirmed: stop retransmitting, record the wall-clock time."""
+        self.device.timer_queue.touched.add(self)
         self.timers.on_handshake_complete()
         self.last_handshake = self.device.wall_clock()
         current = self.keypairs.current
@@ -259,6 +263,7 @@ class Peer:
 
     def send_data(self, packet: bytes, now: float) -> None:
         """Send one IP packet, or stage it until a keypair is ready."""
+        self.device.timer_queue.touched.add(self)
         kp = self.keypairs.current
         if (
             self.staged
@@ -304,6 +309,7 @@ class Peer:
 
     def send_staged_packets(self, now: float) -> None:
         """Send what is staged on the current keypair, or start a handshake if none can send."""
+        self.device.timer_queue.touched.add(self)
         while self.staged:
             kp = self.keypairs.current
             if (
@@ -348,13 +354,15 @@ class Peer:
 
     def received_authenticated_handshake(self, addr: Endpoint, size: int, now: float) -> None:
         """Bookkeeping for a valid initiation or response from this peer."""
+        self.device.timer_queue.touched.add(self)
         self.rx_bytes += size
         self.timers.on_any_authenticated_packet_traversal(now, self.persistent_keepalive)
         self.timers.new_handshake = None
         self.set_endpoint_from_packet(addr)
 
     def received_transport(self, kp: Keypair, addr: Endpoint, size: int, now: float) -> None:
-        """Bookkeeping for an authenticated, non-replayed transport message on `kp`."""
+        """Bookkeeping for an authenticated, non-replayed transport message on `kp`. It changes
+        timers: the caller (the device's receive loop) touches the peer in its `timer_queue`."""
         if self.endpoint != addr:
             self.set_endpoint_from_packet(addr)
         if kp is self.keypairs.next:
@@ -375,6 +383,7 @@ class Peer:
 
     def handle_timer(self, now: float) -> None:
         """Run every expired timer action (whitepaper §6 order)."""
+        self.device.timer_queue.touched.add(self)
         t = self.timers
         if t.retransmit_handshake is not None and t.retransmit_handshake <= now:
             t.retransmit_handshake = None

@@ -19,6 +19,8 @@ them; `Peer.handle_timer` runs the expiry actions. Rules, in whitepaper order:
 
 from __future__ import annotations
 
+import itertools
+
 from wgdesk.proto.constants import (
     REKEY_TIMEOUT,
     REKEY_TIMEOUT_JITTER_MAX,
@@ -27,16 +29,25 @@ from wgdesk.proto.constants import (
 
 JITTER_STEPS = int(REKEY_TIMEOUT_JITTER_MAX * 1000)  # 334 → 0..333 ms
 
+_created = itertools.count(1)
+
 
 class Timers:
-    """Deadlines and counters of one peer's timers."""
+    """Deadlines and counters of one peer's timers.
+
+    `order` (creation order, for running due peers in the order the device lists them),
+    `queue_entry` and `queued_deadline` belong to the device's `TimerQueue` (timerqueue.py).
+    """
 
     __slots__ = (
         "cookie_resend",
         "handshake_attempts",
         "need_another_keepalive",
         "new_handshake",
+        "order",
         "persistent_keepalive",
+        "queue_entry",
+        "queued_deadline",
         "retransmit_handshake",
         "send_keepalive",
         "sent_last_minute_handshake",
@@ -44,6 +55,9 @@ class Timers:
     )
 
     def __init__(self) -> None:
+        self.order = next(_created)
+        self.queue_entry = 0  # number of the live queue entry; 0 none, -1 discarded
+        self.queued_deadline: float | None = None  # that entry's deadline
         self.stop()
 
     def next_deadline(self) -> float | None:
@@ -75,7 +89,8 @@ class Timers:
 
     # Events (wireguard-go timersXxx). The data path (peer.py, device.py) applies the per-packet ones
     # inline: data sent arms new_handshake, data received arms send_keepalive (or asks for another),
-    # anything authenticated received disarms new_handshake.
+    # anything authenticated received disarms new_handshake. Whoever changes a deadline touches the
+    # peer in the device's timer_queue before the device next answers get_timer/handle_timer.
 
     def on_any_authenticated_packet_sent(self) -> None:
         self.send_keepalive = None
