@@ -357,7 +357,7 @@ def cmd_exclude(args: argparse.Namespace) -> int:
             f"{PROG} exclude: name the program to run outside the tunnel: {PROG} exclude -- COMMAND [ARGS...]"
         )
         return 2
-    if shutil.which(argv[0]) is None:
+    if "/" not in argv[0] and shutil.which(argv[0]) is None:
         _err(f"{PROG} exclude: {argv[0]}: command not found")
         return 127
     try:

@@ -27,13 +27,16 @@ from tests.helper.lab import (
     Lab,
     lab,
 )
+from tests.helper.test_threats import request_as, throwaway_account
 from tests.netns import unique_name, wait_for
+from wgdesk.client import HelperError
 from wgdesk.helper import split
 
 pytestmark = pytest.mark.root
 
 T = unique_name("wgx")
 CGROUP = f"wgdesk-test-{unique_name('b')}"
+SYSTEM_PYTHON = "/usr/bin/python3"
 WHOAMI_PORT = 7377
 DNS_PORT = 53
 SERVER4, SERVER6 = SERVER_WAN[0].split("/")[0], SERVER_WAN[1].split("/")[0]
@@ -100,11 +103,13 @@ def split_lab(settings: str = "") -> Iterator[tuple[Lab, HelperProcess]]:
         yield L, h
 
 
-def ctl(L: Lab, h: HelperProcess, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``wgdeskctl`` in the client namespace (optionally as an unprivileged user)."""
+def ctl(
+    L: Lab, h: HelperProcess, *args: str, user: tuple[int, int] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``wgdeskctl`` in the client namespace (optionally as an unprivileged (uid, gid))."""
     argv = [PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), *args]
     if user is not None:
-        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+        argv = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *argv]
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         ["ip", "netns", "exec", L.client.name, *argv],
@@ -139,6 +144,7 @@ def bypass_rules(L: Lab) -> str:
 
 def test_excluded_app_goes_around_the_full_tunnel_dns_stays_inside() -> None:
     with split_lab() as (L, h):
+        before = L.snapshot()
         c = h.client()
         c.up(T, L.config(allowed="0.0.0.0/0, ::/0", dns=SERVER_TUNNEL[0]), kill_switch=False)
         assert L.ping(SERVER_TUNNEL[0], 2, attempts=5)
@@ -185,10 +191,147 @@ def test_excluded_app_goes_around_the_full_tunnel_dns_stays_inside() -> None:
             sleeper.kill()
             sleeper.wait()
         c.down(T)
-        assert "cgroupv2" not in bypass_rules(L)
+        assert L.snapshot() == before
         # with the tunnel down, an excluded app uses normal routing, and says so
         r = ctl(L, h, "exclude", "--", PYTHON, "-I", "-c", ASK, "tcp", SERVER4, str(WHOAMI_PORT))
         assert r.returncode == 0 and r.stdout.strip() == LAN4
         assert "no full tunnel is up" in r.stderr
     # the helper removes its (empty) cgroup when it stops
     assert not cgroup_dir().exists()
+
+
+def test_down_and_a_late_failure_take_the_bypass_rules_away() -> None:
+    with split_lab(settings='resolv_conf = "/nonexistent-wgdesk-dir/resolv.conf"\n') as (L, h):
+        before = L.snapshot()
+        c = h.client()
+        # DNS is the last step: the bypass table is in place when it fails
+        with pytest.raises(HelperError) as e:
+            c.up(T, L.config(allowed="0.0.0.0/0, ::/0", dns=SERVER_TUNNEL[0]))
+        assert e.value.code == "failed" and "/nonexistent-wgdesk-dir" in e.value.message
+        assert f"apps in cgroup {CGROUP} bypass this full tunnel" in h.log()
+        assert "rolling back" in h.log()
+        assert L.snapshot() == before
+        c.up(T, L.config(allowed="0.0.0.0/0, ::/0"))
+        assert "cgroupv2" in bypass_rules(L) and c.status()[0]["bypass"] is True
+        c.down(T)
+        assert L.snapshot() == before
+
+
+def block_endpoint(L: Lab) -> None:
+    """The router drops the tunnel's UDP: the tunnel carries nothing any more."""
+    L.router.exec(NFT, "add", "table", "inet", "blk")
+    L.router.exec(NFT, "add", "chain", "inet", "blk", "udp_out", "{ type filter hook forward priority 0; }")
+    L.router.exec(NFT, "add", "rule", "inet", "blk", "udp_out", "udp", "dport", "51820", "drop")
+
+
+def test_under_the_kill_switch_excluded_apps_get_out_and_others_do_not() -> None:
+    with split_lab() as (L, h):
+        c = h.client()
+        c.up(T, L.config(allowed="0.0.0.0/0, ::/0", dns=SERVER_TUNNEL[0]))
+        [t] = c.status()
+        assert t["kill_switch"] is True and t["bypass"] is True
+        assert L.ping(SERVER_TUNNEL[0], 2, attempts=5)
+        assert ask(L, h, SERVER4) == CLIENT_TUNNEL[0]
+        assert ask(L, h, SERVER4, excluded=True) == LAN4
+        assert ask(L, h, SERVER6, excluded=True) == LAN6
+        assert ask(L, h, SERVER_TUNNEL[0], "udp", DNS_PORT, excluded=True) == CLIENT_TUNNEL[0]
+        block_endpoint(L)
+        assert ask(L, h, SERVER4).startswith("failed")
+        assert ask(L, h, SERVER6).startswith("failed")
+        assert ask(L, h, SERVER4, excluded=True) == LAN4
+        assert ask(L, h, SERVER6, excluded=True) == LAN6
+        assert ask(L, h, SERVER4, "udp", DNS_PORT, excluded=True) == LAN4
+        c.down(T)
+
+
+def test_an_ipv4_only_full_tunnel_lets_excluded_apps_use_native_ipv6() -> None:
+    with split_lab() as (L, h):
+        c = h.client()
+        c.up(T, L.config(allowed="0.0.0.0/0", dns=SERVER_TUNNEL[0]), kill_switch=False)
+        assert L.ping(SERVER_TUNNEL[0], 2, attempts=5)
+        assert ask(L, h, SERVER6).startswith("failed")  # the native-IPv6 leak block
+        assert ask(L, h, SERVER6, excluded=True) == LAN6
+        assert ask(L, h, SERVER4, excluded=True) == LAN4
+        c.down(T)
+
+
+def test_refused_when_the_administrator_forbids_it_and_nothing_is_run() -> None:
+    with split_lab(settings="allow_split_tunnel = false\n") as (L, h):
+        r = ctl(L, h, "exclude", "--", PYTHON, "-I", "-c", "print('RAN')")
+        assert r.returncode == 1 and "RAN" not in r.stdout
+        assert "switched off by the administrator (allow_split_tunnel = false" in r.stderr
+        c = h.client()
+        c.up(T, L.config(allowed="0.0.0.0/0, ::/0"), kill_switch=False)
+        assert c.status()[0]["bypass"] is False and "cgroupv2" not in bypass_rules(L)
+        listed = h.client().split_list()
+        assert listed["available"] is False and "allow_split_tunnel = false" in listed["reason"]
+        c.down(T)
+    assert not cgroup_dir().exists()  # never created
+
+
+def test_refused_cleanly_without_cgroup2(tmp_path: Path) -> None:
+    with split_lab(settings=f'split_tunnel_cgroup_root = "{tmp_path}"\n') as (L, h):
+        r = ctl(L, h, "exclude", "--", PYTHON, "-I", "-c", "print('RAN')")
+        assert r.returncode == 1 and "RAN" not in r.stdout
+        assert f"{tmp_path} (split_tunnel_cgroup_root) is not the root of a cgroup2 mount" in r.stderr
+        # a full tunnel still comes up, without bypass rules, and says why in its log
+        c = h.client()
+        c.up(T, L.config(allowed="0.0.0.0/0, ::/0"), kill_switch=False)
+        assert c.status()[0]["bypass"] is False and "cgroupv2" not in bypass_rules(L)
+        assert "is not the root of a cgroup2 mount" in h.log()
+        assert h.client().split_list()["available"] is False
+        c.down(T)
+        assert h.proc is not None and h.proc.poll() is None
+
+
+def test_the_helper_moves_only_the_caller_and_watchers_may_not() -> None:
+    with (
+        throwaway_account() as (_a, uid_a, group, gid),
+        throwaway_account() as (_w, uid_w, watchers, gid_w),
+        split_lab(settings=f'group = "{group}"\nmonitor_group = "{watchers}"\n') as (L, h),
+    ):
+        h.client().up(T, L.config(allowed="0.0.0.0/0, ::/0"), kill_switch=False)
+        assert L.ping(SERVER_TUNNEL[0], 2, attempts=5)
+        victim = L.client.popen("sleep", "60")
+        try:
+            # no argument names a process: a pid in the request is refused outright
+            r = request_as(h.socket, uid_a, gid, "split_exclude", pid=victim.pid)
+            assert r == {"invalid": "split_exclude: unknown argument 'pid'"}
+            # the process moved is the caller itself, never another one
+            r = request_as(h.socket, uid_a, gid, "split_exclude")
+            moved = r["ok"]
+            assert isinstance(moved, dict) and moved["uid"] == uid_a and moved["pid"] != victim.pid
+            assert moved["active"] is True and moved["tunnel"] == T
+            assert str(victim.pid) not in (cgroup_dir() / "cgroup.procs").read_text()
+            # a watcher may list (its own: none) but not exclude
+            r = ctl(L, h, "exclude", "--", PYTHON, "-I", "-c", "print('RAN')", user=(uid_w, gid_w))
+            assert r.returncode == 1 and "RAN" not in r.stdout
+            assert f"members of group '{watchers}' may only watch tunnels" in r.stderr
+            assert request_as(h.socket, uid_w, gid_w, "split_list")["ok"]["processes"] == []  # type: ignore[index]
+            # a member's excluded app goes around the tunnel; the member sees only its own processes
+            # (the system Python: the test's virtualenv lives where this user cannot exec it)
+            command = [SYSTEM_PYTHON, "-I", "-c", ASK, "tcp", SERVER4, str(WHOAMI_PORT)]
+            r = ctl(L, h, "exclude", "--", *command, user=(uid_a, gid))
+            assert r.returncode == 0 and r.stdout.strip() == LAN4, r.stderr
+            mine = L.client.popen(
+                "setpriv", f"--reuid={uid_a}", f"--regid={gid}", "--clear-groups",
+                PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), "exclude", "--", "sleep", "60",
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)},
+            )  # fmt: skip
+            roots = L.client.popen(
+                PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), "exclude", "--", "sleep", "60",
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)},
+            )  # fmt: skip
+            procs = cgroup_dir() / "cgroup.procs"
+            assert wait_for(lambda: {str(mine.pid), str(roots.pid)} <= set(procs.read_text().split()), 10)
+            seen = request_as(h.socket, uid_a, gid, "split_list")["ok"]["processes"]  # type: ignore[index]
+            assert seen == [{"pid": mine.pid, "uid": uid_a, "command": "sleep"}]
+            everything = h.client().split_list()["processes"]
+            assert {p["pid"] for p in everything} >= {mine.pid, roots.pid}
+            for p in (mine, roots):
+                p.kill()
+                p.wait()
+        finally:
+            victim.kill()
+            victim.wait()
+        h.client().down(T)

@@ -115,6 +115,8 @@ def kill_switch_script(
         out.append(f"    meta l4proto udp meta mark {{ {', '.join(map(str, marks))} }} accept")
     bypass = ", ".join(map(str, sorted(set(bypass_marks))))
     if bypass:
+        # Linux evaluates the output hook with the interface of the first route lookup (the
+        # tunnel), before the bypass table's re-route; this rule covers a kernel that does not.
         out.append(f"    meta mark {{ {bypass} }} accept")
     out += [
         "    udp sport 68 udp dport 67 accept",

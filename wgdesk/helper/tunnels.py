@@ -974,6 +974,7 @@ class TunnelManager:
             )
         )
         tunnel.bypass = True
+        self.log.info(plan.name, f"apps in cgroup {self.split.name} bypass this full tunnel")
         if self.kill_switch:
             self._apply_kill_switch()
 
