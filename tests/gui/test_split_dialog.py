@@ -1,0 +1,142 @@
+"""The "Run an app outside the tunnel…" dialog: installed applications from .desktop files, launching
+through `wgdeskctl exclude` on the app's own helper socket, and the list of excluded processes from the
+real helper."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.gui.conftest import app_on_helper
+from tests.helper.lab import lab
+from tests.helper.test_split import cgroup_dir
+from tests.netns import unique_name
+from wgdesk.app.controller import TunnelController
+from wgdesk.app.split import (
+    Application,
+    SplitDialog,
+    exec_argv,
+    installed_applications,
+    launch_excluded,
+)
+from wgdesk.client import HelperClient
+from wgdesk.tunnels import TunnelStore
+
+T = unique_name("wgy")
+
+
+def desktop(directory: Path, name: str, body: str) -> None:
+    path = directory / "applications" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[Desktop Entry]\n" + body)
+
+
+@pytest.fixture
+def data_dirs(tmp_path: Path) -> list[Path]:
+    home, system = tmp_path / "home-share", tmp_path / "usr-share"
+    desktop(system, "sleeper.desktop", "Type=Application\nName=Test Sleeper\nExec=sleep 47.5 %U\n")
+    desktop(system, "hidden.desktop", "Type=Application\nName=Hidden\nExec=true\nNoDisplay=true\n")
+    desktop(system, "gone.desktop", "Type=Application\nName=Gone\nExec=x\nTryExec=wgdesk-no-such-program\n")
+    desktop(system, "link.desktop", "Type=Link\nName=A link\nURL=https://example.org/\n")
+    desktop(system, "kde/editor.desktop", "Type=Application\nName=Editor\nName[de]=Bearbeiter\nExec=ed\n")
+    desktop(system, "override.desktop", "Type=Application\nName=System copy\nExec=true\n")
+    desktop(home, "override.desktop", 'Type=Application\nName=Own copy\nExec="/opt/my app/run" --x\n')
+    (system / "applications" / "broken.desktop").write_bytes(b"\xff\xfe not a desktop file")
+    return [home, system]
+
+
+def test_exec_lines_become_argv() -> None:
+    assert exec_argv("firefox %u") == ("firefox",)
+    assert exec_argv('"/opt/my app/run" --flag=%% %F') == ("/opt/my app/run", "--flag=%")
+    assert exec_argv("env A=1 prog --x") == ("env", "A=1", "prog", "--x")
+    assert exec_argv('unterminated "quote') is None
+    assert exec_argv("%U") is None
+
+
+def test_installed_applications_follow_the_xdg_rules(data_dirs: list[Path]) -> None:
+    apps = installed_applications(data_dirs)
+    assert apps == [
+        Application("kde-editor.desktop", "Editor", ("ed",)),
+        Application("override.desktop", "Own copy", ("/opt/my app/run", "--x")),
+        Application("sleeper.desktop", "Test Sleeper", ("sleep", "47.5")),
+    ]
+
+
+def test_without_the_helper_the_dialog_lists_apps_and_offers_nothing_to_run(
+    qtbot, controller: TunnelController, data_dirs: list[Path]
+) -> None:  # type: ignore[no-untyped-def]
+    dialog = SplitDialog(controller, applications=lambda: installed_applications(data_dirs))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: "The helper cannot be asked" in dialog.state.text(), timeout=10000)
+    assert "the wgdesk helper is not running" in dialog.state.text()
+    names = [dialog.apps.item(i).text() for i in range(dialog.apps.count())]
+    assert names == ["Editor", "Own copy", "Test Sleeper"]
+    dialog.apps.setCurrentRow(2)
+    assert not dialog.run_button.isEnabled() and not dialog.browse_button.isEnabled()
+    assert (
+        "kill switch lets it through: you choose to exempt it"
+        in dialog.findChildren(type(dialog.state))[0].text()
+    )
+    dialog.filter.setText("own")
+    assert [dialog.apps.item(i).isHidden() for i in range(3)] == [True, False, True]
+
+
+@pytest.mark.root
+def test_an_app_launched_from_the_dialog_runs_in_the_bypass_cgroup(
+    qtbot, store: TunnelStore, tmp_path: Path, data_dirs: list[Path]
+) -> None:  # type: ignore[no-untyped-def]
+    cgroup = f"wgdesk-test-{unique_name('g')}"
+    with lab() as L:
+        h = L.start_helper(settings=f'split_tunnel_cgroup = "{cgroup}"\n')
+        with app_on_helper(qtbot, store, tmp_path, h.socket, T) as (controller, manager):
+            dialog = SplitDialog(controller, manager, applications=lambda: installed_applications(data_dirs))
+            qtbot.addWidget(dialog)
+            dialog.show()
+            qtbot.waitUntil(lambda: "No full tunnel is up" in dialog.state.text(), timeout=10000)
+            assert dialog.running.topLevelItemCount() == 0
+            dialog.apps.setCurrentRow(2)
+            assert dialog.run_button.isEnabled()
+            dialog.run_button.click()  # Test Sleeper: sleep 47.5
+            qtbot.waitUntil(lambda: dialog.running.topLevelItemCount() == 1, timeout=15000)
+            item = dialog.running.topLevelItem(0)
+            pid = int(item.text(1))
+            try:
+                assert item.text(0) == "sleep"
+                assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x0047.5\x00"
+                procs = cgroup_dir().parent / cgroup / "cgroup.procs"
+                assert str(pid) in procs.read_text().split()
+                # a full tunnel comes up: the dialog says the listed apps bypass it
+                with HelperClient(h.socket) as c:
+                    c.up(T, L.config(allowed="0.0.0.0/0, ::/0"), kill_switch=False)
+                dialog.refresh()
+                qtbot.waitUntil(lambda: f"bypass the full tunnel {T}" in dialog.state.text(), timeout=10000)
+            finally:
+                os.kill(pid, signal.SIGKILL)
+            qtbot.waitUntil(lambda: dialog.running.topLevelItemCount() == 0, timeout=15000)
+            dialog.close()
+
+
+@pytest.mark.root
+def test_when_the_administrator_forbids_it_the_dialog_says_why(
+    qtbot, store: TunnelStore, tmp_path: Path, data_dirs: list[Path]
+) -> None:  # type: ignore[no-untyped-def]
+    with lab() as L:
+        h = L.start_helper(settings="allow_split_tunnel = false\n")
+        with app_on_helper(qtbot, store, tmp_path, h.socket, T) as (controller, manager):
+            dialog = SplitDialog(controller, manager, applications=lambda: installed_applications(data_dirs))
+            qtbot.addWidget(dialog)
+            dialog.show()
+            qtbot.waitUntil(
+                lambda: "cannot run outside the tunnel here" in dialog.state.text(), timeout=10000
+            )
+            assert "allow_split_tunnel = false" in dialog.state.text()
+            dialog.apps.setCurrentRow(0)
+            assert not dialog.run_button.isEnabled()
+            # wgdeskctl, launched anyway, is refused by the helper and runs nothing
+            marker = tmp_path / "ran"
+            p = launch_excluded(str(h.socket), ["touch", str(marker)])
+            assert p.wait(30) == 1 and not marker.exists()
