@@ -130,6 +130,12 @@ def test_dbus_tray_item_shows_state_tooltip_and_a_working_menu(
                 if "office" in labels or time.monotonic() > deadline:
                     break
                 time.sleep(0.3)
+            # the app looks at the network it runs on (this machine's): a line for it, and when it is
+            # untrusted an entry to trust it
+            network = [label for label in labels if str(label).startswith("Network: ")]
+            assert len(network) == 1 and labels[1] == network[0], labels
+            assert ("Trust this network" in labels) == network[0].endswith(", untrusted")
+            labels = [label for label in labels if label not in (network[0], "Trust this network")]
             assert labels == [
                 "⚠ The wgdesk helper is not running — see Manage tunnels…",
                 "office",

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
 from wgdesk.app.icons import IconState
-from wgdesk.app.settings import AppSettings
+from wgdesk.app.network_rules import NetworkRules
+from wgdesk.app.settings import AUTO_CONNECT, AppSettings
 from wgdesk.app.state import Health, health, icon_state, is_active
 from wgdesk.app.workers import StatusMonitor, TaskRunner
 from wgdesk.client import (
@@ -26,16 +27,19 @@ from wgdesk.client import (
     RestartRequired,
 )
 from wgdesk.config import ConfigError, lint, parse, write
-from wgdesk.platforms import local_networks, system
+from wgdesk.platforms import NetworkIdentity, current_network, local_networks, system
 from wgdesk.tunnels import TunnelStore, write_export
 
 ClientFactory = Callable[[], HelperClient]
+NetworkProbe = Callable[[], NetworkIdentity | None]
 
 FULL_TUNNEL = "full_tunnel"
 KILL_SWITCH = "kill_switch"
 HISTORY_SECONDS = 300.0
 LAN_TTL = 30.0
 """Seconds the local networks read for the linter stay valid."""
+NETWORK_INTERVAL = 5.0
+"""Seconds between two looks at which network the machine is on (for the rules by network)."""
 
 
 class Notice:
@@ -55,6 +59,7 @@ class TunnelController(QObject):
     notify = Signal(str, str, int)  # title, message, Notice kind
     importFinished = Signal(object)  # the store's ImportReport
     failed = Signal(str, str)  # title, message: an operation the user asked for failed
+    networkChanged = Signal()  # the current network, or whether it is trusted, changed
 
     def __init__(
         self,
@@ -63,6 +68,8 @@ class TunnelController(QObject):
         settings: AppSettings,
         parent: QObject | None = None,
         poll_interval: float = 1.0,
+        network_probe: NetworkProbe | None = current_network,
+        network_interval: float = NETWORK_INTERVAL,
     ) -> None:
         super().__init__(parent)
         self.store = store
@@ -84,16 +91,30 @@ class TunnelController(QObject):
         self._monitor.statusUpdated.connect(self._on_status)
         self._monitor.helperFailed.connect(self._on_helper_failed)
         self.status_received = False
+        # rules by network: the probe runs on its own one-thread runner, so a slow probe never delays
+        # helper calls and tests waiting for `runner` to go idle are not kept waiting by it
+        self._network_probe = network_probe
+        self._network: NetworkIdentity | None = None
+        self._network_runner = TaskRunner(self, max_threads=1)
+        self._network_timer = QTimer(self)
+        self._network_timer.setInterval(int(network_interval * 1000))
+        self._network_timer.timeout.connect(self.probe_network)
+        self._rules = NetworkRules(settings.rule_connected())
 
     # -- lifecycle -------
 
     def start(self) -> None:
-        """Start watching the helper."""
+        """Start watching the helper (and, with a network probe, the network)."""
         self._monitor.start()
+        if self._network_probe is not None:
+            self._network_timer.start()
+            self.probe_network()
 
     def stop(self) -> None:
         """Stop the status thread and wait for running tasks."""
+        self._network_timer.stop()
         self._monitor.stop()
+        self._network_runner.shutdown()
         self.runner.shutdown()
         if self._monitor_client is not None:
             self._monitor_client.close()
@@ -229,7 +250,13 @@ class TunnelController(QObject):
             self.connect_tunnel(name)
 
     def connect_tunnel(self, name: str) -> None:
-        """Bring *name* up through the helper (the config with its keys is read on the worker)."""
+        """Bring *name* up through the helper (the config with its keys is read on the worker). The
+        user's own connect: no network rule takes the tunnel down afterwards."""
+        self._rules.user_connected(name)
+        self._save_rules()
+        self._up(name, lambda _: self._after_change(name), lambda e: self._verb_failed(name, e, True))
+
+    def _up(self, name: str, on_done: Callable[[Any], None], on_error: Callable[[Any], None]) -> None:
         self._pending.add(name)
         full, kill = self.option(name, FULL_TUNNEL), self.option(name, KILL_SWITCH)
         store, client = self.store, self._client_factory
@@ -239,18 +266,20 @@ class TunnelController(QObject):
             with client() as c:
                 return c.up(name, text, full_tunnel=full, kill_switch=kill)
 
-        self.runner.submit(up, lambda _: self._after_change(name), lambda e: self._verb_failed(name, e, True))
+        self.runner.submit(up, on_done, on_error)
         self.statusChanged.emit()
 
     def disconnect_tunnel(self, name: str) -> None:
-        """Take *name* down."""
+        """Take *name* down. The user's own disconnect: no network rule connects it again until the
+        network changes."""
+        self._rules.user_disconnected(name)
+        self._save_rules()
+        self._down(name, lambda _: self._after_change(name), lambda e: self._verb_failed(name, e, False))
+
+    def _down(self, name: str, on_done: Callable[[Any], None], on_error: Callable[[Any], None]) -> None:
         client = self._client_factory
         self._pending.discard(name)
-        self.runner.submit(
-            lambda: _call(client, "down", name),
-            lambda _: self._after_change(name),
-            lambda e: self._verb_failed(name, e, False),
-        )
+        self.runner.submit(lambda: _call(client, "down", name), on_done, on_error)
 
     def restart(self, name: str) -> None:
         """Down, then up again (to apply changes that cannot be applied live)."""
@@ -382,11 +411,13 @@ class TunnelController(QObject):
         store = self.store
 
         def done(_: object) -> None:
-            for option in (FULL_TUNNEL, KILL_SWITCH):
+            for option in (FULL_TUNNEL, KILL_SWITCH, AUTO_CONNECT):
                 value = self.settings.tunnel_option(old, option)
                 if value is not None:
                     self.settings.set_tunnel_option(new, option, value)
             self.settings.forget_tunnel(old)
+            self._rules.stop_managing(old)
+            self._save_rules()
             self._forget(old)
             self.tunnelsChanged.emit()
             if on_renamed is not None:
@@ -410,6 +441,8 @@ class TunnelController(QObject):
         def done(_: object) -> None:
             self._forget(name)
             self.settings.forget_tunnel(name)
+            self._rules.stop_managing(name)
+            self._save_rules()
             self.tunnelsChanged.emit()
 
         self.runner.submit(
@@ -452,6 +485,116 @@ class TunnelController(QObject):
 
         self.runner.submit(run, done, lambda e: None)
 
+    # -- rules by network -------
+
+    @property
+    def watches_network(self) -> bool:
+        """Whether the controller looks at the network (it has a network probe)."""
+        return self._network_probe is not None
+
+    def network(self) -> NetworkIdentity | None:
+        """The network the machine is on, as last seen (None: none, or not identified yet)."""
+        return self._network
+
+    def network_trusted(self) -> bool:
+        """Whether the current network is one the user trusts (False when there is none)."""
+        return self._network is not None and self._network.key in self._trusted_keys()
+
+    def trusted_networks(self) -> list[Any]:
+        """The networks the user trusts (`settings.TrustedNetwork`: key, label)."""
+        return self.settings.trusted_networks()
+
+    def trust_network(self, network: NetworkIdentity) -> None:
+        """Trust *network* from now on (tunnels a rule connected go down when it is the current one)."""
+        self.settings.trust_network(network.key, network.label)
+        self.networkChanged.emit()
+        self._apply_rules()
+
+    def distrust_network(self, key: str) -> None:
+        """Stop trusting the network with identity *key*."""
+        self.settings.distrust_network(key)
+        self.networkChanged.emit()
+        self._apply_rules()
+
+    def auto_connect(self, name: str) -> bool:
+        """Whether *name* is connected automatically on untrusted networks."""
+        return self.settings.auto_connect(name)
+
+    def set_auto_connect(self, name: str, enabled: bool) -> None:
+        """Set or clear *name*'s "Connect automatically on untrusted networks" (clearing it leaves the
+        tunnel as it is; setting it on an untrusted network connects it)."""
+        self.settings.set_auto_connect(name, enabled)
+        if not enabled:
+            self._rules.stop_managing(name)
+            self._save_rules()
+        self._apply_rules()
+
+    def rule_connected(self) -> frozenset[str]:
+        """The tunnels a network rule connected (and takes down on a trusted network)."""
+        return self._rules.rule_connected
+
+    @Slot()
+    def probe_network(self) -> None:
+        """Look at the network now, on the network worker; the rules run on the answer."""
+        if self._network_probe is None or self._network_runner.busy:
+            return
+        self._network_runner.submit(self._network_probe, self._on_network, lambda _exc: None)
+
+    def _on_network(self, found: object) -> None:
+        network = found if isinstance(found, NetworkIdentity) else None
+        if network != self._network:
+            self._network = network
+            self.networkChanged.emit()
+        self._apply_rules()
+
+    def _trusted_keys(self) -> set[str]:
+        return {n.key for n in self.settings.trusted_networks()}
+
+    def _apply_rules(self) -> None:
+        """Ask the rules about the current network and do what they say. Not before the first status
+        (which tunnels are up is not known) and not while the helper cannot be used."""
+        if self._network_probe is None or not self.status_received or self._helper_problem:
+            return
+        flagged = {n for n in self.names() if self.settings.auto_connect(n)}
+        actions = self._rules.decide(self._network, self._trusted_keys(), flagged, set(self.active()))
+        label = actions.network.label if actions.network is not None else ""
+        for name in actions.connect:
+            self._rule_up(name, label)
+        for name in actions.disconnect:
+            self._rule_down(name, label)
+        self._save_rules()
+
+    def _rule_up(self, name: str, network: str) -> None:
+        def done(_: object) -> None:
+            self._after_change(name)
+            text = self.tr("Connected {name}: untrusted network {network}")
+            self.notify.emit(self.tr("Network rule"), text.format(name=name, network=network), Notice.INFO)
+
+        def failed(exc: BaseException) -> None:
+            self._pending.discard(name)
+            if isinstance(exc, (HelperUnavailable, HelperPermissionDenied)):
+                self._set_helper_problem(exc)
+            text = self.tr("Untrusted network {network}: {error}").format(network=network, error=exc)
+            self.notify.emit(self.tr("Could not connect {name}").format(name=name), text, Notice.ERROR)
+            self.statusChanged.emit()
+
+        self._up(name, done, failed)
+
+    def _rule_down(self, name: str, network: str) -> None:
+        def done(_: object) -> None:
+            self._after_change(name)
+            text = self.tr("Disconnected {name}: trusted network {network}")
+            self.notify.emit(self.tr("Network rule"), text.format(name=name, network=network), Notice.INFO)
+
+        def failed(exc: BaseException) -> None:
+            text = self.tr("Trusted network {network}: {error}").format(network=network, error=exc)
+            self.notify.emit(self.tr("Could not disconnect {name}").format(name=name), text, Notice.ERROR)
+
+        self._down(name, done, failed)
+
+    def _save_rules(self) -> None:
+        self.settings.set_rule_connected(sorted(self._rules.rule_connected))
+
     # -- status -------
 
     def poll_now(self) -> None:
@@ -461,6 +604,9 @@ class TunnelController(QObject):
     @Slot(list)
     def _on_status(self, tunnels: list[dict[str, Any]]) -> None:
         now_wall, now_mono = time.time(), time.monotonic()
+        if not self.status_received:
+            # the rules first see the tunnels after "restore tunnels" (a statusChanged slot) had its turn
+            QTimer.singleShot(0, self, self._apply_rules)
         self.status_received = True
         self._status = {str(t.get("name")): t for t in tunnels if t.get("name")}
         for name, t in self._status.items():
@@ -475,8 +621,11 @@ class TunnelController(QObject):
         self._pending -= set(self._status)
         self._set_helper_problem(None)
         self._notify_transitions(now_wall)
-        if sorted(self._status) != self.settings.last_connected():
-            self.settings.set_last_connected(sorted(self._status))
+        # "restore tunnels at start" brings back what the user connected; what a network rule connected
+        # is the rule's to decide on the network found at start
+        restorable = sorted(set(self._status) - self._rules.rule_connected)
+        if restorable != self.settings.last_connected():
+            self.settings.set_last_connected(restorable)
         self.statusChanged.emit()
 
     @Slot(object)

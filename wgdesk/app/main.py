@@ -106,7 +106,7 @@ class Application(QObject):
     @Slot()
     def open_settings(self) -> None:
         """The settings dialog (modal to the manager window)."""
-        SettingsDialog(self.settings, self.manager).exec()
+        SettingsDialog(self.settings, self.manager, self.controller).exec()
 
     @Slot()
     def quit(self) -> None:

@@ -115,8 +115,17 @@ class ManagerWindow(QMainWindow):
         self.kill_switch.setToolTip(
             self.tr("Block all traffic outside the tunnel while it is up, even if it fails")
         )
+        self.auto_connect = QCheckBox(self.tr("Connect automatically on &untrusted networks"))
+        self.auto_connect.setObjectName("auto-connect")
+        self.auto_connect.setToolTip(
+            self.tr(
+                "Connect when the computer joins a network that is not trusted (Settings), and disconnect "
+                "again on a trusted one"
+            )
+        )
         toggles.addWidget(self.full_tunnel)
         toggles.addWidget(self.kill_switch)
+        toggles.addWidget(self.auto_connect)
         toggles.addStretch(1)
         right_layout.addLayout(toggles)
         self.warnings = WarningList(controller)
@@ -164,6 +173,7 @@ class ManagerWindow(QMainWindow):
         self.activate_button.clicked.connect(self._toggle_selected)
         self.full_tunnel.toggled.connect(lambda on: self._set_option(FULL_TUNNEL, on))
         self.kill_switch.toggled.connect(lambda on: self._set_option(KILL_SWITCH, on))
+        self.auto_connect.toggled.connect(self._set_auto_connect)
         self.export_button.clicked.connect(self._export_selected)
         self.delete_button.clicked.connect(self._delete_selected)
         self.editor.saved.connect(lambda _name: self._refresh_details())
@@ -316,6 +326,9 @@ class ManagerWindow(QMainWindow):
             box.blockSignals(True)
             box.setChecked(self.controller.option(name, option))
             box.blockSignals(False)
+        self.auto_connect.blockSignals(True)
+        self.auto_connect.setChecked(self.controller.auto_connect(name))
+        self.auto_connect.blockSignals(False)
         self._show_warnings(name, [])
 
     def _show_warnings(self, name: str, helper_warnings: list[str]) -> None:
@@ -365,6 +378,11 @@ class ManagerWindow(QMainWindow):
         name = self.selected()
         if name is not None:
             self.controller.set_option(name, option, value)
+
+    def _set_auto_connect(self, enabled: bool) -> None:
+        name = self.selected()
+        if name is not None:
+            self.controller.set_auto_connect(name, enabled)
 
     def import_from_file(self) -> None:
         """The file dialog, then import."""

@@ -7,13 +7,20 @@ mechanism: an XDG autostart entry, a macOS LaunchAgent, or the Windows ``Run`` r
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
 from wgdesk import platforms
+from wgdesk.app.networks import TrustedNetworks
+
+if TYPE_CHECKING:
+    from wgdesk.app.controller import TunnelController
 
 _RUN_KEY = r"HKEY_CURRENT_USER\Software\Microsoft\Windows\CurrentVersion\Run"
 _LAUNCH_AGENT = "org.wgdesk.wgdesk"
@@ -49,6 +56,18 @@ def launch_command() -> str:
     """How the login session starts us: the ``wgdesk`` next to this interpreter, else the bare name."""
     candidate = Path(sys.executable).with_name(platforms.executable_name("wgdesk"))
     return str(candidate) if candidate.exists() else "wgdesk"
+
+
+AUTO_CONNECT = "connect_untrusted"
+"""Per-tunnel flag: connect automatically on untrusted networks (off unless set)."""
+
+
+@dataclass(frozen=True)
+class TrustedNetwork:
+    """A network the user trusts: its identity key (``platforms.NetworkIdentity.key``) and a label."""
+
+    key: str
+    label: str
 
 
 class AppSettings:
@@ -140,6 +159,58 @@ class AppSettings:
         self._s.remove(f"tunnels/{name}")
         self._s.sync()
 
+    # -- rules by network -------
+
+    def auto_connect(self, name: str) -> bool:
+        """Whether *name* is connected automatically on untrusted networks."""
+        return bool(self.tunnel_option(name, AUTO_CONNECT))
+
+    def set_auto_connect(self, name: str, enabled: bool) -> None:
+        """Set or clear *name*'s "connect automatically on untrusted networks"."""
+        self.set_tunnel_option(name, AUTO_CONNECT, enabled)
+
+    def trusted_networks(self) -> list[TrustedNetwork]:
+        """The networks the user trusts, in the order they were added."""
+        try:
+            found = json.loads(str(self._s.value("networks/trusted", "[]")))
+        except ValueError:
+            return []
+        if not isinstance(found, list):
+            return []
+        return [
+            TrustedNetwork(str(n["key"]), str(n.get("label") or n["key"]))
+            for n in found
+            if isinstance(n, dict) and n.get("key")
+        ]
+
+    def trust_network(self, key: str, label: str) -> None:
+        """Add a network to the trusted ones (its label is updated when it is there already)."""
+        networks = [n for n in self.trusted_networks() if n.key != key] + [TrustedNetwork(key, label)]
+        self._save_trusted(networks)
+
+    def distrust_network(self, key: str) -> None:
+        """Remove a network from the trusted ones."""
+        self._save_trusted([n for n in self.trusted_networks() if n.key != key])
+
+    def _save_trusted(self, networks: list[TrustedNetwork]) -> None:
+        text = json.dumps([{"key": n.key, "label": n.label} for n in networks], ensure_ascii=False)
+        self._s.setValue("networks/trusted", text)
+        self._s.sync()
+
+    def rule_connected(self) -> list[str]:
+        """The tunnels a network rule connected and may take down again (kept across restarts, since
+        tunnels stay up when the app quits)."""
+        value = self._s.value("networks/rule_connected", [])
+        if isinstance(value, str):
+            return [value] if value else []
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    def set_rule_connected(self, names: list[str]) -> None:
+        """Remember which tunnels a network rule connected."""
+        if sorted(names) != self.rule_connected():
+            self._s.setValue("networks/rule_connected", sorted(names))
+            self._s.sync()
+
     def _bool(self, key: str, default: bool) -> bool:
         value = self._s.value(key, default)
         if isinstance(value, str):
@@ -148,9 +219,14 @@ class AppSettings:
 
 
 class SettingsDialog(QDialog):
-    """Start at login, restore tunnels on start."""
+    """Start at login, restore tunnels on start; with a controller also the trusted networks."""
 
-    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        parent: QWidget | None = None,
+        controller: TunnelController | None = None,
+    ) -> None:
         super().__init__(parent)
         self._settings = settings
         self.setWindowTitle(self.tr("wgdesk settings"))
@@ -169,6 +245,18 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.start_at_login)
         layout.addWidget(note)
         layout.addWidget(self.restore)
+        self.networks: TrustedNetworks | None = None
+        if controller is not None:
+            restore_note = QLabel(
+                self.tr(
+                    "Tunnels a network rule connected are not reconnected at start: the rule decides "
+                    "for them on the network found then."
+                )
+            )
+            restore_note.setWordWrap(True)
+            layout.addWidget(restore_note)
+            self.networks = TrustedNetworks(controller, self)
+            layout.addWidget(self.networks)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )

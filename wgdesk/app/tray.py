@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from wgdesk.app.controller import Notice, TunnelController
 from wgdesk.app.icons import IconState, state_icon
+from wgdesk.app.networks import network_text
 from wgdesk.app.state import Health, is_active
 
 _NOTICE_ICON = {
@@ -36,6 +37,7 @@ class Tray(QObject):
         controller.helperProblemChanged.connect(self.refresh)
         controller.tunnelsChanged.connect(self.refresh)
         controller.notify.connect(self.show_notice)
+        controller.networkChanged.connect(self.refresh)
         self.state = IconState.DISCONNECTED
         self.refresh()
         self.rebuild_menu()
@@ -63,6 +65,8 @@ class Tray(QObject):
                 lines.append(f"{name}: {health_text(c.health(name))}")
         else:
             lines.append(self.tr("No active tunnel"))
+        if c.watches_network:
+            lines.append(network_text(c.network(), c.network_trusted()))
         self.icon.setToolTip("\n".join(lines))
 
     @Slot()
@@ -77,6 +81,17 @@ class Tray(QObject):
             )
             problem.setObjectName("helper-problem")
             problem.setEnabled(False)
+            menu.addSeparator()
+        if c.watches_network:
+            network, trusted = c.network(), c.network_trusted()
+            text = self.tr("Network: {network}").format(network=network_text(network, trusted))
+            line = menu.addAction(text.replace("&", "&&"))  # an SSID's "&" is no shortcut
+            line.setObjectName("network")
+            line.setEnabled(False)
+            if network is not None and not trusted:
+                trust = menu.addAction(self.tr("Trust this network"))
+                trust.setObjectName("trust-network")
+                trust.triggered.connect(lambda _checked=False, n=network: c.trust_network(n))
             menu.addSeparator()
         names = c.names()
         if not names:
@@ -109,7 +124,8 @@ class Tray(QObject):
         quit_action.triggered.connect(self.quitRequested)
 
     def action(self, object_name: str) -> QAction | None:
-        """The menu action with *object_name* (``tunnel:NAME``, ``manage``, ``import``, ``quit``)."""
+        """The menu action with *object_name* (``tunnel:NAME``, ``network``, ``trust-network``, ``manage``,
+        ``import``, ``quit``)."""
         for a in self.menu.actions():
             if a.objectName() == object_name:
                 return a
