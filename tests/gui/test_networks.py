@@ -76,6 +76,17 @@ def test_settings_trust_and_remove_the_current_network_and_the_tray_shows_it(  #
             assert box.labels() == [] and settings.trusted_networks() == []
             assert box.current.text() == f"Current network: {label} (wired), untrusted"
 
+            # two networks NetworkManager gives the same name are told apart by their keys
+            settings.trust_network("gateway:00:1b:2c:3d:4e:5f", "Wired connection 1")
+            settings.trust_network("gateway:3c:a6:2f:01:02:03", "Wired connection 1")
+            settings.trust_network("wifi:Home", "Home")
+            box.refresh()
+            assert box.labels() == [
+                "Wired connection 1 (00:1b:2c:3d:4e:5f)",
+                "Wired connection 1 (3c:a6:2f:01:02:03)",
+                "Home",
+            ]
+
             client.exec(IP, "route", "del", "default")  # off the network
             qtbot.waitUntil(lambda: box.current.text() == "Current network: No network", timeout=10000)
             assert not box.trust_button.isEnabled()

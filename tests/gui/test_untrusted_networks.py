@@ -141,3 +141,71 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
             wait_idle(qtbot, controller, 30000)
             controller.stop()
             tray.hide()
+
+
+def test_after_a_restart_at_home_the_rule_takes_down_what_it_connected_and_restore_leaves_it(  # type: ignore[no-untyped-def]
+    qtbot, store: TunnelStore, tmp_path: Path
+) -> None:
+    with lab() as L:
+        helper = L.start_helper(engine=WGDESK_ENGINE)
+
+        def move_to(mac: str) -> NetworkIdentity:
+            switch_gateway(L.client, L.client_if, L.router, L.router_lan_if, mac)
+            talk_to(L.client, GATEWAY)
+            found = detect(L.client)
+            assert found is not None and found.key == f"gateway:{mac}", found
+            return found
+
+        home = move_to(HOME_MAC)
+        name = unique_name("office")
+        source = tmp_path / f"{name}.conf"
+        source.write_text(L.config(keepalive=1))
+        assert [t.name for t in store.import_files([source]).imported] == [name]
+        path = str(tmp_path / "wgdesk.conf")
+        settings = AppSettings(QSettings(path, QSettings.Format.IniFormat))
+        settings.trust_network(home.key, home.label)
+        settings.set_auto_connect(name, True)
+        settings.set_restore_tunnels(True)
+
+        def app(settings: AppSettings) -> TunnelController:
+            return TunnelController(
+                store,
+                lambda: HelperClient(helper.socket, timeout=60),
+                settings,
+                poll_interval=0.5,
+                network_probe=lambda: detect(L.client),
+                network_interval=0.5,
+            )
+
+        first = app(settings)
+        second: TunnelController | None = None
+        try:
+            move_to(CAFE_MAC)
+            first.start()
+            qtbot.waitUntil(lambda: first.health(name) == Health.HEALTHY, timeout=30000)
+            wait_idle(qtbot, first, 30000)
+            first.stop()  # the app quits; the helper keeps the tunnel up
+            assert _up(helper.socket) == [name]
+
+            move_to(HOME_MAC)
+            again = AppSettings(QSettings(path, QSettings.Format.IniFormat))  # what the next start reads
+            assert again.rule_connected() == [name]
+            assert again.last_connected() == []  # nothing for "restore tunnels" to bring back
+            second = app(again)
+            notices: list[tuple[str, str]] = []
+            second.notify.connect(lambda title, text, _kind: notices.append((title, text)))
+            second.start()
+            qtbot.waitUntil(lambda: _up(helper.socket) == [], timeout=30000)
+            qtbot.waitUntil(
+                lambda: ("Network rule", f"Disconnected {name}: trusted network {home.label}") in notices,
+                timeout=10000,
+            )
+            assert again.rule_connected() == []
+        finally:
+            if name in _up(helper.socket):
+                with HelperClient(helper.socket) as c:
+                    c.down(name)
+            for c in (first, second):
+                if c is not None:
+                    wait_idle(qtbot, c, 30000)
+                    c.stop()

@@ -99,8 +99,12 @@ class TrustedNetworks(QGroupBox):
         selected = self.list.currentItem()
         keep = selected.data(Qt.ItemDataRole.UserRole) if selected else None
         self.list.clear()
-        for n in c.trusted_networks():
-            item = QListWidgetItem(n.label)
+        networks = c.trusted_networks()
+        labels = [n.label for n in networks]
+        for n in networks:
+            # NetworkManager names every wired network "Wired connection 1": then the key tells them apart
+            shown = n.label if labels.count(n.label) == 1 else f"{n.label} ({n.key.partition(':')[2]})"
+            item = QListWidgetItem(shown)
             item.setData(Qt.ItemDataRole.UserRole, n.key)
             item.setToolTip(n.key)
             self.list.addItem(item)
