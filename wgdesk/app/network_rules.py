@@ -15,6 +15,11 @@ The rules, in order:
   hand, or "restore tunnels at start") are never taken down by a rule; a rule-connected tunnel the user
   disconnects and connects again becomes the user's.
 * Clearing a tunnel's flag leaves it as it is, and the rule no longer manages it.
+
+With "restore tunnels at start" (the controller's side): the tunnels a rule connected are remembered
+across restarts (they stay up when the app quits) and are never in the restore list, so at the next start
+the rule alone decides for them — up on an untrusted network, down on a trusted one. Restored tunnels are
+the user's: restore runs before the rules first look, and no rule takes them down.
 """
 
 from __future__ import annotations
