@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from wgdesk.app.split import (
     SplitDialog,
     exec_argv,
     installed_applications,
-    launch_excluded,
+    wgdeskctl_command,
 )
 from wgdesk.client import HelperClient
 from wgdesk.tunnels import TunnelStore
@@ -135,5 +136,9 @@ def test_when_the_administrator_forbids_it_the_dialog_says_why(
             assert not dialog.run_button.isEnabled()
             # wgdeskctl, launched anyway, is refused by the helper and runs nothing
             marker = tmp_path / "ran"
-            p = launch_excluded(str(h.socket), ["touch", str(marker)])
-            assert p.wait(30) == 1 and not marker.exists()
+            r = subprocess.run(
+                [*wgdeskctl_command(), "--socket", str(h.socket), "exclude", "--", "touch", str(marker)],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            assert r.returncode == 1 and not marker.exists()
+            assert "allow_split_tunnel = false" in r.stderr

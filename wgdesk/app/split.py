@@ -13,14 +13,13 @@ import configparser
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QProcess, Qt, QTimer
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -126,16 +125,18 @@ def wgdeskctl_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "wgdesk.cli"]
 
 
-def launch_excluded(socket_path: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-    """Start ``wgdeskctl --socket SOCKET exclude -- ARGV…`` detached (its own session, no terminal)."""
-    return subprocess.Popen(
-        [*wgdeskctl_command(), "--socket", socket_path, "exclude", "--", *argv],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-    )
+def launch_excluded(socket_path: str, argv: Sequence[str]) -> bool:
+    """Start ``wgdeskctl --socket SOCKET exclude -- ARGV…`` detached (its own session, standard
+    streams on /dev/null); False when it could not be started."""
+    command = wgdeskctl_command()
+    process = QProcess()
+    process.setProgram(command[0])
+    process.setArguments([*command[1:], "--socket", socket_path, "exclude", "--", *argv])
+    process.setStandardInputFile(QProcess.nullDevice())
+    process.setStandardOutputFile(QProcess.nullDevice())
+    process.setStandardErrorFile(QProcess.nullDevice())
+    result = process.startDetached()  # PySide6 answers bool (some versions a (bool, pid) pair)
+    return bool(result[0] if isinstance(result, tuple) else result)
 
 
 class SplitDialog(QDialog):
@@ -152,7 +153,6 @@ class SplitDialog(QDialog):
         self.setObjectName("split-dialog")
         self._controller = controller
         self._available = False
-        self._launched: list[subprocess.Popen[bytes]] = []
         layout = QVBoxLayout(self)
         intro = QLabel(
             self.tr(
@@ -284,8 +284,9 @@ class SplitDialog(QDialog):
 
     def launch(self, argv: Sequence[str]) -> None:
         """Start ``argv`` outside the tunnel (detached) and refresh the list soon after."""
-        self._launched.append(launch_excluded(self._socket_path(), argv))
-        self._launched = [p for p in self._launched if p.poll() is None]
+        if not launch_excluded(self._socket_path(), argv):
+            self.state.setText(self.tr("Could not start {program}.").format(program=argv[0]))
+            return
         QTimer.singleShot(500, self.refresh)
 
     def done(self, result: int) -> None:
