@@ -18,6 +18,7 @@ import pytest
 from tests.helper.lab import (
     CLIENT_LAN,
     CLIENT_TUNNEL,
+    ENGINES,
     NFT,
     PYTHON,
     ROOT,
@@ -93,13 +94,13 @@ sys.exit(3)
 
 
 @contextmanager
-def split_lab(settings: str = "") -> Iterator[tuple[Lab, HelperProcess]]:
+def split_lab(settings: str = "", engine: str = "wireguard-go") -> Iterator[tuple[Lab, HelperProcess]]:
     with lab() as L:
         ready = L.server.popen(
             PYTHON, "-I", "-c", WHOAMI, str(WHOAMI_PORT), str(DNS_PORT), stdout=subprocess.PIPE
         )
         assert ready.stdout is not None and ready.stdout.readline().strip() == b"ready"
-        h = L.start_helper(settings=f'split_tunnel_cgroup = "{CGROUP}"\n' + settings)
+        h = L.start_helper(settings=f'split_tunnel_cgroup = "{CGROUP}"\n' + settings, engine=ENGINES[engine])
         yield L, h
 
 
@@ -142,8 +143,9 @@ def bypass_rules(L: Lab) -> str:
     return str(L.client.exec(NFT, "list", "ruleset").stdout)
 
 
-def test_excluded_app_goes_around_the_full_tunnel_dns_stays_inside() -> None:
-    with split_lab() as (L, h):
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_excluded_app_goes_around_the_full_tunnel_dns_stays_inside(engine: str) -> None:
+    with split_lab(engine=engine) as (L, h):
         before = L.snapshot()
         c = h.client()
         c.up(T, L.config(allowed="0.0.0.0/0, ::/0", dns=SERVER_TUNNEL[0]), kill_switch=False)
@@ -224,8 +226,9 @@ def block_endpoint(L: Lab) -> None:
     L.router.exec(NFT, "add", "rule", "inet", "blk", "udp_out", "udp", "dport", "51820", "drop")
 
 
-def test_under_the_kill_switch_excluded_apps_get_out_and_others_do_not() -> None:
-    with split_lab() as (L, h):
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_under_the_kill_switch_excluded_apps_get_out_and_others_do_not(engine: str) -> None:
+    with split_lab(engine=engine) as (L, h):
         c = h.client()
         c.up(T, L.config(allowed="0.0.0.0/0, ::/0", dns=SERVER_TUNNEL[0]))
         [t] = c.status()
