@@ -219,6 +219,20 @@ def test_down_and_a_late_failure_take_the_bypass_rules_away() -> None:
         assert L.snapshot() == before
 
 
+def test_a_crashed_helpers_bypass_rules_are_removed_when_it_restarts() -> None:
+    with split_lab() as (L, h):
+        before = L.snapshot()
+        h.client().up(T, L.config(allowed="0.0.0.0/0, ::/0"), kill_switch=False)
+        assert "cgroupv2" in bypass_rules(L)
+        h.kill9()
+        assert "cgroupv2" in bypass_rules(L)  # the crash left them
+        h.start()
+        assert h.client().status() == []
+        assert L.snapshot() == before
+        # and the restarted helper still excludes (its cgroup was left in place, processes and all)
+        assert ask(L, h, SERVER4, excluded=True) == LAN4
+
+
 def block_endpoint(L: Lab) -> None:
     """The router drops the tunnel's UDP: the tunnel carries nothing any more."""
     L.router.exec(NFT, "add", "table", "inet", "blk")
