@@ -142,3 +142,32 @@ def test_when_the_administrator_forbids_it_the_dialog_says_why(
             )  # fmt: skip
             assert r.returncode == 1 and not marker.exists()
             assert "allow_split_tunnel = false" in r.stderr
+
+
+def test_the_tunnels_menu_and_the_tray_open_the_split_and_route_dialogs(  # type: ignore[no-untyped-def]
+    qtbot, manager, controller: TunnelController
+) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from wgdesk.app.route_dialog import RouteDialog
+    from wgdesk.app.tray import Tray
+
+    def opened(kind: type) -> list:  # type: ignore[type-arg]
+        return [w for w in QApplication.topLevelWidgets() if isinstance(w, kind) and w.isVisible()]
+
+    assert manager.split_action.isVisible()  # Linux
+    manager.split_action.trigger()
+    qtbot.waitUntil(lambda: len(opened(SplitDialog)) == 1, timeout=5000)
+    manager.route_action.trigger()
+    qtbot.waitUntil(lambda: len(opened(RouteDialog)) == 1, timeout=5000)
+
+    tray = Tray(controller)
+    tray.routeRequested.connect(manager.show_route)
+    tray.splitRequested.connect(manager.show_split)
+    tray.rebuild_menu()
+    tray.action("split").trigger()
+    tray.action("route").trigger()
+    qtbot.waitUntil(lambda: len(opened(SplitDialog)) == 2 and len(opened(RouteDialog)) == 2, timeout=5000)
+    for dialog in opened(SplitDialog) + opened(RouteDialog):
+        dialog.close()
+    tray.hide()

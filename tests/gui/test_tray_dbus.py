@@ -141,6 +141,8 @@ def test_dbus_tray_item_shows_state_tooltip_and_a_working_menu(
                 "office",
                 "_Manage tunnels…",
                 "_Import tunnel(s) from file…",
+                "_Where does this go?…",
+                "Run an app _outside the tunnel…",
                 "_Quit",
             ]
             office = next(i for i in items if i.get("label") == "office")

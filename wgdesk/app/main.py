@@ -56,6 +56,8 @@ class Application(QObject):
         self.tray = Tray(self.controller, self)
         self.tray.manageRequested.connect(self.manager.bring_to_front)
         self.tray.importRequested.connect(self.import_dialog)
+        self.tray.routeRequested.connect(self.manager.show_route)
+        self.tray.splitRequested.connect(self.manager.show_split)
         self.tray.quitRequested.connect(self.quit)
         self.manager.quitRequested.connect(self.quit)
         self.manager.settingsRequested.connect(self.open_settings)

@@ -33,9 +33,11 @@ from wgdesk.app.icons import app_icon, state_icon
 from wgdesk.app.keys import generate_private_key
 from wgdesk.app.logview import LogView
 from wgdesk.app.route_dialog import show_route_dialog
+from wgdesk.app.split import show_split_dialog
 from wgdesk.app.state import Health, is_active, tunnel_icon
 from wgdesk.app.status import StatusPane
 from wgdesk.app.tray import health_text
+from wgdesk.platforms import system
 
 
 class ManagerWindow(QMainWindow):
@@ -225,8 +227,15 @@ class ManagerWindow(QMainWindow):
             tunnels,
             self.tr("&Where does this go?…"),
             QKeySequence(),
-            lambda: show_route_dialog(self, self.controller),
+            self.show_route,
         )
+        self.split_action = self._action(
+            tunnels,
+            self.tr("Run an app &outside the tunnel…"),
+            QKeySequence(),
+            self.show_split,
+        )
+        self.split_action.setVisible(system() == "linux")
         self._action(tunnels, self.tr("&Rename…"), QKeySequence("F2"), self.rename_selected)
         self._action(tunnels, self.tr("De&lete"), QKeySequence.StandardKey.Delete, self._delete_selected)
         tunnels.addSeparator()
@@ -237,6 +246,14 @@ class ManagerWindow(QMainWindow):
             tunnels, self.tr("&Settings…"), QKeySequence.StandardKey.Preferences, self.settingsRequested.emit
         )
         self._action(tunnels, self.tr("&Quit"), QKeySequence.StandardKey.Quit, self.quitRequested.emit)
+
+    def show_route(self) -> None:
+        """Open "Where does this go?" (also from the tray)."""
+        show_route_dialog(self, self.controller)
+
+    def show_split(self) -> None:
+        """Open "Run an app outside the tunnel" (Linux; also from the tray)."""
+        show_split_dialog(self, self.controller)
 
     def _action(self, menu, text: str, shortcut, slot) -> QAction:  # type: ignore[no-untyped-def]
         action = QAction(text, self)

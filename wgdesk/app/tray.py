@@ -10,6 +10,7 @@ from wgdesk.app.controller import Notice, TunnelController
 from wgdesk.app.icons import IconState, state_icon
 from wgdesk.app.networks import network_text
 from wgdesk.app.state import Health, is_active
+from wgdesk.platforms import system
 
 _NOTICE_ICON = {
     Notice.INFO: QSystemTrayIcon.MessageIcon.Information,
@@ -23,6 +24,8 @@ class Tray(QObject):
 
     manageRequested = Signal()
     importRequested = Signal()
+    routeRequested = Signal()
+    splitRequested = Signal()
     quitRequested = Signal()
 
     def __init__(self, controller: TunnelController, parent: QObject | None = None) -> None:
@@ -118,6 +121,13 @@ class Tray(QObject):
         imp = menu.addAction(self.tr("&Import tunnel(s) from file…"))
         imp.setObjectName("import")
         imp.triggered.connect(self.importRequested)
+        route = menu.addAction(self.tr("&Where does this go?…"))
+        route.setObjectName("route")
+        route.triggered.connect(self.routeRequested)
+        if system() == "linux":
+            split = menu.addAction(self.tr("Run an app &outside the tunnel…"))
+            split.setObjectName("split")
+            split.triggered.connect(self.splitRequested)
         menu.addSeparator()
         quit_action = menu.addAction(self.tr("&Quit"))
         quit_action.setObjectName("quit")
@@ -125,7 +135,7 @@ class Tray(QObject):
 
     def action(self, object_name: str) -> QAction | None:
         """The menu action with *object_name* (``tunnel:NAME``, ``network``, ``trust-network``, ``manage``,
-        ``import``, ``quit``)."""
+        ``import``, ``route``, ``split``, ``quit``)."""
         for a in self.menu.actions():
             if a.objectName() == object_name:
                 return a
