@@ -98,7 +98,11 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
             cafe = move_to(CAFE_MAC)
             qtbot.waitUntil(lambda: controller.health(name) == Health.HEALTHY, timeout=30000)
             assert _up(helper.socket) == [name]
-            assert ("Network rule", f"Connected {name}: untrusted network {cafe.label}") in notices
+            qtbot.waitUntil(
+                lambda: ("Network rule", f"Connected {name}: untrusted network {cafe.label}") in notices,
+                timeout=5000,
+            )
+            assert ("Connected", f"{name} is connected.") not in notices  # one notice says it all
             assert menu_line() == f"Network: {cafe.label} (wired), untrusted"
             assert controller.rule_connected() == {name}
             assert settings.rule_connected() == [name]
@@ -112,6 +116,7 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
                 lambda: ("Network rule", f"Disconnected {name}: trusted network {home.label}") in notices,
                 timeout=10000,
             )
+            assert ("Disconnected", f"{name} is disconnected.") not in notices
             assert controller.rule_connected() == frozenset() and settings.rule_connected() == []
 
             # the cafe again, and the user disconnects by hand: not reconnected while on this network

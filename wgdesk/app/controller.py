@@ -79,6 +79,9 @@ class TunnelController(QObject):
         self._status: dict[str, dict[str, Any]] = {}
         self._history: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
         self._pending: set[str] = set()
+        # what to say, instead of the plain "Connected"/"Disconnected", when a tunnel a network rule is
+        # bringing up or taking down gets there: name -> (health it is heading for, title, text)
+        self._announce: dict[str, tuple[Health, str, str]] = {}
         self._health: dict[str, Health] = {}
         self._helper_problem = ""
         self._helper_headline = ""
@@ -565,12 +568,14 @@ class TunnelController(QObject):
         self._save_rules()
 
     def _rule_up(self, name: str, network: str) -> None:
+        text = self.tr("Connected {name}: untrusted network {network}").format(name=name, network=network)
+        self._announce[name] = (Health.HEALTHY, self.tr("Network rule"), text)
+
         def done(_: object) -> None:
             self._after_change(name)
-            text = self.tr("Connected {name}: untrusted network {network}")
-            self.notify.emit(self.tr("Network rule"), text.format(name=name, network=network), Notice.INFO)
 
         def failed(exc: BaseException) -> None:
+            self._announce.pop(name, None)
             self._pending.discard(name)
             if isinstance(exc, (HelperUnavailable, HelperPermissionDenied)):
                 self._set_helper_problem(exc)
@@ -581,12 +586,14 @@ class TunnelController(QObject):
         self._up(name, done, failed)
 
     def _rule_down(self, name: str, network: str) -> None:
+        text = self.tr("Disconnected {name}: trusted network {network}").format(name=name, network=network)
+        self._announce[name] = (Health.DOWN, self.tr("Network rule"), text)
+
         def done(_: object) -> None:
             self._after_change(name)
-            text = self.tr("Disconnected {name}: trusted network {network}")
-            self.notify.emit(self.tr("Network rule"), text.format(name=name, network=network), Notice.INFO)
 
         def failed(exc: BaseException) -> None:
+            self._announce.pop(name, None)
             text = self.tr("Trusted network {network}: {error}").format(network=network, error=exc)
             self.notify.emit(self.tr("Could not disconnect {name}").format(name=name), text, Notice.ERROR)
 
@@ -655,6 +662,13 @@ class TunnelController(QObject):
             if new == old:
                 continue
             self._health[name] = new
+            heading, title, text = self._announce.get(name, (None, "", ""))
+            if new == heading:
+                del self._announce[name]
+                self.notify.emit(title, text, Notice.INFO)
+                continue
+            if new in (Health.DOWN, Health.ERROR):
+                self._announce.pop(name, None)  # it did not get where the rule sent it
             if new == Health.HEALTHY and old in (Health.DOWN, Health.STARTING, Health.WAITING):
                 self.notify.emit(
                     self.tr("Connected"), self.tr("{name} is connected.").format(name=name), Notice.INFO
