@@ -12,6 +12,9 @@ number, peer) entries with lazy deletion:
   common case: data keeps pushing keepalive deadlines forward) is noticed when the old entry
   surfaces, and re-queued then.
 * A peer without a live entry has no deadline, unless it was touched since the queue last looked.
+* Each look first recomputes the deadline of the touched peers (`Timers.settled_deadline`); an
+  untouched peer's deadline is what it was then, so the entries that surface are checked against
+  that value without recomputing it.
 
 So with k peers touched between two looks, `earliest()` costs O(k log n) and `pop_due()` O((k +
 due) log n). Dead entries are purged once they outnumber the live ones (amortised O(1) each).
@@ -77,7 +80,7 @@ class TimerQueue(Generic[T]):
             if timers.queue_entry != number:
                 heapq.heappop(heap)
                 continue
-            actual = timers.next_deadline()
+            actual = timers.settled_deadline
             if actual == deadline:
                 return deadline
             self._requeue(actual, owner)
@@ -98,7 +101,7 @@ class TimerQueue(Generic[T]):
             if timers.queue_entry != number:
                 heapq.heappop(heap)
                 continue
-            actual = timers.next_deadline()
+            actual = timers.settled_deadline
             if actual is not None and actual <= now:
                 heapq.heappop(heap)
                 self._live -= 1
@@ -144,6 +147,7 @@ class TimerQueue(Generic[T]):
             if entry < 0:
                 continue  # discarded
             deadline = timers.next_deadline()
+            timers.settled_deadline = deadline
             if deadline is None:
                 continue  # a live entry, if any, surfaces later and is dropped then
             queued = timers.queued_deadline

@@ -36,7 +36,8 @@ class Timers:
     """Deadlines and counters of one peer's timers.
 
     `order` (creation order, for running due peers in the order the device lists them),
-    `queue_entry` and `queued_deadline` belong to the device's `TimerQueue` (timerqueue.py).
+    `queue_entry`, `queued_deadline` and `settled_deadline` belong to the device's `TimerQueue`
+    (timerqueue.py).
     """
 
     __slots__ = (
@@ -51,6 +52,7 @@ class Timers:
         "retransmit_handshake",
         "send_keepalive",
         "sent_last_minute_handshake",
+        "settled_deadline",
         "zero_key_material",
     )
 
@@ -58,21 +60,27 @@ class Timers:
         self.order = next(_created)
         self.queue_entry = 0  # number of the live queue entry; 0 none, -1 discarded
         self.queued_deadline: float | None = None  # that entry's deadline
+        self.settled_deadline: float | None = None  # next_deadline() when the queue last looked
         self.stop()
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None."""
-        best: float | None = None
-        for t in (
-            self.retransmit_handshake,
-            self.cookie_resend,
-            self.send_keepalive,
-            self.new_handshake,
-            self.zero_key_material,
-            self.persistent_keepalive,
-        ):
-            if t is not None and (best is None or t < best):
-                best = t
+        best = self.retransmit_handshake
+        t = self.cookie_resend
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.send_keepalive
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.new_handshake
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.zero_key_material
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.persistent_keepalive
+        if t is not None and (best is None or t < best):
+            best = t
         return best
 
     def stop(self) -> None:
