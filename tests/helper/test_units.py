@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -103,6 +104,92 @@ def test_generated_nft_scripts_are_accepted_by_nft_and_names_stay_quoted(
         assert sorted(x for x in listed if x) == sorted(
             ["table inet wgdesk-killswitch", f"table inet {firewall.full_tunnel_table(ifnames[0])}"]
         )
+
+
+def _chain(script: str, name: str) -> list[str]:
+    lines = [line.strip() for line in script.splitlines()]
+    start = lines.index(f"chain {name} {{")
+    return lines[start + 1 : lines.index("}", start)]
+
+
+def test_kill_switch_forward_chain_sends_public_destinations_only_through_a_tunnel() -> None:
+    members = [firewall.KillSwitchMember("a", "wg0", 51820, 1), firewall.KillSwitchMember("b", "wg1", 7, 2)]
+    chain = _chain(firewall.kill_switch_script(members), "forward")
+    assert chain[0] == "type filter hook forward priority filter - 10; policy accept;"
+    assert chain[1] == 'oifname { "wg0", "wg1" } accept'
+    assert chain[2] == "ct direction reply accept"
+    assert chain[-1] == "reject with icmpx type admin-prohibited"  # nothing after the reject
+    assert len(chain) == 6
+    # the same chain whatever allow_lan says, and with excluded apps' marks
+    assert _chain(firewall.kill_switch_script(members, PRIVATE_LAN_RANGES, [9]), "forward") == chain
+
+
+def _forward_allows(address: str) -> bool:
+    import ipaddress
+
+    chain = _chain(firewall.kill_switch_script([firewall.KillSwitchMember("a", "wg0", 1, 1)]), "forward")
+    addr = ipaddress.ip_address(address)
+    for rule in chain:
+        fam, _, rest = rule.partition(" daddr { ")
+        if fam in ("ip", "ip6") and rest.endswith(" } accept"):
+            nets = [ipaddress.ip_network(n) for n in rest.removesuffix(" } accept").split(", ")]
+            if any(addr.version == n.version and addr in n for n in nets):
+                return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("10.1.2.3", True),
+        ("172.17.0.2", True),  # docker's default bridge
+        ("172.31.255.255", True),
+        ("192.168.122.10", True),  # libvirt's default NAT network
+        ("169.254.1.1", True),
+        ("100.64.0.1", True),
+        ("100.127.255.255", True),
+        ("224.0.0.251", True),
+        ("239.255.255.250", True),
+        ("fd00::1", True),
+        ("fe80::1", True),
+        ("ff02::fb", True),
+        ("8.8.8.8", False),
+        ("198.51.100.7", False),
+        ("172.32.0.1", False),
+        ("100.128.0.1", False),
+        ("192.169.0.1", False),
+        ("240.0.0.1", False),
+        ("2001:db8::1", False),
+        ("2606:4700::1111", False),
+        ("fe00::1", False),
+    ],
+)
+def test_kill_switch_forwards_to_private_and_special_ranges_only(address: str, allowed: bool) -> None:
+    assert _forward_allows(address) is allowed
+
+
+def test_forward_ranges_extend_the_one_private_list() -> None:
+    assert firewall.FORWARD_PRIVATE_RANGES[: len(PRIVATE_LAN_RANGES)] == PRIVATE_LAN_RANGES
+    assert len(set(firewall.FORWARD_PRIVATE_RANGES)) == len(firewall.FORWARD_PRIVATE_RANGES)
+
+
+@pytest.mark.root
+def test_nft_accepts_the_kill_switch_and_hooks_its_forward_chain() -> None:
+    members = [firewall.KillSwitchMember("a", "wg0", 51820, 51821)]
+    script = firewall.kill_switch_script(members, PRIVATE_LAN_RANGES, [7])
+    nft = shutil.which("nft") or "/usr/sbin/nft"
+    with namespaces("hnf") as (ns,):
+        for argv in ([nft, "-c", "-f", "-"], [nft, "-f", "-"]):
+            r = subprocess.run(ns.argv(*argv), input=script, capture_output=True, text=True, check=False)
+            assert r.returncode == 0, (script, r.stderr)
+        listed = ns.exec(nft, "-j", "list", "chain", "inet", firewall.KILL_SWITCH_TABLE, "forward").stdout
+        [chain] = [x["chain"] for x in json.loads(listed)["nftables"] if "chain" in x]
+        hooked = (chain["type"], chain["hook"], chain["prio"], chain["policy"])
+        assert hooked == ("filter", "forward", -10, "accept")
+        # and nft really checks: a chain with a hook it does not know is refused
+        bad = script.replace("hook forward", "hook sideways")
+        r = subprocess.run(ns.argv(nft, "-c", "-f", "-"), input=bad, capture_output=True, text=True)
+        assert r.returncode != 0
 
 
 def test_systemd_unit_is_valid_and_hardened(tmp_path: Path) -> None:

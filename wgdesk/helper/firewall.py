@@ -10,8 +10,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_interface
 
+from wgdesk.config import PRIVATE_LAN_RANGES
+
 KILL_SWITCH_TABLE = "wgdesk-killswitch"
 FAMILY = "inet"
+
+FORWARD_PRIVATE_RANGES: tuple[str, ...] = (
+    *PRIVATE_LAN_RANGES,
+    "100.64.0.0/10",
+    "224.0.0.0/4",
+    "ff00::/8",
+)
+"""Destinations that forwarded traffic (containers, VMs) may reach while the kill switch blocks,
+whatever ``allow_lan`` says: the local networks, plus RFC 6598 shared address space (other overlays'
+and carrier-grade NAT's, as container and VM networks sometimes use) and multicast."""
 
 _NDP_OUT = (
     "nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report"
@@ -97,6 +109,11 @@ def kill_switch_script(
     DHCPv4/DHCPv6 and neighbour discovery, and with ``lan`` the fixed private ranges (never DNS).
     Everything else, IPv6 included, is rejected.
 
+    Forwarded (containers, VMs, anything this machine routes or NATs): allowed by a tunnel
+    interface, replies of connections started from outside (a published port), and to
+    `FORWARD_PRIVATE_RANGES` (independent of ``lan``); to any other address it is rejected, so a
+    container cannot reach the internet around a failed tunnel.
+
     ``bypass_marks``: the marks a `bypass_script` gives packets of excluded apps (the user chose
     to exempt them): any such packet may leave, and replies of their connections (conntrack mark)
     may come in.
@@ -150,6 +167,15 @@ def kill_switch_script(
         inp.append(f"    ip saddr {{ {', '.join(lan4)} }} accept")
     if lan6:
         inp.append(f"    ip6 saddr {{ {', '.join(lan6)} }} accept")
+    private4 = ", ".join(n for n in FORWARD_PRIVATE_RANGES if ":" not in n)
+    private6 = ", ".join(n for n in FORWARD_PRIVATE_RANGES if ":" in n)
+    fwd = [
+        f"    oifname {{ {ifaces} }} accept",
+        "    ct direction reply accept",
+        f"    ip daddr {{ {private4} }} accept",
+        f"    ip6 daddr {{ {private6} }} accept",
+        "    reject with icmpx type admin-prohibited",
+    ]
     return (
         "\n".join(
             [
@@ -163,6 +189,10 @@ def kill_switch_script(
                 "  chain input {",
                 "    type filter hook input priority filter - 10; policy drop;",
                 *inp,
+                "  }",
+                "  chain forward {",
+                "    type filter hook forward priority filter - 10; policy accept;",
+                *fwd,
                 "  }",
                 "}",
             ]
