@@ -150,6 +150,7 @@ def _forward_allows(address: str) -> bool:
         ("100.127.255.255", True),
         ("224.0.0.251", True),
         ("239.255.255.250", True),
+        ("255.255.255.255", True),  # a bridged guest's DHCP request (br_netfilter)
         ("fd00::1", True),
         ("fe80::1", True),
         ("ff02::fb", True),

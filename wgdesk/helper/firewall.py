@@ -19,11 +19,13 @@ FORWARD_PRIVATE_RANGES: tuple[str, ...] = (
     *PRIVATE_LAN_RANGES,
     "100.64.0.0/10",
     "224.0.0.0/4",
+    "255.255.255.255/32",
     "ff00::/8",
 )
 """Destinations that forwarded traffic (containers, VMs) may reach while the kill switch blocks,
-whatever ``allow_lan`` says: the local networks, plus RFC 6598 shared address space (other overlays'
-and carrier-grade NAT's, as container and VM networks sometimes use) and multicast."""
+whatever ``allow_lan`` says: the local networks, plus RFC 6598 shared address space (overlays and
+some container networks use it), multicast, and the limited broadcast address (with br_netfilter,
+as Docker loads it, bridged guests' DHCP requests pass the forward hook)."""
 
 _NDP_OUT = (
     "nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report"
