@@ -97,6 +97,24 @@ class HelperClient:
         tunnels: list[dict[str, Any]] = result["tunnels"]
         return tunnels
 
+    def lockdown(self) -> dict[str, Any]:
+        """Lockdown as the helper has it: ``{"enabled": bool, "policy": "user"|"always"|"never"}``
+        (the ``lockdown`` object of ``version``). A helper that predates lockdown raises
+        `HelperError` with code ``unsupported``."""
+        result = self.request("version")
+        state = result.get("lockdown") if isinstance(result, dict) else None
+        if not isinstance(state, dict):
+            raise HelperError("this helper does not support lockdown; update wgdesk", "unsupported")
+        return state
+
+    def set_lockdown(self, enabled: bool) -> dict[str, Any]:
+        """Turn lockdown on or off (persistent, helper-wide): while on, the kill switch blocks
+        everything but tunnels even with no tunnel up. Returns the new ``{"enabled", "policy"}``;
+        `HelperPermissionDenied` when the administrator's policy forces it or the caller may only
+        watch."""
+        result: dict[str, Any] = self.request("set_lockdown", enabled=enabled)
+        return result
+
     def logs(self, name: str | None, since: float | None = None) -> list[dict[str, Any]]:
         """Log records ``{"time", "level", "source": "helper"|"engine", "message"}``, oldest first."""
         args: dict[str, Any] = {"since": since}

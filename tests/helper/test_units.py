@@ -193,6 +193,65 @@ def test_nft_accepts_the_kill_switch_and_hooks_its_forward_chain() -> None:
         assert r.returncode != 0
 
 
+@pytest.mark.root
+def test_kill_switch_with_no_members_is_valid_and_blocks_all_but_the_basics() -> None:
+    """Lockdown with no tunnel up: no empty interface set (nft refuses ``oifname { }``)."""
+    script = firewall.kill_switch_script([], PRIVATE_LAN_RANGES)
+    assert "{ }" not in script and "oifname {" not in script and "iifname {" not in script
+    assert _chain(script, "output")[:2] == [
+        "type filter hook output priority filter - 10; policy drop;",
+        'oifname "lo" accept',
+    ]
+    assert _chain(script, "forward")[1] == "ct direction reply accept"
+    nft = shutil.which("nft") or "/usr/sbin/nft"
+    with namespaces("hnf") as (ns,):
+        for argv in ([nft, "-c", "-f", "-"], [nft, "-f", "-"]):
+            for s in (script, firewall.kill_switch_script([])):
+                r = subprocess.run(ns.argv(*argv), input=s, capture_output=True, text=True, check=False)
+                assert r.returncode == 0, (s, r.stderr)
+        # and nft does refuse the empty set this avoids
+        bad = script.replace('oifname "lo" accept', 'oifname "lo" accept\n    oifname { } accept', 1)
+        r = subprocess.run(ns.argv(nft, "-c", "-f", "-"), input=bad, capture_output=True, text=True)
+        assert r.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('lockdown = "sometimes"\n', "lockdown must be one of user, always, never"),
+        ("lockdown = true\n", "lockdown must be a str"),
+        ('lockdown_file = "lockdown.json"\n', "lockdown_file must be the absolute path of a file"),
+        ('lockdown_file = "/var/lib/wgdesk/"\n', "lockdown_file must be the absolute path of a file"),
+    ],
+)
+def test_bad_lockdown_settings_name_the_key(tmp_path: Path, text: str, fragment: str) -> None:
+    p = tmp_path / "helper.toml"
+    p.write_text(text)
+    with pytest.raises(SettingsError) as e:
+        load(p)
+    assert fragment in str(e.value)
+    p.write_text('lockdown = "always"\nlockdown_file = "/srv/x.json"\n')
+    assert (load(p).lockdown, load(p).lockdown_file) == ("always", "/srv/x.json")
+
+
+def test_systemd_unit_starts_before_the_network_and_keeps_state() -> None:
+    """Lockdown at boot: ordered like a firewall service before network-pre.target (which network
+    managers start after), ready only once the block is in place, state outside /run."""
+    import configparser
+
+    unit = configparser.ConfigParser(interpolation=None, strict=False)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(ROOT / "resources" / "wgdesk-helper.service", encoding="utf-8")
+    u, s = unit["Unit"], unit["Service"]
+    assert "network-pre.target" in u["Before"].split() and "network-pre.target" in u["Wants"].split()
+    assert "network-pre.target" not in u.get("After", "").split()
+    assert u["DefaultDependencies"] == "no"
+    assert "shutdown.target" in u["Conflicts"].split() and "shutdown.target" in u["Before"].split()
+    assert s["Type"] == "notify"
+    assert s["StateDirectory"] == "wgdesk"
+    assert Settings().lockdown_file.startswith("/var/lib/wgdesk/")
+
+
 def test_systemd_unit_is_valid_and_hardened(tmp_path: Path) -> None:
     text = (ROOT / "resources" / "wgdesk-helper.service").read_text()
     for needle in (

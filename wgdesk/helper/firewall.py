@@ -109,7 +109,8 @@ def kill_switch_script(
     Allowed out: loopback, the tunnel interfaces, UDP carrying an engine's fwmark (only a process
     with CAP_NET_ADMIN can set a mark — an ordinary process sending to the endpoint is not exempt),
     DHCPv4/DHCPv6 and neighbour discovery, and with ``lan`` the fixed private ranges (never DNS).
-    Everything else, IPv6 included, is rejected.
+    Everything else, IPv6 included, is rejected. With no ``members`` (lockdown with no tunnel up)
+    only loopback, DHCP, neighbour discovery and ``lan`` are let out.
 
     Forwarded (containers, VMs, anything this machine routes or NATs): allowed by a tunnel
     interface, replies of connections started from outside (a published port), and to
@@ -126,10 +127,9 @@ def kill_switch_script(
     ports = sorted({m.listen_port for m in members if m.listen_port})
     lan4 = [n for n in lan if ":" not in n]
     lan6 = [n for n in lan if ":" in n]
-    out = [
-        '    oifname "lo" accept',
-        f"    oifname {{ {ifaces} }} accept",
-    ]
+    out = ['    oifname "lo" accept']
+    if ifaces:  # nft refuses an empty anonymous set
+        out.append(f"    oifname {{ {ifaces} }} accept")
     if marks:
         out.append(f"    meta l4proto udp meta mark {{ {', '.join(map(str, marks))} }} accept")
     bypass = ", ".join(map(str, sorted(set(bypass_marks))))
@@ -151,10 +151,9 @@ def kill_switch_script(
         if lan6:
             out.append(f"    ip6 daddr {{ {', '.join(lan6)} }} accept")
     out.append("    reject with icmpx type admin-prohibited")
-    inp = [
-        '    iifname "lo" accept',
-        f"    iifname {{ {ifaces} }} accept",
-    ]
+    inp = ['    iifname "lo" accept']
+    if ifaces:
+        inp.append(f"    iifname {{ {ifaces} }} accept")
     if ports:
         inp.append(f"    udp dport {{ {', '.join(map(str, ports))} }} accept")
     if bypass:
@@ -171,8 +170,8 @@ def kill_switch_script(
         inp.append(f"    ip6 saddr {{ {', '.join(lan6)} }} accept")
     private4 = ", ".join(n for n in FORWARD_PRIVATE_RANGES if ":" not in n)
     private6 = ", ".join(n for n in FORWARD_PRIVATE_RANGES if ":" in n)
-    fwd = [
-        f"    oifname {{ {ifaces} }} accept",
+    fwd = [f"    oifname {{ {ifaces} }} accept"] if ifaces else []
+    fwd += [
         "    ct direction reply accept",
         f"    ip daddr {{ {private4} }} accept",
         f"    ip6 daddr {{ {private6} }} accept",

@@ -8,6 +8,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -38,6 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", help="engine executable (development and tests; overrides engine_path)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p
+
+
+def notify_ready() -> None:
+    """Tell systemd (``Type=notify``) that the helper is ready: the lockdown table is in place and
+    the socket listens. Nothing happens without ``$NOTIFY_SOCKET``; a failure is only logged."""
+    path = os.environ.pop("NOTIFY_SOCKET", "")  # not inherited by engines or hooks
+    if not path or path[0] not in "/@":
+        return
+    address = "\0" + path[1:] if path[0] == "@" else path
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(address)
+            s.sendall(b"READY=1")
+    except OSError as e:
+        logging.getLogger(__name__).warning("could not notify systemd on %s: %s", path, e)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     logbook = LogBook()
     events = Events()
     manager = TunnelManager(settings, state_dir, logbook, events)
+    manager.enforce_lockdown()  # before the socket: a helper started at boot blocks at once
     server = ControlServer(args.socket, settings, manager, logbook, events)
     try:
         server.bind()
@@ -93,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     logbook.info(None, f"listening on {args.socket}")
+    notify_ready()
     try:
         server.serve_forever()
     finally:

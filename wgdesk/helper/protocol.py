@@ -78,6 +78,12 @@ def _target(value: object) -> str | None:
         raise ProtocolError("invalid", f"target must be an IP address, not {value!r}") from None
 
 
+def _bool(value: object, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ProtocolError("invalid", f"{field} must be true or false")
+
+
 def _since(value: object) -> float | None:
     if value is None:
         return None
@@ -109,6 +115,7 @@ _VERBS: dict[str, dict[str, tuple[bool, Any]]] = {
     # no arguments: the process moved is the caller, as the kernel names it (never a client's pid)
     "split_exclude": {},
     "split_list": {},
+    "set_lockdown": {"enabled": (True, lambda v: _bool(v, "enabled"))},
 }
 VERBS = frozenset(_VERBS)
 

@@ -306,7 +306,11 @@ class ControlServer:
         if req.verb == "split_list":
             return self.manager.split_list(None if uid == 0 else uid)
         if req.verb == "version":
-            return {"version": __version__, "protocol": protocol.VERSION}
+            return {
+                "version": __version__,
+                "protocol": protocol.VERSION,
+                "lockdown": self.manager.lockdown_state(),
+            }
         if req.verb == "up":
             return self.manager.up(a["name"], a["config"], a["full_tunnel"], a["kill_switch"])
         if req.verb == "status":
@@ -315,6 +319,9 @@ class ControlServer:
             return {"records": self.log.records(a["name"], a["since"])}
         if req.verb == "update":
             return self.manager.update(a["name"], a["config"])
+        if req.verb == "set_lockdown":
+            self.log.info(None, f"uid {uid} turns lockdown {'on' if a['enabled'] else 'off'}")
+            return self.manager.set_lockdown(a["enabled"])
         # Every other verb of the protocol's allow-list is the manager's method of that name, with the
         # validated arguments as keywords (down, diagnose, ...).
         method = getattr(self.manager, req.verb, None)

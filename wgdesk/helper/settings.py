@@ -67,6 +67,11 @@ class Settings:
     split_tunnel_cgroup_root: str = ""
     """Where cgroup2 is mounted; empty = found in /proc/self/mountinfo, or mounted by the helper
     under its state directory when there is none."""
+    lockdown: str = "user"
+    """Lockdown (the kill switch blocks even with no tunnel up): "user" = root and members of `group`
+    may turn it on and off; "always" = forced on; "never" = forced off."""
+    lockdown_file: str = "/var/lib/wgdesk/lockdown.json"
+    """Where the helper keeps the lockdown choice (persistent: not under /run)."""
     extra: dict[str, object] = field(default_factory=dict, compare=False)
 
     def engine_executable(self) -> str:
@@ -105,6 +110,7 @@ _CHOICES = {
     "engine_kind": ("auto", "wgdesk", "wireguard-go"),
     "dns_backend": ("auto", "resolved", "resolvconf", "file"),
     "log_level": ("debug", "info", "warning", "error"),
+    "lockdown": ("user", "always", "never"),
 }
 
 
@@ -142,5 +148,7 @@ def load(path: Path | None = None) -> Settings:
             raise SettingsError(f"{path}: {key} must be 1 to 64 letters, digits, _ or -")
         if key == "split_tunnel_cgroup_root" and value and not str(value).startswith("/"):
             raise SettingsError(f"{path}: {key} must be an absolute path (or empty)")
+        if key == "lockdown_file" and not (str(value).startswith("/") and not str(value).endswith("/")):
+            raise SettingsError(f"{path}: {key} must be the absolute path of a file")
         values[key] = value
     return Settings(**values)  # type: ignore[arg-type]

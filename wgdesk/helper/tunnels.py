@@ -36,6 +36,7 @@ from wgdesk.helper.engine_process import (
     uapi_request,
 )
 from wgdesk.helper.journal import Entry, Journal, find
+from wgdesk.helper.lockdown import Lockdown, LockdownRefused
 from wgdesk.helper.logbook import LogBook
 from wgdesk.helper.resolver import EndpointName, Reresolver, is_name, resolve
 from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings
@@ -280,6 +281,8 @@ class TunnelManager:
         """Tunnels with an MTU probe running (one at a time each)."""
         self.split = split.BypassGroup(settings, state_dir, logbook)
         """The cgroup of processes that bypass a full tunnel (`split_exclude`)."""
+        self.lockdown = Lockdown(settings.lockdown, Path(settings.lockdown_file), logbook)
+        """Lockdown: the kill-switch table stays even with no tunnel up (`set_lockdown`)."""
 
     # --- public verbs ---------------------------------------------------------------------
 
@@ -351,6 +354,8 @@ class TunnelManager:
                     if blocked_member is not None:
                         self.kill_switch[name] = blocked_member
                     self._apply_kill_switch()
+                elif self.lockdown.enabled:
+                    self._apply_kill_switch()  # the failed tunnel is no longer let out
                 self._publish(existing or Tunnel(name, plan.ifname, "down", journal, message=message))
                 code = e.code if isinstance(e, TunnelError) else "failed"
                 raise TunnelError(code, f"could not bring {name} up: {message}") from e
@@ -392,6 +397,8 @@ class TunnelManager:
             self._undo(tunnel, tunnel.journal)
             tunnel.journal.delete()
             self.tunnels.pop(name, None)
+            if self.lockdown.enabled:
+                self._apply_kill_switch()  # lockdown: the tunnel's exemptions go, the block stays
             self.log.info(name, "down")
             tunnel.state = "down"
             tunnel.message = None
@@ -878,6 +885,9 @@ class TunnelManager:
             # engine runs (a rollback puts the block back)
             self.kill_switch.pop(plan.name)
             self._apply_kill_switch()
+        elif self.lockdown.enabled:
+            # lockdown: this tunnel (no kill switch of its own) is let out like a member
+            self._apply_kill_switch()
         for addr in plan.addresses:
             j.record("addr", ifname=ifname, address=addr)
             platform.addr_add(ifname, addr)
@@ -975,7 +985,7 @@ class TunnelManager:
         )
         tunnel.bypass = True
         self.log.info(plan.name, f"apps in cgroup {self.split.name} bypass this full tunnel")
-        if self.kill_switch:
+        if self.kill_switch or self.lockdown.enabled:
             self._apply_kill_switch()
 
     def split_exclude(self, conn: socket.socket, uid: int) -> dict[str, Any]:
@@ -1091,7 +1101,7 @@ class TunnelManager:
             platform.nft_delete_table(e["family"], e["name"])
             if tunnel is not None and tunnel.bypass:
                 tunnel.bypass = False
-                if self.kill_switch:
+                if self.kill_switch or self.lockdown.enabled:
                     self._apply_kill_switch()
         elif kind == "killswitch":
             if tunnel is not None:
@@ -1122,12 +1132,73 @@ class TunnelManager:
         platform.sysctl_write(e["key"], e["old"])
 
     def _apply_kill_switch(self) -> None:
-        members = list(self.kill_switch.values())
+        """Put the kill-switch table in line with the members (and lockdown): replaced in one
+        transaction, or deleted when nothing needs it."""
+        members = dict(self.kill_switch)
+        lockdown = self.lockdown.enabled
+        if lockdown:
+            # every tunnel of this helper is let out, whether or not it has a kill switch itself
+            for t in self.tunnels.values():
+                if t.name not in members:
+                    members[t.name] = firewall.KillSwitchMember(t.name, t.ifname, t.fwmark, t.listen_port)
         bypass = [t.fwmark for t in self.tunnels.values() if t.bypass]
-        if members:
-            platform.nft_apply(firewall.kill_switch_script(members, self.lan, bypass))
+        if members or lockdown:
+            platform.nft_apply(firewall.kill_switch_script(list(members.values()), self.lan, bypass))
         else:
             platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+
+    # --- lockdown ------------------------------------------------------------------------------
+
+    def enforce_lockdown(self) -> None:
+        """At helper start, before anything else: with lockdown on, the table goes in at once
+        (no members yet: `recover` adds those of blocked tunnels). Failures are logged."""
+        if not self.lockdown.enabled:
+            return
+        with self._lock:
+            try:
+                self._apply_kill_switch()
+            except Exception as e:
+                self.log.error(None, f"lockdown: could not put the kill switch in place: {e}")
+                return
+        self.log.info(
+            None, f"lockdown is on ({self._lockdown_origin()}): traffic is blocked except through tunnels"
+        )
+
+    def lockdown_state(self) -> dict[str, Any]:
+        """``{"enabled", "policy"}`` (the ``lockdown`` object of ``version``)."""
+        return self.lockdown.as_dict()
+
+    def set_lockdown(self, enabled: bool) -> dict[str, Any]:
+        """Turn lockdown on or off (policy ``user`` only) and apply it at once; persistent."""
+        with self._lock:
+            try:
+                self.lockdown.set(enabled)
+            except LockdownRefused as e:
+                raise TunnelError("denied", str(e)) from e
+            except OSError as e:
+                raise TunnelError(
+                    "failed", f"could not store the lockdown setting in {self.lockdown.path}: {e.strerror}"
+                ) from e
+            try:
+                if enabled or self.kill_switch:
+                    self._apply_kill_switch()
+                else:
+                    platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+            except Exception as e:
+                self.log.error(None, f"lockdown: could not apply the kill switch: {e}")
+                raise TunnelError("failed", f"lockdown stored but not applied: {e}") from e
+            self.log.info(
+                None,
+                "lockdown on: traffic is blocked except through tunnels"
+                if enabled
+                else "lockdown off: traffic flows normally while no tunnel with a kill switch is up",
+            )
+            state = self.lockdown.as_dict()
+        self.events.publish({"event": "lockdown", **state})
+        return state
+
+    def _lockdown_origin(self) -> str:
+        return "forced by the administrator" if self.lockdown.policy == "always" else str(self.lockdown.path)
 
     # --- engine exit, recovery, shutdown -------------------------------------------------------
 
@@ -1193,7 +1264,7 @@ class TunnelManager:
                     self.log.warning(name, tunnel.message or "")
                 else:
                     journal.delete()
-            if self.kill_switch:
+            if self.kill_switch or self.lockdown.enabled:
                 self._apply_kill_switch()
 
     def monitor(self, stop: threading.Event, interval: float = 1.0) -> None:
@@ -1224,7 +1295,8 @@ class TunnelManager:
                     seen[key] = p["latest_handshake"]
 
     def shutdown(self) -> None:
-        """Orderly stop (SIGTERM): every tunnel down, kill switches included."""
+        """Orderly stop (SIGTERM): every tunnel down, kill switches included — except with
+        lockdown on, whose table stays so nothing leaks while the helper is stopped or restarting."""
         with self._lock:
             for name in list(self.tunnels):
                 try:
@@ -1232,6 +1304,18 @@ class TunnelManager:
                 except Exception as e:
                     self.log.error(name, f"down during shutdown failed: {e}")
             self.split.close()
+            if self.lockdown.enabled:
+                try:
+                    self._apply_kill_switch()
+                except Exception as e:
+                    self.log.error(None, f"lockdown: could not leave the kill switch in place: {e}")
+                else:
+                    self.log.warning(
+                        None,
+                        "lockdown is on: the kill switch stays in place while the helper is stopped "
+                        f"(nft table inet {firewall.KILL_SWITCH_TABLE}); `wgdeskctl lockdown off` "
+                        "with the helper running, or removing the package, lifts it",
+                    )
 
     # --- reporting -----------------------------------------------------------------------------
 

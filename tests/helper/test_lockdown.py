@@ -1,0 +1,356 @@
+"""Lockdown (USERS.md #1 and #7): the kill switch blocks with no tunnel up, from helper start, and
+keeps blocking while the helper is stopped, restarting or killed — in the T2 lab, real kernel.
+
+"Blocked" is always shown two ways: the client gets no answer, and the router's client-facing
+link sees none of the probes (each test first shows both the other way round without lockdown).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helper.lab import (
+    ENGINES,
+    HELPER,
+    NFT,
+    PUBLIC,
+    PUBLIC6,
+    ROOT,
+    ROUTER_LAN,
+    SERVER_TUNNEL,
+    Capture,
+    Lab,
+    json_links,
+    lab,
+    probe,
+)
+from tests.helper.test_threats import request_as, throwaway_account
+from tests.netns import unique_name, wait_for
+from wgdesk.client import HelperPermissionDenied
+from wgdesk.helper.firewall import KILL_SWITCH_TABLE
+
+pytestmark = pytest.mark.root
+
+T = unique_name("wgt")
+FULL = "0.0.0.0/0, ::/0"
+ROUTER, ROUTER6 = (a.split("/")[0] for a in ROUTER_LAN)
+OUTSIDE = f"host {PUBLIC} or host {PUBLIC6}"
+
+
+def settings(L: Lab, extra: str = "") -> str:
+    """helper.toml for the lab: the lockdown file in the test's own directory."""
+    return f'lockdown_file = "{state_file(L)}"\n{extra}'
+
+
+def state_file(L: Lab) -> Path:
+    return L.workdir / "lib" / "lockdown.json"
+
+
+def table(L: Lab) -> str | None:
+    """The kill-switch table in the client namespace, or None."""
+    r = L.client.exec(NFT, "list", "table", "inet", KILL_SWITCH_TABLE, check=False)
+    return r.stdout if r.returncode == 0 else None
+
+
+def reach(L: Lab, host: str) -> bool:
+    return L.ping(host, 1, timeout=1.0, attempts=2)
+
+
+def outside_probes(L: Lab) -> None:
+    """Pings and TCP connection attempts to the "internet" address, both families."""
+    for host in (PUBLIC, PUBLIC6):
+        L.ping(host, 1, timeout=0.5, attempts=1)
+        probe(L.client, "tcp", host, 80, count=2)
+        probe(L.client, "udp", host, 53, count=2)
+
+
+def plaintext(L: Lab, action: object, bpf: str = OUTSIDE) -> int:
+    cap = Capture(L.router, L.router_lan_if, bpf, L.workdir)
+    action()  # type: ignore[operator]
+    return cap.count()
+
+
+def assert_blocked(L: Lab) -> None:
+    assert not reach(L, PUBLIC) and not reach(L, PUBLIC6)
+    assert plaintext(L, lambda: outside_probes(L)) == 0
+
+
+def assert_open(L: Lab) -> None:
+    assert reach(L, PUBLIC) and reach(L, PUBLIC6)
+    assert plaintext(L, lambda: outside_probes(L)) >= 8  # 2 pings + 2×2 TCP + 2×2 UDP at least
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_lockdown_blocks_without_a_tunnel_and_lets_tunnels_through(engine: str) -> None:
+    with lab() as L:
+        h = L.start_helper(settings=settings(L), engine=ENGINES[engine])
+        c = h.client()
+        assert c.lockdown() == {"enabled": False, "policy": "user"}
+        assert table(L) is None and not state_file(L).exists()
+        assert_open(L)  # control
+        assert reach(L, ROUTER)
+
+        assert c.set_lockdown(True) == {"enabled": True, "policy": "user"}
+        assert c.lockdown() == {"enabled": True, "policy": "user"}
+        st = state_file(L).stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600)
+        assert json.loads(state_file(L).read_text()) == {"enabled": True}
+        assert_blocked(L)
+        assert not reach(L, ROUTER)  # the LAN too: allow_lan is off
+        rules = table(L)
+        assert rules is not None
+        for needle in (
+            "udp sport 68 udp dport 67 accept",  # DHCPv4
+            "udp sport 546 udp dport 547 accept",  # DHCPv6
+            "nd-neighbor-solicit",
+            "nd-router-advert",
+        ):
+            assert needle in rules, needle
+        assert T not in rules
+        assert "turns lockdown on" in h.log()
+
+        # a tunnel without a kill switch of its own: its traffic passes, nothing else does
+        c.up(T, L.config(), kill_switch=False)
+        assert f'"{T}"' in (table(L) or "")
+        assert L.ping(SERVER_TUNNEL[0], 2) and L.ping(SERVER_TUNNEL[1], 2)
+        assert_blocked(L)
+        c.down(T)
+        assert T not in (table(L) or "none")
+        assert_blocked(L)
+
+        # a full tunnel (kill switch on): the "internet" is reached through it, never in plaintext
+        c.up(T, L.config(allowed=FULL))
+        answered: list[bool] = []
+        assert plaintext(L, lambda: answered.extend([L.ping(PUBLIC, 2), L.ping(PUBLIC6, 2)])) == 0
+        assert answered == [True, True]
+        c.down(T)
+        assert table(L) is not None
+        assert_blocked(L)
+
+        assert c.set_lockdown(False) == {"enabled": False, "policy": "user"}
+        assert table(L) is None
+        assert json.loads(state_file(L).read_text()) == {"enabled": False}
+        assert_open(L)
+
+
+def test_lockdown_with_allow_lan_lets_the_lan_through_but_not_dns() -> None:
+    with lab() as L:
+        h = L.start_helper(settings=settings(L, "allow_lan = true\n"))
+        c = h.client()
+        dns = lambda: probe(L.client, "udp", ROUTER, 53)  # noqa: E731
+        assert plaintext(L, dns, "port 53") >= 3  # control
+        c.set_lockdown(True)
+        assert reach(L, ROUTER) and reach(L, ROUTER6)
+        assert plaintext(L, dns, "port 53") == 0
+        assert_blocked(L)
+
+
+def test_lockdown_keeps_blocking_across_helper_stop_restart_and_kill() -> None:
+    with lab() as L:
+        h = L.start_helper(settings=settings(L))
+        c = h.client()
+        c.set_lockdown(True)
+        c.up(T, L.config(), kill_switch=False)
+        assert L.ping(SERVER_TUNNEL[0], 2)
+
+        # a background sender that tries the outside every 20 ms while the helper stops and starts
+        sender = L.client.popen(
+            sys.executable,
+            "-I",
+            "-c",
+            "import socket, time\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "for _ in range(100000):\n"
+            "    try:\n"
+            f"        s.sendto(b'x', ('{PUBLIC}', 9))\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "    time.sleep(0.02)\n",
+        )
+        try:
+
+            def clean_restart() -> None:
+                h.stop()
+                # stopped: the tunnel is gone, the block is not
+                assert T not in json_links(L.client)
+                assert table(L) is not None
+                assert not reach(L, PUBLIC) and not reach(L, PUBLIC6)
+                outside_probes(L)
+                h.start()
+
+            assert plaintext(L, clean_restart) == 0
+            assert "the kill switch stays in place while the helper is stopped" in h.log()
+            c = h.client()
+            assert c.lockdown() == {"enabled": True, "policy": "user"}
+            assert c.status() == []
+
+            # kill -9 with a full tunnel (kill switch on) up: recovery keeps blocking
+            c.up(T, L.config(allowed=FULL))
+
+            def crash_and_restart() -> None:
+                h.kill9()
+                outside_probes(L)
+                h.start()
+                outside_probes(L)
+
+            assert plaintext(L, crash_and_restart) == 0
+            c = h.client()
+            assert c.lockdown()["enabled"] is True
+            assert [t["state"] for t in c.status()] == ["blocked"]
+            c.down(T)  # the blocked tunnel goes; lockdown stays
+            assert_blocked(L)
+        finally:
+            sender.kill()
+            sender.wait()
+
+        # a reboot: the table is gone (nft state is not persistent); the helper puts it back
+        # before it answers on its socket
+        h.stop()
+        L.client.exec(NFT, "delete", "table", "inet", KILL_SWITCH_TABLE)
+        assert reach(L, PUBLIC)  # control: without the table the outside answers
+        log_before = len(h.log())
+        h.start()
+        assert table(L) is not None
+        assert_blocked(L)
+        started = h.log()[log_before:]
+        assert started.index("lockdown is on") < started.index("listening on")
+
+        # off, then a restart: open, and it stays open
+        h.client().set_lockdown(False)
+        h.stop()
+        h.start()
+        assert table(L) is None
+        assert h.client().lockdown()["enabled"] is False
+        assert reach(L, PUBLIC)
+
+
+def test_policy_always_forces_lockdown_and_refuses_the_verb() -> None:
+    with lab() as L:
+        h = L.start_helper(settings=settings(L, 'lockdown = "always"\n'))
+        c = h.client()
+        assert c.lockdown() == {"enabled": True, "policy": "always"}
+        assert table(L) is not None  # from start, nobody asked
+        assert_blocked(L)
+        with pytest.raises(HelperPermissionDenied) as e:
+            h.client().set_lockdown(False)
+        assert 'forced on by the administrator (lockdown = "always"' in e.value.message
+        assert table(L) is not None and not state_file(L).exists()
+        h.stop()
+        assert table(L) is not None
+
+
+def test_policy_never_ignores_the_stored_choice_and_refuses_the_verb() -> None:
+    with lab() as L:
+        path = state_file(L)
+        path.parent.mkdir()
+        path.write_text('{"enabled": true}\n')
+        path.chmod(0o600)
+        h = L.start_helper(settings=settings(L, 'lockdown = "never"\n'))
+        assert h.client().lockdown() == {"enabled": False, "policy": "never"}
+        assert table(L) is None
+        with pytest.raises(HelperPermissionDenied) as e:
+            h.client().set_lockdown(True)
+        assert "forced off by the administrator" in e.value.message
+        assert table(L) is None
+        assert reach(L, PUBLIC)
+
+
+def test_an_untrustworthy_state_file_counts_as_on() -> None:
+    with lab() as L:
+        path = state_file(L)
+        path.parent.mkdir()
+        path.write_text("{not json")
+        path.chmod(0o600)
+        h = L.start_helper(settings=settings(L))
+        assert h.client().lockdown()["enabled"] is True
+        assert "keeping lockdown on" in h.log()
+        h.client().set_lockdown(False)  # writes a good one
+        h.stop()
+        path.write_text('{"enabled": false}\n')
+        path.chmod(0o666)  # writable by anyone: not trusted
+        h.start()
+        assert h.client().lockdown()["enabled"] is True
+        assert table(L) is not None
+
+
+def test_members_may_toggle_lockdown_and_watchers_may_not() -> None:
+    with (
+        throwaway_account() as (_m, uid_m, group, gid),
+        throwaway_account() as (_w, uid_w, watchers, gid_w),
+        lab() as L,
+    ):
+        h = L.start_helper(settings=settings(L, f'group = "{group}"\nmonitor_group = "{watchers}"\n'))
+        r = request_as(h.socket, uid_w, gid_w, "set_lockdown", enabled=True)
+        assert f"members of group '{watchers}' may only watch" in str(r["denied"])
+        assert table(L) is None and not state_file(L).exists()
+        # a watcher sees the state (version is a watch verb)
+        assert request_as(h.socket, uid_w, gid_w, "version")["ok"]["lockdown"] == {  # type: ignore[index]
+            "enabled": False,
+            "policy": "user",
+        }
+        assert request_as(h.socket, uid_m, gid, "set_lockdown", enabled=True) == {
+            "ok": {"enabled": True, "policy": "user"}
+        }
+        assert table(L) is not None
+        assert f"uid {uid_m} turns lockdown on" in h.log()
+        r = request_as(h.socket, uid_m, gid, "set_lockdown", enabled="yes")
+        assert "enabled must be true or false" in str(r["invalid"])
+        assert request_as(h.socket, uid_m, gid, "set_lockdown", enabled=False)["ok"] == {
+            "enabled": False,
+            "policy": "user",
+        }
+        assert table(L) is None
+
+
+def test_helper_tells_systemd_it_is_ready_only_once_the_block_is_in_place() -> None:
+    """Type=notify: READY=1 arrives after the table exists (the unit orders itself before
+    network-pre.target, so network managers start only then)."""
+    with lab() as L:
+        state = state_file(L)
+        state.parent.mkdir()
+        state.write_text('{"enabled": true}\n')
+        state.chmod(0o600)
+        config = L.workdir / "helper.toml"
+        config.write_text(f'dns_backend = "file"\n{settings(L)}')
+        notify_path = L.workdir / "notify.sock"
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(notify_path))
+        notify.settimeout(30)
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "PYTHONPATH": str(ROOT),
+            "NOTIFY_SOCKET": str(notify_path),
+        }
+        log = open(L.workdir / "notify-helper.log", "wb")  # noqa: SIM115
+        proc = L.client.popen(
+            HELPER,
+            "--socket",
+            str(L.workdir / "run" / "helper.sock"),
+            "--state-dir",
+            str(L.workdir / "state"),
+            "--config",
+            str(config),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert notify.recv(64) == b"READY=1"
+            assert table(L) is not None
+            assert (L.workdir / "run" / "helper.sock").is_socket()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            log.close()
+            notify.close()
+        # stopped cleanly with lockdown on: the table stays, and the test removes it
+        assert table(L) is not None
+        assert wait_for(lambda: not os.path.exists(L.workdir / "run" / "helper.sock"), 5)
