@@ -411,6 +411,35 @@ def cmd_excluded(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- lockdown: block everything while no tunnel is connected ------------------------------------------
+
+
+def cmd_lockdown(args: argparse.Namespace) -> int:
+    """Show lockdown, or turn it on/off (`wgdeskctl lockdown [on|off]`)."""
+    import json
+
+    from wgdesk.client import HelperClient, HelperError
+
+    try:
+        with HelperClient(args.socket) as client:
+            state = client.lockdown() if args.state is None else client.set_lockdown(args.state == "on")
+            tunnels = client.status() if not args.json else []
+    except HelperError as exc:
+        _err(f"{PROG} lockdown: {exc.message}")
+        return 1
+    if args.json:
+        _out(json.dumps(state) + "\n")
+        return 0
+    forced = {"always": " (forced on by the administrator)", "never": " (forced off by the administrator)"}
+    _out(f"lockdown: {'on' if state.get('enabled') else 'off'}{forced.get(str(state.get('policy')), '')}\n")
+    if state.get("enabled"):
+        if any(t.get("state") == "up" for t in tunnels):
+            _out("traffic leaves only through tunnels (and to loopback, DHCP, neighbour discovery)\n")
+        else:
+            _out("no tunnel is up: all traffic is blocked except loopback, DHCP and neighbour discovery\n")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -503,6 +532,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
     p = add("excluded", cmd_excluded, "list the processes that run outside full tunnels")
+    p.add_argument("--json", action="store_true", help="print the helper's answer as JSON")
+    p = add(
+        "lockdown",
+        cmd_lockdown,
+        "show lockdown, or turn it on/off: while on, all traffic is blocked unless it goes through a "
+        "tunnel, even with no tunnel connected (from boot, and while the helper is stopped)",
+    )
+    p.add_argument("state", nargs="?", choices=["on", "off"], help="turn lockdown on or off")
     p.add_argument("--json", action="store_true", help="print the helper's answer as JSON")
 
     try:

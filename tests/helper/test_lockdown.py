@@ -354,3 +354,45 @@ def test_helper_tells_systemd_it_is_ready_only_once_the_block_is_in_place() -> N
         # stopped cleanly with lockdown on: the table stays, and the test removes it
         assert table(L) is not None
         assert wait_for(lambda: not os.path.exists(L.workdir / "run" / "helper.sock"), 5)
+
+
+def test_wgdeskctl_lockdown_shows_and_switches() -> None:
+    from tests.test_cli import run
+
+    with lab() as L:
+        h = L.start_helper(settings=settings(L))
+        sock = ("--socket", str(h.socket))
+        r = run(*sock, "lockdown")
+        assert (r.returncode, r.stdout.decode()) == (0, "lockdown: off\n")
+        r = run(*sock, "lockdown", "on")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode() == (
+            "lockdown: on\n"
+            "no tunnel is up: all traffic is blocked except loopback, DHCP and neighbour discovery\n"
+        )
+        assert table(L) is not None
+        h.client().up(T, L.config(), kill_switch=False)
+        r = run(*sock, "lockdown")
+        assert r.stdout.decode().splitlines()[1].startswith("traffic leaves only through tunnels")
+        h.client().down(T)
+        r = run(*sock, "lockdown", "off", "--json")
+        assert (r.returncode, json.loads(r.stdout)) == (0, {"enabled": False, "policy": "user"})
+        assert table(L) is None
+        r = run(*sock, "lockdown", "maybe")
+        assert r.returncode == 2 and b"invalid choice" in r.stderr
+        h.stop()
+        r = run(*sock, "lockdown", "on")
+        assert r.returncode == 1 and r.stderr.decode().startswith("wgdeskctl lockdown: ")
+        assert b"not running" in r.stderr
+
+
+def test_wgdeskctl_lockdown_says_when_the_administrator_forces_it() -> None:
+    from tests.test_cli import run
+
+    with lab() as L:
+        h = L.start_helper(settings=settings(L, 'lockdown = "always"\n'))
+        r = run("--socket", str(h.socket), "lockdown")
+        assert r.stdout.decode().splitlines()[0] == "lockdown: on (forced on by the administrator)"
+        r = run("--socket", str(h.socket), "lockdown", "off")
+        assert r.returncode == 1
+        assert "forced on by the administrator" in r.stderr.decode()
