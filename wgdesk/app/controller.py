@@ -60,6 +60,7 @@ class TunnelController(QObject):
     importFinished = Signal(object)  # the store's ImportReport
     failed = Signal(str, str)  # title, message: an operation the user asked for failed
     networkChanged = Signal()  # the current network, or whether it is trusted, changed
+    lockdownChanged = Signal()  # the helper's lockdown state (or whether it is known) changed
 
     def __init__(
         self,
@@ -103,6 +104,10 @@ class TunnelController(QObject):
         self._network_timer.setInterval(int(network_interval * 1000))
         self._network_timer.timeout.connect(self.probe_network)
         self._rules = NetworkRules(settings.rule_connected())
+        # lockdown as the helper reports it ({"enabled", "policy"}); None: not known (no helper, or one
+        # that predates lockdown). Read on the monitor's thread with each status, taken over on this one.
+        self._lockdown: dict[str, Any] | None = None
+        self._polled_lockdown: dict[str, Any] | None = None
 
     # -- lifecycle -------
 
@@ -231,11 +236,61 @@ class TunnelController(QObject):
         if self._monitor_client is None:
             self._monitor_client = self._client_factory()
         try:
-            return self._monitor_client.status()
+            tunnels = self._monitor_client.status()
+            try:
+                self._polled_lockdown = self._monitor_client.lockdown()
+            except HelperError as e:
+                if e.code != "unsupported":
+                    raise
+                self._polled_lockdown = None
+            return tunnels
         except Exception:
             self._monitor_client.close()
             self._monitor_client = None
             raise
+
+    # -- lockdown -------
+
+    def lockdown(self) -> dict[str, Any] | None:
+        """The helper's lockdown: ``{"enabled": bool, "policy": "user"|"always"|"never"}``, or None
+        when it is not known (the helper cannot be reached, or predates lockdown)."""
+        return self._lockdown
+
+    def lockdown_blocking(self) -> bool:
+        """Whether lockdown blocks all traffic right now: it is on and no tunnel is up."""
+        if not (self._lockdown and self._lockdown.get("enabled")):
+            return False
+        return not any(t.get("state") == "up" for t in self._status.values())
+
+    def set_lockdown(self, enabled: bool) -> None:
+        """Turn the helper's lockdown on or off, on the worker; emits ``lockdownChanged`` with the
+        answer, or ``failed`` (e.g. the administrator forces it)."""
+        client = self._client_factory
+
+        def run() -> dict[str, Any]:
+            with client() as c:
+                return c.set_lockdown(enabled)
+
+        def done(state: object) -> None:
+            if isinstance(state, dict):
+                self._take_lockdown(state)
+            self.poll_now()
+
+        def refused(exc: BaseException) -> None:
+            if isinstance(exc, HelperUnavailable):
+                self._set_helper_problem(exc)
+            title = (
+                self.tr("Could not turn lockdown on") if enabled else self.tr("Could not turn lockdown off")
+            )
+            self.failed.emit(title, str(exc))
+            self.poll_now()
+
+        self.runner.submit(run, done, refused)
+
+    def _take_lockdown(self, state: dict[str, Any] | None) -> None:
+        if state != self._lockdown:
+            self._lockdown = dict(state) if state is not None else None
+            self.lockdownChanged.emit()
 
     # -- verbs -------
 
@@ -627,6 +682,7 @@ class TunnelController(QObject):
             del self._history[key]
         self._pending -= set(self._status)
         self._set_helper_problem(None)
+        self._take_lockdown(self._polled_lockdown)
         self._notify_transitions(now_wall)
         # "restore tunnels at start" brings back what the user connected; what a network rule connected
         # is the rule's to decide on the network found at start
@@ -643,6 +699,7 @@ class TunnelController(QObject):
         self._history.clear()
         self._health.clear()  # unknown now; no "disconnected" notices for tunnels we cannot see
         self._set_helper_problem(exc)
+        self._take_lockdown(None)
         self.statusChanged.emit()
 
     def _set_helper_problem(self, exc: BaseException | None) -> None:

@@ -246,7 +246,12 @@ class SettingsDialog(QDialog):
         layout.addWidget(note)
         layout.addWidget(self.restore)
         self.networks: TrustedNetworks | None = None
+        self._controller = controller
+        self.lockdown: QCheckBox | None = None
+        self.lockdown_reason: QLabel | None = None
+        self._lockdown_touched = False
         if controller is not None:
+            self._add_lockdown(layout, controller)
             restore_note = QLabel(
                 self.tr(
                     "Tunnels a network rule connected are not reconnected at start: the rule decides "
@@ -264,9 +269,82 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 
+    def _add_lockdown(self, layout: QVBoxLayout, controller: TunnelController) -> None:
+        self.lockdown = QCheckBox(self.tr("&Block all traffic when no tunnel is connected (lockdown)"))
+        self.lockdown.setObjectName("lockdown")
+        self.lockdown.clicked.connect(self._lockdown_clicked)
+        explanation = QLabel(
+            self.tr(
+                "With lockdown on, nothing leaves this computer except through a connected tunnel: not "
+                "while it starts up, not after you disconnect, and not while wgdesk or its helper is "
+                "stopped. Without a tunnel there is no internet at all. It applies to every user of this "
+                "computer and stays on until it is turned off here or with `wgdeskctl lockdown off`."
+            )
+        )
+        explanation.setWordWrap(True)
+        explanation.setObjectName("lockdown-explanation")
+        self.lockdown_reason = QLabel()
+        self.lockdown_reason.setWordWrap(True)
+        self.lockdown_reason.setObjectName("lockdown-reason")
+        layout.addWidget(self.lockdown)
+        layout.addWidget(explanation)
+        layout.addWidget(self.lockdown_reason)
+        controller.lockdownChanged.connect(self._show_lockdown)
+        controller.helperProblemChanged.connect(self._show_lockdown)
+        self._show_lockdown()
+
+    def _lockdown_clicked(self) -> None:
+        self._lockdown_touched = True
+
+    def _show_lockdown(self) -> None:
+        """The checkbox as the helper has lockdown; disabled, with the reason, when it cannot change."""
+        box, reason, c = self.lockdown, self.lockdown_reason, self._controller
+        if box is None or reason is None or c is None:
+            return
+        state = c.lockdown()
+        if state is None:
+            box.setEnabled(False)
+            box.setChecked(False)
+            if c.helper_problem:
+                why = self.tr("{headline}: lockdown cannot be changed now.").format(
+                    headline=c.helper_headline
+                )
+            elif c.status_received:
+                why = self.tr("This wgdesk helper does not support lockdown; update wgdesk.")
+            else:
+                why = self.tr("Waiting for the wgdesk helper…")
+            reason.setText(why)
+            reason.setVisible(True)
+            return
+        policy = state.get("policy")
+        if policy in ("always", "never"):
+            box.setEnabled(False)
+            box.setChecked(policy == "always")
+            reason.setText(
+                self.tr(
+                    'Your administrator keeps lockdown on (lockdown = "always" in /etc/wgdesk/helper.toml).'
+                )
+                if policy == "always"
+                else self.tr(
+                    'Your administrator keeps lockdown off (lockdown = "never" in /etc/wgdesk/helper.toml).'
+                )
+            )
+            reason.setVisible(True)
+            return
+        box.setEnabled(True)
+        if not self._lockdown_touched:
+            box.setChecked(bool(state.get("enabled")))
+        reason.setText("")
+        reason.setVisible(False)
+
     def accept(self) -> None:
         """Apply and close."""
         if self.start_at_login.isChecked() != self._settings.start_at_login():
             self._settings.set_start_at_login(self.start_at_login.isChecked())
         self._settings.set_restore_tunnels(self.restore.isChecked())
+        c, box = self._controller, self.lockdown
+        state = c.lockdown() if c is not None else None
+        changed = box is not None and state is not None and box.isChecked() != bool(state.get("enabled"))
+        if c is not None and box is not None and box.isEnabled() and changed:
+            c.set_lockdown(box.isChecked())  # on the controller's worker
         super().accept()

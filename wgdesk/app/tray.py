@@ -41,6 +41,7 @@ class Tray(QObject):
         controller.tunnelsChanged.connect(self.refresh)
         controller.notify.connect(self.show_notice)
         controller.networkChanged.connect(self.refresh)
+        controller.lockdownChanged.connect(self.refresh)
         self.state = IconState.DISCONNECTED
         self.refresh()
         self.rebuild_menu()
@@ -68,6 +69,8 @@ class Tray(QObject):
                 lines.append(f"{name}: {health_text(c.health(name))}")
         else:
             lines.append(self.tr("No active tunnel"))
+        if c.lockdown_blocking():
+            lines.append(self.tr("Lockdown: traffic blocked"))
         if c.watches_network:
             lines.append(network_text(c.network(), c.network_trusted()))
         self.icon.setToolTip("\n".join(lines))
@@ -84,6 +87,18 @@ class Tray(QObject):
             )
             problem.setObjectName("helper-problem")
             problem.setEnabled(False)
+            menu.addSeparator()
+        if c.lockdown_blocking():
+            # so that a user who sees "no internet" knows why
+            line = menu.addAction(self.tr("Lockdown: traffic blocked"))
+            line.setObjectName("lockdown")
+            line.setToolTip(
+                self.tr(
+                    "Lockdown is on and no tunnel is connected: nothing leaves this computer until a "
+                    "tunnel is up. Turn it off in Settings."
+                )
+            )
+            line.setEnabled(False)
             menu.addSeparator()
         if c.watches_network:
             network, trusted = c.network(), c.network_trusted()
@@ -134,8 +149,8 @@ class Tray(QObject):
         quit_action.triggered.connect(self.quitRequested)
 
     def action(self, object_name: str) -> QAction | None:
-        """The menu action with *object_name* (``tunnel:NAME``, ``network``, ``trust-network``, ``manage``,
-        ``import``, ``route``, ``split``, ``quit``)."""
+        """The menu action with *object_name* (``tunnel:NAME``, ``lockdown``, ``network``, ``trust-network``,
+        ``manage``, ``import``, ``route``, ``split``, ``quit``)."""
         for a in self.menu.actions():
             if a.objectName() == object_name:
                 return a
