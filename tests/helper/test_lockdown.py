@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -396,3 +397,26 @@ def test_wgdeskctl_lockdown_says_when_the_administrator_forces_it() -> None:
         r = run("--socket", str(h.socket), "lockdown", "off")
         assert r.returncode == 1
         assert "forced on by the administrator" in r.stderr.decode()
+
+
+def test_subscribers_hear_lockdown_changes() -> None:
+    import threading
+
+    with lab() as L:
+        h = L.start_helper(settings=settings(L))
+        events: list[dict[str, object]] = []
+        heard = threading.Event()
+
+        def listen() -> None:
+            for ev in h.client().subscribe():
+                if ev.get("event") == "lockdown":
+                    events.append(ev)
+                    heard.set()
+                    return
+
+        threading.Thread(target=listen, daemon=True).start()
+        time.sleep(1.0)  # subscribed (the helper sends the tunnels' states first: there are none)
+        h.client().set_lockdown(True)
+        assert heard.wait(10)
+        assert events == [{"event": "lockdown", "enabled": True, "policy": "user"}]
+        h.client().set_lockdown(False)
