@@ -420,3 +420,23 @@ def test_subscribers_hear_lockdown_changes() -> None:
         assert heard.wait(10)
         assert events == [{"event": "lockdown", "enabled": True, "policy": "user"}]
         h.client().set_lockdown(False)
+
+
+def test_a_table_left_in_lockdown_goes_when_lockdown_is_off_at_the_next_start() -> None:
+    with lab() as L:
+        h = L.start_helper(settings=settings(L))
+        h.client().set_lockdown(True)
+        h.stop()
+        assert table(L) is not None
+        # the administrator forbids lockdown while the helper is stopped
+        never = 'lockdown = "never"\n'
+        h.config.write_text(f'dns_backend = "file"\n{settings(L, never)}')
+        h.start()
+        assert table(L) is None
+        assert "removed the kill switch a previous helper left in place" in h.log()
+        assert reach(L, PUBLIC)
+        # and with the choice back to the user, the stored "on" counts again
+        h.stop()
+        h.config.write_text(f'dns_backend = "file"\n{settings(L)}')
+        h.start()
+        assert table(L) is not None and h.client().lockdown()["enabled"] is True

@@ -1266,6 +1266,13 @@ class TunnelManager:
                     journal.delete()
             if self.kill_switch or self.lockdown.enabled:
                 self._apply_kill_switch()
+            elif platform.nft_table_exists(firewall.FAMILY, firewall.KILL_SWITCH_TABLE):
+                # left by a helper stopped in lockdown, which is off now (the administrator's policy
+                # changed, or the state file went): nothing needs it any more
+                platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+                self.log.warning(
+                    None, "lockdown is off: removed the kill switch a previous helper left in place"
+                )
 
     def monitor(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Publish ``handshake`` events (per peer, when its latest handshake changes) while anyone
