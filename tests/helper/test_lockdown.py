@@ -27,6 +27,7 @@ from tests.helper.lab import (
     ROOT,
     ROUTER_LAN,
     SERVER_TUNNEL,
+    SERVER_WAN,
     Capture,
     Lab,
     json_links,
@@ -35,7 +36,7 @@ from tests.helper.lab import (
 )
 from tests.helper.test_threats import request_as, throwaway_account
 from tests.netns import unique_name, wait_for
-from wgdesk.client import HelperPermissionDenied
+from wgdesk.client import HelperError, HelperPermissionDenied
 from wgdesk.helper.firewall import KILL_SWITCH_TABLE
 
 pytestmark = pytest.mark.root
@@ -244,6 +245,12 @@ def test_policy_always_forces_lockdown_and_refuses_the_verb() -> None:
             h.client().set_lockdown(False)
         assert 'forced on by the administrator (lockdown = "always"' in e.value.message
         assert table(L) is not None and not state_file(L).exists()
+        # an endpoint name cannot be resolved through the block: the error says what to do
+        endpoint = SERVER_WAN[0].split("/")[0]
+        named = L.config().replace(f"Endpoint = {endpoint}:", "Endpoint = nowhere.lab.test:")
+        with pytest.raises(HelperError) as err:
+            h.client().up(T, named)
+        assert "lockdown blocks DNS outside tunnels: give the endpoint as an IP address" in err.value.message
         h.stop()
         assert table(L) is not None
 

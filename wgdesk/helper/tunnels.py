@@ -822,7 +822,13 @@ class TunnelManager:
         try:
             return resolve(host, port)
         except (OSError, UnicodeError) as e:
-            raise TunnelError("invalid", f"cannot resolve endpoint {host}: {e}") from e
+            hint = (
+                " (lockdown blocks DNS outside tunnels: give the endpoint as an IP address, or put the "
+                "name in /etc/hosts)"
+                if self.lockdown.enabled
+                else ""
+            )
+            raise TunnelError("invalid", f"cannot resolve endpoint {host}: {e}{hint}") from e
 
     def _auto_mtu(self, endpoint_ips: Sequence[str]) -> int:
         mtus = [m for m in (platform.route_mtu(ip) for ip in endpoint_ips) if m]
