@@ -45,6 +45,36 @@ SERVER_TUNNEL = ("10.97.0.1", "fd97::1")
 CLIENT_TUNNEL = ("10.97.0.2", "fd97::2")
 PUBLIC = "198.51.100.7"
 PUBLIC6 = "2001:db8:77::7"
+
+# A "who am I" server for `PYTHON -I -c WHOAMI TCP_PORT UDP_PORT`: over TCP and UDP, IPv4 and IPv6, it answers
+# with the address it sees the caller come from; prints "ready" once listening.
+WHOAMI = """
+import socket, sys, threading
+def tcp(fam, addr):
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, int(sys.argv[1])))
+    s.listen(16)
+    while True:
+        c, peer = s.accept()
+        c.sendall(peer[0].encode() + b"\\n")
+        c.close()
+def udp(fam, addr):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, int(sys.argv[2])))
+    while True:
+        data, peer = s.recvfrom(2048)
+        s.sendto(peer[0].encode(), peer)
+for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+    threading.Thread(target=tcp, args=(fam, addr), daemon=True).start()
+    threading.Thread(target=udp, args=(fam, addr), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
 SERVER_PORT = 51820
 
 

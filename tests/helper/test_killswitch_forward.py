@@ -31,6 +31,7 @@ from tests.helper.lab import (
     PUBLIC6,
     PYTHON,
     ROUTER_LAN,
+    WHOAMI,
     Capture,
     Lab,
     engine_pid,
@@ -52,24 +53,6 @@ ROUTER = (ROUTER_LAN[0].split("/")[0], ROUTER_LAN[1].split("/")[0])
 SERVERS = (PUBLIC, PUBLIC6)
 WHOAMI_PORT = 7377
 CONTAINER_PORT, PUBLISHED_PORT = 80, 8080
-
-WHOAMI = """
-import socket, sys, threading
-def serve(fam, addr):
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if fam == socket.AF_INET6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((addr, int(sys.argv[1])))
-    s.listen(16)
-    while True:
-        c, peer = s.accept()
-        c.sendall(peer[0].encode() + b"\\n")
-        c.close()
-threading.Thread(target=serve, args=(socket.AF_INET6, "::"), daemon=True).start()
-print("ready", flush=True)
-serve(socket.AF_INET, "0.0.0.0")
-"""
 
 ASK = """
 import socket, sys
@@ -111,7 +94,7 @@ def pings(ns: Namespace, target: str, attempts: int = 3) -> bool:
 
 
 def whoami(ns: Namespace, port: int) -> None:
-    proc = ns.popen(PYTHON, "-I", "-c", WHOAMI, str(port), stdout=subprocess.PIPE)
+    proc = ns.popen(PYTHON, "-I", "-c", WHOAMI, str(port), str(port), stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
 
 

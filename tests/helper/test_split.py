@@ -24,6 +24,7 @@ from tests.helper.lab import (
     ROOT,
     SERVER_TUNNEL,
     SERVER_WAN,
+    WHOAMI,
     HelperProcess,
     Lab,
     lab,
@@ -42,34 +43,6 @@ WHOAMI_PORT = 7377
 DNS_PORT = 53
 SERVER4, SERVER6 = SERVER_WAN[0].split("/")[0], SERVER_WAN[1].split("/")[0]
 LAN4, LAN6 = CLIENT_LAN[0].split("/")[0], CLIENT_LAN[1].split("/")[0]
-
-WHOAMI = """
-import socket, sys, threading
-def tcp(fam, addr):
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if fam == socket.AF_INET6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((addr, int(sys.argv[1])))
-    s.listen(16)
-    while True:
-        c, peer = s.accept()
-        c.sendall(peer[0].encode() + b"\\n")
-        c.close()
-def udp(fam, addr):
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    if fam == socket.AF_INET6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((addr, int(sys.argv[2])))
-    while True:
-        data, peer = s.recvfrom(2048)
-        s.sendto(peer[0].encode(), peer)
-for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-    threading.Thread(target=tcp, args=(fam, addr), daemon=True).start()
-    threading.Thread(target=udp, args=(fam, addr), daemon=True).start()
-print("ready", flush=True)
-threading.Event().wait()
-"""
 
 ASK = """
 import socket, sys
