@@ -76,6 +76,7 @@ print("ready", flush=True)
 threading.Event().wait()
 """
 SERVER_PORT = 51820
+RP_FILTER = 2  # the client namespace's IPv4 reverse-path filter: loose
 
 
 def genkey() -> tuple[str, str]:
@@ -92,6 +93,12 @@ class Lab:
     def __init__(self, client: Namespace, router: Namespace, server: Namespace, workdir: Path) -> None:
         self.client, self.router, self.server = client, router, server
         self.workdir = workdir
+        # A new namespace inherits IPv4 rp_filter from the host's (net.core.devconf_inherit_init_net=0), so
+        # the lab would behave differently on a host with strict filtering (1), where a first handshake
+        # can be dropped (see test_tunnels' strict rp_filter test). Pinned to loose (2), the systemd default,
+        # before the veth exists so it takes "default" too.
+        for key in ("all", "default"):
+            client.exec("sysctl", "-qw", f"net.ipv4.conf.{key}.rp_filter={RP_FILTER}")
         self.client_if, self.router_lan_if = veth(client, router, CLIENT_LAN, ROUTER_LAN)
         self.router_wan_if, self.server_if = veth(router, server, ROUTER_WAN, SERVER_WAN)
         router.exec("sysctl", "-qw", "net.ipv4.ip_forward=1")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -207,7 +209,8 @@ def test_roaming_endpoint_keeps_working_under_the_kill_switch() -> None:
         c = h.client()
         c.up(T, L.config(allowed="0.0.0.0/0, ::/0"))
         # room for one lost first initiation (retransmitted after Rekey-Timeout, 5 s): this test is
-        # about roaming under the kill switch, and a fresh-clone CI run once missed the 7 s window
+        # about roaming under the kill switch, and a fresh-clone CI run once missed the 7 s window (the
+        # one cause found: strict rp_filter inherited from the host; see the rp_filter test, lab.py pins it)
         assert L.ping(SERVER_TUNNEL[0], 2, attempts=5)
         L.server.exec("ip", "addr", "add", "10.98.2.3/24", "dev", L.server_if)
         L.client.exec("wg", "set", T, "peer", L.server_public, "endpoint", "10.98.2.3:51820")
@@ -215,6 +218,32 @@ def test_roaming_endpoint_keeps_working_under_the_kill_switch() -> None:
         [t] = c.status()
         assert t["peers"][0]["endpoint"] == "10.98.2.3:51820"
         c.down(T)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="helper bug: the full tunnel's conntrack-mark rules (full_tunnel_script) are applied after the "
+    "link is up, and the kernel's first IPv6 packets on the new link already make the engine send its first "
+    "initiation: that connection gets no ct mark, so a response arriving after the policy rules is routed "
+    "back into the tunnel by strict rp_filter and dropped; the handshake waits for Rekey-Timeout (5 s)",
+)
+def test_a_first_handshake_answered_after_up_gets_in_under_strict_reverse_path_filtering() -> None:
+    with lab() as L:
+        for key in ("all", "default", L.client_if):
+            L.client.exec("sysctl", "-qw", f"net.ipv4.conf.{key}.rp_filter=1")  # strict: RHEL's default
+        h = L.start_helper()
+        c = h.client()
+        # the server answers only after up returned, as over any real network (RTT > the helper's last steps)
+        os.kill(L.server_proc.pid, signal.SIGSTOP)
+        try:
+            c.up(T, L.config(allowed="0.0.0.0/0, ::/0"), kill_switch=False)
+        finally:
+            os.kill(L.server_proc.pid, signal.SIGCONT)
+        # one attempt of 3 s: inside the first initiation's Rekey-Timeout, so a dropped response fails it
+        answered = L.ping(SERVER_TUNNEL[0], 1, timeout=3, attempts=1)
+        dropped = L.client.exec("nstat", "-az", "TcpExtIPReversePathFilter").stdout.split()[-2]
+        c.down(T)
+        assert answered and dropped == "0", f"{dropped} packet(s) dropped by the reverse-path filter"
 
 
 def test_wgdeskctl_up_a_stored_tunnel_sends_its_keys_from_the_keyring(
