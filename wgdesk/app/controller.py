@@ -107,7 +107,10 @@ class TunnelController(QObject):
         # lockdown as the helper reports it ({"enabled", "policy"}); None: not known (no helper, or one
         # that predates lockdown). Read on the monitor's thread with each status, taken over on this one.
         self._lockdown: dict[str, Any] | None = None
-        self._polled_lockdown: dict[str, Any] | None = None
+        self._polled_lockdown: tuple[float, dict[str, Any] | None] = (0.0, None)
+        """(monotonic time the poll asked, what it got): a poll that asked before the latest
+        `set_lockdown` answered is older news than that answer and is ignored."""
+        self._lockdown_set_at = 0.0
 
     # -- lifecycle -------
 
@@ -236,13 +239,14 @@ class TunnelController(QObject):
         if self._monitor_client is None:
             self._monitor_client = self._client_factory()
         try:
+            asked = time.monotonic()
             tunnels = self._monitor_client.status()
             try:
-                self._polled_lockdown = self._monitor_client.lockdown()
+                self._polled_lockdown = (asked, self._monitor_client.lockdown())
             except HelperError as e:
                 if e.code != "unsupported":
                     raise
-                self._polled_lockdown = None
+                self._polled_lockdown = (asked, None)
             return tunnels
         except Exception:
             self._monitor_client.close()
@@ -272,6 +276,7 @@ class TunnelController(QObject):
                 return c.set_lockdown(enabled)
 
         def done(state: object) -> None:
+            self._lockdown_set_at = time.monotonic()
             if isinstance(state, dict):
                 self._take_lockdown(state)
             self.poll_now()
@@ -682,7 +687,9 @@ class TunnelController(QObject):
             del self._history[key]
         self._pending -= set(self._status)
         self._set_helper_problem(None)
-        self._take_lockdown(self._polled_lockdown)
+        asked, lockdown = self._polled_lockdown
+        if asked > self._lockdown_set_at:
+            self._take_lockdown(lockdown)
         self._notify_transitions(now_wall)
         # "restore tunnels at start" brings back what the user connected; what a network rule connected
         # is the rule's to decide on the network found at start
