@@ -1,10 +1,15 @@
 """GUI test setup: Qt renders offscreen (set before Qt is imported, or Qt aborts without a display), every
 test gets its own tunnel directory, settings file, instance name and a real Secret Service (gnome-keyring on a
-private D-Bus session), and no helper unless the test starts one."""
+private D-Bus session), and no helper unless the test starts one.
+
+A modal dialog nobody answers would block its test forever (``exec()`` runs Qt's own loop, where the per-test
+timeout's signal cannot stop it): while a test runs, one left open for `MODAL_PATIENCE` seconds is closed and
+the test fails naming it."""
 
 from __future__ import annotations
 
 import os
+import time
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ.setdefault("XDG_SESSION_TYPE", "x11")
@@ -14,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from tests.secret_service import SecretService, keyring_session, secret_service  # noqa: F401
 from wgdesk.app.controller import TunnelController
@@ -40,6 +46,58 @@ PublicKey = {PEER_KEY}
 Endpoint = 192.0.2.1:51820
 AllowedIPs = 10.0.0.0/24
 """
+
+
+MODAL_PATIENCE = 20.0
+
+
+class ModalWatch:
+    """Closes a modal dialog that stays open `patience` seconds and remembers what it said."""
+
+    def __init__(self, patience: float | None = None) -> None:
+        self.patience = MODAL_PATIENCE if patience is None else patience
+        self.closed: list[str] = []
+        self._since: tuple[object, float] | None = None
+        self._timer = QTimer()
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self._check)
+        self._timer.start()
+
+    def _check(self) -> None:
+        widget = QApplication.activeModalWidget()
+        if widget is None:
+            self._since = None
+            return
+        if self._since is None or self._since[0] is not widget:
+            self._since = (widget, time.monotonic())
+            return
+        if time.monotonic() - self._since[1] < self.patience:
+            return
+        text = widget.text() if isinstance(widget, QMessageBox) else ""
+        self.closed.append(f"{type(widget).__name__} {widget.windowTitle()!r}: {text!r}")
+        self._since = None
+        if isinstance(widget, QDialog):
+            widget.reject()
+        else:
+            widget.close()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    watch = ModalWatch() if QApplication.instance() is not None else None
+    outcome = yield
+    if watch is not None:
+        watch.stop()
+        if watch.closed:
+            outcome.force_exception(
+                AssertionError(
+                    f"a modal dialog nobody answered stayed open {watch.patience:g} s and was closed: "
+                    + "; ".join(watch.closed)
+                )
+            )
 
 
 @pytest.fixture
