@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
+from typing import Any
 
 from wgdesk import __version__
 from wgdesk.config import (
@@ -414,15 +417,44 @@ def cmd_excluded(args: argparse.Namespace) -> int:
 # --- lockdown: block everything while no tunnel is connected ------------------------------------------
 
 
+PAUSE_SECONDS = 120
+"""Default length of `wgdeskctl lockdown pause`."""
+
+
+def pause_left(state: dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds left of a lockdown pause (``paused_until`` of the helper's lockdown state), or None."""
+    until = state.get("paused_until")
+    if not state.get("enabled") or isinstance(until, bool) or not isinstance(until, int | float):
+        return None
+    left = float(until) - (time.time() if now is None else now)
+    return left if left > 0 else None
+
+
+def minutes_seconds(seconds: float) -> str:
+    """``1:42`` for 102 seconds (rounded up: "0:00 left" never shows while a pause runs)."""
+    whole = max(0, math.ceil(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
 def cmd_lockdown(args: argparse.Namespace) -> int:
-    """Show lockdown, or turn it on/off (`wgdeskctl lockdown [on|off]`)."""
+    """Show lockdown, turn it on/off, or pause/resume it (`wgdeskctl lockdown [on|off|pause|resume]`)."""
     import json
 
     from wgdesk.client import HelperClient, HelperError
 
+    if args.seconds is not None and args.state != "pause":
+        _err(f"{PROG} lockdown: SECONDS goes with `pause` only")
+        return 2
     try:
         with HelperClient(args.socket) as client:
-            state = client.lockdown() if args.state is None else client.set_lockdown(args.state == "on")
+            if args.state is None:
+                state = client.lockdown()
+            elif args.state == "pause":
+                state = client.pause_lockdown(PAUSE_SECONDS if args.seconds is None else args.seconds)
+            elif args.state == "resume":
+                state = client.resume_lockdown()
+            else:
+                state = client.set_lockdown(args.state == "on")
             tunnels = client.status() if not args.json else []
     except HelperError as exc:
         _err(f"{PROG} lockdown: {exc.message}")
@@ -432,7 +464,13 @@ def cmd_lockdown(args: argparse.Namespace) -> int:
         return 0
     forced = {"always": " (forced on by the administrator)", "never": " (forced off by the administrator)"}
     _out(f"lockdown: {'on' if state.get('enabled') else 'off'}{forced.get(str(state.get('policy')), '')}\n")
-    if state.get("enabled"):
+    left = pause_left(state)
+    if left is not None:
+        _out(
+            f"paused: {minutes_seconds(left)} left — traffic flows outside tunnels until then "
+            f"(tunnels with their own kill switch still block); `{PROG} lockdown resume` ends it now\n"
+        )
+    elif state.get("enabled"):
         if any(t.get("state") == "up" for t in tunnels):
             _out("traffic leaves only through tunnels (and to loopback, DHCP, neighbour discovery)\n")
         else:
@@ -536,10 +574,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "lockdown",
         cmd_lockdown,
-        "show lockdown, or turn it on/off: while on, all traffic is blocked unless it goes through a "
-        "tunnel, even with no tunnel connected (from boot, and while the helper is stopped)",
+        "show lockdown, turn it on/off, or pause it for a Wi-Fi login page: while on, all traffic is "
+        "blocked unless it goes through a tunnel, even with no tunnel connected (from boot, and while "
+        "the helper is stopped)",
     )
-    p.add_argument("state", nargs="?", choices=["on", "off"], help="turn lockdown on or off")
+    p.add_argument(
+        "state",
+        nargs="?",
+        choices=["on", "off", "pause", "resume"],
+        help="turn lockdown on or off; pause it (to sign in to a Wi-Fi login page: traffic flows with no "
+        "tunnel until the pause ends), or resume it early",
+    )
+    p.add_argument(
+        "seconds",
+        nargs="?",
+        type=int,
+        help=f"with pause: how long, in seconds (default {PAUSE_SECONDS}; the administrator sets the most)",
+    )
     p.add_argument("--json", action="store_true", help="print the helper's answer as JSON")
 
     try:

@@ -98,8 +98,9 @@ class HelperClient:
         return tunnels
 
     def lockdown(self) -> dict[str, Any]:
-        """Lockdown as the helper has it: ``{"enabled": bool, "policy": "user"|"always"|"never"}``
-        (the ``lockdown`` object of ``version``). A helper that predates lockdown raises
+        """Lockdown as the helper has it: ``{"enabled": bool, "policy": "user"|"always"|"never",
+        "paused_until": Unix time | None, "pause_max": seconds}`` (the ``lockdown`` object of
+        ``version``). A helper that predates lockdown raises
         `HelperError` with code ``unsupported``."""
         result = self.request("version")
         state = result.get("lockdown") if isinstance(result, dict) else None
@@ -113,6 +114,20 @@ class HelperClient:
         `HelperPermissionDenied` when the administrator's policy forces it or the caller may only
         watch."""
         result: dict[str, Any] = self.request("set_lockdown", enabled=enabled)
+        return result
+
+    def pause_lockdown(self, seconds: int) -> dict[str, Any]:
+        """Pause lockdown for ``seconds`` (captive portals: a Wi-Fi login page): with no tunnel up,
+        everything flows until the pause ends; tunnels' own kill switches still apply. Returns the
+        new lockdown state; `HelperPermissionDenied` when the administrator forbids pausing (or the
+        caller may only watch), `HelperError` ``invalid`` for seconds out of range and ``conflict``
+        when lockdown is off."""
+        result: dict[str, Any] = self.request("pause_lockdown", seconds=seconds)
+        return result
+
+    def resume_lockdown(self) -> dict[str, Any]:
+        """End a lockdown pause now; returns the new lockdown state."""
+        result: dict[str, Any] = self.request("resume_lockdown")
         return result
 
     def logs(self, name: str | None, since: float | None = None) -> list[dict[str, Any]]:

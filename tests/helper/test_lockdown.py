@@ -47,6 +47,16 @@ ROUTER, ROUTER6 = (a.split("/")[0] for a in ROUTER_LAN)
 OUTSIDE = f"host {PUBLIC} or host {PUBLIC6}"
 
 
+def ld(
+    enabled: bool, policy: str, paused_until: float | None = None, pause_max: int | None = None
+) -> dict[str, object]:
+    """The ``lockdown`` object of ``version``; the most a pause may last defaults by policy (300 s,
+    or 0 under ``always``)."""
+    if pause_max is None:
+        pause_max = 0 if policy == "always" else 300
+    return {"enabled": enabled, "policy": policy, "paused_until": paused_until, "pause_max": pause_max}
+
+
 def settings(L: Lab, extra: str = "") -> str:
     """helper.toml for the lab: the lockdown file in the test's own directory."""
     return f'lockdown_file = "{state_file(L)}"\n{extra}'
@@ -95,13 +105,13 @@ def test_lockdown_blocks_without_a_tunnel_and_lets_tunnels_through(engine: str) 
     with lab() as L:
         h = L.start_helper(settings=settings(L), engine=ENGINES[engine])
         c = h.client()
-        assert c.lockdown() == {"enabled": False, "policy": "user"}
+        assert c.lockdown() == ld(False, "user")
         assert table(L) is None and not state_file(L).exists()
         assert_open(L)  # control
         assert reach(L, ROUTER)
 
-        assert c.set_lockdown(True) == {"enabled": True, "policy": "user"}
-        assert c.lockdown() == {"enabled": True, "policy": "user"}
+        assert c.set_lockdown(True) == ld(True, "user")
+        assert c.lockdown() == ld(True, "user")
         st = state_file(L).stat()
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600)
         assert json.loads(state_file(L).read_text()) == {"enabled": True}
@@ -137,7 +147,7 @@ def test_lockdown_blocks_without_a_tunnel_and_lets_tunnels_through(engine: str) 
         assert table(L) is not None
         assert_blocked(L)
 
-        assert c.set_lockdown(False) == {"enabled": False, "policy": "user"}
+        assert c.set_lockdown(False) == ld(False, "user")
         assert table(L) is None
         assert json.loads(state_file(L).read_text()) == {"enabled": False}
         assert_open(L)
@@ -191,7 +201,7 @@ def test_lockdown_keeps_blocking_across_helper_stop_restart_and_kill() -> None:
             assert plaintext(L, clean_restart) == 0
             assert "the kill switch stays in place while the helper is stopped" in h.log()
             c = h.client()
-            assert c.lockdown() == {"enabled": True, "policy": "user"}
+            assert c.lockdown() == ld(True, "user")
             assert c.status() == []
 
             # kill -9 with a full tunnel (kill switch on) up: recovery keeps blocking
@@ -238,7 +248,7 @@ def test_policy_always_forces_lockdown_and_refuses_the_verb() -> None:
     with lab() as L:
         h = L.start_helper(settings=settings(L, 'lockdown = "always"\n'))
         c = h.client()
-        assert c.lockdown() == {"enabled": True, "policy": "always"}
+        assert c.lockdown() == ld(True, "always")
         assert table(L) is not None  # from start, nobody asked
         assert_blocked(L)
         with pytest.raises(HelperPermissionDenied) as e:
@@ -262,7 +272,7 @@ def test_policy_never_ignores_the_stored_choice_and_refuses_the_verb() -> None:
         path.write_text('{"enabled": true}\n')
         path.chmod(0o600)
         h = L.start_helper(settings=settings(L, 'lockdown = "never"\n'))
-        assert h.client().lockdown() == {"enabled": False, "policy": "never"}
+        assert h.client().lockdown() == ld(False, "never")
         assert table(L) is None
         with pytest.raises(HelperPermissionDenied) as e:
             h.client().set_lockdown(True)
@@ -300,21 +310,13 @@ def test_members_may_toggle_lockdown_and_watchers_may_not() -> None:
         assert f"members of group '{watchers}' may only watch" in str(r["denied"])
         assert table(L) is None and not state_file(L).exists()
         # a watcher sees the state (version is a watch verb)
-        assert request_as(h.socket, uid_w, gid_w, "version")["ok"]["lockdown"] == {  # type: ignore[index]
-            "enabled": False,
-            "policy": "user",
-        }
-        assert request_as(h.socket, uid_m, gid, "set_lockdown", enabled=True) == {
-            "ok": {"enabled": True, "policy": "user"}
-        }
+        assert request_as(h.socket, uid_w, gid_w, "version")["ok"]["lockdown"] == ld(False, "user")  # type: ignore[index]
+        assert request_as(h.socket, uid_m, gid, "set_lockdown", enabled=True) == {"ok": ld(True, "user")}
         assert table(L) is not None
         assert f"uid {uid_m} turns lockdown on" in h.log()
         r = request_as(h.socket, uid_m, gid, "set_lockdown", enabled="yes")
         assert "enabled must be true or false" in str(r["invalid"])
-        assert request_as(h.socket, uid_m, gid, "set_lockdown", enabled=False)["ok"] == {
-            "enabled": False,
-            "policy": "user",
-        }
+        assert request_as(h.socket, uid_m, gid, "set_lockdown", enabled=False)["ok"] == ld(False, "user")
         assert table(L) is None
 
 
@@ -384,7 +386,7 @@ def test_wgdeskctl_lockdown_shows_and_switches() -> None:
         assert r.stdout.decode().splitlines()[1].startswith("traffic leaves only through tunnels")
         h.client().down(T)
         r = run(*sock, "lockdown", "off", "--json")
-        assert (r.returncode, json.loads(r.stdout)) == (0, {"enabled": False, "policy": "user"})
+        assert (r.returncode, json.loads(r.stdout)) == (0, ld(False, "user"))
         assert table(L) is None
         r = run(*sock, "lockdown", "maybe")
         assert r.returncode == 2 and b"invalid choice" in r.stderr
@@ -425,7 +427,7 @@ def test_subscribers_hear_lockdown_changes() -> None:
         time.sleep(1.0)  # subscribed (the helper sends the tunnels' states first: there are none)
         h.client().set_lockdown(True)
         assert heard.wait(10)
-        assert events == [{"event": "lockdown", "enabled": True, "policy": "user"}]
+        assert events == [{"event": "lockdown", **ld(True, "user")}]
         h.client().set_lockdown(False)
 
 

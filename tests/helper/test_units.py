@@ -234,6 +234,45 @@ def test_bad_lockdown_settings_name_the_key(tmp_path: Path, text: str, fragment:
     assert (load(p).lockdown, load(p).lockdown_file) == ("always", "/srv/x.json")
 
 
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("lockdown_pause_max = -1\n", "lockdown_pause_max must be a whole number of seconds from 0 to 86400"),
+        (
+            "lockdown_pause_max = 86401\n",
+            "lockdown_pause_max must be a whole number of seconds from 0 to 86400",
+        ),
+        ("lockdown_pause_max = 60.0\n", "lockdown_pause_max must be a int"),
+        ("lockdown_pause_max = true\n", "lockdown_pause_max must be a int"),
+    ],
+)
+def test_bad_lockdown_pause_max_names_the_key(tmp_path: Path, text: str, fragment: str) -> None:
+    p = tmp_path / "helper.toml"
+    p.write_text(text)
+    with pytest.raises(SettingsError) as e:
+        load(p)
+    assert fragment in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("", 300),  # not set: 300 under the user's policy
+        ('lockdown = "never"\n', 300),
+        ('lockdown = "always"\n', 0),  # a forced lockdown is not paused unless the administrator says so
+        ('lockdown = "always"\nlockdown_pause_max = 120\n', 120),
+        ("lockdown_pause_max = 0\n", 0),
+        ("lockdown_pause_max = 86400\n", 86400),
+    ],
+)
+def test_the_longest_lockdown_pause_depends_on_the_policy_unless_set(
+    tmp_path: Path, text: str, limit: int
+) -> None:
+    p = tmp_path / "helper.toml"
+    p.write_text(text)
+    assert load(p).lockdown_pause_limit() == limit
+
+
 def test_systemd_unit_starts_before_the_network_and_keeps_state() -> None:
     """Lockdown at boot: ordered like a firewall service before network-pre.target (which network
     managers start after), ready only once the block is in place, state outside /run."""

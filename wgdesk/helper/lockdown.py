@@ -8,6 +8,12 @@ it: ``"user"`` (root and the control group, through ``set_lockdown``), ``"always
 
 An unreadable, malformed or unsafe (not root's, or writable by others) state file counts as *on*:
 a file nobody can trust must not open the machine. Writing a new state replaces it.
+
+A *pause* (captive portals: a hotel's Wi-Fi login page needs traffic before any tunnel can come up)
+lifts lockdown's block for at most ``lockdown_pause_max`` seconds. It lives in memory only: a helper
+that restarts or crashes during a pause comes back blocking. It pauses lockdown, never a tunnel's
+own kill switch. The deadline is kept on the monotonic clock (a changed wall clock does not stretch
+it); ``paused_until`` reports it as Unix time.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -31,17 +38,30 @@ class LockdownRefused(Exception):
     """The administrator's policy forces lockdown on or off; the message says how to change it."""
 
 
+class PauseRefused(Exception):
+    """A pause that cannot be: ``code`` is the wire error code (``denied``: the administrator forbids
+    pausing; ``conflict``: lockdown is off; ``invalid``: seconds out of range)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Lockdown:
     """The effective lockdown state: the policy, then the stored choice."""
 
-    def __init__(self, policy: str, path: Path, log: LogBook) -> None:
+    def __init__(self, policy: str, path: Path, log: LogBook, pause_max: int = 0) -> None:
         if policy not in POLICIES:
             raise ValueError(f"lockdown policy must be one of {', '.join(POLICIES)}, not {policy!r}")
         self.policy = policy
         self.path = path
         self.log = log
+        self.pause_max = pause_max
+        """Longest pause in seconds (0: pausing is forbidden)."""
         self._lock = threading.Lock()
         self._stored = self._read()
+        self._pause: tuple[float, float] | None = None
+        """(monotonic deadline, the same as Unix time) of the running pause, or None."""
 
     @property
     def enabled(self) -> bool:
@@ -53,9 +73,60 @@ class Lockdown:
         with self._lock:
             return self._stored
 
+    @property
+    def paused_until(self) -> float | None:
+        """Unix time the running pause ends, or None (no pause, or lockdown is off)."""
+        with self._lock:
+            pause = self._pause
+        if pause is None or not self.enabled or pause[0] <= time.monotonic():
+            return None
+        return pause[1]
+
+    @property
+    def blocking(self) -> bool:
+        """Whether lockdown's block applies now: lockdown is on and not paused."""
+        return self.enabled and self.paused_until is None
+
+    def pause(self, seconds: int) -> float:
+        """Pause lockdown for ``seconds`` (a new pause replaces a running one); returns its monotonic
+        deadline. Raises `PauseRefused`."""
+        if self.pause_max <= 0:
+            raise PauseRefused(
+                "denied",
+                "the administrator does not allow pausing lockdown (lockdown_pause_max is 0 in "
+                "/etc/wgdesk/helper.toml"
+                + (', the default with lockdown = "always"' if self.policy == "always" else "")
+                + ")",
+            )
+        if not self.enabled:
+            raise PauseRefused("conflict", "lockdown is off: there is nothing to pause")
+        if not 1 <= seconds <= self.pause_max:
+            raise PauseRefused("invalid", f"seconds must be from 1 to {self.pause_max}, not {seconds}")
+        deadline = time.monotonic() + seconds
+        with self._lock:
+            self._pause = (deadline, time.time() + seconds)
+        return deadline
+
+    def resume(self) -> bool:
+        """End the pause (if any); True if one was running."""
+        with self._lock:
+            pause, self._pause = self._pause, None
+        return pause is not None and pause[0] > time.monotonic()
+
+    def pause_deadline(self) -> float | None:
+        """Monotonic deadline of the stored pause (even a lapsed one), or None."""
+        with self._lock:
+            return None if self._pause is None else self._pause[0]
+
     def as_dict(self) -> dict[str, Any]:
-        """``{"enabled", "policy"}`` as the control protocol reports it."""
-        return {"enabled": self.enabled, "policy": self.policy}
+        """``{"enabled", "policy", "paused_until", "pause_max"}`` as the control protocol reports it."""
+        until = self.paused_until
+        return {
+            "enabled": self.enabled,
+            "policy": self.policy,
+            "paused_until": None if until is None else round(until, 3),
+            "pause_max": self.pause_max,
+        }
 
     def set(self, enabled: bool) -> None:
         """Store the user's choice (policy ``user`` only); raises `LockdownRefused`, `OSError`."""

@@ -92,6 +92,13 @@ def _since(value: object) -> float | None:
     return float(value)
 
 
+def _seconds(value: object) -> int:
+    """A whole number of seconds, at least 1 (the helper's `lockdown_pause_max` bounds it above)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31:
+        raise ProtocolError("invalid", "seconds must be a whole number of seconds, at least 1")
+    return value
+
+
 # verb -> {arg: (required, validator)}
 _VERBS: dict[str, dict[str, tuple[bool, Any]]] = {
     "version": {},
@@ -116,6 +123,8 @@ _VERBS: dict[str, dict[str, tuple[bool, Any]]] = {
     "split_exclude": {},
     "split_list": {},
     "set_lockdown": {"enabled": (True, lambda v: _bool(v, "enabled"))},
+    "pause_lockdown": {"seconds": (True, _seconds)},
+    "resume_lockdown": {},
 }
 VERBS = frozenset(_VERBS)
 

@@ -322,6 +322,12 @@ class ControlServer:
         if req.verb == "set_lockdown":
             self.log.info(None, f"uid {uid} turns lockdown {'on' if a['enabled'] else 'off'}")
             return self.manager.set_lockdown(a["enabled"])
+        if req.verb == "pause_lockdown":
+            self.log.info(None, f"uid {uid} asks to pause lockdown for {a['seconds']} s")
+            return self.manager.pause_lockdown(a["seconds"])
+        if req.verb == "resume_lockdown":
+            self.log.info(None, f"uid {uid} resumes lockdown")
+            return self.manager.resume_lockdown()
         # Every other verb of the protocol's allow-list is the manager's method of that name, with the
         # validated arguments as keywords (down, diagnose, ...).
         method = getattr(self.manager, req.verb, None)

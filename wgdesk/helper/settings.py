@@ -16,6 +16,10 @@ from pathlib import Path
 from wgdesk.config import PRIVATE_LAN_RANGES as PRIVATE_LAN_RANGES  # what "allow LAN" opens
 
 DEFAULT_PATH = Path("/etc/wgdesk/helper.toml")
+DEFAULT_PAUSE_MAX = 300
+"""`Settings.lockdown_pause_max` when not set and the policy is ``user``."""
+MAX_PAUSE = 86400
+"""Highest `Settings.lockdown_pause_max` accepted (a day)."""
 
 
 class SettingsError(Exception):
@@ -72,7 +76,17 @@ class Settings:
     may turn it on and off; "always" = forced on; "never" = forced off."""
     lockdown_file: str = "/var/lib/wgdesk/lockdown.json"
     """Where the helper keeps the lockdown choice (persistent: not under /run)."""
+    lockdown_pause_max: int = -1
+    """Longest pause of lockdown, in seconds (`pause_lockdown`, for captive portals); 0 forbids
+    pausing. Not set (-1): 300 with ``lockdown = "user"``, 0 with ``"always"`` — a forced lockdown can
+    be paused only when the administrator sets a maximum explicitly."""
     extra: dict[str, object] = field(default_factory=dict, compare=False)
+
+    def lockdown_pause_limit(self) -> int:
+        """The effective `lockdown_pause_max` (its default depends on the `lockdown` policy)."""
+        if self.lockdown_pause_max >= 0:
+            return self.lockdown_pause_max
+        return 0 if self.lockdown == "always" else DEFAULT_PAUSE_MAX
 
     def engine_executable(self) -> str:
         if self.engine_path:
@@ -150,5 +164,7 @@ def load(path: Path | None = None) -> Settings:
             raise SettingsError(f"{path}: {key} must be an absolute path (or empty)")
         if key == "lockdown_file" and not (str(value).startswith("/") and not str(value).endswith("/")):
             raise SettingsError(f"{path}: {key} must be the absolute path of a file")
+        if key == "lockdown_pause_max" and not (isinstance(value, int) and 0 <= value <= MAX_PAUSE):
+            raise SettingsError(f"{path}: {key} must be a whole number of seconds from 0 to {MAX_PAUSE}")
         values[key] = value
     return Settings(**values)  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ from wgdesk.helper.engine_process import (
     uapi_request,
 )
 from wgdesk.helper.journal import Entry, Journal, find
-from wgdesk.helper.lockdown import Lockdown, LockdownRefused
+from wgdesk.helper.lockdown import Lockdown, LockdownRefused, PauseRefused
 from wgdesk.helper.logbook import LogBook
 from wgdesk.helper.resolver import EndpointName, Reresolver, is_name, resolve
 from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings
@@ -281,8 +281,12 @@ class TunnelManager:
         """Tunnels with an MTU probe running (one at a time each)."""
         self.split = split.BypassGroup(settings, state_dir, logbook)
         """The cgroup of processes that bypass a full tunnel (`split_exclude`)."""
-        self.lockdown = Lockdown(settings.lockdown, Path(settings.lockdown_file), logbook)
+        self.lockdown = Lockdown(
+            settings.lockdown, Path(settings.lockdown_file), logbook, settings.lockdown_pause_limit()
+        )
         """Lockdown: the kill-switch table stays even with no tunnel up (`set_lockdown`)."""
+        self._pause_timer: threading.Timer | None = None
+        """Ends the running lockdown pause (`pause_lockdown`)."""
 
     # --- public verbs ---------------------------------------------------------------------
 
@@ -825,7 +829,7 @@ class TunnelManager:
             hint = (
                 " (lockdown blocks DNS outside tunnels: give the endpoint as an IP address, or put the "
                 "name in /etc/hosts)"
-                if self.lockdown.enabled
+                if self.lockdown.blocking
                 else ""
             )
             raise TunnelError("invalid", f"cannot resolve endpoint {host}: {e}{hint}") from e
@@ -1138,10 +1142,10 @@ class TunnelManager:
         platform.sysctl_write(e["key"], e["old"])
 
     def _apply_kill_switch(self) -> None:
-        """Put the kill-switch table in line with the members (and lockdown): replaced in one
-        transaction, or deleted when nothing needs it."""
+        """Put the kill-switch table in line with the members (and lockdown, unless paused): replaced
+        in one transaction, or deleted when nothing needs it."""
         members = dict(self.kill_switch)
-        lockdown = self.lockdown.enabled
+        lockdown = self.lockdown.blocking
         if lockdown:
             # every tunnel of this helper is let out, whether or not it has a kill switch itself
             for t in self.tunnels.values():
@@ -1179,6 +1183,7 @@ class TunnelManager:
         with self._lock:
             try:
                 self.lockdown.set(enabled)
+                self._end_pause()  # an explicit choice ends a pause
             except LockdownRefused as e:
                 raise TunnelError("denied", str(e)) from e
             except OSError as e:
@@ -1202,6 +1207,78 @@ class TunnelManager:
             state = self.lockdown.as_dict()
         self.events.publish({"event": "lockdown", **state})
         return state
+
+    def pause_lockdown(self, seconds: int) -> dict[str, Any]:
+        """Lift lockdown's block for ``seconds`` (captive portals): with no tunnel up, the table goes;
+        tunnels' own kill switches stay. In memory only; a timer puts the block back."""
+        with self._lock:
+            try:
+                deadline = self.lockdown.pause(seconds)
+            except PauseRefused as e:
+                raise TunnelError(e.code, str(e)) from e
+            if self._pause_timer is not None:
+                self._pause_timer.cancel()
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._pause_expired, (deadline,))
+            timer.daemon = True
+            timer.name = "lockdown-pause"
+            self._pause_timer = timer
+            timer.start()
+            try:
+                self._apply_kill_switch()
+            except Exception as e:
+                self._end_pause()
+                self.log.error(None, f"lockdown: could not lift the block for the pause: {e}")
+                raise TunnelError("failed", f"could not pause lockdown: {e}") from e
+            state = self.lockdown.as_dict()
+            self.log.warning(
+                None,
+                f"lockdown paused for {seconds} s: traffic flows outside tunnels until the pause ends "
+                "(tunnels' own kill switches still apply)",
+            )
+        self.events.publish({"event": "lockdown", **state})
+        return state
+
+    def resume_lockdown(self) -> dict[str, Any]:
+        """End a lockdown pause now (nothing to do without one)."""
+        with self._lock:
+            was_paused = self.lockdown.paused_until is not None
+            try:
+                self._end_pause()
+            except Exception as e:
+                self.log.error(None, f"lockdown: could not put the block back: {e}")
+                raise TunnelError("failed", f"could not resume lockdown: {e}") from e
+            state = self.lockdown.as_dict()
+            if was_paused:
+                self.log.info(None, "lockdown resumed: traffic is blocked again except through tunnels")
+        if was_paused:
+            self.events.publish({"event": "lockdown", **state})
+        return state
+
+    def _end_pause(self) -> None:
+        """Forget the pause and its timer, and put lockdown's block back (call with the lock held)."""
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        if self.lockdown.pause_deadline() is not None:
+            self.lockdown.resume()
+            if self.lockdown.enabled:
+                self._apply_kill_switch()
+
+    def _pause_expired(self, deadline: float) -> None:
+        with self._lock:
+            if self.lockdown.pause_deadline() != deadline:
+                return  # replaced or ended meanwhile
+            self._pause_timer = None
+            self.lockdown.resume()
+            try:
+                if self.lockdown.enabled or self.kill_switch:
+                    self._apply_kill_switch()
+            except Exception as e:
+                self.log.error(None, f"lockdown: the pause ended but the block could not be put back: {e}")
+            else:
+                self.log.info(None, "lockdown pause ended: traffic is blocked again except through tunnels")
+            state = self.lockdown.as_dict()
+        self.events.publish({"event": "lockdown", **state})
 
     def _lockdown_origin(self) -> str:
         return "forced by the administrator" if self.lockdown.policy == "always" else str(self.lockdown.path)
@@ -1317,6 +1394,10 @@ class TunnelManager:
                 except Exception as e:
                     self.log.error(name, f"down during shutdown failed: {e}")
             self.split.close()
+            if self._pause_timer is not None:
+                self._pause_timer.cancel()
+                self._pause_timer = None
+            self.lockdown.resume()  # a pause never outlives the helper
             if self.lockdown.enabled:
                 try:
                     self._apply_kill_switch()
