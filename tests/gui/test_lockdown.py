@@ -13,6 +13,7 @@ from PySide6.QtCore import QSettings, Qt
 
 from tests.gui.conftest import wait_idle
 from tests.helper.lab import NFT, PUBLIC, Lab, lab
+from tests.helper.test_lockdown import ld
 from tests.netns import unique_name
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.settings import AppSettings, SettingsDialog
@@ -50,7 +51,7 @@ def test_settings_checkbox_switches_lockdown_and_the_tray_says_when_it_blocks(qt
         controller.start()
         try:
             qtbot.waitUntil(lambda: controller.lockdown() is not None, timeout=10000)
-            assert controller.lockdown() == {"enabled": False, "policy": "user"}
+            assert controller.lockdown() == ld(False, "user")
             dialog = SettingsDialog(controller.settings, None, controller)
             qtbot.addWidget(dialog)
             box = dialog.lockdown
@@ -68,7 +69,7 @@ def test_settings_checkbox_switches_lockdown_and_the_tray_says_when_it_blocks(qt
             assert box.isChecked()
             with qtbot.waitSignal(controller.lockdownChanged, timeout=10000):
                 dialog.accept()
-            assert controller.lockdown() == {"enabled": True, "policy": "user"}
+            assert controller.lockdown() == ld(True, "user")
             with HelperClient(h.socket) as c:
                 assert c.lockdown()["enabled"] is True
             assert _table(L) and not L.ping(PUBLIC, 1, attempts=1)
@@ -97,7 +98,7 @@ def test_settings_checkbox_switches_lockdown_and_the_tray_says_when_it_blocks(qt
             qtbot.mouseClick(again.lockdown, Qt.MouseButton.LeftButton)
             with qtbot.waitSignal(controller.lockdownChanged, timeout=10000):
                 again.accept()
-            assert controller.lockdown() == {"enabled": False, "policy": "user"}
+            assert controller.lockdown() == ld(False, "user")
             assert not _table(L) and L.ping(PUBLIC, 1)
             tray.rebuild_menu()
             assert tray.action("lockdown") is None
