@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import os
 import stat
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
-from typing import Any
 
 from wgdesk import __version__
 from wgdesk.config import (
@@ -417,30 +414,11 @@ def cmd_excluded(args: argparse.Namespace) -> int:
 # --- lockdown: block everything while no tunnel is connected ------------------------------------------
 
 
-PAUSE_SECONDS = 120
-"""Default length of `wgdeskctl lockdown pause`."""
-
-
-def pause_left(state: dict[str, Any], now: float | None = None) -> float | None:
-    """Seconds left of a lockdown pause (``paused_until`` of the helper's lockdown state), or None."""
-    until = state.get("paused_until")
-    if not state.get("enabled") or isinstance(until, bool) or not isinstance(until, int | float):
-        return None
-    left = float(until) - (time.time() if now is None else now)
-    return left if left > 0 else None
-
-
-def minutes_seconds(seconds: float) -> str:
-    """``1:42`` for 102 seconds (rounded up: "0:00 left" never shows while a pause runs)."""
-    whole = max(0, math.ceil(seconds))
-    return f"{whole // 60}:{whole % 60:02d}"
-
-
 def cmd_lockdown(args: argparse.Namespace) -> int:
     """Show lockdown, turn it on/off, or pause/resume it (`wgdeskctl lockdown [on|off|pause|resume]`)."""
     import json
 
-    from wgdesk.client import HelperClient, HelperError
+    from wgdesk.client import PAUSE_SECONDS, HelperClient, HelperError, minutes_seconds, pause_left
 
     if args.seconds is not None and args.state != "pause":
         _err(f"{PROG} lockdown: SECONDS goes with `pause` only")
@@ -589,7 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds",
         nargs="?",
         type=int,
-        help=f"with pause: how long, in seconds (default {PAUSE_SECONDS}; the administrator sets the most)",
+        help="with pause: how long, in seconds (default 120; the administrator sets the most)",
     )
     p.add_argument("--json", action="store_true", help="print the helper's answer as JSON")
 

@@ -14,14 +14,18 @@ from __future__ import annotations
 import errno
 import itertools
 import json
+import math
 import os
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 DEFAULT_SOCKET = "/run/wgdesk/helper.sock"
 PROTOCOL_VERSION = 1
 MAX_REPLY_BYTES = 64 << 20
+PAUSE_SECONDS = 120
+"""Length of a lockdown pause when the user does not say (`wgdeskctl lockdown pause`, the app)."""
 
 
 class HelperError(Exception):
@@ -50,6 +54,22 @@ class RestartRequired(HelperError):
     def __init__(self, message: str, keys: list[str]) -> None:
         super().__init__(message, "restart_required")
         self.keys = keys
+
+
+def pause_left(lockdown: dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds left of a lockdown pause, from the helper's ``lockdown`` object (its
+    ``paused_until``), or None when none runs."""
+    until = lockdown.get("paused_until")
+    if not lockdown.get("enabled") or isinstance(until, bool) or not isinstance(until, int | float):
+        return None
+    left = float(until) - (time.time() if now is None else now)
+    return left if left > 0 else None
+
+
+def minutes_seconds(seconds: float) -> str:
+    """``1:42`` for 102 seconds (rounded up, so "0:00 left" never shows while a pause runs)."""
+    whole = max(0, math.ceil(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def default_socket_path() -> str:

@@ -20,11 +20,13 @@ from wgdesk.app.settings import AUTO_CONNECT, AppSettings
 from wgdesk.app.state import Health, health, icon_state, is_active
 from wgdesk.app.workers import StatusMonitor, TaskRunner
 from wgdesk.client import (
+    PAUSE_SECONDS,
     HelperClient,
     HelperError,
     HelperPermissionDenied,
     HelperUnavailable,
     RestartRequired,
+    pause_left,
 )
 from wgdesk.config import ConfigError, lint, parse, write
 from wgdesk.platforms import NetworkIdentity, current_network, local_networks, system
@@ -111,6 +113,9 @@ class TunnelController(QObject):
         """(monotonic time the poll asked, what it got): a poll that asked before the latest
         `set_lockdown` answered is older news than that answer and is ignored."""
         self._lockdown_set_at = 0.0
+        self._ending_pause = 0
+        """Lockdown calls of this app under way that end a pause (resume, on, off): a pause they end is
+        not announced, even when a status poll brings the news before their answer."""
 
     # -- lifecycle -------
 
@@ -256,45 +261,105 @@ class TunnelController(QObject):
     # -- lockdown -------
 
     def lockdown(self) -> dict[str, Any] | None:
-        """The helper's lockdown: ``{"enabled": bool, "policy": "user"|"always"|"never"}``, or None
-        when it is not known (the helper cannot be reached, or predates lockdown)."""
+        """The helper's lockdown: ``{"enabled": bool, "policy": "user"|"always"|"never",
+        "paused_until": Unix time | None, "pause_max": seconds}``, or None when it is not known (the
+        helper cannot be reached, or predates lockdown)."""
         return self._lockdown
 
     def lockdown_blocking(self) -> bool:
-        """Whether lockdown blocks all traffic right now: it is on and no tunnel is up."""
+        """Whether lockdown blocks all traffic right now: it is on, not paused, and no tunnel is up."""
         if not (self._lockdown and self._lockdown.get("enabled")):
             return False
+        if self.lockdown_pause_left() is not None:
+            return False
         return not any(t.get("state") == "up" for t in self._status.values())
+
+    def lockdown_pause_left(self) -> float | None:
+        """Seconds left of a lockdown pause, or None when none runs (or lockdown is not known)."""
+        return pause_left(self._lockdown) if self._lockdown else None
+
+    def lockdown_pause_seconds(self) -> int:
+        """How long the app pauses lockdown: 2 minutes, or the administrator's maximum if shorter
+        (0: pausing is not allowed, or lockdown is not known)."""
+        most = self._lockdown.get("pause_max") if self._lockdown else None
+        if isinstance(most, bool) or not isinstance(most, int) or most <= 0:
+            return 0
+        return min(PAUSE_SECONDS, most)
+
+    def lockdown_pausable(self) -> bool:
+        """Whether the app offers to pause lockdown: it blocks now and the administrator allows it."""
+        return self.lockdown_blocking() and self.lockdown_pause_seconds() > 0
+
+    def pause_lockdown(self) -> None:
+        """Pause lockdown for `lockdown_pause_seconds` (a Wi-Fi login page), on the worker; emits
+        ``lockdownChanged`` with the answer, or ``failed``."""
+        seconds = self.lockdown_pause_seconds()
+        self._lockdown_call(
+            lambda c: c.pause_lockdown(seconds), self.tr("Could not pause lockdown"), user_resumed=False
+        )
+
+    def resume_lockdown(self) -> None:
+        """End a lockdown pause now, on the worker."""
+        self._lockdown_call(
+            lambda c: c.resume_lockdown(), self.tr("Could not resume lockdown"), user_resumed=True
+        )
 
     def set_lockdown(self, enabled: bool) -> None:
         """Turn the helper's lockdown on or off, on the worker; emits ``lockdownChanged`` with the
         answer, or ``failed`` (e.g. the administrator forces it)."""
+        title = self.tr("Could not turn lockdown on") if enabled else self.tr("Could not turn lockdown off")
+        self._lockdown_call(lambda c: c.set_lockdown(enabled), title, user_resumed=True)
+
+    def _lockdown_call(
+        self, call: Callable[[HelperClient], dict[str, Any]], failure: str, user_resumed: bool
+    ) -> None:
+        """Run a lockdown verb on the worker; its answer becomes the known state. ``user_resumed``:
+        a pause this answer ends was ended by the user here (no "pause ended" notification)."""
         client = self._client_factory
 
         def run() -> dict[str, Any]:
             with client() as c:
-                return c.set_lockdown(enabled)
+                return call(c)
 
         def done(state: object) -> None:
             self._lockdown_set_at = time.monotonic()
             if isinstance(state, dict):
-                self._take_lockdown(state)
+                self._take_lockdown(state, quiet=user_resumed)
+            if user_resumed:
+                self._ending_pause -= 1
             self.poll_now()
 
         def refused(exc: BaseException) -> None:
+            if user_resumed:
+                self._ending_pause -= 1
             if isinstance(exc, HelperUnavailable):
                 self._set_helper_problem(exc)
-            title = (
-                self.tr("Could not turn lockdown on") if enabled else self.tr("Could not turn lockdown off")
-            )
-            self.failed.emit(title, str(exc))
+            self.failed.emit(failure, str(exc))
             self.poll_now()
 
+        if user_resumed:
+            self._ending_pause += 1
         self.runner.submit(run, done, refused)
 
-    def _take_lockdown(self, state: dict[str, Any] | None) -> None:
+    def _take_lockdown(self, state: dict[str, Any] | None, quiet: bool = False) -> None:
         if state != self._lockdown:
+            was_paused = self._lockdown is not None and self._lockdown.get("paused_until") is not None
             self._lockdown = dict(state) if state is not None else None
+            if (
+                was_paused
+                and not quiet
+                and not self._ending_pause
+                and state is not None
+                and state.get("enabled")
+                and state.get("paused_until") is None
+            ):
+                self.notify.emit(
+                    self.tr("Lockdown is back on"),
+                    self.tr(
+                        "The pause has ended: nothing leaves this computer except through a connected tunnel."
+                    ),
+                    Notice.INFO,
+                )
             self.lockdownChanged.emit()
 
     # -- verbs -------

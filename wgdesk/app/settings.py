@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from wgdesk import platforms
 from wgdesk.app.networks import TrustedNetworks
@@ -249,6 +258,10 @@ class SettingsDialog(QDialog):
         self._controller = controller
         self.lockdown: QCheckBox | None = None
         self.lockdown_reason: QLabel | None = None
+        self.lockdown_pause: QPushButton | None = None
+        """Pauses lockdown (a Wi-Fi login page) while it blocks, resumes it while paused; at once,
+        not on OK."""
+        self.lockdown_pause_note: QLabel | None = None
         self._lockdown_touched = False
         if controller is not None:
             self._add_lockdown(layout, controller)
@@ -289,18 +302,64 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.lockdown)
         layout.addWidget(explanation)
         layout.addWidget(self.lockdown_reason)
+        row = QHBoxLayout()
+        self.lockdown_pause_note = QLabel()
+        self.lockdown_pause_note.setWordWrap(True)
+        self.lockdown_pause_note.setObjectName("lockdown-pause-note")
+        self.lockdown_pause = QPushButton()
+        self.lockdown_pause.setObjectName("lockdown-pause")
+        self.lockdown_pause.clicked.connect(self._pause_clicked)
+        row.addWidget(self.lockdown_pause_note, 1)
+        row.addWidget(self.lockdown_pause)
+        layout.addLayout(row)
         controller.lockdownChanged.connect(self._show_lockdown)
         controller.helperProblemChanged.connect(self._show_lockdown)
+        controller.statusChanged.connect(self._show_pause)  # a tunnel up or down; the countdown
         self._show_lockdown()
 
     def _lockdown_clicked(self) -> None:
         self._lockdown_touched = True
+
+    def _pause_clicked(self) -> None:
+        c = self._controller
+        if c is None:
+            return
+        if c.lockdown_pause_left() is not None:
+            c.resume_lockdown()  # on the controller's worker
+        elif c.lockdown_pausable():
+            c.pause_lockdown()
+
+    def _show_pause(self) -> None:
+        """The pause button and its note: "Pause lockdown for 2 minutes (Wi-Fi login)" while lockdown
+        blocks (and the administrator allows pausing), "Resume now" with the time left while paused."""
+        from wgdesk.app.tray import duration_text, pause_explanation
+        from wgdesk.client import minutes_seconds
+
+        button, note, c = self.lockdown_pause, self.lockdown_pause_note, self._controller
+        if button is None or note is None or c is None:
+            return
+        left = c.lockdown_pause_left()
+        if left is not None:
+            note.setText(self.tr("Lockdown paused — {left} left.").format(left=minutes_seconds(left)))
+            button.setText(self.tr("&Resume now"))
+        elif c.lockdown_pausable():
+            seconds = c.lockdown_pause_seconds()
+            note.setText(pause_explanation(self, seconds))
+            button.setText(
+                self.tr("&Pause lockdown for {duration} (Wi-Fi login)").format(
+                    duration=duration_text(seconds)
+                )
+            )
+        visible = left is not None or c.lockdown_pausable()
+        note.setVisible(visible)
+        button.setVisible(visible)
 
     def _show_lockdown(self) -> None:
         """The checkbox as the helper has lockdown; disabled, with the reason, when it cannot change."""
         box, reason, c = self.lockdown, self.lockdown_reason, self._controller
         if box is None or reason is None or c is None:
             return
+        self._show_pause()
         state = c.lockdown()
         if state is None:
             box.setEnabled(False)

@@ -10,6 +10,7 @@ from wgdesk.app.controller import Notice, TunnelController
 from wgdesk.app.icons import IconState, state_icon
 from wgdesk.app.networks import network_text
 from wgdesk.app.state import Health, is_active
+from wgdesk.client import minutes_seconds
 from wgdesk.platforms import system
 
 _NOTICE_ICON = {
@@ -71,6 +72,9 @@ class Tray(QObject):
             lines.append(self.tr("No active tunnel"))
         if c.lockdown_blocking():
             lines.append(self.tr("Lockdown: traffic blocked"))
+        left = c.lockdown_pause_left()
+        if left is not None:
+            lines.append(self.tr("Lockdown paused — {left} left").format(left=minutes_seconds(left)))
         if c.watches_network:
             lines.append(network_text(c.network(), c.network_trusted()))
         self.icon.setToolTip("\n".join(lines))
@@ -99,6 +103,31 @@ class Tray(QObject):
                 )
             )
             line.setEnabled(False)
+            if c.lockdown_pausable():
+                seconds = c.lockdown_pause_seconds()
+                pause = menu.addAction(
+                    self.tr("Pause lockdown for {duration} (Wi-Fi login)").format(
+                        duration=duration_text(seconds)
+                    )
+                )
+                pause.setObjectName("lockdown-pause")
+                pause.setToolTip(pause_explanation(self, seconds))
+                pause.triggered.connect(lambda _checked=False: c.pause_lockdown())
+            menu.addSeparator()
+        left = c.lockdown_pause_left()
+        if left is not None:
+            resume = menu.addAction(
+                self.tr("Lockdown paused — {left} left (resume now)").format(left=minutes_seconds(left))
+            )
+            resume.setObjectName("lockdown-resume")
+            resume.setToolTip(
+                self.tr(
+                    "Lockdown is paused so you can sign in to a Wi-Fi login page: traffic flows without a "
+                    "tunnel until the pause ends. Tunnels with their own kill switch still block. Click to "
+                    "block again now."
+                )
+            )
+            resume.triggered.connect(lambda _checked=False: c.resume_lockdown())
             menu.addSeparator()
         if c.watches_network:
             network, trusted = c.network(), c.network_trusted()
@@ -149,8 +178,9 @@ class Tray(QObject):
         quit_action.triggered.connect(self.quitRequested)
 
     def action(self, object_name: str) -> QAction | None:
-        """The menu action with *object_name* (``tunnel:NAME``, ``lockdown``, ``network``, ``trust-network``,
-        ``manage``, ``import``, ``route``, ``split``, ``quit``)."""
+        """The menu action with *object_name* (``tunnel:NAME``, ``lockdown``, ``lockdown-pause``,
+        ``lockdown-resume``, ``network``, ``trust-network``, ``manage``, ``import``, ``route``, ``split``,
+        ``quit``)."""
         for a in self.menu.actions():
             if a.objectName() == object_name:
                 return a
@@ -172,6 +202,26 @@ def _addresses(c: TunnelController, name: str) -> str:
     cfg = c.config(name)
     iface = getattr(cfg, "interface", None)
     return ", ".join(str(a) for a in getattr(iface, "addresses", ()) or ())
+
+
+def duration_text(seconds: int) -> str:
+    """``2 minutes``, ``1 minute``, ``90 seconds``: how long a lockdown pause lasts."""
+    from PySide6.QtCore import QCoreApplication
+
+    tr = QCoreApplication.translate
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return tr("duration", "1 minute") if minutes == 1 else tr("duration", "{n} minutes").format(n=minutes)
+    return tr("duration", "1 second") if seconds == 1 else tr("duration", "{n} seconds").format(n=seconds)
+
+
+def pause_explanation(context: QObject, seconds: int) -> str:
+    """What pausing lockdown does (tray tooltip, Settings)."""
+    return context.tr(
+        "A hotel's or airport's Wi-Fi login page needs traffic before a tunnel can connect. The pause lets "
+        "everything through without a tunnel for {duration}; then lockdown blocks again by itself. "
+        "Tunnels with their own kill switch keep blocking."
+    ).format(duration=duration_text(seconds))
 
 
 def health_text(h: Health) -> str:
