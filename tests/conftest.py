@@ -3,8 +3,10 @@
 * Under ``CI=true`` a skipped test is a failed test: a missing dependency must never turn
   into a silent green run.
 * ``needs_root`` skips (and so, in CI, fails) tests that need root for namespaces and TUN.
-* A hang fails fast with a stack. pytest-timeout (``timeout`` in pyproject.toml, or a test's
-  ``@pytest.mark.timeout``) fails the test at its timeout with SIGALRM, but that handler only runs
+* A hang fails fast with a stack. A test not marked ``slow`` (so expected to take well under 30 s)
+  gets ``NON_SLOW_TIMEOUT`` instead of pyproject.toml's ``timeout`` (which stays for ``slow`` tests and
+  a test's own ``@pytest.mark.timeout``). pytest-timeout fails the test at its timeout with SIGALRM,
+  but that handler only runs
   when the main thread executes Python: a test stuck in C or C++ (a Qt modal loop, ``QThread.wait()``,
   a lock) never sees it. A faulthandler watchdog (a C thread, no GIL needed) therefore dumps every
   thread's stack and ends the run ``HARD_STOP_GRACE`` seconds after the timeout.
@@ -22,6 +24,8 @@ import pytest_timeout
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 HARD_STOP_GRACE = 60.0
+# the slowest test not marked slow took 24 s on a 2-core machine (--durations, Nov 2026): 180 s is a hang
+NON_SLOW_TIMEOUT = 180.0
 
 
 def item_timeout(item: pytest.Item) -> float:
@@ -77,6 +81,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    configured = float(pytest_timeout.get_env_settings(config).timeout or 0)
+    if 0 < NON_SLOW_TIMEOUT < configured:  # never lengthens, and --timeout=0 (debugging) stays off
+        for item in items:
+            if item.get_closest_marker("timeout") is None and item.get_closest_marker("slow") is None:
+                item.add_marker(pytest.mark.timeout(NON_SLOW_TIMEOUT))
     if os.geteuid() == 0:
         return
     skip_root = pytest.mark.skip(reason="needs root (network namespaces / TUN); run the suite with sudo")

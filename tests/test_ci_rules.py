@@ -96,3 +96,44 @@ def test_a_hang_where_the_timeout_signal_cannot_land_ends_the_run_with_a_stack(t
     assert "Timeout (0:00:03)!" in result.stderr  # the watchdog's dump, on the real stderr
     assert "in test_stuck_where_no_signal_handler_runs" in result.stderr
     assert "test_never_reached" not in result.stdout
+
+
+BUDGETS = """
+import time
+
+import pytest
+
+
+def test_quick_but_hung():
+    time.sleep(5)
+
+
+@pytest.mark.slow
+def test_slow_and_legitimately_so():
+    time.sleep(2)
+
+
+@pytest.mark.timeout(4)
+def test_with_its_own_timeout():
+    time.sleep(2)
+"""
+
+
+def test_a_test_not_marked_slow_gets_the_short_timeout(tmp_path: Path) -> None:
+    conftest = (ROOT / "tests" / "conftest.py").read_text()
+    assert "NON_SLOW_TIMEOUT = 180.0" in conftest
+    shortened = conftest.replace("NON_SLOW_TIMEOUT = 180.0", "NON_SLOW_TIMEOUT = 1.0")
+    (tmp_path / "conftest.py").write_text(shortened)
+    (tmp_path / "test_inner.py").write_text(BUDGETS)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-c", "/dev/null", "--timeout", "30",
+         "--strict-markers", "-o", "markers=slow", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert "test_quick_but_hung FAILED" in result.stdout, result.stdout
+    assert "Timeout (>1.0s)" in result.stdout
+    assert "test_slow_and_legitimately_so PASSED" in result.stdout
+    assert "test_with_its_own_timeout PASSED" in result.stdout
