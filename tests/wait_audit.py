@@ -136,13 +136,26 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     _test["id"] = ""
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        with OUT.open("a") as f:
+            f.write(json.dumps({"test": report.nodeid, "kind": "outcome", "when": report.when,
+                                "outcome": report.outcome}) + "\n")
+
+
 def near_misses(path: Path, share: float = 0.5) -> list[dict[str, Any]]:
-    """The recorded waits that failed, used more than ``share`` of their timeout, or retried a ping."""
+    """The recorded waits that used more than ``share`` of their timeout or retried a ping, and those that
+    failed in a test that failed. (A ping or `wait_for` that fails in a passing test was asserted to fail:
+    "blocked" is what the test wanted; those are left out.)"""
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    failed = {e["test"] for e in entries if e["kind"] == "outcome" and e["outcome"] == "failed"}
     found = []
-    for line in path.read_text().splitlines():
-        e = json.loads(line)
-        retried = e["kind"] == "ping" and e.get("attempts", 1) > 1
-        if not e["ok"] or retried or (e["timeout"] and e["elapsed"] > share * e["timeout"]):
+    for e in entries:
+        if e["kind"] == "outcome":
+            continue
+        retried = e["kind"] == "ping" and e.get("attempts", 1) > 1 and e["ok"]
+        slow = e["ok"] and e["timeout"] and e["elapsed"] > share * e["timeout"]
+        if retried or slow or (not e["ok"] and e["test"] in failed):
             found.append(e)
     return sorted(found, key=lambda e: -(e["elapsed"] / e["timeout"] if e["timeout"] else 0))
 
