@@ -113,7 +113,7 @@ def test_a_pause_that_ends_by_itself_is_announced(qtbot, tmp_path: Path) -> None
     ui_calls: list[str] = []
     notes: list[tuple[str, str]] = []
     with lab() as L:
-        h = L.start_helper(settings=_helper_settings(L, "lockdown_pause_max = 3\n"))
+        h = L.start_helper(settings=_helper_settings(L, "lockdown_pause_max = 5\n"))
         with HelperClient(h.socket) as c:
             c.set_lockdown(True)
         controller = _controller(h.socket, tmp_path, ui_calls)
@@ -124,7 +124,7 @@ def test_a_pause_that_ends_by_itself_is_announced(qtbot, tmp_path: Path) -> None
             qtbot.waitUntil(controller.lockdown_blocking, timeout=10000)
             tray.rebuild_menu()
             pause = tray.action("lockdown-pause")
-            assert pause is not None and pause.text() == "Pause lockdown for 3 seconds (Wi-Fi login)"
+            assert pause is not None and pause.text() == "Pause lockdown for 5 seconds (Wi-Fi login)"
             with qtbot.waitSignal(controller.lockdownChanged, timeout=10000):
                 pause.trigger()
             assert controller.lockdown_pause_left() is not None and not _table(L)

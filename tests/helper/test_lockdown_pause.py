@@ -184,7 +184,7 @@ def test_a_pause_lets_everything_through_until_it_ends_by_itself_or_is_resumed()
         ends = time.monotonic() + 3
         assert table(L) is None and L.ping(PUBLIC, 1)
         assert wait_for(lambda: table(L) is not None, 10)
-        assert time.monotonic() >= ends - 0.05  # not before its time
+        assert time.monotonic() >= ends - 0.5  # not before its time (less the answer's way back)
         assert_closed(L)
         assert "lockdown pause ended" in L.helper.log()
         assert c.lockdown() == ld(True, "user")

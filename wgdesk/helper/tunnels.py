@@ -1175,7 +1175,8 @@ class TunnelManager:
         )
 
     def lockdown_state(self) -> dict[str, Any]:
-        """``{"enabled", "policy"}`` (the ``lockdown`` object of ``version``)."""
+        """``{"enabled", "policy", "paused_until", "pause_max"}`` (the ``lockdown`` object of
+        ``version``)."""
         return self.lockdown.as_dict()
 
     def set_lockdown(self, enabled: bool) -> dict[str, Any]:
