@@ -1184,7 +1184,6 @@ class TunnelManager:
         with self._lock:
             try:
                 self.lockdown.set(enabled)
-                self._end_pause()  # an explicit choice ends a pause
             except LockdownRefused as e:
                 raise TunnelError("denied", str(e)) from e
             except OSError as e:
@@ -1192,6 +1191,7 @@ class TunnelManager:
                     "failed", f"could not store the lockdown setting in {self.lockdown.path}: {e.strerror}"
                 ) from e
             try:
+                self._end_pause()  # an explicit choice ends a pause
                 if enabled or self.kill_switch:
                     self._apply_kill_switch()
                 else:
