@@ -118,3 +118,17 @@ def test_the_answer_follows_a_tunnel_coming_up_and_going_down(
             assert would not in dialog.answer.text()
             manager.activate_button.click()
             qtbot.waitUntil(lambda: would in dialog.answer.text().splitlines(), timeout=30000)
+
+
+def test_an_answer_that_arrives_after_the_dialog_closed_is_dropped(
+    qtbot, manager: ManagerWindow
+) -> None:  # type: ignore[no-untyped-def]
+    from wgdesk.app.route_dialog import show_route_dialog
+
+    dialog = show_route_dialog(None, manager.controller)
+    gone: list[bool] = []
+    dialog.destroyed.connect(lambda *_: gone.append(True))
+    dialog.target.setText("10.0.0.1")  # an address: no DNS
+    dialog._query()  # what the debounce timer does; the lookup runs on the controller's worker
+    dialog.close()  # before the event loop runs: the answer can only arrive after the close
+    qtbot.waitUntil(lambda: bool(gone) and not manager.controller.runner.busy, timeout=10000)

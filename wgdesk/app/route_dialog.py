@@ -169,6 +169,11 @@ class RouteDialog(QDialog):
             lines.extend(explanation.lines(kernel, kernel_checked=True))
         self.answer.setText("\n".join(lines))
 
+    def done(self, result: int) -> None:
+        self._timer.stop()
+        self._generation += 1  # a lookup still on its way is dropped: the labels go with the dialog
+        super().done(result)
+
 
 def show_route_dialog(parent: QWidget | None, controller: TunnelController) -> RouteDialog:
     """Open the "Where does this go?" dialog (non-blocking; returned so tests can drive it)."""

@@ -153,6 +153,7 @@ class SplitDialog(QDialog):
         self.setObjectName("split-dialog")
         self._controller = controller
         self._available = False
+        self._closed = False  # answers still on their way find their labels deleted (WA_DeleteOnClose)
         layout = QVBoxLayout(self)
         intro = QLabel(
             self.tr(
@@ -223,6 +224,8 @@ class SplitDialog(QDialog):
 
     def refresh(self) -> None:
         """Ask the helper (on the controller's worker) which processes run outside the tunnel."""
+        if self._closed:
+            return
 
         def ask() -> dict[str, Any]:
             with self._controller.client() as c:
@@ -231,6 +234,8 @@ class SplitDialog(QDialog):
         self._controller.runner.submit(ask, self._show, self._failed)
 
     def _show(self, answer: dict[str, Any]) -> None:
+        if self._closed:
+            return
         self._available = bool(answer.get("available"))
         if not self._available:
             text = self.tr("Apps cannot run outside the tunnel here: {reason}").format(
@@ -252,6 +257,8 @@ class SplitDialog(QDialog):
         self._update_buttons()
 
     def _failed(self, error: Exception) -> None:
+        if self._closed:
+            return
         self._available = False
         message = getattr(error, "message", None) or str(error)
         self.state.setText(self.tr("The helper cannot be asked: {error}").format(error=message))
@@ -290,6 +297,7 @@ class SplitDialog(QDialog):
         QTimer.singleShot(500, self.refresh)
 
     def done(self, result: int) -> None:
+        self._closed = True
         self._timer.stop()
         super().done(result)
 
