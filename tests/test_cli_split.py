@@ -43,3 +43,21 @@ def test_exclude_passes_the_command_line_through_untouched(tmp_path: Path) -> No
     # options after COMMAND belong to COMMAND, not to wgdeskctl (argparse REMAINDER)
     r = run("--socket", str(tmp_path / "none.sock"), "exclude", "touch", "--json", "--socket")
     assert r.returncode == 1 and b"cannot run touch outside the tunnel" in r.stderr
+
+
+def test_include_needs_a_command_and_without_the_helper_runs_nothing(tmp_path: Path) -> None:
+    sock = str(tmp_path / "none.sock")
+    r = run("--socket", sock, "include", "--")
+    assert r.returncode == 2
+    assert b"name the program to run only through the tunnel: wgdeskctl include -- COMMAND" in r.stderr
+    r = run("--socket", sock, "include", "--", "wgdesk-no-such-program")
+    assert r.returncode == 127
+    assert r.stderr.decode() == "wgdeskctl include: wgdesk-no-such-program: command not found\n"
+    marker = tmp_path / "ran"
+    r = run("--socket", sock, "include", "touch", "--json", str(marker))
+    assert r.returncode == 1 and not marker.exists()
+    assert r.stderr.decode().startswith(
+        "wgdeskctl include: cannot run touch only through the tunnel: the wgdesk helper is not running"
+    )
+    r = run("--socket", sock, "included")
+    assert r.returncode == 1 and b"wgdeskctl included: " in r.stderr

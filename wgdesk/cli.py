@@ -343,72 +343,107 @@ def _split(values: Sequence[str] | None) -> list[str]:
 # --- split tunnelling: apps outside a full tunnel ---------------------------------------------------
 
 
-def cmd_exclude(args: argparse.Namespace) -> int:
-    """Ask the helper to move this process into its bypass cgroup, then exec COMMAND (same pid)."""
+_SPLIT_WHERE = {"exclude": "outside the tunnel", "include": "only through the tunnel"}
+
+
+def _split_run(args: argparse.Namespace, mode: str) -> int:
+    """Ask the helper to move this process into its bypass (``exclude``) or include cgroup, then
+    exec COMMAND (same pid)."""
     import shutil
 
     from wgdesk.client import HelperClient, HelperError
 
+    verb, where = mode, _SPLIT_WHERE[mode]
     argv = list(args.argv)
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        _err(
-            f"{PROG} exclude: name the program to run outside the tunnel: {PROG} exclude -- COMMAND [ARGS...]"
-        )
+        _err(f"{PROG} {verb}: name the program to run {where}: {PROG} {verb} -- COMMAND [ARGS...]")
         return 2
     if "/" not in argv[0] and shutil.which(argv[0]) is None:
-        _err(f"{PROG} exclude: {argv[0]}: command not found")
+        _err(f"{PROG} {verb}: {argv[0]}: command not found")
         return 127
     try:
         with HelperClient(args.socket) as client:
-            result = client.split_exclude()
+            result = client.split_exclude() if mode == "exclude" else client.split_include()
     except HelperError as exc:
-        _err(f"{PROG} exclude: cannot run {argv[0]} outside the tunnel: {exc.message}")
+        _err(f"{PROG} {verb}: cannot run {argv[0]} {where}: {exc.message}")
         return 1
     if not result.get("active"):
-        _err(
-            f"{PROG} exclude: no full tunnel is up; {argv[0]} uses normal routing now and will "
-            "bypass a full tunnel once one is up"
-        )
+        if mode == "exclude":
+            _err(
+                f"{PROG} exclude: no full tunnel is up; {argv[0]} uses normal routing now and will "
+                "bypass a full tunnel once one is up"
+            )
+        else:
+            _err(
+                f"{PROG} include: no tunnel takes included apps now (one must be up with full tunnel "
+                f"off and AllowedIPs 0.0.0.0/0 or ::/0); {argv[0]} uses normal routing until one is up"
+            )
     sys.stdout.flush()
     try:
         os.execvp(argv[0], argv)
     except OSError as exc:
-        _err(f"{PROG} exclude: cannot run {argv[0]}: {exc.strerror}")
+        _err(f"{PROG} {verb}: cannot run {argv[0]}: {exc.strerror}")
         return 127
     return 0  # not reached
 
 
-def cmd_excluded(args: argparse.Namespace) -> int:
-    """List the processes that bypass full tunnels (yours only, unless you are root)."""
+def cmd_exclude(args: argparse.Namespace) -> int:
+    """Ask the helper to move this process into its bypass cgroup, then exec COMMAND (same pid)."""
+    return _split_run(args, "exclude")
+
+
+def cmd_include(args: argparse.Namespace) -> int:
+    """Ask the helper to move this process into its include cgroup, then exec COMMAND (same pid)."""
+    return _split_run(args, "include")
+
+
+def _split_listing(args: argparse.Namespace, mode: str) -> int:
+    """List the processes of one split-tunnel cgroup (yours only, unless you are root)."""
     import json
 
     from wgdesk.client import HelperClient, HelperError
 
+    verb = "excluded" if mode == "exclude" else "included"
     try:
         with HelperClient(args.socket) as client:
             result = client.split_list()
     except HelperError as exc:
-        _err(f"{PROG} excluded: {exc.message}")
+        _err(f"{PROG} {verb}: {exc.message}")
         return 1
     if args.json:
         _out(json.dumps(result, indent=2) + "\n")
         return 0
+    state = result if mode == "exclude" else result.get("include") or {}
     if not result.get("available"):
-        _out(f"apps cannot run outside the tunnel here: {result.get('reason')}\n")
-    elif result.get("active"):
-        _out(f"excluded apps bypass full tunnel {result.get('tunnel')}\n")
-    else:
+        _out(f"apps cannot run {_SPLIT_WHERE[mode]} here: {result.get('reason')}\n")
+    elif mode == "exclude" and state.get("active"):
+        _out(f"excluded apps bypass full tunnel {state.get('tunnel')}\n")
+    elif mode == "exclude":
         _out("no full tunnel is up: excluded apps use normal routing\n")
-    processes = result.get("processes") or []
+    elif state.get("active"):
+        _out(f"included apps go only through tunnel {state.get('tunnel')}\n")
+    else:
+        _out("no tunnel takes included apps: they use normal routing\n")
+    processes = [p for p in result.get("processes") or [] if p.get("mode", "exclude") == mode]
     if not processes:
-        _out("no excluded processes\n")
+        _out(f"no {verb} processes\n")
         return 0
     _out(f"{'PID':>8}  {'UID':>6}  COMMAND\n")
     for p in processes:
         _out(f"{p['pid']:>8}  {p['uid']:>6}  {p['command']}\n")
     return 0
+
+
+def cmd_excluded(args: argparse.Namespace) -> int:
+    """List the processes that bypass full tunnels (yours only, unless you are root)."""
+    return _split_listing(args, "exclude")
+
+
+def cmd_included(args: argparse.Namespace) -> int:
+    """List the processes that go only through the tunnel (yours only, unless you are root)."""
+    return _split_listing(args, "include")
 
 
 # --- lockdown: block everything while no tunnel is connected ------------------------------------------
@@ -549,6 +584,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
     p = add("excluded", cmd_excluded, "list the processes that run outside full tunnels")
     p.add_argument("--json", action="store_true", help="print the helper's answer as JSON")
+    p = add(
+        "include",
+        cmd_include,
+        "run COMMAND only through the tunnel that is up with full tunnel off and AllowedIPs 0.0.0.0/0 "
+        "or ::/0 (everything it sends goes through it; nothing leaves in the clear if it fails)",
+    )
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+    p = add("included", cmd_included, "list the processes that run only through the tunnel")
+    p.add_argument("--json", action="store_true", help="print the helper's answer as JSON (both lists)")
     p = add(
         "lockdown",
         cmd_lockdown,

@@ -186,9 +186,19 @@ class HelperClient:
         result: dict[str, Any] = self.request("split_exclude")
         return result
 
+    def split_include(self) -> dict[str, Any]:
+        """Move *this* process into the helper's include cgroup: sockets it opens from now on go only
+        through the tunnel up with full tunnel off whose peers allow 0.0.0.0/0 or ::/0. Returns
+        ``{"pid", "uid", "command", "mode", "cgroup", "active", "tunnel"}`` (``active``: such a
+        tunnel serves included apps now). Refused like `split_exclude`."""
+        result: dict[str, Any] = self.request("split_include")
+        return result
+
     def split_list(self) -> dict[str, Any]:
-        """Processes that bypass full tunnels (a non-root caller sees only its own): ``{"processes":
-        [{"pid", "uid", "command"}…], "available", "reason", "cgroup", "active", "tunnel"}``."""
+        """Processes of both split-tunnel cgroups (a non-root caller sees only its own):
+        ``{"processes": [{"pid", "uid", "command", "mode"}…], "available", "reason", "cgroup",
+        "active", "tunnel", "include": {"cgroup", "active", "tunnel"}}`` — ``mode`` is "exclude" or
+        "include"; the top-level ``cgroup``/``active``/``tunnel`` describe exclude mode."""
         result: dict[str, Any] = self.request("split_list")
         return result
 

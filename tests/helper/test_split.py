@@ -158,7 +158,8 @@ def test_excluded_app_goes_around_the_full_tunnel_dns_stays_inside(engine: str) 
         try:
             assert wait_for(lambda: str(sleeper.pid) in (cgroup_dir() / "cgroup.procs").read_text(), 10)
             listed = json.loads(ctl(L, h, "excluded", "--json").stdout)
-            assert {"pid": sleeper.pid, "uid": 0, "command": "sleep"} in listed["processes"]
+            mine = {"pid": sleeper.pid, "uid": 0, "command": "sleep", "mode": "exclude"}
+            assert mine in listed["processes"]
             assert listed["active"] is True and listed["tunnel"] == T and listed["cgroup"] == CGROUP
             text = ctl(L, h, "excluded").stdout
             assert f"excluded apps bypass full tunnel {T}" in text and f"{sleeper.pid}" in text
@@ -315,7 +316,7 @@ def test_the_helper_moves_only_the_caller_and_watchers_may_not() -> None:
             procs = cgroup_dir() / "cgroup.procs"
             assert wait_for(lambda: {str(mine.pid), str(roots.pid)} <= set(procs.read_text().split()), 10)
             seen = request_as(h.socket, uid_a, gid, "split_list")["ok"]["processes"]  # type: ignore[index]
-            assert seen == [{"pid": mine.pid, "uid": uid_a, "command": "sleep"}]
+            assert seen == [{"pid": mine.pid, "uid": uid_a, "command": "sleep", "mode": "exclude"}]
             everything = h.client().split_list()["processes"]
             assert {p["pid"] for p in everything} >= {mine.pid, roots.pid}
             for p in (mine, roots):

@@ -35,6 +35,11 @@ def test_settings_defaults_and_the_shipped_example_agree(tmp_path: Path) -> None
         ('kill_switch = "sometimes"\n', "kill_switch must be one of"),
         ('plugin = "/tmp/x.so"\n', "unknown setting 'plugin'"),
         ("allow_scripts = \n", "helper.toml"),
+        ('split_tunnel_include_cgroup = "../x"\n', "split_tunnel_include_cgroup must be 1 to 64 letters"),
+        (
+            'split_tunnel_include_cgroup = "wgdesk-bypass"\n',
+            "split_tunnel_include_cgroup must differ from split_tunnel_cgroup",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path: Path, text: str, fragment: str) -> None:

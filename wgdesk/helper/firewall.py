@@ -264,5 +264,61 @@ def bypass_script(
     )
 
 
+def include_table(ifname: str) -> str:
+    """Name of the table that sends included apps only through tunnel ``ifname``."""
+    return full_tunnel_table(ifname).replace("wgdesk-", "wgdesk-include-", 1)
+
+
+def include_script(ifname: str, cgroup: str, mark: int, families: Iterable[int]) -> str:
+    """Rules that send the sockets of cgroup ``cgroup`` (level 1) only through tunnel ``ifname``
+    (up with full tunnel off; its peers allow the default route of ``families``).
+
+    * output (a ``route`` chain: the kernel routes again after the mark changes): packets of the
+      cgroup get ``mark``, saved in conntrack; ``ip rule fwmark MARK table MARK`` (the tunnel's
+      default routes) then sends them into the tunnel; local destinations stay local (the local
+      table is looked up first);
+    * prerouting: replies get the mark back from conntrack (``src_valid_mark`` reverse-path checks);
+    * postrouting (nat): marked packets leaving by the tunnel are masqueraded to the tunnel address
+      (their source was picked by the main table, before the mark);
+    * postrouting (filter): the leak guard — a marked packet leaving by any interface other than
+      the tunnel and loopback (tunnel gone, route gone) is dropped, so included apps never go out
+      in the clear. Families the tunnel does not carry are dropped too.
+
+    ``cgroup`` must be a validated name (`settings.CGROUP_NAME`).
+    """
+    table = include_table(ifname)
+    group = f'socket cgroupv2 level 1 "{cgroup}"'
+    return (
+        "\n".join(
+            [
+                f"table {FAMILY} {table} {{",
+                "  chain output {",
+                "    type route hook output priority mangle; policy accept;",
+                f"    {group} meta mark set {mark} ct mark set {mark}",
+                "  }",
+                "  chain prerouting {",
+                "    type filter hook prerouting priority mangle; policy accept;",
+                f"    ct mark {mark} meta mark set ct mark",
+                "  }",
+                "  chain nat {",
+                "    type nat hook postrouting priority srcnat; policy accept;",
+                f"    meta mark {mark} oifname {_q(ifname)} masquerade",
+                "  }",
+                "  chain guard {",
+                "    type filter hook postrouting priority filter; policy accept;",
+                f'    meta mark {mark} oifname != {{ "lo", {_q(ifname)} }} counter drop',
+                *[
+                    f'    meta mark {mark} meta nfproto {nf} oifname != "lo" counter drop'
+                    for fam, nf in ((4, "ipv4"), (6, "ipv6"))
+                    if fam not in set(families)
+                ],
+                "  }",
+                "}",
+            ]
+        )
+        + "\n"
+    )
+
+
 def networks_text(nets: Iterable[IPv4Network | IPv6Network]) -> list[str]:
     return [str(n) for n in nets]

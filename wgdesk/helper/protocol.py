@@ -121,6 +121,7 @@ _VERBS: dict[str, dict[str, tuple[bool, Any]]] = {
     "subscribe": {},
     # no arguments: the process moved is the caller, as the kernel names it (never a client's pid)
     "split_exclude": {},
+    "split_include": {},
     "split_list": {},
     "set_lockdown": {"enabled": (True, lambda v: _bool(v, "enabled"))},
     "pause_lockdown": {"seconds": (True, _seconds)},

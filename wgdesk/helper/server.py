@@ -303,6 +303,8 @@ class ControlServer:
         a = req.args
         if req.verb == "split_exclude":
             return self.manager.split_exclude(conn, uid)
+        if req.verb == "split_include":
+            return self.manager.split_include(conn, uid)
         if req.verb == "split_list":
             return self.manager.split_list(None if uid == 0 else uid)
         if req.verb == "version":

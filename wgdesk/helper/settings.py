@@ -68,6 +68,10 @@ class Settings:
     split_tunnel_cgroup: str = "wgdesk-bypass"
     """Name of the cgroup v2 directory (a direct child of the cgroup2 root) whose processes bypass a
     full tunnel. Letters, digits, ``_`` and ``-`` only."""
+    split_tunnel_include_cgroup: str = "wgdesk-include"
+    """Name of the cgroup v2 directory whose processes go *only* through a tunnel up with full
+    tunnel off whose peers allow 0.0.0.0/0 and/or ::/0 (`wgdeskctl include -- COMMAND`). Same
+    rules as `split_tunnel_cgroup`, and it must differ from it."""
     split_tunnel_cgroup_root: str = ""
     """Where cgroup2 is mounted; empty = found in /proc/self/mountinfo, or mounted by the helper
     under its state directory when there is none."""
@@ -158,7 +162,8 @@ def load(path: Path | None = None) -> Settings:
             raise SettingsError(f"{path}: {key} must be a number of seconds above 0 (and below a year)")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise SettingsError(f"{path}: {key} must be one of {', '.join(_CHOICES[key])}")
-        if key == "split_tunnel_cgroup" and not (isinstance(value, str) and CGROUP_NAME.fullmatch(value)):
+        cgroup_key = key in ("split_tunnel_cgroup", "split_tunnel_include_cgroup")
+        if cgroup_key and not (isinstance(value, str) and CGROUP_NAME.fullmatch(value)):
             raise SettingsError(f"{path}: {key} must be 1 to 64 letters, digits, _ or -")
         if key == "split_tunnel_cgroup_root" and value and not str(value).startswith("/"):
             raise SettingsError(f"{path}: {key} must be an absolute path (or empty)")
@@ -167,4 +172,7 @@ def load(path: Path | None = None) -> Settings:
         if key == "lockdown_pause_max" and not (isinstance(value, int) and 0 <= value <= MAX_PAUSE):
             raise SettingsError(f"{path}: {key} must be a whole number of seconds from 0 to {MAX_PAUSE}")
         values[key] = value
-    return Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.split_tunnel_cgroup == settings.split_tunnel_include_cgroup:
+        raise SettingsError(f"{path}: split_tunnel_include_cgroup must differ from split_tunnel_cgroup")
+    return settings

@@ -54,14 +54,15 @@ class SplitError(Exception):
 
 @dataclass(frozen=True)
 class Excluded:
-    """One process in the bypass cgroup."""
+    """One process in the bypass (``mode`` "exclude") or the include cgroup (``mode`` "include")."""
 
     pid: int
     uid: int
     command: str
+    mode: str = "exclude"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"pid": self.pid, "uid": self.uid, "command": self.command}
+        return {"pid": self.pid, "uid": self.uid, "command": self.command, "mode": self.mode}
 
 
 def cgroup2_mounts(mountinfo: str) -> list[tuple[Path, str]]:
@@ -93,12 +94,28 @@ def _alive(pidfd: int) -> bool:
 
 
 class BypassGroup:
-    """The helper's bypass cgroup: found or mounted, created lazily, listed, removed at shutdown."""
+    """The helper's bypass cgroup: found or mounted, created lazily, listed, removed at shutdown.
 
-    def __init__(self, settings: Settings, state_dir: Path, log: LogBook) -> None:
-        if not CGROUP_NAME.fullmatch(settings.split_tunnel_cgroup):
-            raise SplitError("invalid", "split_tunnel_cgroup must be 1 to 64 letters, digits, _ or -")
-        self.name = settings.split_tunnel_cgroup
+    With ``mode="include"`` the same for the include cgroup (``split_tunnel_include_cgroup``), whose
+    processes are sent *only* through a tunnel (`firewall.include_script`); it shares the cgroup2
+    root of ``shares_root`` (the bypass group), which must be closed after it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state_dir: Path,
+        log: LogBook,
+        mode: str = "exclude",
+        shares_root: BypassGroup | None = None,
+    ) -> None:
+        setting = "split_tunnel_cgroup" if mode == "exclude" else "split_tunnel_include_cgroup"
+        name = str(getattr(settings, setting))
+        if not CGROUP_NAME.fullmatch(name):
+            raise SplitError("invalid", f"{setting} must be 1 to 64 letters, digits, _ or -")
+        self.name = name
+        self.mode = mode
+        self._shares_root = shares_root
+        self._what = "outside the tunnel" if mode == "exclude" else "only through the tunnel"
         self.allowed = settings.allow_split_tunnel
         self._configured_root = settings.split_tunnel_cgroup_root
         self._mount_point = state_dir / "cgroup2"
@@ -116,7 +133,7 @@ class BypassGroup:
         if not self.allowed:
             return (
                 "denied",
-                "running apps outside the tunnel is switched off by the administrator "
+                f"running apps {self._what} is switched off by the administrator "
                 "(allow_split_tunnel = false in /etc/wgdesk/helper.toml)",
             )
         try:
@@ -127,6 +144,8 @@ class BypassGroup:
 
     def root(self) -> Path:
         """The cgroup2 mount point (found, configured, or mounted by us)."""
+        if self._shares_root is not None:
+            return self._shares_root.root()
         with self._lock:
             if self._root is None:
                 self._root = self._find_root()
@@ -139,7 +158,7 @@ class BypassGroup:
             if not any(point == wanted and root == "/" for point, root in mounts):
                 raise SplitError(
                     "unsupported",
-                    f"apps cannot run outside the tunnel: {wanted} (split_tunnel_cgroup_root) is not "
+                    f"apps cannot run {self._what}: {wanted} (split_tunnel_cgroup_root) is not "
                     "the root of a cgroup2 mount",
                 )
             return wanted
@@ -154,7 +173,7 @@ class BypassGroup:
         except PlatformError as e:
             raise SplitError(
                 "unsupported",
-                f"apps cannot run outside the tunnel: this system has no cgroup v2 ({e})",
+                f"apps cannot run {self._what}: this system has no cgroup v2 ({e})",
             ) from e
         self._mounted = True
         self.log.info(None, f"mounted cgroup2 at {point} for split tunnelling")
@@ -171,7 +190,7 @@ class BypassGroup:
                     pass
                 except OSError as e:
                     raise SplitError(
-                        "unsupported", f"apps cannot run outside the tunnel: cannot create {directory}: {e}"
+                        "unsupported", f"apps cannot run {self._what}: cannot create {directory}: {e}"
                     ) from e
                 self._created = True
             if self._nft_ok is None:
@@ -179,7 +198,7 @@ class BypassGroup:
             if not self._nft_ok:
                 raise SplitError(
                     "unsupported",
-                    "apps cannot run outside the tunnel: nftables here cannot match sockets by cgroup v2 "
+                    f"apps cannot run {self._what}: nftables here cannot match sockets by cgroup v2 "
                     "(needs nftables 0.9.3+ and Linux 5.13+ with nft_socket)",
                 )
         return directory
@@ -232,8 +251,12 @@ class BypassGroup:
                 raise SplitError("failed", "the calling process exited")
         finally:
             os.close(pidfd)
-        excluded = Excluded(pid, uid, _command(pid))
-        self.log.info(None, f"process {pid} ({excluded.command}) of uid {uid} now bypasses full tunnels")
+        excluded = Excluded(pid, uid, _command(pid), self.mode)
+        self.log.info(
+            None,
+            f"process {pid} ({excluded.command}) of uid {uid} now "
+            + ("bypasses full tunnels" if self.mode == "exclude" else "goes only through the tunnel"),
+        )
         return excluded
 
     @staticmethod
@@ -250,7 +273,7 @@ class BypassGroup:
         """Processes in the bypass cgroup (only those of ``uid`` when given); empty when it does
         not exist yet."""
         with self._lock:
-            root = self._root
+            root = self._root if self._shares_root is None else self._shares_root._root
         if root is None or not (root / self.name).is_dir():
             return []
         try:
@@ -262,7 +285,7 @@ class BypassGroup:
             owner = _uid(pid)
             if owner is None or (uid is not None and owner != uid):
                 continue
-            out.append(Excluded(pid, owner, _command(pid)))
+            out.append(Excluded(pid, owner, _command(pid), self.mode))
         return out
 
     # --- nft -----------------------------------------------------------------------------------
@@ -287,8 +310,9 @@ class BypassGroup:
     def close(self) -> None:
         """Remove the cgroup when empty and unmount what we mounted (helper shutdown)."""
         with self._lock:
-            root = self._root
+            root = self._root if self._shares_root is None else self._shares_root._root
             if root is None:
+                self._nft_ok = None
                 return
             directory = root / self.name
             try:
@@ -296,7 +320,7 @@ class BypassGroup:
                     directory.rmdir()
             except OSError as e:
                 self.log.info(None, f"left {directory} in place: {e.strerror} (processes still in it)")
-            if self._mounted:
+            if self._mounted and self._shares_root is None:
                 try:
                     platform.command([UMOUNT, str(root)])
                     root.rmdir()

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from queue import Full, Queue
 from typing import TYPE_CHECKING, Any
@@ -130,6 +130,8 @@ class Plan:
     config: Config | None = field(default=None, repr=False)
     names: dict[bytes, EndpointName] = field(default_factory=dict)
     """Peers (by public key) whose endpoint is a host name, with the address `up` resolved."""
+    include_families: set[int] = field(default_factory=set)
+    """Full tunnel off, peers allow these default routes: the tunnel may serve included apps."""
 
 
 @dataclass
@@ -156,6 +158,9 @@ class Tunnel:
     """The interface MTU set at bring-up or lowered by `probe_mtu`."""
     bypass: bool = False
     """Excluded apps bypass this full tunnel (its `firewall.bypass_script` table is in place)."""
+    include_mark: int = 0
+    """Included apps go only through this tunnel: the mark (and routing table) of its
+    `firewall.include_script` rules; 0 when it does not serve them."""
 
 
 def _routes(nets: Sequence[Network], table: str, full: bool, fwmark: int) -> list[Route]:
@@ -281,6 +286,8 @@ class TunnelManager:
         """Tunnels with an MTU probe running (one at a time each)."""
         self.split = split.BypassGroup(settings, state_dir, logbook)
         """The cgroup of processes that bypass a full tunnel (`split_exclude`)."""
+        self.include = split.BypassGroup(settings, state_dir, logbook, mode="include", shares_root=self.split)
+        """The cgroup of processes that go only through a tunnel (`split_include`)."""
         self.lockdown = Lockdown(
             settings.lockdown, Path(settings.lockdown_file), logbook, settings.lockdown_pause_limit()
         )
@@ -770,7 +777,7 @@ class TunnelManager:
                         f"tunnel {other.name} already sets DNS through "
                         f"{self.settings.resolv_conf}; only one tunnel can",
                     )
-        return Plan(
+        plan = Plan(
             name,
             name,
             key_bytes(iface.private_key),
@@ -790,13 +797,17 @@ class TunnelManager:
             cfg,
             names,
         )
+        if defaults and not full:
+            plan.include_families = set(defaults)
+        return plan
 
-    def _free_fwmark(self, name: str) -> int:
+    def _free_fwmark(self, name: str, also_taken: Sequence[int] = ()) -> int:
         previous = self.tunnels.get(name)
-        if previous is not None and previous.fwmark:
+        if previous is not None and previous.fwmark and not also_taken:
             # a blocked/failed tunnel being brought up again keeps its mark, which its kill switch allows
             return previous.fwmark
-        taken = {t.fwmark for t in self.tunnels.values()}
+        taken = {t.fwmark for t in self.tunnels.values()} | {t.include_mark for t in self.tunnels.values()}
+        taken |= set(also_taken)
         mark = FIRST_FWMARK
         while mark in taken or platform.table_in_use(mark) or platform.fwmark_in_use(mark):
             mark += 1
@@ -908,6 +919,8 @@ class TunnelManager:
         if plan.full_tunnel:
             self._full_tunnel(plan, j)
             self._bypass(plan, tunnel)
+        elif plan.include_families:
+            self._include(plan, tunnel)
         if plan.dns_servers or plan.dns_search:
             self._set_dns(plan, tunnel)
         if plan.hooks.get("PreDown"):
@@ -963,10 +976,7 @@ class TunnelManager:
                 j.record("rule", family=family, spec=spec)
                 platform.rule_add(family, spec)
         if 4 in plan.default_families:
-            old = platform.sysctl_read(SRC_VALID_MARK)
-            if old != "1":
-                j.record("sysctl", key=SRC_VALID_MARK, old=old)
-                platform.sysctl_write(SRC_VALID_MARK, "1")
+            self._src_valid_mark(j)
         table = firewall.full_tunnel_table(plan.ifname)
         j.record("nft_table", family=firewall.FAMILY, name=table)
         platform.nft_apply(
@@ -998,6 +1008,56 @@ class TunnelManager:
         if self.kill_switch or self.lockdown.enabled:
             self._apply_kill_switch()
 
+    def _src_valid_mark(self, j: Journal) -> None:
+        """IPv4 reverse-path checks use the packet's mark (replies restored from conntrack)."""
+        old = platform.sysctl_read(SRC_VALID_MARK)
+        if old != "1":
+            j.record("sysctl", key=SRC_VALID_MARK, old=old)
+            platform.sysctl_write(SRC_VALID_MARK, "1")
+
+    def _include(self, plan: Plan, tunnel: Tunnel) -> None:
+        """Send the include cgroup's traffic only through this tunnel (full tunnel off, peers allow a
+        default route): first such tunnel up serves; another one up meanwhile does not."""
+        serving = [t.name for t in self.tunnels.values() if t.include_mark and t.name != plan.name]
+        if serving:
+            self.log.info(
+                plan.name, f"included apps keep going through tunnel {serving[0]} (it was up first)"
+            )
+            return
+        refusal = self.include.refusal()
+        if refusal is not None:
+            if self.settings.allow_split_tunnel:
+                self.log.info(plan.name, refusal[1])
+            return
+        j = tunnel.journal
+        mark = self._free_fwmark(plan.name, also_taken=[plan.fwmark])
+        for family in sorted(plan.include_families):
+            default = ip_network("0.0.0.0/0" if family == 4 else "::/0")
+            j.record("route", dst=str(default), ifname=plan.ifname, table=str(mark))
+            platform.route_add(default, plan.ifname, str(mark))
+            spec = ["fwmark", str(mark), "table", str(mark)]
+            j.record("rule", family=family, spec=spec)
+            platform.rule_add(family, spec)
+        if 4 in plan.include_families:
+            self._src_valid_mark(j)
+        table = firewall.include_table(plan.ifname)
+        j.record("include", family=firewall.FAMILY, name=table, mark=mark)
+        tunnel.include_mark = mark
+        self.include.nft_apply(
+            firewall.include_script(plan.ifname, self.include.name, mark, plan.include_families)
+        )
+        self.log.info(plan.name, f"apps in cgroup {self.include.name} go only through this tunnel")
+        if self.kill_switch or self.lockdown.enabled:
+            self._apply_kill_switch()
+
+    def split_include(self, conn: socket.socket, uid: int) -> dict[str, Any]:
+        """Move the process at the other end of ``conn`` into the include cgroup (`split`)."""
+        try:
+            moved = self.include.exclude_peer(conn, uid)
+        except split.SplitError as e:
+            raise TunnelError(e.code, e.message) from e
+        return {**moved.as_dict(), **self._include_state()}
+
     def split_exclude(self, conn: socket.socket, uid: int) -> dict[str, Any]:
         """Move the process at the other end of ``conn`` into the bypass cgroup (`split`)."""
         try:
@@ -1012,8 +1072,18 @@ class TunnelManager:
         return {
             "available": refusal is None,
             "reason": refusal[1] if refusal else None,
-            "processes": [p.as_dict() for p in self.split.members(uid)],
+            "processes": [p.as_dict() for p in self.split.members(uid) + self.include.members(uid)],
             **self._split_state(),
+            "include": self._include_state(),
+        }
+
+    def _include_state(self) -> dict[str, Any]:
+        with self._lock:
+            serving = [t.name for t in self.tunnels.values() if t.include_mark and t.state == "up"]
+        return {
+            "cgroup": self.include.name,
+            "active": bool(serving),
+            "tunnel": serving[0] if serving else None,
         }
 
     def _split_state(self) -> dict[str, Any]:
@@ -1113,6 +1183,12 @@ class TunnelManager:
                 tunnel.bypass = False
                 if self.kill_switch or self.lockdown.enabled:
                     self._apply_kill_switch()
+        elif kind == "include":
+            platform.nft_delete_table(e["family"], e["name"])
+            if tunnel is not None and tunnel.include_mark:
+                tunnel.include_mark = 0
+                if self.kill_switch or self.lockdown.enabled:
+                    self._apply_kill_switch()
         elif kind == "killswitch":
             if tunnel is not None:
                 self.kill_switch.pop(tunnel.name, None)
@@ -1152,6 +1228,9 @@ class TunnelManager:
                 if t.name not in members:
                     members[t.name] = firewall.KillSwitchMember(t.name, t.ifname, t.fwmark, t.listen_port)
         bypass = [t.fwmark for t in self.tunnels.values() if t.bypass]
+        # included apps' packets: the output hook sees the first route's interface, not the tunnel
+        # (the include table's leak guard drops them anywhere else)
+        bypass += [t.include_mark for t in self.tunnels.values() if t.include_mark]
         if members or lockdown:
             platform.nft_apply(firewall.kill_switch_script(list(members.values()), self.lan, bypass))
         else:
@@ -1394,6 +1473,7 @@ class TunnelManager:
                     self.down(name)
                 except Exception as e:
                     self.log.error(name, f"down during shutdown failed: {e}")
+            self.include.close()
             self.split.close()
             if self._pause_timer is not None:
                 self._pause_timer.cancel()
@@ -1430,6 +1510,7 @@ class TunnelManager:
             "listen_port": t.listen_port,
             "mtu": t.mtu,
             "bypass": t.bypass,
+            "include": bool(t.include_mark),
             "since": t.since,
             "message": t.message,
             "warnings": list(t.warnings),

@@ -1,0 +1,165 @@
+"""Include mode of split tunnelling (`wgdeskctl include -- COMMAND`) against the real kernel.
+
+A tunnel whose peer allows 0.0.0.0/0 and ::/0 is brought up with full tunnel off: ordinary
+processes keep the normal route (the lab's "who am I" server sees the client's LAN address), an
+included one goes through the tunnel (the server sees the tunnel address) — and gets nothing out
+once the engine is gone: not one packet in the clear on the router's link.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.helper.lab import (
+    CLIENT_TUNNEL,
+    ENGINES,
+    NFT,
+    PYTHON,
+    Capture,
+    engine_pid,
+)
+from tests.helper.test_split import (
+    ASK,
+    DNS_PORT,
+    LAN4,
+    LAN6,
+    SERVER4,
+    SERVER6,
+    WHOAMI_PORT,
+    ctl,
+    split_lab,
+)
+from tests.helper.test_threats import request_as, throwaway_account
+from tests.netns import unique_name, wait_for
+from wgdesk.helper import split
+
+pytestmark = pytest.mark.root
+
+T = unique_name("wgi")
+INCLUDE = f"wgdesk-test-{unique_name('i')}"
+SETTINGS = f'split_tunnel_include_cgroup = "{INCLUDE}"\n'
+EVERYTHING = "0.0.0.0/0, ::/0"
+
+
+def ask(L, h, host: str, kind: str = "tcp", included: bool = False) -> str:  # type: ignore[no-untyped-def]
+    """The address the server saw (or ``failed: …``), from a plain or an included process."""
+    command = [PYTHON, "-I", "-c", ASK, kind, host, str(WHOAMI_PORT if kind == "tcp" else DNS_PORT)]
+    r = ctl(L, h, "include", "--", *command) if included else L.client.exec(*command, check=False)
+    return r.stdout.strip() or r.stderr.strip()
+
+
+def include_dir() -> Path:
+    mounts = split.cgroup2_mounts(Path("/proc/self/mountinfo").read_text())
+    [root] = [point for point, inside in mounts if inside == "/"][:1]
+    return root / INCLUDE
+
+
+def ruleset(L) -> str:  # type: ignore[no-untyped-def]
+    return str(L.client.exec(NFT, "list", "ruleset").stdout)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_only_included_apps_go_through_and_never_in_the_clear(engine: str) -> None:
+    with split_lab(settings=SETTINGS, engine=engine) as (L, h):
+        before = L.snapshot()
+        c = h.client()
+        c.up(T, L.config(allowed=EVERYTHING), full_tunnel=False, kill_switch=False)
+        [t] = c.status()
+        assert t["full_tunnel"] is False and t["include"] is True and t["bypass"] is False
+        # (full tunnel off: the peer's 0.0.0.0/0 is not routed, so no plain ping reaches it)
+        for host, lan, tunnel in ((SERVER4, LAN4, CLIENT_TUNNEL[0]), (SERVER6, LAN6, CLIENT_TUNNEL[1])):
+            assert ask(L, h, host) == lan  # normal routing
+            assert ask(L, h, host, included=True) == tunnel  # only through the tunnel
+            assert ask(L, h, host, "udp", included=True) == tunnel
+        # the process that asked is the one moved (exec keeps its pid and cgroup)
+        r = ctl(L, h, "include", "--", PYTHON, "-I", "-c", "print(open('/proc/self/cgroup').read())")
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert f"0::/{INCLUDE}" in r.stdout.splitlines()
+        sleeper = L.client.popen(
+            PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), "include", "--", "sleep", "60",
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])},
+        )  # fmt: skip
+        try:
+            assert wait_for(lambda: str(sleeper.pid) in (include_dir() / "cgroup.procs").read_text(), 10)
+            listed = json.loads(ctl(L, h, "included", "--json").stdout)
+            mine = {"pid": sleeper.pid, "uid": 0, "command": "sleep", "mode": "include"}
+            assert mine in listed["processes"] and listed["processes"] == [mine]
+            assert listed["include"] == {"cgroup": INCLUDE, "active": True, "tunnel": T}
+            text = ctl(L, h, "included").stdout
+            assert f"included apps go only through tunnel {T}" in text and f"{sleeper.pid}" in text
+            assert f"{sleeper.pid}" not in ctl(L, h, "excluded").stdout
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+        rules = ruleset(L)
+        assert f"socket cgroupv2 level 1 {include_dir().stat().st_ino} " in rules
+        # the engine dies: included apps get nothing out, not a packet in the clear; others carry on
+        os.kill(engine_pid(h, T), signal.SIGKILL)
+        assert wait_for(lambda: c.status()[0]["state"] == "failed", 10)
+        cap = Capture(L.router, L.router_lan_if, f"port {WHOAMI_PORT} or port {DNS_PORT}", L.workdir)
+        assert ask(L, h, SERVER4, included=True).startswith("failed")
+        assert ask(L, h, SERVER6, "udp", included=True).startswith("failed")
+        assert cap.count() == 0, cap.lines()
+        assert ask(L, h, SERVER4) == LAN4
+        assert ask(L, h, SERVER6) == LAN6
+        c.down(T)
+        assert L.snapshot() == before
+        # with no tunnel taking them, included apps use normal routing, and say so
+        r = ctl(L, h, "include", "--", PYTHON, "-I", "-c", ASK, "tcp", SERVER4, str(WHOAMI_PORT))
+        assert r.returncode == 0 and r.stdout.strip() == LAN4
+        assert "no tunnel takes included apps now" in r.stderr
+        # a full tunnel does not serve include mode (everything goes through it anyway)
+        c.up(T, L.config(allowed=EVERYTHING), kill_switch=False)
+        assert c.status()[0]["include"] is False and f"{include_dir().stat().st_ino}" not in ruleset(L)
+        c.down(T)
+        assert L.snapshot() == before
+    assert not include_dir().exists()
+
+
+def test_an_ipv4_only_tunnel_keeps_included_apps_off_native_ipv6_and_a_crash_is_undone() -> None:
+    with split_lab(settings=SETTINGS) as (L, h):
+        before = L.snapshot()
+        c = h.client()
+        c.up(T, L.config(allowed="0.0.0.0/0, fd97::/64"), full_tunnel=False, kill_switch=False)
+        assert ask(L, h, SERVER4, included=True) == CLIENT_TUNNEL[0]
+        cap = Capture(L.router, L.router_lan_if, f"port {WHOAMI_PORT} or port {DNS_PORT}", L.workdir)
+        assert ask(L, h, SERVER6, included=True).startswith("failed")  # not around the tunnel
+        assert cap.count() == 0, cap.lines()
+        assert ask(L, h, SERVER6) == LAN6
+        h.kill9()
+        assert "cgroupv2" in ruleset(L)  # the crash left them
+        h.start()
+        assert h.client().status() == []
+        assert L.snapshot() == before
+
+
+def test_refused_to_watchers_and_when_the_administrator_forbids_it() -> None:
+    with (
+        throwaway_account() as (_a, uid_a, group, gid),
+        throwaway_account() as (_w, uid_w, watchers, gid_w),
+        split_lab(settings=SETTINGS + f'group = "{group}"\nmonitor_group = "{watchers}"\n') as (L, h),
+    ):
+        r = ctl(L, h, "include", "--", PYTHON, "-I", "-c", "print('RAN')", user=(uid_w, gid_w))
+        assert r.returncode == 1 and "RAN" not in r.stdout
+        assert f"members of group '{watchers}' may only watch tunnels" in r.stderr
+        # no argument names a process: only the caller is ever moved
+        assert request_as(h.socket, uid_a, gid, "split_include", pid=1) == {
+            "invalid": "split_include: unknown argument 'pid'"
+        }
+        moved = request_as(h.socket, uid_a, gid, "split_include")["ok"]
+        assert isinstance(moved, dict) and moved["uid"] == uid_a and moved["mode"] == "include"
+        assert moved["active"] is False and moved["cgroup"] == INCLUDE
+    with split_lab(settings=SETTINGS + "allow_split_tunnel = false\n") as (L, h):
+        r = ctl(L, h, "include", "--", PYTHON, "-I", "-c", "print('RAN')")
+        assert r.returncode == 1 and "RAN" not in r.stdout
+        assert "running apps only through the tunnel is switched off by the administrator" in r.stderr
+        c = h.client()
+        c.up(T, L.config(allowed=EVERYTHING), full_tunnel=False, kill_switch=False)
+        assert c.status()[0]["include"] is False and "cgroupv2" not in ruleset(L)
+        c.down(T)
+    assert not include_dir().exists()
