@@ -119,6 +119,44 @@ def test_an_app_launched_from_the_dialog_runs_in_the_bypass_cgroup(
 
 
 @pytest.mark.root
+def test_an_app_run_only_through_the_tunnel_from_the_dialog_is_in_the_include_cgroup(
+    qtbot, store: TunnelStore, tmp_path: Path, data_dirs: list[Path]
+) -> None:  # type: ignore[no-untyped-def]
+    bypass, include = f"wgdesk-test-{unique_name('g')}", f"wgdesk-test-{unique_name('i')}"
+    settings = f'split_tunnel_cgroup = "{bypass}"\nsplit_tunnel_include_cgroup = "{include}"\n'
+    with lab() as L:
+        h = L.start_helper(settings=settings)
+        with HelperClient(h.socket) as c:  # full tunnel off, the peer allows everything
+            c.up(T, L.config(allowed="0.0.0.0/0, ::/0"), full_tunnel=False, kill_switch=False)
+        with app_on_helper(qtbot, store, tmp_path, h.socket, T) as (controller, manager):
+            dialog = SplitDialog(controller, manager, applications=lambda: installed_applications(data_dirs))
+            qtbot.addWidget(dialog)
+            dialog.show()
+            qtbot.waitUntil(lambda: "No full tunnel is up" in dialog.state.text(), timeout=10000)
+            assert dialog.mode == "exclude" and dialog.run_button.text() == "&Run outside the tunnel"
+            dialog.include_choice.click()
+            assert dialog.mode == "include" and dialog.run_button.text() == "&Run only through the tunnel"
+            assert "If that tunnel fails, the app gets nothing out" in dialog.intro.text()
+            assert f"go through {T}." in dialog.state.text()
+            dialog.apps.setCurrentRow(2)
+            dialog.run_button.click()  # Test Sleeper: sleep 47.5
+            qtbot.waitUntil(lambda: dialog.running.topLevelItemCount() == 1, timeout=15000)
+            item = dialog.running.topLevelItem(0)
+            pid = int(item.text(1))
+            try:
+                assert item.text(0) == "sleep" and item.text(2) == "only through"
+                procs = cgroup_dir().parent / include / "cgroup.procs"
+                assert str(pid) in procs.read_text().split()
+                assert str(pid) not in (cgroup_dir().parent / bypass / "cgroup.procs").read_text().split()
+            finally:
+                os.kill(pid, signal.SIGKILL)
+            qtbot.waitUntil(lambda: dialog.running.topLevelItemCount() == 0, timeout=15000)
+            dialog.exclude_choice.click()
+            assert "bypass a full tunnel once one is up" in dialog.state.text()
+            dialog.close()
+
+
+@pytest.mark.root
 def test_when_the_administrator_forbids_it_the_dialog_says_why(
     qtbot, store: TunnelStore, tmp_path: Path, data_dirs: list[Path]
 ) -> None:  # type: ignore[no-untyped-def]

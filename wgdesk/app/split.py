@@ -1,10 +1,11 @@
 """The "Run an app outside the tunnel…" dialog (Linux split tunnelling).
 
 The user picks an installed application (from the ``.desktop`` files of the XDG data directories) or
-browses for an executable; it is started, detached, as ``wgdeskctl exclude -- COMMAND`` on the
-socket the app itself uses, so the helper moves that process into its bypass cgroup before the
-application opens a single socket. Below, the processes that run outside the tunnel now (the
-helper's ``split_list``, on the controller's worker, refreshed every few seconds).
+browses for an executable, and chooses "Run outside the tunnel" or "Run only through the tunnel"; it
+is started, detached, as ``wgdeskctl exclude -- COMMAND`` (or ``include``) on the socket the app
+itself uses, so the helper moves that process into its bypass (or include) cgroup before the
+application opens a single socket. Below, the processes of both cgroups now (the helper's
+``split_list``, on the controller's worker, refreshed every few seconds).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QRadioButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -125,13 +127,15 @@ def wgdeskctl_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "wgdesk.cli"]
 
 
-def launch_excluded(socket_path: str, argv: Sequence[str]) -> bool:
-    """Start ``wgdeskctl --socket SOCKET exclude -- ARGV…`` detached (its own session, standard
-    streams on /dev/null); False when it could not be started."""
+def launch_excluded(socket_path: str, argv: Sequence[str], mode: str = "exclude") -> bool:
+    """Start ``wgdeskctl --socket SOCKET exclude -- ARGV…`` (``mode`` "include": ``include``)
+    detached (its own session, standard streams on /dev/null); False when it could not be started."""
+    if mode not in ("exclude", "include"):
+        raise ValueError(f"mode must be 'exclude' or 'include', not {mode!r}")
     command = wgdeskctl_command()
     process = QProcess()
     process.setProgram(command[0])
-    process.setArguments([*command[1:], "--socket", socket_path, "exclude", "--", *argv])
+    process.setArguments([*command[1:], "--socket", socket_path, mode, "--", *argv])
     process.setStandardInputFile(QProcess.nullDevice())
     process.setStandardOutputFile(QProcess.nullDevice())
     process.setStandardErrorFile(QProcess.nullDevice())
@@ -140,7 +144,7 @@ def launch_excluded(socket_path: str, argv: Sequence[str]) -> bool:
 
 
 class SplitDialog(QDialog):
-    """Pick an application, run it outside the tunnel; see what runs outside it now."""
+    """Pick an application, run it outside the tunnel or only through it; see what runs so now."""
 
     def __init__(
         self,
@@ -154,15 +158,20 @@ class SplitDialog(QDialog):
         self._controller = controller
         self._available = False
         self._closed = False  # answers still on their way find their labels deleted (WA_DeleteOnClose)
+        self._answer: dict[str, Any] = {}
         layout = QVBoxLayout(self)
-        intro = QLabel(
-            self.tr(
-                "An app started here connects directly, not through the full tunnel, and the kill "
-                "switch lets it through: you choose to exempt it. It still looks names up through the "
-                "tunnel's DNS servers. Tunnels that carry only some networks are not affected. Apps "
-                "that are already running must be closed first."
-            )
-        )
+        modes = QHBoxLayout()
+        self.exclude_choice = QRadioButton(self.tr("Run &outside the tunnel"))
+        self.exclude_choice.setObjectName("split-mode-exclude")
+        self.include_choice = QRadioButton(self.tr("Run &only through the tunnel"))
+        self.include_choice.setObjectName("split-mode-include")
+        self.exclude_choice.setChecked(True)
+        for choice in (self.exclude_choice, self.include_choice):
+            choice.toggled.connect(lambda *_: self._mode_changed())
+            modes.addWidget(choice)
+        modes.addStretch(1)
+        layout.addLayout(modes)
+        intro = QLabel()
         intro.setWordWrap(True)
         intro.setObjectName("split-intro")
         layout.addWidget(intro)
@@ -188,7 +197,7 @@ class SplitDialog(QDialog):
         self.browse_button.clicked.connect(self.browse)
         row.addWidget(self.browse_button)
         row.addStretch(1)
-        self.run_button = QPushButton(self.tr("&Run outside the tunnel"))
+        self.run_button = QPushButton()
         self.run_button.setObjectName("split-run")
         self.run_button.clicked.connect(self.run_selected)
         row.addWidget(self.run_button)
@@ -200,7 +209,7 @@ class SplitDialog(QDialog):
         layout.addWidget(self.state)
         self.running = QTreeWidget()
         self.running.setObjectName("split-running")
-        self.running.setHeaderLabels([self.tr("Process"), self.tr("PID")])
+        self.running.setHeaderLabels([self.tr("Process"), self.tr("PID"), self.tr("Runs")])
         self.running.setRootIsDecorated(False)
         layout.addWidget(self.running, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -210,9 +219,40 @@ class SplitDialog(QDialog):
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
         self._timer.start()
+        self._mode_changed()
         self.state.setText(self.tr("Asking the helper…"))
         self._update_buttons()
         self.refresh()
+
+    @property
+    def mode(self) -> str:
+        """The chosen way: "exclude" (run outside the tunnel) or "include" (only through it)."""
+        return "include" if self.include_choice.isChecked() else "exclude"
+
+    def _mode_changed(self) -> None:
+        if self.mode == "exclude":
+            self.intro.setText(
+                self.tr(
+                    "An app started here connects directly, not through the full tunnel, and the kill "
+                    "switch lets it through: you choose to exempt it. It still looks names up through "
+                    "the tunnel's DNS servers. Tunnels that carry only some networks are not affected. "
+                    "Apps that are already running must be closed first."
+                )
+            )
+            self.run_button.setText(self.tr("&Run outside the tunnel"))
+        else:
+            self.intro.setText(
+                self.tr(
+                    "An app started here sends everything through the tunnel that is connected with "
+                    "Full tunnel off and whose peer allows all addresses (0.0.0.0/0 or ::/0); other apps "
+                    "keep the normal route. If that tunnel fails, the app gets nothing out rather than "
+                    "going around it. It looks names up through the system's DNS unless the tunnel sets "
+                    "DNS. Apps that are already running must be closed first."
+                )
+            )
+            self.run_button.setText(self.tr("&Run only through the tunnel"))
+        if self._answer:
+            self._show_state(self._answer)
 
     # -- helper -------
 
@@ -237,29 +277,47 @@ class SplitDialog(QDialog):
         if self._closed:
             return
         self._available = bool(answer.get("available"))
+        self._answer = answer
+        self._show_state(answer)
+        self.running.clear()
+        for p in answer.get("processes") or []:
+            runs = self.tr("only through") if p.get("mode") == "include" else self.tr("outside")
+            item = QTreeWidgetItem([str(p.get("command", "?")), str(p.get("pid", "")), runs])
+            item.setData(0, Qt.ItemDataRole.UserRole, p.get("pid"))
+            self.running.addTopLevelItem(item)
+        self._update_buttons()
+
+    def _show_state(self, answer: dict[str, Any]) -> None:
+        include = answer.get("include") or {}
         if not self._available:
-            text = self.tr("Apps cannot run outside the tunnel here: {reason}").format(
-                reason=answer.get("reason") or self.tr("the helper refuses")
+            where = self.tr("outside the tunnel") if self.mode == "exclude" else self.tr("only through it")
+            text = self.tr("Apps cannot run {where} here: {reason}").format(
+                where=where, reason=answer.get("reason") or self.tr("the helper refuses")
             )
-        elif answer.get("active"):
+        elif self.mode == "exclude" and answer.get("active"):
             text = self.tr("Apps below bypass the full tunnel {name}.").format(name=answer.get("tunnel"))
-        else:
+        elif self.mode == "exclude":
             text = self.tr(
                 "No full tunnel is up: apps below use the normal route now, and bypass a full tunnel "
                 "once one is up."
             )
+        elif include.get("active"):
+            text = self.tr("Apps run only through the tunnel go through {name}.").format(
+                name=include.get("tunnel")
+            )
+        else:
+            text = self.tr(
+                "No tunnel takes them now (one must be connected with Full tunnel off and a peer "
+                "allowing 0.0.0.0/0 or ::/0): apps run only through the tunnel use the normal route "
+                "until one is."
+            )
         self.state.setText(text)
-        self.running.clear()
-        for p in answer.get("processes") or []:
-            item = QTreeWidgetItem([str(p.get("command", "?")), str(p.get("pid", ""))])
-            item.setData(0, Qt.ItemDataRole.UserRole, p.get("pid"))
-            self.running.addTopLevelItem(item)
-        self._update_buttons()
 
     def _failed(self, error: Exception) -> None:
         if self._closed:
             return
         self._available = False
+        self._answer = {}
         message = getattr(error, "message", None) or str(error)
         self.state.setText(self.tr("The helper cannot be asked: {error}").format(error=message))
         self.running.clear()
@@ -285,13 +343,19 @@ class SplitDialog(QDialog):
         self.launch(app.argv)
 
     def browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Run a program outside the tunnel"), "/usr/bin")
+        title = (
+            self.tr("Run a program outside the tunnel")
+            if self.mode == "exclude"
+            else self.tr("Run a program only through the tunnel")
+        )
+        path, _ = QFileDialog.getOpenFileName(self, title, "/usr/bin")
         if path:
             self.launch((path,))
 
     def launch(self, argv: Sequence[str]) -> None:
-        """Start ``argv`` outside the tunnel (detached) and refresh the list soon after."""
-        if not launch_excluded(self._socket_path(), argv):
+        """Start ``argv`` outside the tunnel or only through it (`mode`, detached) and refresh the
+        list soon after."""
+        if not launch_excluded(self._socket_path(), argv, self.mode):
             self.state.setText(self.tr("Could not start {program}.").format(program=argv[0]))
             return
         QTimer.singleShot(500, self.refresh)
