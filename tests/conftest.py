@@ -6,10 +6,10 @@
 * A hang fails fast with a stack. A test not marked ``slow`` (so expected to take well under 30 s)
   gets ``NON_SLOW_TIMEOUT`` instead of pyproject.toml's ``timeout`` (which stays for ``slow`` tests and
   a test's own ``@pytest.mark.timeout``). pytest-timeout fails the test at its timeout with SIGALRM,
-  but that handler only runs
-  when the main thread executes Python: a test stuck in C or C++ (a Qt modal loop, ``QThread.wait()``,
-  a lock) never sees it. A faulthandler watchdog (a C thread, no GIL needed) therefore dumps every
-  thread's stack and ends the run ``HARD_STOP_GRACE`` seconds after the timeout.
+  but that handler only runs when the main thread executes Python: a test stuck in C or C++ (a Qt
+  modal loop, ``QThread.wait()``, a lock) never sees it. A faulthandler watchdog (a C thread, no GIL
+  needed) therefore dumps every thread's stack and ends the run ``HARD_STOP_GRACE`` seconds after the
+  timeout.
 """
 
 from __future__ import annotations
