@@ -31,6 +31,7 @@ from tests.helper.test_split import (
     SERVER4,
     SERVER6,
     WHOAMI_PORT,
+    block_endpoint,
     ctl,
     split_lab,
 )
@@ -163,3 +164,44 @@ def test_refused_to_watchers_and_when_the_administrator_forbids_it() -> None:
         assert c.status()[0]["include"] is False and "cgroupv2" not in ruleset(L)
         c.down(T)
     assert not include_dir().exists()
+
+
+def test_under_the_kill_switch_included_apps_get_through_the_tunnel_only() -> None:
+    with split_lab(settings=SETTINGS) as (L, h):
+        before = L.snapshot()
+        c = h.client()
+        c.up(T, L.config(allowed=EVERYTHING), full_tunnel=False, kill_switch=True)
+        [t] = c.status()
+        assert t["kill_switch"] is True and t["include"] is True
+        assert ask(L, h, SERVER4, included=True) == CLIENT_TUNNEL[0]
+        assert ask(L, h, SERVER6, "udp", included=True) == CLIENT_TUNNEL[1]
+        assert ask(L, h, SERVER4).startswith("failed")  # the kill switch: not through a tunnel
+        block_endpoint(L)
+        cap = Capture(L.router, L.router_lan_if, f"port {WHOAMI_PORT} or port {DNS_PORT}", L.workdir)
+        assert ask(L, h, SERVER4, included=True).startswith("failed")
+        assert cap.count() == 0, cap.lines()
+        c.down(T)
+        assert L.snapshot() == before
+
+
+def test_the_first_tunnel_up_serves_included_apps() -> None:
+    second = unique_name("wgj")
+    with split_lab(settings=SETTINGS) as (L, h):
+        before = L.snapshot()
+        c = h.client()
+        c.up(T, L.config(allowed=EVERYTHING), full_tunnel=False, kill_switch=False)
+        assert ask(L, h, SERVER4, included=True) == CLIENT_TUNNEL[0]
+        rules = ruleset(L)
+        # (the second tunnel uses the same key: the lab's server answers whichever one spoke last,
+        # so only the rules are compared from here on)
+        c.up(second, L.config(allowed=EVERYTHING), full_tunnel=False, kill_switch=False)
+        assert {t["name"]: t["include"] for t in c.status()} == {T: True, second: False}
+        assert f"included apps keep going through tunnel {T} (it was up first)" in h.log()
+        assert c.split_list()["include"] == {"cgroup": INCLUDE, "active": True, "tunnel": T}
+        assert ruleset(L) == rules
+        c.down(second)
+        assert c.split_list()["include"] == {"cgroup": INCLUDE, "active": True, "tunnel": T}
+        assert ruleset(L) == rules
+        c.down(T)
+        assert c.split_list()["include"]["active"] is False
+        assert L.snapshot() == before
