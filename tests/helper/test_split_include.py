@@ -205,3 +205,8 @@ def test_the_first_tunnel_up_serves_included_apps() -> None:
         c.down(T)
         assert c.split_list()["include"]["active"] is False
         assert L.snapshot() == before
+        # Table = off: the user routes, wgdesk adds no route, include mode included
+        c.up(T, L.config(allowed=EVERYTHING, extra_iface="Table = off"), full_tunnel=False, kill_switch=False)
+        assert c.status()[0]["include"] is False and f"{include_dir().stat().st_ino}" not in ruleset(L)
+        c.down(T)
+        assert L.snapshot() == before

@@ -103,7 +103,7 @@ def test_table_mtu_and_no_full_tunnel_are_honoured() -> None:
         r = c.up(T, L.config(allowed="0.0.0.0/0, 10.97.0.0/24"), full_tunnel=False)
         assert r["full_tunnel"] is False and r["kill_switch"] is False
         assert any("full tunnel is off" in w for w in r["warnings"])
-        routes = L.client.exec("ip", "route", "show", "table", "all").stdout
+        routes = L.client.exec("ip", "route", "show", "table", "main").stdout
         assert f"10.97.0.0/24 dev {T}" in routes and f"default dev {T}" not in routes
         assert link_mtu(L, T) == 1420  # 1500 - 80
         c.down(T)

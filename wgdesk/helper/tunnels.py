@@ -797,7 +797,7 @@ class TunnelManager:
             cfg,
             names,
         )
-        if defaults and not full:
+        if defaults and not full and table == "auto":  # Table = off/N: the user routes, not us
             plan.include_families = set(defaults)
         return plan
 
