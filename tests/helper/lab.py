@@ -346,10 +346,25 @@ def lab() -> Iterator[Lab]:
 
 
 class Capture:
-    """tcpdump in a namespace; `count()` stops it and returns how many packets matched."""
+    """tcpdump in a namespace; `count()` stops it and returns how many packets matched.
+
+    Stopping is deterministic on Ethernet links (veths): `count()` sends a sentinel frame (an
+    experimental ethertype, a source MAC of its own) out of the interface, waits until tcpdump has
+    written it, and only then stops tcpdump, which writes packets in order. A fixed pause before the
+    stop lost packets a starved tcpdump had not read yet (5 of 15 stops at once under CPU starvation),
+    which fails a positive control or, worse, hides a leak. The sentinel is filtered out again when
+    the capture is read. Other links (a tunnel) still get the old fixed pause.
+    """
+
+    SENTINEL_TYPE = 0x88B5  # IEEE 802 local experimental ethertype
 
     def __init__(self, ns: Namespace, iface: str, bpf: str, workdir: Path) -> None:
         self.path = workdir / f"cap-{unique_name('c')}.pcap"
+        self.ns, self.iface, self.bpf = ns, iface, bpf
+        link = json.loads(ns.exec(IP, "-j", "link", "show", iface).stdout)[0]
+        self.ethernet = link.get("link_type") == "ether"
+        self.mac = "02:77:" + ":".join(f"{b:02x}" for b in os.urandom(4))
+        capture_filter = f"({bpf}) or (ether proto {self.SENTINEL_TYPE} and ether src {self.mac})"
         self.proc = ns.popen(
             TCPDUMP,
             "-i",
@@ -361,7 +376,7 @@ class Capture:
             "root",
             "-w",
             str(self.path),
-            bpf,
+            capture_filter if self.ethernet else bpf,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -370,20 +385,37 @@ class Capture:
         line = self.proc.stderr.readline()
         assert b"listening" in line, line
 
-    def count(self) -> int:
-        time.sleep(0.3)
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(10)
+    def _read(self, bpf: str) -> list[str]:
         out = subprocess.run(
-            [TCPDUMP, "-n", "-r", str(self.path)], capture_output=True, text=True, check=False
+            [TCPDUMP, "-n", "-r", str(self.path), bpf], capture_output=True, text=True, check=False
         )
-        return len([ln for ln in out.stdout.splitlines() if ln.strip()])
+        return [ln for ln in out.stdout.splitlines() if ln.strip()]
+
+    def _sentinel_written(self) -> bool:
+        return bool(self._read(f"ether proto {self.SENTINEL_TYPE} and ether src {self.mac}"))
+
+    def count(self) -> int:
+        if self.proc.poll() is None:
+            if self.ethernet:
+                self.ns.exec(PYTHON, "-I", "-c", SENTINEL, self.iface, self.mac, str(self.SENTINEL_TYPE))
+                assert wait_for(self._sentinel_written, 30), "tcpdump did not write the sentinel frame"
+            else:
+                time.sleep(0.3)
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(10)
+        return len(self.lines())
 
     def lines(self) -> list[str]:
-        out = subprocess.run(
-            [TCPDUMP, "-n", "-r", str(self.path)], capture_output=True, text=True, check=False
-        )
-        return out.stdout.splitlines()
+        return self._read(self.bpf)
+
+
+SENTINEL = """
+import socket, sys
+iface, mac, ethertype = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), int(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+s.send(b"\\xff" * 6 + mac + ethertype.to_bytes(2, "big") + b"wgdesk capture sentinel".ljust(46, b"\\0"))
+"""
 
 
 PROBE = """
