@@ -220,13 +220,6 @@ def test_roaming_endpoint_keeps_working_under_the_kill_switch() -> None:
         c.down(T)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helper bug: the full tunnel's conntrack-mark rules (full_tunnel_script) are applied after the "
-    "link is up, and the kernel's first IPv6 packets on the new link already make the engine send its first "
-    "initiation: that connection gets no ct mark, so a response arriving after the policy rules is routed "
-    "back into the tunnel by strict rp_filter and dropped; the handshake waits for Rekey-Timeout (5 s)",
-)
 def test_a_first_handshake_answered_after_up_gets_in_under_strict_reverse_path_filtering() -> None:
     with lab() as L:
         for key in ("all", "default", L.client_if):

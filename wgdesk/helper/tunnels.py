@@ -895,6 +895,11 @@ class TunnelManager:
             os.close(tun_fd)
             for s in sockets:
                 s.close()
+        if plan.full_tunnel:
+            # before the engine has peers: the first initiation may leave as soon as the link is up
+            # (the kernel's own IPv6 packets on a new link trigger it), and its connection must already
+            # carry the conntrack mark, or strict rp_filter drops the response (5 s until the retry)
+            self._full_tunnel_firewall(plan, j)
         self._configure_engine(plan, tunnel, takes_fds)
         if plan.kill_switch:
             member = firewall.KillSwitchMember(plan.name, ifname, plan.fwmark, tunnel.listen_port)
@@ -975,6 +980,10 @@ class TunnelManager:
             ):
                 j.record("rule", family=family, spec=spec)
                 platform.rule_add(family, spec)
+
+    def _full_tunnel_firewall(self, plan: Plan, j: Journal) -> None:
+        """What must be in place before the engine's first initiation: ``src_valid_mark`` and the full
+        tunnel's nft table (conntrack marks of the engine's UDP, injection guard, IPv6 block)."""
         if 4 in plan.default_families:
             self._src_valid_mark(j)
         table = firewall.full_tunnel_table(plan.ifname)
