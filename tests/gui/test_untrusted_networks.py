@@ -12,7 +12,7 @@ from PySide6.QtCore import QSettings
 
 from tests.gui.conftest import wait_idle
 from tests.gui.network_lab import detect, switch_gateway, talk_to
-from tests.helper.lab import ROUTER_LAN, WGDESK_ENGINE, lab
+from tests.helper.lab import ROUTER_LAN, WGDESK_ENGINE, Lab, lab
 from tests.netns import unique_name
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.settings import AppSettings
@@ -29,6 +29,15 @@ CAFE_MAC = "02:00:5e:00:0b:02"
 GATEWAY = ROUTER_LAN[0].split("/")[0]
 
 
+def switch_to(L: Lab, mac: str) -> NetworkIdentity:
+    """Give the lab's router the gateway MAC `mac` and return what the detector in the client sees."""
+    switch_gateway(L.client, L.client_if, L.router, L.router_lan_if, mac)
+    talk_to(L.client, GATEWAY)
+    found = detect(L.client)
+    assert found is not None and found.key == f"gateway:{mac}", found
+    return found
+
+
 def _up(socket: Path) -> list[str]:
     with HelperClient(socket) as c:
         return [str(t["name"]) for t in c.status()]
@@ -40,14 +49,7 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
     with lab() as L:
         helper = L.start_helper(engine=WGDESK_ENGINE)
 
-        def move_to(mac: str) -> NetworkIdentity:
-            switch_gateway(L.client, L.client_if, L.router, L.router_lan_if, mac)
-            talk_to(L.client, GATEWAY)
-            found = detect(L.client)
-            assert found is not None and found.key == f"gateway:{mac}", found
-            return found
-
-        home = move_to(HOME_MAC)
+        home = switch_to(L, HOME_MAC)
         name = unique_name("office")
         source = tmp_path / f"{name}.conf"
         source.write_text(L.config(keepalive=1))
@@ -95,7 +97,7 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
             assert tray.action("trust-network") is None
 
             # the cafe: untrusted, the rule connects the tunnel
-            cafe = move_to(CAFE_MAC)
+            cafe = switch_to(L, CAFE_MAC)
             qtbot.waitUntil(lambda: controller.health(name) == Health.HEALTHY, timeout=30000)
             assert _up(helper.socket) == [name]
             qtbot.waitUntil(
@@ -110,7 +112,7 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
             assert L.ping("10.97.0.1", 1)  # really through the tunnel
 
             # home again: the rule takes it down
-            move_to(HOME_MAC)
+            switch_to(L, HOME_MAC)
             qtbot.waitUntil(lambda: _up(helper.socket) == [], timeout=30000)
             qtbot.waitUntil(
                 lambda: ("Network rule", f"Disconnected {name}: trusted network {home.label}") in notices,
@@ -120,7 +122,7 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
             assert controller.rule_connected() == frozenset() and settings.rule_connected() == []
 
             # the cafe again, and the user disconnects by hand: not reconnected while on this network
-            move_to(CAFE_MAC)
+            switch_to(L, CAFE_MAC)
             qtbot.waitUntil(lambda: _up(helper.socket) == [name], timeout=30000)
             qtbot.waitUntil(lambda: controller.status(name) is not None, timeout=10000)
             tray.rebuild_menu()
@@ -129,9 +131,9 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
             probed_more(4)
             assert _up(helper.socket) == []
             # ... until the network changes
-            move_to(HOME_MAC)
+            switch_to(L, HOME_MAC)
             qtbot.waitUntil(lambda: controller.network() == home, timeout=15000)
-            move_to(CAFE_MAC)
+            switch_to(L, CAFE_MAC)
             qtbot.waitUntil(lambda: _up(helper.socket) == [name], timeout=30000)
             # trusting the cafe from the tray menu takes the rule's tunnel down
             tray.rebuild_menu()
@@ -154,14 +156,7 @@ def test_after_a_restart_at_home_the_rule_takes_down_what_it_connected_and_resto
     with lab() as L:
         helper = L.start_helper(engine=WGDESK_ENGINE)
 
-        def move_to(mac: str) -> NetworkIdentity:
-            switch_gateway(L.client, L.client_if, L.router, L.router_lan_if, mac)
-            talk_to(L.client, GATEWAY)
-            found = detect(L.client)
-            assert found is not None and found.key == f"gateway:{mac}", found
-            return found
-
-        home = move_to(HOME_MAC)
+        home = switch_to(L, HOME_MAC)
         name = unique_name("office")
         source = tmp_path / f"{name}.conf"
         source.write_text(L.config(keepalive=1))
@@ -185,14 +180,14 @@ def test_after_a_restart_at_home_the_rule_takes_down_what_it_connected_and_resto
         first = app(settings)
         second: TunnelController | None = None
         try:
-            move_to(CAFE_MAC)
+            switch_to(L, CAFE_MAC)
             first.start()
             qtbot.waitUntil(lambda: first.health(name) == Health.HEALTHY, timeout=30000)
             wait_idle(qtbot, first, 30000)
             first.stop()  # the app quits; the helper keeps the tunnel up
             assert _up(helper.socket) == [name]
 
-            move_to(HOME_MAC)
+            switch_to(L, HOME_MAC)
             again = AppSettings(QSettings(path, QSettings.Format.IniFormat))  # what the next start reads
             assert again.rule_connected() == [name]
             assert again.last_connected() == []  # nothing for "restore tunnels" to bring back
