@@ -4,10 +4,17 @@ private D-Bus session), and no helper unless the test starts one.
 
 A modal dialog nobody answers would block its test forever (``exec()`` runs Qt's own loop, where the per-test
 timeout's signal cannot stop it): while a test runs, one left open for `MODAL_PATIENCE` seconds is closed and
-the test fails naming it."""
+the test fails naming it.
+
+Qt objects a test leaves in reference cycles (a stopped `TunnelController` is one) are collected on the UI
+thread before the next test starts. Left to Python's cycle collector, which runs on whichever thread
+allocates at that moment, one was destroyed on a keyring worker thread during a later test and deadlocked
+it: the worker held Qt's signal-slot lock in ~QObject and waited for the GIL, the UI thread held the GIL and
+waited for that lock."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -98,6 +105,15 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
                     + "; ".join(watch.closed)
                 )
             )
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_on_the_ui_thread() -> Iterator[None]:
+    """What earlier tests left in cycles is destroyed now, on this thread, before this test's workers start
+    (at teardown pytest itself still holds the test's fixture values, so that collection comes here)."""
+    gc.collect()
+    yield
+    gc.collect()
 
 
 @pytest.fixture
