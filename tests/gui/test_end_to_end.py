@@ -227,6 +227,7 @@ def test_on_start_the_app_reconnects_the_tunnels_that_were_up(  # type: ignore[n
                 _down(helper.socket, name)
             application.controller.stop()
             server.close()
+            application.collector.stop()  # automatic collection back for later tests
             application.manager.main_window = False
             application.manager.close()
             app.setQuitOnLastWindowClosed(True)

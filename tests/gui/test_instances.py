@@ -127,6 +127,7 @@ def test_without_a_system_tray_the_manager_is_the_main_window(qtbot, gui_env, mo
     finally:
         application.controller.stop()
         server.close()
+        application.collector.stop()  # automatic collection back for later tests
         app.setQuitOnLastWindowClosed(True)
         manager.deleteLater()
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from wgdesk import platforms
 from wgdesk.app import import_export
+from wgdesk.app.collector import UiThreadCollector
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.icons import app_icon
 from wgdesk.app.manager import ManagerWindow
@@ -47,6 +48,7 @@ class Application(QObject):
         super().__init__()
         self.app = app
         self.server = server
+        self.collector = UiThreadCollector(self)  # Qt objects are never destroyed on a worker thread
         self.settings = AppSettings()
         socket_path = args.socket
         self.controller = TunnelController(TunnelStore(), lambda: HelperClient(socket_path), self.settings)
@@ -116,6 +118,7 @@ class Application(QObject):
         self.tray.hide()
         self.server.close()
         self.controller.stop()
+        self.collector.stop()
         self.app.quit()
 
 
