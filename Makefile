@@ -1,18 +1,22 @@
 .PHONY: run test lint typecheck bench clean dist deb
 
 # Quick start: run the app (the tray app and its manager window) and the full test suite.
-run:
-	scripts/install-test-deps
+run: .venv/.installed
 	.venv/bin/wgdesk
 
 test:
 	scripts/run-tests
 
-lint:
+# What every target that uses .venv needs: the system packages and the venv (scripts/install-test-deps),
+# again whenever the dependency lists change.
+.venv/.installed: pyproject.toml scripts/install-test-deps
+	scripts/install-test-deps
+
+lint: .venv/.installed
 	.venv/bin/ruff check wgdesk tests benchmarks
 	.venv/bin/mypy wgdesk/proto wgdesk/config
 
-bench:
+bench: .venv/.installed
 	.venv/bin/python benchmarks/proto_micro.py
 
 # Packaging (build.spec, installers/): `make dist` builds the one-folder bundle $(DIST)/wgdesk with the four
@@ -20,7 +24,7 @@ bench:
 DIST ?= dist
 WORK ?= build/pyinstaller
 
-dist:
+dist: .venv/.installed
 	.venv/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath $(DIST) --workpath $(WORK) build.spec
 
 deb: dist

@@ -1,8 +1,7 @@
-"""Start an engine the way the helper does: open TUN, UAPI listener and UDP as root, then drop every
-capability (bounding set cleared, so not even exec as uid 0 regains any) and exec `ENGINE -f IFNAME`
-with the descriptors in WG_TUN_FD / WG_UAPI_FD / WGDESK_UDP_FDS.
-
-(Capabilities rather than uid `nobody`: the test interpreter may live in root's home.)
+"""Start an engine the way the helper does: open TUN, UAPI listener and UDP as root, then exec
+`ENGINE -f IFNAME` with the descriptors in WG_TUN_FD / WG_UAPI_FD / WGDESK_UDP_FDS and
+WGDESK_RUN_AS=65534:65534 — the engine becomes `nobody` with no capabilities itself, after loading
+(so it works while the test interpreter lives in root's private home).
 
 Usage: python unprivileged_launcher.py ENGINE -f IFNAME   (UDP port from $LAUNCH_PORT, fwmark $LAUNCH_MARK)
 """
@@ -10,7 +9,6 @@ Usage: python unprivileged_launcher.py ENGINE -f IFNAME   (UDP port from $LAUNCH
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 from wgdesk.engine.bind import Bind
@@ -32,9 +30,13 @@ def main() -> None:
     for fd in fds:
         os.set_inheritable(fd, True)
     env = dict(os.environ)
-    env.update(WG_TUN_FD=str(fds[0]), WG_UAPI_FD=str(fds[1]), WGDESK_UDP_FDS=f"{fds[2]},{fds[3]}")
-    setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-    os.execve(setpriv, [setpriv, "--inh-caps=-all", "--bounding-set=-all", "--", *argv], env)
+    env.update(
+        WG_TUN_FD=str(fds[0]),
+        WG_UAPI_FD=str(fds[1]),
+        WGDESK_UDP_FDS=f"{fds[2]},{fds[3]}",
+        WGDESK_RUN_AS="65534:65534",
+    )
+    os.execve(argv[0], argv, env)
 
 
 if __name__ == "__main__":

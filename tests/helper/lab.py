@@ -24,6 +24,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from tests.as_user import argv_as
 from tests.netns import IP, Namespace, namespaces, socket_path, unique_name, veth, wait_for
 from wgdesk.client import HelperClient
 
@@ -444,7 +445,7 @@ def probe(ns: Namespace, kind: str, host: str, port: int, count: int = 3, user: 
     """Send ``count`` UDP datagrams or TCP SYNs from ``ns`` (optionally as an unprivileged user)."""
     argv = [PYTHON, "-I", "-c", PROBE, kind, host, str(port), str(count)]
     if user is not None:
-        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+        argv = argv_as(int(user), int(user), PROBE, kind, host, str(port), str(count))
     ns.exec(*argv, timeout=30)
 
 

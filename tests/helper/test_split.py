@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.as_user import CLI, CLI_MODULES, argv_as
 from tests.helper.lab import (
     CLIENT_LAN,
     CLIENT_TUNNEL,
@@ -83,7 +84,7 @@ def ctl(
     """``wgdeskctl`` in the client namespace (optionally as an unprivileged (uid, gid))."""
     argv = [PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), *args]
     if user is not None:
-        argv = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *argv]
+        argv = argv_as(*user, CLI, "--socket", str(h.socket), *args, preload=CLI_MODULES)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         ["ip", "netns", "exec", L.client.name, *argv],
@@ -305,9 +306,9 @@ def test_the_helper_moves_only_the_caller_and_watchers_may_not() -> None:
             r = ctl(L, h, "exclude", "--", *command, user=(uid_a, gid))
             assert r.returncode == 0 and r.stdout.strip() == LAN4, r.stderr
             mine = L.client.popen(
-                "setpriv", f"--reuid={uid_a}", f"--regid={gid}", "--clear-groups",
-                PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), "exclude", "--", "sleep", "60",
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)},
+                *argv_as(uid_a, gid, CLI, "--socket", str(h.socket), "exclude", "--", "sleep", "60",
+                         preload=CLI_MODULES),
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             )  # fmt: skip
             roots = L.client.popen(
                 PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), "exclude", "--", "sleep", "60",

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helper.lab import HELPER, ROOT, SERVER_TUNNEL, HelperProcess, engine_pid, lab
+from tests.as_user import argv_as
+from tests.helper.lab import ROOT, SERVER_TUNNEL, HelperProcess, engine_pid, lab
 from tests.netns import unique_name
 from wgdesk.client import HelperClient, HelperError
 
@@ -28,10 +29,9 @@ WGDESK_ENGINE = str(Path(sys.executable).parent / "wgdesk-engine")
 
 AS_USER = """
 import json, select, sys, time
-sys.path.insert(0, sys.argv[2])
 from wgdesk.client import HelperClient, HelperPermissionDenied
 client = HelperClient(sys.argv[1], timeout=5)
-if len(sys.argv) > 3:  # "late": write the request only after the helper has answered and hung up
+if len(sys.argv) > 2:  # "late": write the request only after the helper has answered and hung up
     assert select.select([client._connect()], [], [], 5)[0]
     time.sleep(0.2)
 try:
@@ -43,9 +43,8 @@ except HelperPermissionDenied as e:
 
 AS_USER_VERB = """
 import json, sys
-sys.path.insert(0, sys.argv[2])
 from wgdesk.client import HelperClient, HelperError
-verb, args = sys.argv[3], json.loads(sys.stdin.read())
+verb, args = sys.argv[2], json.loads(sys.stdin.read())
 try:
     print(json.dumps({"ok": HelperClient(sys.argv[1], timeout=30).request(verb, **args)}))
 except HelperError as e:
@@ -56,8 +55,7 @@ except HelperError as e:
 def request_as(sock: Path, uid: int, gid: int, verb: str, **args: object) -> dict[str, object]:
     """One request as ``uid`` (primary group ``gid``); {"ok": result} or {error code: message}."""
     proc = subprocess.run(
-        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", sys.executable, "-I", "-c",
-         AS_USER_VERB, str(sock), str(ROOT), verb],
+        argv_as(uid, gid, AS_USER_VERB, str(sock), verb),
         input=json.dumps(args), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -86,19 +84,7 @@ def throwaway_account() -> Iterator[tuple[str, int, str, int]]:
 
 
 def status_as(sock: Path, uid: int, gid: int, groups: list[int], late: bool = False) -> dict[str, object]:
-    argv = [
-        "setpriv",
-        f"--reuid={uid}",
-        f"--regid={gid}",
-        *([f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]),
-        sys.executable,
-        "-I",
-        "-c",
-        AS_USER,
-        str(sock),
-        str(ROOT),
-        *(["late"] if late else []),
-    ]
+    argv = argv_as(uid, gid, AS_USER, str(sock), *(["late"] if late else []), groups=groups)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -190,17 +176,7 @@ time.sleep(60)
 def hold_as(sock: Path, uid: int, gid: int) -> subprocess.Popen[str]:
     """A process of ``uid`` that keeps one authorised connection open."""
     p = subprocess.Popen(
-        [
-            "setpriv",
-            f"--reuid={uid}",
-            f"--regid={gid}",
-            "--clear-groups",
-            sys.executable,
-            "-I",
-            "-c",
-            HOLD,
-            str(sock),
-        ],
+        argv_as(uid, gid, HOLD, str(sock)),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -211,17 +187,7 @@ def hold_as(sock: Path, uid: int, gid: int) -> subprocess.Popen[str]:
 def busy_as(sock: Path, uid: int, gid: int) -> bool:
     code = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(s.recv(4096))"
     out = subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={uid}",
-            f"--regid={gid}",
-            "--clear-groups",
-            sys.executable,
-            "-I",
-            "-c",
-            code,
-            str(sock),
-        ],
+        argv_as(uid, gid, code, str(sock)),
         capture_output=True,
         text=True,
         timeout=20,
@@ -385,17 +351,15 @@ def test_a_second_helper_cannot_take_over_the_socket_or_state() -> None:
 
 def test_the_helper_refuses_to_run_without_root(tmp_path: Path) -> None:
     r = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            HELPER,
+        argv_as(
+            65534,
+            65534,
+            "import sys\nfrom wgdesk.helper.main import main\nsys.exit(main(sys.argv[1:]))",
             "--socket",
             str(tmp_path / "s.sock"),
             "--state-dir",
             str(tmp_path / "state"),
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=30,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import struct
 import subprocess
 from pathlib import Path
 
@@ -102,3 +104,20 @@ def test_packaged_desktop_entry_validates(deb: Path, tmp_path: Path) -> None:
     assert "ExecStart=/opt/wgdesk/wgdesk-helper" in (tmp_path / UNIT).read_text() or (
         "ExecStart=/usr/bin/wgdesk-helper" in (tmp_path / UNIT).read_text()
     )
+
+
+def test_png_icons_are_rendered_at_their_sizes(deb: Path, tmp_path: Path) -> None:
+    """Qt renders the hicolor PNGs (installers/icons.py): each is a PNG of its directory's size, with
+    an alpha channel and the icon's blue filling its centre."""
+    subprocess.run(["dpkg-deb", "--extract", str(deb), str(tmp_path)], check=True)
+    for size in (48, 128, 256):
+        data = (tmp_path / f"usr/share/icons/hicolor/{size}x{size}/apps/wgdesk.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+        assert (width, height, depth, colour) == (size, size, 8, 6)  # 6: RGBA
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        from PySide6.QtGui import QImage
+
+        image = QImage.fromData(data)
+        assert image.pixelColor(size // 2, size // 6).name() == "#1e3a8a"  # the tile, between rim and key
+        assert image.pixelColor(0, 0).alpha() == 0  # the rounded corner stays transparent

@@ -2,14 +2,17 @@
 
 Environment: `WG_PROCESS_FOREGROUND=1` (like `-f`), `LOG_LEVEL=verbose|error|silent`,
 `WG_TUN_FD` / `WG_UAPI_FD` (already open TUN / UAPI listener), `WGDESK_UDP_FDS=FD4,FD6`
-(already bound UDP sockets, either may be `-`), `WGDESK_TIME_SCALE` (test knob: speeds up the
-protocol clock; never set it in production).
+(already bound UDP sockets, either may be `-`), `WGDESK_RUN_AS=UID:GID` (started as root with those
+fds: become that user, with no capabilities, before the first packet or UAPI request is read — see
+`drop_to`), `WGDESK_TIME_SCALE` (test knob: speeds up the protocol clock; never set it in production).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import pkgutil
 import signal
 import socket
 import sys
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 from wgdesk import __version__
 from wgdesk.engine import logger
 from wgdesk.engine.logger import log
+from wgdesk.platforms import PlatformError
 
 if TYPE_CHECKING:
     from wgdesk.engine.loop import Engine
@@ -143,6 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         tun.close()
         return EXIT_SETUP_FAILED
 
+    run_as = os.environ.get("WGDESK_RUN_AS")
+    if run_as:
+        try:
+            drop_to(run_as)
+        except (ValueError, RuntimeError, PlatformError) as exc:
+            log.error("Failed to drop privileges: %s", exc)
+            engine.close()
+            return EXIT_SETUP_FAILED
+        log.debug("Running as uid %d, gid %d, without capabilities", os.getuid(), os.getgid())
     stopper.engine = engine
     if stopper.pending:
         engine.stop(stopper.pending)
@@ -150,6 +163,38 @@ def main(argv: list[str] | None = None) -> int:
     engine.run()
     log.debug("Shutting down (%s)", engine.exit_reason)
     return 0
+
+
+def drop_to(run_as: str) -> None:
+    """Become ``UID:GID`` for good (`platforms.current.drop_privileges`), after loading every module
+    the running engine can need — its own, and what the libraries load on first use (`rehearsal`): from
+    then on it may not be able to read the directory it was started from (a venv in a private home), so
+    nothing may be imported later. Raises `ValueError`, `PlatformError` or `RehearsalFailed`."""
+    uid, sep, gid = run_as.partition(":")
+    if not (uid.isdigit() and sep and gid.isdigit()):
+        raise ValueError(f"WGDESK_RUN_AS must be UID:GID, not {run_as!r}")
+    import wgdesk.engine
+    import wgdesk.proto
+
+    for package in (wgdesk.proto, wgdesk.engine):
+        for module in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            importlib.import_module(module.name)
+    importlib.import_module("wgdesk.uapi")
+    from wgdesk.engine.rehearsal import rehearse
+    from wgdesk.platforms import current
+
+    rehearse()  # loads what the libraries load on first use
+
+    current.drop_privileges(int(uid), int(gid))
+    sys.meta_path.insert(0, _LateImport())
+
+
+class _LateImport:
+    """Logs every import after `drop_to` (it may fail: the files may no longer be readable), so a
+    module missing from the preload shows up in the log instead of as a mystery."""
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        log.error("Module %s imported after dropping privileges", fullname)
 
 
 def with_suppress_unlink(path: Path) -> None:

@@ -2,8 +2,12 @@
 
 The helper opens the TUN, the UAPI listener (``/var/run/wireguard/IFNAME.sock``) and, for
 ``wgdesk-engine``, the UDP sockets (bound with ``SO_MARK``), then starts the engine with those fds
-(``WG_TUN_FD``, ``WG_UAPI_FD``, ``WGDESK_UDP_FDS``) under an unprivileged account with no
-capabilities. ``wireguard-go`` binds its own socket, so it is run as root.
+(``WG_TUN_FD``, ``WG_UAPI_FD``, ``WGDESK_UDP_FDS``). The engine starts as root and becomes the
+unprivileged account itself (``WGDESK_RUN_AS``: no groups, no capabilities, no_new_privs, not
+dumpable) before it reads the first packet or UAPI request: an exec as that account would need it to
+read the engine, its Python and the libraries — not the case when wgdesk runs from a venv or a
+pyenv Python in a private home (0700, or Ubuntu's 0750). ``wireguard-go`` binds its own socket, so it
+is run as root.
 """
 
 from __future__ import annotations
@@ -196,11 +200,12 @@ def start_engine(
     argv = [executable, "-f", ifname]
     if account != "root":
         try:
-            argv = platform.unprivileged_command(argv, account)
+            uid, gid = platform.account_ids(account)
         except KeyError as e:
             raise EngineError(
                 f"engine account {account!r} does not exist; set engine_user in helper.toml"
             ) from e
+        env["WGDESK_RUN_AS"] = f"{uid}:{gid}"
     for fd in fds:
         os.set_inheritable(fd, True)
     try:

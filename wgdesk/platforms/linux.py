@@ -41,7 +41,6 @@ IP = _find("ip", "/usr/sbin", "/sbin", "/usr/bin", "/bin")
 NFT = _find("nft", "/usr/sbin", "/sbin", "/usr/bin")
 RESOLVECTL = _find("resolvectl", "/usr/bin", "/bin")
 RESOLVCONF = _find("resolvconf", "/usr/sbin", "/sbin", "/usr/bin")
-SETPRIV = _find("setpriv", "/usr/bin", "/bin")
 NMCLI = _find("nmcli", "/usr/bin", "/bin")
 IW = _find("iw", "/usr/sbin", "/sbin", "/usr/bin")
 SYS_CLASS_NET = Path("/sys/class/net")
@@ -161,22 +160,76 @@ def process_start_time(pid: int) -> int | None:
     return int(rest[19])
 
 
-def unprivileged_command(argv: Sequence[str], user: str, keep_fds: bool = True) -> list[str]:
-    """``argv`` wrapped so that it runs as ``user`` with no groups, no capabilities, no_new_privs."""
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_CAPABILITY_SETS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+
+
+def account_ids(user: str) -> tuple[int, int]:
+    """The uid and primary gid of account ``user``. Raises `KeyError` when there is none."""
     import pwd
 
     pw = pwd.getpwnam(user)
-    return [
-        SETPRIV,
-        f"--reuid={pw.pw_uid}",
-        f"--regid={pw.pw_gid}",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--no-new-privs",
-        "--",
-        *argv,
+    return pw.pw_uid, pw.pw_gid
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    """Become ``uid``:``gid`` for good: no supplementary groups, every capability set empty (the
+    bounding and ambient sets too, so not even an exec of a setuid-root program regains one),
+    no_new_privs, and not dumpable (other processes of the same uid — other engines — cannot ptrace
+    this one or read its memory, i.e. its keys).
+
+    For a process started as root that has opened and loaded everything it needs: starting as root is
+    what lets wgdesk run from wherever it and its Python are installed (a venv or pyenv in a private
+    home, a PyInstaller bundle); dropping before the first untrusted input is what makes that safe.
+    Raises `PlatformError` when the result is not exactly that (checked in /proc/self/status)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+    def prctl(option: int, arg: int = 0, arg3: int = 0) -> None:
+        if libc.prctl(option, arg, arg3, 0, 0) != 0:
+            code = ctypes.get_errno()
+            raise PlatformError(f"prctl({option}, {arg}): {os.strerror(code)}")
+
+    try:
+        last_cap = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+        if os.geteuid() == 0:
+            for cap in range(last_cap + 1):
+                prctl(PR_CAPBSET_DROP, cap)
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+        if os.getgroups() or os.getresgid() != (gid, gid, gid):
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        # setresuid away from uid 0 empties the permitted and effective sets, not the inheritable one
+        header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
+        data = (ctypes.c_uint32 * 6)()
+        if libc.capset(header, data) != 0:
+            raise PlatformError(f"capset: {os.strerror(ctypes.get_errno())}")
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        prctl(PR_SET_DUMPABLE, 0)
+    except OSError as e:
+        raise PlatformError(f"cannot become uid {uid}, gid {gid}: {e.strerror or e}") from e
+    status = dict(
+        line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
+    )
+    wrong = [
+        f"{key} {status.get(key, '?').strip()}"
+        for key in _CAPABILITY_SETS
+        if int(status.get(key, "1").strip(), 16) != 0
     ]
+    if set(status["Uid"].split()) != {str(uid)} or set(status["Gid"].split()) != {str(gid)}:
+        wrong.append(f"Uid {status['Uid'].split()} Gid {status['Gid'].split()}")
+    if status.get("Groups", "").strip() or status.get("NoNewPrivs", "").strip() != "1":
+        wrong.append("supplementary groups or no_new_privs")
+    if wrong:
+        raise PlatformError(f"privileges not fully dropped: {', '.join(wrong)}")
 
 
 # --- links, addresses, routes, rules ---------------------------------------------------------
