@@ -169,7 +169,7 @@ def app_on_helper(  # type: ignore[no-untyped-def]
     try:
         yield controller, manager
     finally:
-        if controller.status(name) is not None:
+        if controller.live.status(name) is not None:
             with HelperClient(socket) as c:
                 c.down(name)
         wait_idle(qtbot, controller, 30000)

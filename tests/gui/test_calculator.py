@@ -48,7 +48,7 @@ ONE_PEER = HOME[: HOME.index("[Peer]")] + HOME[HOME.index("[Peer]\n# the VPN") :
 def open_editor(qtbot, manager: ManagerWindow, tmp_path: Path, text: str) -> ConfigEditor:  # type: ignore[no-untyped-def]
     source = tmp_path / "home.conf"
     source.write_text(text)
-    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.importFinished, timeout=15000):
         manager.import_paths([source])
     manager.tabs.setCurrentWidget(manager.editor)
     ed = manager.editor

@@ -26,8 +26,8 @@ def _pick(monkeypatch: pytest.MonkeyPatch, path: str, asked: list[tuple[str, str
 
 
 def _add_office(qtbot, manager: ManagerWindow) -> None:  # type: ignore[no-untyped-def]
-    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
-        manager.controller.save("office", OFFICE)
+    with qtbot.waitSignal(manager.controller.library.tunnelsChanged, timeout=15000):
+        manager.controller.library.save("office", OFFICE)
 
 
 def test_save_diagnostics_writes_the_bundle_off_the_ui_thread_and_says_where(

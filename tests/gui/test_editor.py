@@ -22,10 +22,10 @@ pytestmark = pytest.mark.gui
 def editor(qtbot, manager: ManagerWindow, tmp_path: Path) -> ConfigEditor:  # type: ignore[no-untyped-def]
     source = tmp_path / "office.conf"
     source.write_text(OFFICE)
-    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.importFinished, timeout=15000):
         manager.import_paths([source])
     failures: list[tuple[str, str]] = []
-    manager.controller.failed.connect(lambda title, message: failures.append((title, message)))
+    manager.controller.notices.failed.connect(lambda title, message: failures.append((title, message)))
     manager.tabs.setCurrentWidget(manager.editor)
     ed = manager.editor
     # text with the key loaded from the keyring (a failed read would leave it disabled: say why)
@@ -164,7 +164,7 @@ def test_switching_tunnels_offers_to_save_unsaved_edits(  # type: ignore[no-unty
 
     other = tmp_path / "other.conf"
     other.write_text(OFFICE)
-    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.importFinished, timeout=15000):
         manager.import_paths([other])  # selects "other"; nothing was edited yet, so no question
     manager.select("office")
     qtbot.waitUntil(lambda: editor.name == "office" and editor.isEnabled(), timeout=10000)

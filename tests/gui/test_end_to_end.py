@@ -18,10 +18,9 @@ from tests.gui.conftest import ARTIFACTS, app_on_helper, wait_idle
 from tests.helper.lab import SERVER_TUNNEL, WGDESK_ENGINE, lab
 from tests.netns import unique_name
 from wgdesk.app.controller import TunnelController
-from wgdesk.app.icons import IconState
 from wgdesk.app.manager import ManagerWindow
 from wgdesk.app.settings import AppSettings
-from wgdesk.app.state import Health
+from wgdesk.app.state import Health, IconState
 from wgdesk.app.tray import Tray
 from wgdesk.client import HelperClient
 from wgdesk.tunnels import TunnelStore
@@ -64,18 +63,18 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
         qtbot.addWidget(manager)
         tray = Tray(controller)
         notices: list[tuple[str, str]] = []
-        controller.notify.connect(lambda title, text, _kind: notices.append((title, text)))
+        controller.notices.notify.connect(lambda title, text, _kind: notices.append((title, text)))
         name = unique_name("office")
         source = tmp_path / f"{name}.conf"
         source.write_text(L.config(keepalive=1))
         try:
             manager.show()
             qtbot.waitExposed(manager)
-            with qtbot.waitSignal(controller.importFinished, timeout=15000):
+            with qtbot.waitSignal(controller.library.importFinished, timeout=15000):
                 manager.import_paths([source])
             assert manager.selected() == name
             qtbot.waitUntil(
-                lambda: controller.status_received and not controller.helper_problem, timeout=10000
+                lambda: controller.live.status_received and not controller.live.helper_problem, timeout=10000
             )
             assert not manager.banner.isVisible()
 
@@ -83,7 +82,7 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
             action = tray.action(f"tunnel:{name}")
             assert action is not None and action.isCheckable() and not action.isChecked()
             action.trigger()
-            qtbot.waitUntil(lambda: controller.health(name) == Health.HEALTHY, timeout=30000)
+            qtbot.waitUntil(lambda: controller.live.health(name) == Health.HEALTHY, timeout=30000)
             assert tray.state == IconState.CONNECTED
             assert notices == [("Connected", f"{name} is connected.")]  # the tray shows these as balloons
             tray.rebuild_menu()
@@ -134,7 +133,7 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
 
             tray.rebuild_menu()
             tray.action(f"tunnel:{name}").trigger()  # disconnect
-            qtbot.waitUntil(lambda: controller.health(name) == Health.DOWN, timeout=30000)
+            qtbot.waitUntil(lambda: controller.live.health(name) == Health.DOWN, timeout=30000)
             assert _status(helper.socket) == []
             assert tray.state == IconState.DISCONNECTED
             assert notices[-1] == ("Disconnected", f"{name} is disconnected.")
@@ -144,7 +143,7 @@ def test_connect_from_the_tray_shows_a_live_handshake_and_rising_counters(
             )
             assert not L.ping(SERVER_TUNNEL[0], 1, timeout=1)
         finally:
-            if controller.status(name) is not None:
+            if controller.live.status(name) is not None:
                 _down(helper.socket, name)
             wait_idle(qtbot, controller, 30000)
             controller.stop()
@@ -161,11 +160,11 @@ def test_doctor_explains_a_server_that_never_answers_and_the_log_shows_the_helpe
         source.write_text(L.config(keepalive=1).replace(":51820", ":51999"))  # nobody listens there
         with app_on_helper(qtbot, store, tmp_path, helper.socket, name) as (controller, manager):
             manager.show()
-            with qtbot.waitSignal(controller.importFinished, timeout=15000):
+            with qtbot.waitSignal(controller.library.importFinished, timeout=15000):
                 manager.import_paths([source])
             manager.tabs.setCurrentWidget(manager.doctor)
             manager.activate_button.click()
-            qtbot.waitUntil(lambda: controller.health(name) == Health.WAITING, timeout=30000)
+            qtbot.waitUntil(lambda: controller.live.health(name) == Health.WAITING, timeout=30000)
             # the doctor runs by itself once the tunnel has waited past Rekey-Timeout and a retry
             qtbot.waitUntil(lambda: bool(manager.doctor.findings), timeout=40000)
             codes = [f.code for f in manager.doctor.findings]
@@ -193,7 +192,7 @@ def test_doctor_explains_a_server_that_never_answers_and_the_log_shows_the_helpe
             assert manager.log_view.visible_lines() == []
 
             manager.activate_button.click()
-            qtbot.waitUntil(lambda: controller.health(name) == Health.DOWN, timeout=30000)
+            qtbot.waitUntil(lambda: controller.live.health(name) == Health.DOWN, timeout=30000)
 
 
 def test_on_start_the_app_reconnects_the_tunnels_that_were_up(  # type: ignore[no-untyped-def]
@@ -221,7 +220,7 @@ def test_on_start_the_app_reconnects_the_tunnels_that_were_up(  # type: ignore[n
         application = Application(app, parse_args(["--socket", str(helper.socket)]), server)
         try:
             qtbot.waitUntil(lambda: [t["name"] for t in _status(helper.socket)] == [name], timeout=30000)
-            qtbot.waitUntil(lambda: application.controller.health(name) == Health.HEALTHY, timeout=30000)
+            qtbot.waitUntil(lambda: application.controller.live.health(name) == Health.HEALTHY, timeout=30000)
         finally:
             if any(t["name"] == name for t in _status(helper.socket)):
                 _down(helper.socket, name)

@@ -123,7 +123,7 @@ def test_without_a_system_tray_the_manager_is_the_main_window(qtbot, gui_env, mo
         )
         with qtbot.waitSignal(manager.quitRequested, timeout=2000):
             manager.close()
-        assert not application.controller._monitor.isRunning()
+        assert not application.controller.live._monitor.isRunning()
     finally:
         application.controller.stop()
         server.close()

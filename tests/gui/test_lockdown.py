@@ -16,7 +16,8 @@ from tests.helper.lab import NFT, PUBLIC, Lab, lab
 from tests.helper.test_lockdown import ld
 from tests.netns import unique_name
 from wgdesk.app.controller import TunnelController
-from wgdesk.app.settings import AppSettings, SettingsDialog
+from wgdesk.app.settings import AppSettings
+from wgdesk.app.settings_dialog import SettingsDialog
 from wgdesk.app.tray import Tray
 from wgdesk.client import HelperClient
 from wgdesk.helper.firewall import KILL_SWITCH_TABLE
@@ -50,8 +51,8 @@ def test_settings_checkbox_switches_lockdown_and_the_tray_says_when_it_blocks(qt
         tray = Tray(controller)
         controller.start()
         try:
-            qtbot.waitUntil(lambda: controller.lockdown() is not None, timeout=10000)
-            assert controller.lockdown() == ld(False, "user")
+            qtbot.waitUntil(lambda: controller.lockdown.state() is not None, timeout=10000)
+            assert controller.lockdown.state() == ld(False, "user")
             dialog = SettingsDialog(controller.settings, None, controller)
             qtbot.addWidget(dialog)
             box = dialog.lockdown
@@ -67,9 +68,9 @@ def test_settings_checkbox_switches_lockdown_and_the_tray_says_when_it_blocks(qt
 
             qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
             assert box.isChecked()
-            with qtbot.waitSignal(controller.lockdownChanged, timeout=10000):
+            with qtbot.waitSignal(controller.lockdown.changed, timeout=10000):
                 dialog.accept()
-            assert controller.lockdown() == ld(True, "user")
+            assert controller.lockdown.state() == ld(True, "user")
             with HelperClient(h.socket) as c:
                 assert c.lockdown()["enabled"] is True
             assert _table(L) and not L.ping(PUBLIC, 1, attempts=1)
@@ -81,13 +82,13 @@ def test_settings_checkbox_switches_lockdown_and_the_tray_says_when_it_blocks(qt
             # a tunnel up: no longer "blocked"; down again: the line is back
             with HelperClient(h.socket) as c:
                 c.up(T, L.config(), kill_switch=False)
-            qtbot.waitUntil(lambda: controller.status(T) is not None, timeout=10000)
-            assert not controller.lockdown_blocking()
+            qtbot.waitUntil(lambda: controller.live.status(T) is not None, timeout=10000)
+            assert not controller.lockdown.blocking()
             tray.rebuild_menu()
             assert tray.action("lockdown") is None
             with HelperClient(h.socket) as c:
                 c.down(T)
-            qtbot.waitUntil(lambda: controller.status(T) is None, timeout=10000)
+            qtbot.waitUntil(lambda: controller.live.status(T) is None, timeout=10000)
             tray.rebuild_menu()
             assert tray.action("lockdown") is not None
 
@@ -96,9 +97,9 @@ def test_settings_checkbox_switches_lockdown_and_the_tray_says_when_it_blocks(qt
             qtbot.addWidget(again)
             assert again.lockdown is not None and again.lockdown.isChecked()
             qtbot.mouseClick(again.lockdown, Qt.MouseButton.LeftButton)
-            with qtbot.waitSignal(controller.lockdownChanged, timeout=10000):
+            with qtbot.waitSignal(controller.lockdown.changed, timeout=10000):
                 again.accept()
-            assert controller.lockdown() == ld(False, "user")
+            assert controller.lockdown.state() == ld(False, "user")
             assert not _table(L) and L.ping(PUBLIC, 1)
             tray.rebuild_menu()
             assert tray.action("lockdown") is None
@@ -119,7 +120,7 @@ def test_the_checkbox_says_why_it_cannot_change(qtbot, tmp_path: Path) -> None: 
         tray = Tray(controller)
         controller.start()
         try:
-            qtbot.waitUntil(lambda: controller.lockdown() is not None, timeout=10000)
+            qtbot.waitUntil(lambda: controller.lockdown.state() is not None, timeout=10000)
             dialog = SettingsDialog(controller.settings, None, controller)
             qtbot.addWidget(dialog)
             box, reason = dialog.lockdown, dialog.lockdown_reason
@@ -141,13 +142,13 @@ def test_the_checkbox_says_why_it_cannot_change(qtbot, tmp_path: Path) -> None: 
             reopened = SettingsDialog(controller.settings, None, controller)
             qtbot.addWidget(reopened)
             h.stop()
-            qtbot.waitUntil(lambda: controller.helper_problem != "", timeout=10000)
+            qtbot.waitUntil(lambda: controller.live.helper_problem != "", timeout=10000)
             assert reopened.lockdown is not None and reopened.lockdown_reason is not None
             assert not reopened.lockdown.isEnabled()
             assert reopened.lockdown_reason.text() == (
                 "The wgdesk helper is not running: lockdown cannot be changed now."
             )
-            assert controller.lockdown() is None
+            assert controller.lockdown.state() is None
             tray.rebuild_menu()
             assert tray.action("lockdown") is None  # not known: the tray does not guess
         finally:

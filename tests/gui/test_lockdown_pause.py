@@ -16,7 +16,7 @@ from tests.gui.conftest import wait_idle
 from tests.gui.test_lockdown import _controller, _table
 from tests.helper.lab import PUBLIC, Lab, lab
 from tests.netns import unique_name
-from wgdesk.app.settings import SettingsDialog
+from wgdesk.app.settings_dialog import SettingsDialog
 from wgdesk.app.tray import Tray
 from wgdesk.client import HelperClient
 
@@ -38,11 +38,11 @@ def test_tray_and_settings_pause_and_resume_lockdown(qtbot, tmp_path: Path) -> N
         with HelperClient(h.socket) as c:
             c.set_lockdown(True)
         controller = _controller(h.socket, tmp_path, ui_calls)
-        controller.notify.connect(lambda title, _message, _kind: notes.append(title))
+        controller.notices.notify.connect(lambda title, _message, _kind: notes.append(title))
         tray = Tray(controller)
         controller.start()
         try:
-            qtbot.waitUntil(controller.lockdown_blocking, timeout=10000)
+            qtbot.waitUntil(controller.lockdown.blocking, timeout=10000)
             tray.rebuild_menu()
             assert tray.action("lockdown") is not None
             pause = tray.action("lockdown-pause")
@@ -52,14 +52,14 @@ def test_tray_and_settings_pause_and_resume_lockdown(qtbot, tmp_path: Path) -> N
             assert tray.action("lockdown-resume") is None
             assert not L.ping(PUBLIC, 1, attempts=1)
 
-            with qtbot.waitSignal(controller.lockdownChanged, timeout=10000):
+            with qtbot.waitSignal(controller.lockdown.changed, timeout=10000):
                 pause.trigger()
-            left = controller.lockdown_pause_left()
+            left = controller.lockdown.pause_left()
             assert left is not None and 115 < left <= 120
             assert not _table(L) and L.ping(PUBLIC, 1)
             with HelperClient(h.socket) as c:
                 assert c.lockdown()["paused_until"] is not None
-            assert not controller.lockdown_blocking()
+            assert not controller.lockdown.blocking()
             tray.rebuild_menu()
             assert tray.action("lockdown") is None and tray.action("lockdown-pause") is None
             resume = tray.action("lockdown-resume")
@@ -74,9 +74,9 @@ def test_tray_and_settings_pause_and_resume_lockdown(qtbot, tmp_path: Path) -> N
             assert button is not None and note is not None
             assert not button.isHidden() and button.text() == "&Resume now"
             assert re.fullmatch(r"Lockdown paused — (2:00|1:[45]\d) left\.", note.text()), note.text()
-            with qtbot.waitSignal(controller.lockdownChanged, timeout=10000):
+            with qtbot.waitSignal(controller.lockdown.changed, timeout=10000):
                 qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-            assert controller.lockdown_pause_left() is None and controller.lockdown_blocking()
+            assert controller.lockdown.pause_left() is None and controller.lockdown.blocking()
             assert _table(L) and not L.ping(PUBLIC, 1, attempts=1)
             assert button.text() == "&Pause lockdown for 2 minutes (Wi-Fi login)"
             assert "lets everything through without a tunnel for 2 minutes" in note.text()
@@ -84,7 +84,7 @@ def test_tray_and_settings_pause_and_resume_lockdown(qtbot, tmp_path: Path) -> N
             assert tray.action("lockdown-resume") is None and tray.action("lockdown-pause") is not None
 
             # the dialog's button pauses too
-            with qtbot.waitSignal(controller.lockdownChanged, timeout=10000):
+            with qtbot.waitSignal(controller.lockdown.changed, timeout=10000):
                 qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
             assert button.text() == "&Resume now" and not _table(L)
 
@@ -93,13 +93,13 @@ def test_tray_and_settings_pause_and_resume_lockdown(qtbot, tmp_path: Path) -> N
             # ended elsewhere (wgdeskctl lockdown resume): the app says so
             with HelperClient(h.socket) as c:
                 c.resume_lockdown()
-            qtbot.waitUntil(controller.lockdown_blocking, timeout=10000)
+            qtbot.waitUntil(controller.lockdown.blocking, timeout=10000)
             assert notes.count("Lockdown is back on") == 1
 
             # a tunnel up: nothing blocks, so nothing to pause
             with HelperClient(h.socket) as c:
                 c.up(T, L.config(), kill_switch=False)
-            qtbot.waitUntil(lambda: not controller.lockdown_blocking(), timeout=10000)
+            qtbot.waitUntil(lambda: not controller.lockdown.blocking(), timeout=10000)
             tray.rebuild_menu()
             assert tray.action("lockdown-pause") is None and tray.action("lockdown-resume") is None
             assert button.isHidden()
@@ -117,23 +117,23 @@ def test_a_pause_that_ends_by_itself_is_announced(qtbot, tmp_path: Path) -> None
         with HelperClient(h.socket) as c:
             c.set_lockdown(True)
         controller = _controller(h.socket, tmp_path, ui_calls)
-        controller.notify.connect(lambda title, message, _kind: notes.append((title, message)))
+        controller.notices.notify.connect(lambda title, message, _kind: notes.append((title, message)))
         tray = Tray(controller)
         controller.start()
         try:
-            qtbot.waitUntil(controller.lockdown_blocking, timeout=10000)
+            qtbot.waitUntil(controller.lockdown.blocking, timeout=10000)
             tray.rebuild_menu()
             pause = tray.action("lockdown-pause")
             assert pause is not None and pause.text() == "Pause lockdown for 5 seconds (Wi-Fi login)"
-            with qtbot.waitSignal(controller.lockdownChanged, timeout=10000):
+            with qtbot.waitSignal(controller.lockdown.changed, timeout=10000):
                 pause.trigger()
-            assert controller.lockdown_pause_left() is not None and not _table(L)
+            assert controller.lockdown.pause_left() is not None and not _table(L)
             qtbot.waitUntil(lambda: "Lockdown is back on" in [t for t, _ in notes], timeout=15000)
             assert (
                 "Lockdown is back on",
                 "The pause has ended: nothing leaves this computer except through a connected tunnel.",
             ) in notes
-            assert controller.lockdown_blocking() and _table(L)
+            assert controller.lockdown.blocking() and _table(L)
             tray.rebuild_menu()
             assert tray.action("lockdown-resume") is None and tray.action("lockdown-pause") is not None
             wait_idle(qtbot, controller)
@@ -150,7 +150,7 @@ def test_no_pause_is_offered_when_the_administrator_forbids_it(qtbot, tmp_path: 
         tray = Tray(controller)
         controller.start()
         try:
-            qtbot.waitUntil(controller.lockdown_blocking, timeout=10000)
+            qtbot.waitUntil(controller.lockdown.blocking, timeout=10000)
             tray.rebuild_menu()
             assert tray.action("lockdown") is not None
             assert tray.action("lockdown-pause") is None and tray.action("lockdown-resume") is None

@@ -14,15 +14,15 @@ from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton
 
 from tests.gui.conftest import OFFICE, PEER_KEY, PRIVATE_KEY, PUBLIC_KEY, wait_idle
 from wgdesk.app import dialogs, import_export
-from wgdesk.app.controller import FULL_TUNNEL, KILL_SWITCH
 from wgdesk.app.manager import ManagerWindow
+from wgdesk.app.settings import FULL_TUNNEL, KILL_SWITCH
 from wgdesk.app.state import Health
 
 pytestmark = pytest.mark.gui
 
 
 def _import(qtbot, manager: ManagerWindow, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
-    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.importFinished, timeout=15000):
         manager.import_paths(paths)
 
 
@@ -37,7 +37,7 @@ def test_import_from_the_file_dialog_shows_the_tunnel_and_keeps_the_key_out_of_t
     source.write_text(OFFICE)
     # the native file dialog is the OS boundary: it returns what the user picked
     monkeypatch.setattr(import_export, "ask_import_files", lambda parent: [source])
-    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.importFinished, timeout=15000):
         qtbot.keyClick(manager, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
     assert _names(manager) == ["office"]
     assert manager.selected() == "office"
@@ -113,7 +113,7 @@ def test_files_dropped_on_the_window_are_imported(qtbot, manager: ManagerWindow,
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.importFinished, timeout=15000):
         QApplication.sendEvent(manager, drop)
     assert _names(manager) == ["dropped"]
     # a drag without tunnel files is refused
@@ -132,7 +132,7 @@ def test_files_dropped_on_the_window_are_imported(qtbot, manager: ManagerWindow,
 
 def test_paste_from_clipboard_creates_a_tunnel(qtbot, manager: ManagerWindow, gui_env) -> None:
     QGuiApplication.clipboard().setText(OFFICE)
-    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.tunnelsChanged, timeout=15000):
         assert import_export.import_clipboard(manager, manager.controller, name="pasted") == "pasted"
     assert _names(manager) == ["pasted"]
     assert gui_env.backend().get_password("wgdesk", "pasted:private-key") == PRIVATE_KEY
@@ -167,7 +167,7 @@ def test_paste_of_a_huge_text_is_refused_before_parsing(
 def test_add_empty_tunnel_generates_a_key_pair_and_opens_the_editor(
     qtbot, manager: ManagerWindow, gui_env
 ) -> None:
-    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.tunnelsChanged, timeout=15000):
         manager.add_empty_tunnel("fresh")
     assert _names(manager) == ["fresh"]
     assert manager.tabs.currentWidget() is manager.editor
@@ -191,7 +191,7 @@ def test_delete_removes_file_and_keyring_items(
     source.write_text(OFFICE)
     _import(qtbot, manager, [source])
     monkeypatch.setattr(dialogs, "ask", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.tunnelsChanged, timeout=15000):
         manager.delete_button.click()
     assert _names(manager) == []
     assert not (tmp_path / "tunnels" / "office.conf").exists()
@@ -211,8 +211,8 @@ def test_toggles_default_from_the_config_and_are_remembered(
     manager.select("split")
     assert not manager.full_tunnel.isChecked() and not manager.kill_switch.isChecked()
     manager.kill_switch.click()
-    assert manager.controller.option("split", KILL_SWITCH) is True
-    assert manager.controller.option("split", FULL_TUNNEL) is False
+    assert manager.controller.switch.option("split", KILL_SWITCH) is True
+    assert manager.controller.switch.option("split", FULL_TUNNEL) is False
     manager.select("full")
     manager.select("split")
     assert manager.kill_switch.isChecked()
@@ -232,11 +232,11 @@ def test_without_a_helper_the_window_says_how_to_fix_it(
     source = tmp_path / "office.conf"
     source.write_text(OFFICE)
     _import(qtbot, manager, [source])  # importing and editing still work
-    with qtbot.waitSignal(manager.controller.failed, timeout=10000) as failed:
+    with qtbot.waitSignal(manager.controller.notices.failed, timeout=10000) as failed:
         manager.activate_button.click()
     assert failed.args[0] == "Could not connect office"
     assert failed.args[1].startswith("Tunnels cannot be connected: the wgdesk helper is not running")
-    assert manager.controller.health("office") == Health.DOWN
+    assert manager.controller.live.health("office") == Health.DOWN
     wait_idle(qtbot, manager.controller)
 
 
@@ -252,7 +252,7 @@ def test_a_lint_fix_is_one_click_and_keeps_the_keys(
     button = manager.findChild(QPushButton, "fix:ipv6-leak")
     assert button is not None and button.text() == "Fix"
     assert button.toolTip().startswith("add ::/0 to the AllowedIPs of peer 1")
-    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.tunnelsChanged, timeout=15000):
         button.click()
     stored = (tmp_path / "tunnels" / "leaky.conf").read_text()
     assert "AllowedIPs = 0.0.0.0/0, ::/0" in stored
@@ -264,14 +264,14 @@ def test_warnings_and_their_fixes_are_those_of_the_running_platform(
     qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gui_env
 ) -> None:
     # the OS is the boundary we cannot run here: this machine answers as macOS would
-    monkeypatch.setattr("wgdesk.app.controller.system", lambda: "darwin")
+    monkeypatch.setattr("wgdesk.app.library.system", lambda: "darwin")
     source = tmp_path / "marked.conf"
     source.write_text(OFFICE.replace("DNS = 10.0.0.1", "DNS = 10.0.0.1\nFwMark = 0x20"))
     _import(qtbot, manager, [source])
     assert "FwMark is ignored here: firewall marks do not exist on macOS" in manager.warnings.text()
     button = manager.findChild(QPushButton, "fix:ignored-key")
     assert button is not None and button.toolTip() == "remove FwMark"
-    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.tunnelsChanged, timeout=15000):
         button.click()
     assert "FwMark" not in (tmp_path / "tunnels" / "marked.conf").read_text()
     assert "FwMark" not in manager.warnings.text()
@@ -293,7 +293,7 @@ def test_export_includes_the_keys_only_when_confirmed(
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
     answer = QMessageBox.StandardButton.Yes if with_keys else QMessageBox.StandardButton.No
     monkeypatch.setattr(dialogs, "ask", lambda *a, **k: answer)
-    with qtbot.waitSignal(manager.controller.notify, timeout=15000) as notice:
+    with qtbot.waitSignal(manager.controller.notices.notify, timeout=15000) as notice:
         manager.export_button.click()
     assert notice.args[:2] == ["Exported", str(target)]
     text = target.read_text()
@@ -349,7 +349,7 @@ def test_the_doctor_retries_a_fruitless_diagnosis_after_a_wait_not_every_tick(
 def test_settings_dialog_writes_the_autostart_entry(
     qtbot, manager: ManagerWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wgdesk.app.settings import SettingsDialog
+    from wgdesk.app.settings_dialog import SettingsDialog
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     dialog = SettingsDialog(manager.controller.settings, manager)
@@ -375,7 +375,9 @@ def test_enter_on_a_tunnel_asks_the_helper_and_keyboard_shortcuts_work(
     source.write_text(OFFICE)
     _import(qtbot, manager, [source])
     manager.list.setFocus()
-    with qtbot.waitSignal(manager.controller.failed, timeout=10000) as failed:  # no helper in this test
+    with qtbot.waitSignal(
+        manager.controller.notices.failed, timeout=10000
+    ) as failed:  # no helper in this test
         qtbot.keyClick(manager.list, Qt.Key.Key_Return)
     assert failed.args[0] == "Could not connect office"
     box = manager.findChild(QMessageBox, "failure")
@@ -383,7 +385,7 @@ def test_enter_on_a_tunnel_asks_the_helper_and_keyboard_shortcuts_work(
     box.close()
     manager.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is manager, timeout=3000)
-    with qtbot.waitSignal(manager.controller.failed, timeout=10000) as failed:
+    with qtbot.waitSignal(manager.controller.notices.failed, timeout=10000) as failed:
         qtbot.keyClick(manager, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
     assert failed.args[0] == "Could not connect office"
 
@@ -393,20 +395,21 @@ def test_rename_moves_file_keys_and_toggles(qtbot, manager: ManagerWindow, tmp_p
     source.write_text(OFFICE)
     _import(qtbot, manager, [source])
     manager.kill_switch.click()
-    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.tunnelsChanged, timeout=15000):
         manager.rename_selected("work")
     assert _names(manager) == ["work"] and manager.selected() == "work"
     assert not (tmp_path / "tunnels" / "office.conf").exists()
     backend = gui_env.backend()
     assert backend.get_password("wgdesk", "work:private-key") == PRIVATE_KEY
     assert backend.get_password("wgdesk", "office:private-key") is None
-    assert manager.controller.option("work", KILL_SWITCH) is True
+    assert manager.controller.switch.option("work", KILL_SWITCH) is True
 
 
 def test_a_missing_helper_is_notified_once_not_every_poll(qtbot, store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtCore import QSettings
 
-    from wgdesk.app.controller import Notice, TunnelController
+    from wgdesk.app.controller import TunnelController
+    from wgdesk.app.notices import Notice
     from wgdesk.app.settings import AppSettings
     from wgdesk.client import HelperClient
 
@@ -414,9 +417,9 @@ def test_a_missing_helper_is_notified_once_not_every_poll(qtbot, store, tmp_path
     settings = AppSettings(QSettings(str(tmp_path / "s.conf"), QSettings.Format.IniFormat))
     c = TunnelController(store, lambda: HelperClient(socket, timeout=5), settings, poll_interval=0.1)
     notices: list[tuple[str, str, int]] = []
-    c.notify.connect(lambda *a: notices.append(a))
+    c.notices.notify.connect(lambda *a: notices.append(a))
     polls: list[object] = []
-    c._monitor.helperFailed.connect(polls.append)
+    c.live._monitor.helperFailed.connect(polls.append)
     c.start()
     try:
         qtbot.waitUntil(lambda: len(polls) >= 5, timeout=10000)

@@ -15,7 +15,8 @@ from tests.gui.network_lab import probe_in, talk_to
 from tests.netns import IP, namespaces, veth
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.manager import ManagerWindow
-from wgdesk.app.settings import AppSettings, SettingsDialog, TrustedNetwork
+from wgdesk.app.settings import AppSettings, TrustedNetwork
+from wgdesk.app.settings_dialog import SettingsDialog
 from wgdesk.app.tray import Tray
 from wgdesk.client import HelperClient
 from wgdesk.tunnels import TunnelStore
@@ -46,7 +47,7 @@ def test_settings_trust_and_remove_the_current_network_and_the_tray_shows_it(  #
         tray = Tray(controller)
         controller.start()
         try:
-            qtbot.waitUntil(lambda: controller.network() is not None, timeout=10000)
+            qtbot.waitUntil(lambda: controller.networks.current() is not None, timeout=10000)
             label = f"192.168.77.1 ({MAC}) on {lan}"
             dialog = SettingsDialog(settings, None, controller)
             qtbot.addWidget(dialog)
@@ -106,8 +107,8 @@ def test_without_a_network_probe_nothing_about_networks_is_shown(  # type: ignor
     )
     tray = Tray(controller)
     assert tray.action("network") is None and tray.action("trust-network") is None
-    controller.probe_network()  # does nothing
-    assert not controller.watches_network and controller.network() is None
+    controller.networks.probe()  # does nothing
+    assert not controller.networks.watching and controller.networks.current() is None
 
 
 def test_the_tunnel_pane_sets_connect_automatically_and_rename_keeps_it(  # type: ignore[no-untyped-def]
@@ -115,17 +116,19 @@ def test_the_tunnel_pane_sets_connect_automatically_and_rename_keeps_it(  # type
 ) -> None:
     source = tmp_path / "office.conf"
     source.write_text(OFFICE)
-    with qtbot.waitSignal(manager.controller.importFinished, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.importFinished, timeout=15000):
         manager.import_paths([source])
     manager.select("office")
     box = manager.auto_connect
     assert box.text() == "Connect automatically on &untrusted networks"
-    assert not box.isChecked() and not manager.controller.auto_connect("office")  # off by default
+    assert not box.isChecked() and not manager.controller.networks.auto_connect("office")  # off by default
     box.click()
     assert manager.controller.settings.auto_connect("office")
-    with qtbot.waitSignal(manager.controller.tunnelsChanged, timeout=15000):
+    with qtbot.waitSignal(manager.controller.library.tunnelsChanged, timeout=15000):
         manager.rename_selected("work")
     assert manager.selected() == "work" and manager.auto_connect.isChecked()
-    assert manager.controller.auto_connect("work") and not manager.controller.auto_connect("office")
+    assert manager.controller.networks.auto_connect("work") and not manager.controller.networks.auto_connect(
+        "office"
+    )
     box.click()
-    assert not manager.controller.auto_connect("work")
+    assert not manager.controller.networks.auto_connect("work")

@@ -13,9 +13,9 @@ from PySide6.QtGui import QColor
 from wgdesk.app import units
 from wgdesk.app.doctor import explain, explain_peer, peer_evidence
 from wgdesk.app.graph import rates
-from wgdesk.app.icons import SIZES, IconState, state_icon, write_svgs
+from wgdesk.app.icons import SIZES, state_icon, write_svgs
 from wgdesk.app.settings import AppSettings
-from wgdesk.app.state import Health, health, icon_state, tunnel_icon
+from wgdesk.app.state import Health, IconState, health, icon_state, tunnel_icon
 from wgdesk.tunnels import default_directory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,7 +293,7 @@ def test_desktop_entry_opens_files_with_wgdesk() -> None:
 
 
 def test_helper_advice_names_every_fix() -> None:
-    from wgdesk.app.controller import helper_advice, helper_headline
+    from wgdesk.app.advice import helper_advice, helper_headline
     from wgdesk.client import HelperPermissionDenied, HelperUnavailable
 
     denied = HelperPermissionDenied("only root and members of group 'wgdesk' may control tunnels", "denied")
@@ -315,12 +315,12 @@ def test_start_at_login_on_macos_is_a_launch_agent(tmp_path: Path, monkeypatch: 
     # macOS cannot run here: check the exact LaunchAgent file the code writes there
     import plistlib
 
-    from wgdesk.app import settings as settings_module
+    from wgdesk.app import autostart
 
-    monkeypatch.setattr(settings_module.platforms, "system", lambda: "darwin")
-    monkeypatch.setattr(settings_module.Path, "home", classmethod(lambda cls: tmp_path))
+    monkeypatch.setattr(autostart.platforms, "system", lambda: "darwin")
+    monkeypatch.setattr(autostart.Path, "home", classmethod(lambda cls: tmp_path))
     monkeypatch.setattr(
-        settings_module, "launch_command", lambda: "/Applications/wgdesk.app/Contents/MacOS/wgdesk"
+        autostart, "launch_command", lambda: "/Applications/wgdesk.app/Contents/MacOS/wgdesk"
     )
     s = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
     agent = tmp_path / "Library" / "LaunchAgents" / "org.wgdesk.wgdesk.plist"

@@ -42,16 +42,16 @@ WARNING = "This code contains the tunnel's private key. Anyone who scans it can 
 def _import(qtbot, controller: TunnelController, tmp_path: Path, name: str, text: str) -> None:  # type: ignore[no-untyped-def]
     source = tmp_path / f"{name}.conf"
     source.write_text(text)
-    with qtbot.waitSignal(controller.importFinished, timeout=15000) as done:
-        controller.import_files([source])
+    with qtbot.waitSignal(controller.library.importFinished, timeout=15000) as done:
+        controller.library.import_files([source])
     assert [t.name for t in done.args[0].imported] == [name]
 
 
 def _exported(qtbot, controller: TunnelController, tmp_path: Path, name: str) -> bytes:  # type: ignore[no-untyped-def]
     """What "Export… with keys" writes to a file."""
     target = tmp_path / f"exported-{name}.conf"
-    with qtbot.waitSignal(controller.notify, timeout=15000):
-        controller.export(name, target, True)
+    with qtbot.waitSignal(controller.notices.notify, timeout=15000):
+        controller.library.export(name, target, True)
     return target.read_bytes()
 
 

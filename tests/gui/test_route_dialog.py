@@ -40,7 +40,7 @@ def test_answers_live_from_the_stored_tunnels_and_the_kernel(
 ) -> None:  # type: ignore[no-untyped-def]
     store.import_text(OFFICE.encode(), "office")
     store.import_text(HOME.encode(), "home")
-    manager.controller.tunnelsChanged.emit()
+    manager.controller.library.tunnelsChanged.emit()
     threads: list[str] = []
     real = socket.getaddrinfo
 
@@ -100,10 +100,10 @@ def test_the_answer_follows_a_tunnel_coming_up_and_going_down(
         source.write_text(L.config())
         with app_on_helper(qtbot, store, tmp_path, helper.socket, name) as (controller, manager):
             manager.show()
-            with qtbot.waitSignal(controller.importFinished, timeout=15000):
+            with qtbot.waitSignal(controller.library.importFinished, timeout=15000):
                 manager.import_paths([source])
             qtbot.waitUntil(
-                lambda: controller.status_received and not controller.helper_problem, timeout=10000
+                lambda: controller.live.status_received and not controller.live.helper_problem, timeout=10000
             )
             dialog = open_dialog(qtbot, manager)
             qtbot.keyClicks(dialog.target, SERVER_TUNNEL[0])

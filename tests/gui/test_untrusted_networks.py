@@ -73,7 +73,7 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
         )
         tray = Tray(controller)
         notices: list[tuple[str, str]] = []
-        controller.notify.connect(lambda title, text, _kind: notices.append((title, text)))
+        controller.notices.notify.connect(lambda title, text, _kind: notices.append((title, text)))
 
         def probed_more(count: int) -> None:
             target = len(probes) + count
@@ -89,16 +89,17 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
         try:
             # at home: trusted, the tunnel stays down
             qtbot.waitUntil(
-                lambda: controller.status_received and controller.network() == home, timeout=15000
+                lambda: controller.live.status_received and controller.networks.current() == home,
+                timeout=15000,
             )
             probed_more(3)
-            assert _up(helper.socket) == [] and controller.active() == []
+            assert _up(helper.socket) == [] and controller.live.active() == []
             assert menu_line() == f"Network: {home.label} (wired), trusted"
             assert tray.action("trust-network") is None
 
             # the cafe: untrusted, the rule connects the tunnel
             cafe = switch_to(L, CAFE_MAC)
-            qtbot.waitUntil(lambda: controller.health(name) == Health.HEALTHY, timeout=30000)
+            qtbot.waitUntil(lambda: controller.live.health(name) == Health.HEALTHY, timeout=30000)
             assert _up(helper.socket) == [name]
             qtbot.waitUntil(
                 lambda: ("Network rule", f"Connected {name}: untrusted network {cafe.label}") in notices,
@@ -106,7 +107,7 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
             )
             assert ("Connected", f"{name} is connected.") not in notices  # one notice says it all
             assert menu_line() == f"Network: {cafe.label} (wired), untrusted"
-            assert controller.rule_connected() == {name}
+            assert controller.networks.rule_connected() == {name}
             assert settings.rule_connected() == [name]
             assert settings.last_connected() == []  # "restore tunnels" leaves it to the rule
             assert L.ping("10.97.0.1", 1)  # really through the tunnel
@@ -119,20 +120,22 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
                 timeout=10000,
             )
             assert ("Disconnected", f"{name} is disconnected.") not in notices
-            assert controller.rule_connected() == frozenset() and settings.rule_connected() == []
+            assert controller.networks.rule_connected() == frozenset() and settings.rule_connected() == []
 
             # the cafe again, and the user disconnects by hand: not reconnected while on this network
             switch_to(L, CAFE_MAC)
             qtbot.waitUntil(lambda: _up(helper.socket) == [name], timeout=30000)
-            qtbot.waitUntil(lambda: controller.status(name) is not None, timeout=10000)
+            qtbot.waitUntil(lambda: controller.live.status(name) is not None, timeout=10000)
             tray.rebuild_menu()
             tray.action(f"tunnel:{name}").trigger()
-            qtbot.waitUntil(lambda: _up(helper.socket) == [] and controller.active() == [], timeout=30000)
+            qtbot.waitUntil(
+                lambda: _up(helper.socket) == [] and controller.live.active() == [], timeout=30000
+            )
             probed_more(4)
             assert _up(helper.socket) == []
             # ... until the network changes
             switch_to(L, HOME_MAC)
-            qtbot.waitUntil(lambda: controller.network() == home, timeout=15000)
+            qtbot.waitUntil(lambda: controller.networks.current() == home, timeout=15000)
             switch_to(L, CAFE_MAC)
             qtbot.waitUntil(lambda: _up(helper.socket) == [name], timeout=30000)
             # trusting the cafe from the tray menu takes the rule's tunnel down
@@ -182,7 +185,7 @@ def test_after_a_restart_at_home_the_rule_takes_down_what_it_connected_and_resto
         try:
             switch_to(L, CAFE_MAC)
             first.start()
-            qtbot.waitUntil(lambda: first.health(name) == Health.HEALTHY, timeout=30000)
+            qtbot.waitUntil(lambda: first.live.health(name) == Health.HEALTHY, timeout=30000)
             wait_idle(qtbot, first, 30000)
             first.stop()  # the app quits; the helper keeps the tunnel up
             assert _up(helper.socket) == [name]
@@ -193,7 +196,7 @@ def test_after_a_restart_at_home_the_rule_takes_down_what_it_connected_and_resto
             assert again.last_connected() == []  # nothing for "restore tunnels" to bring back
             second = app(again)
             notices: list[tuple[str, str]] = []
-            second.notify.connect(lambda title, text, _kind: notices.append((title, text)))
+            second.notices.notify.connect(lambda title, text, _kind: notices.append((title, text)))
             second.start()
             qtbot.waitUntil(lambda: _up(helper.socket) == [], timeout=30000)
             qtbot.waitUntil(

@@ -375,7 +375,7 @@ class DoctorPanel(QWidget):
         self.mtu_result.setText("")
         self.mtu_apply.hide()
         self.diagnosed.emit(0)
-        self.public_key.set_key(self._controller.public_key(name) if name else None)
+        self.public_key.set_key(self._controller.library.public_key(name) if name else None)
 
     def run(self) -> None:
         """Ask the helper for evidence and explain it."""
@@ -438,7 +438,7 @@ class DoctorPanel(QWidget):
             else:
                 self.mtu_result.setText(self.tr("MTU test failed: {error}").format(error=exc))
 
-        self._controller.probe_mtu(name, apply, done, failed)
+        self._controller.mtu.probe(name, apply, done, failed)
 
     def _finish_mtu(self) -> None:
         self._mtu_busy = False
@@ -449,7 +449,7 @@ class DoctorPanel(QWidget):
         """Show *findings* (most likely cause first) and the tunnel's public key."""
         self.findings = findings
         self.diagnosed.emit(len(findings))
-        self.public_key.set_key(self._controller.public_key(self._name) if self._name else None)
+        self.public_key.set_key(self._controller.library.public_key(self._name) if self._name else None)
         if not findings:
             self.result.setText(self.tr("No problem found: the tunnel has a handshake."))
             return

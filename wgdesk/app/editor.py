@@ -98,7 +98,7 @@ class ConfigEditor(QWidget):
         if name is None:
             return
         self.message.setText(self.tr("Loading…"))
-        self._controller.load_text(name, partial(self._loaded, name))
+        self._controller.library.load_text(name, partial(self._loaded, name))
 
     def set_text(self, text: str) -> None:
         """Replace the text and validate it at once."""
@@ -156,7 +156,7 @@ class ConfigEditor(QWidget):
             self.message.setText(self.tr("Not saved: {error}").format(error=error))
             return False
         name, text = self.name, self.text.toPlainText()
-        status = self._controller.status(name)
+        status = self._controller.live.status(name)
 
         def on_saved() -> None:
             if self.name == name:  # the user may have moved on to another tunnel meanwhile
@@ -164,13 +164,13 @@ class ConfigEditor(QWidget):
                 self.message.setText(self.tr("Saved."))
             self.saved.emit(name)
             if status is not None and status.get("state") == "up":
-                self._controller.update_live(
+                self._controller.switch.update_live(
                     name, partial(self._applied, name), partial(self._offer_restart, name)
                 )
             elif status is not None:
                 self._offer_restart(name, [])
 
-        self._controller.save(name, text, on_saved)
+        self._controller.library.save(name, text, on_saved)
         return True
 
     def exclude_ranges(self) -> None:
@@ -224,7 +224,7 @@ class ConfigEditor(QWidget):
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.finished.connect(
             lambda result: (
-                self._controller.restart(name) if result == QMessageBox.StandardButton.Yes else None
+                self._controller.switch.restart(name) if result == QMessageBox.StandardButton.Yes else None
             )
         )
         box.open()

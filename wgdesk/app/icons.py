@@ -11,7 +11,6 @@ and a test checks that it is current).
 
 from __future__ import annotations
 
-import enum
 import sys
 from functools import cache
 from pathlib import Path
@@ -19,15 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QRectF, Qt
 from PySide6.QtGui import QIcon, QPainter, QPixmap
 
-
-class IconState(enum.Enum):
-    """What the tray icon shows (the worst-first summary of all tunnels)."""
-
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    ERROR = "error"
-
+from wgdesk.app.state import IconState
 
 _FILL = {
     IconState.DISCONNECTED: "#6b7280",

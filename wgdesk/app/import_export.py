@@ -130,7 +130,7 @@ def suggest_name(existing: list[str], base: str = "wg") -> str:
 
 def ask_tunnel_name(parent: QWidget | None, controller: TunnelController, title: str) -> str | None:
     """Ask for a new tunnel name until it is a valid, unused interface name (None when cancelled)."""
-    name = suggest_name(controller.names())
+    name = suggest_name(controller.library.names())
     while True:
         name, ok = QInputDialog.getText(
             parent,
@@ -144,7 +144,7 @@ def ask_tunnel_name(parent: QWidget | None, controller: TunnelController, title:
         name = name.strip()
         if not is_interface_name(name):
             dialogs.warn(parent, title, _tr("'{name}' is not a valid interface name.").format(name=name))
-        elif name in controller.names():
+        elif name in controller.library.names():
             dialogs.warn(parent, title, _tr("A tunnel named '{name}' already exists.").format(name=name))
         else:
             return name
@@ -170,7 +170,7 @@ def import_clipboard(
     name = name or ask_tunnel_name(parent, controller, title)
     if name is None:
         return None
-    controller.save(name, text)
+    controller.library.save(name, text)
     return name
 
 
@@ -194,7 +194,7 @@ def export_tunnel(parent: QWidget | None, controller: TunnelController, name: st
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.No,
     )
-    controller.export(name, Path(path), answer == dialogs.Button.Yes)
+    controller.library.export(name, Path(path), answer == dialogs.Button.Yes)
 
 
 def show_qr(parent: QWidget | None, controller: TunnelController, name: str) -> QrDialog:
@@ -204,7 +204,7 @@ def show_qr(parent: QWidget | None, controller: TunnelController, name: str) -> 
     The text is what "Export… with keys" writes (the store's export, read from the keyring and encoded
     on the controller's worker); the dialog gets only the code and forgets it when closed."""
     dialog = QrDialog(name, parent)
-    store = controller.store
+    store = controller.library.store
     controller.runner.submit(lambda: tunnel_code(store, name), dialog.show_code, dialog.show_error)
     dialog.show()
     return dialog

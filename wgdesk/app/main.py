@@ -21,7 +21,8 @@ from wgdesk.app.collector import UiThreadCollector
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.icons import app_icon
 from wgdesk.app.manager import ManagerWindow
-from wgdesk.app.settings import AppSettings, SettingsDialog
+from wgdesk.app.settings import AppSettings
+from wgdesk.app.settings_dialog import SettingsDialog
 from wgdesk.app.single_instance import InstanceServer, hand_off
 from wgdesk.app.tray import Tray
 from wgdesk.client import HelperClient
@@ -52,7 +53,8 @@ class Application(QObject):
         self.settings = AppSettings()
         socket_path = args.socket
         self.controller = TunnelController(TunnelStore(), lambda: HelperClient(socket_path), self.settings)
-        self._to_restore = self.settings.last_connected() if self.settings.restore_tunnels() else []
+        if self.settings.restore_tunnels():
+            self.controller.restore.reconnect_at_start()
         tray_ok = QSystemTrayIcon.isSystemTrayAvailable()
         self.manager = ManagerWindow(self.controller, main_window=not tray_ok)
         self.tray = Tray(self.controller, self)
@@ -65,7 +67,6 @@ class Application(QObject):
         self.manager.settingsRequested.connect(self.open_settings)
         server.filesReceived.connect(self.manager.import_paths)
         server.showRequested.connect(self.manager.bring_to_front)
-        self.controller.statusChanged.connect(self._restore_once)
         app.setQuitOnLastWindowClosed(not tray_ok)
         if tray_ok:
             self.tray.show()
@@ -90,22 +91,12 @@ class Application(QObject):
             self.app.setQuitOnLastWindowClosed(False)
 
     @Slot()
-    def _restore_once(self) -> None:
-        if not self.controller.status_received:
-            return
-        self.controller.statusChanged.disconnect(self._restore_once)
-        names = set(self.controller.names())
-        for name in self._to_restore:
-            if name in names and self.controller.status(name) is None:
-                self.controller.connect_tunnel(name)
-
-    @Slot()
     def import_dialog(self) -> None:
         """The tray's "Import tunnel(s) from file…"."""
         paths = import_export.ask_import_files(None)
         if paths:
             self.manager.bring_to_front()
-            self.controller.import_files(paths)
+            self.controller.library.import_files(paths)
 
     @Slot()
     def open_settings(self) -> None:

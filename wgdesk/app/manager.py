@@ -6,12 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -26,17 +25,19 @@ from PySide6.QtWidgets import (
 )
 
 from wgdesk.app import dialogs, import_export
-from wgdesk.app.controller import FULL_TUNNEL, KILL_SWITCH, TunnelController
+from wgdesk.app.controller import TunnelController
 from wgdesk.app.doctor import DoctorPanel
 from wgdesk.app.editor import ConfigEditor
 from wgdesk.app.icons import app_icon, state_icon
 from wgdesk.app.keys import generate_private_key
+from wgdesk.app.labels import health_text
 from wgdesk.app.logview import LogView
 from wgdesk.app.route_dialog import show_route_dialog
+from wgdesk.app.settings import FULL_TUNNEL, KILL_SWITCH
 from wgdesk.app.split import show_split_dialog
 from wgdesk.app.state import Health, is_active, tunnel_icon
 from wgdesk.app.status import StatusPane
-from wgdesk.app.tray import health_text
+from wgdesk.app.warning_list import WarningList
 from wgdesk.platforms import system
 
 
@@ -57,7 +58,32 @@ class ManagerWindow(QMainWindow):
         self.resize(960, 640)
         self.setMinimumSize(QSize(720, 480))
         self._waiting_since: dict[str, float] = {}
+        self.last_summary: QMessageBox | None = None
+        self.last_diagnostics: QMessageBox | None = None
 
+        self._build_banner()
+        splitter = QSplitter()
+        splitter.addWidget(self._build_list())
+        splitter.addWidget(self._build_details())
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([200, 760])
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.addWidget(self.banner)
+        central_layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+        self._build_menu()
+        self._connect()
+        self._clock = QTimer(self)  # "N seconds ago" moves on even without new status
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self.status_pane.refresh)
+        self._clock.start()
+        self.reload()
+        self._show_helper_problem(controller.live.helper_problem)
+
+    # -- structure -------
+
+    def _build_banner(self) -> None:
         self.banner = QLabel()
         self.banner.setObjectName("helper-problem")
         self.banner.setTextFormat(Qt.TextFormat.PlainText)  # texts from the helper and the client
@@ -68,12 +94,12 @@ class ManagerWindow(QMainWindow):
         )
         self.banner.hide()
 
+    def _build_list(self) -> QWidget:
+        """The left side: the tunnel list with "Add empty tunnel" and "Import…"."""
         self.list = QListWidget()
         self.list.setObjectName("tunnel-list")
         self.list.setAccessibleName(self.tr("Tunnels"))
         self.list.setIconSize(QSize(22, 22))
-        self.list.currentItemChanged.connect(self._selection_changed)
-        self.list.itemActivated.connect(lambda item: controller.toggle(item.data(Qt.ItemDataRole.UserRole)))
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -86,10 +112,41 @@ class ManagerWindow(QMainWindow):
         left_buttons.addWidget(self.add_button)
         left_buttons.addWidget(self.import_button)
         left_layout.addLayout(left_buttons)
+        return left
 
+    def _build_details(self) -> QWidget:
+        """The right side: header, toggles, warnings, the tabs, "Export…" and "Delete"."""
+        c = self.controller
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addLayout(self._build_header())
+        right_layout.addLayout(self._build_toggles())
+        self.warnings = WarningList(c.library)
+        right_layout.addWidget(self.warnings)
+        self.tabs = QTabWidget()
+        self.status_pane = StatusPane(c)
+        self.editor = ConfigEditor(c)
+        self.log_view = LogView(c)
+        self.doctor = DoctorPanel(c)
+        self.tabs.addTab(self.status_pane, self.tr("&Status"))
+        self.tabs.addTab(self.editor, self.tr("&Edit"))
+        self.tabs.addTab(self.log_view, self.tr("&Log"))
+        self.tabs.addTab(self.doctor, self.tr("&Doctor"))
+        right_layout.addWidget(self.tabs, 1)
+        bottom = QHBoxLayout()
+        self.export_button = QPushButton(self.tr("E&xport…"))
+        self.export_button.setObjectName("export")
+        self.delete_button = QPushButton(self.tr("De&lete"))
+        self.delete_button.setObjectName("delete")
+        bottom.addStretch(1)
+        bottom.addWidget(self.export_button)
+        bottom.addWidget(self.delete_button)
+        right_layout.addLayout(bottom)
+        self.details = right
+        return right
+
+    def _build_header(self) -> QHBoxLayout:
         header = QHBoxLayout()
         self.title = QLabel()
         self.title.setObjectName("tunnel-title")
@@ -105,7 +162,9 @@ class ManagerWindow(QMainWindow):
         header.addWidget(self.title)
         header.addWidget(self.state_label, 1)
         header.addWidget(self.activate_button)
-        right_layout.addLayout(header)
+        return header
+
+    def _build_toggles(self) -> QHBoxLayout:
         toggles = QHBoxLayout()
         self.full_tunnel = QCheckBox(self.tr("&Full tunnel"))
         self.full_tunnel.setObjectName("full-tunnel")
@@ -129,47 +188,18 @@ class ManagerWindow(QMainWindow):
         toggles.addWidget(self.kill_switch)
         toggles.addWidget(self.auto_connect)
         toggles.addStretch(1)
-        right_layout.addLayout(toggles)
-        self.warnings = WarningList(controller)
-        right_layout.addWidget(self.warnings)
-        self.tabs = QTabWidget()
-        self.status_pane = StatusPane(controller)
-        self.editor = ConfigEditor(controller)
-        self.log_view = LogView(controller)
-        self.doctor = DoctorPanel(controller)
-        self.tabs.addTab(self.status_pane, self.tr("&Status"))
-        self.tabs.addTab(self.editor, self.tr("&Edit"))
-        self.tabs.addTab(self.log_view, self.tr("&Log"))
-        self.tabs.addTab(self.doctor, self.tr("&Doctor"))
+        return toggles
+
+    def _connect(self) -> None:
+        """Wire the widgets to their handlers and the model's signals to the refreshes."""
+        c = self.controller
+        self.list.currentItemChanged.connect(self._selection_changed)
+        self.list.itemActivated.connect(lambda item: c.switch.toggle(item.data(Qt.ItemDataRole.UserRole)))
         self.doctor.diagnosed.connect(
             lambda n: self.tabs.setTabText(
                 self.tabs.indexOf(self.doctor), self.tr("&Doctor ⚠") if n else self.tr("&Doctor")
             )
         )
-        right_layout.addWidget(self.tabs, 1)
-        bottom = QHBoxLayout()
-        self.export_button = QPushButton(self.tr("E&xport…"))
-        self.export_button.setObjectName("export")
-        self.delete_button = QPushButton(self.tr("De&lete"))
-        self.delete_button.setObjectName("delete")
-        bottom.addStretch(1)
-        bottom.addWidget(self.export_button)
-        bottom.addWidget(self.delete_button)
-        right_layout.addLayout(bottom)
-        self.details = right
-
-        splitter = QSplitter()
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([200, 760])
-        central = QWidget()
-        central_layout = QVBoxLayout(central)
-        central_layout.addWidget(self.banner)
-        central_layout.addWidget(splitter, 1)
-        self.setCentralWidget(central)
-
-        self._build_menu()
         self.add_button.clicked.connect(self.add_empty_tunnel)
         self.import_button.clicked.connect(self.import_from_file)
         self.activate_button.clicked.connect(self._toggle_selected)
@@ -179,23 +209,12 @@ class ManagerWindow(QMainWindow):
         self.export_button.clicked.connect(self._export_selected)
         self.delete_button.clicked.connect(self._delete_selected)
         self.editor.saved.connect(lambda _name: self._refresh_details())
-
-        controller.tunnelsChanged.connect(self.reload)
-        controller.statusChanged.connect(self.refresh)
-        controller.helperProblemChanged.connect(self._show_helper_problem)
-        controller.importFinished.connect(self._import_finished)
-        controller.failed.connect(self._failed)
-        controller.notify.connect(self._notice)
-        self.last_summary: QMessageBox | None = None
-        self.last_diagnostics: QMessageBox | None = None
-        self._clock = QTimer(self)  # "N seconds ago" moves on even without new status
-        self._clock.setInterval(1000)
-        self._clock.timeout.connect(self.status_pane.refresh)
-        self._clock.start()
-        self.reload()
-        self._show_helper_problem(controller.helper_problem)
-
-    # -- structure -------
+        c.library.tunnelsChanged.connect(self.reload)
+        c.library.importFinished.connect(self._import_finished)
+        c.live.statusChanged.connect(self.refresh)
+        c.live.helperProblemChanged.connect(self._show_helper_problem)
+        c.notices.failed.connect(self._failed)
+        c.notices.notify.connect(self._notice)
 
     def _build_menu(self) -> None:
         bar = self.menuBar()
@@ -282,7 +301,7 @@ class ManagerWindow(QMainWindow):
         current = self.selected()
         self.list.blockSignals(True)
         self.list.clear()
-        names = self.controller.names()
+        names = self.controller.library.names()
         for name in names:
             item = QListWidgetItem(name)
             item.setData(Qt.ItemDataRole.UserRole, name)
@@ -304,7 +323,7 @@ class ManagerWindow(QMainWindow):
         for i in range(self.list.count()):
             item = self.list.item(i)
             name = item.data(Qt.ItemDataRole.UserRole)
-            h = self.controller.health(name)
+            h = self.controller.live.health(name)
             item.setIcon(state_icon(tunnel_icon(h)))
             item.setText(name)
             item.setToolTip(health_text(h))  # the state, also for screen readers:
@@ -316,8 +335,8 @@ class ManagerWindow(QMainWindow):
         name = self.selected()
         if name is None:
             return
-        h = self.controller.health(name)
-        live = self.controller.status(name) or {}
+        h = self.controller.live.health(name)
+        live = self.controller.live.status(name) or {}
         text = health_text(h)
         if h == Health.ERROR and live.get("message"):
             text = self.tr("{state}: {message}").format(state=text, message=live["message"])
@@ -341,15 +360,15 @@ class ManagerWindow(QMainWindow):
             return
         for box, option in ((self.full_tunnel, FULL_TUNNEL), (self.kill_switch, KILL_SWITCH)):
             box.blockSignals(True)
-            box.setChecked(self.controller.option(name, option))
+            box.setChecked(self.controller.switch.option(name, option))
             box.blockSignals(False)
         self.auto_connect.blockSignals(True)
-        self.auto_connect.setChecked(self.controller.auto_connect(name))
+        self.auto_connect.setChecked(self.controller.networks.auto_connect(name))
         self.auto_connect.blockSignals(False)
         self._show_warnings(name, [])
 
     def _show_warnings(self, name: str, helper_warnings: list[str]) -> None:
-        self.warnings.show_warnings(name, self.controller.warnings(name), helper_warnings)
+        self.warnings.show_warnings(name, self.controller.library.warnings(name), helper_warnings)
 
     @Slot(QListWidgetItem, QListWidgetItem)
     def _selection_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
@@ -367,7 +386,7 @@ class ManagerWindow(QMainWindow):
         editor = self.editor
         if editor.name is None or editor.name == next_name or not editor.modified:
             return
-        if editor.name not in self.controller.names():  # deleted or renamed meanwhile
+        if editor.name not in self.controller.library.names():  # deleted or renamed meanwhile
             return
         answer = dialogs.ask(
             self,
@@ -389,23 +408,23 @@ class ManagerWindow(QMainWindow):
     def _toggle_selected(self) -> None:
         name = self.selected()
         if name is not None:
-            self.controller.toggle(name)
+            self.controller.switch.toggle(name)
 
     def _set_option(self, option: str, value: bool) -> None:
         name = self.selected()
         if name is not None:
-            self.controller.set_option(name, option, value)
+            self.controller.switch.set_option(name, option, value)
 
     def _set_auto_connect(self, enabled: bool) -> None:
         name = self.selected()
         if name is not None:
-            self.controller.set_auto_connect(name, enabled)
+            self.controller.networks.set_auto_connect(name, enabled)
 
     def import_from_file(self) -> None:
         """The file dialog, then import."""
         paths = import_export.ask_import_files(self)
         if paths:
-            self.controller.import_files(paths)
+            self.controller.library.import_files(paths)
 
     def import_from_clipboard(self) -> None:
         """Import ``.conf`` text from the clipboard as a new tunnel."""
@@ -422,7 +441,7 @@ class ManagerWindow(QMainWindow):
             self.select(name)
             self.tabs.setCurrentWidget(self.editor)
 
-        self.controller.save(name, text, saved)
+        self.controller.library.save(name, text, saved)
 
     def _export_selected(self) -> None:
         name = self.selected()
@@ -439,7 +458,7 @@ class ManagerWindow(QMainWindow):
         name = self.selected()
         if name is None:
             return
-        if self.controller.status(name) is not None:
+        if self.controller.live.is_up(name):
             self._failed(
                 self.tr("Rename {name}").format(name=name),
                 self.tr("Disconnect {name} first: its name is the name of its network interface.").format(
@@ -451,7 +470,7 @@ class ManagerWindow(QMainWindow):
             self, self.controller, self.tr("Rename {name}").format(name=name)
         )
         if new:
-            self.controller.rename(name, new, lambda: self.select(new))
+            self.controller.library.rename(name, new, lambda: self.select(new))
 
     def _delete_selected(self) -> None:
         name = self.selected()
@@ -465,7 +484,7 @@ class ManagerWindow(QMainWindow):
             QMessageBox.StandardButton.No,
         )
         if answer == dialogs.Button.Yes:
-            self.controller.delete(name)
+            self.controller.library.delete(name, disconnect_first=self.controller.live.is_up(name))
 
     def save_diagnostics(self) -> None:
         """Ask where to save the redacted diagnostics bundle, collect it on a worker, then say where it
@@ -478,7 +497,7 @@ class ManagerWindow(QMainWindow):
         )
         if not path:
             return
-        store, factory = self.controller.store, self.controller.client
+        store, factory = self.controller.library.store, self.controller.client
         self.diagnostics_action.setEnabled(False)
         self.statusBar().showMessage(self.tr("Collecting diagnostics…"))
 
@@ -546,13 +565,13 @@ class ManagerWindow(QMainWindow):
         paths = import_export.dropped_paths(event.mimeData())
         if paths:
             event.acceptProposedAction()
-            self.controller.import_files(paths)
+            self.controller.library.import_files(paths)
 
     def import_paths(self, paths: list[Path]) -> None:
         """Import files handed over on the command line or by another instance."""
         paths = [p for p in paths if p.exists()]
         if paths:
-            self.controller.import_files(paths)
+            self.controller.library.import_files(paths)
 
     def bring_to_front(self) -> None:
         """Show, un-minimise and raise the window."""
@@ -567,66 +586,3 @@ class ManagerWindow(QMainWindow):
             self.quitRequested.emit()
         else:  # the tray keeps running
             event.accept()
-
-
-class WarningList(QWidget):
-    """Warnings of the linter and the helper, one per row, with *Fix* where a mechanical fix exists."""
-
-    def __init__(self, controller: TunnelController, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("lint-warnings")
-        self._controller = controller
-        self._grid = QGridLayout(self)
-        self._grid.setContentsMargins(0, 0, 0, 0)
-        self._grid.setColumnStretch(0, 1)
-        self._key: tuple[object, ...] = ()
-        self._lines: list[str] = []
-        self.hide()
-
-    def text(self) -> str:
-        """All warnings as shown, one per line."""
-        return "\n".join(self._lines)
-
-    def show_warnings(self, name: str | None, warnings: list[Any], helper_warnings: list[str]) -> None:
-        """Replace the rows (only when something changed, so focus and hover survive the 1 s refresh)."""
-        lines = ["⚠ " + _warning_text(w) for w in warnings] + ["⚠ " + w for w in helper_warnings]
-        fixable = [w.fix is not None and w.fix.config is not None for w in warnings] + [False] * len(
-            helper_warnings
-        )
-        key = (name, *lines, *fixable)
-        if key == self._key:
-            return
-        self._key, self._lines = key, lines
-        while self._grid.count():
-            item = self._grid.takeAt(0)
-            widget = item.widget() if item is not None else None
-            if widget is not None:
-                widget.deleteLater()
-        for row, (line, can_fix) in enumerate(zip(lines, fixable, strict=True)):
-            label = QLabel(line)
-            label.setTextFormat(Qt.TextFormat.PlainText)
-            label.setWordWrap(True)
-            label.setStyleSheet("QLabel { color: #92400e; }")
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self._grid.addWidget(label, row, 0)
-            if can_fix and name is not None:
-                w = warnings[row]
-                button = QPushButton(self.tr("Fix"))
-                button.setObjectName(f"fix:{w.code}")
-                button.setToolTip(w.fix.description)
-                button.setAccessibleDescription(w.fix.description)
-                button.clicked.connect(
-                    lambda _=False, n=name, c=w.code, ln=w.line: self._controller.apply_fix(n, c, ln)
-                )
-                self._grid.addWidget(button, row, 1)
-        self.setVisible(bool(lines))
-
-
-def _warning_text(warning: object) -> str:
-    message = str(getattr(warning, "message", warning))
-    line = getattr(warning, "line", None)
-    if not line:
-        return message
-    return QCoreApplication.translate("ManagerWindow", "line {line}: {message}").format(
-        line=line, message=message
-    )

@@ -4,9 +4,7 @@ every other network (see :mod:`wgdesk.app.network_rules`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from PySide6.QtCore import QCoreApplication, Qt, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -18,37 +16,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from wgdesk.platforms import NetworkIdentity
-
-if TYPE_CHECKING:
-    from wgdesk.app.controller import TunnelController
-
-
-def kind_text(kind: str) -> str:
-    """A network's kind in words."""
-    texts = {"wifi": "Wi-Fi", "wired": "wired", "other": "other"}
-    return QCoreApplication.translate("network", texts.get(kind, kind))
-
-
-def network_text(network: NetworkIdentity | None, trusted: bool) -> str:
-    """One line on the current network and its trust, for the settings and the tray menu."""
-    if network is None:
-        return QCoreApplication.translate("network", "No network")
-    text = (
-        QCoreApplication.translate("network", "{label} ({kind}), trusted")
-        if trusted
-        else QCoreApplication.translate("network", "{label} ({kind}), untrusted")
-    )
-    return text.format(label=network.label, kind=kind_text(network.kind))
+from wgdesk.app.labels import network_text
+from wgdesk.app.network_watch import NetworkWatch
 
 
 class TrustedNetworks(QGroupBox):
     """Current network, "Trust this network", trusted networks and "Remove"."""
 
-    def __init__(self, controller: TunnelController, parent: QWidget | None = None) -> None:
+    def __init__(self, networks: NetworkWatch, parent: QWidget | None = None) -> None:
         super().__init__(self.tr("Networks"), parent)
         self.setObjectName("networks")
-        self._controller = controller
+        self._networks = networks
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
         self.current = QLabel()
@@ -83,15 +61,15 @@ class TrustedNetworks(QGroupBox):
         self.trust_button.clicked.connect(self._trust)
         self.remove_button.clicked.connect(self._remove)
         self.list.currentItemChanged.connect(lambda *_: self._enable())
-        controller.networkChanged.connect(self.refresh)
+        networks.changed.connect(self.refresh)
         self.refresh()
 
     @Slot()
     def refresh(self) -> None:
         """Show the current network and the trusted ones."""
-        c = self._controller
-        network = c.network()
-        trusted = c.network_trusted()
+        w = self._networks
+        network = w.current()
+        trusted = w.current_trusted()
         self.current.setText(
             self.tr("Current network: {network}").format(network=network_text(network, trusted))
         )
@@ -99,9 +77,9 @@ class TrustedNetworks(QGroupBox):
         selected = self.list.currentItem()
         keep = selected.data(Qt.ItemDataRole.UserRole) if selected else None
         self.list.clear()
-        networks = c.trusted_networks()
-        labels = [n.label for n in networks]
-        for n in networks:
+        trusted_networks = w.trusted_networks()
+        labels = [n.label for n in trusted_networks]
+        for n in trusted_networks:
             # NetworkManager names every wired network "Wired connection 1": then the key tells them apart
             shown = n.label if labels.count(n.label) == 1 else f"{n.label} ({n.key.partition(':')[2]})"
             item = QListWidgetItem(shown)
@@ -127,12 +105,12 @@ class TrustedNetworks(QGroupBox):
 
     @Slot()
     def _trust(self) -> None:
-        network = self._controller.network()
+        network = self._networks.current()
         if network is not None:
-            self._controller.trust_network(network)
+            self._networks.trust(network)
 
     @Slot()
     def _remove(self) -> None:
         item = self.list.currentItem()
         if item is not None:
-            self._controller.distrust_network(str(item.data(Qt.ItemDataRole.UserRole)))
+            self._networks.distrust(str(item.data(Qt.ItemDataRole.UserRole)))

@@ -15,7 +15,8 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-from wgdesk.app.controller import FULL_TUNNEL, TunnelController
+from wgdesk.app.controller import TunnelController
+from wgdesk.app.settings import FULL_TUNNEL
 from wgdesk.config.routing import explain_status
 from wgdesk.platforms import addresses_of, local_networks, route_to
 
@@ -88,7 +89,7 @@ class RouteDialog(QDialog):
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self._query)
         self.target.textChanged.connect(lambda _: self._timer.start())
-        controller.statusChanged.connect(self._status_changed)
+        controller.live.statusChanged.connect(self._status_changed)
 
     # -- the worker -------------------------------------------------------------------
 
@@ -141,20 +142,20 @@ class RouteDialog(QDialog):
         )
 
     def _statuses(self) -> list[dict[str, Any]]:
-        c = self._controller
-        names = sorted(set(c.names()) | set(c.active()))
-        return [s for s in (c.status(n) for n in names) if s is not None]
+        library, live = self._controller.library, self._controller.live
+        names = sorted(set(library.names()) | set(live.active()))
+        return [s for s in (live.status(n) for n in names) if s is not None]
 
     def _render(self) -> None:
         found = self._lookup
         if found is None:
             return
         c = self._controller
-        stored = {n: cfg for n in c.names() if (cfg := c.config(n)) is not None}
+        stored = {n: cfg for n in c.library.names() if (cfg := c.library.config(n)) is not None}
         preferences = {n: c.settings.tunnel_option(n, FULL_TUNNEL) for n in stored}
         status = self._statuses()
         lines: list[str] = []
-        if c.helper_problem:
+        if c.live.helper_problem:
             lines.append(self.tr("The helper is not running: every tunnel counts as down."))
         if not found.addresses:
             lines.append(self.tr("{target} has no addresses").format(target=found.target))

@@ -11,12 +11,19 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from wgdesk.app.icons import IconState
-
 REJECT_AFTER_TIME = 180.0
 
 _ERROR_STATES = frozenset({"error", "failed", "blocked"})  # blocked: kill switch kept after a crash
 _BUSY_STATES = frozenset({"starting", "connecting", "stopping"})
+
+
+class IconState(enum.Enum):
+    """What the tray icon shows (the worst-first summary of all tunnels); drawn by :mod:`wgdesk.app.icons`."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    ERROR = "error"
 
 
 class Health(enum.Enum):

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from wgdesk.app import units
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.graph import ThroughputGraph, rates
-from wgdesk.app.tray import health_text
+from wgdesk.app.labels import health_text
 
 
 def _join(values: Any) -> str:
@@ -181,7 +181,8 @@ class StatusPane(QScrollArea):
         self._layout.addLayout(self._peer_box)
         self._layout.addStretch(1)
         self.setWidget(body)
-        controller.statusChanged.connect(self.refresh)
+        controller.live.statusChanged.connect(self.refresh)
+        controller.library.publicKeyFound.connect(self._key_found)
 
     def show_tunnel(self, name: str | None) -> None:
         """Show *name* (None: nothing)."""
@@ -191,8 +192,12 @@ class StatusPane(QScrollArea):
             view.deleteLater()
         self._peers.clear()
         if name is not None:
-            self._controller.fetch_public_key(name)
+            self._controller.library.fetch_public_key(name)
         self.refresh()
+
+    def _key_found(self, name: str) -> None:
+        if name == self._name:
+            self.refresh()
 
     def peer_view(self, public_key: str) -> PeerView | None:
         """The view of one peer (for tests and accessibility tools)."""
@@ -204,12 +209,12 @@ class StatusPane(QScrollArea):
         self.interface.setEnabled(name is not None)
         if name is None:
             return
-        cfg = c.config(name)
+        cfg = c.library.config(name)
         iface = getattr(cfg, "interface", None)
-        live = c.status(name)
+        live = c.live.status(name)
         now = time.time()
-        self.state.setText(health_text(c.health(name)))
-        self.public_key.set_key(c.public_key(name) or (live or {}).get("public_key"))
+        self.state.setText(health_text(c.live.health(name)))
+        self.public_key.set_key(c.library.public_key(name) or (live or {}).get("public_key"))
         self.addresses.setText(_join(getattr(iface, "addresses", ())) or self.tr("(none)"))
         dns = [*getattr(iface, "dns", ()), *getattr(iface, "dns_search", ())]
         self.dns.setText(_join(dns) or self.tr("(none)"))
@@ -227,4 +232,4 @@ class StatusPane(QScrollArea):
             if view is None:
                 view = self._peers[key] = PeerView(key)
                 self._peer_box.addWidget(view)
-            view.update_from(cfg_peers.get(key), live_peers.get(key), c.history(name, key), now)
+            view.update_from(cfg_peers.get(key), live_peers.get(key), c.live.history(name, key), now)

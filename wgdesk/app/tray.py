@@ -6,14 +6,16 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from wgdesk.app.controller import Notice, TunnelController
-from wgdesk.app.icons import IconState, state_icon
-from wgdesk.app.networks import network_text
-from wgdesk.app.state import Health, is_active
+from wgdesk.app.controller import TunnelController
+from wgdesk.app.icons import state_icon
+from wgdesk.app.labels import duration_text, health_text, network_text, pause_explanation
+from wgdesk.app.library import TunnelLibrary
+from wgdesk.app.notices import Notice
+from wgdesk.app.state import IconState, is_active
 from wgdesk.client import minutes_seconds
 from wgdesk.platforms import system
 
-_NOTICE_ICON = {
+_NOTICE_ICON: dict[int, QSystemTrayIcon.MessageIcon] = {
     Notice.INFO: QSystemTrayIcon.MessageIcon.Information,
     Notice.WARNING: QSystemTrayIcon.MessageIcon.Warning,
     Notice.ERROR: QSystemTrayIcon.MessageIcon.Critical,
@@ -37,12 +39,12 @@ class Tray(QObject):
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
-        controller.statusChanged.connect(self.refresh)
-        controller.helperProblemChanged.connect(self.refresh)
-        controller.tunnelsChanged.connect(self.refresh)
-        controller.notify.connect(self.show_notice)
-        controller.networkChanged.connect(self.refresh)
-        controller.lockdownChanged.connect(self.refresh)
+        controller.live.statusChanged.connect(self.refresh)
+        controller.live.helperProblemChanged.connect(self.refresh)
+        controller.library.tunnelsChanged.connect(self.refresh)
+        controller.notices.notify.connect(self.show_notice)
+        controller.networks.changed.connect(self.refresh)
+        controller.lockdown.changed.connect(self.refresh)
         self.state = IconState.DISCONNECTED
         self.refresh()
         self.rebuild_menu()
@@ -57,42 +59,53 @@ class Tray(QObject):
 
     @Slot()
     def refresh(self) -> None:
-        """Update icon and tooltip from the controller."""
+        """Update icon and tooltip from the model."""
         c = self._controller
-        self.state = c.icon_state()
+        live, lockdown, networks = c.live, c.lockdown, c.networks
+        self.state = live.icon_state()
         self.icon.setIcon(state_icon(self.state))
         lines = ["wgdesk"]
-        if c.helper_problem:
-            lines.append(c.helper_headline)
-        active = c.active()
+        if live.helper_problem:
+            lines.append(live.helper_headline)
+        active = live.active()
         if active:
             for name in active:
-                lines.append(f"{name}: {health_text(c.health(name))}")
+                lines.append(f"{name}: {health_text(live.health(name))}")
         else:
             lines.append(self.tr("No active tunnel"))
-        if c.lockdown_blocking():
+        if lockdown.blocking():
             lines.append(self.tr("Lockdown: traffic blocked"))
-        left = c.lockdown_pause_left()
+        left = lockdown.pause_left()
         if left is not None:
             lines.append(self.tr("Lockdown paused — {left} left").format(left=minutes_seconds(left)))
-        if c.watches_network:
-            lines.append(network_text(c.network(), c.network_trusted()))
+        if networks.watching:
+            lines.append(network_text(networks.current(), networks.current_trusted()))
         self.icon.setToolTip("\n".join(lines))
 
     @Slot()
     def rebuild_menu(self) -> None:
         """Rebuild the menu from the current state (called on ``aboutToShow``)."""
-        c = self._controller
-        menu = self.menu
-        menu.clear()
-        if c.helper_problem:
-            problem = menu.addAction(
-                self.tr("⚠ {headline} — see Manage tunnels…").format(headline=c.helper_headline)
-            )
-            problem.setObjectName("helper-problem")
-            problem.setEnabled(False)
-            menu.addSeparator()
-        if c.lockdown_blocking():
+        self.menu.clear()
+        self._add_helper_problem()
+        self._add_lockdown()
+        self._add_network()
+        self._add_tunnels()
+        self._add_windows()
+
+    def _add_helper_problem(self) -> None:
+        live, menu = self._controller.live, self.menu
+        if not live.helper_problem:
+            return
+        problem = menu.addAction(
+            self.tr("⚠ {headline} — see Manage tunnels…").format(headline=live.helper_headline)
+        )
+        problem.setObjectName("helper-problem")
+        problem.setEnabled(False)
+        menu.addSeparator()
+
+    def _add_lockdown(self) -> None:
+        lockdown, menu = self._controller.lockdown, self.menu
+        if lockdown.blocking():
             # so that a user who sees "no internet" knows why
             line = menu.addAction(self.tr("Lockdown: traffic blocked"))
             line.setObjectName("lockdown")
@@ -103,8 +116,8 @@ class Tray(QObject):
                 )
             )
             line.setEnabled(False)
-            if c.lockdown_pausable():
-                seconds = c.lockdown_pause_seconds()
+            if lockdown.pausable():
+                seconds = lockdown.pause_seconds()
                 pause = menu.addAction(
                     self.tr("Pause lockdown for {duration} (Wi-Fi login)").format(
                         duration=duration_text(seconds)
@@ -112,9 +125,9 @@ class Tray(QObject):
                 )
                 pause.setObjectName("lockdown-pause")
                 pause.setToolTip(pause_explanation(self, seconds))
-                pause.triggered.connect(lambda _checked=False: c.pause_lockdown())
+                pause.triggered.connect(lambda _checked=False: lockdown.pause())
             menu.addSeparator()
-        left = c.lockdown_pause_left()
+        left = lockdown.pause_left()
         if left is not None:
             resume = menu.addAction(
                 self.tr("Lockdown paused — {left} left (resume now)").format(left=minutes_seconds(left))
@@ -127,38 +140,48 @@ class Tray(QObject):
                     "block again now."
                 )
             )
-            resume.triggered.connect(lambda _checked=False: c.resume_lockdown())
+            resume.triggered.connect(lambda _checked=False: lockdown.resume())
             menu.addSeparator()
-        if c.watches_network:
-            network, trusted = c.network(), c.network_trusted()
-            text = self.tr("Network: {network}").format(network=network_text(network, trusted))
-            line = menu.addAction(text.replace("&", "&&"))  # an SSID's "&" is no shortcut
-            line.setObjectName("network")
-            line.setEnabled(False)
-            if network is not None and not trusted:
-                trust = menu.addAction(self.tr("Trust this network"))
-                trust.setObjectName("trust-network")
-                trust.triggered.connect(lambda _checked=False, n=network: c.trust_network(n))
-            menu.addSeparator()
-        names = c.names()
+
+    def _add_network(self) -> None:
+        networks, menu = self._controller.networks, self.menu
+        if not networks.watching:
+            return
+        network, trusted = networks.current(), networks.current_trusted()
+        text = self.tr("Network: {network}").format(network=network_text(network, trusted))
+        line = menu.addAction(text.replace("&", "&&"))  # an SSID's "&" is no shortcut
+        line.setObjectName("network")
+        line.setEnabled(False)
+        if network is not None and not trusted:
+            trust = menu.addAction(self.tr("Trust this network"))
+            trust.setObjectName("trust-network")
+            trust.triggered.connect(lambda _checked=False, n=network: networks.trust(n))
+        menu.addSeparator()
+
+    def _add_tunnels(self) -> None:
+        c, menu = self._controller, self.menu
+        names = c.library.names()
         if not names:
             empty = menu.addAction(self.tr("No tunnels yet"))
             empty.setEnabled(False)
         for name in names:
-            h = c.health(name)
+            h = c.live.health(name)
             action = QAction(name, menu)
             action.setCheckable(True)
             action.setChecked(is_active(h))
             action.setObjectName(f"tunnel:{name}")
             action.setToolTip(health_text(h))
-            action.triggered.connect(lambda _checked=False, n=name: c.toggle(n))
+            action.triggered.connect(lambda _checked=False, n=name: c.switch.toggle(n))
             menu.addAction(action)
             if is_active(h):
-                addresses = _addresses(c, name)
+                addresses = _addresses(c.library, name)
                 if addresses:
                     info = menu.addAction(self.tr("    Addresses: {addresses}").format(addresses=addresses))
                     info.setEnabled(False)
         menu.addSeparator()
+
+    def _add_windows(self) -> None:
+        menu = self.menu
         manage = menu.addAction(self.tr("&Manage tunnels…"))
         manage.setObjectName("manage")
         manage.triggered.connect(self.manageRequested)
@@ -198,42 +221,7 @@ class Tray(QObject):
             self.manageRequested.emit()
 
 
-def _addresses(c: TunnelController, name: str) -> str:
-    cfg = c.config(name)
+def _addresses(library: TunnelLibrary, name: str) -> str:
+    cfg = library.config(name)
     iface = getattr(cfg, "interface", None)
     return ", ".join(str(a) for a in getattr(iface, "addresses", ()) or ())
-
-
-def duration_text(seconds: int) -> str:
-    """``2 minutes``, ``1 minute``, ``90 seconds``: how long a lockdown pause lasts."""
-    from PySide6.QtCore import QCoreApplication
-
-    tr = QCoreApplication.translate
-    if seconds % 60 == 0:
-        minutes = seconds // 60
-        return tr("duration", "1 minute") if minutes == 1 else tr("duration", "{n} minutes").format(n=minutes)
-    return tr("duration", "1 second") if seconds == 1 else tr("duration", "{n} seconds").format(n=seconds)
-
-
-def pause_explanation(context: QObject, seconds: int) -> str:
-    """What pausing lockdown does (tray tooltip, Settings)."""
-    return context.tr(
-        "A hotel's or airport's Wi-Fi login page needs traffic before a tunnel can connect. The pause lets "
-        "everything through without a tunnel for {duration}; then lockdown blocks again by itself. "
-        "Tunnels with their own kill switch keep blocking."
-    ).format(duration=duration_text(seconds))
-
-
-def health_text(h: Health) -> str:
-    """A short word for a tunnel's health."""
-    from PySide6.QtCore import QCoreApplication
-
-    texts = {
-        Health.DOWN: "disconnected",
-        Health.STARTING: "connecting",
-        Health.WAITING: "waiting for handshake",
-        Health.HEALTHY: "connected",
-        Health.IDLE: "connected (idle)",
-        Health.ERROR: "error",
-    }
-    return QCoreApplication.translate("health", texts[h])

@@ -3,7 +3,8 @@
 Results come back only through queued signals, so every callback runs on the UI thread. Two kinds of worker:
 
 * :class:`TaskRunner` — one-shot calls on a thread pool (connect, disconnect, import, logs, diagnose …);
-* :class:`StatusMonitor` — a thread that asks the helper for the status of all tunnels once a second.
+* :class:`StatusMonitor` — a thread that asks the helper for the status of all tunnels once a second
+  (:class:`~wgdesk.app.live_status.LiveStatus` gives it the question).
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
+from wgdesk.client import HelperClient
+
 Callback = Callable[[Any], None]
+ClientFactory = Callable[[], HelperClient]
+"""Opens a fresh helper connection (one per worker task; use it as a context manager so it is closed)."""
 
 
 class _Runnable(QRunnable):
@@ -94,16 +99,16 @@ class TaskRunner(QObject):
 
 
 class StatusMonitor(QThread):
-    """Polls ``status()`` every *interval* seconds; reports the tunnels or why the helper is unreachable."""
+    """Calls *poll* every *interval* seconds; reports its answer or why the helper is unreachable."""
 
-    statusUpdated = Signal(list)  # the "tunnels" list of the helper's status
+    polled = Signal(object)  # what *poll* returned (the helper's status)
     helperFailed = Signal(object)  # the exception (HelperUnavailable, HelperPermissionDenied, …)
 
     def __init__(
-        self, status: Callable[[], list[dict[str, Any]]], interval: float = 1.0, parent: QObject | None = None
+        self, poll: Callable[[], object], interval: float = 1.0, parent: QObject | None = None
     ) -> None:
         super().__init__(parent)
-        self._status = status
+        self._poll = poll
         self._interval = interval
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -112,11 +117,11 @@ class StatusMonitor(QThread):
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                tunnels = self._status()
+                answer = self._poll()
             except Exception as exc:
                 self.helperFailed.emit(exc)
             else:
-                self.statusUpdated.emit(list(tunnels))
+                self.polled.emit(answer)
             self._wake.wait(max(0.05, self._interval - (time.monotonic() - started)))
             self._wake.clear()
 
