@@ -316,7 +316,7 @@ def test_a_failed_diagnosis_shows_the_error_as_text_not_markup(
     def refused() -> None:
         raise HelperError("<config>: <b>not</b> valid", "invalid")
 
-    monkeypatch.setattr(manager.controller, "client", refused)
+    monkeypatch.setattr(manager.controller.calls, "client", refused)
     manager.doctor.run()
     qtbot.waitUntil(lambda: "failed" in manager.doctor.result.text(), timeout=10000)
     shown = QTextDocument()
@@ -338,7 +338,7 @@ def test_the_doctor_retries_a_fruitless_diagnosis_after_a_wait_not_every_tick(
         asked.append(1)
         raise HelperError("no evidence yet", "unavailable")
 
-    monkeypatch.setattr(manager.controller, "client", refused)
+    monkeypatch.setattr(manager.controller.calls, "client", refused)
     doctor, wait = manager.doctor, manager.doctor.WAIT_SECONDS
     for now in (wait + 1, wait + 2, wait + 3, 2 * wait + 2, 2 * wait + 3):  # status ticks
         doctor.maybe_run(Health.WAITING, 0.0, now)

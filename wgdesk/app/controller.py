@@ -12,6 +12,7 @@
 ``mtu``       :class:`~wgdesk.app.mtu_probe.MtuProbe` — the doctor's MTU test
 ``notices``   :class:`~wgdesk.app.notices.Notices` — what the user is told (notifications, failures)
 ``runner``    the shared :class:`~wgdesk.app.workers.TaskRunner` for helper calls and the keyring
+``calls``     :class:`~wgdesk.app.workers.HelperCalls` — a helper request as a task of that runner
 ============  ================================================================================================
 
 Views read from these parts and call their verbs; the parts never block the UI thread and report back only
@@ -31,8 +32,7 @@ from wgdesk.app.notices import Notices
 from wgdesk.app.restore import Restore
 from wgdesk.app.settings import AppSettings
 from wgdesk.app.switch import TunnelSwitch
-from wgdesk.app.workers import ClientFactory, TaskRunner
-from wgdesk.client import HelperClient
+from wgdesk.app.workers import ClientFactory, HelperCalls, TaskRunner
 from wgdesk.platforms import current_network
 from wgdesk.tunnels import TunnelStore
 
@@ -52,15 +52,13 @@ class TunnelController(QObject):
     ) -> None:
         super().__init__(parent)
         self.settings = settings
-        self._client_factory = client_factory
         self.runner = TaskRunner(self)
+        self.calls = HelperCalls(self.runner, client_factory)
         self.notices = Notices(self)
-        self.library = TunnelLibrary(store, settings, self.runner, self.notices, client_factory, self)
+        self.library = TunnelLibrary(store, settings, self.calls, self.notices, self)
         self.live = LiveStatus(client_factory, self.notices, self, poll_interval)
-        self.switch = TunnelSwitch(
-            self.library, self.live, settings, self.runner, self.notices, client_factory, self
-        )
-        self.lockdown = Lockdown(self.live, self.runner, self.notices, client_factory, self)
+        self.switch = TunnelSwitch(self.library, self.live, settings, self.calls, self.notices, self)
+        self.lockdown = Lockdown(self.live, self.calls, self.notices, self)
         self.networks = NetworkWatch(
             settings,
             self.library,
@@ -72,7 +70,7 @@ class TunnelController(QObject):
             self,
         )
         self.restore = Restore(settings, self.library, self.live, self.switch, self.networks, self)
-        self.mtu = MtuProbe(self.live, self.runner, client_factory)
+        self.mtu = MtuProbe(self.live, self.calls)
 
     def start(self) -> None:
         """Start watching the helper (and, with a network probe, the network)."""
@@ -84,7 +82,3 @@ class TunnelController(QObject):
         self.networks.stop()
         self.live.stop()
         self.runner.shutdown()
-
-    def client(self) -> HelperClient:
-        """A fresh helper client (for workers; use it as a context manager so its socket is closed)."""
-        return self._client_factory()

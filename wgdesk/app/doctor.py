@@ -382,7 +382,7 @@ class DoctorPanel(QWidget):
         if self._name is None or self._busy:
             return
         self._busy = True
-        name, client = self._name, self._controller.client
+        name = self._name
         self.result.setText(self.tr("Asking the engine…"))
 
         def done(evidence: object) -> None:
@@ -395,11 +395,7 @@ class DoctorPanel(QWidget):
             # the label is rich text: the helper's message must not be read as markup
             self.result.setText(escape(self.tr("Diagnosis failed: {error}").format(error=exc)))
 
-        def ask() -> Any:
-            with client() as c:
-                return c.diagnose(name)
-
-        self._controller.runner.submit(ask, done, failed)
+        self._controller.calls.submit(lambda c: c.diagnose(name), done, failed)
 
     def test_mtu(self, apply: bool = False) -> None:
         """Probe the path MTU of the shown tunnel on the controller's worker (with *apply*: and lower it)."""

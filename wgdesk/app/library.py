@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from wgdesk.app.keys import public_key
 from wgdesk.app.notices import Notices
 from wgdesk.app.settings import AppSettings
-from wgdesk.app.workers import ClientFactory, TaskRunner
+from wgdesk.app.workers import HelperCalls
 from wgdesk.config import ConfigError, lint, parse, write
 from wgdesk.platforms import local_networks, system
 from wgdesk.tunnels import TunnelStore, write_export
@@ -39,17 +39,16 @@ class TunnelLibrary(QObject):
         self,
         store: TunnelStore,
         settings: AppSettings,
-        runner: TaskRunner,
+        calls: HelperCalls,
         notices: Notices,
-        client_factory: ClientFactory,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.store = store
         self._settings = settings
-        self._runner = runner
+        self._calls = calls
+        self._runner = calls.runner  # store work: keyring and files, no helper
         self._notices = notices
-        self._client_factory = client_factory
         self._configs: dict[str, Any] = {}
         self._warnings: dict[str, list[Any]] = {}
         self._lans: tuple[list[Any], float] | None = None  # (local networks, when read) for the linter
@@ -217,7 +216,7 @@ class TunnelLibrary(QObject):
     def delete(self, name: str, disconnect_first: bool) -> None:
         """Delete the tunnel and its preferences (with *disconnect_first*, take it down through the helper
         first, on the same worker task)."""
-        client, store = self._client_factory, self.store
+        client, store = self._calls.client, self.store
 
         def remove() -> None:
             if disconnect_first:

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from wgdesk.app.live_status import LiveStatus
 from wgdesk.app.notices import Notices
-from wgdesk.app.workers import ClientFactory, TaskRunner
+from wgdesk.app.workers import HelperCalls
 from wgdesk.client import PAUSE_SECONDS, HelperClient, HelperUnavailable, pause_left
 
 
@@ -29,16 +29,14 @@ class Lockdown(QObject):
     def __init__(
         self,
         live: LiveStatus,
-        runner: TaskRunner,
+        calls: HelperCalls,
         notices: Notices,
-        client_factory: ClientFactory,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._live = live
-        self._runner = runner
+        self._calls = calls
         self._notices = notices
-        self._client_factory = client_factory
         # {"enabled", "policy", "paused_until", "pause_max"}; None: not known (no helper, or one that
         # predates lockdown)
         self._state: dict[str, Any] | None = None
@@ -105,11 +103,6 @@ class Lockdown(QObject):
     def _call(self, call: Callable[[HelperClient], dict[str, Any]], failure: str, user_resumed: bool) -> None:
         """Run a lockdown verb on the worker; its answer becomes the known state. ``user_resumed``:
         a pause this answer ends was ended by the user here (no "pause ended" notification)."""
-        client = self._client_factory
-
-        def run() -> dict[str, Any]:
-            with client() as c:
-                return call(c)
 
         def done(state: object) -> None:
             self._set_at = time.monotonic()
@@ -129,7 +122,7 @@ class Lockdown(QObject):
 
         if user_resumed:
             self._ending_pause += 1
-        self._runner.submit(run, done, refused)
+        self._calls.submit(call, done, refused)
 
     # -- news -------
 

@@ -130,7 +130,7 @@ class LogView(QWidget):
         if self._name is None or self._fetching:
             return
         self._fetching = True
-        name, since, client = self._name, self._since, self._controller.client
+        name, since = self._name, self._since
 
         def done(entries: object) -> None:
             self._fetching = False
@@ -142,11 +142,7 @@ class LogView(QWidget):
             self._fetching = False
             self.status.setText(self.tr("Log unavailable: {error}").format(error=str(exc).splitlines()[0]))
 
-        def ask() -> Any:
-            with client() as c:
-                return c.logs(name, since=since)
-
-        self._controller.runner.submit(ask, done, failed)
+        self._controller.calls.submit(lambda c: c.logs(name, since=since), done, failed)
 
     def add_entries(self, entries: list[dict[str, Any]]) -> None:
         """Append entries (newer than the last one seen) and re-render."""

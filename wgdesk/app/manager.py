@@ -497,7 +497,7 @@ class ManagerWindow(QMainWindow):
         )
         if not path:
             return
-        store, factory = self.controller.library.store, self.controller.client
+        store, factory = self.controller.library.store, self.controller.calls.client
         self.diagnostics_action.setEnabled(False)
         self.statusBar().showMessage(self.tr("Collecting diagnostics…"))
 

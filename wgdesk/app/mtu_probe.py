@@ -7,16 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from wgdesk.app.live_status import LiveStatus
-from wgdesk.app.workers import ClientFactory, TaskRunner
+from wgdesk.app.workers import HelperCalls
 
 
 class MtuProbe:
     """Asks the helper which packet sizes cross a tunnel, and with *apply* to lower its MTU to that."""
 
-    def __init__(self, live: LiveStatus, runner: TaskRunner, client_factory: ClientFactory) -> None:
+    def __init__(self, live: LiveStatus, calls: HelperCalls) -> None:
         self._live = live
-        self._runner = runner
-        self._client_factory = client_factory
+        self._calls = calls
 
     def probe(
         self,
@@ -27,15 +26,10 @@ class MtuProbe:
     ) -> None:
         """Probe the path MTU of the running *name* on a worker; with *apply* the helper also lowers the
         tunnel's MTU to what crosses (the status is refreshed then). Calls back on the UI thread."""
-        client = self._client_factory
-
-        def run() -> dict[str, Any]:
-            with client() as c:
-                return c.probe_mtu(name, apply=apply)
 
         def done(result: dict[str, Any]) -> None:
             if result.get("applied"):
                 self._live.poll_now()
             on_done(result)
 
-        self._runner.submit(run, done, on_failed)
+        self._calls.submit(lambda c: c.probe_mtu(name, apply=apply), done, on_failed)

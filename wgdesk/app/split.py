@@ -257,7 +257,7 @@ class SplitDialog(QDialog):
     # -- helper -------
 
     def _socket_path(self) -> str:
-        client = self._controller.client()
+        client = self._controller.calls.client()
         path = client.socket_path
         client.close()
         return path
@@ -267,11 +267,7 @@ class SplitDialog(QDialog):
         if self._closed:
             return
 
-        def ask() -> dict[str, Any]:
-            with self._controller.client() as c:
-                return c.split_list()
-
-        self._controller.runner.submit(ask, self._show, self._failed)
+        self._controller.calls.submit(lambda c: c.split_list(), self._show, self._failed)
 
     def _show(self, answer: dict[str, Any]) -> None:
         if self._closed:

@@ -19,8 +19,8 @@ from wgdesk.app.live_status import LiveStatus
 from wgdesk.app.notices import Notice, Notices
 from wgdesk.app.settings import FULL_TUNNEL, KILL_SWITCH, AppSettings
 from wgdesk.app.state import is_active
-from wgdesk.app.workers import ClientFactory, TaskRunner
-from wgdesk.client import HelperError, RestartRequired
+from wgdesk.app.workers import HelperCalls
+from wgdesk.client import HelperClient, HelperError, RestartRequired
 from wgdesk.config import write
 
 
@@ -35,18 +35,16 @@ class TunnelSwitch(QObject):
         library: TunnelLibrary,
         live: LiveStatus,
         settings: AppSettings,
-        runner: TaskRunner,
+        calls: HelperCalls,
         notices: Notices,
-        client_factory: ClientFactory,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._library = library
         self._live = live
         self._settings = settings
-        self._runner = runner
+        self._calls = calls
         self._notices = notices
-        self._client_factory = client_factory
 
     def option(self, name: str, option: str) -> bool:
         """The full-tunnel / kill-switch toggle of *name* (defaults: on when a peer routes everything)."""
@@ -84,17 +82,16 @@ class TunnelSwitch(QObject):
 
     def restart(self, name: str) -> None:
         """Down, then up again (to apply changes that cannot be applied live)."""
-        client, text_of = self._client_factory, self._text_with_keys
+        text_of = self._text_with_keys
         full, kill = self.option(name, FULL_TUNNEL), self.option(name, KILL_SWITCH)
         self._live.mark_pending(name)
 
-        def cycle() -> Any:
+        def cycle(c: HelperClient) -> Any:
             text = text_of(name)
-            with client() as c:
-                c.down(name)
-                return c.up(name, text, full_tunnel=full, kill_switch=kill)
+            c.down(name)
+            return c.up(name, text, full_tunnel=full, kill_switch=kill)
 
-        self._runner.submit(
+        self._calls.submit(
             cycle, lambda _: self._live.poll_now(), lambda e: self._failed(name, e, connecting=True)
         )
 
@@ -109,12 +106,7 @@ class TunnelSwitch(QObject):
         Calls ``on_live(result)`` when it was applied live, ``on_restart(keys)`` when only a reconnect can
         apply it (*keys* names what forces that; empty when the helper is too old to update live).
         """
-        client, text_of = self._client_factory, self._text_with_keys
-
-        def run() -> dict[str, Any]:
-            text = text_of(name)
-            with client() as c:
-                return c.update(name, text)
+        text_of = self._text_with_keys
 
         def done(result: dict[str, Any]) -> None:
             self._live.poll_now()
@@ -130,7 +122,7 @@ class TunnelSwitch(QObject):
                     self.tr("Could not apply the changes to {name}").format(name=name), str(exc)
                 )
 
-        self._runner.submit(run, done, refused)
+        self._calls.submit(lambda c: c.update(name, text_of(name)), done, refused)
 
     # -- the steps, also for the rules by network -------
 
@@ -138,27 +130,17 @@ class TunnelSwitch(QObject):
         """Bring *name* up with its toggles (it shows as starting meanwhile); then *on_done* or *on_error*
         on this thread."""
         full, kill = self.option(name, FULL_TUNNEL), self.option(name, KILL_SWITCH)
-        client, text_of = self._client_factory, self._text_with_keys
-
-        def up() -> Any:
-            text = text_of(name)
-            with client() as c:
-                return c.up(name, text, full_tunnel=full, kill_switch=kill)
-
+        text_of = self._text_with_keys
         self._live.mark_pending(name)
-        self._runner.submit(up, on_done, on_error)
+        self._calls.submit(
+            lambda c: c.up(name, text_of(name), full_tunnel=full, kill_switch=kill), on_done, on_error
+        )
         self._live.changed()
 
     def down(self, name: str, on_done: Callable[[Any], None], on_error: Callable[[Any], None]) -> None:
         """Take *name* down; then *on_done* or *on_error* on this thread."""
-        client = self._client_factory
         self._live.drop_pending(name)
-
-        def down() -> Any:
-            with client() as c:
-                return c.down(name)
-
-        self._runner.submit(down, on_done, on_error)
+        self._calls.submit(lambda c: c.down(name), on_done, on_error)
 
     def _text_with_keys(self, name: str) -> str:
         """The ``.conf`` text of *name* with its keys (reads the keyring: worker threads only)."""

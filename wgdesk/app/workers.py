@@ -2,7 +2,8 @@
 
 Results come back only through queued signals, so every callback runs on the UI thread. Two kinds of worker:
 
-* :class:`TaskRunner` — one-shot calls on a thread pool (connect, disconnect, import, logs, diagnose …);
+* :class:`TaskRunner` — one-shot calls on a thread pool (connect, disconnect, import, logs, diagnose …),
+  with :class:`HelperCalls` for the ones that are a request to the helper;
 * :class:`StatusMonitor` — a thread that asks the helper for the status of all tunnels once a second
   (:class:`~wgdesk.app.live_status.LiveStatus` gives it the question).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
@@ -21,6 +22,7 @@ from wgdesk.client import HelperClient
 Callback = Callable[[Any], None]
 ClientFactory = Callable[[], HelperClient]
 """Opens a fresh helper connection (one per worker task; use it as a context manager so it is closed)."""
+T = TypeVar("T")
 
 
 class _Runnable(QRunnable):
@@ -96,6 +98,32 @@ class TaskRunner(QObject):
         self._in_flight = 0
         if was_busy:
             self.idle.emit()
+
+
+class HelperCalls:
+    """Requests to the helper off the UI thread: each on a fresh connection, closed afterwards, as a task of
+    the shared :class:`TaskRunner` (so that waiting for the runner to go idle waits for them too)."""
+
+    def __init__(self, runner: TaskRunner, client_factory: ClientFactory) -> None:
+        self.runner = runner
+        self.client = client_factory
+        """Opens a fresh connection (for a task that does more than one request, or no request at all)."""
+
+    def submit(
+        self,
+        request: Callable[[HelperClient], T],
+        on_done: Callback | None = None,
+        on_error: Callback | None = None,
+    ) -> None:
+        """Run ``request(client)`` on a worker; then ``on_done(answer)`` or ``on_error(exception)`` on the
+        runner's thread. *request* may also do other blocking work first (read the keyring)."""
+        client = self.client
+
+        def run() -> T:
+            with client() as c:
+                return request(c)
+
+        self.runner.submit(run, on_done, on_error)
 
 
 class StatusMonitor(QThread):
