@@ -13,7 +13,7 @@ from tests.gui.conftest import app_on_helper
 from tests.helper.lab import WGDESK_ENGINE, lab
 from tests.helper.test_mtu import black_hole, link_mtu
 from tests.netns import unique_name
-from wgdesk.app.doctor import explain_mtu
+from wgdesk.app.diagnosis import explain_mtu
 from wgdesk.tunnels import TunnelStore
 
 

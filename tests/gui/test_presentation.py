@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QColor
 
 from wgdesk.app import units
-from wgdesk.app.doctor import explain, explain_peer, peer_evidence
+from wgdesk.app.diagnosis import explain, explain_peer, peer_evidence
 from wgdesk.app.graph import rates
 from wgdesk.app.icons import SIZES, state_icon, write_svgs
 from wgdesk.app.settings import AppSettings
