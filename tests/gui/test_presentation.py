@@ -319,9 +319,7 @@ def test_start_at_login_on_macos_is_a_launch_agent(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(autostart.platforms, "system", lambda: "darwin")
     monkeypatch.setattr(autostart.Path, "home", classmethod(lambda cls: tmp_path))
-    monkeypatch.setattr(
-        autostart, "launch_command", lambda: "/Applications/wgdesk.app/Contents/MacOS/wgdesk"
-    )
+    monkeypatch.setattr(autostart, "launch_command", lambda: "/Applications/wgdesk.app/Contents/MacOS/wgdesk")
     s = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
     agent = tmp_path / "Library" / "LaunchAgents" / "org.wgdesk.wgdesk.plist"
     assert s.autostart_path() == agent
