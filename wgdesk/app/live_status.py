@@ -54,6 +54,7 @@ class LiveStatus(QObject):
         self._notices = notices
         self._status: dict[str, dict[str, Any]] = {}
         self._pending: set[str] = set()
+        self._waiting_since: dict[str, float] = {}  # name -> Unix time first seen waiting for a handshake
         self._traffic = TrafficHistory()
         self._transitions = Transitions()
         self._helper_problem = ""
@@ -111,6 +112,10 @@ class LiveStatus(QObject):
     def health(self, name: str) -> Health:
         """The tunnel's health (see :mod:`wgdesk.app.state`)."""
         return health(self._status.get(name), time.time(), name in self._pending)
+
+    def waiting_since(self, name: str) -> float | None:
+        """Unix time since which *name* is up without a first handshake (None: it is not waiting)."""
+        return self._waiting_since.get(name)
 
     def active(self) -> list[str]:
         """Tunnels that are up or coming up."""
@@ -197,6 +202,11 @@ class LiveStatus(QObject):
         self.set_helper_problem(None)
         self.lockdownPolled.emit(poll.asked, poll.lockdown)
         now = time.time()
+        self._waiting_since = {
+            n: self._waiting_since.get(n, now)
+            for n, t in self._status.items()
+            if health(t, now) == Health.WAITING
+        }
         changes = self._transitions.observe(
             self._status, lambda n: health(self._status.get(n), now, n in self._pending)
         )
@@ -210,6 +220,7 @@ class LiveStatus(QObject):
         if not helper_unusable(exc):
             return  # a slow or refused status request: keep the last known state, ask again next tick
         self._status = {}
+        self._waiting_since = {}
         self._traffic.clear()
         self._transitions.forget_health()  # unknown now; no "disconnected" notices for tunnels we cannot see
         self.set_helper_problem(exc)

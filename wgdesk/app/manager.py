@@ -57,7 +57,6 @@ class ManagerWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(960, 640)
         self.setMinimumSize(QSize(720, 480))
-        self._waiting_since: dict[str, float] = {}
         self.last_summary: QMessageBox | None = None
         self.last_diagnostics: QMessageBox | None = None
 
@@ -319,7 +318,6 @@ class ManagerWindow(QMainWindow):
     @Slot()
     def refresh(self) -> None:
         """Update list icons and the header from the live status."""
-        now = time.time()
         for i in range(self.list.count()):
             item = self.list.item(i)
             name = item.data(Qt.ItemDataRole.UserRole)
@@ -328,10 +326,6 @@ class ManagerWindow(QMainWindow):
             item.setText(name)
             item.setToolTip(health_text(h))  # the state, also for screen readers:
             item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{name}, {health_text(h)}")
-            if h == Health.WAITING:
-                self._waiting_since.setdefault(name, now)
-            else:
-                self._waiting_since.pop(name, None)
         name = self.selected()
         if name is None:
             return
@@ -349,7 +343,7 @@ class ManagerWindow(QMainWindow):
                 box.blockSignals(False)
         self._show_warnings(name, [str(w) for w in live.get("warnings") or ()])
         if h == Health.WAITING:
-            self.doctor.maybe_run(h, self._waiting_since.get(name), now)
+            self.doctor.maybe_run(h, self.controller.live.waiting_since(name), time.time())
 
     def _refresh_details(self) -> None:
         name = self.selected()
