@@ -387,3 +387,23 @@ def test_resolved_and_resolvconf_commands(tmp_path: Path, monkeypatch: pytest.Mo
     assert lines[0] == "-a tun.wg0 -m 0 -x"
     assert lines[2:] == ["nameserver 10.0.0.1", "-d tun.wg0 -f"]
     assert linux.dns_backend("file") == "file"
+
+
+def test_an_engine_the_helper_cannot_run_is_named_with_what_to_do(tmp_path: Path) -> None:
+    from wgdesk.helper.engine_process import EngineError, start_engine
+    from wgdesk.helper.logbook import LogBook
+
+    def start(executable: str) -> str:
+        with pytest.raises(EngineError) as e:
+            start_engine(executable, "wgx", "nobody", -1, -1, None, LogBook(), "x", lambda _: None)
+        return str(e.value)
+
+    assert start(str(tmp_path / "missing")) == (
+        f"engine {tmp_path / 'missing'} does not exist (set engine_path in helper.toml)"
+    )
+    plain = tmp_path / "wgdesk-engine"
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    message = start(str(plain))
+    assert message.startswith(f"engine {plain} cannot be run by root (not an executable file, or on a file")
+    assert "set engine_path in helper.toml" in message

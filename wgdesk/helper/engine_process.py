@@ -195,8 +195,14 @@ def start_engine(
     if udp_fds is not None:
         env["WGDESK_UDP_FDS"] = ",".join("-" if fd is None else str(fd) for fd in udp_fds)
         fds += [fd for fd in udp_fds if fd is not None]
-    if not os.path.isabs(executable) or not os.access(executable, os.X_OK):
-        raise EngineError(f"engine {executable} is not an executable file (set engine_path in helper.toml)")
+    if not os.path.isabs(executable) or not os.path.exists(executable):
+        raise EngineError(f"engine {executable} does not exist (set engine_path in helper.toml)")
+    if not os.access(executable, os.R_OK | os.X_OK):
+        raise EngineError(
+            f"engine {executable} cannot be run by root (not an executable file, or on a file system that "
+            "does not let root in, e.g. NFS with root_squash): set engine_path in helper.toml, or install "
+            "wgdesk system-wide (make deb)"
+        )
     argv = [executable, "-f", ifname]
     if account != "root":
         try:
