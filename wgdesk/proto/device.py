@@ -45,6 +45,7 @@ from wgdesk.proto.constants import (
     UNDER_LOAD_QUEUE_SIZE,
 )
 from wgdesk.proto.cookie import CookieChecker
+from wgdesk.proto.datapath import Batch, DataPath, Run
 from wgdesk.proto.events import DropReason, Event
 from wgdesk.proto.handshake import HandshakeState, StaticIdentity
 from wgdesk.proto.keypair import Keypair
@@ -59,6 +60,11 @@ _TRANSPORT_HEAD = b"\x04\x00\x00\x00"
 _unpack_transport = messages.TRANSPORT_HEADER.unpack_from
 _unpack_index = messages.INDEX.unpack_from
 _JITTERS = struct.Struct("<32H")
+
+
+def _expand(item: bytes | Run) -> list[bytes] | tuple[bytes]:
+    """The packets of an output queue entry: bytes, or a run of the compiled data path."""
+    return (item,) if isinstance(item, bytes) else item.packets()
 
 
 def _source_key(addr: Endpoint) -> bytes:
@@ -90,6 +96,7 @@ class Device:
         "_under_load_until",
         "allowed_ips",
         "cookie_checker",
+        "datapath",
         "fwmark",
         "identity",
         "incoming",
@@ -105,8 +112,14 @@ class Device:
         "wall_clock",
     )
 
-    def __init__(self, rng: Callable[[int], bytes], wall_clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        rng: Callable[[int], bytes],
+        wall_clock: Callable[[], float],
+        datapath: DataPath | None = None,
+    ) -> None:
         self.rng = rng
+        self.datapath = datapath
         self.wall_clock = wall_clock
         self.identity: StaticIdentity | None = None
         self.listen_port = 0
@@ -136,13 +149,30 @@ class Device:
         """UDP payloads and their destinations, oldest first; empties the queue."""
         out = self.outgoing
         self.outgoing = []
+        if self.datapath is not None:
+            return [(d, e) for item, e in out for d in _expand(item)]
         return out
 
     def packets_to_tun(self) -> list[bytes]:
         """Decrypted IP packets for the TUN device; empties the queue."""
         out = self.incoming
         self.incoming = []
+        if self.datapath is not None:
+            return [p for item in out for p in _expand(item)]
         return out
+
+    def take_datagrams(self) -> list[tuple[bytes | Run, Endpoint]]:
+        """Like `datagrams_to_send`, but runs sealed by the compiled data path stay runs (the
+        engine hands them to its UDP send as they are). Send them before the batch is refilled."""
+        out = self.outgoing
+        self.outgoing = []
+        return out  # type: ignore[return-value]
+
+    def take_packets_to_tun(self) -> list[bytes | Run]:
+        """Like `packets_to_tun`, but opened runs stay runs (for the compiled TUN write)."""
+        out = self.incoming
+        self.incoming = []
+        return out  # type: ignore[return-value]
 
     def get_timer(self) -> float | None:
         """The earliest monotonic deadline at which `handle_timer` must be called, or None.
@@ -229,8 +259,10 @@ class Device:
         self._keypair_index[keypair.local_index] = keypair
 
     def unindex_keypair(self, keypair: Keypair) -> None:
+        """Drop a keypair for good: it leaves the index and its keys are wiped."""
         if self._keypair_index.get(keypair.local_index) is keypair:
             del self._keypair_index[keypair.local_index]
+        keypair.wipe()
 
     # --- configuration --------------------------------------------------------------------------------
 
@@ -403,6 +435,64 @@ class Device:
                 touched = peer
         self._dst_cache = (cached_dst, cached_peer)
 
+    def send_batch(self, batch: Batch, now: float) -> None:
+        """`send_packets` over a batch of the compiled data path (`self.datapath`).
+
+        The batch groups consecutive packets to one destination address into runs; per run this
+        makes the decisions the per-packet loop makes (peer, key, endpoint, keypair fresh enough,
+        nothing staged) once, has the run sealed in place, and does the bookkeeping once: all
+        packets of a batch share `now`, so the outcome is the loop's, packet for packet. Whatever
+        that loop would not inline (staging, rekeying, packets past the MTU or malformed, the
+        packet that reaches Rekey-After-Messages) goes through `send_packets` itself.
+        """
+        datapath = self.datapath
+        assert datapath is not None
+        seal = datapath.seal
+        lookup = self.allowed_ips.lookup
+        outgoing = self.outgoing
+        touch = self.timer_queue.touched.add
+        mtu = self.mtu
+        for dst, start, end in batch.routes(mtu):
+            if dst is None:
+                self.send_packets([batch.packet(i) for i in range(start, end)], now)
+                continue
+            cached_dst, peer = self._dst_cache
+            if dst != cached_dst:
+                peer = lookup(dst)
+                self._dst_cache = (dst, peer)
+            if peer is None:
+                for _ in range(start, end):
+                    self.drop(DropReason.NO_ROUTE)
+                continue
+            if self.identity is None:
+                for _ in range(start, end):
+                    self.drop(DropReason.NO_PRIVATE_KEY, peer.public_key)
+                continue
+            endpoint = peer.endpoint
+            if endpoint is None:
+                for _ in range(start, end):
+                    self.drop(DropReason.NO_ENDPOINT, peer.public_key)
+                continue
+            kp = peer.keypairs.current
+            fast = 0
+            if kp is not None and not peer.staged and now - kp.created < REKEY_AFTER_TIME:
+                fast = max(0, min(end - start, REKEY_AFTER_MESSAGES - kp.send_counter))
+            if fast:
+                assert kp is not None
+                run = seal(kp.send, batch, start, start + fast, kp.send_counter, mtu, kp.header_prefix)
+                kp.send_counter += fast
+                peer.tx_bytes += run.nbytes
+                outgoing.append((run, endpoint))  # type: ignore[arg-type]
+                timers = peer.timers
+                if timers.new_handshake is None:
+                    timers.new_handshake = now + NEW_HANDSHAKE_TIMEOUT + self.jitter()
+                timers.send_keepalive = None
+                if peer.persistent_keepalive:
+                    timers.persistent_keepalive = now + peer.persistent_keepalive
+                touch(peer)
+            if start + fast < end:
+                self.send_packets([batch.packet(i) for i in range(start + fast, end)], now)
+
     # --- inbound --------------------------------------------------------------------------------------
 
     def receive_datagram(self, data: bytes, addr: Endpoint, now: float) -> None:
@@ -491,6 +581,106 @@ class Device:
                 continue
             incoming.append(plaintext if length == n else plaintext[:length])
         self._src_cache = (cached_src, cached_owner)
+
+    def receive_batch(self, batch: Batch, now: float) -> None:
+        """`receive_datagrams` over a batch of the compiled data path (`self.datapath`).
+
+        The batch groups consecutive transport messages to one receiver index from one source
+        into runs. Per run: the keypair lookup and its age check, then the module opens the run in
+        place (counter limit, authentication, replay window, inner header) and reports. When every
+        packet became a data packet with one inner source, the peer's bookkeeping and the
+        allowed-IPs check happen once; otherwise the states are walked one by one with the exact
+        steps of the per-packet loop. Any other datagram goes to the handshake path on its own.
+        """
+        datapath = self.datapath
+        assert datapath is not None
+        pending, runs = batch.sessions()
+        base = self.pending_handshakes
+        keypairs = self._keypair_index
+        incoming = self.incoming
+        touch = self.timer_queue.touched.add
+        for receiver, addr, start, end in runs:
+            if receiver < 0:
+                self.pending_handshakes = base + pending
+                pending -= 1
+                try:
+                    self._receive_handshake(batch.packet(start), addr, now)
+                finally:
+                    self.pending_handshakes = base
+                continue
+            kp = keypairs.get(receiver)
+            if kp is None:
+                for _ in range(start, end):
+                    self.drop(DropReason.UNKNOWN_INDEX, None, addr)
+                continue
+            peer = kp.peer
+            if now - kp.created >= REJECT_AFTER_TIME:
+                for _ in range(start, end):
+                    self.drop(DropReason.KEYPAIR_EXPIRED, peer.public_key, addr)
+                continue
+            run, auth_bytes, _, nonempty, source = datapath.open(kp.receive, kp.replay, batch, start, end)
+            timers = peer.timers
+            if source is not None:
+                peer.received_transport(kp, addr, auth_bytes, now)
+                touch(peer)
+                if timers.send_keepalive is None:
+                    timers.send_keepalive = now + KEEPALIVE_TIMEOUT
+                    if nonempty > 1:
+                        timers.need_another_keepalive = True
+                else:
+                    timers.need_another_keepalive = True
+                cached_src, owner = self._src_cache
+                if source != cached_src:
+                    owner = self.allowed_ips.lookup(source)
+                    self._src_cache = (source, owner)
+                if owner is peer:
+                    incoming.append(run)  # type: ignore[arg-type]
+                else:
+                    for _ in range(start, end):
+                        self.drop(DropReason.SOURCE_NOT_ALLOWED, peer.public_key, addr)
+                continue
+            self._receive_states(batch, start, end, kp, addr, now)
+            incoming.append(run)  # type: ignore[arg-type]
+
+    def _receive_states(
+        self, batch: Batch, start: int, end: int, kp: Keypair, addr: Endpoint, now: float
+    ) -> None:
+        """The per-packet steps of `receive_datagrams` after decryption, over opened states."""
+        datapath = self.datapath
+        assert datapath is not None
+        peer = kp.peer
+        timers = peer.timers
+        touch = self.timer_queue.touched.add
+        for i in range(start, end):
+            state = batch.status(i)
+            if state == datapath.ST_EXPIRED:
+                self.drop(DropReason.KEYPAIR_EXPIRED, peer.public_key, addr)
+                continue
+            if state == datapath.ST_BADTAG:
+                self.drop(DropReason.DECRYPTION_FAILED, peer.public_key, addr)
+                continue
+            if state == datapath.ST_REPLAYED:
+                self.drop(DropReason.REPLAYED_COUNTER, peer.public_key, addr)
+                continue
+            peer.received_transport(kp, addr, batch.wire_len(i), now)
+            touch(peer)
+            if state == datapath.ST_KEEPALIVE:
+                continue
+            if timers.send_keepalive is None:
+                timers.send_keepalive = now + KEEPALIVE_TIMEOUT
+            else:
+                timers.need_another_keepalive = True
+            if state != datapath.ST_DATA:
+                self.drop(DropReason.INVALID_INNER_PACKET, peer.public_key, addr)
+                continue
+            src = batch.inner_source(i)
+            cached_src, owner = self._src_cache
+            if src != cached_src:
+                owner = self.allowed_ips.lookup(src) if src is not None else None
+                self._src_cache = (src or b"", owner)
+            if owner is not peer:
+                self.drop(DropReason.SOURCE_NOT_ALLOWED, peer.public_key, addr)
+                batch.drop(i)
 
     def under_load(self, now: float) -> bool:
         """Whether handshakes must carry a valid mac2 (a cookie) right now."""

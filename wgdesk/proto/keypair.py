@@ -2,13 +2,15 @@
 `keypair.go`/`noise-protocol.go`).
 
 A keypair is created once per completed handshake with one AEAD object per direction, so the data
-path never re-derives anything. The initiator's new keypair becomes `current` at once; the
-responder's waits in `next` until the first transport message received on it confirms it.
+path never re-derives anything (with a compiled data path, `Device(datapath=...)`, those objects
+and the replay window are the module's, which wipes the keys when the keypair is dropped). The
+initiator's new keypair becomes `current` at once; the responder's waits in `next` until the first
+transport message received on it confirms it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wgdesk.proto import messages
 from wgdesk.proto.crypto import AEAD
@@ -45,16 +47,33 @@ class Keypair:
         remote_index: int,
     ) -> None:
         self.peer = peer
-        self.send = AEAD(send_key)
-        self.receive = AEAD(receive_key)
+        datapath = peer.device.datapath
+        self.send: Any
+        self.receive: Any
+        self.replay: Any
+        if datapath is None:
+            self.send = AEAD(send_key)
+            self.receive = AEAD(receive_key)
+            self.replay = ReplayFilter()
+        else:
+            self.send = datapath.Aead(send_key)
+            self.receive = datapath.Aead(receive_key)
+            self.replay = datapath.ReplayWindow()
         self.initiator = initiator
         self.created = created
         self.local_index = local_index
         self.remote_index = remote_index
         self.send_counter = 0
-        self.replay = ReplayFilter()
         # type ‖ receiver: the first 8 bytes of every transport message we send on this keypair
         self.header_prefix = messages.TRANSPORT_PREFIX + messages.INDEX.pack(remote_index)
+
+    def wipe(self) -> None:
+        """Forget the session keys now (the keypair was dropped). The compiled data path frees its
+        OpenSSL contexts, which cleanses them; cryptography's objects are freed when collected."""
+        for aead in (self.send, self.receive):
+            wipe = getattr(aead, "wipe", None)
+            if wipe is not None:
+                wipe()
 
 
 class Keypairs:

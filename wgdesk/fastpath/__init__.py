@@ -1,0 +1,78 @@
+"""Which data path the engine runs: the compiled module, or the pure-Python reference.
+
+`_fastpath` (C, `_fastpath.c`, built by `pip install` from setup.py against OpenSSL's libcrypto)
+seals and opens runs of transport packets and makes the batched system calls around them; every
+protocol decision stays in `wgdesk.proto.Device`, which hands it keypairs and takes counters back
+(aioquic's split: protocol logic in Python, a small C module where per-packet cost matters).
+It is optional. `choose()` returns the compiled module unless
+
+* `WGDESK_PURE_PYTHON=1` asks for the reference path,
+* the module was not built (no compiler or OpenSSL headers when installing) or fails to load,
+
+and says which path runs and why; the engine logs that line and `wgdesk-engine --version` prints it.
+
+Independently of the language, the I/O can be the *offload* path (Linux: `IFF_VNET_HDR` TUN with
+TSO/USO superframes, UDP GSO/GRO) or the *portable* path (one packet per system call, no vnet
+header: what macOS and Windows run); `WGDESK_PORTABLE=1` forces the portable one on Linux.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+PURE_ENV = "WGDESK_PURE_PYTHON"
+PORTABLE_ENV = "WGDESK_PORTABLE"
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The data path chosen: `module` is the compiled module, or None for the pure-Python path."""
+
+    module: ModuleType | None
+    reason: str
+    portable: bool = False
+
+    @property
+    def compiled(self) -> bool:
+        return self.module is not None
+
+    def describe(self) -> str:
+        """One line for the log and `--version`."""
+        io = "portable I/O (one packet per system call)" if self.portable else "offload I/O"
+        if self.module is not None:
+            return f"compiled data path ({self.module.OPENSSL_VERSION}), {io}"
+        return f"pure-Python data path ({self.reason}), {io}"
+
+
+def load_module() -> ModuleType:
+    """Import the compiled module and register the exception its AEAD raises; ImportError if absent."""
+    from cryptography.exceptions import InvalidTag
+
+    from wgdesk.fastpath import _fastpath  # type: ignore[attr-defined]
+
+    _fastpath.set_invalid_tag(InvalidTag)
+    return _fastpath
+
+
+def choose(environ: Mapping[str, str] | None = None) -> Choice:
+    """The data path for this process, from the environment and what is installed."""
+    env = os.environ if environ is None else environ
+    portable = _flag(env, PORTABLE_ENV)
+    if _flag(env, PURE_ENV):
+        return Choice(None, f"{PURE_ENV}=1", portable)
+    try:
+        return Choice(load_module(), "built", portable)
+    except ImportError as exc:
+        return Choice(None, f"compiled module not available: {exc}", portable)
+    except Exception as exc:  # a broken build must not take the engine down: the reference path runs
+        return Choice(None, f"compiled module failed to load: {exc!r}", portable)
+
+
+__all__ = ["PORTABLE_ENV", "PURE_ENV", "Choice", "choose", "load_module"]
