@@ -2,6 +2,8 @@
 
 Two sockets share the port (the IPv6 one is `IPV6_V6ONLY`). `fwmark` is applied with `SO_MARK`.
 Receive buffers are large (7 MiB, as wireguard-go asks) so bursts survive while Python is busy.
+UDP GSO and GRO are on unless the bind is made for the portable path (`offload=False`: one
+datagram per system call, as macOS and Windows send and receive).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class BindError(Exception):
         self.errno = code
 
 
-def _tune(sock: socket.socket) -> bool:
-    """Non-blocking, big buffers, UDP GRO on; returns whether GRO could be enabled."""
+def _tune(sock: socket.socket, offload: bool = True) -> bool:
+    """Non-blocking, big buffers, UDP GRO on (with `offload`); returns whether GRO is on."""
     sock.setblocking(False)
     for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
         try:
@@ -47,6 +49,10 @@ def _tune(sock: socket.socket) -> bool:
         except OSError:
             with suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER_SIZE)
+    if not offload:
+        with suppress(OSError):  # an adopted socket may have it on
+            sock.setsockopt(SOL_UDP, UDP_GRO, 0)
+        return False
     try:
         sock.setsockopt(SOL_UDP, UDP_GRO, 1)
     except OSError:
@@ -64,20 +70,23 @@ def _set_mark(sock: socket.socket, mark: int) -> None:
 class Bind:
     """The engine's UDP sockets (either may be missing when the host lacks that address family)."""
 
-    def __init__(self, sock4: socket.socket | None, sock6: socket.socket | None) -> None:
+    def __init__(
+        self, sock4: socket.socket | None, sock6: socket.socket | None, offload: bool = True
+    ) -> None:
         if sock4 is None and sock6 is None:
             raise BindError(errno.EAFNOSUPPORT, "neither IPv4 nor IPv6 UDP is available")
         self.sock4 = sock4
         self.sock6 = sock6
-        self.gro = all([_tune(sock) for sock in self.sockets()])
+        self.offload = offload
+        self.gro = all([_tune(sock, offload) for sock in self.sockets()])
         self.port: int = (sock4 or sock6).getsockname()[1]  # type: ignore[union-attr]
         self.fwmark = 0
         self.send_errors = 0
         self.last_send_error = 0
-        self.gso = True
+        self.gso = offload
 
     @classmethod
-    def open(cls, port: int = 0, fwmark: int = 0) -> Bind:
+    def open(cls, port: int = 0, fwmark: int = 0, offload: bool = True) -> Bind:
         """Bind `port` (0 = any free port) on both families. Raises `BindError` (EADDRINUSE, EACCES…)."""
         last: OSError | None = None
         for _ in range(_BIND_RETRIES if port == 0 else 1):
@@ -93,7 +102,7 @@ class Bind:
                 if exc.errno == errno.EADDRINUSE and port == 0:
                     continue
                 break
-            bind = cls(sock4, sock6)
+            bind = cls(sock4, sock6, offload)
             if fwmark:
                 try:
                     bind.set_mark(fwmark)
@@ -126,7 +135,7 @@ class Bind:
         return sock, sock.getsockname()[1]
 
     @classmethod
-    def from_fds(cls, spec: str) -> Bind:
+    def from_fds(cls, spec: str, offload: bool = True) -> Bind:
         """Adopt bound sockets handed over as `FD4,FD6` (either may be `-`), see WGDESK_UDP_FDS."""
         parts = spec.split(",")
         if len(parts) != 2:
@@ -149,7 +158,7 @@ class Bind:
                 )
             sock.set_inheritable(False)
             socks.append(sock)
-        bind = cls(socks[0], socks[1])
+        bind = cls(socks[0], socks[1], offload)
         for sock in bind.sockets():
             with suppress(OSError):
                 bind.fwmark = sock.getsockopt(socket.SOL_SOCKET, SO_MARK)

@@ -1,9 +1,10 @@
 """The engine's event loop: TUN ⇄ `proto.Device` ⇄ UDP, one timer, and the UAPI server.
 
 The loop routes bytes and makes no protocol decision. Each wake-up drains what is ready
-(up to `BATCH` packets per source), hands it to the device in one call, then flushes the device's
+(up to `BATCH` reads per source), hands it to the device in one call, then flushes the device's
 outputs and re-arms the single timer from `device.get_timer()`. Everything runs on one thread, so
-a UAPI `get` always sees a consistent device between two batches.
+a UAPI `get` always sees a consistent device between two batches. How packets move is the data
+path's (`datapath.py`: compiled or pure Python, offload or portable I/O), chosen once at start.
 """
 
 from __future__ import annotations
@@ -20,40 +21,17 @@ from pathlib import Path
 
 from wgdesk import uapi
 from wgdesk.engine.bind import Bind, BindError
+from wgdesk.engine.datapath import BATCH, make_path
 from wgdesk.engine.logger import EventLog, log, peer_name
 from wgdesk.engine.tun import Tun, TunGone
 from wgdesk.engine.uapi_server import UapiServer
+from wgdesk.fastpath import Choice, choose
 from wgdesk.platforms import suspend_aware_clock
 from wgdesk.proto.changes import ConfigurationError, DeviceChange
 from wgdesk.proto.device import Device
 
-BATCH = 256
-"""Most packets read from one source before the others get a turn."""
-
 QUIET = 0.001
 """Seconds without a read from a source after which its next packet is read and handled alone."""
-
-
-def routed_back(packet: bytes, own_port: bytes) -> bool:
-    """True for a packet from the TUN that is one of our own UDP datagrams, routed into the tunnel.
-
-    That happens when a peer's endpoint is routed through this interface (the kernel implementation
-    refuses such sends with "Avoiding routing loop"). Re-encrypting it would loop forever and, once
-    it outgrows the MTU and fragments, multiply. Only our socket sends from our port in this
-    namespace, so a UDP packet with that source port is ours. Non-first IPv4 fragments carry no port;
-    they pass once and their encapsulation is caught on the next round.
-    """
-    if len(packet) < 48:
-        return False
-    version = packet[0] >> 4
-    if version == 4:
-        if packet[9] != 17 or packet[6] & 0x1F or packet[7]:
-            return False
-        ihl = (packet[0] & 0x0F) * 4
-        return packet[ihl : ihl + 2] == own_port
-    if version == 6:
-        return packet[6] == 17 and packet[40:42] == own_port
-    return False
 
 
 class Engine:
@@ -63,6 +41,8 @@ class Engine:
     handed over (`WGDESK_UDP_FDS`) the engine may run without privileges; a later port or fwmark
     change it cannot make is answered with `errno=EPERM`.
     `time_scale` multiplies the protocol clock fed to the device (a test knob; 1 in production).
+    `datapath` is the data path to run (default: `fastpath.choose()`, from the environment); the
+    bind it opens itself and the TUN's offloads follow its offload/portable choice.
     """
 
     def __init__(
@@ -73,11 +53,19 @@ class Engine:
         bind: Bind | None = None,
         time_scale: float = 1.0,
         device: Device | None = None,
+        datapath: Choice | None = None,
     ) -> None:
         self.tun = tun
         self.time_scale = time_scale
         self.clock = suspend_aware_clock()
-        self.device = device or Device(rng=os.urandom, wall_clock=time.time)
+        self.choice = datapath if datapath is not None else choose()
+        module = self.choice.module
+        self.device = device or Device(rng=os.urandom, wall_clock=time.time, datapath=module)
+        if self.device.datapath is not module:
+            raise ValueError("the device must be made with the engine's data path")
+        if module is not None and not self.choice.portable:
+            tun.enable_offloads()
+        self.path = make_path(module, self.device, tun, self._count_loop_drop)
         self.selector = selectors.DefaultSelector()
         self.events = EventLog()
         self._stopping = False
@@ -86,7 +74,7 @@ class Engine:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
-        self.bind = bind if bind is not None else Bind.open(0)
+        self.bind = bind if bind is not None else Bind.open(0, offload=not self.choice.portable)
         self._register_bind()
         self.device.set_listen_port(self.bind.port)
         if self.bind.fwmark and not self.device.fwmark:
@@ -104,10 +92,6 @@ class Engine:
         self._send_failure_logged = 0.0
         self.internal_errors = 0
         self._error_logged = 0.0
-
-    @property
-    def _own_port(self) -> bytes:
-        return self.bind.port.to_bytes(2, "big")
 
     # -- clock -------------------------------------------------------------------------------
 
@@ -137,9 +121,7 @@ class Engine:
         clock = self.clock()
         quiet = clock - self._udp_last > QUIET
         self._udp_last = clock
-        batch = Bind.recv_batch(sock, 1 if quiet else BATCH, self.bind.gro)
-        if batch:
-            self.device.receive_datagrams(batch, clock * self.time_scale)
+        if self.path.from_udp(self.bind, sock, 1 if quiet else BATCH, clock * self.time_scale):
             self._flush()
 
     def _on_tun(self, mask: int) -> None:
@@ -147,23 +129,13 @@ class Engine:
         quiet = clock - self._tun_last > QUIET
         self._tun_last = clock
         try:
-            packets = self.tun.read_batch(1 if quiet else BATCH)
+            read = self.path.from_tun(self.bind, 1 if quiet else BATCH, clock * self.time_scale)
         except TunGone:
             log.debug("Interface %s was deleted", self.tun.name)
             self.stop("interface deleted")
             return
-        if not packets:
-            return
-        own = self._own_port
-        # Cheap pre-filter: only packets with a UDP protocol byte (IPv4 [9], IPv6 [6]) are examined.
-        kept = [p for p in packets if len(p) < 48 or (p[9] != 17 and p[6] != 17) or not routed_back(p, own)]
-        if len(kept) != len(packets):
-            self._count_loop_drop(len(packets) - len(kept))
-            if not kept:
-                return
-            packets = kept
-        self.device.send_packets(packets, clock * self.time_scale)
-        self._flush()
+        if read:
+            self._flush()
 
     def _internal_error(self, where: str) -> None:
         """Log an unexpected exception (at most once a second) and carry on."""
@@ -194,26 +166,22 @@ class Engine:
 
     def _flush(self) -> None:
         device = self.device
-        datagrams = device.datagrams_to_send()
-        if datagrams:
-            failed = self.bind.send_batch(datagrams)
-            if failed and self.events.enabled:
-                self._send_failures += failed
-                now = time.monotonic()
-                if now - self._send_failure_logged >= 1.0:
-                    self._send_failure_logged = now
-                    log.debug(
-                        "Failed to send %d datagrams: %s",
-                        self._send_failures,
-                        os.strerror(self.bind.last_send_error),
-                    )
-                    self._send_failures = 0
-        packets = device.packets_to_tun()
-        if packets:
-            try:
-                self.tun.write_batch(packets)
-            except TunGone:
-                self.stop("interface deleted")
+        failed = self.path.send(self.bind)
+        if failed and self.events.enabled:
+            self._send_failures += failed
+            now = time.monotonic()
+            if now - self._send_failure_logged >= 1.0:
+                self._send_failure_logged = now
+                log.debug(
+                    "Failed to send %d datagrams: %s",
+                    self._send_failures,
+                    os.strerror(self.bind.last_send_error),
+                )
+                self._send_failures = 0
+        try:
+            self.path.write_tun()
+        except TunGone:
+            self.stop("interface deleted")
         event = device.next_event()
         while event is not None:
             if self.events.enabled:
@@ -262,7 +230,7 @@ class Engine:
     def _update_bind(self, change: DeviceChange) -> None:
         wanted = change.listen_port
         if wanted is not None and wanted != 0 and wanted != self.bind.port:
-            new = Bind.open(wanted, self.bind.fwmark)
+            new = Bind.open(wanted, self.bind.fwmark, offload=self.bind.offload)
             self._unregister_bind()
             self.bind.close()
             self.bind = new
@@ -313,7 +281,7 @@ class Engine:
         """Run until `stop()` or until the interface disappears, then release everything."""
         select = self.selector.select
         scale = self.time_scale
-        log.debug("Device started")
+        log.debug("Device started: %s", self.choice.describe())
         if ready is not None:
             ready()
         try:

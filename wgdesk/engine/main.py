@@ -4,7 +4,10 @@ Environment: `WG_PROCESS_FOREGROUND=1` (like `-f`), `LOG_LEVEL=verbose|error|sil
 `WG_TUN_FD` / `WG_UAPI_FD` (already open TUN / UAPI listener), `WGDESK_UDP_FDS=FD4,FD6`
 (already bound UDP sockets, either may be `-`), `WGDESK_RUN_AS=UID:GID` (started as root with those
 fds: become that user, with no capabilities, before the first packet or UAPI request is read — see
-`drop_to`), `WGDESK_TIME_SCALE` (test knob: speeds up the protocol clock; never set it in production).
+`drop_to`), `WGDESK_TIME_SCALE` (test knob: speeds up the protocol clock; never set it in production),
+`WGDESK_PURE_PYTHON=1` (run the pure-Python data path even when the compiled one is built),
+`WGDESK_PORTABLE=1` (the portable I/O of macOS and Windows: no vnet header, no GSO/GRO, one packet
+per system call).
 """
 
 from __future__ import annotations
@@ -66,7 +69,12 @@ class _Stopper:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args in (["--version"], ["-v"]):
-        print(f"wgdesk-engine v{__version__}\n\nUserspace WireGuard daemon of wgdesk.")
+        from wgdesk.fastpath import choose
+
+        print(
+            f"wgdesk-engine v{__version__}\n\nUserspace WireGuard daemon of wgdesk.\n"
+            f"Data path: {choose().describe()}"
+        )
         return 0
     parsed = _parse(args)
     if parsed is None:
@@ -85,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     from wgdesk.engine.bind import Bind, BindError
     from wgdesk.engine.tun import Tun, TunError
     from wgdesk.engine.uapi_server import UapiListenError, listen, socket_path
+    from wgdesk.fastpath import choose
+
+    datapath = choose()
 
     try:
         tun_fd = _fd_env("WG_TUN_FD")
@@ -92,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return EXIT_SETUP_FAILED
-    log.debug("Starting wgdesk-engine version %s", __version__)
+    log.debug("Starting wgdesk-engine version %s: %s", __version__, datapath.describe())
     try:
-        tun = Tun.from_fd(tun_fd) if tun_fd is not None else Tun.create(ifname)
+        if tun_fd is not None:
+            tun = Tun.from_fd(tun_fd)
+        else:
+            tun = Tun.create(ifname, vnet_hdr=not datapath.portable)
     except TunError as exc:
         log.error("Failed to create TUN device: %s", exc)
         return EXIT_SETUP_FAILED
@@ -138,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SETUP_FAILED
     try:
         udp_fds = os.environ.get("WGDESK_UDP_FDS")
-        bind = Bind.from_fds(udp_fds) if udp_fds else None
-        engine = Engine(tun, listener, path, bind=bind, time_scale=time_scale)
+        bind = Bind.from_fds(udp_fds, offload=not datapath.portable) if udp_fds else None
+        engine = Engine(tun, listener, path, bind=bind, time_scale=time_scale, datapath=datapath)
     except (BindError, OSError) as exc:
         log.error("Failed to bind UDP: %s", exc)
         listener.close()

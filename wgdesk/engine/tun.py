@@ -4,10 +4,12 @@ Reads and writes are non-blocking and batched: `read_batch` drains what the kern
 `write_batch` hands decrypted packets back. When the interface is deleted (`ip link del`), the
 kernel answers reads with `EBADFD`; `read_batch` reports that as `TunGone`.
 
-A TUN the engine creates also has `IFF_VNET_HDR`: every packet carries a `virtio_net_hdr`, which
-lets `write_batch` hand a run of TCP segments of one stream to the kernel as one packet (see
-`offload`). Offloads stay off, so reads are single packets behind an empty header. A descriptor
-handed over without `IFF_VNET_HDR` (`WG_TUN_FD`) is used plainly, one packet per system call.
+A TUN the engine creates also has `IFF_VNET_HDR` (unless it runs the portable path): every packet
+carries a `virtio_net_hdr`, which lets `write_batch` hand a run of TCP segments of one stream to the
+kernel as one packet (see `offload`). Offloads stay off for the pure-Python path, so reads are
+single packets behind an empty header; the compiled path turns TSO/USO on (`enable_offloads`) and
+splits the superframes it reads in C. A descriptor handed over without `IFF_VNET_HDR` (`WG_TUN_FD`)
+is used plainly, one packet per system call.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 TUNSETOFFLOAD = 0x400454D0
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
+TUN_F_USO4 = 0x20
+TUN_F_USO6 = 0x40
 TUNGETVNETHDRSZ = 0x800454D7
 TUNSETVNETHDRSZ = 0x400454D8
 SIOCGIFMTU = 0x8921
@@ -39,7 +46,8 @@ DEFAULT_MTU = 1420
 
 MAX_PACKET = 65535
 
-_GONE_ERRNOS = frozenset({errno.EBADFD, errno.EIO, errno.ENXIO, errno.ENODEV})
+GONE_ERRNOS = frozenset({errno.EBADFD, errno.EIO, errno.ENXIO, errno.ENODEV})
+"""What reads and writes of a TUN whose interface was deleted fail with."""
 
 
 class TunError(Exception):
@@ -65,9 +73,31 @@ class Tun:
         """Packets carry a `virtio_net_hdr`; TCP runs are coalesced on write."""
         self.writes = 0
         """System calls made by `write_batch` so far (to see the coalescing at work)."""
+        self.offloads = 0
+        """The `TUN_F_*` offloads on: superframes a reader must split (`enable_offloads`)."""
+        self.af_header = False
+        """Packets carry a 4-byte address family (macOS utun); never on Linux."""
         if vnet_hdr:
             with suppress(OSError):  # no offloads: reads stay single, checksummed packets
                 fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
+
+    def enable_offloads(self) -> int:
+        """Let the kernel hand over TCP (and, from Linux 6.2, UDP) superframes of up to 64 KiB with
+        checksums left to us: one read for up to 45 packets. Only for a reader that splits them (the
+        compiled path). Returns the offloads that are on (0 without a vnet header)."""
+        if not self.vnet_hdr:
+            return 0
+        for flags in (
+            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6,
+            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6,
+        ):
+            try:
+                fcntl.ioctl(self.fd, TUNSETOFFLOAD, flags)
+            except OSError:
+                continue
+            self.offloads = flags
+            return flags
+        return 0
 
     @staticmethod
     def _vnet_hdr_usable(fd: int) -> bool:
@@ -81,8 +111,9 @@ class Tun:
         return True
 
     @classmethod
-    def create(cls, name: str, mtu: int = DEFAULT_MTU) -> Tun:
-        """Create (or attach to) the TUN interface `name` and set its MTU.
+    def create(cls, name: str, mtu: int = DEFAULT_MTU, vnet_hdr: bool = True) -> Tun:
+        """Create (or attach to) the TUN interface `name` and set its MTU (`vnet_hdr=False`: the
+        portable path's plain TUN).
 
         Raises `TunError` with the reason when the kernel refuses (no `/dev/net/tun`, no
         CAP_NET_ADMIN, a non-TUN interface of that name already exists, name too long).
@@ -94,13 +125,14 @@ class Tun:
         except OSError as exc:
             raise TunError(f"cannot open /dev/net/tun: {exc.strerror} (is the tun module loaded?)") from exc
         try:
-            ifr = struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI | IFF_VNET_HDR)
+            flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+            ifr = struct.pack("16sH", name.encode(), flags)
             fcntl.ioctl(fd, TUNSETIFF, ifr)
         except OSError as exc:
             os.close(fd)
             hint = " (needs root or CAP_NET_ADMIN)" if exc.errno == errno.EPERM else ""
             raise TunError(f"cannot create TUN interface {name}: {exc.strerror}{hint}") from exc
-        tun = cls(fd, name, vnet_hdr=cls._vnet_hdr_usable(fd))
+        tun = cls(fd, name, vnet_hdr=vnet_hdr and cls._vnet_hdr_usable(fd))
         try:
             tun.set_mtu(mtu)
         except OSError as exc:
@@ -160,7 +192,7 @@ class Tun:
         except BlockingIOError:
             pass
         except OSError as exc:
-            if exc.errno in _GONE_ERRNOS:
+            if exc.errno in GONE_ERRNOS:
                 raise TunGone(self.name) from exc
             raise
         return packets
@@ -182,7 +214,7 @@ class Tun:
             except BlockingIOError:
                 dropped += 1
             except OSError as exc:
-                if exc.errno in _GONE_ERRNOS:
+                if exc.errno in GONE_ERRNOS:
                     raise TunGone(self.name) from exc
                 dropped += 1
         return dropped
@@ -199,7 +231,7 @@ class Tun:
             except BlockingIOError:
                 failed += 1
             except OSError as exc:
-                if exc.errno in _GONE_ERRNOS:
+                if exc.errno in GONE_ERRNOS:
                     raise TunGone(self.name) from exc
                 failed += 1
 
