@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""Tunnel throughput and latency: wireguard-go ↔ wireguard-go, wgdesk ↔ wireguard-go, wgdesk ↔ wgdesk.
+"""Tunnel throughput and latency of every data path, against wireguard-go in the same run.
 
+Engines ("kinds"): `go` (Debian's wireguard-go), `wgdesk` (the compiled data path, offload I/O),
+`portable` (compiled, portable I/O: no vnet header, no GSO/GRO, one packet per system call, as
+macOS and Windows run it), `pure` and `pure-portable` (the pure-Python reference path), and
+`main` (the engine of another checkout, `--baseline DIR`: today's engine, for before/after).
 For each pairing builds two network namespaces joined by a veth (both tunnel ends on this
 machine); all pairings stay up and are measured round-robin (the shared machine's load drifts, so
 interleaving keeps the ratios fair): iperf3 TCP throughput through the tunnel in both directions
 (median and range of N runs), ping round-trip time (median of all N x 100 pings), each engine's CPU
-use (% of one core during iperf), peak RSS, and the CPU seconds each engine uses while the
-tunnels then sit idle for 10 s (timers only, no polling).
-Ratios are against wireguard-go ↔ wireguard-go measured in the same run. Needs root.
+use (% of one core during iperf) and CPU seconds per GB carried (both directions, per side), peak
+RSS, and the CPU seconds each engine uses while the tunnels then sit idle for 10 s (timers only,
+no polling). Ratios are against wireguard-go ↔ wireguard-go measured in the same run. Needs root.
 
-Run: sudo .venv/bin/python benchmarks/throughput.py [--seconds 5] [--runs 3] [--profile out.txt]
+Run: sudo .venv/bin/python benchmarks/throughput.py [--seconds 5] [--runs 3] [--pairs go-go,wgdesk-go]
+     [--baseline /path/to/checkout] [--profile out.txt]
 `--profile` additionally samples both engines of wgdesk → wgdesk with py-spy (when installed in
 the venv; otherwise the sender under cProfile) and prints where each one's time goes.
 """
@@ -36,9 +41,65 @@ sys.path.insert(0, str(ROOT))
 from tests.interop.wgnet import INNER4, Topology, build, wait_handshake  # noqa: E402
 from tests.netns import namespaces, wait_for  # noqa: E402
 
-PAIRS = [("go", "go"), ("wgdesk", "go"), ("wgdesk", "wgdesk")]
-LABEL = {"go": "wireguard-go", "wgdesk": "wgdesk"}
+PAIRS = [
+    ("go", "go"),
+    ("wgdesk", "go"),
+    ("wgdesk", "wgdesk"),
+    ("portable", "portable"),
+    ("pure", "go"),
+    ("pure", "pure"),
+    ("pure-portable", "pure-portable"),
+]
+BASELINE_PAIRS = [("main", "go"), ("main", "main")]
+LABEL = {
+    "go": "wireguard-go",
+    "wgdesk": "wgdesk",
+    "portable": "wgdesk portable",
+    "pure": "wgdesk pure",
+    "pure-portable": "wgdesk pure portable",
+    "main": "wgdesk before (baseline)",
+}
+KIND_ENV = {
+    "wgdesk": {"WGDESK_PURE_PYTHON": "0"},
+    "portable": {"WGDESK_PURE_PYTHON": "0", "WGDESK_PORTABLE": "1"},
+    "pure": {"WGDESK_PURE_PYTHON": "1"},
+    "pure-portable": {"WGDESK_PURE_PYTHON": "1", "WGDESK_PORTABLE": "1"},
+    "main": {},
+}
 IDLE_SECONDS = 10
+BASELINE: Path | None = None
+
+_BASELINE_LAUNCHER = """\
+# runs the wgdesk engine of another checkout (the venv's editable install would import this one)
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+sys.path.insert(0, {root!r})
+from wgdesk.engine.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def engine_spec(kind: str, workdir: Path) -> tuple[str, dict[str, str], tuple[str, ...]]:
+    """(implementation, environment, launcher) of a kind."""
+    env = {"LOG_LEVEL": "error", **KIND_ENV.get(kind, {})}
+    if kind == "go":
+        return "go", env, ()
+    if kind == "main":
+        if BASELINE is None:
+            raise SystemExit("the main kind needs --baseline DIR")
+        launcher = workdir / "baseline_engine.py"
+        launcher.write_text(_BASELINE_LAUNCHER.format(root=str(BASELINE)))
+        return "wgdesk", env, (sys.executable, str(launcher))
+    return "wgdesk", env, ()
+
+
+def build_pair(na: Any, nb: Any, a: str, b: str, workdir: Path, **kw: Any) -> Topology:
+    impl_a, env_a, launcher_a = engine_spec(a, workdir)
+    impl_b, env_b, launcher_b = engine_spec(b, workdir)
+    return build(
+        na, nb, impl_a, impl_b, workdir, env_a=env_a, env_b=env_b, launcher_a=launcher_a,
+        launcher_b=launcher_b, **kw,
+    )  # fmt: skip
 
 
 def cpu_seconds(pid: int) -> float:
@@ -53,7 +114,8 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def iperf_tcp(topo: Topology, client: int, seconds: int) -> float:
+def iperf_tcp(topo: Topology, client: int, seconds: int, moved: list[float] | None = None) -> float:
+    """Mbit/s received; `moved` gets the bytes carried appended."""
     server_ns, client_ns = (topo.nb, topo.na) if client == 0 else (topo.na, topo.nb)
     server = server_ns.popen(
         "iperf3", "-s", "-1", "-p", "5201", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -63,7 +125,10 @@ def iperf_tcp(topo: Topology, client: int, seconds: int) -> float:
         "iperf3", "-c", INNER4[1 - client], "-p", "5201", "-t", str(seconds), "-J", timeout=seconds + 30
     ).stdout
     server.wait(10)
-    return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e6
+    end = json.loads(out)["end"]
+    if moved is not None:
+        moved.append(float(end["sum_received"]["bytes"]))
+    return float(end["sum_received"]["bits_per_second"]) / 1e6
 
 
 def ping_ms(topo: Topology) -> list[float]:
@@ -87,15 +152,12 @@ def measure_all(
         topos = {}
         for a, b in pairs:
             na, nb = stack.enter_context(namespaces("ba", "bb"))
-            topo = build(
-                na, nb, a, b, workdir, endpoints=(0, 1),
-                env_a={"LOG_LEVEL": "error"}, env_b={"LOG_LEVEL": "error"},
-            )  # fmt: skip
+            topo = build_pair(na, nb, a, b, workdir, endpoints=(0, 1))
             topo.ping(0, INNER4[1])
             wait_handshake(topo.a, topo.b.public)
             topos[(a, b)] = topo
         samples: dict[tuple[str, str], dict[str, list[float]]] = {
-            pair: {"a_to_b": [], "b_to_a": [], "ping": [], "cpu_a": [], "cpu_b": [], "wall": []}
+            pair: {"a_to_b": [], "b_to_a": [], "ping": [], "cpu_a": [], "cpu_b": [], "wall": [], "bytes": []}
             for pair in pairs
         }
         for round_ in range(runs):
@@ -109,8 +171,8 @@ def measure_all(
                 pids = (topo.a.proc.pid, topo.b.proc.pid)
                 cpu0 = [cpu_seconds(p) for p in pids]
                 t0 = time.monotonic()
-                got["a_to_b"].append(iperf_tcp(topo, 0, seconds))
-                got["b_to_a"].append(iperf_tcp(topo, 1, seconds))
+                got["a_to_b"].append(iperf_tcp(topo, 0, seconds, got["bytes"]))
+                got["b_to_a"].append(iperf_tcp(topo, 1, seconds, got["bytes"]))
                 got["wall"].append(time.monotonic() - t0)
                 got["cpu_a"].append(cpu_seconds(pids[0]) - cpu0[0])
                 got["cpu_b"].append(cpu_seconds(pids[1]) - cpu0[1])
@@ -130,6 +192,8 @@ def measure_all(
                 "ping_mean": statistics.fmean(got["ping"]),
                 "cpu_a": 100 * sum(got["cpu_a"]) / wall,
                 "cpu_b": 100 * sum(got["cpu_b"]) / wall,
+                "gb_a": sum(got["cpu_a"]) / (sum(got["bytes"]) / 1e9),
+                "gb_b": sum(got["cpu_b"]) / (sum(got["bytes"]) / 1e9),
                 "rss_a": rss_mib(pids[0]),
                 "rss_b": rss_mib(pids[1]),
                 "idle_a": cpu_seconds(pids[0]) - idle0[pair][0],
@@ -280,6 +344,8 @@ def print_table(results: dict[tuple[str, str], dict[str, Any]], seconds: int, ru
         "ping ms median / mean",
         "CPU a",
         "CPU b",
+        "CPU s/GB a",
+        "CPU s/GB b",
         "RSS a MiB",
         "RSS b MiB",
         f"idle CPU s a/b ({IDLE_SECONDS} s)",
@@ -297,6 +363,8 @@ def print_table(results: dict[tuple[str, str], dict[str, Any]], seconds: int, ru
             f"{r['ping']:.3f} / {r['ping_mean']:.3f}",
             f"{r['cpu_a']:.0f}%",
             f"{r['cpu_b']:.0f}%",
+            f"{r['gb_a']:.1f}",
+            f"{r['gb_b']:.1f}",
             f"{r['rss_a']:.0f}",
             f"{r['rss_b']:.0f}",
             f"{r['idle_a']:.2f} / {r['idle_b']:.2f}",
@@ -305,23 +373,39 @@ def print_table(results: dict[tuple[str, str], dict[str, Any]], seconds: int, ru
         print("| " + " | ".join(row) + " |")
 
 
+def _pair(text: str) -> tuple[str, str]:
+    for kind in sorted(LABEL, key=len, reverse=True):
+        if text.startswith(kind + "-") and text[len(kind) + 1 :] in LABEL:
+            return kind, text[len(kind) + 1 :]
+    raise SystemExit(f"unknown pair {text!r}: KIND-KIND with kinds {', '.join(LABEL)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pairs", help="comma-separated KIND-KIND pairs (default: all)")
+    parser.add_argument("--baseline", type=Path, help="another checkout: adds its engine as 'main'")
     parser.add_argument("--profile", type=Path, help="also profile wgdesk; write the summary here")
     parser.add_argument("--profile-only", action="store_true", help="skip the throughput rows")
     parser.add_argument(
         "--rekey", type=int, metavar="SECONDS", help="only: one long run across the rekey (130)"
     )
     args = parser.parse_args()
+    global BASELINE
+    BASELINE = args.baseline.resolve() if args.baseline else None
+    pairs = PAIRS + (BASELINE_PAIRS if BASELINE else [])
+    if args.pairs:
+        pairs = [_pair(p) for p in args.pairs.split(",")]
+    if ("go", "go") not in pairs:
+        pairs.insert(0, ("go", "go"))
     workdir = Path(tempfile.mkdtemp(prefix="wgdesk-bench-"))
     if args.rekey:
         for impl_b in ("wgdesk", "go"):
             print(rekey_run(impl_b, args.rekey, workdir), flush=True)
         return
     results = (
-        {} if args.profile_only and args.profile else measure_all(PAIRS, args.seconds, args.runs, workdir)
+        {} if args.profile_only and args.profile else measure_all(pairs, args.seconds, args.runs, workdir)
     )
     if results:
         print_table(results, args.seconds, args.runs)

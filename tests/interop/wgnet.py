@@ -214,6 +214,7 @@ def build(
     env_a: dict[str, str] | None = None,
     env_b: dict[str, str] | None = None,
     launcher_a: Sequence[str] = (),
+    launcher_b: Sequence[str] = (),
 ) -> Topology:
     """Join `na`/`nb`, start the two implementations, and peer them.
 
@@ -222,7 +223,7 @@ def build(
     """
     ifs = veth(na, nb, (f"{OUTER4[0]}/24", f"{OUTER6[0]}/64"), (f"{OUTER4[1]}/24", f"{OUTER6[1]}/64"))
     a = WgInterface(na, impl_a, workdir, env_a, launcher_a)
-    b = WgInterface(nb, impl_b, workdir, env_b)
+    b = WgInterface(nb, impl_b, workdir, env_b, launcher_b)
     key = genpsk() if psk else None
     psk_file = workdir / "psk"
     if key:

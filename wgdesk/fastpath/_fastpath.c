@@ -1247,7 +1247,7 @@ static PyObject *fp_tun_read(PyObject *mod, PyObject *args)
     PacketsObject *p;
     Py_ssize_t max_reads;
     unsigned int port;
-    if (!PyArg_ParseTuple(args, "iO!nppI:tun_read", &fd, &PacketsType, &p, &max_reads, &vnet, &port, &af))
+    if (!PyArg_ParseTuple(args, "iO!npIp:tun_read", &fd, &PacketsType, &p, &max_reads, &vnet, &port, &af))
         return NULL;
     packets_clear(p);
     uint8_t own[2] = {(uint8_t)(port >> 8), (uint8_t)port};
