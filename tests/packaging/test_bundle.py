@@ -126,3 +126,13 @@ def test_runtime_hook_gives_children_the_original_library_path() -> None:
             ["python3", "-c", hook + child], env=env, capture_output=True, text=True, check=True
         ).stdout.splitlines()
         assert [line for line in out if line.startswith("LD_LIBRARY_PATH")] == expected
+
+
+def test_the_engine_bundles_the_compiled_data_path(bundle: Bundle) -> None:
+    """The extension module is in _internal/ next to its package, and the bundled engine loads it
+    (libcrypto comes from the system, like the other system libraries)."""
+    assert list((bundle.path / "_internal" / "wgdesk" / "fastpath").glob("_fastpath*.so"))
+    result = subprocess.run(
+        [str(bundle.path / "wgdesk-engine"), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert "Data path: compiled data path" in result.stdout, result.stdout + result.stderr
