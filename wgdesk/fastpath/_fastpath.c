@@ -101,22 +101,38 @@ static PyObject *InvalidTag; /* cryptography.exceptions.InvalidTag, registered b
 
 static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t n)
 {
-    /* One's-complement sum of 16-bit big-endian words, accumulated 32 bits at a time. */
+    /*
+     * Adds the one's-complement sum of p[0..n) (16-bit big-endian words, an odd last byte padded
+     * with zero) to sum. RFC 1071 §2(B): the sum does not depend on byte order, so the data is
+     * summed as native 32-bit words into 64 bits (no carry handling in the loop) and the folded
+     * result swapped once. Only the last call over a packet may have an odd length.
+     */
+    uint64_t acc = 0;
+    while (n >= 32) {
+        uint32_t w[8];
+        memcpy(w, p, 32);
+        acc += (uint64_t)w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
+        p += 32;
+        n -= 32;
+    }
     while (n >= 4) {
         uint32_t w;
         memcpy(&w, p, 4);
-        sum += ntohl(w);
+        acc += w;
         p += 4;
         n -= 4;
     }
-    if (n >= 2) {
-        sum += ((uint32_t)p[0] << 8) | p[1];
-        p += 2;
-        n -= 2;
+    if (n) {
+        uint32_t w = 0;
+        memcpy(&w, p, n);
+        acc += w;
     }
-    if (n)
-        sum += (uint32_t)p[0] << 8;
-    return sum;
+    while (acc >> 16)
+        acc = (acc & 0xFFFF) + (acc >> 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    acc = ((acc & 0xFF) << 8) | (acc >> 8);
+#endif
+    return sum + acc;
 }
 
 static uint16_t csum_fold(uint64_t sum)
