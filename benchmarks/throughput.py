@@ -17,6 +17,8 @@ Run: sudo .venv/bin/python benchmarks/throughput.py [--seconds 5] [--runs 3] [--
      [--baseline /path/to/checkout] [--profile out.txt]
 `--profile` additionally samples both engines of wgdesk → wgdesk with py-spy (when installed in
 the venv; otherwise the sender under cProfile) and prints where each one's time goes.
+`--perf KIND` instead profiles KIND ↔ KIND with `perf record` (native code: kernel, libcrypto, the
+compiled module, the interpreter) and prints CPU seconds per GB and µs per packet for each side.
 """
 
 from __future__ import annotations
@@ -329,6 +331,45 @@ def pyspy_profile(seconds: int, workdir: Path, out: Path, py_spy: str) -> str:
     return text
 
 
+def perf_profile(kind: str, seconds: int, workdir: Path) -> str:
+    """Where the CPU of both engines of KIND <-> KIND goes during one iperf3 run, from `perf record`
+    (native frames: the kernel, libcrypto, the compiled module, the interpreter as one block)."""
+    text = ""
+    with namespaces("pa", "pb") as (na, nb):
+        topo = build_pair(na, nb, kind, kind, workdir, endpoints=(0, 1))
+        topo.ping(0, INNER4[1])
+        data = [workdir / f"perf-{side}.data" for side in ("send", "recv")]
+        recorders = []
+        for iface, out in zip((topo.a, topo.b), data, strict=True):
+            argv = ["perf", "record", "-F", "1000", "-p", str(iface.proc.pid), "-o", str(out)]
+            argv += ["--", "sleep", str(seconds)]
+            recorders.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        pids = (topo.a.proc.pid, topo.b.proc.pid)
+        cpu0 = [cpu_seconds(p) for p in pids]
+        moved: list[float] = []
+        mbit = iperf_tcp(topo, 0, seconds, moved)
+        cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
+        for recorder in recorders:
+            recorder.wait(60)
+        topo.a.stop()
+        topo.b.stop()
+    gb = moved[0] / 1e9
+    packets = moved[0] / 1380  # TCP payload per 1420-byte tunnel packet
+    text += f"{LABEL[kind]} -> {LABEL[kind]} under perf: {mbit:.0f} Mbit/s\n"
+    for side, out, used in zip(("sender", "receiver"), data, cpu, strict=True):
+        text += (
+            f"\n{side}: {used:.2f} CPU s, {used / gb:.2f} s/GB, {1e6 * used / packets:.2f} µs per packet\n"
+        )
+        for sort, limit in (("dso", 6), ("dso,sym", 14)):
+            report = subprocess.run(
+                ["perf", "report", "-i", str(out), "--no-children", "--sort", sort, "--stdio"],
+                capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            rows = [line.rstrip() for line in report.splitlines() if re.match(r"^\s+\d+\.\d+%", line)]
+            text += "\n".join(rows[:limit]) + "\n"
+    return text
+
+
 def print_table(results: dict[tuple[str, str], dict[str, Any]], seconds: int, runs: int) -> None:
     base = results[("go", "go")]
     print(
@@ -388,6 +429,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another checkout: adds its engine as 'main'")
     parser.add_argument("--profile", type=Path, help="also profile wgdesk; write the summary here")
     parser.add_argument("--profile-only", action="store_true", help="skip the throughput rows")
+    parser.add_argument("--perf", metavar="KIND", help="only: profile KIND <-> KIND with perf record")
     parser.add_argument(
         "--rekey", type=int, metavar="SECONDS", help="only: one long run across the rekey (130)"
     )
@@ -400,6 +442,9 @@ def main() -> None:
     if ("go", "go") not in pairs:
         pairs.insert(0, ("go", "go"))
     workdir = Path(tempfile.mkdtemp(prefix="wgdesk-bench-"))
+    if args.perf:
+        print(perf_profile(args.perf, args.seconds, workdir))
+        return
     if args.rekey:
         for impl_b in ("wgdesk", "go"):
             print(rekey_run(impl_b, args.rekey, workdir), flush=True)

@@ -18,6 +18,7 @@ header: what macOS and Windows run); `WGDESK_PORTABLE=1` forces the portable one
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,10 +56,9 @@ def load_module() -> ModuleType:
     """Import the compiled module and register the exception its AEAD raises; ImportError if absent."""
     from cryptography.exceptions import InvalidTag
 
-    from wgdesk.fastpath import _fastpath  # type: ignore[attr-defined]
-
-    _fastpath.set_invalid_tag(InvalidTag)
-    return _fastpath
+    module: ModuleType = importlib.import_module("wgdesk.fastpath._fastpath")
+    module.set_invalid_tag(InvalidTag)
+    return module
 
 
 def choose(environ: Mapping[str, str] | None = None) -> Choice:
