@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from wgdesk import __version__
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     run_as = os.environ.get("WGDESK_RUN_AS")
     if run_as:
         try:
-            drop_to(run_as)
+            drop_to(run_as, engine.choice.module)
         except (ValueError, RuntimeError, PlatformError) as exc:
             log.error("Failed to drop privileges: %s", exc)
             engine.close()
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def drop_to(run_as: str) -> None:
+def drop_to(run_as: str, datapath: ModuleType | None = None) -> None:
     """Become ``UID:GID`` for good (`platforms.current.drop_privileges`), after loading every module
     the running engine can need — its own, and what the libraries load on first use (`rehearsal`): from
     then on it may not be able to read the directory it was started from (a venv in a private home), so
@@ -197,7 +198,7 @@ def drop_to(run_as: str) -> None:
     from wgdesk.engine.rehearsal import rehearse
     from wgdesk.platforms import current
 
-    rehearse()  # loads what the libraries load on first use
+    rehearse(datapath)  # loads what the libraries (and the compiled data path) load on first use
 
     current.drop_privileges(int(uid), int(gid))
     sys.meta_path.insert(0, _LateImport())

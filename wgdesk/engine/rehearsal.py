@@ -4,7 +4,8 @@ After `main.drop_to` the engine may be unable to read the directory it was start
 private home), so nothing may be imported any more — and libraries load parts of themselves on first use
 (`cryptography` imports its backend when the first X25519 key is made). Two in-memory devices therefore
 go once through everything the data path can touch: a handshake under load (cookie reply, XChaCha20),
-transport data both ways, a packet that fails to decrypt, and a UAPI set/get round trip.
+transport data both ways, a packet that fails to decrypt, and a UAPI set/get round trip. With the
+compiled data path the devices use it, and one run is sealed and opened through its batch calls too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import ipaddress
 import os
 import struct
 import time
+from types import ModuleType
 
 from wgdesk import uapi
 from wgdesk.proto.changes import DeviceChange, Endpoint, PeerChange
@@ -32,10 +34,12 @@ def _packet(src: str, dst: str) -> bytes:
     return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0, s, d) + bytes(8)
 
 
-def rehearse() -> None:
-    """Run the exchange; raises `RehearsalFailed` when a step does not give what it must."""
+def rehearse(datapath: ModuleType | None = None) -> None:
+    """Run the exchange (on `datapath`, the compiled module, when given); raises `RehearsalFailed`
+    when a step does not give what it must."""
     now = time.monotonic()
-    a, b = Device(os.urandom, time.time), Device(os.urandom, time.time)
+    a = Device(os.urandom, time.time, datapath=datapath)
+    b = Device(os.urandom, time.time, datapath=datapath)
     ka, kb = generate_private_key(os.urandom), generate_private_key(os.urandom)
     for dev, key, peer_key, endpoint, inner in ((a, ka, kb, B, "10.0.0.2"), (b, kb, ka, A, "10.0.0.1")):
         text = uapi.format_set(
@@ -71,6 +75,16 @@ def rehearse() -> None:
     a.receive_datagram(reply, B, now)
     if len(a.packets_to_tun()) != 1:
         raise RehearsalFailed("the in-memory reply did not decrypt")
+    if datapath is not None:
+        batch = datapath.Packets()
+        batch.append(_packet("10.0.0.2", "10.0.0.1"))
+        b.send_batch(batch, now)
+        received = datapath.Packets()
+        for data, _ in b.datagrams_to_send():
+            received.append_datagram(data, B)
+        a.receive_batch(received, now)
+        if len(a.packets_to_tun()) != 1:
+            raise RehearsalFailed("the compiled data path did not carry a packet in memory")
     while a.next_event() is not None:
         pass
     uapi.parse_get(uapi.format_get(a.snapshot(now)).splitlines())
