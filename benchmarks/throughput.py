@@ -3,7 +3,8 @@
 
 Engines ("kinds"): `go` (Debian's wireguard-go), `wgdesk` (the compiled data path, offload I/O),
 `portable` (compiled, portable I/O: no vnet header, no GSO/GRO, one packet per system call, as
-macOS and Windows run it), `pure` and `pure-portable` (the pure-Python reference path), and
+macOS and Windows run it; sends and TUN writes on a second thread — `portable-1thread` without it,
+`wgdesk-2threads` the offload path with it), `pure` and `pure-portable` (the pure-Python reference path), and
 `main` (the engine of another checkout, `--baseline DIR`: today's engine, for before/after).
 For each pairing builds two network namespaces joined by a veth (both tunnel ends on this
 machine); all pairings stay up and are measured round-robin (the shared machine's load drifts, so
@@ -53,12 +54,15 @@ PAIRS = [
     ("pure-portable", "pure-portable"),
 ]
 BASELINE_PAIRS = [("main", "go"), ("main", "main")]
+EXTRA_KINDS = ("portable-1thread", "wgdesk-2threads")  # on request (--pairs): the writer thread's effect
 LABEL = {
     "go": "wireguard-go",
     "wgdesk": "wgdesk",
     "portable": "wgdesk portable",
     "pure": "wgdesk pure",
     "pure-portable": "wgdesk pure portable",
+    "portable-1thread": "wgdesk portable, one thread",
+    "wgdesk-2threads": "wgdesk, writer thread",
     "main": "wgdesk before (baseline)",
 }
 KIND_ENV = {
@@ -66,6 +70,8 @@ KIND_ENV = {
     "portable": {"WGDESK_PURE_PYTHON": "0", "WGDESK_PORTABLE": "1"},
     "pure": {"WGDESK_PURE_PYTHON": "1"},
     "pure-portable": {"WGDESK_PURE_PYTHON": "1", "WGDESK_PORTABLE": "1"},
+    "portable-1thread": {"WGDESK_PURE_PYTHON": "0", "WGDESK_PORTABLE": "1", "WGDESK_IO_THREAD": "0"},
+    "wgdesk-2threads": {"WGDESK_PURE_PYTHON": "0", "WGDESK_IO_THREAD": "1"},
     "main": {},
 }
 IDLE_SECONDS = 10

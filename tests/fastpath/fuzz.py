@@ -9,7 +9,8 @@ that parses bytes it did not write itself:
 * `Packets.sessions` and `open` over datagrams (transport messages sealed with a key the target
   knows, so mutated plaintexts reach the inner-header checks, plus raw mutations and garbage);
 * `Packets.routes` and `seal` (every MTU, including 0) over mutated IP packets;
-* `tun_write` coalescing over mutated TCP segments (to a socket pair, drained).
+* `tun_write` coalescing over mutated TCP segments (to a socket pair, drained), also through the
+  `Writer` thread.
 
 A crash, a sanitizer report or an exception other than the expected ones fails the run. Each frame,
 datagram or packet handed over counts as one input.
@@ -148,6 +149,7 @@ def drive(fp: ModuleType, inputs: int, seed: int) -> int:
     tun_batch = fp.Packets(1 << 20, 2048)
     udp_batch = fp.Packets(1 << 20, 2048)
     aead = fp.Aead(KEY)
+    writer = fp.Writer(a.fileno(), True, False)
     counter = 0
     while done < inputs:
         kind = rng.random()
@@ -193,15 +195,21 @@ def drive(fp: ModuleType, inputs: int, seed: int) -> int:
                     if rng.random() < 0.5:
                         udp_batch.drop(start)
                     run.packets()
-        else:  # TUN writes
+        else:  # TUN writes, directly or through the writer thread
             packets = [mutate(rng, ip_packet(rng)) for _ in range(rng.randrange(1, 48))]
-            fp.tun_write(a.fileno(), packets, rng.random() < 0.8, rng.random() < 0.1)
+            if rng.random() < 0.3:
+                writer.submit_tun(packets)
+                writer.wait_idle(None)
+                writer.poll()
+            else:
+                fp.tun_write(a.fileno(), packets, rng.random() < 0.8, rng.random() < 0.1)
             while True:
                 try:
                     b.recv(1 << 17)
                 except BlockingIOError:
                     break
             done += len(packets)
+    writer.close()
     a.close()
     b.close()
     return done

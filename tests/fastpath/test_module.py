@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import random
@@ -279,3 +280,65 @@ def test_runs_of_a_refilled_batch_are_neither_sent_nor_written(fastpath: ModuleT
         assert fastpath.udp_send(tx.fileno(), -1, [(run, rx.getsockname())], False)[0] == 0
         with pytest.raises(BlockingIOError):
             rx.recv(2000)
+
+
+def test_writer_thread_sends_and_writes_in_order(fastpath: ModuleType) -> None:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tun_in, tun_out = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with rx, tx, tun_in, tun_out:
+        rx.bind(("127.0.0.1", 0))
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        dest = rx.getsockname()
+        # a full "TUN": the thread's first write blocks until the test reads, so what is queued
+        # behind it stays queued while the test looks
+        tun_in.setblocking(False)
+        filler = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                tun_in.send(b"f" * 1000)
+                filler += 1
+        tun_in.setblocking(True)
+        writer = fastpath.Writer(tun_in.fileno(), False, False)
+        batch = fastpath.Packets()
+        plain = [segment(4, 1 + i, bytes([i]) * 100) for i in range(50)]
+        for packet in plain:
+            batch.append(packet)
+        run = fastpath.seal(fastpath.Aead(bytes(32)), batch, 0, 50, 0, 1420, b"\x04\0\0\0\x01\0\0\0")
+        sealed = run.packets()
+        writer.submit_tun(plain[:5])  # more than a sparse job: queued for the thread, which blocks
+        writer.submit_udp(tx.fileno(), -1, [(b"first", dest), (run, dest), (b"last", dest)], False)
+        writer.submit_tun([plain[5]])  # small, but queued behind the others: order is kept
+        assert batch.in_flight == 1
+        with pytest.raises(RuntimeError, match="in flight"):
+            batch.clear()  # refilling a batch the thread still reads is refused
+        with pytest.raises(RuntimeError, match="in flight"):
+            fastpath.tun_read(tun_out.fileno(), batch, 1, False, 0, False)
+        got = [tun_out.recv(2000) for _ in range(filler + 6)]
+        assert got[filler:] == plain[:6]
+        writer.wait_idle(None)
+        assert batch.in_flight == 0
+        udp_failed, _, _, writes, tun_failed, gone = writer.poll()
+        assert (udp_failed, writes, tun_failed, gone) == (0, 6, 0, 0)
+        # nothing queued: a sparse job goes out on the calling thread before submit returns
+        writer.submit_tun([plain[6]])
+        assert writer.poll()[3] == 1
+        tun_out.setblocking(False)
+        assert tun_out.recv(2000) == plain[6]
+        rx.setblocking(False)
+        assert [rx.recv(2000) for _ in range(52)] == [b"first", *sealed, b"last"]
+        writer.close()
+        with pytest.raises(ValueError):
+            writer.submit_tun([b"x"])
+
+
+def test_writer_reports_a_deleted_interface(fastpath: ModuleType) -> None:
+    fd = os.open("/dev/null", os.O_RDONLY)  # writes fail with EBADF: counted, not "gone"
+    try:
+        writer = fastpath.Writer(fd, False, False)
+        writer.submit_tun([b"\x45" + bytes(19)])
+        writer.wait_idle(None)
+        assert writer.poll()[4] == 1
+        writer.close()
+    finally:
+        os.close(fd)

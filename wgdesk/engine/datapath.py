@@ -11,13 +11,19 @@
 Each runs with *offload* I/O (Linux: vnet-header TUN with TSO/USO on for the compiled path, UDP
 GSO/GRO) or *portable* I/O (one packet per system call, no vnet header, as macOS and Windows run
 it; forced on Linux by `WGDESK_PORTABLE=1`). The loop (`loop.Engine`) is the same for all four.
+
+With portable I/O the compiled path also hands its sends and TUN writes to a `Writer`: a second
+thread that makes those system calls without the GIL while the engine thread reads and seals or
+opens the next batch (two batches per source take turns; one is refilled only when the writer is
+done with it). There the kernel's work per system call is most of the time, and it now runs on two
+cores. Results (send failures, a deleted interface) come back at the next flush.
 """
 
 from __future__ import annotations
 
 import socket
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wgdesk.engine.bind import Bind
 from wgdesk.engine.tun import GONE_ERRNOS, Tun, TunGone
@@ -101,23 +107,47 @@ class PythonPath:
         if packets:
             self.tun.write_batch(packets)
 
+    def drain(self, bind: Bind) -> None:
+        """Finish every send and write handed over (before `bind` is closed or replaced)."""
+
+    def close(self) -> None:
+        """Stop what the path runs besides the engine's thread."""
+
 
 class CompiledPath(PythonPath):
-    """The compiled data path: batches in C arenas, sealed and opened in place."""
+    """The compiled data path: batches in C arenas, sealed and opened in place; with `threaded`,
+    sends and TUN writes on the module's `Writer` thread."""
 
     compiled = True
 
     def __init__(
-        self, module: ModuleType, device: Device, tun: Tun, count_loop_drop: Callable[[int], None]
+        self,
+        module: ModuleType,
+        device: Device,
+        tun: Tun,
+        count_loop_drop: Callable[[int], None],
+        threaded: bool = False,
     ) -> None:
         super().__init__(device, tun, count_loop_drop)
         self.fp = module
-        self.tun_batch = module.Packets(COMPILED_ARENA, COMPILED_SLOTS)
-        self.udp_batch = module.Packets(COMPILED_ARENA, COMPILED_SLOTS)
+        turns = 2 if threaded else 1
+        self.tun_batches = [module.Packets(COMPILED_ARENA, COMPILED_SLOTS) for _ in range(turns)]
+        self.udp_batches = [module.Packets(COMPILED_ARENA, COMPILED_SLOTS) for _ in range(turns)]
+        self._tun_turn = self._udp_turn = 0
+        self.writer = module.Writer(tun.fd, tun.vnet_hdr, tun.af_header) if threaded else None
         self._routed_back = 0
+        self._gone = 0
+
+    def _take_turn(self, batches: list[Any], turn: int) -> Any:
+        batch = batches[turn % len(batches)]
+        if batch.in_flight:
+            assert self.writer is not None
+            self.writer.wait_idle(batch)
+        return batch
 
     def from_tun(self, bind: Bind, limit: int, now: float) -> bool:
-        batch = self.tun_batch
+        self._tun_turn += 1
+        batch = self._take_turn(self.tun_batches, self._tun_turn)
         tun = self.tun
         try:
             count, _ = self.fp.tun_read(tun.fd, batch, limit, tun.vnet_hdr, bind.port, tun.af_header)
@@ -125,16 +155,18 @@ class CompiledPath(PythonPath):
             if exc.errno in GONE_ERRNOS:
                 raise TunGone(tun.name) from exc
             raise
-        if batch.routed_back != self._routed_back:
-            self.count_loop_drop(batch.routed_back - self._routed_back)
-            self._routed_back = batch.routed_back
+        routed_back = sum(b.routed_back for b in self.tun_batches)
+        if routed_back != self._routed_back:
+            self.count_loop_drop(routed_back - self._routed_back)
+            self._routed_back = routed_back
         if not count:
             return False
         self.device.send_batch(batch, now)
         return True
 
     def from_udp(self, bind: Bind, sock: socket.socket, limit: int, now: float) -> bool:
-        batch = self.udp_batch
+        self._udp_turn += 1
+        batch = self._take_turn(self.udp_batches, self._udp_turn)
         if not self.fp.udp_recv(sock.fileno(), batch, limit, bind.gro):
             return False
         self.device.receive_batch(batch, now)
@@ -146,31 +178,68 @@ class CompiledPath(PythonPath):
             return 0
         fd4 = bind.sock4.fileno() if bind.sock4 is not None else -1
         fd6 = bind.sock6.fileno() if bind.sock6 is not None else -1
+        if self.writer is not None:
+            self.writer.submit_udp(fd4, fd6, items, bind.gso)
+            return self._poll(bind)
         failed, error, bind.gso = self.fp.udp_send(fd4, fd6, items, bind.gso)
         if failed:
             bind.send_errors += failed
             bind.last_send_error = error
         return int(failed)
 
+    def _poll(self, bind: Bind) -> int:
+        """Take in what the writer reports: send failures (returned), GSO refused, TUN writes and
+        a deleted interface (raised by the next `write_tun`)."""
+        assert self.writer is not None
+        failed, error, refused, writes, _, gone = self.writer.poll()
+        if refused:
+            bind.gso = False
+        if failed:
+            bind.send_errors += failed
+            bind.last_send_error = error
+        self.tun.writes += writes
+        self._gone = self._gone or gone
+        return int(failed)
+
     def write_tun(self) -> None:
         items = self.device.take_packets_to_tun()
+        tun = self.tun
+        if self.writer is not None:
+            if items:
+                self.writer.submit_tun(items)
+            if self._gone:
+                raise TunGone(tun.name)
+            return
         if not items:
             return
-        tun = self.tun
         try:
             writes, _ = self.fp.tun_write(tun.fd, items, tun.vnet_hdr, tun.af_header)
         except OSError as exc:
             raise TunGone(tun.name) from exc
         tun.writes += writes
 
+    def drain(self, bind: Bind) -> None:
+        if self.writer is not None:
+            self.writer.wait_idle(None)
+            self._poll(bind)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
 
 def make_path(
-    module: ModuleType | None, device: Device, tun: Tun, count_loop_drop: Callable[[int], None]
+    module: ModuleType | None,
+    device: Device,
+    tun: Tun,
+    count_loop_drop: Callable[[int], None],
+    threaded: bool = False,
 ) -> PythonPath:
-    """The compiled path when `module` is given, else the reference."""
+    """The compiled path when `module` is given (with a writer thread when `threaded`), else the
+    reference."""
     if module is None:
         return PythonPath(device, tun, count_loop_drop)
-    return CompiledPath(module, device, tun, count_loop_drop)
+    return CompiledPath(module, device, tun, count_loop_drop, threaded)
 
 
 __all__ = ["BATCH", "CompiledPath", "PythonPath", "make_path"]

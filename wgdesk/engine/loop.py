@@ -65,7 +65,7 @@ class Engine:
             raise ValueError("the device must be made with the engine's data path")
         if module is not None and not self.choice.portable:
             tun.enable_offloads()
-        self.path = make_path(module, self.device, tun, self._count_loop_drop)
+        self.path = make_path(module, self.device, tun, self._count_loop_drop, self.choice.threaded)
         self.selector = selectors.DefaultSelector()
         self.events = EventLog()
         self._stopping = False
@@ -231,6 +231,7 @@ class Engine:
         wanted = change.listen_port
         if wanted is not None and wanted != 0 and wanted != self.bind.port:
             new = Bind.open(wanted, self.bind.fwmark, offload=self.bind.offload)
+            self.path.drain(self.bind)  # nothing may still be sent from the sockets closed next
             self._unregister_bind()
             self.bind.close()
             self.bind = new
@@ -320,6 +321,7 @@ class Engine:
         if self.uapi is not None:
             self.uapi.close()
             self.uapi = None
+        self.path.close()  # the writer thread finishes before the sockets and the TUN are closed
         self._unregister_bind()
         self.bind.close()
         with suppress(KeyError, ValueError):

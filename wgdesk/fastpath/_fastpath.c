@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -453,6 +454,7 @@ typedef struct {
     uint64_t gen;
     uint8_t *scratch; /* one TUN superframe before it is split */
     unsigned long long routed_back; /* packets of our own UDP port dropped by tun_read */
+    int in_flight;                  /* jobs of a Writer that still read this arena (under its lock) */
 } PacketsObject;
 
 static PyTypeObject PacketsType;
@@ -494,6 +496,7 @@ static void Packets_dealloc(PacketsObject *self)
 
 static void packets_clear(PacketsObject *p)
 {
+    /* callers check in_flight first (refill_refused) */
     p->used = 0;
     p->count = 0;
     p->gen++;
@@ -520,6 +523,16 @@ static void packets_commit(PacketsObject *p, slot_t *s, uint32_t len, uint8_t st
     /* 16-byte alignment for the next packet's header keeps the cipher's loads aligned */
     p->used = ((size_t)s->off + len + TAILROOM + 15) & ~(size_t)15;
     p->count++;
+}
+
+static int refill_refused(PacketsObject *p)
+{
+    /* A Writer still sends or writes from this arena: refilling it would send garbage or plaintext. */
+    if (__atomic_load_n(&p->in_flight, __ATOMIC_ACQUIRE) > 0) {
+        PyErr_SetString(PyExc_RuntimeError, "batch still in flight in a Writer (wait_idle first)");
+        return 1;
+    }
+    return 0;
 }
 
 static int check_index(PacketsObject *p, Py_ssize_t i)
@@ -592,6 +605,8 @@ static PyObject *Packets_append_datagram(PacketsObject *self, PyObject *args)
 
 static PyObject *Packets_clear(PacketsObject *self, PyObject *unused)
 {
+    if (refill_refused(self))
+        return NULL;
     packets_clear(self);
     Py_RETURN_NONE;
 }
@@ -807,6 +822,7 @@ static PyMethodDef Packets_methods[] = {
 
 static PyMemberDef Packets_members[] = {
     {"routed_back", T_ULONGLONG, offsetof(PacketsObject, routed_back), 0, "packets of our own UDP port dropped by tun_read"},
+    {"in_flight", T_INT, offsetof(PacketsObject, in_flight), READONLY, "Writer jobs still reading this batch"},
     {NULL},
 };
 
@@ -1265,6 +1281,8 @@ static PyObject *fp_tun_read(PyObject *mod, PyObject *args)
     unsigned int port;
     if (!PyArg_ParseTuple(args, "iO!npIp:tun_read", &fd, &PacketsType, &p, &max_reads, &vnet, &port, &af))
         return NULL;
+    if (refill_refused(p))
+        return NULL;
     packets_clear(p);
     uint8_t own[2] = {(uint8_t)(port >> 8), (uint8_t)port};
     int check = port != 0;
@@ -1419,24 +1437,11 @@ static int tun_writev(int fd, struct iovec *iov, int n, unsigned long long *fail
     return 0;
 }
 
-static PyObject *fp_tun_write(PyObject *mod, PyObject *args)
+/* Write chunks to the TUN (no Python object is touched: callable without the GIL). Returns -1 with
+ * errno set when the interface is gone. */
+static int write_tun_chunks(int fd, const chunk_t *c, Py_ssize_t n, int vnet, int af, unsigned long long *writes,
+                            unsigned long long *failed)
 {
-    /*
-     * tun_write(fd, items, vnet_hdr, af_header) -> (writes, failed)
-     * Writes bytes and opened runs (their ST_DATA packets) in order. With vnet_hdr, runs of one
-     * TCP stream go to the kernel as one GSO_TCPV4/V6 packet ("checksum needed", the pseudo-header
-     * sum in the checksum field); other packets behind an empty header. af_header prefixes macOS's
-     * 4-byte address family. Raises OSError when the interface is gone.
-     */
-    int fd, vnet, af;
-    PyObject *items;
-    if (!PyArg_ParseTuple(args, "iO!pp:tun_write", &fd, &PyList_Type, &items, &vnet, &af))
-        return NULL;
-    chunk_t *c;
-    Py_ssize_t n;
-    if (!collect_tun_items(items, &c, &n))
-        return NULL;
-    unsigned long long writes = 0, failed = 0;
     static const uint8_t empty[VNET_HDR_LEN];
     struct iovec iov[MAX_IOV + 2];
     Py_ssize_t i = 0;
@@ -1450,9 +1455,9 @@ static PyObject *fp_tun_write(PyObject *mod, PyObject *args)
             }
             iov[k].iov_base = (void *)c[i].p;
             iov[k++].iov_len = c[i].n;
-            writes++;
-            if (tun_writev(fd, iov, k, &failed) < 0)
-                goto gone;
+            (*writes)++;
+            if (tun_writev(fd, iov, k, failed) < 0)
+                return -1;
             i++;
             continue;
         }
@@ -1505,9 +1510,9 @@ static PyObject *fp_tun_write(PyObject *mod, PyObject *args)
                     iov[k].iov_base = (void *)(c[m].p + head);
                     iov[k++].iov_len = c[m].n - head;
                 }
-                writes++;
-                if (tun_writev(fd, iov, k, &failed) < 0)
-                    goto gone;
+                (*writes)++;
+                if (tun_writev(fd, iov, k, failed) < 0)
+                    return -1;
                 i = j;
                 continue;
             }
@@ -1516,16 +1521,37 @@ static PyObject *fp_tun_write(PyObject *mod, PyObject *args)
         iov[0].iov_len = VNET_HDR_LEN;
         iov[1].iov_base = (void *)c[i].p;
         iov[1].iov_len = c[i].n;
-        writes++;
-        if (tun_writev(fd, iov, 2, &failed) < 0)
-            goto gone;
+        (*writes)++;
+        if (tun_writev(fd, iov, 2, failed) < 0)
+            return -1;
         i++;
     }
+    return 0;
+}
+
+static PyObject *fp_tun_write(PyObject *mod, PyObject *args)
+{
+    /*
+     * tun_write(fd, items, vnet_hdr, af_header) -> (writes, failed)
+     * Writes bytes and opened runs (their ST_DATA packets) in order. With vnet_hdr, runs of one
+     * TCP stream go to the kernel as one GSO_TCPV4/V6 packet ("checksum needed", the pseudo-header
+     * sum in the checksum field); other packets behind an empty header. af_header prefixes macOS's
+     * 4-byte address family. Raises OSError when the interface is gone.
+     */
+    int fd, vnet, af;
+    PyObject *items;
+    if (!PyArg_ParseTuple(args, "iO!pp:tun_write", &fd, &PyList_Type, &items, &vnet, &af))
+        return NULL;
+    chunk_t *c;
+    Py_ssize_t n;
+    if (!collect_tun_items(items, &c, &n))
+        return NULL;
+    unsigned long long writes = 0, failed = 0;
+    int rc = write_tun_chunks(fd, c, n, vnet, af, &writes, &failed);
     PyMem_Free(c);
+    if (rc < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
     return Py_BuildValue("(KK)", writes, failed);
-gone:
-    PyMem_Free(c);
-    return PyErr_SetFromErrno(PyExc_OSError);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -1544,6 +1570,8 @@ static PyObject *fp_udp_recv(PyObject *mod, PyObject *args)
     PacketsObject *p;
     Py_ssize_t limit;
     if (!PyArg_ParseTuple(args, "iO!np:udp_recv", &fd, &PacketsType, &p, &limit, &gro))
+        return NULL;
+    if (refill_refused(p))
         return NULL;
     packets_clear(p);
     union {
@@ -1662,82 +1690,113 @@ static int refused_gso(int e)
     return e == EIO || e == EINVAL || e == ENOPROTOOPT || e == EOPNOTSUPP || e == EMSGSIZE;
 }
 
-static PyObject *fp_udp_send(PyObject *mod, PyObject *args)
+/* The datagrams of an udp_send items list, flattened (pointers into arenas and bytes objects). */
+typedef struct {
+    dgram_t *g;
+    Py_ssize_t n;
+    dest_t *dests;
+    Py_ssize_t ndest;
+} udp_list;
+
+static void udp_list_free(udp_list *u)
 {
-    /*
-     * udp_send(fd4, fd6, items, gso) -> (failed, last_errno, gso)
-     * items: [(bytes | sealed Run, (host, port)), ...] in order. With gso, runs of equal-sized
-     * datagrams to one destination (the last may be shorter; at most 64 and 65000 bytes) leave in
-     * one sendmsg with UDP_SEGMENT; where the kernel refuses GSO it is turned off (returned False)
-     * and those datagrams go one sendto each. fd4/fd6 may be -1 (family missing).
-     */
-    int fd4, fd6, gso;
-    PyObject *items;
-    if (!PyArg_ParseTuple(args, "iiO!p:udp_send", &fd4, &fd6, &PyList_Type, &items, &gso))
-        return NULL;
+    PyMem_Free(u->g);
+    PyMem_Free(u->dests);
+    u->g = NULL;
+    u->dests = NULL;
+}
+
+static int collect_udp(PyObject *items, udp_list *u)
+{
     Py_ssize_t m = PyList_GET_SIZE(items);
-    Py_ssize_t cap = 256, n = 0, ndest = 0, dcap = 8;
-    dgram_t *g = PyMem_Malloc(cap * sizeof(dgram_t));
-    dest_t *dests = PyMem_Malloc(dcap * sizeof(dest_t));
+    Py_ssize_t cap = 256, dcap = 8;
     PyObject *last_ep = NULL;
-    unsigned long long failed = 0;
-    int last_errno = 0;
-    if (!g || !dests)
+    u->n = u->ndest = 0;
+    u->g = PyMem_Malloc(cap * sizeof(dgram_t));
+    u->dests = PyMem_Malloc(dcap * sizeof(dest_t));
+    if (!u->g || !u->dests)
         goto nomem;
     for (Py_ssize_t k = 0; k < m; k++) {
         PyObject *it = PyList_GET_ITEM(items, k);
-        PyObject *data, *ep;
         if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2) {
             PyErr_SetString(PyExc_TypeError, "udp_send items are (data, endpoint)");
             goto error;
         }
-        data = PyTuple_GET_ITEM(it, 0);
-        ep = PyTuple_GET_ITEM(it, 1);
+        PyObject *data = PyTuple_GET_ITEM(it, 0), *ep = PyTuple_GET_ITEM(it, 1);
         if (ep != last_ep) {
-            if (ndest == dcap && (dests = PyMem_Realloc(dests, (dcap *= 2) * sizeof(dest_t))) == NULL)
-                goto nomem;
-            dest_t *d = &dests[ndest++];
+            if (u->ndest == dcap) {
+                dest_t *more = PyMem_Realloc(u->dests, (dcap *= 2) * sizeof(dest_t));
+                if (more == NULL)
+                    goto nomem;
+                u->dests = more;
+            }
+            dest_t *d = &u->dests[u->ndest++];
             d->ok = endpoint_to_sockaddr(ep, &d->sa, &d->len, &d->v6);
             if (!d->ok)
                 PyErr_Clear();
             last_ep = ep;
         }
+        Py_ssize_t first = 0, last = 0;
+        RunObject *r = NULL;
         if (PyBytes_Check(data)) {
-            if (n == cap && (g = PyMem_Realloc(g, (cap *= 2) * sizeof(dgram_t))) == NULL)
-                goto nomem;
-            g[n].p = (const uint8_t *)PyBytes_AS_STRING(data);
-            g[n].n = (uint32_t)PyBytes_GET_SIZE(data);
-            g[n++].dest = (uint32_t)(ndest - 1);
+            last = 1;
         } else if (Py_IS_TYPE(data, &RunType) && ((RunObject *)data)->sealed) {
-            RunObject *r = (RunObject *)data;
+            r = (RunObject *)data;
             if (!run_valid(r))
                 continue;
-            for (Py_ssize_t i = r->start; i < r->end; i++) {
-                slot_t *s = &r->packets->slots[i];
-                if (s->status != ST_SEALED)
-                    continue;
-                if (n == cap && (g = PyMem_Realloc(g, (cap *= 2) * sizeof(dgram_t))) == NULL)
-                    goto nomem;
-                g[n].p = r->packets->buf + s->off;
-                g[n].n = s->len;
-                g[n++].dest = (uint32_t)(ndest - 1);
-            }
+            first = r->start;
+            last = r->end;
         } else {
             PyErr_SetString(PyExc_TypeError, "udp_send data must be bytes or a sealed run");
             goto error;
         }
+        for (Py_ssize_t i = first; i < last; i++) {
+            const uint8_t *ptr;
+            uint32_t len;
+            if (r == NULL) {
+                ptr = (const uint8_t *)PyBytes_AS_STRING(data);
+                len = (uint32_t)PyBytes_GET_SIZE(data);
+            } else {
+                slot_t *s = &r->packets->slots[i];
+                if (s->status != ST_SEALED)
+                    continue;
+                ptr = r->packets->buf + s->off;
+                len = s->len;
+            }
+            if (u->n == cap) {
+                dgram_t *more = PyMem_Realloc(u->g, (cap *= 2) * sizeof(dgram_t));
+                if (more == NULL)
+                    goto nomem;
+                u->g = more;
+            }
+            u->g[u->n].p = ptr;
+            u->g[u->n].n = len;
+            u->g[u->n++].dest = (uint32_t)(u->ndest - 1);
+        }
     }
+    return 1;
+nomem:
+    PyErr_NoMemory();
+error:
+    udp_list_free(u);
+    return 0;
+}
+
+/* Send the datagrams (no Python object is touched: callable without the GIL). */
+static void send_udp_list(int fd4, int fd6, const udp_list *u, int *gso, unsigned long long *failed, int *last_errno)
+{
     union {
         char buf[CMSG_SPACE(sizeof(uint16_t))];
         struct cmsghdr align;
     } control;
     struct iovec iov[GSO_MAX_SEGMENTS];
-    Py_ssize_t i = 0;
+    const dgram_t *g = u->g;
+    Py_ssize_t n = u->n, i = 0;
     while (i < n) {
-        dest_t *d = &dests[g[i].dest];
+        const dest_t *d = &u->dests[g[i].dest];
         uint32_t size = g[i].n;
         Py_ssize_t j = i + 1;
-        if (gso && size) {
+        if (*gso && size) {
             Py_ssize_t lim = i + (GSO_MAX_SEGMENTS < GSO_MAX_BYTES / size ? GSO_MAX_SEGMENTS : GSO_MAX_BYTES / size);
             while (j < n && j < lim && g[j].dest == g[i].dest) {
                 if (g[j].n != size) {
@@ -1750,21 +1809,21 @@ static PyObject *fp_udp_send(PyObject *mod, PyObject *args)
         }
         int fd = d->ok ? (d->v6 ? fd6 : fd4) : -1;
         if (fd < 0) {
-            failed += j - i;
-            last_errno = EAFNOSUPPORT;
+            *failed += j - i;
+            *last_errno = EAFNOSUPPORT;
             i = j;
             continue;
         }
         ssize_t rc;
         if (j - i == 1) {
-            rc = sendto(fd, g[i].p, g[i].n, 0, (struct sockaddr *)&d->sa, d->len);
+            rc = sendto(fd, g[i].p, g[i].n, 0, (const struct sockaddr *)&d->sa, d->len);
         } else {
             for (Py_ssize_t k = i; k < j; k++) {
                 iov[k - i].iov_base = (void *)g[k].p;
                 iov[k - i].iov_len = g[k].n;
             }
             struct msghdr msg = {0};
-            msg.msg_name = &d->sa;
+            msg.msg_name = (void *)&d->sa;
             msg.msg_namelen = d->len;
             msg.msg_iov = iov;
             msg.msg_iovlen = (size_t)(j - i);
@@ -1778,11 +1837,11 @@ static PyObject *fp_udp_send(PyObject *mod, PyObject *args)
             memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
             rc = sendmsg(fd, &msg, 0);
             if (rc < 0 && refused_gso(errno)) {
-                gso = 0; /* e.g. no checksum offload on the route's device: plain sends from now on */
+                *gso = 0; /* e.g. no checksum offload on the route's device: plain sends from now on */
                 for (Py_ssize_t k = i; k < j; k++) {
-                    if (sendto(fd, g[k].p, g[k].n, 0, (struct sockaddr *)&d->sa, d->len) < 0) {
-                        failed++;
-                        last_errno = errno;
+                    if (sendto(fd, g[k].p, g[k].n, 0, (const struct sockaddr *)&d->sa, d->len) < 0) {
+                        (*failed)++;
+                        *last_errno = errno;
                     }
                 }
                 i = j;
@@ -1790,21 +1849,386 @@ static PyObject *fp_udp_send(PyObject *mod, PyObject *args)
             }
         }
         if (rc < 0) {
-            failed += j - i;
-            last_errno = errno;
+            *failed += j - i;
+            *last_errno = errno;
         }
         i = j;
     }
-    PyMem_Free(g);
-    PyMem_Free(dests);
+}
+
+static PyObject *fp_udp_send(PyObject *mod, PyObject *args)
+{
+    /*
+     * udp_send(fd4, fd6, items, gso) -> (failed, last_errno, gso)
+     * items: [(bytes | sealed Run, (host, port)), ...] in order. With gso, runs of equal-sized
+     * datagrams to one destination (the last may be shorter; at most 64 and 65000 bytes) leave in
+     * one sendmsg with UDP_SEGMENT; where the kernel refuses GSO it is turned off (returned False)
+     * and those datagrams go one sendto each. fd4/fd6 may be -1 (family missing).
+     */
+    int fd4, fd6, gso;
+    PyObject *items;
+    if (!PyArg_ParseTuple(args, "iiO!p:udp_send", &fd4, &fd6, &PyList_Type, &items, &gso))
+        return NULL;
+    udp_list u;
+    if (!collect_udp(items, &u))
+        return NULL;
+    unsigned long long failed = 0;
+    int last_errno = 0;
+    send_udp_list(fd4, fd6, &u, &gso, &failed, &last_errno);
+    udp_list_free(&u);
     return Py_BuildValue("(KiO)", failed, last_errno, gso ? Py_True : Py_False);
-nomem:
-    PyErr_NoMemory();
-error:
-    PyMem_Free(g);
-    PyMem_Free(dests);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Writer: the sends and TUN writes on a thread of their own                                      */
+
+/*
+ * With one packet per system call (the portable path) the kernel's work per send and per TUN
+ * write is most of the engine's time. A Writer does those system calls on a second thread, without
+ * the GIL, while the engine thread reads and seals or opens the next batch. Jobs run in the order
+ * they were submitted; a job keeps its items alive and counts itself in the in_flight of every
+ * batch it reads, which tun_read/udp_recv refuse to refill (the engine rotates two batches per
+ * source and calls wait_idle). Results come back through poll(). The thread touches no Python
+ * object.
+ */
+
+enum { JOB_UDP = 0, JOB_TUN = 1 };
+
+typedef struct job {
+    struct job *next;
+    int kind;
+    int fd4, fd6, gso;   /* JOB_UDP */
+    PyObject *items;     /* owned; released by the engine thread when reaped */
+    PacketsObject *arenas[8];
+    int narenas;
+    udp_list u;          /* JOB_UDP */
+    chunk_t *c;          /* JOB_TUN */
+    Py_ssize_t n;
+} job_t;
+
+typedef struct {
+    PyObject_HEAD
+    int tun_fd, vnet, af;
+    pthread_t thread;
+    int started, stopping;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    job_t *head, *tail, *done;
+    Py_ssize_t pending;
+    unsigned long long udp_failed, tun_failed, writes;
+    int last_errno, gone_errno, gso_refused;
+} WriterObject;
+
+static void job_free_c(job_t *j)
+{
+    udp_list_free(&j->u);
+    PyMem_RawFree(j->c);
+    PyMem_RawFree(j);
+}
+
+static void job_run(WriterObject *w, job_t *j, unsigned long long *failed, unsigned long long *writes, int *err,
+                    int *gone, int *gso);
+static void writer_account(WriterObject *w, job_t *j, unsigned long long failed, unsigned long long writes,
+                           int err, int gone, int gso);
+
+static void *writer_main(void *arg)
+{
+    WriterObject *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (w->head == NULL && !w->stopping)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (w->head == NULL)
+            break;
+        job_t *j = w->head;
+        w->head = j->next;
+        if (w->head == NULL)
+            w->tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+        unsigned long long failed = 0, writes = 0;
+        int err = 0, gone = 0, gso;
+        job_run(w, j, &failed, &writes, &err, &gone, &gso);
+        pthread_mutex_lock(&w->lock);
+        writer_account(w, j, failed, writes, err, gone, gso);
+        for (int k = 0; k < j->narenas; k++)
+            __atomic_sub_fetch(&j->arenas[k]->in_flight, 1, __ATOMIC_RELEASE);
+        j->next = w->done;
+        w->done = j;
+        w->pending--;
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
     return NULL;
 }
+
+/* Release what finished jobs kept alive (engine thread, GIL held). */
+static void writer_reap(WriterObject *w)
+{
+    pthread_mutex_lock(&w->lock);
+    job_t *j = w->done;
+    w->done = NULL;
+    pthread_mutex_unlock(&w->lock);
+    while (j) {
+        job_t *next = j->next;
+        Py_DECREF(j->items);
+        job_free_c(j);
+        j = next;
+    }
+}
+
+static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds)
+{
+    if (self->started) {
+        PyErr_SetString(PyExc_RuntimeError, "Writer already started");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(args, "ipp:Writer", &self->tun_fd, &self->vnet, &self->af))
+        return -1;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->cond, NULL);
+    if (pthread_create(&self->thread, NULL, writer_main, self) != 0) {
+        PyErr_SetString(PyExc_OSError, "cannot start the writer thread");
+        return -1;
+    }
+    self->started = 1;
+    return 0;
+}
+
+static void writer_stop(WriterObject *self)
+{
+    if (!self->started)
+        return;
+    pthread_mutex_lock(&self->lock);
+    self->stopping = 1;
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(self->thread, NULL);
+    Py_END_ALLOW_THREADS
+    self->started = 0;
+    writer_reap(self);
+}
+
+static void Writer_dealloc(WriterObject *self)
+{
+    writer_stop(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Count the job in the batches its runs read. */
+static int job_hold_arenas(job_t *j, PyObject *items, int udp)
+{
+    Py_ssize_t m = PyList_GET_SIZE(items);
+    for (Py_ssize_t k = 0; k < m; k++) {
+        PyObject *it = PyList_GET_ITEM(items, k);
+        PyObject *data = udp ? PyTuple_GET_ITEM(it, 0) : it;
+        if (!Py_IS_TYPE(data, &RunType))
+            continue;
+        PacketsObject *p = ((RunObject *)data)->packets;
+        int seen = 0;
+        for (int a = 0; a < j->narenas; a++)
+            seen |= j->arenas[a] == p;
+        if (seen)
+            continue;
+        if (j->narenas == (int)(sizeof(j->arenas) / sizeof(j->arenas[0]))) {
+            PyErr_SetString(PyExc_ValueError, "a Writer job may read at most 8 batches");
+            return 0;
+        }
+        j->arenas[j->narenas++] = p;
+    }
+    return 1;
+}
+
+/* Jobs this small go out at once on the engine thread when nothing is queued: a sparse packet (a
+ * ping, an ACK, a handshake) does not wait for the other thread to wake up. */
+#define INLINE_MAX 4
+
+static void writer_account(WriterObject *w, job_t *j, unsigned long long failed, unsigned long long writes,
+                           int err, int gone, int gso)
+{
+    /* under w->lock */
+    if (j->kind == JOB_UDP) {
+        w->udp_failed += failed;
+        if (err)
+            w->last_errno = err;
+        if (j->gso && !gso)
+            w->gso_refused = 1;
+    } else {
+        w->tun_failed += failed;
+        w->writes += writes;
+        if (gone)
+            w->gone_errno = gone;
+    }
+}
+
+static void job_run(WriterObject *w, job_t *j, unsigned long long *failed, unsigned long long *writes, int *err,
+                    int *gone, int *gso)
+{
+    *gso = j->gso;
+    if (j->kind == JOB_UDP)
+        send_udp_list(j->fd4, j->fd6, &j->u, gso, failed, err);
+    else if (write_tun_chunks(w->tun_fd, j->c, j->n, w->vnet, w->af, writes, failed) < 0)
+        *gone = errno;
+}
+
+static PyObject *writer_submit(WriterObject *self, job_t *j, PyObject *items)
+{
+    pthread_mutex_lock(&self->lock);
+    int inline_ = self->pending == 0 && (j->kind == JOB_UDP ? j->u.n : j->n) <= INLINE_MAX;
+    pthread_mutex_unlock(&self->lock);
+    if (inline_) {
+        /* only this thread submits, so nothing can be queued before it meanwhile: order is kept */
+        unsigned long long failed = 0, writes = 0;
+        int err = 0, gone = 0, gso;
+        job_run(self, j, &failed, &writes, &err, &gone, &gso);
+        pthread_mutex_lock(&self->lock);
+        writer_account(self, j, failed, writes, err, gone, gso);
+        pthread_mutex_unlock(&self->lock);
+        job_free_c(j);
+        writer_reap(self);
+        Py_RETURN_NONE;
+    }
+    for (int a = 0; a < j->narenas; a++)
+        __atomic_add_fetch(&j->arenas[a]->in_flight, 1, __ATOMIC_ACQ_REL);
+    Py_INCREF(items);
+    j->items = items;
+    pthread_mutex_lock(&self->lock);
+    j->next = NULL;
+    if (self->tail)
+        self->tail->next = j;
+    else
+        self->head = j;
+    self->tail = j;
+    self->pending++;
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+    writer_reap(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Writer_submit_udp(WriterObject *self, PyObject *args)
+{
+    /* submit_udp(fd4, fd6, items, gso): udp_send's work, on the thread. */
+    int fd4, fd6, gso;
+    PyObject *items;
+    if (!PyArg_ParseTuple(args, "iiO!p:submit_udp", &fd4, &fd6, &PyList_Type, &items, &gso))
+        return NULL;
+    if (!self->started) {
+        PyErr_SetString(PyExc_ValueError, "Writer closed");
+        return NULL;
+    }
+    job_t *j = PyMem_RawCalloc(1, sizeof(job_t));
+    if (j == NULL)
+        return PyErr_NoMemory();
+    j->kind = JOB_UDP;
+    j->fd4 = fd4;
+    j->fd6 = fd6;
+    j->gso = gso;
+    if (!collect_udp(items, &j->u)) {
+        PyMem_RawFree(j);
+        return NULL;
+    }
+    if (!job_hold_arenas(j, items, 1)) {
+        job_free_c(j);
+        return NULL;
+    }
+    return writer_submit(self, j, items);
+}
+
+static PyObject *Writer_submit_tun(WriterObject *self, PyObject *args)
+{
+    /* submit_tun(items): tun_write's work, on the thread. */
+    PyObject *items;
+    if (!PyArg_ParseTuple(args, "O!:submit_tun", &PyList_Type, &items))
+        return NULL;
+    if (!self->started) {
+        PyErr_SetString(PyExc_ValueError, "Writer closed");
+        return NULL;
+    }
+    job_t *j = PyMem_RawCalloc(1, sizeof(job_t));
+    if (j == NULL)
+        return PyErr_NoMemory();
+    j->kind = JOB_TUN;
+    chunk_t *c;
+    if (!collect_tun_items(items, &c, &j->n)) {
+        PyMem_RawFree(j);
+        return NULL;
+    }
+    /* collect_tun_items allocates with PyMem_Malloc; the job frees without the GIL: copy */
+    j->c = PyMem_RawMalloc((j->n ? j->n : 1) * sizeof(chunk_t));
+    if (j->c == NULL) {
+        PyMem_Free(c);
+        PyMem_RawFree(j);
+        return PyErr_NoMemory();
+    }
+    memcpy(j->c, c, j->n * sizeof(chunk_t));
+    PyMem_Free(c);
+    if (!job_hold_arenas(j, items, 0)) {
+        job_free_c(j);
+        return NULL;
+    }
+    return writer_submit(self, j, items);
+}
+
+static PyObject *Writer_poll(WriterObject *self, PyObject *unused)
+{
+    /* poll() -> (udp_failed, last_errno, gso_refused, tun_writes, tun_failed, gone_errno), counted
+     * since the last poll; releases what finished jobs held. */
+    writer_reap(self);
+    pthread_mutex_lock(&self->lock);
+    PyObject *out = Py_BuildValue("(KiiKKi)", self->udp_failed, self->last_errno, self->gso_refused, self->writes,
+                                  self->tun_failed, self->gone_errno);
+    self->udp_failed = self->tun_failed = self->writes = 0;
+    self->last_errno = self->gso_refused = 0;
+    pthread_mutex_unlock(&self->lock);
+    return out;
+}
+
+static PyObject *Writer_wait_idle(WriterObject *self, PyObject *arg)
+{
+    /* wait_idle(packets | None): until no job reads that batch (None: until the queue is empty). */
+    if (arg != Py_None && !Py_IS_TYPE(arg, &PacketsType)) {
+        PyErr_SetString(PyExc_TypeError, "wait_idle takes a Packets or None");
+        return NULL;
+    }
+    PacketsObject *p = arg == Py_None ? NULL : (PacketsObject *)arg;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&self->lock);
+    while (self->started && (p ? __atomic_load_n(&p->in_flight, __ATOMIC_ACQUIRE) > 0 : self->pending > 0))
+        pthread_cond_wait(&self->cond, &self->lock);
+    pthread_mutex_unlock(&self->lock);
+    Py_END_ALLOW_THREADS
+    writer_reap(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Writer_close(WriterObject *self, PyObject *unused)
+{
+    /* Finish every job, stop the thread. */
+    writer_stop(self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Writer_methods[] = {
+    {"submit_udp", (PyCFunction)Writer_submit_udp, METH_VARARGS, "submit_udp(fd4, fd6, items, gso)"},
+    {"submit_tun", (PyCFunction)Writer_submit_tun, METH_VARARGS, "submit_tun(items)"},
+    {"poll", (PyCFunction)Writer_poll, METH_NOARGS, "poll() -> (udp_failed, errno, gso_refused, writes, tun_failed, gone_errno)"},
+    {"wait_idle", (PyCFunction)Writer_wait_idle, METH_O, "wait_idle(packets | None)"},
+    {"close", (PyCFunction)Writer_close, METH_NOARGS, "Finish every job and stop the thread."},
+    {NULL},
+};
+
+static PyTypeObject WriterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wgdesk.fastpath._fastpath.Writer",
+    .tp_basicsize = sizeof(WriterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Writer(tun_fd, vnet_hdr, af_header): UDP sends and TUN writes on a thread of their own.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Writer_init,
+    .tp_dealloc = (destructor)Writer_dealloc,
+    .tp_methods = Writer_methods,
+};
 
 /* ---------------------------------------------------------------------------------------------- */
 /* module                                                                                         */
@@ -1839,7 +2263,7 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
     if (PyType_Ready(&AeadType) < 0 || PyType_Ready(&ReplayType) < 0 || PyType_Ready(&PacketsType) < 0
-        || PyType_Ready(&RunType) < 0)
+        || PyType_Ready(&RunType) < 0 || PyType_Ready(&WriterType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
@@ -1848,6 +2272,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         || PyModule_AddObjectRef(m, "ReplayWindow", (PyObject *)&ReplayType) < 0
         || PyModule_AddObjectRef(m, "Packets", (PyObject *)&PacketsType) < 0
         || PyModule_AddObjectRef(m, "Run", (PyObject *)&RunType) < 0
+        || PyModule_AddObjectRef(m, "Writer", (PyObject *)&WriterType) < 0
         || PyModule_AddStringConstant(m, "OPENSSL_VERSION", OpenSSL_version(OPENSSL_VERSION)) < 0
         || PyModule_AddIntConstant(m, "ST_PLAIN", ST_PLAIN) < 0 || PyModule_AddIntConstant(m, "ST_SEALED", ST_SEALED) < 0
         || PyModule_AddIntConstant(m, "ST_RAW", ST_RAW) < 0 || PyModule_AddIntConstant(m, "ST_EXPIRED", ST_EXPIRED) < 0
