@@ -148,8 +148,10 @@ def test_stale_socket_is_replaced(ns: Namespace) -> None:
     assert not socket_path(name).exists()
 
 
-def test_unprivileged_engine_with_handed_over_descriptors(tmp_path: Path) -> None:
-    """The helper's hand-off: TUN, UAPI socket and marked UDP opened privileged; the engine has none."""
+@pytest.mark.parametrize("io_thread", ["0", "1"])
+def test_unprivileged_engine_with_handed_over_descriptors(tmp_path: Path, io_thread: str) -> None:
+    """The helper's hand-off: TUN, UAPI socket and marked UDP opened privileged; the engine has none —
+    in every thread, also the compiled path's writer thread (started after the drop)."""
     workdir = tmp_path
     with namespaces("wu", "wv") as (na, nb):
         topo = build(
@@ -164,9 +166,19 @@ def test_unprivileged_engine_with_handed_over_descriptors(tmp_path: Path) -> Non
                 "LAUNCH_MARK": "0x77",
                 "LAUNCH_PORT": "51820",
                 "PYTHONPATH": str(Path(__file__).parents[2]),
+                "WGDESK_IO_THREAD": io_thread,
             },
         )
         try:
+            # a burst of 30 pings: batches big enough to be handed to the writer thread
+            na.exec("ping", "-n", "-q", "-c", "30", "-l", "30", "-W", "5", INNER4[1], check=False)
+            tasks = list(Path(f"/proc/{topo.a.proc.pid}/task").iterdir())
+            assert len(tasks) == (2 if io_thread == "1" else 1), tasks
+            for task in tasks:
+                status = (task / "status").read_text()
+                for caps in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+                    assert re.search(rf"^{caps}:\s+0+$", status, re.M), (task, status)
+                assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), (task, status)
             status = Path(f"/proc/{topo.a.proc.pid}/status").read_text()
             assert "wgdesk-engine" in Path(f"/proc/{topo.a.proc.pid}/cmdline").read_text()
             for caps in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):

@@ -1910,7 +1910,7 @@ typedef struct {
     PyObject_HEAD
     int tun_fd, vnet, af;
     pthread_t thread;
-    int started, stopping;
+    int started, running, stopping;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     job_t *head, *tail, *done;
@@ -1986,26 +1986,42 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds)
         return -1;
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->cond, NULL);
-    if (pthread_create(&self->thread, NULL, writer_main, self) != 0) {
-        PyErr_SetString(PyExc_OSError, "cannot start the writer thread");
-        return -1;
-    }
     self->started = 1;
     return 0;
+}
+
+/*
+ * The thread starts with the first job it is given, not here: the engine drops its privileges
+ * after it is set up, and capability bounding sets, no_new_privs and the like are per thread —
+ * a thread started before would keep them.
+ */
+static int writer_start_thread(WriterObject *self)
+{
+    if (self->running)
+        return 1;
+    if (pthread_create(&self->thread, NULL, writer_main, self) != 0) {
+        PyErr_SetString(PyExc_OSError, "cannot start the writer thread");
+        return 0;
+    }
+    self->running = 1;
+    return 1;
 }
 
 static void writer_stop(WriterObject *self)
 {
     if (!self->started)
         return;
-    pthread_mutex_lock(&self->lock);
-    self->stopping = 1;
-    pthread_cond_broadcast(&self->cond);
-    pthread_mutex_unlock(&self->lock);
-    Py_BEGIN_ALLOW_THREADS
-    pthread_join(self->thread, NULL);
-    Py_END_ALLOW_THREADS
     self->started = 0;
+    if (self->running) {
+        pthread_mutex_lock(&self->lock);
+        self->stopping = 1;
+        pthread_cond_broadcast(&self->cond);
+        pthread_mutex_unlock(&self->lock);
+        Py_BEGIN_ALLOW_THREADS
+        pthread_join(self->thread, NULL);
+        Py_END_ALLOW_THREADS
+        self->running = 0;
+    }
     writer_reap(self);
 }
 
@@ -2087,6 +2103,10 @@ static PyObject *writer_submit(WriterObject *self, job_t *j, PyObject *items)
         job_free_c(j);
         writer_reap(self);
         Py_RETURN_NONE;
+    }
+    if (!writer_start_thread(self)) {
+        job_free_c(j);
+        return NULL;
     }
     for (int a = 0; a < j->narenas; a++)
         __atomic_add_fetch(&j->arenas[a]->in_flight, 1, __ATOMIC_ACQ_REL);
@@ -2194,7 +2214,7 @@ static PyObject *Writer_wait_idle(WriterObject *self, PyObject *arg)
     PacketsObject *p = arg == Py_None ? NULL : (PacketsObject *)arg;
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&self->lock);
-    while (self->started && (p ? __atomic_load_n(&p->in_flight, __ATOMIC_ACQUIRE) > 0 : self->pending > 0))
+    while (self->running && (p ? __atomic_load_n(&p->in_flight, __ATOMIC_ACQUIRE) > 0 : self->pending > 0))
         pthread_cond_wait(&self->cond, &self->lock);
     pthread_mutex_unlock(&self->lock);
     Py_END_ALLOW_THREADS
