@@ -22,6 +22,7 @@ from pathlib import Path
 from wgdesk import uapi
 from wgdesk.engine.bind import Bind, BindError
 from wgdesk.engine.datapath import BATCH, make_path
+from wgdesk.engine.linkwatch import LinkWatch
 from wgdesk.engine.logger import EventLog, log, peer_name
 from wgdesk.engine.tun import Tun, TunGone
 from wgdesk.engine.uapi_server import UapiServer
@@ -80,6 +81,7 @@ class Engine:
         if self.bind.fwmark and not self.device.fwmark:
             self.device.apply(DeviceChange(fwmark=self.bind.fwmark), self.now())
         self.selector.register(tun.fd, selectors.EVENT_READ, self._on_tun)
+        self.links = self._watch_mtu()
         self.uapi: UapiServer | None = None
         if uapi_listener is not None:
             self.uapi = UapiServer(uapi_listener, uapi_path, self.handle_uapi, self.selector)
@@ -136,6 +138,24 @@ class Engine:
             return
         if read:
             self._flush()
+
+    def _watch_mtu(self) -> LinkWatch | None:
+        """Take the TUN's MTU now and follow its changes (`linkwatch`); None where that cannot be done."""
+        try:
+            self.device.mtu = self.tun.mtu()
+            links = LinkWatch.open(self.tun.index())
+        except OSError:
+            return None
+        if links is not None:
+            self.selector.register(links, selectors.EVENT_READ, self._on_link)
+        return links
+
+    def _on_link(self, mask: int) -> None:
+        assert self.links is not None
+        mtu = self.links.mtu()
+        if mtu is not None and mtu != self.device.mtu:
+            log.debug("MTU of %s is now %d", self.tun.name, mtu)
+            self.device.mtu = mtu
 
     def _internal_error(self, where: str) -> None:
         """Log an unexpected exception (at most once a second) and carry on."""
@@ -326,6 +346,11 @@ class Engine:
         self.bind.close()
         with suppress(KeyError, ValueError):
             self.selector.unregister(self.tun.fd)
+        if self.links is not None:
+            with suppress(KeyError, ValueError):
+                self.selector.unregister(self.links)
+            self.links.close()
+            self.links = None
         self.tun.close()
         self.selector.close()
         self._wake_r.close()
