@@ -112,6 +112,8 @@ def test_rename_moves_file_and_keyring_items(store: TunnelStore) -> None:
         store.rename("nope", "x")
     with pytest.raises(InvalidTunnelName, match="not a valid tunnel name"):
         store.rename("new0", "much-too-long-name")
+    with pytest.raises(InvalidTunnelName, match="not starting with -"):
+        store.rename("new0", "-iwork")  # resolvectl and other programs would read it as an option
 
 
 def test_delete_removes_file_and_keyring_items(store: TunnelStore) -> None:

@@ -89,8 +89,8 @@ def default_directory() -> Path:
 def check_name(name: str) -> str:
     if not is_interface_name(name):
         raise InvalidTunnelName(
-            f"`{name}` is not a valid tunnel name: use 1 to 15 letters, digits or _=+.- "
-            "(the name becomes the network interface name)"
+            f"`{name}` is not a valid tunnel name: use 1 to 15 letters, digits or _=+.-, "
+            "not starting with - (the name becomes the network interface name)"
         )
     return name
 

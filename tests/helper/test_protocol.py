@@ -30,7 +30,7 @@ def test_a_valid_up_decodes_with_defaults_filled_in() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "a" * 16, "wg 0", "wg/0", "../x", "wg0\n", "wg\x00", "wgé", ".", "..", 7, None]
+    "name", ["", "a" * 16, "wg 0", "wg/0", "../x", "wg0\n", "wg\x00", "wgé", ".", "..", "-h", "--", 7, None]
 )
 def test_bad_names_are_invalid(name: object) -> None:
     with pytest.raises(ProtocolError) as e:

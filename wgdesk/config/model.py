@@ -43,8 +43,10 @@ INTERFACE_NAME = re.compile(r"[a-zA-Z0-9_=+.-]{1,15}")
 
 def is_interface_name(name: str) -> bool:
     """True if `name` is a valid interface name: `^[a-zA-Z0-9_=+.-]{1,15}$` (wg-quick's rule) but not
-    `.` or `..`, which the pattern allows and the kernel refuses (`ip link add ..` fails)."""
-    return INTERFACE_NAME.fullmatch(name) is not None and name not in (".", "..")
+    `.` or `..`, which the pattern allows and the kernel refuses (`ip link add ..` fails), and not
+    starting with `-`: the name goes into command lines (`resolvectl dns NAME …`), where a program
+    would read `-iwork` as an option and act on another link."""
+    return INTERFACE_NAME.fullmatch(name) is not None and name not in (".", "..") and not name.startswith("-")
 
 
 def is_valid_key(text: str) -> bool:

@@ -46,7 +46,10 @@ class Request:
 
 def _name(value: object, field: str = "name") -> str:
     if not isinstance(value, str) or not is_interface_name(value):
-        raise ProtocolError("invalid", f"{field} must match ^[a-zA-Z0-9_=+.-]{{1,15}}$ and not be . or ..")
+        raise ProtocolError(
+            "invalid",
+            f"{field} must match ^[a-zA-Z0-9_=+.-]{{1,15}}$, must not start with - and not be . or ..",
+        )
     return value
 
 

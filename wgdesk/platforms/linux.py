@@ -564,14 +564,17 @@ def resolv_conf_text(servers: Sequence[str], search: Sequence[str]) -> str:
 
 
 def resolved_set(ifname: str, servers: Sequence[str], search: Sequence[str]) -> None:
-    """Per-link DNS through systemd-resolved, with ``~.`` so every query uses this link."""
-    command([RESOLVECTL, "dns", ifname, *servers])
-    command([RESOLVECTL, "domain", ifname, "~.", *search])
-    command([RESOLVECTL, "default-route", ifname, "true"], check=False)
+    """Per-link DNS through systemd-resolved, with ``~.`` so every query uses this link.
+
+    ``--`` ends resolvectl's options (it permutes its arguments, so a link name anywhere could be
+    read as one); names cannot start with ``-`` either (`wgdesk.config.is_interface_name`)."""
+    command([RESOLVECTL, "--", "dns", ifname, *servers])
+    command([RESOLVECTL, "--", "domain", ifname, "~.", *search])
+    command([RESOLVECTL, "--", "default-route", ifname, "true"], check=False)
 
 
 def resolved_revert(ifname: str) -> None:
-    command([RESOLVECTL, "revert", ifname], check=False)
+    command([RESOLVECTL, "--", "revert", ifname], check=False)
 
 
 def resolvconf_set(ifname: str, servers: Sequence[str], search: Sequence[str]) -> None:
