@@ -377,8 +377,8 @@ def _split_run(args: argparse.Namespace, mode: str) -> int:
             )
         else:
             _err(
-                f"{PROG} include: no tunnel takes included apps now (one must be up with full tunnel "
-                f"off and AllowedIPs 0.0.0.0/0 or ::/0); {argv[0]} uses normal routing until one is up"
+                f"{PROG} include: no tunnel of yours takes included apps now (one must be up with full "
+                f"tunnel off and AllowedIPs 0.0.0.0/0 or ::/0); {argv[0]} gets nothing out until one is up"
             )
     sys.stdout.flush()
     try:
@@ -425,7 +425,7 @@ def _split_listing(args: argparse.Namespace, mode: str) -> int:
     elif state.get("active"):
         _out(f"included apps go only through tunnel {state.get('tunnel')}\n")
     else:
-        _out("no tunnel takes included apps: they use normal routing\n")
+        _out("no tunnel takes included apps: they get nothing out until one is up\n")
     processes = [p for p in result.get("processes") or [] if p.get("mode", "exclude") == mode]
     if not processes:
         _out(f"no {verb} processes\n")

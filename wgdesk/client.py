@@ -7,6 +7,11 @@ for event in c.subscribe(): ...
 ```
 
 The wire protocol is described in docs/control-protocol.md.
+
+The client sends private keys (`up`, `update`), and ``--socket`` / ``$WGDESK_SOCKET`` can point it at
+any socket. So before it sends anything it asks the kernel who is listening (``SO_PEERCRED`` on
+Linux, ``LOCAL_PEERCRED`` on macOS) and talks only to root: the helper always runs as root, and a
+socket another user serves is refused (`HelperUnavailable`, code ``untrusted``) with nothing sent.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import math
 import os
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -74,6 +80,23 @@ def minutes_seconds(seconds: float) -> str:
 
 def default_socket_path() -> str:
     return os.environ.get("WGDESK_SOCKET") or DEFAULT_SOCKET
+
+
+HELPER_UID = 0
+"""The only user a helper runs as."""
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process serving the other end of a connected UNIX socket (from the kernel),
+    or None where this OS cannot tell."""
+    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return int(struct.unpack("3i", raw)[1])
+    local_peercred = getattr(socket, "LOCAL_PEERCRED", None)
+    if local_peercred is not None:  # macOS: struct xucred {u_int version; uid_t uid; ...}
+        raw = sock.getsockopt(0, local_peercred, 76)  # SOL_LOCAL
+        return int(struct.unpack_from("=II", raw)[1])
+    return None
 
 
 class HelperClient:
@@ -310,6 +333,18 @@ class HelperClient:
             raise HelperUnavailable(
                 f"cannot reach the helper at {self.socket_path}: {e.strerror}", "unavailable"
             ) from e
+        try:
+            uid = peer_uid(sock)
+        except OSError:
+            uid = None
+        if uid != HELPER_UID:
+            sock.close()
+            who = f"uid {uid}" if uid is not None else "a process this system cannot name"
+            raise HelperUnavailable(
+                f"{self.socket_path} is served by {who}, not by root: the wgdesk helper always runs as "
+                "root, so this is not it (check --socket and $WGDESK_SOCKET); nothing was sent",
+                "untrusted",
+            )
         self._sock = sock
         return sock
 

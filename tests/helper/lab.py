@@ -243,7 +243,8 @@ class HelperProcess:
         self.socket = self.dir / "run" / "helper.sock"
         self.state_dir = state_dir or self.dir / "state"
         self.config = self.dir / "helper.toml"
-        self.config.write_text('dns_backend = "file"\n' + settings)
+        # persistent state (the resolv.conf undo record) in the lab's directory, never the host's
+        self.config.write_text(f'dns_backend = "file"\npersistent_dir = "{self.dir}/var"\n' + settings)
         self.engine = engine
         if resolv_conf is None:
             resolv_conf = self.dir / "resolv.conf"

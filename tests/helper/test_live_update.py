@@ -48,7 +48,7 @@ def journal_routes(L: Lab, name: str) -> list[str]:
     assert L.helper is not None
     path = L.helper.state_dir / "journal" / f"{name}.journal"
     entries = [json.loads(line) for line in path.read_text().splitlines()]
-    return [e["dst"] for e in entries if e.get("kind") == "route"]
+    return [d for e in entries if e.get("kind") == "routes" for d in e["dsts"]]
 
 
 def routes(L: Lab, name: str) -> set[str]:

@@ -54,7 +54,13 @@ def ld(
     or 0 under ``always``)."""
     if pause_max is None:
         pause_max = 0 if policy == "always" else 300
-    return {"enabled": enabled, "policy": policy, "paused_until": paused_until, "pause_max": pause_max}
+    return {
+        "enabled": enabled,
+        "policy": policy,
+        "paused_until": paused_until,
+        "pause_max": pause_max,
+        "error": None,  # the firewall is in place (no failsafe block)
+    }
 
 
 def settings(L: Lab, extra: str = "") -> str:

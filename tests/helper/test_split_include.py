@@ -3,7 +3,8 @@
 A tunnel whose peer allows 0.0.0.0/0 and ::/0 is brought up with full tunnel off: ordinary
 processes keep the normal route (the lab's "who am I" server sees the client's LAN address), an
 included one goes through the tunnel (the server sees the tunnel address) — and gets nothing out
-once the engine is gone: not one packet in the clear on the router's link.
+once the engine is gone, the tunnel is down or the helper restarts: not one packet in the clear on
+the router's link.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,7 @@ from tests.helper.test_split import (
     LAN6,
     SERVER4,
     SERVER6,
+    SYSTEM_PYTHON,
     WHOAMI_PORT,
     block_endpoint,
     ctl,
@@ -37,7 +41,7 @@ from tests.helper.test_split import (
 )
 from tests.helper.test_threats import request_as, throwaway_account
 from tests.netns import unique_name, wait_for
-from wgdesk.helper import split
+from wgdesk.helper import firewall, split
 
 pytestmark = pytest.mark.root
 
@@ -110,13 +114,17 @@ def test_only_included_apps_go_through_and_never_in_the_clear(engine: str) -> No
         assert ask(L, h, SERVER6) == LAN6
         c.down(T)
         assert L.snapshot() == before
-        # with no tunnel taking them, included apps use normal routing, and say so
+        # with no tunnel taking them, included apps get nothing out, and are told so
+        cap = Capture(L.router, L.router_lan_if, f"port {WHOAMI_PORT}", L.workdir)
         r = ctl(L, h, "include", "--", PYTHON, "-I", "-c", ASK, "tcp", SERVER4, str(WHOAMI_PORT))
-        assert r.returncode == 0 and r.stdout.strip() == LAN4
-        assert "no tunnel takes included apps now" in r.stderr
-        # a full tunnel does not serve include mode (everything goes through it anyway)
+        assert r.returncode == 3 and r.stdout.startswith("failed")
+        assert "gets nothing out until one is up" in r.stderr
+        assert cap.count() == 0, cap.lines()
+        assert ask(L, h, SERVER4) == LAN4  # the control: a process not included gets through
+        # a full tunnel does not serve include mode (everything goes through it anyway; the guard
+        # the included process left stays until the next tunnel change finds the cgroup empty)
         c.up(T, L.config(allowed=EVERYTHING), kill_switch=False)
-        assert c.status()[0]["include"] is False and f"{include_dir().stat().st_ino}" not in ruleset(L)
+        assert c.status()[0]["include"] is False and firewall.include_table(T) not in ruleset(L)
         c.down(T)
         assert L.snapshot() == before
     assert not include_dir().exists()
@@ -210,3 +218,75 @@ def test_the_first_tunnel_up_serves_included_apps() -> None:
         assert c.status()[0]["include"] is False and f"{include_dir().stat().st_ino}" not in ruleset(L)
         c.down(T)
         assert L.snapshot() == before
+
+
+APP = """
+import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.2)
+while True:
+    try:
+        s.sendto(b"?", (host, port))
+        print(s.recv(2048).decode(), flush=True)
+    except OSError:
+        pass
+    time.sleep(0.2)
+"""
+
+
+def test_included_apps_stay_blocked_after_down_and_restarts_and_only_their_owners_tunnel_serves() -> None:
+    with (
+        throwaway_account() as (_a, uid_a, group, gid),
+        throwaway_account() as (_b, uid_b, _gb, _gidb),
+        split_lab(settings=SETTINGS + f'group = "{group}"\n') as (L, h),
+    ):
+        config = L.config(allowed=EVERYTHING)
+        up = request_as(
+            h.socket, uid_a, gid, "up", name=T, config=config, full_tunnel=False, kill_switch=False
+        )
+        assert up["ok"]["include"] is True, up  # type: ignore[index]
+        # the member's app, started "only through the tunnel", talks through it (the server sees the
+        # tunnel address) for as long as it runs
+        app = L.client.popen(
+            "setpriv", f"--reuid={uid_a}", f"--regid={gid}", "--clear-groups",
+            PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), "include", "--",
+            SYSTEM_PYTHON, "-I", "-c", APP, SERVER4, str(DNS_PORT),
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])},
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/",
+        )  # fmt: skip
+        try:
+            assert app.stdout is not None
+            assert app.stdout.readline().strip() == CLIENT_TUNNEL[0].encode()
+            # another member's included app is not sent through this member's tunnel, nor around it
+            cap = Capture(L.router, L.router_lan_if, f"udp port {DNS_PORT}", L.workdir)
+            argv = [SYSTEM_PYTHON, "-I", "-c", ASK, "udp", SERVER4, str(DNS_PORT)]
+            r = ctl(L, h, "include", "--", *argv, user=(uid_b, gid))
+            assert r.stdout.startswith("failed"), (r.stdout, r.stderr)
+            assert "no tunnel of yours takes included apps now" in r.stderr
+            assert cap.count() == 0, cap.lines()
+            # the positive control of the capture: a process not included is seen on the wire
+            cap = Capture(L.router, L.router_lan_if, f"udp port {DNS_PORT}", L.workdir)
+            assert ask(L, h, SERVER4, "udp") == LAN4
+            assert cap.count() > 0
+            # down: the app keeps sending, and not one datagram leaves in the clear
+            cap = Capture(L.router, L.router_lan_if, f"udp port {DNS_PORT}", L.workdir)
+            assert "ok" in request_as(h.socket, uid_a, gid, "down", name=T)
+            time.sleep(2)
+            assert cap.count() == 0, cap.lines()
+            # a helper restart (a package upgrade), and a crash, do not let it out either
+            for restart in (h.stop, h.kill9):
+                cap = Capture(L.router, L.router_lan_if, f"udp port {DNS_PORT}", L.workdir)
+                restart()
+                time.sleep(1.5)  # while no helper runs
+                h.start()
+                time.sleep(1.5)
+                assert cap.count() == 0, (restart, cap.lines())
+            assert app.poll() is None  # it ran all along
+        finally:
+            app.kill()
+            app.wait()
+        # once the app is gone the guard goes with the next tunnel change
+        h.client().up(T, config, full_tunnel=False, kill_switch=False)
+        h.client().down(T)
+        assert firewall.INCLUDE_GUARD_TABLE not in ruleset(L)

@@ -375,11 +375,11 @@ def test_resolved_and_resolvconf_commands(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(linux, "RESOLVCONF", resolvconf)
     linux.resolved_set("wg0", ["10.0.0.1", "fd00::1"], ["corp.test"])
     linux.resolved_revert("wg0")
-    assert rlog.read_text().splitlines() == [
-        "dns wg0 10.0.0.1 fd00::1",
-        "domain wg0 ~. corp.test",
-        "default-route wg0 true",
-        "revert wg0",
+    assert rlog.read_text().splitlines() == [  # `--`: nothing after it is read as an option
+        "-- dns wg0 10.0.0.1 fd00::1",
+        "-- domain wg0 ~. corp.test",
+        "-- default-route wg0 true",
+        "-- revert wg0",
     ]
     linux.resolvconf_set("wg0", ["10.0.0.1"], [])
     linux.resolvconf_revert("wg0")

@@ -304,7 +304,7 @@ class SplitDialog(QDialog):
         else:
             text = self.tr(
                 "No tunnel takes them now (one must be connected with Full tunnel off and a peer "
-                "allowing 0.0.0.0/0 or ::/0): apps run only through the tunnel use the normal route "
+                "allowing 0.0.0.0/0 or ::/0): apps run only through the tunnel get nothing out "
                 "until one is."
             )
         self.state.setText(text)

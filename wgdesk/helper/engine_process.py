@@ -8,6 +8,11 @@ dumpable) before it reads the first packet or UAPI request: an exec as that acco
 read the engine, its Python and the libraries — not the case when wgdesk runs from a venv or a
 pyenv Python in a private home (0700, or Ubuntu's 0750). ``wireguard-go`` binds its own socket, so it
 is run as root.
+
+The helper trusts nothing an engine says: its output is read in lines of at most `MAX_LINE` bytes
+(a longer line is cut and the rest skipped, so an engine cannot make the root helper buffer
+gigabytes), and a UAPI reply is bounded (`MAX_UAPI_REPLY`) and parsed defensively — a malformed
+one is that tunnel's `EngineError`, never an internal error of a request about other tunnels.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +35,10 @@ from wgdesk.proto.changes import ConfigurationError
 
 UAPI_DIRECTORY = Path("/var/run/wireguard")
 UAPI_TIMEOUT = 10.0
-MAX_UAPI_REPLY = 64 << 20
+MAX_UAPI_REPLY = 16 << 20
+"""Largest UAPI reply read (a `get` of the largest config the protocol accepts is about 2 MiB)."""
+MAX_LINE = 4096
+"""Longest line of engine output read at once; the log keeps its first 2000 characters."""
 
 
 class EngineError(Exception):
@@ -78,7 +86,7 @@ def uapi_request(
     try:
         sock.connect(str(uapi_path(ifname)))
         sock.sendall(request.encode())
-        buf = b""
+        buf = bytearray()
         while not buf.endswith(b"\n\n") and buf != b"\n":
             if time.monotonic() > deadline:
                 raise EngineError(f"engine for {ifname} did not answer UAPI within {timeout:.0f} s")
@@ -102,7 +110,10 @@ def uapi_request(
     body = []
     for line in lines:
         if line.startswith("errno="):
-            code = int(line[6:])
+            try:
+                code = int(line[6:])
+            except ValueError:
+                raise EngineError(f"engine for {ifname} sent a malformed UAPI errno: {line[:40]!r}") from None
         elif line:
             body.append(line)
     if code is None:
@@ -231,8 +242,7 @@ def start_engine(
 
     def pump() -> None:
         assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip()[:2000]
+        for line in bounded_lines(proc.stdout):
             logbook.add("error" if line.startswith("ERROR") else "info", "engine", tunnel, line)
         proc.wait()
         engine.exited.set()
@@ -241,6 +251,20 @@ def start_engine(
     engine.reader = threading.Thread(target=pump, name=f"engine-{ifname}", daemon=True)
     engine.reader.start()
     return engine
+
+
+def bounded_lines(stream: Any, limit: int = MAX_LINE) -> Iterator[str]:
+    """Lines of ``stream`` (binary), each cut to ``limit`` bytes and then 2000 characters; the rest
+    of an overlong line is read and dropped, never buffered."""
+    skipping = False
+    while True:
+        raw = stream.readline(limit)
+        if not raw:
+            return
+        complete = raw.endswith(b"\n")
+        if not skipping:
+            yield raw.decode(errors="replace").rstrip()[:2000]
+        skipping = not complete
 
 
 def kill_recorded(pid: int, start_time: int | None) -> None:

@@ -177,24 +177,35 @@ def kill_switch_script(
         f"    ip6 daddr {{ {private6} }} accept",
         "    reject with icmpx type admin-prohibited",
     ]
+    return _replacing(
+        t,
+        [
+            "  chain output {",
+            "    type filter hook output priority filter - 10; policy drop;",
+            *out,
+            "  }",
+            "  chain input {",
+            "    type filter hook input priority filter - 10; policy drop;",
+            *inp,
+            "  }",
+            "  chain forward {",
+            "    type filter hook forward priority filter - 10; policy accept;",
+            *fwd,
+            "  }",
+        ],
+    )
+
+
+def _replacing(table: str, chains: Sequence[str]) -> str:
+    """A script that replaces table ``table`` with ``chains`` in one transaction (creating it empty
+    first, so the delete never fails)."""
     return (
         "\n".join(
             [
-                f"table {FAMILY} {t} {{}}",
-                f"delete table {FAMILY} {t}",
-                f"table {FAMILY} {t} {{",
-                "  chain output {",
-                "    type filter hook output priority filter - 10; policy drop;",
-                *out,
-                "  }",
-                "  chain input {",
-                "    type filter hook input priority filter - 10; policy drop;",
-                *inp,
-                "  }",
-                "  chain forward {",
-                "    type filter hook forward priority filter - 10; policy accept;",
-                *fwd,
-                "  }",
+                f"table {FAMILY} {table} {{}}",
+                f"delete table {FAMILY} {table}",
+                f"table {FAMILY} {table} {{",
+                *chains,
                 "}",
             ]
         )
@@ -269,14 +280,18 @@ def include_table(ifname: str) -> str:
     return full_tunnel_table(ifname).replace("wgdesk-", "wgdesk-include-", 1)
 
 
-def include_script(ifname: str, cgroup: str, mark: int, families: Iterable[int]) -> str:
+def include_script(
+    ifname: str, cgroup: str, mark: int, families: Iterable[int], owner: int | None = None
+) -> str:
     """Rules that send the sockets of cgroup ``cgroup`` (level 1) only through tunnel ``ifname``
     (up with full tunnel off; its peers allow the default route of ``families``).
 
     * output (a ``route`` chain: the kernel routes again after the mark changes): packets of the
       cgroup get ``mark``, saved in conntrack; ``ip rule fwmark MARK table MARK`` (the tunnel's
       default routes) then sends them into the tunnel; local destinations stay local (the local
-      table is looked up first);
+      table is looked up first). With ``owner`` (the tunnel's uid) only sockets of that user are
+      marked: another user's included apps are not sent through this user's tunnel (the
+      `include_guard_script` blocks them instead);
     * prerouting: replies get the mark back from conntrack (``src_valid_mark`` reverse-path checks);
     * postrouting (nat): marked packets leaving by the tunnel are masqueraded to the tunnel address
       (their source was picked by the main table, before the mark);
@@ -288,13 +303,14 @@ def include_script(ifname: str, cgroup: str, mark: int, families: Iterable[int])
     """
     table = include_table(ifname)
     group = f'socket cgroupv2 level 1 "{cgroup}"'
+    whose = f" meta skuid {int(owner)}" if owner else ""
     return (
         "\n".join(
             [
                 f"table {FAMILY} {table} {{",
                 "  chain output {",
                 "    type route hook output priority mangle; policy accept;",
-                f"    {group} meta mark set {mark} ct mark set {mark}",
+                f"    {group}{whose} meta mark set {mark} ct mark set {mark}",
                 "  }",
                 "  chain prerouting {",
                 "    type filter hook prerouting priority mangle; policy accept;",
@@ -317,6 +333,26 @@ def include_script(ifname: str, cgroup: str, mark: int, families: Iterable[int])
             ]
         )
         + "\n"
+    )
+
+
+INCLUDE_GUARD_TABLE = "wgdesk-include-guard"
+
+
+def include_guard_script(cgroup: str) -> str:
+    """The include guard: packets of cgroup ``cgroup`` (level 1) that no tunnel marked (none serves
+    included apps, or the serving tunnel is another user's) may go to loopback only. It stays while
+    the cgroup has processes — across `down`, a helper restart and crash recovery — so an app
+    started with `wgdeskctl include` never gets out around a tunnel; replaced atomically.
+    ``cgroup`` must be a validated name (`settings.CGROUP_NAME`)."""
+    return _replacing(
+        INCLUDE_GUARD_TABLE,
+        [
+            "  chain output {",
+            "    type filter hook output priority filter - 20; policy accept;",
+            f'    socket cgroupv2 level 1 "{cgroup}" meta mark 0 oifname != "lo" counter drop',
+            "  }",
+        ],
     )
 
 

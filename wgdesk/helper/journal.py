@@ -5,6 +5,11 @@ undo one system change, and is written and fsynced *before* the change is made, 
 crash at any point the journal covers everything that might have been done. Undoing an entry whose
 change never happened is harmless. `down`, a failed `up`, and a helper restarting after a crash all
 undo a journal the same way: newest entry first.
+
+A tunnel's journal is ``NAME.journal``. Bringing a blocked tunnel up again writes a second one,
+``NAME~new.journal`` (``~`` cannot occur in a tunnel name, so it is never another tunnel's journal),
+which takes the first one's place once the bring-up is done. Which tunnel a journal belongs to is in
+its header; the file name says only whether it is such a replacement (`replacing`).
 """
 
 from __future__ import annotations
@@ -28,11 +33,26 @@ class Journal:
         self.entries: list[Entry] = list(entries or [])
 
     @classmethod
-    def create(cls, directory: Path, name: str, header: Entry) -> Journal:
-        path = directory / f"{name}.journal"
-        journal = cls(path, {"journal": 1, **header})
+    def create(cls, directory: Path, name: str, header: Entry, replacing: bool = False) -> Journal:
+        """A new journal for tunnel ``name`` (``replacing``: beside the one it will replace)."""
+        path = directory / (f"{name}{REPLACEMENT}.journal" if replacing else f"{name}.journal")
+        journal = cls(path, {"journal": 1, "name": name, **header})
         journal._rewrite()
         return journal
+
+    @property
+    def replacing(self) -> bool:
+        """Whether this is the journal of a bring-up that replaces a blocked tunnel's (a name other
+        than ``NAME.journal``: ``NAME~new.journal``, or ``NAME.new.journal`` as wgdesk 0.1 wrote it)."""
+        return self.path.name != f"{self.header.get('name')}.journal"
+
+    def take_place_of(self, old: Journal | None) -> None:
+        """Become ``NAME.journal`` (``old``, the journal replaced, is deleted first if given)."""
+        if old is not None:
+            old.delete()
+        target = self.path.with_name(f"{self.header['name']}.journal")
+        os.replace(self.path, target)
+        self.path = target
 
     @classmethod
     def load(cls, path: Path) -> Journal:
@@ -72,8 +92,24 @@ class Journal:
         self._rewrite()
 
     def drop(self, entry: Entry) -> None:
-        """Forget one entry whose change was undone on its own (a route a live update removed)."""
+        """Forget one entry whose change was undone on its own (routes a failed live update removed)."""
         self.entries = [e for e in self.entries if e is not entry]
+        self._rewrite()
+
+    def forget_routes(self, ifname: str, table: str, dsts: set[str]) -> None:
+        """Forget routes ``dsts`` through ``ifname`` in ``table`` that a live update removed (one
+        rewrite, however many)."""
+        kept: list[Entry] = []
+        for e in self.entries:
+            if e["kind"] == "routes" and e["ifname"] == ifname and e["table"] == table:
+                left = [d for d in e["dsts"] if d not in dsts]
+                if left:
+                    kept.append({**e, "dsts": left})
+            elif not (
+                e["kind"] == "route" and e["ifname"] == ifname and e["table"] == table and e["dst"] in dsts
+            ):
+                kept.append(e)
+        self.entries = kept
         self._rewrite()
 
     def newest_first(self) -> Iterator[Entry]:
@@ -93,6 +129,9 @@ class Journal:
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
+
+
+REPLACEMENT = "~new"
 
 
 def find(directory: Path) -> list[Path]:

@@ -62,6 +62,8 @@ class Lockdown:
         self._stored = self._read()
         self._pause: tuple[float, float] | None = None
         """(monotonic deadline, the same as Unix time) of the running pause, or None."""
+        self.error: str | None = None
+        """Why lockdown's firewall is not in place (the `failsafe` routing block stands in), or None."""
 
     @property
     def enabled(self) -> bool:
@@ -119,13 +121,15 @@ class Lockdown:
             return None if self._pause is None else self._pause[0]
 
     def as_dict(self) -> dict[str, Any]:
-        """``{"enabled", "policy", "paused_until", "pause_max"}`` as the control protocol reports it."""
+        """``{"enabled", "policy", "paused_until", "pause_max", "error"}`` as the control protocol
+        reports it."""
         until = self.paused_until
         return {
             "enabled": self.enabled,
             "policy": self.policy,
             "paused_until": None if until is None else round(until, 3),
             "pause_max": self.pause_max,
+            "error": self.error,
         }
 
     def set(self, enabled: bool) -> None:

@@ -3,10 +3,11 @@
 Every connection is authorised from its kernel credentials (``SO_PEERCRED`` and the peer's groups)
 *before* a single byte is read: root, a member of the configured group (``wgdesk``), or of the
 optional ``monitor_group``. Then every request is authorised by its verb: monitor members may only
-watch (`WATCH_VERBS`); a tunnel that a non-root user brought up may be changed or taken down only by
-that user or by root. Requests are bounded in size and in time; a client that is too slow to send or
-to read is dropped, and the number of simultaneous connections is capped, so no client can wedge the
-helper.
+watch (`WATCH_VERBS`); what a caller may change and see of tunnels — their own; root and the
+``admin_group`` see all — the `TunnelManager` decides under its lock, from the connection's `Caller`.
+Requests are bounded in size and in time; a client that is too slow to send or to read is dropped,
+and the number of simultaneous connections is capped, so no client can wedge the helper. Refusals
+are logged through a `Throttle`: with a monitor group the socket is open to every local user.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 
 from wgdesk import __version__
 from wgdesk.helper import protocol
-from wgdesk.helper.logbook import LogBook
+from wgdesk.helper.caller import Caller
+from wgdesk.helper.logbook import LogBook, Throttle
 from wgdesk.helper.settings import Settings
 from wgdesk.helper.tunnels import Events, TunnelError, TunnelManager
 from wgdesk.platforms import current as platform
@@ -70,15 +72,19 @@ class ControlServer:
             self.group_gid = grp.getgrnam(settings.group).gr_gid
         except KeyError:
             self.log.warning(None, f"group {settings.group!r} does not exist: only root may use the helper")
-        self.monitor_gid: int | None = None
-        if settings.monitor_group:
-            try:
-                self.monitor_gid = grp.getgrnam(settings.monitor_group).gr_gid
-            except KeyError:
-                self.log.warning(None, f"monitor group {settings.monitor_group!r} does not exist")
-        self._owners: dict[str, int] = {}
-        """Tunnel name -> the non-root uid that brought it up (root-started or recovered: absent)."""
-        self._owners_lock = threading.Lock()
+        self.monitor_gid = self._gid(settings.monitor_group, "monitor group")
+        self.admin_gid = self._gid(settings.admin_group, "admin group")
+        self._refusals = Throttle("refusals")
+        """Bounds what refused connections and requests write to the log."""
+
+    def _gid(self, group: str, what: str) -> int | None:
+        if not group:
+            return None
+        try:
+            return grp.getgrnam(group).gr_gid
+        except KeyError:
+            self.log.warning(None, f"{what} {group!r} does not exist")
+            return None
 
     # --- socket --------------------------------------------------------------------------------
 
@@ -149,21 +155,35 @@ class ControlServer:
             conn.sendall(protocol.error(None, code, message))
         conn.close()
 
-    def authorised(self, conn: socket.socket) -> tuple[str | None, int]:
-        """The connection's role (`ROOT`, `CONTROL`, `MONITOR`, or None: refused) and uid."""
+    def authorised(self, conn: socket.socket) -> tuple[str | None, Caller]:
+        """The connection's role (`ROOT`, `CONTROL`, `MONITOR`, or None: refused) and `Caller`."""
         cred = platform.peer_credentials(conn)
+
+        def member(gid: int | None) -> bool:
+            return gid is not None and (cred.gid == gid or gid in cred.groups)
+
+        caller = Caller(cred.uid, sees_all=cred.uid == 0 or member(self.admin_gid))
         if cred.uid == 0:
-            return ROOT, cred.uid
+            return ROOT, caller
         for gid, role in ((self.group_gid, CONTROL), (self.monitor_gid, MONITOR)):
-            if gid is not None and (cred.gid == gid or gid in cred.groups):
-                return role, cred.uid
-        return None, cred.uid
+            if member(gid):
+                return role, caller
+        return None, caller
+
+    def _log_refusal(self, uid: int, tunnel: str | None, message: str) -> None:
+        log_it, note = self._refusals.check(uid)
+        if log_it:
+            self.log.warning(tunnel, message)
+        if note:
+            self.log.warning(None, note)
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            role, uid = self.authorised(conn)
+            role, caller = self.authorised(conn)
+            uid = caller.uid
             if role is None:
-                self.log.warning(
+                self._log_refusal(
+                    uid,
                     None,
                     f"refused a connection from uid {uid}: not root and not in group {self.settings.group}",
                 )
@@ -184,7 +204,7 @@ class ControlServer:
                         return
                     self._per_user[uid] = self._per_user.get(uid, 0) + 1
             try:
-                self._requests(conn, uid, role)
+                self._requests(conn, caller, role)
             finally:
                 if uid != 0:
                     with self._per_user_lock:
@@ -200,7 +220,7 @@ class ControlServer:
         conn.settimeout(SEND_TIMEOUT)
         conn.sendall(data)
 
-    def _requests(self, conn: socket.socket, uid: int, role: str) -> None:
+    def _requests(self, conn: socket.socket, caller: Caller, role: str) -> None:
         buf = bytearray()
         idle_since = time.monotonic()
         started: float | None = None
@@ -212,7 +232,7 @@ class ControlServer:
                 started = time.monotonic() if buf else None
                 if not line.strip():
                     continue
-                if not self._dispatch(conn, line, uid, role):
+                if not self._dispatch(conn, line, caller, role):
                     return
                 idle_since = time.monotonic()
                 continue
@@ -241,26 +261,31 @@ class ControlServer:
                 started = time.monotonic()
             buf += chunk
 
-    def _dispatch(self, conn: socket.socket, line: bytes, uid: int, role: str) -> bool:
+    def _dispatch(self, conn: socket.socket, line: bytes, caller: Caller, role: str) -> bool:
         """Handle one request; False ends the connection."""
         try:
             req = protocol.decode_request(line)
         except protocol.ProtocolError as e:
             self._send(conn, protocol.error(e.request_id, e.code, e.message))
             return e.code not in ("malformed", "too_large")
-        refusal = self._refusal(req, uid, role)
+        refusal = self._refusal(req, role)
         if refusal is not None:
-            self.log.warning(req.args.get("name"), f"refused {req.verb} from uid {uid}: {refusal}")
+            self._log_refusal(
+                caller.uid, req.args.get("name"), f"refused {req.verb} from uid {caller.uid}: {refusal}"
+            )
             self._send(conn, protocol.error(req.id, "denied", refusal))
             return True
         if req.verb == "subscribe":
             self._send(conn, protocol.response(req.id, {"subscribed": True}))
-            self._stream(conn)
+            self._stream(conn, caller)
             return False
         try:
-            result = self._call(req, conn, uid)
-            self._record_owner(req, uid)
+            result = self._call(req, conn, caller)
         except TunnelError as e:
+            if e.code == "denied":
+                self._log_refusal(
+                    caller.uid, req.args.get("name"), f"refused {req.verb} from uid {caller.uid}: {e.message}"
+                )
             self._send(conn, protocol.error(req.id, e.code, e.message, **e.details))
             return True
         except Exception as e:
@@ -270,43 +295,25 @@ class ControlServer:
         self._send(conn, protocol.response(req.id, result))
         return True
 
-    def _refusal(self, req: protocol.Request, uid: int, role: str) -> str | None:
-        """Why this caller may not make this request, or None (authorisation per verb)."""
-        if role == ROOT or req.verb in WATCH_VERBS:
+    def _refusal(self, req: protocol.Request, role: str) -> str | None:
+        """Why this role may not use this verb, or None (whose tunnels a caller may change the
+        `TunnelManager` decides, under its lock)."""
+        if role != MONITOR or req.verb in WATCH_VERBS:
             return None
-        if role == MONITOR:
-            return (
-                f"members of group {self.settings.monitor_group!r} may only watch tunnels (status, logs); "
-                f"{req.verb} needs group {self.settings.group!r}"
-            )
-        name = req.args.get("name")
-        with self._owners_lock:
-            owner = self._owners.get(name) if isinstance(name, str) else None
-        if owner is not None and owner != uid and req.verb != "up":
-            return (
-                f"tunnel {name} was brought up by another user (uid {owner}); "
-                "only that user or root may change it"
-            )
-        return None
+        return (
+            f"members of group {self.settings.monitor_group!r} may only watch tunnels (status, logs); "
+            f"{req.verb} needs group {self.settings.group!r}"
+        )
 
-    def _record_owner(self, req: protocol.Request, uid: int) -> None:
-        name = req.args.get("name")
-        if not isinstance(name, str):
-            return
-        with self._owners_lock:
-            if req.verb == "up" and uid != 0:
-                self._owners[name] = uid
-            elif req.verb == "up" or req.verb == "down":
-                self._owners.pop(name, None)
-
-    def _call(self, req: protocol.Request, conn: socket.socket, uid: int) -> Any:
+    def _call(self, req: protocol.Request, conn: socket.socket, caller: Caller) -> Any:
         a = req.args
+        uid = caller.uid
         if req.verb == "split_exclude":
             return self.manager.split_exclude(conn, uid)
         if req.verb == "split_include":
             return self.manager.split_include(conn, uid)
         if req.verb == "split_list":
-            return self.manager.split_list(None if uid == 0 else uid)
+            return self.manager.split_list(None if caller.is_root else uid)
         if req.verb == "version":
             return {
                 "version": __version__,
@@ -314,13 +321,13 @@ class ControlServer:
                 "lockdown": self.manager.lockdown_state(),
             }
         if req.verb == "up":
-            return self.manager.up(a["name"], a["config"], a["full_tunnel"], a["kill_switch"])
+            return self.manager.up(a["name"], a["config"], a["full_tunnel"], a["kill_switch"], caller)
         if req.verb == "status":
-            return {"tunnels": self.manager.status(a["name"])}
+            return {"tunnels": self.manager.status(a["name"], caller)}
         if req.verb == "logs":
-            return {"records": self.log.records(a["name"], a["since"])}
+            return {"records": self.manager.logs(a["name"], a["since"], caller)}
         if req.verb == "update":
-            return self.manager.update(a["name"], a["config"])
+            return self.manager.update(a["name"], a["config"], caller)
         if req.verb == "set_lockdown":
             self.log.info(None, f"uid {uid} turns lockdown {'on' if a['enabled'] else 'off'}")
             return self.manager.set_lockdown(a["enabled"])
@@ -331,17 +338,19 @@ class ControlServer:
             self.log.info(None, f"uid {uid} resumes lockdown")
             return self.manager.resume_lockdown()
         # Every other verb of the protocol's allow-list is the manager's method of that name, with the
-        # validated arguments as keywords (down, diagnose, ...).
+        # validated arguments as keywords and the caller (down, diagnose, probe_mtu).
         method = getattr(self.manager, req.verb, None)
         if method is None:
             raise TunnelError("unknown_verb", req.verb)
-        return method(**a)
+        return method(**a, caller=caller)
 
-    def _stream(self, conn: socket.socket) -> None:
+    def _stream(self, conn: socket.socket, caller: Caller) -> None:
+        """Events ``caller`` may see: of its own tunnels (root and the admin group: all), and
+        helper-wide ones (lockdown)."""
         q = self.events.subscribe()
         self.log.add("debug", "helper", None, "event subscriber connected")
         try:
-            for t in self.manager.status():
+            for t in self.manager.status(None, caller):
                 self._send(
                     conn, protocol.event("state", tunnel=t["name"], state=t["state"], message=t["message"])
                 )
@@ -359,7 +368,11 @@ class ControlServer:
                 if ev is None:  # fell behind
                     self._send(conn, protocol.event("error", message="event stream overflowed; resubscribe"))
                     return
-                kind = ev.pop("event")
-                self._send(conn, protocol.event(kind, **ev))
+                owner, event = ev
+                if owner is not None and not caller.sees(owner):
+                    continue
+                fields = dict(event)
+                kind = fields.pop("event")
+                self._send(conn, protocol.event(kind, **fields))
         finally:
             self.events.unsubscribe(q)

@@ -35,6 +35,14 @@ class Settings:
     monitor_group: str = ""
     """Members of this group may only watch (status, logs, diagnose); empty = no such group. Setting it
     opens the socket to every local user (0666): the kernel credentials of each connection decide."""
+    admin_group: str = ""
+    """Members of this group see every user's tunnels (status, logs, diagnose, events); others see
+    only their own. It gives no control: combine it with `group` or `monitor_group`."""
+    max_tunnels_per_user: int = 8
+    """Tunnels one user other than root may have at once (0: none)."""
+    max_routes_per_user: int = 32768
+    """AllowedIPs entries (each one a route, and an entry of the engine's table) one user other than
+    root may have over all their tunnels."""
     allow_scripts: bool = False
     """Run PreUp/PostUp/PreDown/PostDown from tunnel configs. Off: hooks are ignored with a warning."""
     kill_switch: str = "full-tunnel"
@@ -80,6 +88,9 @@ class Settings:
     may turn it on and off; "always" = forced on; "never" = forced off."""
     lockdown_file: str = "/var/lib/wgdesk/lockdown.json"
     """Where the helper keeps the lockdown choice (persistent: not under /run)."""
+    persistent_dir: str = "/var/lib/wgdesk"
+    """Where the helper keeps what must be undone even after a power loss (the original
+    /etc/resolv.conf while a tunnel rewrites it); the undo journals live under /run, a tmpfs."""
     lockdown_pause_max: int = -1
     """Longest pause of lockdown, in seconds (`pause_lockdown`, for captive portals); 0 forbids
     pausing. Not set (-1): 300 with ``lockdown = "user"``, 0 with ``"always"`` — a forced lockdown can
@@ -167,6 +178,12 @@ def load(path: Path | None = None) -> Settings:
             raise SettingsError(f"{path}: {key} must be 1 to 64 letters, digits, _ or -")
         if key == "split_tunnel_cgroup_root" and value and not str(value).startswith("/"):
             raise SettingsError(f"{path}: {key} must be an absolute path (or empty)")
+        if key in ("max_tunnels_per_user", "max_routes_per_user") and not (
+            isinstance(value, int) and 0 <= value <= 10**7
+        ):
+            raise SettingsError(f"{path}: {key} must be a whole number from 0 to 10000000")
+        if key == "persistent_dir" and not str(value).startswith("/"):
+            raise SettingsError(f"{path}: {key} must be an absolute path")
         if key == "lockdown_file" and not (str(value).startswith("/") and not str(value).endswith("/")):
             raise SettingsError(f"{path}: {key} must be the absolute path of a file")
         if key == "lockdown_pause_max" and not (isinstance(value, int) and 0 <= value <= MAX_PAUSE):

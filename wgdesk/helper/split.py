@@ -7,6 +7,13 @@ cgroup of the process that created it, so a process must be moved *before* it op
 ``wgdeskctl exclude -- COMMAND`` asks the helper to move the calling process (the kernel names it:
 ``SO_PEERPIDFD``, never a pid the client sends) and then execs COMMAND.
 
+The kernel's answer names the process that *connected*, not necessarily what it is now: it may have
+exec'd a setuid program since, or (before Linux 6.5, where the helper opens the pid of
+``SO_PEERCRED`` itself) exited and left its pid to someone else's process. So at the moment of the
+move the process must still be the caller's own — every uid (real, effective, saved, filesystem)
+the caller's, no capabilities — checked before and after writing it into the cgroup; a process that
+fails the check afterwards is put back where it was and the request is refused.
+
 The cgroup2 hierarchy is found in /proc/self/mountinfo; when the helper's mount namespace has none
 (``ip netns exec`` remounts /sys), the helper mounts cgroup2 itself under its state directory. The
 directory is created on first use and removed at shutdown when empty.
@@ -238,17 +245,22 @@ class BypassGroup:
             pid = _pidfd_pid(pidfd)
             if pid <= 0 or not _alive(pidfd):
                 raise SplitError("failed", "the calling process exited")
+            _check_owned(pid, uid)
             before = self._cgroup_of(pid)
             try:
                 procs.write_text(f"{pid}\n")
             except OSError as e:
                 raise SplitError("failed", f"cannot move process {pid} into {procs.parent}: {e}") from e
-            if not _alive(pidfd):
-                # it exited meanwhile: the pid may have been reused by another process; put that back
-                if before is not None:
+            try:
+                if not _alive(pidfd):
+                    # it exited meanwhile: the pid may have been reused by another process
+                    raise SplitError("failed", "the calling process exited")
+                _check_owned(pid, uid)
+            except SplitError:
+                if before is not None:  # put it back
                     with contextlib.suppress(OSError):
                         (self.root() / before.lstrip("/") / "cgroup.procs").write_text(f"{pid}\n")
-                raise SplitError("failed", "the calling process exited")
+                raise
         finally:
             os.close(pidfd)
         excluded = Excluded(pid, uid, _command(pid), self.mode)
@@ -329,6 +341,26 @@ class BypassGroup:
                 self._mounted = False
             self._root = None
             self._nft_ok = None
+
+
+def _check_owned(pid: int, uid: int) -> None:
+    """Refuse (``denied``) to move process ``pid`` for ``uid`` unless it is that user's own and
+    unprivileged: all four uids ``uid``, no permitted capabilities (root may move its own processes,
+    which are root's anyway)."""
+    fields: dict[str, list[str]] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    except OSError as e:
+        raise SplitError("failed", "the calling process exited") from e
+    uids = [int(u) for u in fields.get("Uid", [])]
+    if len(uids) != 4 or any(u != uid for u in uids):
+        raise SplitError(
+            "denied", f"process {pid} is not (any more) a process of uid {uid} alone: it is not moved"
+        )
+    if uid != 0 and int((fields.get("CapPrm") or ["0"])[0], 16):
+        raise SplitError("denied", f"process {pid} has capabilities: it is not moved")
 
 
 def _uid(pid: int) -> int | None:

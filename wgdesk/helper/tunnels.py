@@ -10,6 +10,7 @@ is no window in which the tunnel's traffic could take the physical link.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import socket
 import subprocess
@@ -23,8 +24,10 @@ from queue import Full, Queue
 from typing import TYPE_CHECKING, Any
 
 from wgdesk import uapi
-from wgdesk.helper import firewall, split
+from wgdesk.helper import conflicts, failsafe, firewall, split
 from wgdesk.helper import mtu as path_mtu
+from wgdesk.helper.caller import ROOT, Caller
+from wgdesk.helper.conflicts import Footprint
 from wgdesk.helper.engine_process import (
     EngineError,
     EngineProcess,
@@ -38,6 +41,7 @@ from wgdesk.helper.engine_process import (
 from wgdesk.helper.journal import Entry, Journal, find
 from wgdesk.helper.lockdown import Lockdown, LockdownRefused, PauseRefused
 from wgdesk.helper.logbook import LogBook
+from wgdesk.helper.resolv_record import ResolvRecord
 from wgdesk.helper.resolver import EndpointName, Reresolver, is_name, resolve
 from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings
 from wgdesk.platforms import PlatformError
@@ -63,30 +67,36 @@ class TunnelError(Exception):
         """Extra fields of the wire error object (``keys`` of ``restart_required``)."""
 
 
+Published = tuple[int | None, dict[str, Any]]
+"""An event and the uid of the tunnel it is about (None: for everyone, e.g. lockdown)."""
+
+
 class Events:
-    """Fan-out of state events to subscribers; a subscriber that falls behind is dropped."""
+    """Fan-out of state events to subscribers; a subscriber that falls behind is dropped. Each event
+    carries its tunnel's owner, so a subscriber is sent only what it may see (`ControlServer`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queues: list[Queue[dict[str, Any] | None]] = []
+        self._queues: list[Queue[Published | None]] = []
 
-    def subscribe(self) -> Queue[dict[str, Any] | None]:
-        q: Queue[dict[str, Any] | None] = Queue(maxsize=256)
+    def subscribe(self) -> Queue[Published | None]:
+        q: Queue[Published | None] = Queue(maxsize=256)
         with self._lock:
             self._queues.append(q)
         return q
 
-    def unsubscribe(self, q: Queue[dict[str, Any] | None]) -> None:
+    def unsubscribe(self, q: Queue[Published | None]) -> None:
         with self._lock:
             if q in self._queues:
                 self._queues.remove(q)
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: dict[str, Any], owner: int | None = None) -> None:
+        """Send ``event`` to subscribers who may see tunnels of ``owner`` (None: to all)."""
         with self._lock:
             queues = list(self._queues)
         for q in queues:
             try:
-                q.put_nowait(event)
+                q.put_nowait((owner, event))
             except Full:
                 self.unsubscribe(q)
                 try:
@@ -101,7 +111,7 @@ class Events:
             return len(self._queues)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Route:
     dst: Network
     table: str
@@ -132,6 +142,13 @@ class Plan:
     """Peers (by public key) whose endpoint is a host name, with the address `up` resolved."""
     include_families: set[int] = field(default_factory=set)
     """Full tunnel off, peers allow these default routes: the tunnel may serve included apps."""
+    owner: int = 0
+    """The uid whose `up` this is."""
+    table: str = "auto"
+    """The config's ``Table`` (lower case; ``auto`` when unset)."""
+    endpoint_ips: list[str] = field(default_factory=list)
+    allowed_count: int = 0
+    """AllowedIPs entries of all peers (after removing repeats): what `max_routes_per_user` counts."""
 
 
 @dataclass
@@ -161,6 +178,19 @@ class Tunnel:
     include_mark: int = 0
     """Included apps go only through this tunnel: the mark (and routing table) of its
     `firewall.include_script` rules; 0 when it does not serve them."""
+    owner: int = 0
+    """The uid that brought it up (root: 0); only it or root may change it (`Caller`)."""
+    footprint: Footprint | None = field(default=None, repr=False)
+    """What it takes of this machine's routing (`conflicts`); None while blocked or failed."""
+    allowed_count: int = 0
+
+
+def _by_table(routes: Sequence[Route]) -> dict[str, list[Network]]:
+    """Destinations of ``routes`` by table, in order (one netlink batch each)."""
+    out: dict[str, list[Network]] = {}
+    for r in routes:
+        out.setdefault(r.table, []).append(r.dst)
+    return out
 
 
 def _routes(nets: Sequence[Network], table: str, full: bool, fwmark: int) -> list[Route]:
@@ -294,24 +324,44 @@ class TunnelManager:
         """Lockdown: the kill-switch table stays even with no tunnel up (`set_lockdown`)."""
         self._pause_timer: threading.Timer | None = None
         """Ends the running lockdown pause (`pause_lockdown`)."""
+        self._firewall = threading.RLock()
+        """Serialises the kill-switch table and lockdown (its pause included) on their own, so they
+        never wait for the manager's lock (taken after it, never before)."""
+        self._include_guard = False
+        """The include guard (`firewall.include_guard_script`) is in place."""
+        self.resolv_record = ResolvRecord(Path(settings.persistent_dir), logbook)
+        """The original resolv.conf while a tunnel rewrites it, kept where a reboot leaves it."""
 
     # --- public verbs ---------------------------------------------------------------------
 
-    def up(self, name: str, text: str, full_tunnel: bool | None, kill_switch: bool | None) -> dict[str, Any]:
+    def up(
+        self,
+        name: str,
+        text: str,
+        full_tunnel: bool | None,
+        kill_switch: bool | None,
+        caller: Caller = ROOT,
+    ) -> dict[str, Any]:
+        # Parsing and endpoint names (DNS can take seconds) before the lock: a member's large or
+        # slow config must not hold up everyone else's requests.
+        cfg = self._parse(name, text)
+        resolved = self._resolve_all(cfg)
         with self._lock:
             existing = self.tunnels.get(name)
-            if existing is not None and existing.state not in ("blocked", "failed"):
-                raise TunnelError(
-                    "conflict",
-                    f"tunnel {name} is already {existing.state}; run `wgdeskctl down {name}` first",
-                )
-            plan = self._plan(name, text, full_tunnel, kill_switch)
+            if existing is not None:
+                self._authorise(existing, caller)
+                if existing.state not in ("blocked", "failed"):
+                    raise TunnelError(
+                        "conflict",
+                        f"tunnel {name} is already {existing.state}; run `wgdeskctl down {name}` first",
+                    )
+            plan = self._plan(name, cfg, resolved, full_tunnel, kill_switch, caller.uid)
             if existing is not None and existing.state == "failed":
                 # The engine died: clear its remains but keep blocking until the new bring-up is done.
                 self._undo(existing, existing.journal, keep={"killswitch"})
                 if any(e["kind"] == "killswitch" for e in existing.journal.entries):
                     existing.journal.keep_only({"killswitch"})
-                    existing.state, existing.engine = "blocked", None
+                    existing.state, existing.engine, existing.footprint = "blocked", None, None
                 else:
                     existing.journal.delete()
                     self.tunnels.pop(name)
@@ -323,16 +373,18 @@ class TunnelManager:
             blocked_member = self.kill_switch.get(name)
             journal = Journal.create(
                 self.journal_dir,
-                name + ".new" if existing else name,
+                name,
                 {
                     "name": name,
                     "ifname": plan.ifname,
+                    "owner": plan.owner,
                     "full_tunnel": plan.full_tunnel,
                     "kill_switch": plan.kill_switch,
                     "fwmark": plan.fwmark,
                     "state": "starting",
                     "time": time.time(),
                 },
+                replacing=existing is not None,
             )
             tunnel = Tunnel(
                 name,
@@ -345,7 +397,12 @@ class TunnelManager:
                 0,
                 plan.routes,
                 warnings=plan.warnings,
+                owner=plan.owner,
+                footprint=self._footprint(plan),
+                allowed_count=plan.allowed_count,
             )
+            # owned from the first moment: a `down` or `up` of another member meanwhile is refused
+            self.log.own(name, plan.owner)
             self.tunnels[name] = tunnel
             self._publish(tunnel)
             try:
@@ -362,19 +419,22 @@ class TunnelManager:
                 self.tunnels.pop(name, None)
                 if existing is not None:
                     self.tunnels[name] = existing
+                    self.log.own(name, existing.owner)
                     if blocked_member is not None:
                         self.kill_switch[name] = blocked_member
                     self._apply_kill_switch()
                 elif self.lockdown.enabled:
                     self._apply_kill_switch()  # the failed tunnel is no longer let out
-                self._publish(existing or Tunnel(name, plan.ifname, "down", journal, message=message))
+                self._publish(
+                    existing or Tunnel(name, plan.ifname, "down", journal, message=message, owner=plan.owner)
+                )
+                if existing is None:
+                    self.log.disown(name)
                 code = e.code if isinstance(e, TunnelError) else "failed"
                 raise TunnelError(code, f"could not bring {name} up: {message}") from e
             if existing is not None:
                 existing.journal.delete()
-                new_path = self.journal_dir / f"{name}.journal"
-                os.replace(journal.path, new_path)
-                journal.path = new_path
+                journal.take_place_of(existing.journal)
             tunnel.state = "up"
             tunnel.since = time.time()
             tunnel.config = plan.config
@@ -397,11 +457,22 @@ class TunnelManager:
                 ).start()
             return self._describe(tunnel, live=False)
 
-    def down(self, name: str) -> dict[str, Any]:
+    def _authorise(self, tunnel: Tunnel, caller: Caller) -> None:
+        """Refuse (``denied``) a caller who may not change ``tunnel`` (call with the lock held: the
+        owner is recorded before a bring-up starts, so no request slips in while it runs)."""
+        if not caller.may_change(tunnel.owner):
+            raise TunnelError(
+                "denied",
+                f"tunnel {tunnel.name} was brought up by another user (uid {tunnel.owner}); "
+                "only that user or root may change it",
+            )
+
+    def down(self, name: str, caller: Caller = ROOT) -> dict[str, Any]:
         with self._lock:
             tunnel = self.tunnels.get(name)
             if tunnel is None:
                 raise TunnelError("not_found", f"no tunnel named {name} is up")
+            self._authorise(tunnel, caller)
             tunnel.state = "stopping"
             self._publish(tunnel)
             self._run_hooks(tunnel, "PreDown")
@@ -411,23 +482,29 @@ class TunnelManager:
             if self.lockdown.enabled:
                 self._apply_kill_switch()  # lockdown: the tunnel's exemptions go, the block stays
             self.log.info(name, "down")
+            self.log.disown(name)
             tunnel.state = "down"
             tunnel.message = None
             self._publish(tunnel)
+            self._sync_include_guard()
             return {"name": name, "state": "down"}
 
-    def _running(self, name: str, otherwise: str) -> tuple[Tunnel, EngineProcess, Config]:
-        """Tunnel `name`, its engine and its config, when it is up and its engine alive (call with
-        the lock held); else `not_found` / `conflict`, the latter ending with `otherwise`."""
+    def _running(
+        self, name: str, otherwise: str, caller: Caller = ROOT
+    ) -> tuple[Tunnel, EngineProcess, Config]:
+        """Tunnel `name`, its engine and its config, when it is up, its engine alive and ``caller``
+        may change it (call with the lock held); else `not_found` / `denied` / `conflict`, the
+        latter ending with `otherwise`."""
         tunnel = self.tunnels.get(name)
         if tunnel is None:
             raise TunnelError("not_found", f"no tunnel named {name} is up")
+        self._authorise(tunnel, caller)
         engine, config = tunnel.engine, tunnel.config
         if tunnel.state != "up" or config is None or engine is None or not engine.alive():
             raise TunnelError("conflict", f"tunnel {name} is {tunnel.state}, not up: {otherwise}")
         return tunnel, engine, config
 
-    def update(self, name: str, text: str) -> dict[str, Any]:
+    def update(self, name: str, text: str, caller: Caller = ROOT) -> dict[str, Any]:
         """Apply an edited config to the running tunnel ``name`` without restarting it.
 
         Only peers change live (added, removed, their PresharedKey, Endpoint, PersistentKeepalive
@@ -435,18 +512,12 @@ class TunnelManager:
         with the keys in ``details["keys"]`` before anything is touched. Route changes are
         journalled like those of `up`, so `down` and crash recovery undo what exists.
         """
-        from wgdesk.config import ConfigError, parse
-
+        cfg = self._parse(name, text)
+        running = self.tunnels.get(name)  # a look without the lock, only to resolve names early
+        before = running.config if running is not None else None
+        early = self._resolve_all(cfg, unchanged_from=before)
         with self._lock:
-            tunnel, engine, current = self._running(name, "bring it up again to use the new config")
-            try:
-                cfg = parse(text, f"{name}.conf")
-            except ConfigError as e:
-                raise TunnelError("invalid", str(e)) from e
-            if not cfg.interface.private_key:
-                raise TunnelError("invalid", f"{name}.conf: [Interface] has no PrivateKey")
-            if not cfg.peers:
-                raise TunnelError("invalid", f"{name}.conf: no [Peer] section")
+            tunnel, engine, current = self._running(name, "bring it up again to use the new config", caller)
             keys = restart_keys(current, cfg)
             if keys:
                 raise TunnelError(
@@ -457,8 +528,13 @@ class TunnelManager:
                 )
             old, new = _peer_states(current.peers), _peer_states(cfg.peers)
             table = (cfg.interface.table or "auto").lower()
-            routes = _routes(cfg.all_allowed_ips(), table, tunnel.full_tunnel, tunnel.fwmark)
-            self._check_conflicts(name, routes, tunnel.full_tunnel)
+            nets = list(dict.fromkeys(cfg.all_allowed_ips()))
+            self._check_limits(tunnel.owner, name, len(nets))
+            routes = _routes(nets, table, tunnel.full_tunnel, tunnel.fwmark)
+            footprint = tunnel.footprint
+            if footprint is not None:
+                footprint = dataclasses.replace(footprint, routes=tuple(r.dst for r in routes))
+                self._check_conflicts(footprint)
             changes: list[PeerChange] = []
             added, removed, changed = [], [], []
             resolved: dict[bytes, str] = {}
@@ -472,7 +548,8 @@ class TunnelManager:
                 if not fields:
                     continue
                 if "Endpoint" in fields and p.endpoint is not None:
-                    endpoint = (self._resolve(*p.endpoint), p.endpoint[1])
+                    ip = early.get(p.endpoint) or self._resolve(*p.endpoint)
+                    endpoint = (ip, p.endpoint[1])
                     resolved[key] = endpoint[0]
                 b64 = base64.b64encode(key).decode()
                 if key not in old or (p.endpoint is None and old[key].endpoint is not None):
@@ -504,16 +581,15 @@ class TunnelManager:
                     changed.append({"public_key": b64, "fields": fields})
                 else:
                     added.append(b64)
-            new_routes = [r for r in routes if r not in tunnel.routes]
-            old_routes = [r for r in tunnel.routes if r not in routes]
+            had, has = set(tunnel.routes), set(routes)
+            new_routes = [r for r in routes if r not in had]
+            old_routes = [r for r in tunnel.routes if r not in has]
             j = tunnel.journal
             done: list[Entry] = []
             try:
                 # routes in before the engine accepts their networks, out after it stops: a
                 # packet meanwhile is dropped by the engine, never sent around the tunnel
-                for r in new_routes:
-                    done.append(j.record("route", dst=str(r.dst), ifname=tunnel.ifname, table=r.table))
-                    platform.route_add(r.dst, tunnel.ifname, r.table)
+                done = self._add_routes(tunnel, new_routes)
                 if changes:
                     uapi_request(
                         tunnel.ifname, uapi.format_set(DeviceChange(peers=tuple(changes))), alive=engine.alive
@@ -523,21 +599,18 @@ class TunnelManager:
                     try:
                         self._undo_entry(tunnel, entry)
                     except Exception as undo_error:
-                        self.log.error(name, f"undo of route {entry['dst']} failed: {undo_error}")
+                        self.log.error(name, f"undo of routes in table {entry['table']} failed: {undo_error}")
                     else:
                         j.drop(entry)
                 message = f"{e.strerror or e}" if isinstance(e, OSError) else str(e)
                 self.log.error(name, f"live update failed, routes put back: {message}")
                 raise TunnelError("failed", f"could not update {name}: {message}") from e
-            for r in old_routes:
-                platform.route_del(r.dst, tunnel.ifname, r.table)
-                for entry in [
-                    e
-                    for e in j.entries
-                    if e["kind"] == "route" and e["dst"] == str(r.dst) and e["table"] == r.table
-                ]:
-                    j.drop(entry)
+            for table_name, dsts in _by_table(old_routes).items():
+                platform.routes_del(dsts, tunnel.ifname, table_name)
+                j.forget_routes(tunnel.ifname, table_name, {str(d) for d in dsts})
             tunnel.routes = routes
+            tunnel.footprint = footprint
+            tunnel.allowed_count = len(nets)
             tunnel.config = cfg
             tunnel.names = self._updated_names(tunnel.names, new, resolved)
             if tunnel.names:
@@ -556,6 +629,19 @@ class TunnelManager:
                 "tunnel": self._describe(tunnel, live=True),
             }
 
+    def _add_routes(self, tunnel: Tunnel, routes: Sequence[Route]) -> list[Entry]:
+        """Journal and add ``routes`` through the tunnel, one netlink batch per table; returns the
+        journal entries (each recorded before its routes go in)."""
+        entries = []
+        for table_name, dsts in _by_table(routes).items():
+            entries.append(
+                tunnel.journal.record(
+                    "routes", ifname=tunnel.ifname, table=table_name, dsts=[str(d) for d in dsts]
+                )
+            )
+            platform.routes_add(dsts, tunnel.ifname, table_name)
+        return entries
+
     @staticmethod
     def _updated_names(
         names: dict[bytes, EndpointName], peers: dict[bytes, _PeerState], resolved: dict[bytes, str]
@@ -573,17 +659,29 @@ class TunnelManager:
                 out[key] = names[key]
         return out
 
-    def status(self, name: str | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            tunnels = list(self.tunnels.values())
+    def _snapshot(self) -> list[Tunnel]:
+        """The tunnels now, without the manager's lock (a bring-up may hold it for seconds):
+        copying a dict's values is one step under the GIL; a tunnel's fields are read as they are."""
+        return list(self.tunnels.values())
+
+    def status(self, name: str | None = None, caller: Caller = ROOT) -> list[dict[str, Any]]:
+        """The tunnels ``caller`` may see (a member: their own), as the ``status`` verb reports them.
+        Takes no lock: it answers while another member's tunnel comes up."""
+        tunnels = [t for t in self._snapshot() if caller.sees(t.owner)]
         if name is not None:
             tunnels = [t for t in tunnels if t.name == name]
             if not tunnels:
                 raise TunnelError("not_found", f"no tunnel named {name} is up")
         return [self._describe(t, live=True) for t in tunnels]
 
-    def diagnose(self, name: str) -> dict[str, Any]:
-        info = self.status(name)[0]
+    def logs(
+        self, name: str | None = None, since: float | None = None, caller: Caller = ROOT
+    ) -> list[dict[str, Any]]:
+        """Log records ``caller`` may read (a member: those of their own tunnels and requests)."""
+        return self.log.records(name, since, caller.reader)
+
+    def diagnose(self, name: str, caller: Caller = ROOT) -> dict[str, Any]:
+        info = self.status(name, caller)[0]
         findings: list[str] = []
         if info["state"] == "blocked":
             findings.append(
@@ -612,9 +710,11 @@ class TunnelManager:
                 )
             elif p["latest_handshake"] is not None and time.time() - p["latest_handshake"] > 180:
                 findings.append(f"peer {p['public_key'][:8]}…: last handshake is older than 3 minutes")
-        return {"tunnel": info, "findings": findings, "logs": self.log.records(name)[-300:]}
+        return {"tunnel": info, "findings": findings, "logs": self.logs(name, None, caller)[-300:]}
 
-    def probe_mtu(self, name: str, target: str | None, apply: bool | None) -> dict[str, Any]:
+    def probe_mtu(
+        self, name: str, target: str | None, apply: bool | None, caller: Caller = ROOT
+    ) -> dict[str, Any]:
         """Find the largest packet that crosses the tunnel ``name`` (DF pings, see
         `wgdesk.helper.mtu`) and, with ``apply``, lower the interface MTU to it (journalled: `down`
         and recovery put the old one back).
@@ -623,7 +723,7 @@ class TunnelManager:
         tunnel meanwhile is ``conflict``.
         """
         with self._lock:
-            tunnel, _, current = self._running(name, "nothing to probe")
+            tunnel, _, current = self._running(name, "nothing to probe", caller)
             if name in self._probing:
                 raise TunnelError("conflict", f"an MTU probe of {name} is already running; wait for it")
             try:
@@ -696,27 +796,54 @@ class TunnelManager:
 
     # --- planning -------------------------------------------------------------------------
 
-    def _plan(self, name: str, text: str, full_tunnel: bool | None, kill_switch: bool | None) -> Plan:
-        from wgdesk.config import ConfigError, key_bytes, parse
+    def _parse(self, name: str, text: str) -> Config:
+        from wgdesk.config import ConfigError, parse
 
         try:
             cfg = parse(text, f"{name}.conf")
         except ConfigError as e:
             raise TunnelError("invalid", str(e)) from e
-        iface = cfg.interface
-        if not iface.private_key:
+        if not cfg.interface.private_key:
             raise TunnelError("invalid", f"{name}.conf: [Interface] has no PrivateKey")
         if not cfg.peers:
             raise TunnelError("invalid", f"{name}.conf: no [Peer] section")
+        return cfg
+
+    def _resolve_all(self, cfg: Config, unchanged_from: Config | None = None) -> dict[tuple[str, int], str]:
+        """The address of every endpoint of ``cfg`` by (host, port) — those of ``unchanged_from``
+        left out (a live update resolves only what changed). Called without the lock."""
+        skip = set()
+        if unchanged_from is not None:
+            skip = {p.endpoint for p in _peer_states(unchanged_from.peers).values()}
+        out: dict[tuple[str, int], str] = {}
+        for p in cfg.peers:
+            if p.endpoint is None:
+                continue
+            key = (p.endpoint.host, p.endpoint.port)
+            if key not in out and key not in skip:
+                out[key] = self._resolve(*key)
+        return out
+
+    def _plan(
+        self,
+        name: str,
+        cfg: Config,
+        resolved: dict[tuple[str, int], str],
+        full_tunnel: bool | None,
+        kill_switch: bool | None,
+        owner: int,
+    ) -> Plan:
+        """Everything `up` decides before it changes anything (call with the lock held)."""
+        from wgdesk.config import key_bytes
+
+        iface = cfg.interface
+        assert iface.private_key is not None  # `_parse` refuses a config without one
         if platform.link_exists(name):
             raise TunnelError("conflict", f"an interface named {name} already exists")
         warnings: list[str] = []
         table = (iface.table or "auto").lower()
-        all_nets: list[Network] = []
-        for p in cfg.peers:
-            for n in p.allowed_ips:
-                if n not in all_nets:
-                    all_nets.append(n)
+        all_nets = list(dict.fromkeys(n for p in cfg.peers for n in p.allowed_ips))
+        self._check_limits(owner, name, len(all_nets))
         defaults: set[int] = {n.version for n in all_nets if n.prefixlen == 0}
         if full_tunnel is True:
             if not defaults:
@@ -735,7 +862,6 @@ class TunnelManager:
         if kill_switch is None:
             mode = self.settings.kill_switch
             kill_switch = mode == "always" or (mode == "full-tunnel" and full)
-        self._check_conflicts(name, routes, full)
         peers = []
         endpoint_ips: list[str] = []
         names: dict[bytes, EndpointName] = {}
@@ -748,7 +874,7 @@ class TunnelManager:
                 "endpoint": None,
             }
             if p.endpoint is not None:
-                ip = self._resolve(p.endpoint.host, p.endpoint.port)
+                ip = resolved[(p.endpoint.host, p.endpoint.port)]
                 peer["endpoint"] = (ip, p.endpoint.port)
                 endpoint_ips.append(ip)
                 # as _peer_states merges a repeated [Peer]: the last Endpoint given wins
@@ -759,6 +885,7 @@ class TunnelManager:
                         p.endpoint.host, p.endpoint.port, ip, time.time(), time.monotonic()
                     )
             peers.append(peer)
+        endpoint_ips = list(dict.fromkeys(endpoint_ips))
         mtu = iface.mtu or self._auto_mtu(endpoint_ips)
         hooks = dict(iface.hooks)
         if hooks and not self.settings.allow_scripts:
@@ -796,10 +923,86 @@ class TunnelManager:
             warnings,
             cfg,
             names,
+            owner=owner,
+            table=table,
+            endpoint_ips=endpoint_ips,
+            allowed_count=len(all_nets),
         )
         if defaults and not full and table == "auto":  # Table = off/N: the user routes, not us
             plan.include_families = set(defaults)
+        self._check_conflicts(self._footprint(plan))
+        if owner != 0:
+            self._check_tables(owner, table, iface.fwmark if full else None)
         return plan
+
+    def _check_limits(self, owner: int, name: str, allowed: int) -> None:
+        """Refuse (``limit``) a member's tunnel beyond `max_tunnels_per_user`, or AllowedIPs beyond
+        `max_routes_per_user` counted over all their tunnels (``name`` itself not counted twice)."""
+        if owner == 0:
+            return
+        mine = [t for t in self.tunnels.values() if t.owner == owner and t.name != name]
+        most = self.settings.max_tunnels_per_user
+        if len(mine) >= most:
+            raise TunnelError(
+                "limit",
+                f"you have {len(mine)} tunnels up, the most one user may have "
+                f"(max_tunnels_per_user = {most} in /etc/wgdesk/helper.toml); take one down first",
+            )
+        total = allowed + sum(t.allowed_count for t in mine)
+        most = self.settings.max_routes_per_user
+        if total > most:
+            raise TunnelError(
+                "limit",
+                f"{name} has {allowed} AllowedIPs entries; with your other tunnels that makes {total}, "
+                f"more than one user may route (max_routes_per_user = {most} in /etc/wgdesk/helper.toml)",
+            )
+
+    def _check_tables(self, owner: int, table: str, full_fwmark: int | None) -> None:
+        """A member's ``Table =`` (or the table an explicit ``FwMark`` of a full tunnel names) must be
+        one nothing on this machine uses yet (`conflicts.system_table_refusal`)."""
+        own = [t.footprint for t in self.tunnels.values() if t.owner == owner and t.footprint]
+        for wanted in (table, *([str(full_fwmark)] if full_fwmark else [])):
+            why = conflicts.system_table_refusal(wanted, self._table_in_use, own)
+            if why is not None:
+                raise TunnelError("conflict", why)
+
+    @staticmethod
+    def _table_in_use(number: str) -> bool:
+        return bool(platform.table_in_use(int(number)) or platform.fwmark_in_use(int(number)))
+
+    def _footprint(self, plan: Plan) -> Footprint:
+        tables = {str(plan.fwmark)} if plan.full_tunnel else set()
+        if conflicts.table_id(plan.table) not in ("auto", "off", "254"):
+            tables.add(conflicts.table_id(plan.table))
+        return Footprint(
+            plan.name,
+            plan.owner,
+            routes=tuple(r.dst for r in plan.routes),
+            addresses=conflicts.address_networks(plan.addresses),
+            dns=conflicts.host_networks(plan.dns_servers),
+            endpoints=conflicts.host_networks(plan.endpoint_ips),
+            tables=frozenset(tables),
+            marks=frozenset({plan.fwmark}),
+            full=plan.full_tunnel,
+            sets_dns=bool(plan.dns_servers or plan.dns_search),
+        )
+
+    def _footprints(self) -> list[Footprint]:
+        """What the tunnels of this helper take now: those up (and failed, whose owner will bring
+        them back), and for blocked ones after a crash only their mark."""
+        out = []
+        for t in self.tunnels.values():
+            if t.footprint is not None:
+                out.append(t.footprint)
+            elif t.fwmark:
+                out.append(Footprint(t.name, t.owner, marks=frozenset({t.fwmark})))
+        return out
+
+    def _check_conflicts(self, footprint: Footprint) -> None:
+        try:
+            conflicts.check(footprint, self._footprints())
+        except conflicts.Conflict as e:
+            raise TunnelError("conflict", str(e)) from e
 
     def _free_fwmark(self, name: str, also_taken: Sequence[int] = ()) -> int:
         previous = self.tunnels.get(name)
@@ -807,31 +1010,12 @@ class TunnelManager:
             # a blocked/failed tunnel being brought up again keeps its mark, which its kill switch allows
             return previous.fwmark
         taken = {t.fwmark for t in self.tunnels.values()} | {t.include_mark for t in self.tunnels.values()}
+        taken |= {int(n) for f in self._footprints() for n in f.numbers if n.isdigit()}
         taken |= set(also_taken)
         mark = FIRST_FWMARK
         while mark in taken or platform.table_in_use(mark) or platform.fwmark_in_use(mark):
             mark += 1
         return mark
-
-    def _check_conflicts(self, name: str, routes: Sequence[Route], full: bool) -> None:
-        for other in self.tunnels.values():
-            if other.name == name or other.state == "blocked":
-                continue
-            if full and other.full_tunnel:
-                raise TunnelError(
-                    "conflict",
-                    f"tunnel {other.name} is already a full tunnel; only one full tunnel can be up at a time",
-                )
-            for r in routes:
-                if r.dst.prefixlen == 0:
-                    continue
-                for o in other.routes:
-                    if o.dst.prefixlen and o.dst.version == r.dst.version and o.dst.overlaps(r.dst):
-                        raise TunnelError(
-                            "conflict",
-                            f"{r.dst} overlaps {o.dst}, which tunnel {other.name} "
-                            "already routes; take it down first or change AllowedIPs",
-                        )
 
     def _resolve(self, host: str, port: int) -> str:
         try:
@@ -918,9 +1102,7 @@ class TunnelManager:
             j.record("addr", ifname=ifname, address=addr)
             platform.addr_add(ifname, addr)
         platform.link_set(ifname, mtu=plan.mtu, up=True)
-        for r in plan.routes:
-            j.record("route", dst=str(r.dst), ifname=ifname, table=r.table)
-            platform.route_add(r.dst, ifname, r.table)
+        self._add_routes(tunnel, plan.routes)
         if plan.full_tunnel:
             self._full_tunnel(plan, j)
             self._bypass(plan, tunnel)
@@ -1026,11 +1208,19 @@ class TunnelManager:
 
     def _include(self, plan: Plan, tunnel: Tunnel) -> None:
         """Send the include cgroup's traffic only through this tunnel (full tunnel off, peers allow a
-        default route): first such tunnel up serves; another one up meanwhile does not."""
+        default route): first such tunnel up serves; another one up meanwhile does not. Only the
+        owner's processes are marked: another user's included apps stay blocked (the include
+        guard), never sent through someone else's tunnel."""
         serving = [t.name for t in self.tunnels.values() if t.include_mark and t.name != plan.name]
         if serving:
             self.log.info(
                 plan.name, f"included apps keep going through tunnel {serving[0]} (it was up first)"
+            )
+            return
+        full = [t.name for t in self.tunnels.values() if t.full_tunnel and t.owner != plan.owner]
+        if full:
+            self.log.info(
+                plan.name, f"included apps are not sent through this tunnel: {full[0]} is a full tunnel"
             )
             return
         refusal = self.include.refusal()
@@ -1040,10 +1230,10 @@ class TunnelManager:
             return
         j = tunnel.journal
         mark = self._free_fwmark(plan.name, also_taken=[plan.fwmark])
+        defaults = [ip_network("0.0.0.0/0" if f == 4 else "::/0") for f in sorted(plan.include_families)]
+        j.record("routes", ifname=plan.ifname, table=str(mark), dsts=[str(d) for d in defaults])
+        platform.routes_add(defaults, plan.ifname, str(mark))
         for family in sorted(plan.include_families):
-            default = ip_network("0.0.0.0/0" if family == 4 else "::/0")
-            j.record("route", dst=str(default), ifname=plan.ifname, table=str(mark))
-            platform.route_add(default, plan.ifname, str(mark))
             spec = ["fwmark", str(mark), "table", str(mark)]
             j.record("rule", family=family, spec=spec)
             platform.rule_add(family, spec)
@@ -1052,20 +1242,56 @@ class TunnelManager:
         table = firewall.include_table(plan.ifname)
         j.record("include", family=firewall.FAMILY, name=table, mark=mark)
         tunnel.include_mark = mark
+        if tunnel.footprint is not None:
+            tunnel.footprint = dataclasses.replace(
+                tunnel.footprint,
+                include_families=frozenset(plan.include_families),
+                tables=tunnel.footprint.tables | {str(mark)},
+                marks=tunnel.footprint.marks | {mark},
+            )
+        self._sync_include_guard(wanted=True)
         self.include.nft_apply(
-            firewall.include_script(plan.ifname, self.include.name, mark, plan.include_families)
+            firewall.include_script(
+                plan.ifname, self.include.name, mark, plan.include_families, plan.owner or None
+            )
         )
         self.log.info(plan.name, f"apps in cgroup {self.include.name} go only through this tunnel")
         if self.kill_switch or self.lockdown.enabled:
             self._apply_kill_switch()
 
     def split_include(self, conn: socket.socket, uid: int) -> dict[str, Any]:
-        """Move the process at the other end of ``conn`` into the include cgroup (`split`)."""
+        """Move the process at the other end of ``conn`` into the include cgroup (`split`), once the
+        include guard is in place: with no tunnel of its user serving, it gets nothing out."""
+        refusal = self.include.refusal()
+        if refusal is not None:
+            raise TunnelError(*refusal)
+        with self._lock:
+            try:
+                self._sync_include_guard(wanted=True)
+            except PlatformError as e:
+                raise TunnelError("failed", f"cannot put the include guard in place: {e}") from e
         try:
             moved = self.include.exclude_peer(conn, uid)
         except split.SplitError as e:
             raise TunnelError(e.code, e.message) from e
-        return {**moved.as_dict(), **self._include_state()}
+        return {**moved.as_dict(), **self._include_state(uid)}
+
+    def _sync_include_guard(self, wanted: bool = False) -> None:
+        """The include guard (`firewall.include_guard_script`) is in place while the include cgroup
+        has processes or a tunnel serves it, or when ``wanted`` (one is about to join it); it goes
+        once neither is the case. Call with the lock held."""
+        if any(t.include_mark for t in self.tunnels.values()):
+            wanted = True
+        if wanted:
+            if not self._include_guard:
+                self.include.nft_apply(firewall.include_guard_script(self.include.name))
+                self._include_guard = True
+                self.log.info(
+                    None, f"included apps (cgroup {self.include.name}) get out only through a tunnel"
+                )
+        elif self._include_guard and not self.include.members():
+            platform.nft_delete_table(firewall.FAMILY, firewall.INCLUDE_GUARD_TABLE)
+            self._include_guard = False
 
     def split_exclude(self, conn: socket.socket, uid: int) -> dict[str, Any]:
         """Move the process at the other end of ``conn`` into the bypass cgroup (`split`)."""
@@ -1083,12 +1309,17 @@ class TunnelManager:
             "reason": refusal[1] if refusal else None,
             "processes": [p.as_dict() for p in self.split.members(uid) + self.include.members(uid)],
             **self._split_state(),
-            "include": self._include_state(),
+            "include": self._include_state(uid),
         }
 
-    def _include_state(self) -> dict[str, Any]:
-        with self._lock:
-            serving = [t.name for t in self.tunnels.values() if t.include_mark and t.state == "up"]
+    def _include_state(self, uid: int | None = None) -> dict[str, Any]:
+        """Whether a tunnel serves included apps (of ``uid``: root's tunnel serves everyone's, a
+        member's only the member's own)."""
+        serving = [
+            t.name
+            for t in self._snapshot()
+            if t.include_mark and t.state == "up" and (uid is None or t.owner in (0, uid))
+        ]
         return {
             "cgroup": self.include.name,
             "active": bool(serving),
@@ -1096,8 +1327,7 @@ class TunnelManager:
         }
 
     def _split_state(self) -> dict[str, Any]:
-        with self._lock:
-            bypassed = [t.name for t in self.tunnels.values() if t.bypass and t.state == "up"]
+        bypassed = [t.name for t in self._snapshot() if t.bypass and t.state == "up"]
         return {
             "cgroup": self.split.name,
             "active": bool(bypassed),
@@ -1115,9 +1345,12 @@ class TunnelManager:
             platform.resolvconf_set(plan.ifname, plan.dns_servers, plan.dns_search)
         else:
             path = self.settings.resolv_conf
-            j.record("dns_file", snapshot=platform.file_snapshot(path))
+            snapshot = platform.file_snapshot(path)
+            text = platform.resolv_conf_text(plan.dns_servers, plan.dns_search).encode()
+            j.record("dns_file", snapshot=snapshot)
             tunnel.dns_file = True
-            platform.file_replace(path, platform.resolv_conf_text(plan.dns_servers, plan.dns_search).encode())
+            self.resolv_record.save(snapshot, text)  # the journal is on a tmpfs: this survives a reboot
+            platform.file_replace(path, text)
 
     # --- hooks ---------------------------------------------------------------------------------
 
@@ -1177,7 +1410,10 @@ class TunnelManager:
         elif kind == "addr":
             if platform.link_exists(e["ifname"]):
                 platform.addr_del(e["ifname"], e["address"])
-        elif kind == "route":
+        elif kind == "routes":
+            if platform.link_exists(e["ifname"]):
+                platform.routes_del([ip_network(d) for d in e["dsts"]], e["ifname"], e["table"])
+        elif kind == "route":  # one route, as journals of wgdesk 0.1 record them
             if platform.link_exists(e["ifname"]):
                 platform.route_del(e["dst"], e["ifname"], e["table"])
         elif kind == "rule":
@@ -1204,6 +1440,7 @@ class TunnelManager:
             self._apply_kill_switch()
         elif kind == "dns_file":
             platform.file_restore(e["snapshot"])
+            self.resolv_record.forget()
         elif kind == "dns_resolved":
             platform.resolved_revert(e["ifname"])
         elif kind == "dns_resolvconf":
@@ -1228,48 +1465,71 @@ class TunnelManager:
 
     def _apply_kill_switch(self) -> None:
         """Put the kill-switch table in line with the members (and lockdown, unless paused): replaced
-        in one transaction, or deleted when nothing needs it."""
-        members = dict(self.kill_switch)
-        lockdown = self.lockdown.blocking
-        if lockdown:
-            # every tunnel of this helper is let out, whether or not it has a kill switch itself
-            for t in self.tunnels.values():
-                if t.name not in members:
-                    members[t.name] = firewall.KillSwitchMember(t.name, t.ifname, t.fwmark, t.listen_port)
-        bypass = [t.fwmark for t in self.tunnels.values() if t.bypass]
-        # included apps' packets: the output hook sees the first route's interface, not the tunnel
-        # (the include table's leak guard drops them anywhere else)
-        bypass += [t.include_mark for t in self.tunnels.values() if t.include_mark]
-        if members or lockdown:
-            platform.nft_apply(firewall.kill_switch_script(list(members.values()), self.lan, bypass))
-        else:
-            platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+        in one transaction, or deleted when nothing needs it. Under the firewall lock only (never
+        waits for a bring-up); the state it reads is copied, and whoever changes it applies again."""
+        with self._firewall:
+            members = dict(self.kill_switch)
+            tunnels = self._snapshot()
+            lockdown = self.lockdown.blocking
+            if lockdown:
+                # every tunnel of this helper is let out, whether or not it has a kill switch itself
+                for t in tunnels:
+                    if t.name not in members:
+                        members[t.name] = firewall.KillSwitchMember(t.name, t.ifname, t.fwmark, t.listen_port)
+            bypass = [t.fwmark for t in tunnels if t.bypass]
+            # included apps' packets: the output hook sees the first route's interface, not the tunnel
+            # (the include table's leak guard drops them anywhere else)
+            bypass += [t.include_mark for t in tunnels if t.include_mark]
+            if members or lockdown:
+                platform.nft_apply(firewall.kill_switch_script(list(members.values()), self.lan, bypass))
+            else:
+                platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+            if self.lockdown.error is not None:
+                failsafe.unblock()
+                self.lockdown.error = None
+                self.log.info(
+                    None, "lockdown: the firewall is in place; the failsafe routing block is lifted"
+                )
+
+    def _block_or_failsafe(self, what: str) -> None:
+        """Apply lockdown's block; when nft fails, block with the failsafe rules instead (fail
+        closed) and say so. Raises only when even that fails."""
+        try:
+            self._apply_kill_switch()
+        except Exception as e:
+            reason = f"could not put the kill switch in place ({what}): {e}"
+            with self._firewall:
+                self.lockdown.error = reason
+                failsafe.block()
+            self.log.error(
+                None,
+                f"lockdown: {reason}; blocking all routed traffic with `ip rule priority "
+                f"{failsafe.PRIORITY} prohibit` instead (tunnels cannot work either) until nftables works",
+            )
 
     # --- lockdown ------------------------------------------------------------------------------
 
     def enforce_lockdown(self) -> None:
         """At helper start, before anything else: with lockdown on, the table goes in at once
-        (no members yet: `recover` adds those of blocked tunnels). Failures are logged."""
+        (no members yet: `recover` adds those of blocked tunnels). If nft fails, the failsafe
+        blocks instead; if that fails too, this raises (the helper then does not start)."""
         if not self.lockdown.enabled:
             return
-        with self._lock:
-            try:
-                self._apply_kill_switch()
-            except Exception as e:
-                self.log.error(None, f"lockdown: could not put the kill switch in place: {e}")
-                return
-        self.log.info(
-            None, f"lockdown is on ({self._lockdown_origin()}): traffic is blocked except through tunnels"
-        )
+        self._block_or_failsafe("at start")
+        if self.lockdown.error is None:
+            self.log.info(
+                None, f"lockdown is on ({self._lockdown_origin()}): traffic is blocked except through tunnels"
+            )
 
     def lockdown_state(self) -> dict[str, Any]:
-        """``{"enabled", "policy", "paused_until", "pause_max"}`` (the ``lockdown`` object of
+        """``{"enabled", "policy", "paused_until", "pause_max", "error"}`` (the ``lockdown`` object of
         ``version``)."""
         return self.lockdown.as_dict()
 
     def set_lockdown(self, enabled: bool) -> dict[str, Any]:
-        """Turn lockdown on or off (policy ``user`` only) and apply it at once; persistent."""
-        with self._lock:
+        """Turn lockdown on or off (policy ``user`` only) and apply it at once; persistent. Takes the
+        firewall lock, not the manager's: it does not wait for a bring-up."""
+        with self._firewall:
             try:
                 self.lockdown.set(enabled)
             except LockdownRefused as e:
@@ -1284,6 +1544,9 @@ class TunnelManager:
                     self._apply_kill_switch()
                 else:
                     platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+                    if self.lockdown.error is not None:
+                        failsafe.unblock()
+                        self.lockdown.error = None
             except Exception as e:
                 self.log.error(None, f"lockdown: could not apply the kill switch: {e}")
                 raise TunnelError("failed", f"lockdown stored but not applied: {e}") from e
@@ -1299,8 +1562,9 @@ class TunnelManager:
 
     def pause_lockdown(self, seconds: int) -> dict[str, Any]:
         """Lift lockdown's block for ``seconds`` (captive portals): with no tunnel up, the table goes;
-        tunnels' own kill switches stay. In memory only; a timer puts the block back."""
-        with self._lock:
+        tunnels' own kill switches stay. In memory only; a timer puts the block back. The pause
+        lives under the firewall lock, so it ends on time even while a bring-up holds the manager's."""
+        with self._firewall:
             try:
                 deadline = self.lockdown.pause(seconds)
             except PauseRefused as e:
@@ -1329,7 +1593,7 @@ class TunnelManager:
 
     def resume_lockdown(self) -> dict[str, Any]:
         """End a lockdown pause now (nothing to do without one)."""
-        with self._lock:
+        with self._firewall:
             was_paused = self.lockdown.paused_until is not None
             try:
                 self._end_pause()
@@ -1344,7 +1608,8 @@ class TunnelManager:
         return state
 
     def _end_pause(self) -> None:
-        """Forget the pause and its timer, and put lockdown's block back (call with the lock held)."""
+        """Forget the pause and its timer, and put lockdown's block back (call with the firewall
+        lock held)."""
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None
@@ -1354,17 +1619,19 @@ class TunnelManager:
                 self._apply_kill_switch()
 
     def _pause_expired(self, deadline: float) -> None:
-        with self._lock:
+        with self._firewall:
             if self.lockdown.pause_deadline() != deadline:
                 return  # replaced or ended meanwhile
             self._pause_timer = None
             self.lockdown.resume()
-            try:
-                if self.lockdown.enabled or self.kill_switch:
+            if self.lockdown.enabled:
+                self._block_or_failsafe("when the pause ended")
+            elif self.kill_switch:
+                try:
                     self._apply_kill_switch()
-            except Exception as e:
-                self.log.error(None, f"lockdown: the pause ended but the block could not be put back: {e}")
-            else:
+                except Exception as e:
+                    self.log.error(None, f"the pause ended but the kill switch could not be applied: {e}")
+            if self.lockdown.error is None:
                 self.log.info(None, "lockdown pause ended: traffic is blocked again except through tunnels")
             state = self.lockdown.as_dict()
         self.events.publish({"event": "lockdown", **state})
@@ -1404,19 +1671,19 @@ class TunnelManager:
                     self.log.error(None, f"unreadable journal {path.name}: {e}")
                     continue
                 name = str(journal.header.get("name", path.stem))
+                owner = int(journal.header.get("owner", 0))  # journals of wgdesk 0.1: root's
                 ks = [e for e in journal.entries if e["kind"] == "killswitch"]
+                self.log.own(name, owner)
                 self.log.warning(name, "found the journal of a previous helper run: restoring the system")
                 self._undo(None, journal, keep={"killswitch"})
-                if ks and path.name.endswith(".new.journal") and name in self.tunnels:
+                if ks and journal.replacing and name in self.tunnels:
                     journal.delete()
                     continue
                 if ks:
                     entry = ks[-1]
                     journal.keep_only({"killswitch"})
-                    if path.name.endswith(".new.journal"):
-                        target = self.journal_dir / f"{name}.journal"
-                        os.replace(path, target)
-                        journal.path = target
+                    if journal.replacing:
+                        journal.take_place_of(None)
                     journal.update_header(state="blocked")
                     tunnel = Tunnel(
                         name,
@@ -1425,6 +1692,7 @@ class TunnelManager:
                         journal,
                         kill_switch=True,
                         fwmark=int(entry["fwmark"]),
+                        owner=owner,
                         message="the helper stopped unexpectedly; the kill "
                         "switch keeps blocking traffic. Bring the tunnel up again, or run "
                         f"`wgdeskctl down {name}` to stop blocking.",
@@ -1436,7 +1704,12 @@ class TunnelManager:
                     self.log.warning(name, tunnel.message or "")
                 else:
                     journal.delete()
-            if self.kill_switch or self.lockdown.enabled:
+                    self.log.disown(name)
+            self.resolv_record.restore_left()
+            self._recover_include_guard()
+            if self.lockdown.enabled:
+                self._block_or_failsafe("after a restart")
+            elif self.kill_switch:
                 self._apply_kill_switch()
             elif platform.nft_table_exists(firewall.FAMILY, firewall.KILL_SWITCH_TABLE):
                 # left by a helper stopped in lockdown, which is off now (the administrator's policy
@@ -1445,10 +1718,32 @@ class TunnelManager:
                 self.log.warning(
                     None, "lockdown is off: removed the kill switch a previous helper left in place"
                 )
+            if not self.lockdown.enabled and failsafe.active():
+                failsafe.unblock()
+                self.log.warning(None, "lockdown is off: removed the failsafe block a previous helper left")
+
+    def _recover_include_guard(self) -> None:
+        """A guard left by the previous helper stays while included apps still run (they would get
+        out around the tunnel otherwise), and goes once none is left."""
+        if not platform.nft_table_exists(firewall.FAMILY, firewall.INCLUDE_GUARD_TABLE):
+            return
+        self._include_guard = True
+        try:
+            self.include.root()  # find (or mount) the cgroup2 hierarchy to see who is still in it
+        except split.SplitError as e:
+            self.log.warning(None, f"included apps: {e.message}; keeping their guard")
+            return
+        left = self.include.members()
+        self._sync_include_guard()
+        if left:
+            self.log.info(
+                None,
+                f"{len(left)} included app(s) still running: they stay blocked until a tunnel serves them",
+            )
 
     def monitor(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Publish ``handshake`` events (per peer, when its latest handshake changes) while anyone
-        is subscribed. Runs on its own thread until ``stop`` is set."""
+        is subscribed, to those who may see the tunnel. Runs on its own thread until ``stop`` is set."""
         seen: dict[tuple[str, str], int | None] = {}
         while not stop.wait(interval):
             if not self.events.count:
@@ -1469,7 +1764,8 @@ class TunnelManager:
                                 "peer": p["public_key"],
                                 "latest_handshake": p["latest_handshake"],
                                 "endpoint": p["endpoint"],
-                            }
+                            },
+                            t["owner"],
                         )
                     seen[key] = p["latest_handshake"]
 
@@ -1482,6 +1778,10 @@ class TunnelManager:
                     self.down(name)
                 except Exception as e:
                     self.log.error(name, f"down during shutdown failed: {e}")
+            try:
+                self._sync_include_guard()  # stays while included apps run: they must not get out
+            except PlatformError as e:
+                self.log.error(None, f"could not remove the include guard: {e}")
             self.include.close()
             self.split.close()
             if self._pause_timer is not None:
@@ -1505,7 +1805,8 @@ class TunnelManager:
 
     def _publish(self, tunnel: Tunnel) -> None:
         self.events.publish(
-            {"event": "state", "tunnel": tunnel.name, "state": tunnel.state, "message": tunnel.message}
+            {"event": "state", "tunnel": tunnel.name, "state": tunnel.state, "message": tunnel.message},
+            tunnel.owner,
         )
 
     def _describe(self, t: Tunnel, live: bool) -> dict[str, Any]:
@@ -1513,6 +1814,7 @@ class TunnelManager:
             "name": t.name,
             "interface": t.ifname,
             "state": t.state,
+            "owner": t.owner,
             "full_tunnel": t.full_tunnel,
             "kill_switch": t.kill_switch,
             "fwmark": t.fwmark,
@@ -1528,26 +1830,33 @@ class TunnelManager:
         if live and t.engine is not None and t.engine.alive() and t.state == "up":
             try:
                 device = uapi_get(t.ifname, timeout=3.0)
-            except EngineError as e:
-                info["message"] = str(e)
+                info["peers"] = self._peer_status(t, device["peers"])
+            except (EngineError, ValueError, KeyError, TypeError) as e:
+                # whatever this engine answers, it is this tunnel's problem only
+                info["message"] = str(e) if isinstance(e, EngineError) else f"unreadable engine status: {e!r}"
                 return info
             info["listen_port"] = device.get("listen_port", t.listen_port)
-            for p in device["peers"]:
-                sec = int(p.get("last_handshake_time_sec", 0))
-                nsec = int(p.get("last_handshake_time_nsec", 0))
-                name = t.names.get(bytes.fromhex(p["public_key"]))
-                info["peers"].append(
-                    {
-                        "public_key": _hex_to_b64(p["public_key"]),
-                        "endpoint": p["endpoint"],
-                        "allowed_ips": p["allowed_ips"],
-                        "latest_handshake": sec if sec or nsec else None,
-                        "rx_bytes": int(p.get("rx_bytes", 0)),
-                        "tx_bytes": int(p.get("tx_bytes", 0)),
-                        "persistent_keepalive": int(p.get("persistent_keepalive_interval", 0)),
-                        "endpoint_host": name.host if name else None,
-                        "endpoint_resolved_at": name.resolved_at if name else None,
-                        "resolve_error": name.error if name else None,
-                    }
-                )
         return info
+
+    @staticmethod
+    def _peer_status(t: Tunnel, peers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for p in peers:
+            sec = int(p.get("last_handshake_time_sec", 0))
+            nsec = int(p.get("last_handshake_time_nsec", 0))
+            name = t.names.get(bytes.fromhex(p["public_key"]))
+            out.append(
+                {
+                    "public_key": _hex_to_b64(p["public_key"]),
+                    "endpoint": p["endpoint"],
+                    "allowed_ips": p["allowed_ips"],
+                    "latest_handshake": sec if sec or nsec else None,
+                    "rx_bytes": int(p.get("rx_bytes", 0)),
+                    "tx_bytes": int(p.get("tx_bytes", 0)),
+                    "persistent_keepalive": int(p.get("persistent_keepalive_interval", 0)),
+                    "endpoint_host": name.host if name else None,
+                    "endpoint_resolved_at": name.resolved_at if name else None,
+                    "resolve_error": name.error if name else None,
+                }
+            )
+        return out

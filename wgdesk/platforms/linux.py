@@ -446,6 +446,26 @@ def route_del(dst: Network | str, ifname: str, table: str = "main") -> None:
     command([IP, _family_flag(dst), "route", "del", str(dst), "dev", ifname, "table", table], check=False)
 
 
+def routes_add(dsts: Sequence[Network], ifname: str, table: str = "main") -> None:
+    """Add routes to ``dsts`` through ``ifname`` in one netlink conversation (`netlink`); raises
+    `PlatformError` naming the first route the kernel refused (the others stay: the caller's journal
+    lists them all)."""
+    from wgdesk.platforms import netlink
+
+    refused = netlink.routes_change(True, dsts, ifname, table)
+    if refused:
+        raise PlatformError(f"cannot add route {netlink.describe(refused)} via {ifname} (table {table})")
+
+
+def routes_del(dsts: Sequence[Network], ifname: str, table: str = "main") -> None:
+    """Delete routes to ``dsts`` through ``ifname`` (those already gone are fine)."""
+    from wgdesk.platforms import netlink
+
+    refused = [r for r in netlink.routes_change(False, dsts, ifname, table) if r[1] not in netlink.MISSING]
+    if refused:
+        raise PlatformError(f"cannot delete route {netlink.describe(refused)} via {ifname} (table {table})")
+
+
 def route_mtu(dst: str) -> int | None:
     """MTU of the interface the kernel would use to reach ``dst`` (None if unroutable)."""
     proc = command([IP, "-j", _family_flag(dst), "route", "get", dst], check=False)
