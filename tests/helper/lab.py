@@ -237,20 +237,25 @@ class HelperProcess:
         engine: str = WIREGUARD_GO,
         state_dir: Path | None = None,
         resolv_conf: Path | None = None,
+        nft: Path | None = None,
     ) -> None:
         self.lab = lab
         self.dir = lab.workdir
         self.socket = self.dir / "run" / "helper.sock"
         self.state_dir = state_dir or self.dir / "state"
         self.config = self.dir / "helper.toml"
-        # persistent state (the resolv.conf undo record) in the lab's directory, never the host's
-        self.config.write_text(f'dns_backend = "file"\npersistent_dir = "{self.dir}/var"\n' + settings)
+        # persistent state (the resolv.conf undo record, lockdown) in the lab's directory, never the host's
+        defaults = {"persistent_dir": self.dir / "var", "lockdown_file": self.dir / "lib" / "lockdown.json"}
+        own = "".join(f'{k} = "{v}"\n' for k, v in defaults.items() if f"{k} =" not in settings)
+        self.config.write_text('dns_backend = "file"\n' + own + settings)
         self.engine = engine
         if resolv_conf is None:
             resolv_conf = self.dir / "resolv.conf"
             if not resolv_conf.exists():
                 resolv_conf.write_text("# the lab's own resolv.conf\nnameserver 10.98.1.1\nsearch lab.test\n")
         self.resolv_conf = resolv_conf
+        self.nft = nft
+        """A program the helper finds as ``nft`` instead of the real one (a failure test)."""
         self.log_path = self.dir / "helper.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
@@ -259,7 +264,10 @@ class HelperProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115
         hosts = self.dir / "hosts"  # the helper resolves endpoint names with the lab's own hosts file
         hosts.write_text(f"127.0.0.1 localhost\n{SERVER_WAN[0].split('/')[0]} vpn.lab.test\n")
-        script = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"'
+        script = (
+            'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && '
+            '{ [ "$3" = - ] || mount --bind "$3" "$4"; } && shift 4 && exec "$@"'
+        )
         argv = [
             "unshare",
             "-m",
@@ -271,6 +279,8 @@ class HelperProcess:
             "sh",
             str(self.resolv_conf),
             str(hosts),
+            str(self.nft) if self.nft else "-",
+            NFT,
             HELPER,
             "--socket",
             str(self.socket),

@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.helper.lab import WIREGUARD_GO, HelperProcess, Lab, lab
 from tests.helper.test_threats import request_as, throwaway_account
+from wgdesk.helper.protocol import MAX_CONFIG_CHARS
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,27 @@ def two_members(settings: str = "", engine: str = WIREGUARD_GO) -> Iterator[tupl
     ):
         h = L.start_helper(settings=f'group = "{group}"\n' + settings, engine=engine)
         yield L, Member(uid_a, gid, h), Member(uid_b, gid, h)
+
+
+def largest_config(private: str, public: str, endpoint: str) -> tuple[str, int]:
+    """A config with as many /32 AllowedIPs as the protocol's size limit lets through (about
+    26 000; the security review's had 27 000 in 392 KB): (its text, how many)."""
+    head = f"[Interface]\nPrivateKey = {private}\nAddress = 10.97.0.2/32\n\n[Peer]\nPublicKey = {public}\n"
+    tail = f"Endpoint = {endpoint}\n"
+    lines: list[str] = []
+    line: list[str] = []
+    size, count = len(head) + len(tail), 0
+    for i in range(1 << 20):
+        net = f"10.{1 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}/32"
+        if size + len(net) + 40 > MAX_CONFIG_CHARS:
+            break
+        line.append(net)
+        size += len(net) + 2
+        count += 1
+        if len(line) == 100:
+            lines.append("AllowedIPs = " + ", ".join(line) + "\n")
+            size += len("AllowedIPs = \n")
+            line = []
+    if line:
+        lines.append("AllowedIPs = " + ", ".join(line) + "\n")
+    return head + "".join(lines) + tail, count

@@ -455,3 +455,32 @@ def test_a_table_left_in_lockdown_goes_when_lockdown_is_off_at_the_next_start() 
         h.config.write_text(f'dns_backend = "file"\n{settings(L)}')
         h.start()
         assert table(L) is not None and h.client().lockdown()["enabled"] is True
+
+
+BROKEN_NFT = '#!/bin/sh\necho "nft: broken for this test" >&2\nexit 1\n'
+
+
+def test_lockdown_fails_closed_when_its_firewall_cannot_go_in_at_start() -> None:
+    # nft failing at boot was logged, the helper reported ready and the network came up open
+    with throwaway_account() as (_m, uid_m, group, gid), lab() as L:
+        assert_open(L)  # control: nothing blocks before the helper starts
+        state = state_file(L)
+        state.parent.mkdir()
+        state.write_text('{"enabled": true}\n')
+        state.chmod(0o600)
+        broken = L.workdir / "broken-nft"
+        broken.write_text(BROKEN_NFT)
+        broken.chmod(0o755)
+        h = L.start_helper(settings=settings(L, f'group = "{group}"\n'), nft=broken)
+        assert_blocked(L)
+        assert not reach(L, ROUTER)
+        state_seen = request_as(h.socket, uid_m, gid, "version")["ok"]["lockdown"]  # type: ignore[index]
+        assert state_seen["enabled"] is True and "broken for this test" in state_seen["error"]
+        assert "blocking all routed traffic" in h.log()
+        # no tunnel can work around it either: a member's bring-up fails and says why
+        r = request_as(h.socket, uid_m, gid, "up", name=T, config=L.config())
+        assert "failed" in r and "nft" in str(r["failed"]), r
+        assert_blocked(L)
+        # turning lockdown off lifts the failsafe block too
+        assert request_as(h.socket, uid_m, gid, "set_lockdown", enabled=False)["ok"]["error"] is None  # type: ignore[index]
+        assert_open(L)

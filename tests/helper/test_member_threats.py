@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helper.lab import ROOT, SERVER_TUNNEL, SERVER_WAN, engine_pid
+from tests.helper.lab import ROOT, SERVER_TUNNEL, SERVER_WAN, engine_pid, lab
 from tests.helper.members import Member, two_members
 from tests.helper.test_threats import throwaway_account
 from tests.netns import unique_name, wait_for
@@ -313,3 +313,62 @@ def test_the_client_sends_private_keys_only_to_a_helper_running_as_root() -> Non
         assert L.client_private not in seen.read_text()
         # the control: the real helper (root) is still talked to
         assert victim.ok("status") == {"tunnels": []}
+
+
+COMPROMISED_ENGINE = """#!/usr/bin/python3 -I
+# An engine taken over through the network: it floods its output with one endless line, then
+# answers UAPI `get` with a malformed errno (after the bring-up's own `get`, which it answers well).
+import os, socket
+listener = socket.socket(fileno=int(os.environ["WG_UAPI_FD"]))
+out = os.fdopen(1, "wb")
+chunk = b"x" * (1 << 20)
+for _ in range({megabytes}):
+    out.write(chunk)
+out.write(b"\\nflood done\\n")
+out.flush()
+gets = 0
+while True:
+    c, _ = listener.accept()
+    request = b""
+    while not request.endswith(b"\\n\\n"):
+        data = c.recv(65536)
+        if not data:
+            break
+        request += data
+    if request.startswith(b"get=1"):
+        gets += 1
+        c.sendall(b"listen_port=1\\nerrno=0\\n\\n" if gets == 1 else b"errno=banana\\n\\n")
+    else:
+        c.sendall(b"errno=0\\n\\n")
+    c.close()
+"""
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_compromised_engine_can_neither_exhaust_the_helper_nor_break_status_for_others() -> None:
+    with lab() as L:
+        engine = L.workdir / "compromised-engine"
+        engine.write_text(COMPROMISED_ENGINE.format(megabytes=160))
+        engine.chmod(0o755)
+        with throwaway_account() as (_a, uid_a, group, gid), throwaway_account() as (_b, uid_b, _g, _gb):
+            h = L.start_helper(settings=f'group = "{group}"\n', engine=str(engine))
+            owner, other = Member(uid_a, gid, h), Member(uid_b, gid, h)  # owner: its engine is taken over
+            before = peak_rss_kib(h.pid())
+            assert owner.ok("up", name=T, config=L.config(), kill_switch=False)["state"] == "up"
+            assert wait_for(
+                lambda: any(r["message"] == "flood done" for r in owner.ok("logs")["records"]), 60
+            )
+            grown = peak_rss_kib(h.pid()) - before
+            assert grown < 48 * 1024, f"the helper grew by {grown} KiB reading 160 MiB of engine output"
+            # the engine's malformed answer is its own tunnel's problem, reported in its status
+            [mine] = owner.ok("status")["tunnels"]
+            assert "malformed UAPI errno" in mine["message"]
+            assert [t["name"] for t in h.client().status()] == [T]  # root's view of all tunnels
+            assert other.ok("status") == {"tunnels": []}
+            owner.ok("down", name=T)

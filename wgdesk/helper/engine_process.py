@@ -82,10 +82,11 @@ def uapi_request(
     """Send one UAPI request; return the reply's lines without ``errno``. Raises `EngineError`."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     deadline = time.monotonic() + timeout
-    sock.settimeout(0.2)
+    sock.settimeout(timeout)  # a set of thousands of AllowedIPs takes the engine a while to read
     try:
         sock.connect(str(uapi_path(ifname)))
         sock.sendall(request.encode())
+        sock.settimeout(0.2)  # from here on, look at the engine between reads
         buf = bytearray()
         while not buf.endswith(b"\n\n") and buf != b"\n":
             if time.monotonic() > deadline:

@@ -41,17 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def notify_ready() -> None:
-    """Tell systemd (``Type=notify``) that the helper is ready: the lockdown table is in place and
-    the socket listens. Nothing happens without ``$NOTIFY_SOCKET``; a failure is only logged."""
+def notify_ready(status: str | None = None) -> None:
+    """Tell systemd (``Type=notify``) that the helper is ready: lockdown blocks (its table, or the
+    failsafe rules — ``status`` then says so in `systemctl status`) and the socket listens. Nothing
+    happens without ``$NOTIFY_SOCKET``; a failure is only logged."""
     path = os.environ.pop("NOTIFY_SOCKET", "")  # not inherited by engines or hooks
     if not path or path[0] not in "/@":
         return
     address = "\0" + path[1:] if path[0] == "@" else path
+    message = "READY=1" + (f"\nSTATUS={status}" if status else "")
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
             s.connect(address)
-            s.sendall(b"READY=1")
+            s.sendall(message.encode())
     except OSError as e:
         logging.getLogger(__name__).warning("could not notify systemd on %s: %s", path, e)
 
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     os.umask(0o022)
+    # One member's large bring-up (parsing, netlink batches) runs Python for seconds on one thread;
+    # every other connection's thread waits for the GIL meanwhile. Hand it over every 1 ms, not 5.
+    sys.setswitchinterval(0.001)
     state_dir: Path = args.state_dir
     state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     lock = open(state_dir / "helper.lock", "a")  # noqa: SIM115 - held for the process lifetime
@@ -88,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     logbook = LogBook()
     events = Events()
     manager = TunnelManager(settings, state_dir, logbook, events)
-    manager.enforce_lockdown()  # before the socket: a helper started at boot blocks at once
+    try:
+        manager.enforce_lockdown()  # before the socket: a helper started at boot blocks at once
+    except Exception as e:
+        # neither the firewall nor the failsafe routing block: do not report ready at all
+        print(f"wgdesk-helper: lockdown is on but nothing can block traffic: {e}", file=sys.stderr)
+        return 1
     server = ControlServer(args.socket, settings, manager, logbook, events)
     try:
         server.bind()
@@ -110,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     logbook.info(None, f"listening on {args.socket}")
-    notify_ready()
+    error = manager.lockdown.error
+    notify_ready(f"lockdown firewall failed, blocking by routing rules: {error}" if error else None)
     try:
         server.serve_forever()
     finally:

@@ -422,9 +422,9 @@ class TunnelManager:
                     self.log.own(name, existing.owner)
                     if blocked_member is not None:
                         self.kill_switch[name] = blocked_member
-                    self._apply_kill_switch()
-                elif self.lockdown.enabled:
-                    self._apply_kill_switch()  # the failed tunnel is no longer let out
+                if existing is not None or self.lockdown.enabled:
+                    # the failed tunnel is no longer let out (a blocked one blocks again)
+                    self._block_or_failsafe("after a failed bring-up")
                 self._publish(
                     existing or Tunnel(name, plan.ifname, "down", journal, message=message, owner=plan.owner)
                 )
