@@ -227,7 +227,7 @@ def test_without_a_helper_the_window_says_how_to_fix_it(
     assert banner.text() == (
         f"Tunnels cannot be connected: the wgdesk helper is not running (no answer on {socket}); "
         "start it with `sudo systemctl start wgdesk-helper` (or `sudo wgdesk-helper` when developing)\n"
-        "Or, for this session only, start it through polkit: pkexec wgdesk-helper"
+        "Or, for this session only: systemctl start wgdesk-helper (asks for an administrator's password)"
     )
     source = tmp_path / "office.conf"
     source.write_text(OFFICE)

@@ -307,7 +307,7 @@ def test_helper_advice_names_every_fix() -> None:
     assert helper_advice(gone) == (
         "Tunnels cannot be connected: connection to the helper failed: Connection reset by peer\n"
         "Fix: start the service: sudo systemctl enable --now wgdesk-helper\n"
-        "Or, for this session only, start it through polkit: pkexec wgdesk-helper"
+        "Or, for this session only: systemctl start wgdesk-helper (asks for an administrator's password)"
     )
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -312,14 +311,6 @@ def test_systemd_unit_is_valid_and_hardened(tmp_path: Path) -> None:
     assert analyze, "systemd-analyze is needed to check the unit"
     r = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
-
-
-def test_polkit_policy_is_well_formed() -> None:
-    tree = ET.parse(ROOT / "resources" / "org.wgdesk.helper.policy")
-    ids = [a.get("id") for a in tree.getroot().iter("action")]
-    assert ids == ["org.wgdesk.helper.join-group", "org.wgdesk.helper.manage-service"]
-    for action in tree.getroot().iter("action"):
-        assert action.findtext("defaults/allow_any") == "no"
 
 
 def test_file_replace_and_restore_give_back_the_same_bytes_mode_and_symlink(tmp_path: Path) -> None:

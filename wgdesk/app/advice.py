@@ -38,7 +38,12 @@ def helper_advice(exc: BaseException) -> str:
         return text
     if isinstance(exc, HelperUnavailable):
         text = t("Tunnels cannot be connected: {detail}").format(detail=detail)
+        if exc.code == "untrusted":  # something else answers on the socket: never start anything
+            return text
         if "systemctl" not in detail:
             text += "\n" + t("Fix: start the service: sudo systemctl enable --now wgdesk-helper")
-        return text + "\n" + t("Or, for this session only, start it through polkit: pkexec wgdesk-helper")
+        # the service, not `pkexec wgdesk-helper`: only the unit runs the helper in its sandbox
+        return text + "\n" + t(
+            "Or, for this session only: systemctl start wgdesk-helper (asks for an administrator's password)"
+        )
     return t("The wgdesk helper failed: {detail}").format(detail=detail)
