@@ -398,3 +398,185 @@ def test_an_engine_the_helper_cannot_run_is_named_with_what_to_do(tmp_path: Path
     message = start(str(plain))
     assert message.startswith(f"engine {plain} cannot be run by root (not an executable file, or on a file")
     assert "set engine_path in helper.toml" in message
+
+
+def test_a_replacement_journal_is_never_another_tunnels_journal(tmp_path: Path) -> None:
+    # NAME.new.journal used to be both "NAME being brought up again" and tunnel NAME.new's journal
+    other = Journal.create(tmp_path, "x.new", {"ifname": "x.new"})
+    other.record("addr", ifname="x.new", address="10.0.0.2/32")
+    replacement = Journal.create(tmp_path, "x", {"ifname": "x"}, replacing=True)
+    assert replacement.path.name == "x~new.journal" and replacement.replacing and not other.replacing
+    assert Journal.load(other.path).entries == other.entries  # untouched
+    old = Journal.create(tmp_path, "x", {"ifname": "x"})
+    replacement.take_place_of(old)
+    assert replacement.path.name == "x.journal" and not replacement.replacing
+    assert sorted(p.name for p in tmp_path.glob("*.journal")) == ["x.journal", "x.new.journal"]
+    # a wgdesk 0.1 replacement journal (x.new.journal with name x in its header) is recognised too
+    legacy = Journal(tmp_path / "y.new.journal", {"journal": 1, "name": "y"})
+    assert legacy.replacing
+
+
+def test_journal_forgets_routes_a_live_update_removed_in_one_rewrite(tmp_path: Path) -> None:
+    j = Journal.create(tmp_path, "t", {"ifname": "t"})
+    j.record("routes", ifname="t", table="main", dsts=["10.0.0.0/24", "10.1.0.0/24"])
+    j.record("route", ifname="t", table="main", dst="10.2.0.0/24")  # as wgdesk 0.1 wrote them
+    j.record("routes", ifname="t", table="51820", dsts=["10.0.0.0/24"])
+    j.forget_routes("t", "main", {"10.0.0.0/24", "10.2.0.0/24"})
+    assert Journal.load(j.path).entries == [
+        {"kind": "routes", "ifname": "t", "table": "main", "dsts": ["10.1.0.0/24"]},
+        {"kind": "routes", "ifname": "t", "table": "51820", "dsts": ["10.0.0.0/24"]},
+    ]
+
+
+def test_each_owner_has_a_log_ring_of_their_own() -> None:
+    from wgdesk.helper.logbook import LogBook
+
+    book = LogBook(size=3)
+    book.own("a", 1000)
+    book.own("b", 1001)
+    book.info("a", "a's first")
+    for i in range(10):  # b floods
+        book.info("b", f"b {i}")
+    book.info(None, "helper-wide")
+    assert [r["message"] for r in book.records(reader=1000)] == ["a's first"]
+    assert [r["message"] for r in book.records(reader=1001)] == ["b 7", "b 8", "b 9"]
+    assert [r["message"] for r in book.records()][-1] == "helper-wide"  # root and admins read all
+    book.disown("a")
+    book.info("a", "later")  # a later tunnel of the name does not write into the old owner's ring
+    assert [r["message"] for r in book.records(reader=1000)] == ["a's first"]
+
+
+def test_the_refusal_throttle_lets_a_few_through_then_says_how_many_it_held_back() -> None:
+    from wgdesk.helper.logbook import Throttle
+
+    now = [0.0]
+    t = Throttle("refusals", burst=2, total=3, per=60, clock=lambda: now[0])
+    assert [t.check("u1") for _ in range(2)] == [(True, None), (True, None)]
+    assert t.check("u1") == (False, "further refusals not logged for up to 60 s")
+    assert t.check("u2") == (True, None)
+    assert t.check("u3") == (False, None)  # the total is reached
+    now[0] = 61.0
+    assert t.check("u1") == (True, "2 refusals not logged in the last 60 s")
+
+
+def test_engine_output_is_read_in_bounded_lines() -> None:
+    import io
+
+    from wgdesk.helper.engine_process import bounded_lines
+
+    stream = io.BufferedReader(io.BytesIO(b"short\n" + b"x" * 100_000 + b"\nnext\nlast"))  # type: ignore[arg-type]
+    lines = list(bounded_lines(stream, limit=4096))
+    assert lines == ["short", "x" * 2000, "next", "last"]
+
+
+def test_a_malformed_uapi_errno_is_an_engine_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket as socketlib
+    import threading
+
+    from wgdesk.helper import engine_process
+
+    monkeypatch.setattr(engine_process, "UAPI_DIRECTORY", tmp_path)
+    listener = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    listener.bind(str(tmp_path / "wgx.sock"))
+    listener.listen(1)
+
+    def answer() -> None:
+        c, _ = listener.accept()
+        c.recv(4096)
+        c.sendall(b"errno=banana\n\n")
+        c.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    with pytest.raises(engine_process.EngineError, match="malformed UAPI errno"):
+        engine_process.uapi_request("wgx", "get=1\n\n", timeout=5)
+    listener.close()
+
+
+def test_resolv_conf_record_restores_only_what_the_helper_wrote(tmp_path: Path) -> None:
+    from wgdesk.helper.logbook import LogBook
+    from wgdesk.helper.resolv_record import ResolvRecord
+    from wgdesk.platforms import linux
+
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 192.0.2.1\n")
+    record = ResolvRecord(tmp_path / "lib", LogBook())
+    for changed_since in (False, True):
+        snapshot = linux.file_snapshot(str(resolv))
+        record.save(snapshot, b"nameserver 10.0.0.53\n")
+        assert (record.path.stat().st_mode & 0o777) == 0o600
+        linux.file_replace(str(resolv), b"nameserver 10.0.0.53\n")
+        if changed_since:
+            resolv.write_text("nameserver 198.51.100.53\n")  # a network manager after the reboot
+        record.restore_left()
+        expected = "nameserver 198.51.100.53\n" if changed_since else "nameserver 192.0.2.1\n"
+        assert resolv.read_text() == expected
+        assert not record.path.exists()
+
+
+def test_the_client_knows_who_serves_its_socket() -> None:
+    import socket as socketlib
+
+    from wgdesk.client import peer_uid
+
+    a, b = socketlib.socketpair()
+    with a, b:
+        assert peer_uid(a) == os.getuid()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 32), st.integers(0, 2**128 - 1), st.integers(0, 128))
+def test_batched_route_messages_are_what_pyroute2_encodes(v4: int, p4: int, v6: int, p6: int) -> None:
+    from ipaddress import IPv4Network, IPv6Network
+
+    from wgdesk.platforms import netlink
+
+    for kind, flags, table in ((24, 0x605, 254), (25, 0x5, 51820)):
+        messages = netlink._Messages(kind, flags, 7, table)
+        for seq, dst in enumerate(
+            [IPv4Network((v4, p4), strict=False), IPv6Network((v6, p6), strict=False)], start=1
+        ):
+            assert messages.encode(seq, dst) == netlink._encode(kind, flags, seq, dst, 7, table)
+
+
+ROUTES_IN_NS = """
+import ipaddress, json, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from wgdesk.platforms import PlatformError, linux
+def show():
+    out = []
+    for family in ("-4", "-6"):
+        argv = ["ip", "-d", family, "route", "show", "table", "all"]
+        out.append(subprocess.run(argv, capture_output=True, text=True).stdout)
+    return out
+def ip(verb, n):
+    subprocess.run(["ip", f"-{n.version}", "route", verb, str(n), "dev", "nl0", "table", "51821"], check=True)
+nets = [ipaddress.ip_network(n) for n in ("10.1.0.0/16", "10.2.3.4/32", "fd01::/64", "0.0.0.0/1")]
+out = {"before": show()}
+for n in nets:
+    ip("add", n)
+out["ip"] = show()
+for n in nets:
+    ip("del", n)
+linux.routes_add(nets, "nl0", "51821")
+out["netlink"] = show()
+try:
+    linux.routes_add(nets[:1], "nl0", "51821")
+except PlatformError as e:
+    out["again"] = str(e)
+linux.routes_del(nets, "nl0", "51821")
+linux.routes_del(nets, "nl0", "51821")  # already gone: fine
+out["after"] = show()
+print(json.dumps(out))
+"""
+
+
+def test_netlink_batches_make_the_routes_ip_makes() -> None:
+    import sys
+
+    with namespaces("hnl") as (ns,):
+        ns.exec("ip", "tuntap", "add", "nl0", "mode", "tun")
+        ns.exec("ip", "link", "set", "nl0", "up")
+        out = json.loads(ns.exec(sys.executable, "-I", "-c", ROUTES_IN_NS, str(ROOT)).stdout)
+    assert out["netlink"] == out["ip"] and "10.2.3.4" in out["ip"][0] and "fd01::/64" in out["ip"][1]
+    assert out["again"] == "cannot add route 10.1.0.0/16 (File exists) via nl0 (table 51821)"
+    assert out["after"] == out["before"]
