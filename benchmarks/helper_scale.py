@@ -118,27 +118,29 @@ def status_during_bring_up(engine: str, rounds: int) -> dict[str, Any]:
     ):
         h = L.start_helper(settings=f'group = "{group}"\n', engine=ENGINES[engine])
         text, count = largest_config(L.client_private, L.server_public, "10.98.2.2:51820")
-        status_as_member(h.socket, uid_a, gid)  # the member's connection is open before we start
-        _inside.clear()
-        ups, downs = [], []
-        for _ in range(rounds):
-            name = unique_name("wgbig")
-            for verb, args, into in (
-                ("up", {"name": name, "config": text, "kill_switch": False}, ups),
-                ("down", {"name": name}, downs),
-            ):
-                thread, result = in_background(
-                    functools.partial(request_as, h.socket, uid_b, gid, verb, **args)
-                )
-                while thread.is_alive():
-                    assert status_as_member(h.socket, uid_a, gid) == {"tunnels": []}
-                    thread.join(0.02)
-                assert "ok" in result["reply"], result
-                into.append(result["seconds"])
-        for proc in _loops.values():
-            proc.kill()
-            proc.wait()
-        _loops.clear()
+        try:
+            status_as_member(h.socket, uid_a, gid)  # the member's connection is open before we start
+            _inside.clear()
+            ups, downs = [], []
+            for _ in range(rounds):
+                name = unique_name("wgbig")
+                for verb, args, into in (
+                    ("up", {"name": name, "config": text, "kill_switch": False}, ups),
+                    ("down", {"name": name}, downs),
+                ):
+                    thread, result = in_background(
+                        functools.partial(request_as, h.socket, uid_b, gid, verb, **args)
+                    )
+                    while thread.is_alive():
+                        status_as_member(h.socket, uid_a, gid)
+                        thread.join(0.02)
+                    assert "ok" in result["reply"], result
+                    into.append(result["seconds"])
+        finally:  # before the accounts go
+            for proc in _loops.values():
+                proc.kill()
+                proc.wait()
+            _loops.clear()
         return {"allowed_ips": count, "up": ups, "down": downs, "status": list(_inside)}
 
 

@@ -5,7 +5,8 @@ Secrets never reach it: the helper logs no config text, and engine output passes
 hides anything shaped like a whole WireGuard key (44 base64 characters or 64 hex digits).
 
 Records belong to a user: those of a tunnel to the uid that brought it up (stamped when the record
-is made, so a later tunnel of the same name does not inherit them), helper-wide ones to nobody.
+is made, so a later tunnel of the same name does not inherit them), those a member's request caused
+(a lockdown switch, a process moved) to that member, helper-wide ones to nobody.
 Each owner has a ring of its own, so one member's chatty engine or failing requests cannot push
 another member's records out; a member reads only their own ring, root and the administrator group
 all of them (`records`). `Throttle` bounds what refused callers can write.

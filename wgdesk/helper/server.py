@@ -329,13 +329,13 @@ class ControlServer:
         if req.verb == "update":
             return self.manager.update(a["name"], a["config"], caller)
         if req.verb == "set_lockdown":
-            self.log.info(None, f"uid {uid} turns lockdown {'on' if a['enabled'] else 'off'}")
+            self.log.info(None, f"uid {uid} turns lockdown {'on' if a['enabled'] else 'off'}", uid)
             return self.manager.set_lockdown(a["enabled"])
         if req.verb == "pause_lockdown":
-            self.log.info(None, f"uid {uid} asks to pause lockdown for {a['seconds']} s")
+            self.log.info(None, f"uid {uid} asks to pause lockdown for {a['seconds']} s", uid)
             return self.manager.pause_lockdown(a["seconds"])
         if req.verb == "resume_lockdown":
-            self.log.info(None, f"uid {uid} resumes lockdown")
+            self.log.info(None, f"uid {uid} resumes lockdown", uid)
             return self.manager.resume_lockdown()
         # Every other verb of the protocol's allow-list is the manager's method of that name, with the
         # validated arguments as keywords and the caller (down, diagnose, probe_mtu).
@@ -348,7 +348,7 @@ class ControlServer:
         """Events ``caller`` may see: of its own tunnels (root and the admin group: all), and
         helper-wide ones (lockdown)."""
         q = self.events.subscribe()
-        self.log.add("debug", "helper", None, "event subscriber connected")
+        self.log.add("debug", "helper", None, "event subscriber connected", caller.uid)
         try:
             for t in self.manager.status(None, caller):
                 self._send(

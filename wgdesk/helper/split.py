@@ -268,6 +268,7 @@ class BypassGroup:
             None,
             f"process {pid} ({excluded.command}) of uid {uid} now "
             + ("bypasses full tunnels" if self.mode == "exclude" else "goes only through the tunnel"),
+            uid,  # the caller's record (others do not learn of its processes)
         )
         return excluded
 
