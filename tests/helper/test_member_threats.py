@@ -11,14 +11,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helper.lab import ROOT, SERVER_TUNNEL, SERVER_WAN, engine_pid, lab
+from tests.as_user import argv_as
+from tests.helper.lab import SERVER_TUNNEL, SERVER_WAN, engine_pid, lab
 from tests.helper.members import Member, two_members
 from tests.helper.test_threats import throwaway_account
 from tests.netns import unique_name, wait_for
@@ -106,9 +106,7 @@ def test_members_see_only_their_own_tunnels_and_an_admin_sees_all() -> None:
         # the socket is open to everyone (monitor group): a flood of refused connections must not
         # push the victim's records out of the log or fill the system log
         before = victim.helper.log().count("refused a connection")
-        flood = FLOOD.format(sock=str(victim.helper.socket))
-        subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-                        "-I", "-c", flood], check=True, timeout=120)  # fmt: skip
+        subprocess.run(argv_as(65534, 65534, FLOOD, str(victim.helper.socket)), check=True, timeout=120)
         assert any(r["tunnel"] == T for r in victim.ok("logs")["records"])
         logged = victim.helper.log().count("refused a connection") - before
         assert 1 <= logged <= 20, logged
@@ -117,17 +115,16 @@ def test_members_see_only_their_own_tunnels_and_an_admin_sees_all() -> None:
 
 
 FLOOD = """
-import socket
+import socket, sys
 for _ in range(5000):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect({sock!r})
+    s.connect(sys.argv[1])
     s.recv(4096)
     s.close()
 """
 
 SUBSCRIBE = """
 import json, sys
-sys.path.insert(0, sys.argv[2])
 from wgdesk.client import HelperClient
 for ev in HelperClient(sys.argv[1]).subscribe():
     print(json.dumps(ev), flush=True)
@@ -135,11 +132,7 @@ for ev in HelperClient(sys.argv[1]).subscribe():
 
 
 def subscribe_as(h, uid: int, gid: int, into: list[dict[str, object]]) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
-    p = subprocess.Popen(
-        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", sys.executable, "-I", "-c",
-         SUBSCRIBE, str(h.socket), str(ROOT)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    p = subprocess.Popen(argv_as(uid, gid, SUBSCRIBE, str(h.socket)), stdout=subprocess.PIPE, text=True)
 
     def read() -> None:
         assert p.stdout is not None
@@ -173,10 +166,10 @@ def test_a_member_cannot_have_a_root_process_moved_into_the_bypass_cgroup() -> N
         shutil.copy("/usr/bin/sleep", setuid_sleep)
         os.chown(setuid_sleep, 0, 0)
         os.chmod(setuid_sleep, 0o4755)
-        out = L.client.exec(
-            "setpriv", f"--reuid={attacker.uid}", f"--regid={attacker.gid}", "--clear-groups",
-            sys.executable, "-I", "-c", SETUID_ATTACK, str(attacker.helper.socket), str(setuid_sleep),
-        ).stdout  # fmt: skip
+        argv = argv_as(
+            attacker.uid, attacker.gid, SETUID_ATTACK, str(attacker.helper.socket), str(setuid_sleep)
+        )
+        out = L.client.exec(*argv).stdout
         result = json.loads(out)
         assert result["reply"]["ok"] is False, result
         assert result["reply"]["error"]["code"] == "denied", result
@@ -275,7 +268,6 @@ open(sys.argv[2], "wb").write(data)
 
 CLIENT_UP = """
 import sys
-sys.path.insert(0, sys.argv[2])
 from wgdesk.client import HelperClient, HelperError
 try:
     HelperClient(sys.argv[1], timeout=5).up("home", sys.stdin.read())
@@ -293,15 +285,14 @@ def test_the_client_sends_private_keys_only_to_a_helper_running_as_root() -> Non
         os.chown(evil, attacker.uid, attacker.gid)
         sock, seen = evil / "helper.sock", evil / "seen"
         server = subprocess.Popen(
-            ["setpriv", f"--reuid={attacker.uid}", f"--regid={attacker.gid}", "--clear-groups",
-             sys.executable, "-I", "-c", FAKE_HELPER, str(sock), str(seen)],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            argv_as(attacker.uid, attacker.gid, FAKE_HELPER, str(sock), str(seen)),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
             answer = subprocess.run(
-                ["setpriv", f"--reuid={victim.uid}", f"--regid={victim.gid}", "--clear-groups",
-                 sys.executable, "-I", "-c", CLIENT_UP, str(sock), str(ROOT)],
+                argv_as(victim.uid, victim.gid, CLIENT_UP, str(sock)),
                 input=L.config(), capture_output=True, text=True, timeout=30, check=True,
             ).stdout  # fmt: skip
             server.wait(15)

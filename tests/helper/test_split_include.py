@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.as_user import CLI, CLI_MODULES, argv_as
 from tests.helper.lab import (
     CLIENT_TUNNEL,
     ENGINES,
@@ -249,10 +250,9 @@ def test_included_apps_stay_blocked_after_down_and_restarts_and_only_their_owner
         # the member's app, started "only through the tunnel", talks through it (the server sees the
         # tunnel address) for as long as it runs
         app = L.client.popen(
-            "setpriv", f"--reuid={uid_a}", f"--regid={gid}", "--clear-groups",
-            PYTHON, "-m", "wgdesk.cli", "--socket", str(h.socket), "include", "--",
-            SYSTEM_PYTHON, "-I", "-c", APP, SERVER4, str(DNS_PORT),
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])},
+            *argv_as(uid_a, gid, CLI, "--socket", str(h.socket), "include", "--",
+                     SYSTEM_PYTHON, "-I", "-c", APP, SERVER4, str(DNS_PORT), preload=CLI_MODULES),
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/",
         )  # fmt: skip
         try:

@@ -42,6 +42,7 @@ __all__ = ["SPACE", "parse", "parse_bytes"]
 
 SPACE = " \t\n\v\f\r"
 """C `isspace` in the C locale: what `wg` removes and wg-quick trims."""
+_NO_SPACE = str.maketrans("", "", SPACE)
 
 # Canonical spellings by lower-case key.
 QUICK_KEYS = {
@@ -65,6 +66,8 @@ class InvalidValue(Exception):
 
 
 def _forbidden_char(text: str, allowed: str = SPACE) -> str | None:
+    if text.isascii() and text.isprintable():  # the usual line: no forbidden category in it (fast)
+        return None
     for ch in text:
         if ch not in allowed and unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
             return ch
@@ -127,12 +130,22 @@ def check_keepalive(value: str) -> int:
     return int(value)
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"({_OCTET})\.({_OCTET})\.({_OCTET})\.({_OCTET})")
+"""What `IPv4Address` accepts (decimal octets, no leading zero), read 2-3 times faster: a config
+at the control protocol's size limit has 26 000 of them."""
+
+
 def check_ip(text: str) -> IPAddress:
     """An IP address the way `inet_pton` reads it (a colon means IPv6; no scope)."""
     if "%" in text:
         raise ValueError(text)
     if ":" in text:
         return IPv6Address(text)
+    quad = _DOTTED_QUAD.fullmatch(text)
+    if quad is not None:
+        a, b, c, d = map(int, quad.groups())
+        return IPv4Address(a << 24 | b << 16 | c << 8 | d)
     return IPv4Address(text)
 
 
@@ -430,7 +443,7 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
                     message = _unknown_key_message(key_text, section_name)
                 raise ConfigError(filename, number, None, message)
             # `wg` removes every whitespace character, inside values too.
-            value = "".join(ch for ch in value if ch not in SPACE)
+            value = value.translate(_NO_SPACE)
             if not value:
                 raise ConfigError(filename, number, key, f"{key} has no value")
         lines.append(SourceLine(number, section, key, value))
@@ -529,7 +542,7 @@ def _apply_peer(draft: _PeerDraft, key: str, value: str) -> None:
         draft.preshared_key = check_key(key, value)
     elif key == "AllowedIPs":
         entries = value.split(",")
-        if any(not entry for entry in entries):
+        if "" in entries:
             raise InvalidValue(f"AllowedIPs `{_shorten(value)}` has an empty entry (a stray comma?)")
         draft.allowed_ips.extend(check_network(entry) for entry in entries)
     elif key == "Endpoint":

@@ -181,7 +181,8 @@ class Tunnel:
     owner: int = 0
     """The uid that brought it up (root: 0); only it or root may change it (`Caller`)."""
     footprint: Footprint | None = field(default=None, repr=False)
-    """What it takes of this machine's routing (`conflicts`); None while blocked or failed."""
+    """What it takes of this machine's routing (`conflicts`): kept while it is `failed` (its owner
+    brings it back); None once only its kill switch is left (`blocked`: then only its mark counts)."""
     allowed_count: int = 0
 
 
@@ -433,7 +434,6 @@ class TunnelManager:
                 code = e.code if isinstance(e, TunnelError) else "failed"
                 raise TunnelError(code, f"could not bring {name} up: {message}") from e
             if existing is not None:
-                existing.journal.delete()
                 journal.take_place_of(existing.journal)
             tunnel.state = "up"
             tunnel.since = time.time()
@@ -486,7 +486,10 @@ class TunnelManager:
             tunnel.state = "down"
             tunnel.message = None
             self._publish(tunnel)
-            self._sync_include_guard()
+            try:
+                self._sync_include_guard()
+            except PlatformError as e:
+                self.log.error(None, f"could not remove the include guard: {e}")
             return {"name": name, "state": "down"}
 
     def _running(
