@@ -13,7 +13,8 @@ review's was 27 000 /32s in 392 KB. Three measurements:
    took and A's status latency (median, 95th percentile, max); target: max < 100 ms.
 
 Needs root (namespaces, accounts). Prints numbers; asserts nothing. ``--before PATH`` runs the
-same measurements against another checkout's code (e.g. a worktree of an older commit).
+same measurements against another checkout's code (e.g. a worktree of an older commit, with this
+one's tests/helper/{lab,members,test_threats}.py copied in: the lab and the member helpers).
 
     sudo .venv/bin/python benchmarks/helper_scale.py [--engine wireguard-go|wgdesk-engine]
 """
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from tests.as_user import argv_as  # noqa: E402
 from tests.helper.lab import ENGINES, genkey, lab  # noqa: E402
 from tests.helper.members import largest_config  # noqa: E402
-from tests.helper.test_threats import throwaway_account  # noqa: E402
+from tests.helper.test_threats import request_as, throwaway_account  # noqa: E402
 from tests.netns import IP, namespaces, unique_name  # noqa: E402
 from wgdesk.helper.logbook import LogBook  # noqa: E402
 from wgdesk.helper.settings import Settings  # noqa: E402
@@ -132,7 +133,7 @@ def status_during_bring_up(engine: str, rounds: int) -> dict[str, Any]:
                     ("down", {"name": name}, downs),
                 ):
                     thread, result = in_background(
-                        functools.partial(request_as, h.socket, uid_b, gid, verb, **args)
+                        functools.partial(request_as, h.socket, uid_b, gid, verb, wait=1800, **args)
                     )
                     while thread.is_alive():
                         status_as_member(h.socket, uid_a, gid)
@@ -160,30 +161,6 @@ def in_background(call: Callable[[], Any]) -> tuple[threading.Thread, dict[str, 
     thread = threading.Thread(target=run)
     thread.start()
     return thread, out
-
-
-REQUEST = """
-import json, sys
-from wgdesk.client import HelperClient, HelperError
-verb, args = sys.argv[2], json.loads(sys.stdin.read())
-try:
-    print(json.dumps({"ok": HelperClient(sys.argv[1], timeout=1800).request(verb, **args)}))
-except HelperError as e:
-    print(json.dumps({e.code: e.message}))
-"""
-
-
-def request_as(sock: Path, uid: int, gid: int, verb: str, **args: Any) -> dict[str, Any]:
-    """One request as ``uid``, waiting as long as the helper takes (before the change: minutes)."""
-    out = subprocess.run(
-        argv_as(uid, gid, REQUEST, str(sock), verb),
-        input=json.dumps(args),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    reply: dict[str, Any] = json.loads(out)
-    return reply
 
 
 STATUS_LOOP = """

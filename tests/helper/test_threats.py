@@ -44,19 +44,22 @@ except HelperPermissionDenied as e:
 AS_USER_VERB = """
 import json, sys
 from wgdesk.client import HelperClient, HelperError
-verb, args = sys.argv[2], json.loads(sys.stdin.read())
+verb, wait, args = sys.argv[2], float(sys.argv[3]), json.loads(sys.stdin.read())
 try:
-    print(json.dumps({"ok": HelperClient(sys.argv[1], timeout=30).request(verb, **args)}))
+    print(json.dumps({"ok": HelperClient(sys.argv[1], timeout=wait).request(verb, **args)}))
 except HelperError as e:
     print(json.dumps({e.code: e.message}))
 """
 
 
-def request_as(sock: Path, uid: int, gid: int, verb: str, **args: object) -> dict[str, object]:
-    """One request as ``uid`` (primary group ``gid``); {"ok": result} or {error code: message}."""
+def request_as(
+    sock: Path, uid: int, gid: int, verb: str, *, wait: float = 30.0, **args: object
+) -> dict[str, object]:
+    """One request as ``uid`` (primary group ``gid``), answered within ``wait`` seconds; {"ok": result}
+    or {error code: message}."""
     proc = subprocess.run(
-        argv_as(uid, gid, AS_USER_VERB, str(sock), verb),
-        input=json.dumps(args), capture_output=True, text=True, timeout=60, check=False,
+        argv_as(uid, gid, AS_USER_VERB, str(sock), verb, str(wait)),
+        input=json.dumps(args), capture_output=True, text=True, timeout=wait + 30, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result: dict[str, object] = json.loads(proc.stdout)

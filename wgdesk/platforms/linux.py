@@ -452,7 +452,10 @@ def routes_add(dsts: Sequence[Network], ifname: str, table: str = "main") -> Non
     lists them all)."""
     from wgdesk.platforms import netlink
 
-    refused = netlink.routes_change(True, dsts, ifname, table)
+    try:
+        refused = netlink.routes_change(True, dsts, ifname, table)
+    except netlink.NetlinkError as e:
+        raise PlatformError(str(e)) from e
     if refused:
         raise PlatformError(f"cannot add route {netlink.describe(refused)} via {ifname} (table {table})")
 
@@ -461,7 +464,11 @@ def routes_del(dsts: Sequence[Network], ifname: str, table: str = "main") -> Non
     """Delete routes to ``dsts`` through ``ifname`` (those already gone are fine)."""
     from wgdesk.platforms import netlink
 
-    refused = [r for r in netlink.routes_change(False, dsts, ifname, table) if r[1] not in netlink.MISSING]
+    try:
+        answers = netlink.routes_change(False, dsts, ifname, table)
+    except netlink.NetlinkError as e:
+        raise PlatformError(str(e)) from e
+    refused = [r for r in answers if r[1] not in netlink.MISSING]
     if refused:
         raise PlatformError(f"cannot delete route {netlink.describe(refused)} via {ifname} (table {table})")
 

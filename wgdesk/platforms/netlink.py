@@ -8,7 +8,8 @@ acknowledgements, ``ENOBUFS``). A route is the same as
 `ip route add DST dev IFNAME table TABLE` makes: protocol boot, scope link, unicast.
 
 The socket is a plain ``AF_NETLINK`` one: pyroute2's request machinery waits for each answer before
-the next request, which is what batching avoids.
+the next request, which is what batching avoids. A leaf module (it imports nothing of wgdesk): the
+Linux module turns its `NetlinkError` into a `PlatformError`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ import struct
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-
-from wgdesk.platforms import PlatformError
 
 Network = IPv4Network | IPv6Network
 
@@ -43,6 +42,10 @@ _RT_TABLE_COMPAT = 252
 _seq = itertools.count(1)
 
 
+class NetlinkError(Exception):
+    """Netlink failed as a whole, or a routing table or link does not exist."""
+
+
 def table_number(table: str) -> int:
     """A routing table by number or name (``main``, or a name from iproute2's rt_tables files)."""
     if table.isdigit():
@@ -58,7 +61,7 @@ def table_number(table: str) -> int:
             fields = line.split("#", 1)[0].split()
             if len(fields) == 2 and fields[1] == table and fields[0].isdigit():
                 return int(fields[0])
-    raise PlatformError(f"unknown routing table {table!r} (not a number, not in rt_tables)")
+    raise NetlinkError(f"unknown routing table {table!r} (not a number, not in rt_tables)")
 
 
 def _encode(kind: int, flags: int, seq: int, dst: Network, oif: int, table: int) -> bytes:
@@ -119,7 +122,7 @@ class _Messages:
 
 def routes_change(add: bool, dsts: Sequence[Network], ifname: str, table: str) -> list[tuple[Network, int]]:
     """Add (or delete) routes to ``dsts`` through ``ifname`` in ``table``; returns the routes the kernel
-    refused, with the errno. Raises `PlatformError` when the link or the table does not exist or
+    refused, with the errno. Raises `NetlinkError` when the link or the table does not exist or
     netlink itself fails."""
     from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
     from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE
@@ -129,7 +132,7 @@ def routes_change(add: bool, dsts: Sequence[Network], ifname: str, table: str) -
     try:
         oif = socket.if_nametoindex(ifname)
     except OSError as e:
-        raise PlatformError(f"cannot change routes through {ifname}: {e.strerror}") from e
+        raise NetlinkError(f"cannot change routes through {ifname}: {e.strerror}") from e
     number = table_number(table)
     kind = RTM_NEWROUTE if add else RTM_DELROUTE
     flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE | NLM_F_EXCL if add else 0)
@@ -147,7 +150,7 @@ def routes_change(add: bool, dsts: Sequence[Network], ifname: str, table: str) -
                     if code and seq in pending:
                         refused.append((pending[seq], code))
         except OSError as e:
-            raise PlatformError(f"netlink: cannot change routes through {ifname}: {e.strerror or e}") from e
+            raise NetlinkError(f"netlink: cannot change routes through {ifname}: {e.strerror or e}") from e
     return refused
 
 
