@@ -383,6 +383,20 @@ def test_damaged_zip_archives_are_reported_not_raised(
         store.delete(tunnel.name)
 
 
+def test_a_zip_member_without_a_name_is_rejected_not_raised(store: TunnelStore, tmp_path: Path) -> None:
+    """Found by the `imports` fuzz target: `ZipInfo.is_dir()` raises IndexError on an empty name."""
+    archive = tmp_path / "nameless.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("client.conf", (DATA / "valid" / "client.conf").read_bytes())
+        z.writestr("x", "[Interface]\n")
+        z.filelist[-1].filename = ""  # the central directory names it "" (zipfile cannot write that)
+    report = store.import_files([archive])
+    assert [t.source for t in report.imported] == [f"{archive}:client.conf"]
+    assert [(r.source, r.reason) for r in report.rejected] == [(f"{archive}:", "not a .conf file")]
+    for tunnel in report.imported:
+        store.delete(tunnel.name)
+
+
 def test_a_tampered_keyring_item_is_refused(store: TunnelStore) -> None:
     from wgdesk.config import ConfigError
 

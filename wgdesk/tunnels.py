@@ -374,7 +374,8 @@ class TunnelStore:
             report.rejected.append(RejectedFile(str(path), f"not a readable .zip file ({exc})"))
             return
         with archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
+            # Not ZipInfo.is_dir(): it raises IndexError for a member whose name is empty.
+            members = [m for m in archive.infolist() if not m.filename.endswith("/")]
             if len(members) > MAX_ZIP_MEMBERS:
                 report.rejected.append(RejectedFile(str(path), f"more than {MAX_ZIP_MEMBERS} files"))
                 return

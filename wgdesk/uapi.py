@@ -52,6 +52,7 @@ __all__ = [
     "parse_allowed_ip",
     "parse_endpoint",
     "parse_get",
+    "parse_reply",
     "parse_set",
     "read_request",
 ]
@@ -412,6 +413,31 @@ def parse_get(lines: Iterable[str]) -> DeviceSnapshot:
 def format_errno(code: int) -> str:
     """The status that ends a reply: ``errno=0`` or wireguard-go's negative errno, then a blank line."""
     return f"errno={-abs(code)}\n\n"
+
+
+_ERRNO: Final = re.compile(r"errno=(-?[0-9]{1,10})")
+
+
+def parse_reply(data: bytes) -> tuple[list[str], int]:
+    """Split a whole reply, as a client reads it, into its ``key=value`` lines and its errno (0 or a
+    positive code; the sign ``wg`` expects is dropped).
+
+    Raises ConfigurationError(EPROTO) for a reply without an ``errno`` line or with a malformed one: an
+    engine is not trusted to send well-formed text.
+    """
+    code: int | None = None
+    body: list[str] = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.startswith("errno="):
+            match = _ERRNO.fullmatch(line)
+            if match is None or abs(int(match.group(1))) > 0x7FFFFFFF:
+                raise ConfigurationError(errno.EPROTO, f"malformed UAPI reply status {_show(line)}")
+            code = abs(int(match.group(1)))
+        elif line:
+            body.append(line)
+    if code is None:
+        raise ConfigurationError(errno.EPROTO, "UAPI reply without errno")
+    return body, code
 
 
 def read_request(

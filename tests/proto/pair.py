@@ -159,3 +159,22 @@ def make_pair(
         clock.now,
     )
     return pair
+
+
+def established(seed: int = 11) -> tuple[Pair, list[bytes]]:
+    """A pair after a handshake and some traffic (queues and events emptied); returns every datagram a
+    sent to b (initiation, data, keepalive), for tests that replay or mutate real messages."""
+    p = make_pair(seed=seed)
+    a_to_b: list[bytes] = []
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER, b"x" * 40), p.clock.now)
+    for _ in range(4):
+        out_a = p.a.datagrams_to_send()
+        a_to_b.extend(d for d, _ in out_a)
+        for d, _ in out_a:
+            p.b.receive_datagram(d, A_ADDR, p.clock.now)
+        for d, _ in p.b.datagrams_to_send():
+            p.a.receive_datagram(d, B_ADDR, p.clock.now)
+    p.b.packets_to_tun()
+    p.a.packets_to_tun()
+    list(iter(p.b.next_event, None))
+    return p, a_to_b

@@ -5,28 +5,9 @@ from __future__ import annotations
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
-from tests.proto.pair import A_ADDR, A_INNER, B_ADDR, B_INNER, Pair, SeededRandom, ipv4_packet, make_pair
+from tests.proto.pair import A_ADDR, SeededRandom, established
 from wgdesk.proto.constants import MESSAGE_COOKIE_REPLY_SIZE, MESSAGE_INITIATION_SIZE
 from wgdesk.proto.device import Device
-
-
-def established() -> tuple[Pair, list[bytes]]:
-    """A pair after a handshake and some traffic; returns every datagram a sent to b."""
-    p = make_pair(seed=11)
-    a_to_b: list[bytes] = []
-    p.a.send_packet(ipv4_packet(A_INNER, B_INNER, b"x" * 40), p.clock.now)
-    for _ in range(4):
-        out_a = p.a.datagrams_to_send()
-        a_to_b.extend(d for d, _ in out_a)
-        for d, _ in out_a:
-            p.b.receive_datagram(d, A_ADDR, p.clock.now)
-        for d, _ in p.b.datagrams_to_send():
-            p.a.receive_datagram(d, B_ADDR, p.clock.now)
-    p.b.packets_to_tun()
-    p.a.packets_to_tun()
-    list(iter(p.b.next_event, None))
-    return p, a_to_b
-
 
 PAIR, SAMPLES = established()
 

@@ -106,21 +106,12 @@ def uapi_request(
         raise EngineError(f"UAPI socket of {ifname}: {e.strerror or e}") from e
     finally:
         sock.close()
-    lines = buf.decode(errors="replace").splitlines()
-    code = None
-    body = []
-    for line in lines:
-        if line.startswith("errno="):
-            try:
-                code = int(line[6:])
-            except ValueError:
-                raise EngineError(f"engine for {ifname} sent a malformed UAPI errno: {line[:40]!r}") from None
-        elif line:
-            body.append(line)
-    if code is None:
-        raise EngineError(f"engine for {ifname} sent no UAPI errno")
+    try:
+        body, code = uapi.parse_reply(buf)
+    except ConfigurationError as e:
+        raise EngineError(f"engine for {ifname} sent a malformed UAPI reply: {e.message}") from None
     if code != 0:
-        raise EngineError(f"engine refused the configuration (errno={code}: {os.strerror(abs(code))})")
+        raise EngineError(f"engine refused the configuration (errno=-{code}: {os.strerror(code)})")
     return body
 
 
