@@ -231,35 +231,55 @@ class Engine:
         return reply, False
 
     def _set(self, lines: list[str]) -> str:
+        """Apply one ``set``. A refused request changes nothing: the whole request is decoded, and a new
+        port or fwmark is taken (which the system may refuse), before the device is changed."""
         try:
             change = uapi.parse_set(lines)
-            self._log_change(change)
-            self.device.apply(change, self.now())
         except ConfigurationError as exc:
             log.error("UAPI: %s", exc.message)
             return uapi.format_errno(exc.errno)
+        self._log_change(change)
+        old_mark = self.bind.fwmark
         try:
-            self._update_bind(change)
+            bind = self._prepare_bind(change)
         except BindError as exc:
             log.error("UAPI: %s", exc)
-            self.device.set_listen_port(self.bind.port)
-            code = errno.EPERM if exc.errno in (errno.EACCES, errno.EPERM) else exc.errno
-            return uapi.format_errno(code)
-        return uapi.format_errno(0)
-
-    def _update_bind(self, change: DeviceChange) -> None:
-        wanted = change.listen_port
-        if wanted is not None and wanted != 0 and wanted != self.bind.port:
-            new = Bind.open(wanted, self.bind.fwmark, offload=self.bind.offload)
+            return uapi.format_errno(errno.EPERM if exc.errno in (errno.EACCES, errno.EPERM) else exc.errno)
+        try:
+            self.device.apply(change, self.now())
+        except ConfigurationError as exc:
+            log.error("UAPI: %s", exc.message)
+            if bind is not self.bind:
+                bind.close()
+            elif bind.fwmark != old_mark:
+                with suppress(BindError):
+                    bind.set_mark(old_mark)
+            return uapi.format_errno(exc.errno)
+        if bind is not self.bind:
             self.path.drain(self.bind)  # nothing may still be sent from the sockets closed next
             self._unregister_bind()
             self.bind.close()
-            self.bind = new
+            self.bind = bind
             self._register_bind()
-            log.debug("UDP bind has been updated: listening on port %d", new.port)
+            log.debug("UDP bind has been updated: listening on port %d", bind.port)
         self.device.set_listen_port(self.bind.port)
-        if change.fwmark is not None and change.fwmark != self.bind.fwmark:
-            self.bind.set_mark(change.fwmark)
+        return uapi.format_errno(0)
+
+    def _prepare_bind(self, change: DeviceChange) -> Bind:
+        """The bind `change` asks for: the current one (its fwmark set as asked) or a new one on the new
+        port. Raises `BindError`, leaving the current bind as it was."""
+        bind = self.bind
+        wanted = change.listen_port
+        if wanted is not None and wanted != 0 and wanted != bind.port:
+            bind = Bind.open(wanted, bind.fwmark, offload=bind.offload)
+        if change.fwmark is not None and change.fwmark != bind.fwmark:
+            try:
+                bind.set_mark(change.fwmark)
+            except BindError:
+                if bind is not self.bind:
+                    bind.close()
+                raise
+        return bind
 
     @staticmethod
     def _log_change(change: DeviceChange) -> None:
