@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_network
+import ipaddress
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wgdesk.config import Config, LintWarning, Severity, lint, parse, parse_bytes, write
+from wgdesk.config.lint import _NetworkIndex
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "configs" / "valid"
 
@@ -82,6 +86,43 @@ def test_dns_server_outside_the_tunnel() -> None:
     # two peers: which one should carry it is not mechanical
     two = lint(cfg("DNS = 192.168.1.1", "AllowedIPs = 10.0.0.0/24", "AllowedIPs = 10.1.0.0/24"))
     assert by_code(two, "dns-outside-tunnel").fix is None
+
+
+@st.composite
+def some_networks(draw: st.DrawFn) -> list[IPv4Network | IPv6Network]:
+    out: list[IPv4Network | IPv6Network] = []
+    for _ in range(draw(st.integers(0, 12))):
+        if draw(st.booleans()):
+            out.append(ip_network((draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 32))), strict=False))
+        else:
+            address = draw(st.integers(0, 2**128 - 1)) & ~((1 << 120) - 1)  # a few /8s: overlaps happen
+            out.append(ip_network((address, draw(st.integers(0, 128))), strict=False))
+    return out
+
+
+@given(some_networks(), some_networks())
+def test_the_overlap_index_agrees_with_pairwise_checks(theirs: list, mine: list) -> None:  # type: ignore[type-arg]
+    index = _NetworkIndex(theirs)
+    for net in mine:
+        assert index.overlaps(net) == any(net.version == t.version and net.overlaps(t) for t in theirs)
+
+
+def test_overlap_with_a_large_tunnel_is_not_quadratic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by fuzzing: every range was compared with every range of the other tunnel (and that tunnel's
+    list rebuilt for each), so 8 000 peers took minutes. Counted in comparisons, not seconds."""
+    calls = 0
+    original = ipaddress._BaseNetwork.overlaps
+
+    def counted(self: ipaddress._BaseNetwork, other: ipaddress._BaseNetwork) -> bool:  # type: ignore[type-arg]
+        nonlocal calls
+        calls += 1
+        return original(self, other)
+
+    monkeypatch.setattr(ipaddress._BaseNetwork, "overlaps", counted)
+    big = cfg("", *(f"AllowedIPs = 10.{i // 256}.{i % 256}.0/24" for i in range(3000)))
+    warning = by_code(lint(big, other_tunnels={"twin": big}), "overlap-tunnel")
+    assert warning.message == "AllowedIPs 10.0.0.0/24 overlaps 10.0.0.0/24 of tunnel `twin` (and 2999 more)"
+    assert calls < 3000  # pairwise: 9 000 000
 
 
 def test_overlap_with_another_tunnel_and_the_lan() -> None:

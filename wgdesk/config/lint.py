@@ -26,6 +26,7 @@ Codes (stable; the GUI and `wgdeskctl check` show them):
 from __future__ import annotations
 
 import enum
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network, collapse_addresses, ip_network
@@ -166,21 +167,53 @@ def _leaks(cfg: Config) -> list[LintWarning]:
     return found
 
 
+class _NetworkIndex:
+    """One tunnel's networks, indexed so that "does this network overlap any of them?" costs
+    O(log n + distinct prefix lengths) instead of a pass over all of them: with pairwise checks a config of
+    a few thousand peers (well under the 1 MiB import limit) kept `lint` busy for minutes (found by
+    fuzzing). Two CIDR blocks overlap only if one contains the other, so either one of ours starts
+    inside the network asked about, or the network lies inside one of ours."""
+
+    def __init__(self, networks: Sequence[IPNetwork]) -> None:
+        self._starts: dict[int, list[int]] = {4: [], 6: []}
+        self._exact: set[tuple[int, int, int]] = set()
+        self._lengths: dict[int, set[int]] = {4: set(), 6: set()}
+        for n in networks:
+            self._starts[n.version].append(int(n.network_address))
+            self._exact.add((n.version, n.prefixlen, int(n.network_address)))
+            self._lengths[n.version].add(n.prefixlen)
+        for starts in self._starts.values():
+            starts.sort()
+
+    def overlaps(self, net: IPNetwork) -> bool:
+        first, last = int(net.network_address), int(net.broadcast_address)
+        starts = self._starts[net.version]
+        k = bisect_left(starts, first)
+        if k < len(starts) and starts[k] <= last:
+            return True
+        bits = net.max_prefixlen
+        for length in self._lengths[net.version]:
+            if length <= net.prefixlen:
+                mask = ((1 << length) - 1) << (bits - length)
+                if (net.version, length, first & mask) in self._exact:
+                    return True
+        return False
+
+
 def _overlaps(
     cfg: Config, other_tunnels: Mapping[str, Config], local_networks: Sequence[IPNetwork]
 ) -> list[LintWarning]:
     found: list[LintWarning] = []
     for name, other in sorted(other_tunnels.items()):
-        pairs = [
-            (i, mine, theirs)
-            for i, p in enumerate(cfg.peers)
-            for mine in p.allowed_ips
-            for theirs in _all_networks(other)
-            if mine.version == theirs.version and mine.overlaps(theirs)
+        theirs_all = _all_networks(other)
+        index = _NetworkIndex(theirs_all)
+        overlapping = [
+            (i, mine) for i, p in enumerate(cfg.peers) for mine in p.allowed_ips if index.overlaps(mine)
         ]
-        if pairs:
-            i, mine, theirs = pairs[0]
-            more = f" (and {len(pairs) - 1} more)" if len(pairs) > 1 else ""
+        if overlapping:
+            i, mine = overlapping[0]
+            theirs = next(t for t in theirs_all if t.version == mine.version and mine.overlaps(t))
+            more = f" (and {len(overlapping) - 1} more)" if len(overlapping) > 1 else ""
             found.append(
                 LintWarning(
                     "overlap-tunnel",
