@@ -397,6 +397,29 @@ def test_a_zip_member_without_a_name_is_rejected_not_raised(store: TunnelStore, 
         store.delete(tunnel.name)
 
 
+def test_file_and_member_names_cannot_forge_report_lines_or_reach_the_terminal(
+    store: TunnelStore, tmp_path: Path
+) -> None:
+    """Found by the `imports` fuzz target: names went into the report as they were."""
+    forged = tmp_path / "a\nimported evil.conf as evil\x1b]0;owned\x07.conf"
+    forged.write_bytes((DATA / "valid" / "client.conf").read_bytes())
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("b\u202egnp.conf", "not a config")
+        z.writestr("c\r\x1b[2J.txt", "")
+    report = store.import_files([forged, archive])
+    lines = report.lines()
+    assert len(lines) == 3
+    assert all(line.isprintable() for line in lines)
+    shown = f"{tmp_path}/a\\nimported evil.conf as evil\\x1b]0;owned\\x07.conf"
+    assert lines[0].startswith(f"imported {shown} as ")
+    reasons = {r.source: r.reason for r in report.rejected}
+    assert reasons[f"{archive}:c\\r\\x1b[2J.txt"] == "not a .conf file"
+    assert reasons[f"{archive}:b\\u202egnp.conf"].startswith(f"{archive}:b\\u202egnp.conf:1: ")
+    for tunnel in report.imported:
+        store.delete(tunnel.name)
+
+
 def test_a_tampered_keyring_item_is_refused(store: TunnelStore) -> None:
     from wgdesk.config import ConfigError
 

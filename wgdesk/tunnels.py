@@ -42,6 +42,7 @@ __all__ = [
     "TunnelNotFound",
     "TunnelStore",
     "default_directory",
+    "printable",
     "sanitize_name",
     "write_export",
 ]
@@ -101,10 +102,23 @@ def sanitize_name(stem: str) -> str:
     return name if is_interface_name(name) else "tunnel"
 
 
+def printable(text: str) -> str:
+    """`text` with every character that is not printable (a newline, a terminal escape, a bidi override)
+    written as a Python escape (``\\n``, ``\\x1b``, ``\\u202e``).
+
+    Import reports name files and archive members, which whoever made the file chose: printed as they
+    are, such a name could forge report lines or send escape sequences to the user's terminal (found by
+    fuzzing)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 @dataclass(frozen=True)
 class ImportedTunnel:
     """A tunnel that was imported: its `name`, where it came from, whether it was renamed (and why),
-    whether it carries hook commands (kept, never run without admin consent), and lint findings."""
+    whether it carries hook commands (kept, never run without admin consent), and lint findings.
+    Texts are `printable`."""
 
     name: str
     source: str
@@ -113,11 +127,24 @@ class ImportedTunnel:
     has_hooks: bool = False
     warnings: tuple[LintWarning, ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", printable(self.source))
+        if self.renamed_from is not None:
+            object.__setattr__(self, "renamed_from", printable(self.renamed_from))
+        if self.rename_reason is not None:
+            object.__setattr__(self, "rename_reason", printable(self.rename_reason))
+
 
 @dataclass(frozen=True)
 class RejectedFile:
+    """A file or archive member that was not imported, and why (both `printable`)."""
+
     source: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", printable(self.source))
+        object.__setattr__(self, "reason", printable(self.reason))
 
 
 @dataclass

@@ -41,6 +41,7 @@ class Result:
     corpus: int = 0
     peak_rss_mb: float = 0.0
     rss_growth_mb: float | None = None
+    slowest_s: int = 0
     findings: list[str] = field(default_factory=list)
     log: Path | None = None
 
@@ -82,6 +83,9 @@ def parse_log(result: Result, text: str, elapsed: float, returncode: int, findin
     m = re.search(r"stat::peak_rss_mb:\s+(\d+)", text)
     if m:
         result.peak_rss_mb = max(result.peak_rss_mb, float(m.group(1)))
+    m = re.search(r"stat::slowest_unit_time_sec:\s+(\d+)", text)
+    if m:
+        result.slowest_s = int(m.group(1))
     m = re.search(r"stat::number_of_executed_units:\s+(\d+)", text)
     if m:
         result.inputs = max(result.inputs, int(m.group(1)))
@@ -139,14 +143,14 @@ def run_target(
 
 def table(results: list[Result]) -> str:
     head = f"{'target':<13} {'inputs':>9} {'seconds':>8} {'inputs/s':>9} {'coverage':<20} {'corpus':>6} "
-    head += f"{'peak RSS':>9} {'RSS growth':>10}  findings"
+    head += f"{'peak RSS':>9} {'RSS growth':>10} {'slowest':>7}  findings"
     lines = [head]
     for r in results:
         growth = "-" if r.rss_growth_mb is None else f"{r.rss_growth_mb:+.1f} MB"
         found = len([f for f in r.findings if not f.startswith("input")])
         lines.append(
             f"{r.target:<13} {r.inputs:>9} {r.seconds:>8.1f} {r.rate:>9.0f} {r.coverage:<20} {r.corpus:>6} "
-            f"{r.peak_rss_mb:>6.0f} MB {growth:>10}  {found}"
+            f"{r.peak_rss_mb:>6.0f} MB {growth:>10} {r.slowest_s:>5} s  {found}"
         )
     for r in results:
         for finding in r.findings:

@@ -7,7 +7,8 @@ An input is a sequence of operations, each ``kind (1 byte) ‖ length (2 bytes L
 1. a transport message the peer really encrypted (its current keypair, its next counter) around the
    payload as the inner packet: an authenticated peer sending whatever it likes;
 2. a real handshake or transport message (initiation and transport from `a`, an initiation from an
-   unknown key) with bytes flipped: ``index, (position, xor)*``;
+   unknown key, a cookie reply to the initiation `b` has in flight) with bytes flipped:
+   ``index, (position, xor)*``;
 3. time passes (payload[0] / 2 seconds, up to 127.5 s) and both devices run their timers;
 4. a batch for `receive_datagrams`: ``(length, bytes)*``;
 5. a packet from b's TUN (`send_packet`), then both devices exchange what they have queued.
@@ -82,9 +83,18 @@ class Harness:
         p, samples = established(self.seed)
         self.pair: Pair = p
         self.born = p.clock.now
-        self.samples = [*samples, self.stranger_initiation]
         (self.peer_b_side,) = p.b.peers.values()
         (self.peer_a_side,) = p.a.peers.values()
+        # b starts a handshake that a answers with a cookie reply (a is under load) that is never
+        # delivered: b keeps it in flight, so mutated cookie replies reach b's cookie consumer.
+        p.advance(6.0)  # past Rekey-Timeout since the handshake above
+        self.peer_b_side.send_handshake_initiation(p.clock.now, retry=False)
+        ((initiation, _),) = p.b.datagrams_to_send()
+        p.a.under_load_threshold = 0
+        p.a.receive_datagram(initiation, B_ADDR, p.clock.now)
+        p.a.under_load_threshold = 128
+        cookie_replies = [d for d, _ in p.a.datagrams_to_send() if d[0] == 3]
+        self.samples = [*samples, self.stranger_initiation, *cookie_replies]
 
     def ensure_session(self) -> None:
         p = self.pair

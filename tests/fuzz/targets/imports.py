@@ -10,6 +10,7 @@ Invariants:
   rejected with a reason;
 * an imported tunnel has a valid interface name, its file is 0600 in the store directory and holds no
   secret, and loading it with its secrets gives back exactly the config that was imported;
+* the app's import summary names every imported tunnel, and no report line spans lines;
 * nothing is written outside the store directory (member names such as ``../../x.conf``), no temporary
   file is left behind, and the existing tunnel is untouched.
 
@@ -34,9 +35,10 @@ import keyring.backend
 
 from tests.fuzz.targets import check
 from wgdesk import tunnels
+from wgdesk.app.import_export import summary_text
 from wgdesk.config import is_interface_name, parse_bytes
 from wgdesk.keystore import KeyStore
-from wgdesk.tunnels import MAX_CONF_BYTES, TunnelStore
+from wgdesk.tunnels import MAX_CONF_BYTES, TunnelStore, printable
 
 MAX_LEN = 16384
 EXISTING = "[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\nAddress = 10.9.0.2/32\n"
@@ -107,7 +109,7 @@ class Harness:
             report = self.store.import_files([path])
             if mode == 0:
                 sources = 1
-                expected[str(path)] = contents
+                expected[printable(str(path))] = contents
             else:
                 sources = self._zip_members(path, expected)
         accounted = len(report.imported) + len(report.rejected)
@@ -127,6 +129,11 @@ class Harness:
             )
         for rejected in report.rejected:
             check(rejected.reason, f"{rejected.source} rejected without a reason")
+        summary = summary_text(report)  # the app's import summary (plain text, no widget)
+        for tunnel in report.imported:
+            check(f" as {tunnel.name}" in summary, f"{tunnel.name} missing from the import summary")
+        for line in report.lines():
+            check("\n" not in line, f"an import report line spans lines: {line!r}")
         names = sorted(p.name for p in self.directory.iterdir())
         wanted = sorted(["wg0.conf", *(f"{t.name}.conf" for t in report.imported)])
         check(names == wanted, f"store holds {names}, expected {wanted}")
@@ -151,7 +158,7 @@ class Harness:
                     if inner.suffix.lower() == ".conf" and member.file_size <= MAX_CONF_BYTES:
                         # unreadable: the store rejects it too, and its reason is checked
                         with contextlib.suppress(Exception):
-                            expected[f"{path}:{member.filename}"] = archive.read(member)
+                            expected[printable(f"{path}:{member.filename}")] = archive.read(member)
                 return count
         except Exception:
             return 1
