@@ -33,6 +33,7 @@ from wgdesk.proto.changes import ConfigurationError
 MAX_LEN = 8192
 IFNAME = "fuzz0"
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
+_PUBLIC_LINE = re.compile(rb"^public_key=([0-9a-fA-F]{64})$", re.MULTILINE)
 _SECRET_LINE = re.compile(rb"^(?:private_key|preshared_key)=([0-9a-fA-F]{64})$", re.MULTILINE)
 
 
@@ -76,8 +77,9 @@ def check_result(result: dict[str, object], data: bytes) -> None:
         if peer["endpoint"] is not None:
             uapi.parse_endpoint(peer["endpoint"])
     text = repr(result)
+    public = {key.lower() for key in _PUBLIC_LINE.findall(data)}
     for secret in _SECRET_LINE.findall(data):
-        if secret.strip(b"0"):
+        if secret.strip(b"0") and secret.lower() not in public:  # a "secret" equal to a public key is shown
             check(secret.decode().lower() not in text, "a private or preshared key left uapi_get")
 
 
