@@ -115,6 +115,9 @@ def run_target(
         f"-runs={runs}", f"-timeout={INPUT_TIMEOUT}", f"-rss_limit_mb={RSS_LIMIT_MB}",
         f"-max_len={max_len(target)}", "-print_final_stats=1", f"-artifact_prefix={findings_dir}/{target}-",
     ]  # fmt: skip
+    dictionary = ROOT / "tests" / "fuzz" / "dicts" / f"{target}.dict"
+    if dictionary.exists():
+        cmd.append(f"-dict={dictionary}")
     if seconds:
         cmd.append(f"-max_total_time={seconds}")
     env = {**os.environ, "FUZZ_RUNS": str(runs), "PYTHONPATH": str(ROOT)}

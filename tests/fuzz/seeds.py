@@ -54,6 +54,16 @@ def control() -> dict[str, bytes]:
         + req("pause_lockdown", 2, seconds=60)
         + req("resume_lockdown", 3),
         "bad": b'{"v":2,"id":1,"verb":"version"}\n{"v":1,"id":-1}\n{"v":1,"id":1,"verb":"x"}\n',
+        # numbers a JSON reader accepts but no field should: huge integers, NaN, Infinity
+        "numbers": b'{"v":1,"id":1,"verb":"logs","args":{"since":'
+        + b"9" * 400
+        + b"}}\n"
+        + b'{"v":1,"id":2,"verb":"logs","args":{"since":NaN}}\n'
+        + b'{"v":1,"id":3,"verb":"pause_lockdown","args":{"seconds":'
+        + b"9" * 400
+        + b"}}\n"
+        + b'{"v":1,"id":1e999,"verb":"version"}\n',
+        "nesting": b'{"v":1,"id":1,"verb":"status","args":{"name":' + b"[" * 5000 + b"]" * 5000 + b"}}\n",
     }
     seeds = {}
     for name, body in requests.items():
@@ -79,6 +89,7 @@ def uapi_request() -> dict[str, bytes]:
         "set-then-get": f"set=1\nprivate_key={HEX}\npublic_key={HEX2}\nallowed_ip=10.1.0.0/16\n\n".encode()
         + b"get=1\n\n",
         "bad": b"set=1\nlisten_port=70000\n\nget=2\n\n",
+        "numbers": b"set=1\nlisten_port=" + b"9" * 400 + b"\nfwmark=" + b"9" * 30 + b"\n\n",
     }
 
 
@@ -89,14 +100,15 @@ def uapi_reply() -> dict[str, bytes]:
         "last_handshake_time_nsec=5\ntx_bytes=10\nrx_bytes=20\npersistent_keepalive_interval=0\n"
         "allowed_ip=10.0.0.0/8\nallowed_ip=::/0\nerrno=0\n\n"
     )
-    return {"get": reply.encode(), "empty": b"errno=0\n\n", "refused": b"errno=-22\n\n"}
+    numbers = b"listen_port=" + b"9" * 400 + b"\nerrno=" + b"9" * 400 + b"\n\n"
+    return {"get": reply.encode(), "empty": b"errno=0\n\n", "refused": b"errno=-22\n\n", "numbers": numbers}
 
 
 def _zip(members: dict[str, str], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
         for name, text in members.items():
-            archive.writestr(name, text)
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), text, compression)
     return buffer.getvalue()
 
 

@@ -18,6 +18,18 @@ def req(verb: str, **args: object) -> bytes:
     return json.dumps({"v": 1, "id": 3, "verb": verb, "args": args}).encode()
 
 
+@pytest.mark.parametrize(
+    "since", [b"9" * 400, b"-" + b"9" * 400, b"NaN", b"Infinity", b"-Infinity", b"1e999"]
+)
+def test_since_that_is_no_time_is_invalid_not_a_crash(since: bytes) -> None:
+    """Found by fuzzing: a 400-digit integer raised OverflowError out of the decoder."""
+    line = b'{"v":1,"id":4,"verb":"logs","args":{"since":' + since + b"}}"
+    with pytest.raises(ProtocolError) as info:
+        decode_request(line)
+    assert (info.value.code, info.value.request_id) == ("invalid", 4)
+    assert decode_request(line.replace(since, b"1700000000.5")).args["since"] == 1700000000.5
+
+
 def test_a_valid_up_decodes_with_defaults_filled_in() -> None:
     r = decode_request(req("up", name="wg0", config="[Interface]\r\n\tPrivateKey = x\n"))
     assert (r.id, r.verb) == (3, "up")

@@ -10,7 +10,9 @@ characters are refused, so nothing a client sends can smuggle a newline into a c
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -90,9 +92,14 @@ def _bool(value: object, field: str) -> bool:
 def _since(value: object) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProtocolError("invalid", "since must be a number (Unix seconds) or null")
-    return float(value)
+    if not isinstance(value, bool) and isinstance(value, int | float):
+        # an integer too large for a float, NaN and Infinity (which Python's JSON reader accepts)
+        # are not times (found by fuzzing: the first raised OverflowError out of the decoder)
+        with contextlib.suppress(OverflowError):
+            since = float(value)
+            if math.isfinite(since):
+                return since
+    raise ProtocolError("invalid", "since must be a number (Unix seconds) or null")
 
 
 def _seconds(value: object) -> int:
