@@ -277,6 +277,14 @@ def test_parse_get_errors(reply: list[str], code: int) -> None:
     assert info.value.errno == code
 
 
+def test_parse_get_reads_an_all_zero_private_key_as_none() -> None:
+    """Found by the `uapi_reply` fuzz target: zeros stayed a key, so the reply did not round-trip
+    (`format_get` leaves "no key" out), unlike a zero preshared key."""
+    snap = parse_get([f"private_key={'0' * 64}", "listen_port=1", "errno=0"])
+    assert (snap.private_key, snap.public_key, snap.listen_port) == (None, None, 1)
+    assert parse_get(format_get(snap).split("\n")) == replace(snap, dropped={})
+
+
 def test_parse_get_ignores_unknown_keys() -> None:
     snap = parse_get(["future_key=1", f"public_key={H2}", "future_peer_key=2", "errno=0"])
     assert snap.peers[0].public_key == K2

@@ -370,7 +370,9 @@ def parse_get(lines: Iterable[str]) -> DeviceSnapshot:
                 peer = _PeerState(_parse_key(key, value))
             elif peer is None:
                 if key == "private_key":
+                    # all zeros is "no key", as for preshared_key (and what format_get leaves out)
                     private_key = _parse_key(key, value)
+                    private_key = None if private_key == NO_KEY else private_key
                 elif key == "listen_port":
                     listen_port = _parse_uint(key, value, 16)
                 elif key == "fwmark":
@@ -402,7 +404,7 @@ def parse_get(lines: Iterable[str]) -> DeviceSnapshot:
         raise ConfigurationError(abs(code), f"UAPI get failed with errno {abs(code)}")
     if peer is not None:
         peers.append(peer.build())
-    public = public_key(private_key) if private_key is not None and private_key != NO_KEY else None
+    public = public_key(private_key) if private_key is not None else None
     return DeviceSnapshot(private_key=private_key, public_key=public, listen_port=listen_port,
                           fwmark=fwmark, peers=tuple(peers))
 
