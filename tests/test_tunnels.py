@@ -420,6 +420,31 @@ def test_file_and_member_names_cannot_forge_report_lines_or_reach_the_terminal(
         store.delete(tunnel.name)
 
 
+def test_two_peers_with_one_public_key_and_two_preshared_keys_are_refused(
+    store: TunnelStore, tmp_path: Path
+) -> None:
+    """Found by the `imports` fuzz target: the keyring holds one PSK per peer key, so the first peer
+    silently got the second's PSK."""
+    text = (DATA / "valid" / "client.conf").read_text()
+    peer = text[text.index("[Peer]") :]
+    assert "PresharedKey" not in peer
+    psk1, psk2 = (base64.b64encode(bytes([n] * 32)).decode() for n in (7, 9))
+    first = peer.replace("[Peer]\n", f"[Peer]\nPresharedKey = {psk1}\n", 1)
+    second = peer.replace("[Peer]\n", f"[Peer]\nPresharedKey = {psk2}\n", 1)
+    path = tmp_path / "dup.conf"
+    path.write_text(text.replace(peer, first + "\n" + second))
+    report = store.import_files([path])
+    assert report.imported == []
+    ((reason,),) = [(r.reason,) for r in report.rejected]
+    assert "has the PublicKey of [Peer] 1 but another PresharedKey" in reason
+    assert "dup" not in store.list()
+    same = tmp_path / "same.conf"
+    same.write_text(text.replace(peer, first + "\n" + first))  # the same key twice: stored as written
+    (imported,) = store.import_files([same]).imported
+    assert store.load(imported.name, with_secrets=True) == parse_bytes(same.read_bytes())
+    store.delete(imported.name)
+
+
 def test_a_tampered_keyring_item_is_refused(store: TunnelStore) -> None:
     from wgdesk.config import ConfigError
 

@@ -210,6 +210,24 @@ def write_export(path: Path | str, data: bytes, secret: bool) -> None:
         f.write(data)
 
 
+def _check_one_preshared_key_per_peer(name: str, cfg: Config) -> None:
+    """The keyring holds one preshared key per peer public key (`NAME:psk:PEERPUBKEY`), so two [Peer]
+    sections with the same PublicKey but different PresharedKeys cannot be stored: the first would
+    silently take the second's key (found by fuzzing the import). `wg` merges such sections, the last
+    PresharedKey winning; refusing keeps the user from believing the file was stored as written."""
+    first: dict[str, tuple[int, str | None]] = {}
+    for number, peer in enumerate(cfg.peers, start=1):
+        seen = first.setdefault(peer.public_key, (number, peer.preshared_key))
+        if seen[1] != peer.preshared_key:
+            raise ConfigError(
+                f"{name}.conf",
+                cfg.section_line(number),
+                "PresharedKey",
+                f"[Peer] {number} has the PublicKey of [Peer] {seen[0]} but another PresharedKey; "
+                "merge the two sections (wg would use only the last PresharedKey)",
+            )
+
+
 class TunnelStore:
     """The tunnel collection of one user.
 
@@ -292,6 +310,7 @@ class TunnelStore:
         """
         check_name(name)
         write(cfg)  # validates every value, secrets included, before anything is stored
+        _check_one_preshared_key_per_peer(name, cfg)
         text = write(cfg.without_secrets())
         previous = self._peer_keys(name)
         if cfg.interface.private_key is not None:
@@ -464,7 +483,11 @@ class TunnelStore:
         if unique != name:
             reasons.append(f"`{name}` already exists")
             name = unique
-        self.save(name, cfg)
+        try:
+            self.save(name, cfg)
+        except ConfigError as exc:
+            report.rejected.append(RejectedFile(source, str(exc)))
+            return
         warnings = lint(
             cfg,
             other_tunnels=existing.configs,
