@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from wgdesk.engine.bind import SO_MARK, SOCKET_BUFFER_SIZE, Bind, BindError
+from wgdesk.platforms import linux
 
 pytestmark = pytest.mark.root
 
@@ -93,6 +94,28 @@ def test_send_failures_are_counted_not_raised() -> None:
         assert bind.send_errors == 2
     finally:
         bind.close()
+
+
+def test_marks_from_two_to_the_31_are_set_and_read_back_unsigned() -> None:
+    """Found by the `uapi_request` fuzz target: `fwmark=4294967295` was an internal error (EIO)."""
+    bind = Bind.open(0, fwmark=0xFFFFFFFF)
+    try:
+        for sock in bind.sockets():
+            assert sock.getsockopt(socket.SOL_SOCKET, SO_MARK) == -1  # the kernel's u32, read as an int
+        bind.set_mark(0x80000000)
+        fd4 = os.dup(bind.sock4.fileno())  # type: ignore[union-attr]
+    finally:
+        bind.close()
+    adopted = Bind.from_fds(f"{fd4},-")
+    try:
+        assert adopted.fwmark == 0x80000000
+    finally:
+        adopted.close()
+    s4, s6, _ = linux.bind_udp(0, 0xFFFFFFFE)
+    for sock in (s4, s6):
+        if sock is not None:
+            assert sock.getsockopt(socket.SOL_SOCKET, SO_MARK) == -2
+            sock.close()
 
 
 def test_handed_over_sockets_are_adopted_with_their_mark() -> None:

@@ -60,9 +60,14 @@ def _tune(sock: socket.socket, offload: bool = True) -> bool:
     return True
 
 
+_MARK = struct.Struct("I")
+"""`SO_MARK` is an unsigned 32-bit value: passed as an int, Python refuses marks from 2³¹ on (TypeError,
+found by fuzzing UAPI `fwmark=`) and reads them back negative."""
+
+
 def _set_mark(sock: socket.socket, mark: int) -> None:
     try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
+        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.pack(mark))
     except OSError as exc:
         raise BindError(exc.errno or errno.EPERM, f"cannot set fwmark {mark:#x}: {exc.strerror}") from exc
 
@@ -161,7 +166,7 @@ class Bind:
         bind = cls(socks[0], socks[1], offload)
         for sock in bind.sockets():
             with suppress(OSError):
-                bind.fwmark = sock.getsockopt(socket.SOL_SOCKET, SO_MARK)
+                (bind.fwmark,) = _MARK.unpack(sock.getsockopt(socket.SOL_SOCKET, SO_MARK, _MARK.size))
         return bind
 
     def sockets(self) -> list[socket.socket]:

@@ -92,20 +92,21 @@ def bind_udp(port: int, fwmark: int) -> tuple[socket.socket | None, socket.socke
     ``port`` 0 picks a free port. Either socket is None when its family is unavailable.
     Returns (v4, v6, port).
     """
+    mark = struct.pack("I", fwmark)  # unsigned: as an int, marks from 2**31 on raise TypeError
     for _attempt in range(20):
         s4: socket.socket | None = None
         s6: socket.socket | None = None
         try:
             s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             if fwmark:
-                s4.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, fwmark)
+                s4.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
             s4.bind(("0.0.0.0", port))
             chosen = s4.getsockname()[1]
             try:
                 s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
                 s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 if fwmark:
-                    s6.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, fwmark)
+                    s6.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
                 s6.bind(("::", chosen))
             except OSError as e:
                 if s6 is not None:
