@@ -1,12 +1,14 @@
 """Control-socket requests: bytes a local client writes to the helper, through the real `ControlServer`.
 
-The input's first byte picks who is connected (root; group member uid 1000; uid 4242, owner of tunnel
-``owned``; a monitor-group member); the rest is written to a socket pair and the helper's own connection
-loop (`ControlServer._requests`: framing, `protocol.decode_request`, authorisation by verb and owner, the
-dispatch) reads it until end of stream. The `TunnelManager` is replaced by a recorder that stops where the
-helper would act; every argument it receives is checked against the protocol's rules, so a value the
-decoder lets through unvalidated is a finding. Its answer is chosen by the input too (success or a
-`TunnelError`).
+The input's first byte picks who is connected (root; group member uid 1000; uid 4242; a monitor-group
+member); the rest is written to a socket pair and the helper's own connection loop
+(`ControlServer._requests`: framing, `protocol.decode_request`, authorisation by verb, the dispatch)
+reads it until end of stream. The `TunnelManager` is replaced by a recorder that stops where the helper
+would act; every argument it receives is checked against the protocol's rules, so a value the decoder
+lets through unvalidated is a finding. Its answer is chosen by the input too (success or a
+`TunnelError`). Whose tunnels a caller may change or see the manager decides (issue 13: under its lock,
+from the owner recorded before a bring-up starts); what the server must get right is the identity it
+hands over, so the recorder checks that every call carries the connection's own `Caller`.
 
 Invariants:
 * the helper answers every request with exactly one JSON line (``v`` 1, an ``id`` that is null or the
@@ -15,8 +17,8 @@ Invariants:
 * the manager only sees verbs of the allow-list with validated arguments (names match the interface
   name rule, configs have no control characters but newlines and tabs and are within the size bound,
   flags are booleans or null, targets are IP literals);
-* a monitor member never reaches a verb that changes anything, and no one but uid 4242 and root reaches
-  a verb naming ``owned`` (except ``up``, which issue 13 item 6 is about);
+* a monitor member never reaches a verb that changes anything, and every call that acts for a caller
+  carries the connection's uid, with the right to see everything only for root;
 * the connection ends after a ``malformed`` or ``too_large`` error or a subscription, never otherwise
   before the input does.
 """
@@ -32,9 +34,10 @@ from pathlib import Path
 from queue import Queue
 from typing import Any
 
-from tests.fuzz.targets import Finding, check
+from tests.fuzz.targets import check
 from wgdesk.config import is_interface_name
 from wgdesk.helper import protocol
+from wgdesk.helper.caller import Caller
 from wgdesk.helper.logbook import LogBook
 from wgdesk.helper.server import CONTROL, MONITOR, ROOT, WATCH_VERBS, ControlServer
 from wgdesk.helper.settings import Settings
@@ -42,7 +45,12 @@ from wgdesk.helper.tunnels import Events, TunnelError
 
 MAX_LEN = 16384
 OWNER = 4242
-CALLERS = ((ROOT, 0), (CONTROL, 1000), (CONTROL, OWNER), (MONITOR, 2000))
+CALLERS = (
+    (ROOT, Caller(0, sees_all=True)),
+    (CONTROL, Caller(1000)),
+    (CONTROL, Caller(OWNER)),
+    (MONITOR, Caller(2000)),
+)
 ERROR_CODES = frozenset(
     {"malformed", "too_large", "unsupported_version", "invalid", "unknown_verb", "denied", "refused"}
 )
@@ -56,9 +64,12 @@ class RecordingManager:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail = False
+        self.caller = Caller(0, sees_all=True)
 
-    def _call(self, verb: str, **args: Any) -> dict[str, Any]:
+    def _call(self, verb: str, caller: Caller | None = None, **args: Any) -> dict[str, Any]:
         self.calls.append((verb, args))
+        if caller is not None:
+            check(caller == self.caller, f"{verb} acts for {caller}, the connection is {self.caller}")
         for key, value in args.items():
             if key == "name" and value is not None:
                 check(
@@ -82,37 +93,48 @@ class RecordingManager:
             raise TunnelError("refused", f"{verb} refused by the fuzz harness")
         return {"done": verb}
 
-    def up(self, name: str, text: str, full_tunnel: bool | None, kill_switch: bool | None) -> dict[str, Any]:
-        return self._call("up", name=name, text=text, full_tunnel=full_tunnel, kill_switch=kill_switch)
+    def up(
+        self, name: str, text: str, full_tunnel: bool | None, kill_switch: bool | None, caller: Caller
+    ) -> dict[str, Any]:
+        return self._call(
+            "up", caller, name=name, text=text, full_tunnel=full_tunnel, kill_switch=kill_switch
+        )
 
-    def update(self, name: str, text: str) -> dict[str, Any]:
-        return self._call("update", name=name, text=text)
+    def update(self, name: str, text: str, caller: Caller) -> dict[str, Any]:
+        return self._call("update", caller, name=name, text=text)
 
-    def down(self, name: str) -> dict[str, Any]:
-        return self._call("down", name=name)
+    def down(self, name: str, caller: Caller) -> dict[str, Any]:
+        return self._call("down", caller, name=name)
 
-    def status(self, name: str | None = None) -> list[dict[str, Any]]:
+    def status(self, name: str | None, caller: Caller) -> list[dict[str, Any]]:
         # never refuses: the real one only reports state (a subscription calls it outside any request)
         fail, self.fail = self.fail, False
         try:
-            self._call("status", name=name)
+            self._call("status", caller, name=name)
         finally:
             self.fail = fail
         return [{"name": "owned", "state": "up", "message": None}]
 
-    def diagnose(self, name: str) -> dict[str, Any]:
-        return self._call("diagnose", name=name)
+    def logs(self, name: str | None, since: float | None, caller: Caller) -> list[dict[str, Any]]:
+        self._call("logs", caller, name=name, since=since)
+        return []
 
-    def probe_mtu(self, name: str, target: str | None, apply: bool | None) -> dict[str, Any]:
-        return self._call("probe_mtu", name=name, target=target, apply=apply)
+    def diagnose(self, name: str, caller: Caller) -> dict[str, Any]:
+        return self._call("diagnose", caller, name=name)
+
+    def probe_mtu(self, name: str, target: str | None, apply: bool | None, caller: Caller) -> dict[str, Any]:
+        return self._call("probe_mtu", caller, name=name, target=target, apply=apply)
 
     def split_exclude(self, conn: socket.socket, uid: int) -> dict[str, Any]:
+        check(uid == self.caller.uid, f"split_exclude for uid {uid}, the connection is {self.caller}")
         return self._call("split_exclude")
 
     def split_include(self, conn: socket.socket, uid: int) -> dict[str, Any]:
+        check(uid == self.caller.uid, f"split_include for uid {uid}, the connection is {self.caller}")
         return self._call("split_include")
 
     def split_list(self, uid: int | None) -> dict[str, Any]:
+        check(uid == (None if self.caller.is_root else self.caller.uid), f"split_list for uid {uid}")
         return self._call("split_list")
 
     def lockdown_state(self) -> dict[str, Any]:
@@ -131,9 +153,9 @@ class RecordingManager:
 class OverflowingEvents(Events):
     """A subscription that has one event queued and then falls behind, so `_stream` ends at once."""
 
-    def subscribe(self) -> Queue[dict[str, Any] | None]:
+    def subscribe(self) -> Queue[tuple[int | None, dict[str, Any]] | None]:
         q = super().subscribe()
-        q.put({"event": "state", "tunnel": "owned", "state": "up", "message": None})
+        q.put((OWNER, {"event": "state", "tunnel": "owned", "state": "up", "message": None}))
         q.put(None)
         return q
 
@@ -156,10 +178,10 @@ def _request_id(line: bytes) -> object:
 def one_input(server: ControlServer, manager: RecordingManager, data: bytes) -> None:
     if not data:
         return
-    role, uid = CALLERS[data[0] % len(CALLERS)]
+    role, caller = CALLERS[data[0] % len(CALLERS)]
     manager.fail = bool(data[0] & 0x80)
     manager.calls.clear()
-    server._owners = {"owned": OWNER}
+    manager.caller = caller
     server.log = LogBook()
     ours, theirs = socket.socketpair()
     try:
@@ -167,7 +189,7 @@ def one_input(server: ControlServer, manager: RecordingManager, data: bytes) -> 
         theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         ours.sendall(data[1:])
         ours.shutdown(socket.SHUT_WR)
-        server._requests(theirs, uid, role)
+        server._requests(theirs, caller, role)
         theirs.close()
         replies = b""
         while chunk := ours.recv(1 << 16):
@@ -202,11 +224,9 @@ def one_input(server: ControlServer, manager: RecordingManager, data: bytes) -> 
         ended = code in ENDING_CODES
     if not ended:
         check(len(answers) == len(requests), f"{len(answers)} answers to {len(requests)} requests")
-    for verb, args in manager.calls:
+    for verb, _args in manager.calls:
         if role == MONITOR:
             check(verb in WATCH_VERBS, f"monitor member reached {verb}")
-        if args.get("name") == "owned" and uid not in (0, OWNER) and verb not in WATCH_VERBS | {"up"}:
-            raise Finding(f"uid {uid} reached {verb} on another user's tunnel")
     errors = [r for r in server.log.records(None, None) if r["level"] == "error"]
     check(not errors, f"the helper logged an error: {errors[:1]}")
 
