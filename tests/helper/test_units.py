@@ -487,7 +487,7 @@ def test_a_malformed_uapi_errno_is_an_engine_error(tmp_path: Path, monkeypatch: 
         c.close()
 
     threading.Thread(target=answer, daemon=True).start()
-    with pytest.raises(engine_process.EngineError, match="malformed UAPI errno"):
+    with pytest.raises(engine_process.EngineError, match="malformed UAPI reply status 'errno=banana'"):
         engine_process.uapi_request("wgx", "get=1\n\n", timeout=5)
     listener.close()
 

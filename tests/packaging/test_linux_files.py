@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.packaging.artifacts import ROOT
 
 LINUX = ROOT / "installers" / "linux"
@@ -65,6 +67,8 @@ def test_no_polkit_policy_is_shipped() -> None:
     # the actions it defined were used by nothing (issue 13): a policy that grants nothing misleads
     assert policies() == []
 
+
+@pytest.mark.parametrize("script", ["postinst", "prerm", "postrm"])
 def test_maintainer_scripts_are_posix_sh(script: str) -> None:
     path = LINUX / "debian" / script
     assert path.read_text().startswith("#!/bin/sh\n")
