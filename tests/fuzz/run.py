@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +106,21 @@ def parse_log(result: Result, text: str, elapsed: float, returncode: int, findin
         result.findings.append(f"input saved: {path}")
 
 
+def scratch_parent() -> str | None:
+    """The caller's TMPDIR, else /dev/shm (the imports target writes and fsyncs a store per input)."""
+    if os.environ.get("TMPDIR"):
+        return None
+    return "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+@contextmanager
+def removed(directory: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def run_target(
     target: str, runs: int, seconds: int | None, findings_dir: Path, verbose: bool, work: Path
 ) -> Result:
@@ -120,9 +137,12 @@ def run_target(
         cmd.append(f"-dict={dictionary}")
     if seconds:
         cmd.append(f"-max_total_time={seconds}")
-    env = {**os.environ, "FUZZ_RUNS": str(runs), "PYTHONPATH": str(ROOT)}
+    # what a target creates (stores, sockets, engine directories) goes under one scratch directory that is
+    # removed here, also when libFuzzer ends the worker without running its Python exit handlers
+    scratch = Path(tempfile.mkdtemp(prefix=f"wgdesk-fuzz-{target}-", dir=scratch_parent()))
+    env = {**os.environ, "FUZZ_RUNS": str(runs), "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
     started = time.monotonic()
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open(log_path, "w", encoding="utf-8") as log, removed(scratch):
         proc = subprocess.Popen(
             cmd,
             cwd=ROOT,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,11 +22,13 @@ RUNS = 3000
 @pytest.mark.parametrize(
     "target", [pytest.param(t, marks=pytest.mark.root) if t == "uapi_request" else t for t in TARGETS]
 )
-def test_target_runs_clean(target: str, tmp_path: Path) -> None:
+def test_target_runs_clean(target: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix="wgf-"))  # short: the targets bind UNIX sockets below it
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
     proc = subprocess.run(
         [sys.executable, "-m", "tests.fuzz.run", target, "-n", str(RUNS), "--findings", str(tmp_path)],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)},
         capture_output=True,
         text=True,
         timeout=170,
@@ -35,3 +39,4 @@ def test_target_runs_clean(target: str, tmp_path: Path) -> None:
     inputs = int(row.split()[1])
     assert inputs == RUNS, row
     assert re.search(r"cov \d+ ft \d+", row), row  # coverage was measured: the code is instrumented
+    assert list(scratch.iterdir()) == []  # the stores, sockets and engine directories it made are gone
