@@ -45,10 +45,12 @@ class Namespace:
     def argv(self, *args: str) -> list[str]:
         return [IP, "netns", "exec", self.name, *args]
 
-    def exec(self, *args: str, check: bool = True, timeout: float = 60, env: dict[str, str] | None = None
-             ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*args), check=check, capture_output=True, text=True, timeout=timeout,
-                              env=env)
+    def exec(
+        self, *args: str, check: bool = True, timeout: float = 60, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args), check=check, capture_output=True, text=True, timeout=timeout, env=env
+        )
 
     def popen(self, *args: str, env: dict[str, str] | None = None, **kw: object) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(self.argv(*args), env=env, **kw)  # type: ignore[call-overload]
@@ -76,8 +78,13 @@ class Namespace:
         run([IP, "netns", "del", self.name], check=False)
 
 
-def veth(a: Namespace, b: Namespace, a_addrs: Sequence[str] = (), b_addrs: Sequence[str] = (),
-         mtu: int | None = None) -> tuple[str, str]:
+def veth(
+    a: Namespace,
+    b: Namespace,
+    a_addrs: Sequence[str] = (),
+    b_addrs: Sequence[str] = (),
+    mtu: int | None = None,
+) -> tuple[str, str]:
     """Join two namespaces with a veth pair; returns the interface names (in a, in b)."""
     ia, ib = unique_name("va"), unique_name("vb")
     run([IP, "link", "add", ia, "netns", a.name, "type", "veth", "peer", "name", ib, "netns", b.name])

@@ -126,8 +126,22 @@ def test_a_test_not_marked_slow_gets_the_short_timeout(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(shortened)
     (tmp_path / "test_inner.py").write_text(BUDGETS)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-c", "/dev/null", "--timeout", "30",
-         "--strict-markers", "-o", "markers=slow", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            "/dev/null",
+            "--timeout",
+            "30",
+            "--strict-markers",
+            "-o",
+            "markers=slow",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

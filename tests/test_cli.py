@@ -127,7 +127,8 @@ def test_an_endless_file_is_refused_and_a_pipe_still_read() -> None:
     assert result.stdout.decode().splitlines()[0] == "/dev/zero: larger than 1 MiB; not a tunnel config"
     result = run("strip", "/dev/zero")
     assert (result.returncode, result.stderr) == (
-        1, b"wgdeskctl: /dev/zero: larger than 1 MiB; not a tunnel config\n"
+        1,
+        b"wgdeskctl: /dev/zero: larger than 1 MiB; not a tunnel config\n",
     )
     piped = run("strip", "/dev/stdin", input=(VALID / "minimal.conf").read_bytes())
     assert piped.returncode == 0 and piped.stdout.startswith(b"[Interface]")

@@ -326,7 +326,10 @@ def test_archive_member_paths_and_sizes_cannot_escape_or_exhaust(store: TunnelSt
         (f"{archive}:bomb.conf", "larger than 1 MiB; not a tunnel config")
     ]
     assert sorted(p.name for p in store.directory.iterdir()) == [
-        "absolute.conf", "escape.conf", "nested.conf", "windows.conf"
+        "absolute.conf",
+        "escape.conf",
+        "nested.conf",
+        "windows.conf",
     ]
     home = store.directory.parents[2]  # the keyring session's home; "../../" from the store is inside it
     names = {"escape.conf", "absolute.conf", "windows.conf", "nested.conf"}

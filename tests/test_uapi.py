@@ -66,35 +66,72 @@ SET_CASES = [
     ("public_key=" + H2 + "\nremove=true", DeviceChange(peers=(PeerChange(K2, remove=True),))),
     ("public_key=" + H2 + "\nupdate_only=true", DeviceChange(peers=(PeerChange(K2, update_only=True),))),
     ("public_key=" + H2 + "\npreshared_key=" + H3, DeviceChange(peers=(PeerChange(K2, preshared_key=K3),))),
-    ("public_key=" + H2 + "\npreshared_key=" + "0" * 64,
-     DeviceChange(peers=(PeerChange(K2, preshared_key=NO_KEY),))),
-    ("public_key=" + H2 + "\nendpoint=192.0.2.1:51820",
-     DeviceChange(peers=(PeerChange(K2, endpoint=("192.0.2.1", 51820)),))),
-    ("public_key=" + H2 + "\nendpoint=[2001:db8::1]:1",
-     DeviceChange(peers=(PeerChange(K2, endpoint=("2001:db8::1", 1)),))),
-    ("public_key=" + H2 + "\nendpoint=[2001:0db8:0::1]:1",  # canonical text, as Go prints it back
-     DeviceChange(peers=(PeerChange(K2, endpoint=("2001:db8::1", 1)),))),
-    ("public_key=" + H2 + "\nendpoint=[fe80::1%eth0]:51820",
-     DeviceChange(peers=(PeerChange(K2, endpoint=("fe80::1%eth0", 51820)),))),
-    ("public_key=" + H2 + "\nendpoint=[::ffff:192.0.2.1]:7",
-     DeviceChange(peers=(PeerChange(K2, endpoint=("::ffff:192.0.2.1", 7)),))),
-    ("public_key=" + H2 + "\npersistent_keepalive_interval=25",
-     DeviceChange(peers=(PeerChange(K2, persistent_keepalive=25),))),
-    ("public_key=" + H2 + "\npersistent_keepalive_interval=0",
-     DeviceChange(peers=(PeerChange(K2, persistent_keepalive=0),))),
-    ("public_key=" + H2 + "\nallowed_ip=10.0.0.1/24\nallowed_ip=fd00::1/64\nallowed_ip=0.0.0.0/0",
-     DeviceChange(peers=(PeerChange(K2, allowed_ips=(
-         ip_network("10.0.0.0/24"), ip_network("fd00::/64"), ip_network("0.0.0.0/0"))),))),
-    ("public_key=" + H2 + "\nallowed_ip=10.0.0.0/8\nreplace_allowed_ips=true\nallowed_ip=10.1.0.0/16",
-     DeviceChange(peers=(
-         PeerChange(K2, replace_allowed_ips=True, allowed_ips=(ip_network("10.1.0.0/16"),)),))),
+    (
+        "public_key=" + H2 + "\npreshared_key=" + "0" * 64,
+        DeviceChange(peers=(PeerChange(K2, preshared_key=NO_KEY),)),
+    ),
+    (
+        "public_key=" + H2 + "\nendpoint=192.0.2.1:51820",
+        DeviceChange(peers=(PeerChange(K2, endpoint=("192.0.2.1", 51820)),)),
+    ),
+    (
+        "public_key=" + H2 + "\nendpoint=[2001:db8::1]:1",
+        DeviceChange(peers=(PeerChange(K2, endpoint=("2001:db8::1", 1)),)),
+    ),
+    (
+        "public_key=" + H2 + "\nendpoint=[2001:0db8:0::1]:1",  # canonical text, as Go prints it back
+        DeviceChange(peers=(PeerChange(K2, endpoint=("2001:db8::1", 1)),)),
+    ),
+    (
+        "public_key=" + H2 + "\nendpoint=[fe80::1%eth0]:51820",
+        DeviceChange(peers=(PeerChange(K2, endpoint=("fe80::1%eth0", 51820)),)),
+    ),
+    (
+        "public_key=" + H2 + "\nendpoint=[::ffff:192.0.2.1]:7",
+        DeviceChange(peers=(PeerChange(K2, endpoint=("::ffff:192.0.2.1", 7)),)),
+    ),
+    (
+        "public_key=" + H2 + "\npersistent_keepalive_interval=25",
+        DeviceChange(peers=(PeerChange(K2, persistent_keepalive=25),)),
+    ),
+    (
+        "public_key=" + H2 + "\npersistent_keepalive_interval=0",
+        DeviceChange(peers=(PeerChange(K2, persistent_keepalive=0),)),
+    ),
+    (
+        "public_key=" + H2 + "\nallowed_ip=10.0.0.1/24\nallowed_ip=fd00::1/64\nallowed_ip=0.0.0.0/0",
+        DeviceChange(
+            peers=(
+                PeerChange(
+                    K2,
+                    allowed_ips=(ip_network("10.0.0.0/24"), ip_network("fd00::/64"), ip_network("0.0.0.0/0")),
+                ),
+            )
+        ),
+    ),
+    (
+        "public_key=" + H2 + "\nallowed_ip=10.0.0.0/8\nreplace_allowed_ips=true\nallowed_ip=10.1.0.0/16",
+        DeviceChange(
+            peers=(PeerChange(K2, replace_allowed_ips=True, allowed_ips=(ip_network("10.1.0.0/16"),)),)
+        ),
+    ),
     ("public_key=" + H2 + "\nprotocol_version=1", DeviceChange(peers=(PeerChange(K2, protocol_version=1),))),
-    ("private_key=" + H1 + "\nlisten_port=51820\nfwmark=7\nreplace_peers=true\n"
-     "public_key=" + H2 + "\nendpoint=1.2.3.4:5\npublic_key=" + H3 + "\nremove=true\n"
-     "public_key=" + H2 + "\nallowed_ip=10.9.0.0/16",
-     DeviceChange(private_key=K1, listen_port=51820, fwmark=7, replace_peers=True, peers=(
-         PeerChange(K2, endpoint=("1.2.3.4", 5)), PeerChange(K3, remove=True),
-         PeerChange(K2, allowed_ips=(ip_network("10.9.0.0/16"),))))),
+    (
+        "private_key=" + H1 + "\nlisten_port=51820\nfwmark=7\nreplace_peers=true\n"
+        "public_key=" + H2 + "\nendpoint=1.2.3.4:5\npublic_key=" + H3 + "\nremove=true\n"
+        "public_key=" + H2 + "\nallowed_ip=10.9.0.0/16",
+        DeviceChange(
+            private_key=K1,
+            listen_port=51820,
+            fwmark=7,
+            replace_peers=True,
+            peers=(
+                PeerChange(K2, endpoint=("1.2.3.4", 5)),
+                PeerChange(K3, remove=True),
+                PeerChange(K2, allowed_ips=(ip_network("10.9.0.0/16"),)),
+            ),
+        ),
+    ),
 ]
 
 
@@ -117,7 +154,7 @@ ERROR_CASES = [
     ("private_key=" + H1[:-1], errno.EINVAL, "64 hexadecimal"),
     ("private_key=" + H1 + "0", errno.EINVAL, "64 hexadecimal"),
     ("private_key=" + H1[:-2] + "zz", errno.EINVAL, "64 hexadecimal"),
-    ("private_key=" + " ".join(H1[i:i + 2] for i in range(0, 64, 2)), errno.EINVAL, "64 hexadecimal"),
+    ("private_key=" + " ".join(H1[i : i + 2] for i in range(0, 64, 2)), errno.EINVAL, "64 hexadecimal"),
     ("private_key=", errno.EINVAL, "64 hexadecimal"),
     ("listen_port=65536", errno.EINVAL, "0 to 65535"),
     ("listen_port=-1", errno.EINVAL, "listen_port"),
@@ -186,13 +223,31 @@ def test_secret_values_are_not_echoed_in_errors() -> None:
 # --- format_get --------------------------------------------------------------------------------------
 
 SNAPSHOT = DeviceSnapshot(
-    private_key=K1, public_key=None, listen_port=51820, fwmark=0,
+    private_key=K1,
+    public_key=None,
+    listen_port=51820,
+    fwmark=0,
     peers=(
-        PeerSnapshot(public_key=K2, preshared_key=K3, endpoint=("192.0.2.1", 51820), persistent_keepalive=25,
-                     allowed_ips=(ip_network("10.0.0.0/24"), ip_network("fd00::/64")),
-                     last_handshake=1700000000.25, rx_bytes=1234, tx_bytes=5678),
-        PeerSnapshot(public_key=K3, preshared_key=None, endpoint=None, persistent_keepalive=0,
-                     allowed_ips=(), last_handshake=None, rx_bytes=0, tx_bytes=0),
+        PeerSnapshot(
+            public_key=K2,
+            preshared_key=K3,
+            endpoint=("192.0.2.1", 51820),
+            persistent_keepalive=25,
+            allowed_ips=(ip_network("10.0.0.0/24"), ip_network("fd00::/64")),
+            last_handshake=1700000000.25,
+            rx_bytes=1234,
+            tx_bytes=5678,
+        ),
+        PeerSnapshot(
+            public_key=K3,
+            preshared_key=None,
+            endpoint=None,
+            persistent_keepalive=0,
+            allowed_ips=(),
+            last_handshake=None,
+            rx_bytes=0,
+            tx_bytes=0,
+        ),
     ),
 )
 
@@ -234,10 +289,16 @@ def test_format_get_optional_device_lines() -> None:
 
 
 def test_format_get_ipv6_endpoint_and_mapped_prefix() -> None:
-    peer = PeerSnapshot(public_key=K2, preshared_key=None, endpoint=("fe80::1%eth0", 5),
-                        persistent_keepalive=0,
-                        allowed_ips=(ip_network("::ffff:1.2.3.0/120"),), last_handshake=None, rx_bytes=0,
-                        tx_bytes=0)
+    peer = PeerSnapshot(
+        public_key=K2,
+        preshared_key=None,
+        endpoint=("fe80::1%eth0", 5),
+        persistent_keepalive=0,
+        allowed_ips=(ip_network("::ffff:1.2.3.0/120"),),
+        last_handshake=None,
+        rx_bytes=0,
+        tx_bytes=0,
+    )
     snap = DeviceSnapshot(private_key=None, public_key=None, listen_port=0, fwmark=0, peers=(peer,))
     text = format_get(snap)
     assert "endpoint=[fe80::1%eth0]:5\n" in text
@@ -262,15 +323,18 @@ def test_parse_get_public_key_matches_wg_pubkey() -> None:
     assert snap.public_key == bytes.fromhex(alice_public)
 
 
-@pytest.mark.parametrize(("reply", "code"), [
-    (["errno=-22", ""], errno.EINVAL),
-    (["errno=1", ""], errno.EPERM),
-    (["listen_port=1", ""], errno.EPROTO),  # no errno line
-    (["listen_port", "errno=0", ""], errno.EPROTO),
-    (["public_key=12", "errno=0", ""], errno.EPROTO),
-    ([f"public_key={H2}", "endpoint=nowhere", "errno=0", ""], errno.EPROTO),
-    (["errno=x", ""], errno.EPROTO),
-])
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        (["errno=-22", ""], errno.EINVAL),
+        (["errno=1", ""], errno.EPERM),
+        (["listen_port=1", ""], errno.EPROTO),  # no errno line
+        (["listen_port", "errno=0", ""], errno.EPROTO),
+        (["public_key=12", "errno=0", ""], errno.EPROTO),
+        ([f"public_key={H2}", "endpoint=nowhere", "errno=0", ""], errno.EPROTO),
+        (["errno=x", ""], errno.EPROTO),
+    ],
+)
 def test_parse_get_errors(reply: list[str], code: int) -> None:
     with pytest.raises(ConfigurationError) as info:
         parse_get(reply)
@@ -299,18 +363,32 @@ endpoints = st.tuples(st.one_of(v4, v6, st.just("fe80::1%eth0")), st.integers(0,
 nets = st.one_of(
     st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)),
     st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 128)).map(lambda t: (t[0], t[1], 6)),
-).map(lambda t: ip_network((t[0], t[1]), strict=False) if len(t) == 2
-      else ip_network((t[0].to_bytes(16, "big"), t[1]), strict=False))
+).map(
+    lambda t: (
+        ip_network((t[0], t[1]), strict=False)
+        if len(t) == 2
+        else ip_network((t[0].to_bytes(16, "big"), t[1]), strict=False)
+    )
+)
 
 peer_changes = st.builds(
-    PeerChange, public_key=keys, remove=st.booleans(), update_only=st.booleans(),
-    preshared_key=st.none() | keys, endpoint=st.none() | endpoints,
-    persistent_keepalive=st.none() | st.integers(0, 65535), replace_allowed_ips=st.booleans(),
-    allowed_ips=st.lists(nets, max_size=5).map(tuple), protocol_version=st.none() | st.just(1),
+    PeerChange,
+    public_key=keys,
+    remove=st.booleans(),
+    update_only=st.booleans(),
+    preshared_key=st.none() | keys,
+    endpoint=st.none() | endpoints,
+    persistent_keepalive=st.none() | st.integers(0, 65535),
+    replace_allowed_ips=st.booleans(),
+    allowed_ips=st.lists(nets, max_size=5).map(tuple),
+    protocol_version=st.none() | st.just(1),
 )
 device_changes = st.builds(
-    DeviceChange, private_key=st.none() | keys, listen_port=st.none() | st.integers(0, 65535),
-    fwmark=st.none() | st.integers(0, 2**32 - 1), replace_peers=st.booleans(),
+    DeviceChange,
+    private_key=st.none() | keys,
+    listen_port=st.none() | st.integers(0, 65535),
+    fwmark=st.none() | st.integers(0, 2**32 - 1),
+    replace_peers=st.booleans(),
     peers=st.lists(peer_changes, max_size=4).map(tuple),
 )
 
@@ -325,15 +403,22 @@ def test_format_set_parse_set_round_trip(change: DeviceChange) -> None:
 
 
 peer_snapshots = st.builds(
-    PeerSnapshot, public_key=keys, preshared_key=st.none() | keys.filter(lambda k: k != NO_KEY),
-    endpoint=st.none() | endpoints, persistent_keepalive=st.integers(0, 65535),
+    PeerSnapshot,
+    public_key=keys,
+    preshared_key=st.none() | keys.filter(lambda k: k != NO_KEY),
+    endpoint=st.none() | endpoints,
+    persistent_keepalive=st.integers(0, 65535),
     allowed_ips=st.lists(nets, max_size=5).map(tuple),
     last_handshake=st.none() | st.integers(1, 2**33).map(float),
-    rx_bytes=st.integers(0, 2**64 - 1), tx_bytes=st.integers(0, 2**64 - 1),
+    rx_bytes=st.integers(0, 2**64 - 1),
+    tx_bytes=st.integers(0, 2**64 - 1),
 )
 snapshots = st.builds(
-    DeviceSnapshot, private_key=st.none() | keys.filter(lambda k: k != NO_KEY), public_key=st.none(),
-    listen_port=st.integers(0, 65535), fwmark=st.integers(0, 2**32 - 1),
+    DeviceSnapshot,
+    private_key=st.none() | keys.filter(lambda k: k != NO_KEY),
+    public_key=st.none(),
+    listen_port=st.integers(0, 65535),
+    fwmark=st.integers(0, 2**32 - 1),
     peers=st.lists(peer_snapshots, max_size=4).map(tuple),
 )
 
@@ -366,16 +451,19 @@ def test_read_request_get_and_set_pipelined() -> None:
         read_request(r.readline)
 
 
-@pytest.mark.parametrize(("data", "code"), [
-    (b"get=1\nx\n", errno.EINVAL),  # wireguard-go: "trailing character in UAPI get"
-    (b"get=1\n", errno.EPROTO),
-    (b"get=2\n\n", errno.EPROTO),
-    (b"GET=1\n\n", errno.EPROTO),
-    (b"set=1\nlisten_port=1\n", errno.EPROTO),  # no terminating empty line
-    (b"set=1\nlisten_port=1", errno.EPROTO),  # stream ends inside a line
-    (b"set=1\n" + b"a" * 5000 + b"\n\n", errno.EMSGSIZE),
-    (b"get=1" + b"x" * 5000, errno.EMSGSIZE),
-])
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"get=1\nx\n", errno.EINVAL),  # wireguard-go: "trailing character in UAPI get"
+        (b"get=1\n", errno.EPROTO),
+        (b"get=2\n\n", errno.EPROTO),
+        (b"GET=1\n\n", errno.EPROTO),
+        (b"set=1\nlisten_port=1\n", errno.EPROTO),  # no terminating empty line
+        (b"set=1\nlisten_port=1", errno.EPROTO),  # stream ends inside a line
+        (b"set=1\n" + b"a" * 5000 + b"\n\n", errno.EMSGSIZE),
+        (b"get=1" + b"x" * 5000, errno.EMSGSIZE),
+    ],
+)
 def test_read_request_errors(data: bytes, code: int) -> None:
     with pytest.raises(RequestError) as info:
         read_request(reader(data).readline)
@@ -430,11 +518,31 @@ def test_parse_endpoint_normalises() -> None:
 
 # --- fuzzing: only documented errors -----------------------------------------------------------------
 
-KEYS = ["private_key", "listen_port", "fwmark", "replace_peers", "public_key", "remove", "update_only",
-        "preshared_key", "endpoint", "persistent_keepalive_interval", "replace_allowed_ips", "allowed_ip",
-        "protocol_version", "errno", "rx_bytes", "tx_bytes", "last_handshake_time_sec"]
-values = st.one_of(st.text(max_size=80), st.sampled_from([H1, "0" * 64, "true", "1", "[::1]:1", "1.2.3.4:5",
-                                                          "10.0.0.0/8", "::/0", "65535", "-22"]))
+KEYS = [
+    "private_key",
+    "listen_port",
+    "fwmark",
+    "replace_peers",
+    "public_key",
+    "remove",
+    "update_only",
+    "preshared_key",
+    "endpoint",
+    "persistent_keepalive_interval",
+    "replace_allowed_ips",
+    "allowed_ip",
+    "protocol_version",
+    "errno",
+    "rx_bytes",
+    "tx_bytes",
+    "last_handshake_time_sec",
+]
+values = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(
+        [H1, "0" * 64, "true", "1", "[::1]:1", "1.2.3.4:5", "10.0.0.0/8", "::/0", "65535", "-22"]
+    ),
+)
 key_values = st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS), values)
 fuzz_lines = st.lists(st.one_of(st.text(max_size=100), key_values), max_size=30)
 
@@ -549,22 +657,52 @@ def test_wg_set_request_decodes(tmp_path: Path) -> None:
     (tmp_path / "psk").write_text(b64(K3) + "\n")
     k4 = bytes([4] * 32)
     with FakeUAPI(ok_reply) as fake:
-        r = fake.wg("set", fake.name, "private-key", str(tmp_path / "key"), "listen-port", "51820",
-                    "fwmark", "0x10",
-                    "peer", b64(K2), "preshared-key", str(tmp_path / "psk"), "endpoint", "192.0.2.1:51820",
-                    "persistent-keepalive", "25", "allowed-ips", "10.0.0.0/24,fd00::1/64",
-                    "peer", b64(K3), "endpoint", "[fe80::1%lo]:7", "allowed-ips", "",
-                    "peer", b64(k4), "remove")
+        r = fake.wg(
+            "set",
+            fake.name,
+            "private-key",
+            str(tmp_path / "key"),
+            "listen-port",
+            "51820",
+            "fwmark",
+            "0x10",
+            "peer",
+            b64(K2),
+            "preshared-key",
+            str(tmp_path / "psk"),
+            "endpoint",
+            "192.0.2.1:51820",
+            "persistent-keepalive",
+            "25",
+            "allowed-ips",
+            "10.0.0.0/24,fd00::1/64",
+            "peer",
+            b64(K3),
+            "endpoint",
+            "[fe80::1%lo]:7",
+            "allowed-ips",
+            "",
+            "peer",
+            b64(k4),
+            "remove",
+        )
         assert r.returncode == 0, r.stderr
     assert len(fake.requests) == 1
     op, body = fake.requests[0]
     assert op == "set"
     assert parse_set(body) == DeviceChange(
-        private_key=K1, listen_port=51820, fwmark=16,
+        private_key=K1,
+        listen_port=51820,
+        fwmark=16,
         peers=(
-            PeerChange(K2, preshared_key=K3, endpoint=("192.0.2.1", 51820), persistent_keepalive=25,
-                       replace_allowed_ips=True,
-                       allowed_ips=(ip_network("10.0.0.0/24"), ip_network("fd00::/64"))),
+            PeerChange(
+                K2,
+                preshared_key=K3,
+                endpoint=("192.0.2.1", 51820),
+                persistent_keepalive=25,
+                replace_allowed_ips=True,
+                allowed_ips=(ip_network("10.0.0.0/24"), ip_network("fd00::/64")),
+            ),
             PeerChange(K3, endpoint=("fe80::1%lo", 7), replace_allowed_ips=True),
             PeerChange(k4, remove=True),
         ),
@@ -574,21 +712,31 @@ def test_wg_set_request_decodes(tmp_path: Path) -> None:
 @pytest.mark.root
 def test_wg_setconf_request_decodes(tmp_path: Path) -> None:
     conf = tmp_path / "wg.conf"
-    conf.write_text(f"[Interface]\nPrivateKey = {b64(K1)}\nListenPort = 1\nFwMark = off\n\n"
-                    f"[Peer]\nPublicKey = {b64(K2)}\nPresharedKey = {b64(K3)}\n"
-                    "AllowedIPs = 10.1.0.0/16, ::/0\n"
-                    f"Endpoint = [2001:db8::1]:5\nPersistentKeepalive = 0\n\n"
-                    f"[Peer]\nPublicKey = {b64(K3)}\n")
+    conf.write_text(
+        f"[Interface]\nPrivateKey = {b64(K1)}\nListenPort = 1\nFwMark = off\n\n"
+        f"[Peer]\nPublicKey = {b64(K2)}\nPresharedKey = {b64(K3)}\n"
+        "AllowedIPs = 10.1.0.0/16, ::/0\n"
+        f"Endpoint = [2001:db8::1]:5\nPersistentKeepalive = 0\n\n"
+        f"[Peer]\nPublicKey = {b64(K3)}\n"
+    )
     with FakeUAPI(ok_reply) as fake:
         r = fake.wg("setconf", fake.name, str(conf))
         assert r.returncode == 0, r.stderr
     assert [op for op, _ in fake.requests] == ["set"]
     assert parse_set(fake.requests[0][1]) == DeviceChange(
-        private_key=K1, listen_port=1, fwmark=0, replace_peers=True,
+        private_key=K1,
+        listen_port=1,
+        fwmark=0,
+        replace_peers=True,
         peers=(
-            PeerChange(K2, preshared_key=K3, endpoint=("2001:db8::1", 5), persistent_keepalive=0,
-                       replace_allowed_ips=True,
-                       allowed_ips=(ip_network("10.1.0.0/16"), ip_network("::/0"))),
+            PeerChange(
+                K2,
+                preshared_key=K3,
+                endpoint=("2001:db8::1", 5),
+                persistent_keepalive=0,
+                replace_allowed_ips=True,
+                allowed_ips=(ip_network("10.1.0.0/16"), ip_network("::/0")),
+            ),
             PeerChange(K3, replace_allowed_ips=True),
         ),
     )
@@ -603,8 +751,9 @@ def test_wg_show_reads_format_get() -> None:
     assert [op for op, _ in fake.requests] == ["get"]
     assert dump.stdout.splitlines() == [
         "\t".join([b64(K1), pub.strip(), "51820", "off"]),
-        "\t".join([b64(K2), b64(K3), "192.0.2.1:51820", "10.0.0.0/24,fd00::/64", "1700000000", "1234", "5678",
-                   "25"]),
+        "\t".join(
+            [b64(K2), b64(K3), "192.0.2.1:51820", "10.0.0.0/24,fd00::/64", "1700000000", "1234", "5678", "25"]
+        ),
         "\t".join([b64(K3), "(none)", "(none)", "(none)", "0", "0", "0", "off"]),
     ]
 
@@ -614,20 +763,30 @@ def test_wg_syncconf_diffs_against_format_get(tmp_path: Path) -> None:
     # syncconf reads the current state (our get reply), then sends only the difference.
     k4 = bytes([4] * 32)
     conf = tmp_path / "wg.conf"
-    conf.write_text(f"[Interface]\nPrivateKey = {b64(K1)}\nListenPort = 51820\n\n"
-                    f"[Peer]\nPublicKey = {b64(K2)}\nPresharedKey = {b64(K3)}\nAllowedIPs = 10.0.0.0/24\n"
-                    f"Endpoint = 192.0.2.1:51820\nPersistentKeepalive = 25\n\n"
-                    f"[Peer]\nPublicKey = {b64(k4)}\nAllowedIPs = 10.4.0.0/16\n")
+    conf.write_text(
+        f"[Interface]\nPrivateKey = {b64(K1)}\nListenPort = 51820\n\n"
+        f"[Peer]\nPublicKey = {b64(K2)}\nPresharedKey = {b64(K3)}\nAllowedIPs = 10.0.0.0/24\n"
+        f"Endpoint = 192.0.2.1:51820\nPersistentKeepalive = 25\n\n"
+        f"[Peer]\nPublicKey = {b64(k4)}\nAllowedIPs = 10.4.0.0/16\n"
+    )
     with FakeUAPI(lambda op, body: format_get(SNAPSHOT) if op == "get" else format_errno(0)) as fake:
         r = fake.wg("syncconf", fake.name, str(conf))
         assert r.returncode == 0, r.stderr
     assert [op for op, _ in fake.requests] == ["get", "set"]
     assert parse_set(fake.requests[1][1]) == DeviceChange(
-        private_key=K1, listen_port=51820, fwmark=0,
+        private_key=K1,
+        listen_port=51820,
+        fwmark=0,
         peers=(
             PeerChange(K3, remove=True),  # in our reply, not in the file
-            PeerChange(K2, preshared_key=K3, endpoint=("192.0.2.1", 51820), persistent_keepalive=25,
-                       replace_allowed_ips=True, allowed_ips=(ip_network("10.0.0.0/24"),)),
+            PeerChange(
+                K2,
+                preshared_key=K3,
+                endpoint=("192.0.2.1", 51820),
+                persistent_keepalive=25,
+                replace_allowed_ips=True,
+                allowed_ips=(ip_network("10.0.0.0/24"),),
+            ),
             PeerChange(k4, replace_allowed_ips=True, allowed_ips=(ip_network("10.4.0.0/16"),)),
         ),
     )
@@ -675,10 +834,33 @@ def test_wireguard_go_get_reply_round_trips(
     ns, name, path = wireguard_go
     (tmp_path / "key").write_text(b64(PK1))
     (tmp_path / "psk").write_text(b64(K3))
-    ns.exec(WG, "set", name, "private-key", str(tmp_path / "key"), "listen-port", "51820", "fwmark", "7",
-            "peer", b64(K2), "preshared-key", str(tmp_path / "psk"), "endpoint", "127.0.0.2:51820",
-            "persistent-keepalive", "25", "allowed-ips", "10.0.0.0/24,fd00::/64,0.0.0.0/0",
-            "peer", b64(K3), "endpoint", "[::1]:7", "allowed-ips", "10.9.0.0/16,::ffff:10.0.0.0/104")
+    ns.exec(
+        WG,
+        "set",
+        name,
+        "private-key",
+        str(tmp_path / "key"),
+        "listen-port",
+        "51820",
+        "fwmark",
+        "7",
+        "peer",
+        b64(K2),
+        "preshared-key",
+        str(tmp_path / "psk"),
+        "endpoint",
+        "127.0.0.2:51820",
+        "persistent-keepalive",
+        "25",
+        "allowed-ips",
+        "10.0.0.0/24,fd00::/64,0.0.0.0/0",
+        "peer",
+        b64(K3),
+        "endpoint",
+        "[::1]:7",
+        "allowed-ips",
+        "10.9.0.0/16,::ffff:10.0.0.0/104",
+    )
     text = uapi_exchange(path, "get=1\n\n")
     snap = parse_get(text.split("\n"))
     assert format_get(snap) == text  # same keys, same order, same formatting as wireguard-go
@@ -687,27 +869,50 @@ def test_wireguard_go_get_reply_round_trips(
     assert b64(snap.public_key) == ns.exec(WG, "show", name, "public-key").stdout.strip()
     peers = {p.public_key: p for p in snap.peers}
     # wireguard-go may send initiations (to this namespace's loopback): tx_bytes is not compared.
-    assert replace(peers[K2], tx_bytes=0) == PeerSnapshot(K2, K3, ("127.0.0.2", 51820), 25, (
-        ip_network("10.0.0.0/24"), ip_network("fd00::/64"), ip_network("0.0.0.0/0")), None, 0, 0)
-    assert replace(peers[K3], tx_bytes=0) == PeerSnapshot(K3, None, ("::1", 7), 0, (
-        ip_network("10.9.0.0/16"), ip_network("::ffff:10.0.0.0/104")), None, 0, 0)
+    assert replace(peers[K2], tx_bytes=0) == PeerSnapshot(
+        K2,
+        K3,
+        ("127.0.0.2", 51820),
+        25,
+        (ip_network("10.0.0.0/24"), ip_network("fd00::/64"), ip_network("0.0.0.0/0")),
+        None,
+        0,
+        0,
+    )
+    assert replace(peers[K3], tx_bytes=0) == PeerSnapshot(
+        K3, None, ("::1", 7), 0, (ip_network("10.9.0.0/16"), ip_network("::ffff:10.0.0.0/104")), None, 0, 0
+    )
 
 
 @pytest.mark.root
 def test_format_set_is_applied_by_wireguard_go(wireguard_go: tuple[Namespace, str, Path]) -> None:
     _, _, path = wireguard_go
     k5 = bytes([5] * 32)
-    change = DeviceChange(private_key=PK2, listen_port=0, replace_peers=True, peers=(
-        PeerChange(k5, preshared_key=K1, endpoint=("127.0.0.5", 9), persistent_keepalive=0,
-                   replace_allowed_ips=True, allowed_ips=(ip_network("10.5.0.0/16"), ip_network("fd05::/16")),
-                   protocol_version=1),
-        PeerChange(K3, update_only=True, endpoint=("127.0.0.6", 6)),  # does not exist: not created
-    ))
+    change = DeviceChange(
+        private_key=PK2,
+        listen_port=0,
+        replace_peers=True,
+        peers=(
+            PeerChange(
+                k5,
+                preshared_key=K1,
+                endpoint=("127.0.0.5", 9),
+                persistent_keepalive=0,
+                replace_allowed_ips=True,
+                allowed_ips=(ip_network("10.5.0.0/16"), ip_network("fd05::/16")),
+                protocol_version=1,
+            ),
+            PeerChange(K3, update_only=True, endpoint=("127.0.0.6", 6)),  # does not exist: not created
+        ),
+    )
     assert uapi_exchange(path, format_set(change)) == "errno=0\n\n"
     snap = parse_get(uapi_exchange(path, "get=1\n\n").split("\n"))
     assert snap.private_key == PK2
-    assert snap.peers == (PeerSnapshot(k5, K1, ("127.0.0.5", 9), 0, (
-        ip_network("10.5.0.0/16"), ip_network("fd05::/16")), None, 0, 0),)
+    assert snap.peers == (
+        PeerSnapshot(
+            k5, K1, ("127.0.0.5", 9), 0, (ip_network("10.5.0.0/16"), ip_network("fd05::/16")), None, 0, 0
+        ),
+    )
 
 
 @pytest.mark.root
@@ -743,13 +948,29 @@ def test_wireguard_go_handshake_state_parses(tmp_path: Path) -> None:
                 ns.popen(WIREGUARD_GO, "-f", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             assert wait_for(lambda: all(p.exists() for p in paths), 10)
             keys = [PK1, PK2]
-            pubs = [subprocess.run([WG, "pubkey"], input=b64(k), capture_output=True, text=True,
-                                   check=True).stdout.strip() for k in keys]
+            pubs = [
+                subprocess.run(
+                    [WG, "pubkey"], input=b64(k), capture_output=True, text=True, check=True
+                ).stdout.strip()
+                for k in keys
+            ]
             for i, ns in enumerate((a, b)):
                 (tmp_path / f"key{i}").write_text(b64(keys[i]))
-                ns.exec(WG, "set", names[i], "private-key", str(tmp_path / f"key{i}"), "listen-port", "51820",
-                        "peer", pubs[1 - i], "endpoint", f"192.168.241.{2 - i}:51820",
-                        "allowed-ips", f"10.7.0.{2 - i}/32")
+                ns.exec(
+                    WG,
+                    "set",
+                    names[i],
+                    "private-key",
+                    str(tmp_path / f"key{i}"),
+                    "listen-port",
+                    "51820",
+                    "peer",
+                    pubs[1 - i],
+                    "endpoint",
+                    f"192.168.241.{2 - i}:51820",
+                    "allowed-ips",
+                    f"10.7.0.{2 - i}/32",
+                )
                 ns.exec(IP, "addr", "add", f"10.7.0.{i + 1}/24", "dev", names[i])
                 ns.exec(IP, "link", "set", names[i], "up")
             before = time.time()

@@ -40,8 +40,15 @@ def _caller() -> str:
 
 
 def _record(kind: str, where: str, elapsed: float, timeout: float, ok: bool, **extra: Any) -> None:
-    entry = {"test": _test["id"], "kind": kind, "where": where, "elapsed": round(elapsed, 3),
-             "timeout": timeout, "ok": ok, **extra}
+    entry = {
+        "test": _test["id"],
+        "kind": kind,
+        "where": where,
+        "elapsed": round(elapsed, 3),
+        "timeout": timeout,
+        "ok": ok,
+        **extra,
+    }
     with OUT.open("a") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -139,8 +146,12 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or report.outcome != "passed":
         with OUT.open("a") as f:
-            f.write(json.dumps({"test": report.nodeid, "kind": "outcome", "when": report.when,
-                                "outcome": report.outcome}) + "\n")
+            f.write(
+                json.dumps(
+                    {"test": report.nodeid, "kind": "outcome", "when": report.when, "outcome": report.outcome}
+                )
+                + "\n"
+            )
 
 
 def near_misses(path: Path, share: float = 0.5) -> list[dict[str, Any]]:
@@ -165,5 +176,7 @@ if __name__ == "__main__":
     for e in near_misses(Path(sys.argv[1])):
         ratio = e["elapsed"] / e["timeout"] if e["timeout"] else 0
         extra = f" ping attempts {e['attempts']}/{e['of']}" if e["kind"] == "ping" else ""
-        print(f"{ratio:5.0%} {e['elapsed']:7.2f}/{e['timeout']:<6g} {'ok ' if e['ok'] else 'FAIL'} "
-              f"{e['kind']:<11} {e['where']:<28} {e['test']}{extra}")
+        print(
+            f"{ratio:5.0%} {e['elapsed']:7.2f}/{e['timeout']:<6g} {'ok ' if e['ok'] else 'FAIL'} "
+            f"{e['kind']:<11} {e['where']:<28} {e['test']}{extra}"
+        )

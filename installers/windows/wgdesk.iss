@@ -5,7 +5,7 @@
 ;   iscc /DAppVersion=0.1.0 installers\windows\wgdesk.iss
 ;
 ; wgdesk.ico (executables and setup) is made from resources/icons/wgdesk.svg:
-;   convert -background none -density 768 resources/icons/wgdesk.svg -define icon:auto-resize=256,64,48,32,16 wgdesk.ico
+;   python installers/icons.py resources/icons/wgdesk.svg 16,32,48,64,256:installers/windows/wgdesk.ico
 ;
 ; Installs the bundle to Program Files, the signed wintun.dll next to the executables, the helper as an
 ; automatic LocalSystem service, the local group `wgdesk` (with the installing user in it), and an

@@ -71,8 +71,21 @@ def test_the_test_that_left_it_open_fails_and_the_run_goes_on(tmp_path: Path) ->
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER))
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-p", "tests.gui.conftest",
-         "-c", "/dev/null", "--rootdir", str(tmp_path), str(tmp_path / "test_inner.py")],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "tests.gui.conftest",
+            "-c",
+            "/dev/null",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path / "test_inner.py"),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

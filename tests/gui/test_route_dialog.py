@@ -120,9 +120,7 @@ def test_the_answer_follows_a_tunnel_coming_up_and_going_down(
             qtbot.waitUntil(lambda: would in dialog.answer.text().splitlines(), timeout=30000)
 
 
-def test_an_answer_that_arrives_after_the_dialog_closed_is_dropped(
-    qtbot, manager: ManagerWindow
-) -> None:  # type: ignore[no-untyped-def]
+def test_an_answer_that_arrives_after_the_dialog_closed_is_dropped(qtbot, manager: ManagerWindow) -> None:  # type: ignore[no-untyped-def]
     from wgdesk.app.route_dialog import show_route_dialog
 
     dialog = show_route_dialog(None, manager.controller)

@@ -257,8 +257,14 @@ def test_settings_take_the_intervals_and_refuse_nonsense(tmp_path: Path) -> None
     path.write_text("reresolve_interval = 5\nreresolve_after = 0.5\nreresolve_endpoints = false\n")
     s = load(path)
     assert (s.reresolve_endpoints, s.reresolve_interval, s.reresolve_after) == (False, 5.0, 0.5)
-    for bad in ("reresolve_interval = 0", "reresolve_after = -1", "reresolve_interval = nan",
-                "reresolve_interval = inf", 'reresolve_after = "135"', "reresolve_endpoints = 1"):
+    for bad in (
+        "reresolve_interval = 0",
+        "reresolve_after = -1",
+        "reresolve_interval = nan",
+        "reresolve_interval = inf",
+        'reresolve_after = "135"',
+        "reresolve_endpoints = 1",
+    ):
         path.write_text(bad + "\n")
         with pytest.raises(SettingsError, match=bad.split(" ")[0]):
             load(path)

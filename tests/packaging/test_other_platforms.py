@@ -224,6 +224,43 @@ def test_iss_and_spec_icon() -> None:
     )
 
 
+def test_ico_is_rendered_by_qt_and_decodes_at_every_size(tmp_path: Path) -> None:
+    """installers/icons.py makes wgdesk.ico (no ImageMagick): Qt's own ICO reader finds every size, each
+    transparent in the corner and opaque in the middle; the committed icon is PNG entries of the sizes its
+    directory declares, as the script writes them."""
+    import struct
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtGui import QGuiApplication, QImageReader
+
+    from installers.icons import ico
+
+    _app = QGuiApplication.instance() or QGuiApplication([])
+    path = tmp_path / "wgdesk.ico"
+    path.write_bytes(ico(ROOT / "resources" / "icons" / "wgdesk.svg", [16, 32, 48, 64, 256]))
+    reader = QImageReader(str(path))
+    assert reader.format() == b"ico" and reader.imageCount() == 5
+    seen = []
+    for index in range(5):
+        assert reader.jumpToImage(index)
+        image = reader.read()
+        seen.append(image.width())
+        assert image.height() == image.width()
+        assert image.pixelColor(0, 0).alpha() == 0
+        assert image.pixelColor(image.width() // 2, image.height() // 2).alpha() == 255
+    assert seen == [16, 32, 48, 64, 256]
+    with pytest.raises(ValueError, match=r"1\.\.256"):
+        ico(ROOT / "resources" / "icons" / "wgdesk.svg", [512])
+
+    committed = (WINDOWS / "wgdesk.ico").read_bytes()
+    count = struct.unpack_from("<H", committed, 4)[0]
+    for i in range(count):
+        side, _, _, _, _, bits, length, offset = struct.unpack_from("<BBBBHHII", committed, 6 + 16 * i)
+        data = committed[offset : offset + length]
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and bits == 32
+        assert struct.unpack(">II", data[16:24]) == ((side or 256), (side or 256))
+
+
 def test_icns_elements_are_pngs_of_the_declared_sizes() -> None:
     import struct
 

@@ -10,11 +10,19 @@ from hypothesis import strategies as st
 
 from wgdesk.proto.ratelimiter import RateLimiter
 
-KEYS = [ip_address(a).packed for a in (
-    "127.0.0.1", "192.168.1.1", "172.167.2.3", "97.231.252.215", "248.97.91.167",
-    "2001:db8:a0b:12f0::1", "f5c2:818f:c052:655a:9860:b136:6894:25f0",
-    "3f0e:54a2:f5b4:cd19:a21d:58e1:3746:84c4",
-)]
+KEYS = [
+    ip_address(a).packed
+    for a in (
+        "127.0.0.1",
+        "192.168.1.1",
+        "172.167.2.3",
+        "97.231.252.215",
+        "248.97.91.167",
+        "2001:db8:a0b:12f0::1",
+        "f5c2:818f:c052:655a:9860:b136:6894:25f0",
+        "3f0e:54a2:f5b4:cd19:a21d:58e1:3746:84c4",
+    )
+]
 
 # (seconds to wait first, expected) — the sequence of wireguard-go's ratelimiter test.
 SEQUENCE = [(0.0, True)] * 5 + [
