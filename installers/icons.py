@@ -38,7 +38,7 @@ def png(svg: Path, size: int) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buffer, b"PNG"):
+    if not image.save(buffer, "PNG"):  # type: ignore[call-overload]  # the stubs want bytes, the binding a str
         raise OSError(f"could not encode a {size}x{size} PNG")
     buffer.close()
     return bytes(data.data())
