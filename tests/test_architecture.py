@@ -30,19 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset(
-        {
-            "wgdesk.platforms",
-            "wgdesk.platforms.commands",
-            "wgdesk.platforms.darwin",
-            "wgdesk.platforms.linux",
-            "wgdesk.platforms.windows",
-        }
-    ): (
-        "platforms/__init__.py is both the interface (PlatformError, NetworkIdentity) and the dispatcher "
-        "that imports the OS module inside a function; the OS modules import the interface back. Goes "
-        "with the platform backend interface (issue 14, platform part)."
-    ),
     frozenset({"wgdesk.helper.resolver", "wgdesk.helper.tunnels"}): (
         "type only: the re-resolver is handed the whole TunnelManager and takes its lock. Goes with the "
         "narrow resolver interface (issue 14, helper part)."

@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 
-from wgdesk.platforms import NetworkIdentity, darwin, linux, normal_mac, windows
+from wgdesk.platforms import NetworkIdentity, normal_mac
+from wgdesk.platforms.darwin import network as darwin
+from wgdesk.platforms.linux import network as linux
+from wgdesk.platforms.windows import network as windows
 
 Answers = dict[tuple[str, ...], tuple[int, str, str]]  # argv -> (returncode, stdout, stderr)
 

@@ -27,7 +27,7 @@ BASELINE = {"python3", "make", "git", "ca-certificates", "iproute2", "apt"}
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PYTHON_SOURCES = ("wgdesk", "tests", "benchmarks", "installers", "scripts", "build.spec")
 SHELL_SOURCES = ("scripts", "installers/linux/build-deb", ".ci/run", "Makefile")
-OTHER_OS = {"wgdesk/platforms/darwin.py", "wgdesk/platforms/windows.py"}
+OTHER_OS = ("wgdesk/platforms/darwin/", "wgdesk/platforms/windows/")
 NOT_NEEDED_HERE = {
     "nmcli": "used only where NetworkManager runs (network identity); tests feed recorded output",
     "iw": "used only where there is Wi-Fi (network identity); tests feed recorded output",
@@ -150,7 +150,7 @@ def python_programs() -> dict[str, str]:
     found: dict[str, str] = {}
     for f in _files(PYTHON_SOURCES, None):
         rel = str(f.relative_to(ROOT))
-        if rel in OTHER_OS or not _is_python(f):
+        if rel.startswith(OTHER_OS) or not _is_python(f):
             continue
         for node in ast.walk(ast.parse(f.read_text(), rel)):
             names: list[ast.expr] = []

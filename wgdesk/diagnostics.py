@@ -13,8 +13,9 @@ What goes in (each a member of the archive; see `README.txt` inside for the list
   ``config.lint`` findings;
 * ``helper/`` — the helper's version, the status of all tunnels, its log, ``diagnose`` of each tunnel
   that is up; or ``helper/unreachable.txt`` with the reason when it does not answer;
-* ``network/`` — ``ip -j addr``, ``ip -j route show table all``, ``ip -j rule``, ``/etc/resolv.conf``,
-  ``resolvectl status`` (no root needed; each with a timeout; a failure is recorded, never raised).
+* ``network/`` — what the OS backend lists (`wgdesk.platforms.interface.Diagnostics`; on Linux
+  ``ip -j addr``, ``ip -j route show table all``, ``ip -j rule``, ``/etc/resolv.conf``, ``resolvectl
+  status``; no root needed; each with a timeout; a failure is recorded, never raised).
 
 Every member passes `Redactor.redact` before it enters the archive:
 
@@ -59,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from wgdesk import __version__
-from wgdesk.platforms import system
+from wgdesk.platforms import backend, system
 
 __all__ = ["Bundle", "Redactor", "collect", "collect_bundle", "default_filename", "write_bundle"]
 
@@ -534,34 +535,26 @@ def _helper(c: _Collector, client_factory: Callable[[], Any], redactor: Redactor
 
 
 def _network(c: _Collector) -> int:
-    """This machine's network view (no root needed); returns how many parts failed."""
+    """This machine's network view as the OS backend lists it (no root needed); returns how many
+    parts failed."""
     failed = 0
-    commands = {
-        "network/ip-addr.json": ["ip", "-j", "addr"],
-        "network/ip-route.json": ["ip", "-j", "route", "show", "table", "all"],
-        "network/ip6-route.json": ["ip", "-j", "-6", "route", "show", "table", "all"],
-        "network/ip-rule.json": ["ip", "-j", "rule"],
-        "network/ip6-rule.json": ["ip", "-j", "-6", "rule"],
-        "network/resolvectl-status.txt": ["resolvectl", "--no-pager", "status"],
-    }
-    if system() != "linux":
-        commands = {"network/ifconfig.txt": ["ifconfig", "-a"], "network/netstat-rn.txt": ["netstat", "-rn"]}
-    for member, argv in commands.items():
-        out, what = c.run(argv)
+    for source in backend().diagnostics.sources():
+        if source.path:
+            try:
+                c.add(source.member, Path(source.path).read_text(errors="replace"))
+            except OSError as exc:
+                failed += 1
+                c.add(source.member + ".error.txt", f"{source.path}: {exc.strerror or exc}\n")
+            continue
+        out, what = c.run(list(source.argv))
         if out is None:
             failed += 1
-            c.add(member.rsplit(".", 1)[0] + ".error.txt", what + "\n")
+            c.add(source.member.rsplit(".", 1)[0] + ".error.txt", what + "\n")
             continue
-        if member.endswith(".json"):
+        if source.member.endswith(".json"):
             with contextlib.suppress(ValueError):
                 out = json.dumps(json.loads(out), indent=1) + "\n"
-        c.add(member, out)
-    resolv = Path("/etc/resolv.conf")
-    try:
-        c.add("network/resolv.conf", resolv.read_text(errors="replace"))
-    except OSError as exc:
-        failed += 1
-        c.add("network/resolv.conf.error.txt", f"{resolv}: {exc.strerror or exc}\n")
+        c.add(source.member, out)
     return failed
 
 
@@ -617,13 +610,7 @@ def _describe(name: str) -> str:
         "helper/status.json": "live status of every tunnel the helper knows (peers, handshakes, bytes)",
         "helper/log.txt": "the helper's recent log (helper and engine records)",
         "helper/unreachable.txt": "why the helper could not be asked (no status or logs in this bundle)",
-        "network/ip-addr.json": "`ip -j addr`: interfaces and addresses",
-        "network/ip-route.json": "`ip -j route show table all`: IPv4 routes of all tables",
-        "network/ip6-route.json": "`ip -j -6 route show table all`: IPv6 routes of all tables",
-        "network/ip-rule.json": "`ip -j rule`: IPv4 policy routing rules",
-        "network/ip6-rule.json": "`ip -j -6 rule`: IPv6 policy routing rules",
-        "network/resolv.conf": "/etc/resolv.conf",
-        "network/resolvectl-status.txt": "`resolvectl status`: systemd-resolved's DNS view",
+        **{source.member: source.description for source in backend().diagnostics.sources()},
     }
     if name in descriptions:
         return descriptions[name]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from wgdesk.engine.bind import SO_MARK, SOCKET_BUFFER_SIZE, Bind, BindError
-from wgdesk.platforms import linux
+from wgdesk.platforms.linux import engine as linux
 
 pytestmark = pytest.mark.root
 

@@ -22,9 +22,9 @@ DRIVER = textwrap.dedent(
     """
     import json, sys, time
     from wgdesk.engine.loop import Engine
-    from wgdesk.engine.tun import Tun
+    from wgdesk.engine import tun
 
-    engine = Engine(Tun.create(sys.argv[1]), None)
+    engine = Engine(tun.create(sys.argv[1]), None)
     try:
         print(json.dumps({
             "engine": engine.now(),

@@ -12,7 +12,7 @@ import pytest
 
 from wgdesk.engine.bind import Bind
 from wgdesk.engine.loop import Engine
-from wgdesk.engine.tun import Tun
+from wgdesk.platforms.linux.tun import LinuxTun
 
 KEY = bytes(range(32)).hex()
 PEER = bytes(range(1, 33)).hex()
@@ -21,7 +21,7 @@ PEER = bytes(range(1, 33)).hex()
 @pytest.fixture
 def engine() -> Iterator[Engine]:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    served = Engine(Tun(theirs.detach(), "refused0"), None, bind=Bind.open(0))
+    served = Engine(LinuxTun(theirs.detach(), "refused0"), None, bind=Bind.open(0))
     try:
         yield served
     finally:

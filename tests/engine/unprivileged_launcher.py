@@ -12,16 +12,15 @@ import os
 import sys
 
 from wgdesk.engine.bind import Bind
-from wgdesk.engine.tun import Tun
 from wgdesk.engine.uapi_server import listen
-from wgdesk.platforms.linux import open_tun
+from wgdesk.platforms.linux.tun import LinuxTun, open_tun
 
 
 def main() -> None:
     argv = sys.argv[1:]
     name = argv[-1]
     # As the helper opens it: IFF_TUN|IFF_NO_PI without IFF_VNET_HDR, so the engine's plain path runs.
-    tun = Tun(open_tun(name), name)
+    tun = LinuxTun(open_tun(name), name)
     tun.set_mtu(1420)
     listener = listen(name)
     bind = Bind.open(int(os.environ.get("LAUNCH_PORT", "0")), int(os.environ.get("LAUNCH_MARK", "0"), 0))

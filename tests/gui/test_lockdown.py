@@ -20,7 +20,7 @@ from wgdesk.app.settings import AppSettings
 from wgdesk.app.settings_dialog import SettingsDialog
 from wgdesk.app.tray import Tray
 from wgdesk.client import HelperClient
-from wgdesk.helper.firewall import KILL_SWITCH_TABLE
+from wgdesk.platforms.linux.firewall import KILL_SWITCH_TABLE
 from wgdesk.tunnels import TunnelStore
 
 pytestmark = [pytest.mark.root, pytest.mark.gui]

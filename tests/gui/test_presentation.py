@@ -315,10 +315,12 @@ def test_start_at_login_on_macos_is_a_launch_agent(tmp_path: Path, monkeypatch: 
     # macOS cannot run here: check the exact LaunchAgent file the code writes there
     import plistlib
 
+    from wgdesk import platforms
     from wgdesk.app import autostart
+    from wgdesk.platforms.darwin import DarwinPlatform
 
-    monkeypatch.setattr(autostart.platforms, "system", lambda: "darwin")
-    monkeypatch.setattr(autostart.Path, "home", classmethod(lambda cls: tmp_path))
+    monkeypatch.setattr(platforms, "backend", lambda: DarwinPlatform())
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path))
     monkeypatch.setattr(autostart, "launch_command", lambda: "/Applications/wgdesk.app/Contents/MacOS/wgdesk")
     s = AppSettings(QSettings(str(tmp_path / "wgdesk.conf"), QSettings.Format.IniFormat))
     agent = tmp_path / "Library" / "LaunchAgents" / "org.wgdesk.wgdesk.plist"

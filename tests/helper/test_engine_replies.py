@@ -9,14 +9,14 @@ import pytest
 
 from tests.fuzz.targets.uapi_reply import IFNAME, StandInEngine
 from wgdesk import uapi
-from wgdesk.helper import engine_process
 from wgdesk.helper.engine_process import EngineError, uapi_get, uapi_request
+from wgdesk.platforms.unix import uapi as unix_uapi
 from wgdesk.proto.changes import ConfigurationError
 
 
 @pytest.fixture
 def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandInEngine:
-    monkeypatch.setattr(engine_process, "UAPI_DIRECTORY", tmp_path)
+    monkeypatch.setattr(unix_uapi, "SOCKET_DIRECTORY", tmp_path)
     stand_in = StandInEngine(tmp_path)
     stand_in.start()
     return stand_in

@@ -37,7 +37,7 @@ from tests.helper.lab import (
 from tests.helper.test_threats import request_as, throwaway_account
 from tests.netns import unique_name, wait_for
 from wgdesk.client import HelperError, HelperPermissionDenied
-from wgdesk.helper.firewall import KILL_SWITCH_TABLE
+from wgdesk.platforms.linux.firewall import KILL_SWITCH_TABLE
 
 pytestmark = pytest.mark.root
 

@@ -22,7 +22,7 @@ from tests.helper.lab import SERVER_TUNNEL, SERVER_WAN, engine_pid, lab
 from tests.helper.members import Member, two_members
 from tests.helper.test_threats import throwaway_account
 from tests.netns import unique_name, wait_for
-from wgdesk.helper import split
+from wgdesk.platforms.linux import cgroup as split
 
 pytestmark = pytest.mark.root
 

@@ -171,13 +171,16 @@ def test_search_says_none_when_not_even_the_smallest_crosses() -> None:
 
 
 def test_ping_is_an_absolute_df_ping_bound_to_the_interface() -> None:
-    assert mtu.ping_argv("wg0", "10.0.0.1", 1328) == [
-        mtu.PING, "-4", "-n", "-q", "-M", "do", "-s", "1300", "-c", "1", "-W", "1", "-I", "wg0", "10.0.0.1",
+    from wgdesk.platforms.linux import network as linux
+
+    assert linux.ping_argv("wg0", "10.0.0.1", 1328) == [
+        linux.PING, "-4", "-n", "-q", "-M", "do", "-s", "1300", "-c", "1", "-W", "1", "-I", "wg0", "10.0.0.1",
     ]  # fmt: skip
     assert (
-        mtu.ping_argv("wg0", "fd00::1", 1328)[mtu.ping_argv("wg0", "fd00::1", 1328).index("-s") + 1] == "1280"
+        linux.ping_argv("wg0", "fd00::1", 1328)[linux.ping_argv("wg0", "fd00::1", 1328).index("-s") + 1]
+        == "1280"
     )
-    assert mtu.PING.startswith("/")
+    assert linux.PING.startswith("/")
 
 
 def _cfg(dns: str = "", allowed: str = "10.9.0.0/24") -> Any:

@@ -33,7 +33,7 @@ from tests.helper.lab import (
 from tests.helper.test_threats import request_as, throwaway_account
 from tests.netns import unique_name, wait_for
 from wgdesk.client import HelperError
-from wgdesk.helper import split
+from wgdesk.platforms.linux import cgroup as split
 
 pytestmark = pytest.mark.root
 

@@ -42,7 +42,8 @@ from tests.helper.test_split import (
 )
 from tests.helper.test_threats import request_as, throwaway_account
 from tests.netns import unique_name, wait_for
-from wgdesk.helper import firewall, split
+from wgdesk.platforms.linux import cgroup as split
+from wgdesk.platforms.linux import firewall
 
 pytestmark = pytest.mark.root
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.netns import unique_name
-from wgdesk.helper import firewall, protocol, split
+from wgdesk.helper import protocol
 from wgdesk.helper.settings import SettingsError, load
+from wgdesk.platforms.linux import cgroup as split
+from wgdesk.platforms.linux import firewall
 
 IFNAME = "wg-home"
 MARK = 51820

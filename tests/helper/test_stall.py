@@ -17,7 +17,7 @@ import pytest
 from tests.helper.lab import NFT
 from tests.helper.members import largest_config, two_members
 from tests.netns import unique_name, wait_for
-from wgdesk.helper.firewall import KILL_SWITCH_TABLE
+from wgdesk.platforms.linux.firewall import KILL_SWITCH_TABLE
 
 pytestmark = pytest.mark.root
 

@@ -362,6 +362,12 @@ def test_the_helper_refuses_to_run_without_root(tmp_path: Path) -> None:
             str(tmp_path / "s.sock"),
             "--state-dir",
             str(tmp_path / "state"),
+            # the OS backend's concept modules are imported on first use
+            preload=(
+                "wgdesk.platforms.linux.identity",
+                "wgdesk.platforms.linux.service",
+                "wgdesk.platforms.unix.control",
+            ),
         ),
         capture_output=True,
         text=True,

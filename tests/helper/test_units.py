@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.netns import namespaces
-from wgdesk.helper import firewall
 from wgdesk.helper.journal import Journal
 from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings, SettingsError, load
+from wgdesk.platforms.linux import firewall
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -314,7 +314,7 @@ def test_systemd_unit_is_valid_and_hardened(tmp_path: Path) -> None:
 
 
 def test_file_replace_and_restore_give_back_the_same_bytes_mode_and_symlink(tmp_path: Path) -> None:
-    from wgdesk.platforms import linux
+    from wgdesk.platforms.linux import dns as linux
 
     regular = tmp_path / "resolv.conf"
     regular.write_bytes(b"nameserver 192.0.2.1\n# no newline at end")
@@ -358,7 +358,7 @@ def fake_program(tmp_path: Path, name: str) -> tuple[str, Path]:
 
 
 def test_resolved_and_resolvconf_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from wgdesk.platforms import linux
+    from wgdesk.platforms.linux import dns as linux
 
     resolvectl, rlog = fake_program(tmp_path, "resolvectl")
     resolvconf, clog = fake_program(tmp_path, "resolvconf")
@@ -377,7 +377,7 @@ def test_resolved_and_resolvconf_commands(tmp_path: Path, monkeypatch: pytest.Mo
     lines = clog.read_text().splitlines()
     assert lines[0] == "-a tun.wg0 -m 0 -x"
     assert lines[2:] == ["nameserver 10.0.0.1", "-d tun.wg0 -f"]
-    assert linux.dns_backend("file") == "file"
+    assert linux.backend_for("file") == "file"
 
 
 def test_an_engine_the_helper_cannot_run_is_named_with_what_to_do(tmp_path: Path) -> None:
@@ -474,8 +474,9 @@ def test_a_malformed_uapi_errno_is_an_engine_error(tmp_path: Path, monkeypatch: 
     import threading
 
     from wgdesk.helper import engine_process
+    from wgdesk.platforms.unix import uapi
 
-    monkeypatch.setattr(engine_process, "UAPI_DIRECTORY", tmp_path)
+    monkeypatch.setattr(uapi, "SOCKET_DIRECTORY", tmp_path)
     listener = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
     listener.bind(str(tmp_path / "wgx.sock"))
     listener.listen(1)
@@ -493,13 +494,13 @@ def test_a_malformed_uapi_errno_is_an_engine_error(tmp_path: Path, monkeypatch: 
 
 
 def test_resolv_conf_record_restores_only_what_the_helper_wrote(tmp_path: Path) -> None:
-    from wgdesk.helper.logbook import LogBook
-    from wgdesk.helper.resolv_record import ResolvRecord
-    from wgdesk.platforms import linux
+    from wgdesk.helper.logbook import HelperNotes, LogBook
+    from wgdesk.platforms.linux import dns as linux
+    from wgdesk.platforms.linux.dns import ResolvRecord
 
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 192.0.2.1\n")
-    record = ResolvRecord(tmp_path / "lib", LogBook())
+    record = ResolvRecord(tmp_path / "lib", HelperNotes(LogBook()))
     for changed_since in (False, True):
         snapshot = linux.file_snapshot(str(resolv))
         record.save(snapshot, b"nameserver 10.0.0.53\n")
@@ -528,7 +529,7 @@ def test_the_client_knows_who_serves_its_socket() -> None:
 def test_batched_route_messages_are_what_pyroute2_encodes(v4: int, p4: int, v6: int, p6: int) -> None:
     from ipaddress import IPv4Network, IPv6Network
 
-    from wgdesk.platforms import netlink
+    from wgdesk.platforms.linux import netlink
 
     for kind, flags, table in ((24, 0x605, 254), (25, 0x5, 51820)):
         messages = netlink._Messages(kind, flags, 7, table)
@@ -541,7 +542,8 @@ def test_batched_route_messages_are_what_pyroute2_encodes(v4: int, p4: int, v6: 
 ROUTES_IN_NS = """
 import ipaddress, json, subprocess, sys
 sys.path.insert(0, sys.argv[1])
-from wgdesk.platforms import PlatformError, linux
+from wgdesk.platforms import PlatformError, backend
+routing = backend().routing
 def show():
     out = []
     for family in ("-4", "-6"):
@@ -557,14 +559,14 @@ for n in nets:
 out["ip"] = show()
 for n in nets:
     ip("del", n)
-linux.routes_add(nets, "nl0", "51821")
+routing.add_routes("nl0", nets, "51821")
 out["netlink"] = show()
 try:
-    linux.routes_add(nets[:1], "nl0", "51821")
+    routing.add_routes("nl0", nets[:1], "51821")
 except PlatformError as e:
     out["again"] = str(e)
-linux.routes_del(nets, "nl0", "51821")
-linux.routes_del(nets, "nl0", "51821")  # already gone: fine
+routing.delete_routes("nl0", nets, "51821")
+routing.delete_routes("nl0", nets, "51821")  # already gone: fine
 out["after"] = show()
 print(json.dumps(out))
 """

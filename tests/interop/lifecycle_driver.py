@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 
+from wgdesk.engine import tun as tun_device
 from wgdesk.engine.loop import Engine
-from wgdesk.engine.tun import Tun
 from wgdesk.engine.uapi_server import listen, socket_path
 
 
@@ -33,7 +33,7 @@ def ask(name: str, request: bytes) -> bytes:
 
 
 def cycle(name: str, key: str, peer: str) -> None:
-    tun = Tun.create(name)
+    tun = tun_device.create(name)
     engine = Engine(tun, listen(name), socket_path(name))
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.packaging.artifacts import ROOT
-from wgdesk.helper.firewall import KILL_SWITCH_TABLE, KillSwitchMember, kill_switch_script
+from wgdesk.platforms.linux.firewall import KILL_SWITCH_TABLE, KillSwitchMember, kill_switch_script
 
 pytestmark = pytest.mark.root
 

@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from wgdesk.engine.bind import Bind
-from wgdesk.engine.tun import GONE_ERRNOS, Tun, TunGone
+from wgdesk.engine.tun import Tun, TunGone
 from wgdesk.proto.device import Device
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class CompiledPath(PythonPath):
         try:
             count, _ = self.fp.tun_read(tun.fd, batch, limit, tun.vnet_hdr, bind.port, tun.af_header)
         except OSError as exc:
-            if exc.errno in GONE_ERRNOS:
+            if exc.errno in tun.gone_errnos:
                 raise TunGone(tun.name) from exc
             raise
         routed_back = sum(b.routed_back for b in self.tun_batches)

@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, stopper)
 
     # Imported here so `--version` and usage errors stay fast.
+    from wgdesk.engine import tun as tun_device
     from wgdesk.engine.bind import Bind, BindError
-    from wgdesk.engine.tun import Tun, TunError
+    from wgdesk.engine.tun import TunError
     from wgdesk.engine.uapi_server import UapiListenError, listen, socket_path
     from wgdesk.fastpath import choose
 
@@ -107,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     log.debug("Starting wgdesk-engine version %s: %s", __version__, datapath.describe())
     try:
         if tun_fd is not None:
-            tun = Tun.from_fd(tun_fd)
+            tun = tun_device.adopt(tun_fd)
         else:
-            tun = Tun.create(ifname, vnet_hdr=not datapath.portable)
+            tun = tun_device.create(ifname, vnet_hdr=not datapath.portable)
     except TunError as exc:
         log.error("Failed to create TUN device: %s", exc)
         return EXIT_SETUP_FAILED
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error("Failed to drop privileges: %s", exc)
             engine.close()
             return EXIT_SETUP_FAILED
-        log.debug("Running as uid %d, gid %d, without capabilities", os.getuid(), os.getgid())
+        log.debug("Running as uid %s, gid %s, without capabilities", *run_as.split(":"))
     stopper.engine = engine
     if stopper.pending:
         engine.stop(stopper.pending)
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def drop_to(run_as: str, datapath: ModuleType | None = None) -> None:
-    """Become ``UID:GID`` for good (`platforms.current.drop_privileges`), after loading every module
+    """Become ``UID:GID`` for good (the backend's `EngineHost.drop_privileges`), after loading every module
     the running engine can need — its own, and what the libraries load on first use (`rehearsal`): from
     then on it may not be able to read the directory it was started from (a venv in a private home), so
     nothing may be imported later. Raises `ValueError`, `PlatformError` or `RehearsalFailed`."""
@@ -196,11 +197,11 @@ def drop_to(run_as: str, datapath: ModuleType | None = None) -> None:
             importlib.import_module(module.name)
     importlib.import_module("wgdesk.uapi")
     from wgdesk.engine.rehearsal import rehearse
-    from wgdesk.platforms import current
+    from wgdesk.platforms import backend
 
     rehearse(datapath)  # loads what the libraries (and the compiled data path) load on first use
 
-    current.drop_privileges(int(uid), int(gid))
+    backend().engine.drop_privileges(int(uid), int(gid))
     sys.meta_path.insert(0, _LateImport())
 
 

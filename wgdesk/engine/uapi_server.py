@@ -1,5 +1,8 @@
 """The UAPI server: `/var/run/wireguard/IFNAME.sock`, served from the engine's own event loop.
 
+The listening socket comes from `wgdesk.platforms.unix.uapi` (`listen`, `socket_path`), which the
+helper uses too when it starts an engine.
+
 Connections are non-blocking and share the loop's selector, so a `get` is answered between two
 packet batches and never races the data path. Requests are framed here (one request ends with an
 empty line); their meaning is `wgdesk.uapi`'s business, passed in as `handler`.
@@ -7,68 +10,20 @@ empty line); their meaning is `wgdesk.uapi`'s business, passed in as `handler`.
 
 from __future__ import annotations
 
-import errno
-import os
 import selectors
 import socket
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-SOCKET_DIRECTORY = Path("/var/run/wireguard")
+from wgdesk.platforms.unix.uapi import SOCKET_DIRECTORY, UapiListenError, listen, socket_path
+
 MAX_REQUEST = 33 << 20
 """Largest request buffered (a `set` with very many allowed IPs is a few MiB)."""
 
 Handler = Callable[[bytes], tuple[str, bool]]
 """Takes one complete request (bytes up to and including its terminating empty line); returns the
 reply and whether to hang up after sending it (a malformed request ends the conversation)."""
-
-
-class UapiListenError(Exception):
-    """The UAPI socket could not be created; `errno` says why (EADDRINUSE: an engine already answers)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.errno = code
-
-
-def socket_path(ifname: str, directory: Path = SOCKET_DIRECTORY) -> Path:
-    return directory / f"{ifname}.sock"
-
-
-def listen(ifname: str, directory: Path = SOCKET_DIRECTORY) -> socket.socket:
-    """Create the listening socket for `ifname` (directory 0755, socket 0600).
-
-    An existing socket is replaced only if nothing answers on it; otherwise `UapiListenError`
-    (EADDRINUSE) is raised, since another engine still owns the interface.
-    """
-    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    path = socket_path(ifname, directory)
-    if path.exists() or path.is_symlink():
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            with suppress(FileNotFoundError):
-                path.unlink()
-        else:
-            raise UapiListenError(errno.EADDRINUSE, f"UAPI socket {path} is in use by a running engine")
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o077)
-    try:
-        sock.bind(str(path))
-    except OSError as exc:
-        sock.close()
-        raise UapiListenError(
-            exc.errno or errno.EIO, f"cannot create UAPI socket {path}: {exc.strerror}"
-        ) from exc
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    sock.listen(socket.SOMAXCONN)
-    return sock
 
 
 class _Connection:
@@ -198,3 +153,6 @@ def _request_end(buffer: bytearray) -> int:
         return 1
     end = buffer.find(b"\n\n")
     return -1 if end < 0 else end + 2
+
+
+__all__ = ["SOCKET_DIRECTORY", "Handler", "UapiListenError", "UapiServer", "listen", "socket_path"]

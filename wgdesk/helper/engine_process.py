@@ -25,15 +25,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from wgdesk import uapi
 from wgdesk.helper.logbook import LogBook
-from wgdesk.platforms import current as platform
+from wgdesk.platforms import PlatformError, backend
+from wgdesk.platforms.interface import EndpointInUse, EngineLaunch
 from wgdesk.proto.changes import ConfigurationError
 
-UAPI_DIRECTORY = Path("/var/run/wireguard")
 UAPI_TIMEOUT = 10.0
 MAX_UAPI_REPLY = 16 << 20
 """Largest UAPI reply read (a `get` of the largest config the protocol accepts is about 2 MiB)."""
@@ -45,49 +44,32 @@ class EngineError(Exception):
     """The engine could not be started, died, or refused a UAPI request."""
 
 
-def uapi_path(ifname: str) -> Path:
-    return UAPI_DIRECTORY / f"{ifname}.sock"
+def uapi_path(ifname: str) -> str:
+    return backend().uapi.path(ifname)
 
 
 def uapi_listener(ifname: str) -> socket.socket:
-    """Create the engine's UAPI listening socket (0600, root) at the standard path."""
-    UAPI_DIRECTORY.mkdir(mode=0o755, parents=True, exist_ok=True)
-    path = uapi_path(ifname)
-    if path.exists() or path.is_symlink():
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            with suppress(FileNotFoundError):
-                path.unlink()
-        else:
-            raise EngineError(f"an engine for {ifname} already answers on {path}")
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o077)
+    """Create the engine's UAPI listener (root only) where ``wg`` looks for it."""
     try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    sock.listen(16)
-    return sock
+        return backend().uapi.listen(ifname)
+    except EndpointInUse as e:
+        raise EngineError(str(e)) from e
 
 
 def uapi_request(
     ifname: str, request: str, timeout: float = UAPI_TIMEOUT, alive: Callable[[], bool] | None = None
 ) -> list[str]:
     """Send one UAPI request; return the reply's lines without ``errno``. Raises `EngineError`."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     deadline = time.monotonic() + timeout
-    sock.settimeout(timeout)  # a set of thousands of AllowedIPs takes the engine a while to read
+    buf = bytearray()
     try:
-        sock.connect(str(uapi_path(ifname)))
+        # a set of thousands of AllowedIPs takes the engine a while to read
+        sock = backend().uapi.connect(ifname, timeout)
+    except OSError as e:
+        raise EngineError(f"UAPI socket of {ifname}: {e.strerror or e}") from e
+    try:
         sock.sendall(request.encode())
         sock.settimeout(0.2)  # from here on, look at the engine between reads
-        buf = bytearray()
         while not buf.endswith(b"\n\n") and buf != b"\n":
             if time.monotonic() > deadline:
                 raise EngineError(f"engine for {ifname} did not answer UAPI within {timeout:.0f} s")
@@ -107,7 +89,7 @@ def uapi_request(
     finally:
         sock.close()
     try:
-        body, code = uapi.parse_reply(buf)
+        body, code = uapi.parse_reply(bytes(buf))
     except ConfigurationError as e:
         raise EngineError(f"engine for {ifname} sent a malformed UAPI reply: {e.message}") from None
     if code != 0:
@@ -186,18 +168,6 @@ def start_engine(
     on_exit: Callable[[EngineProcess], None],
 ) -> EngineProcess:
     """Start ``executable -f IFNAME`` with the fds; returns once the process exists."""
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "LC_ALL": "C",
-        "WG_PROCESS_FOREGROUND": "1",
-        "LOG_LEVEL": "verbose",
-        "WG_TUN_FD": str(tun_fd),
-        "WG_UAPI_FD": str(uapi_fd),
-    }
-    fds = [tun_fd, uapi_fd]
-    if udp_fds is not None:
-        env["WGDESK_UDP_FDS"] = ",".join("-" if fd is None else str(fd) for fd in udp_fds)
-        fds += [fd for fd in udp_fds if fd is not None]
     if not os.path.isabs(executable) or not os.path.exists(executable):
         raise EngineError(f"engine {executable} does not exist (set engine_path in helper.toml)")
     if not os.access(executable, os.R_OK | os.X_OK):
@@ -206,31 +176,23 @@ def start_engine(
             "does not let root in, e.g. NFS with root_squash): set engine_path in helper.toml, or install "
             "wgdesk system-wide (make deb)"
         )
-    argv = [executable, "-f", ifname]
-    if account != "root":
-        try:
-            uid, gid = platform.account_ids(account)
-        except KeyError as e:
-            raise EngineError(
-                f"engine account {account!r} does not exist; set engine_user in helper.toml"
-            ) from e
-        env["WGDESK_RUN_AS"] = f"{uid}:{gid}"
-    for fd in fds:
-        os.set_inheritable(fd, True)
+    launch = EngineLaunch(
+        executable,
+        ifname,
+        account,
+        tun_fd,
+        uapi_fd,
+        None if udp_fds is None else tuple(udp_fds),
+        {"WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "verbose"},
+    )
+    platform = backend()
     try:
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            pass_fds=fds,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd="/",
-            start_new_session=True,
-        )
-    except OSError as e:
-        raise EngineError(f"cannot start engine {executable}: {e.strerror}") from e
-    engine = EngineProcess(ifname, proc, platform.process_start_time(proc.pid), account)
+        proc = platform.engine.start(launch)
+    except KeyError as e:
+        raise EngineError(f"engine account {account!r} does not exist; set engine_user in helper.toml") from e
+    except (OSError, PlatformError) as e:
+        raise EngineError(f"cannot start engine {executable}: {getattr(e, 'strerror', None) or e}") from e
+    engine = EngineProcess(ifname, proc, platform.identity.start_time(proc.pid), account)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -261,14 +223,4 @@ def bounded_lines(stream: Any, limit: int = MAX_LINE) -> Iterator[str]:
 
 def kill_recorded(pid: int, start_time: int | None) -> None:
     """Kill a process recorded in a journal, only if it is still the same process."""
-    if start_time is None or platform.process_start_time(pid) != start_time:
-        return
-    for sig in (15, 9):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        for _ in range(50):
-            if platform.process_start_time(pid) != start_time:
-                return
-            time.sleep(0.05)
+    backend().identity.terminate(pid, start_time)

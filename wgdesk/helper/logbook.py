@@ -136,3 +136,20 @@ class Throttle:
                 return False, note
             self._counts[key] = count + 1
             return True, note
+
+
+class HelperNotes:
+    """What the OS backend reports of its own accord (a mount, a restored file), as helper-wide
+    records of the log book (a `wgdesk.platforms.interface.Notes`)."""
+
+    def __init__(self, logbook: LogBook) -> None:
+        self.logbook = logbook
+
+    def info(self, message: str, uid: int | None = None) -> None:
+        self.logbook.info(None, message, uid)
+
+    def warning(self, message: str) -> None:
+        self.logbook.warning(None, message)
+
+    def error(self, message: str) -> None:
+        self.logbook.error(None, message)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
 
 from wgdesk.helper.logbook import LogBook
-from wgdesk.helper.server import DEFAULT_SOCKET, ControlServer, HelperAlreadyRunning
+from wgdesk.helper.server import ControlServer, HelperAlreadyRunning, default_socket
 from wgdesk.helper.settings import DEFAULT_PATH, SettingsError, load
 from wgdesk.helper.tunnels import Events, TunnelManager
+from wgdesk.platforms import backend
 
 DEFAULT_STATE_DIR = Path("/run/wgdesk")
 
@@ -26,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--socket",
         type=Path,
-        default=Path(os.environ.get("WGDESK_SOCKET") or DEFAULT_SOCKET),
+        default=Path(os.environ.get("WGDESK_SOCKET") or default_socket()),
         help="control socket path (default $WGDESK_SOCKET or %(default)s)",
     )
     p.add_argument(
@@ -39,23 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", help="engine executable (development and tests; overrides engine_path)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p
-
-
-def notify_ready(status: str | None = None) -> None:
-    """Tell systemd (``Type=notify``) that the helper is ready: lockdown blocks (its table, or the
-    failsafe rules — ``status`` then says so in `systemctl status`) and the socket listens. Nothing
-    happens without ``$NOTIFY_SOCKET``; a failure is only logged."""
-    path = os.environ.pop("NOTIFY_SOCKET", "")  # not inherited by engines or hooks
-    if not path or path[0] not in "/@":
-        return
-    address = "\0" + path[1:] if path[0] == "@" else path
-    message = "READY=1" + (f"\nSTATUS={status}" if status else "")
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-            s.connect(address)
-            s.sendall(message.encode())
-    except OSError as e:
-        logging.getLogger(__name__).warning("could not notify systemd on %s: %s", path, e)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    if os.geteuid() != 0:
+    service = backend().service
+    if not service.privileged():
         print(
             "wgdesk-helper: must run as root (sudo wgdesk-helper, or the wgdesk-helper service)",
             file=sys.stderr,
@@ -84,10 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(0.001)
     state_dir: Path = args.state_dir
     state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-    lock = open(state_dir / "helper.lock", "a")  # noqa: SIM115 - held for the process lifetime
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    lock = service.lock(state_dir)  # held for the process lifetime
+    if lock is None:
         print(f"wgdesk-helper: another helper is running with state directory {state_dir}", file=sys.stderr)
         return 1
     logbook = LogBook()
@@ -118,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if hasattr(signal, "SIGPIPE"):  # a client that hangs up is an error on its socket, not a signal
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     logbook.info(None, f"listening on {args.socket}")
     error = manager.lockdown.error
-    notify_ready(f"lockdown firewall failed, blocking by routing rules: {error}" if error else None)
+    service.notify_ready(f"lockdown firewall failed, blocking by the failsafe: {error}" if error else None)
     try:
         server.serve_forever()
     finally:

@@ -13,21 +13,21 @@ itself. The candidates are therefore the current MTU and the multiples of 16 fro
 minimum, which wg-quick also never goes below) up to it — 10 for an MTU of 1420, found by binary
 search in at most 5 probes after the first two (the current MTU, then 1280).
 
-Each probe is one ``ping -M do -c 1 -W 1 -I IFACE`` run as an absolute path without a shell (the
-target is a validated IP address literal, never a name); a lost echo is asked once more before the
-size counts as too big.
+Each probe is one DF ping through the tunnel interface, sent by the OS backend
+(`wgdesk.platforms.interface.NetworkView.ping`; on Linux ``ping -M do -c 1 -W 1 -I IFACE`` run as an
+absolute path without a shell — the target is a validated IP address literal, never a name); a lost
+echo is asked once more before the size counts as too big.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TYPE_CHECKING, Any
 
-from wgdesk.platforms import current as platform
+from wgdesk.platforms import backend
 
 if TYPE_CHECKING:
     from wgdesk.config import Config
@@ -36,23 +36,6 @@ MIN_MTU = 1280
 """The smallest MTU probed or recommended (the IPv6 minimum)."""
 PADDING = 16
 """WireGuard pads plaintext to a multiple of this many bytes."""
-ATTEMPTS = 2
-"""Pings per size before it counts as too big (one lost echo is not a black hole)."""
-WAIT_SECONDS = 1
-"""``ping -W``: seconds to wait for each echo reply."""
-ICMP_OVERHEAD = {4: 20 + 8, 6: 40 + 8}
-"""IP header + ICMP echo header: ``ping -s`` gives the payload, the packet is this much larger."""
-
-
-def _find_ping() -> str:
-    for d in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
-        path = os.path.join(d, "ping")
-        if os.access(path, os.X_OK):
-            return path
-    return "/usr/bin/ping"
-
-
-PING = _find_ping()
 
 
 class MtuError(Exception):
@@ -113,44 +96,11 @@ def search(sizes: Sequence[int], works: Callable[[int], bool]) -> tuple[int | No
     return sizes[lo], probes
 
 
-def ping_argv(ifname: str, target: str, packet_size: int) -> list[str]:
-    """The ping that sends one echo of ``packet_size`` bytes (IP header included) with DF set."""
-    version = ip_address(target).version
-    payload = packet_size - ICMP_OVERHEAD[version]
-    return [
-        PING,
-        f"-{version}",
-        "-n",
-        "-q",
-        "-M",
-        "do",
-        "-s",
-        str(payload),
-        "-c",
-        "1",
-        "-W",
-        str(WAIT_SECONDS),
-        "-I",
-        ifname,
-        target,
-    ]
-
-
-def ping_works(ifname: str, target: str, packet_size: int) -> bool:
-    """True when an echo of ``packet_size`` bytes comes back within `ATTEMPTS` tries."""
-    argv = ping_argv(ifname, target, packet_size)
-    for _ in range(ATTEMPTS):
-        proc = platform.command(argv, check=False, timeout=WAIT_SECONDS + 5)
-        if proc.returncode == 0:
-            return True
-    return False
-
-
 def probe(
     ifname: str, target: str, mtu_before: int, works: Callable[[int], bool] | None = None
 ) -> ProbeResult:
     """Probe the path MTU through ``ifname`` to ``target`` (sizes up to ``mtu_before``)."""
-    check = works or (lambda size: ping_works(ifname, target, size))
+    check = works or (lambda size: backend().network.ping(ifname, target, size))
     started = time.monotonic()
     largest, probes = search(candidates(mtu_before), check)
     return ProbeResult(target, mtu_before, largest, largest, probes, time.monotonic() - started)
@@ -193,5 +143,4 @@ def default_target(cfg: Config) -> str:
 
 def link_mtu(ifname: str) -> int:
     """The MTU the interface has now."""
-    with open(f"/sys/class/net/{ifname}/mtu", encoding="ascii") as f:
-        return int(f.read().strip())
+    return backend().tunnels.mtu(ifname)

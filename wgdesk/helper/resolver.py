@@ -17,11 +17,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 
 from wgdesk import uapi
 from wgdesk.helper.engine_process import EngineError, uapi_get, uapi_request
-from wgdesk.platforms import current as platform
 from wgdesk.proto.changes import ConfigurationError, DeviceChange, PeerChange
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def resolve(host: str, port: int) -> str:
 
     Raises OSError (``socket.gaierror``) or UnicodeError for a name that does not resolve.
     """
-    if platform.is_ip(host):
+    if not is_name(host):
         return host
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     infos.sort(key=lambda i: i[0] != socket.AF_INET)
@@ -46,7 +46,11 @@ def resolve(host: str, port: int) -> str:
 
 def is_name(host: str) -> bool:
     """True for an endpoint host that is a name, not an IP literal."""
-    return not platform.is_ip(host)
+    try:
+        ip_address(host)
+    except ValueError:
+        return True
+    return False
 
 
 @dataclass

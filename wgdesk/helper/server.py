@@ -1,4 +1,5 @@
-"""The control socket: a UNIX stream socket, JSON lines, one thread per connection.
+"""The control socket: JSON lines, one thread per connection, on the OS backend's control endpoint
+(a UNIX stream socket; a named pipe on Windows).
 
 Every connection is authorised from its kernel credentials (``SO_PEERCRED`` and the peer's groups)
 *before* a single byte is read: root, a member of the configured group (``wgdesk``), or of the
@@ -12,9 +13,6 @@ are logged through a `Throttle`: with a monitor group the socket is open to ever
 
 from __future__ import annotations
 
-import grp
-import os
-import socket
 import threading
 import time
 from contextlib import suppress
@@ -28,9 +26,14 @@ from wgdesk.helper.caller import Caller
 from wgdesk.helper.logbook import LogBook, Throttle
 from wgdesk.helper.settings import Settings
 from wgdesk.helper.tunnels import Events, TunnelError, TunnelManager
-from wgdesk.platforms import current as platform
+from wgdesk.platforms import backend
+from wgdesk.platforms.interface import Connection, EndpointInUse, Listener
 
-DEFAULT_SOCKET = Path("/run/wgdesk/helper.sock")
+
+def default_socket() -> Path:
+    """Where the helper listens unless told otherwise (the OS backend's control endpoint)."""
+    return Path(backend().control.default_address())
+
 MAX_CONNECTIONS = 32
 IDLE_TIMEOUT = 120.0
 """Seconds a connection may sit between requests."""
@@ -62,15 +65,14 @@ class ControlServer:
         self.manager = manager
         self.log = logbook
         self.events = events
-        self._sock: socket.socket | None = None
+        self._listener: Listener | None = None
+        self.endpoint = backend().control
         self._stop = threading.Event()
         self._active = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._per_user: dict[int, int] = {}
         self._per_user_lock = threading.Lock()
-        self.group_gid: int | None = None
-        try:
-            self.group_gid = grp.getgrnam(settings.group).gr_gid
-        except KeyError:
+        self.group_gid = backend().identity.group_id(settings.group)
+        if self.group_gid is None:
             self.log.warning(None, f"group {settings.group!r} does not exist: only root may use the helper")
         self.monitor_gid = self._gid(settings.monitor_group, "monitor group")
         self.admin_gid = self._gid(settings.admin_group, "admin group")
@@ -80,54 +82,29 @@ class ControlServer:
     def _gid(self, group: str, what: str) -> int | None:
         if not group:
             return None
-        try:
-            return grp.getgrnam(group).gr_gid
-        except KeyError:
+        gid = backend().identity.group_id(group)
+        if gid is None:
             self.log.warning(None, f"{what} {group!r} does not exist")
-            return None
+        return gid
 
     # --- socket --------------------------------------------------------------------------------
 
     def bind(self) -> None:
-        """Create the socket (0660 root:group, or 0600 without the group) in a root-owned directory."""
-        directory = self.path.parent
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        st = directory.stat()
-        if st.st_uid != 0 or st.st_mode & 0o022:
-            raise PermissionError(f"{directory} must be owned by root and not group/world-writable")
-        if self.path.exists() or self.path.is_symlink():
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            probe.settimeout(1.0)
-            try:
-                probe.connect(str(self.path))
-            except OSError:
-                self.path.unlink()
-            else:
-                raise HelperAlreadyRunning(f"another wgdesk-helper answers on {self.path}")
-            finally:
-                probe.close()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
+        """Listen: 0660 root:group (0666 with a monitor group: the peer's credentials decide), or 0600
+        without the group, in a place only root may write. Raises `HelperAlreadyRunning`,
+        `PermissionError`."""
         try:
-            sock.bind(str(self.path))
-        finally:
-            os.umask(old)
-        if self.group_gid is not None:
-            os.chown(self.path, 0, self.group_gid)
-            # A monitor group needs to connect too: the socket is then open to every local user and
-            # SO_PEERCRED alone decides (every connection is checked before a byte is read).
-            os.chmod(self.path, 0o666 if self.monitor_gid is not None else 0o660)
-        else:
-            os.chmod(self.path, 0o600)
-        sock.listen(64)
-        sock.settimeout(0.5)
-        self._sock = sock
+            self._listener = self.endpoint.bind(
+                str(self.path), self.group_gid, open_to_all=self.monitor_gid is not None
+            )
+        except EndpointInUse as e:
+            raise HelperAlreadyRunning(str(e)) from e
 
     def serve_forever(self) -> None:
-        assert self._sock is not None
+        assert self._listener is not None
         while not self._stop.is_set():
             try:
-                conn, _ = self._sock.accept()
+                conn = self._listener.accept()
             except TimeoutError:
                 continue
             except OSError:
@@ -141,32 +118,26 @@ class ControlServer:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._sock is not None:
-            with suppress(OSError):
-                self._sock.close()
-        with suppress(FileNotFoundError):
-            self.path.unlink()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     # --- one connection --------------------------------------------------------------------------
 
-    def _refuse(self, conn: socket.socket, code: str, message: str) -> None:
+    def _refuse(self, conn: Connection, code: str, message: str) -> None:
         with suppress(OSError):
             conn.settimeout(1.0)
             conn.sendall(protocol.error(None, code, message))
         conn.close()
 
-    def authorised(self, conn: socket.socket) -> tuple[str | None, Caller]:
+    def authorised(self, conn: Connection) -> tuple[str | None, Caller]:
         """The connection's role (`ROOT`, `CONTROL`, `MONITOR`, or None: refused) and `Caller`."""
-        cred = platform.peer_credentials(conn)
-
-        def member(gid: int | None) -> bool:
-            return gid is not None and (cred.gid == gid or gid in cred.groups)
-
-        caller = Caller(cred.uid, sees_all=cred.uid == 0 or member(self.admin_gid))
-        if cred.uid == 0:
+        peer = self.endpoint.peer(conn)
+        caller = Caller(peer.uid, sees_all=peer.uid == 0 or peer.member_of(self.admin_gid))
+        if peer.uid == 0:
             return ROOT, caller
         for gid, role in ((self.group_gid, CONTROL), (self.monitor_gid, MONITOR)):
-            if member(gid):
+            if peer.member_of(gid):
                 return role, caller
         return None, caller
 
@@ -177,7 +148,7 @@ class ControlServer:
         if note:
             self.log.warning(None, note)
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: Connection) -> None:
         try:
             role, caller = self.authorised(conn)
             uid = caller.uid
@@ -216,11 +187,11 @@ class ControlServer:
                 conn.close()
             self._active.release()
 
-    def _send(self, conn: socket.socket, data: bytes) -> None:
+    def _send(self, conn: Connection, data: bytes) -> None:
         conn.settimeout(SEND_TIMEOUT)
         conn.sendall(data)
 
-    def _requests(self, conn: socket.socket, caller: Caller, role: str) -> None:
+    def _requests(self, conn: Connection, caller: Caller, role: str) -> None:
         buf = bytearray()
         idle_since = time.monotonic()
         started: float | None = None
@@ -261,7 +232,7 @@ class ControlServer:
                 started = time.monotonic()
             buf += chunk
 
-    def _dispatch(self, conn: socket.socket, line: bytes, caller: Caller, role: str) -> bool:
+    def _dispatch(self, conn: Connection, line: bytes, caller: Caller, role: str) -> bool:
         """Handle one request; False ends the connection."""
         try:
             req = protocol.decode_request(line)
@@ -305,7 +276,7 @@ class ControlServer:
             f"{req.verb} needs group {self.settings.group!r}"
         )
 
-    def _call(self, req: protocol.Request, conn: socket.socket, caller: Caller) -> Any:
+    def _call(self, req: protocol.Request, conn: Connection, caller: Caller) -> Any:
         a = req.args
         uid = caller.uid
         if req.verb == "split_exclude":
@@ -344,7 +315,7 @@ class ControlServer:
             raise TunnelError("unknown_verb", req.verb)
         return method(**a, caller=caller)
 
-    def _stream(self, conn: socket.socket, caller: Caller) -> None:
+    def _stream(self, conn: Connection, caller: Caller) -> None:
         """Events ``caller`` may see: of its own tunnels (root and the admin group: all), and
         helper-wide ones (lockdown)."""
         q = self.events.subscribe()

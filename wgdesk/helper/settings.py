@@ -6,7 +6,6 @@ Only root can write that file; nothing the unprivileged side sends can change th
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import tomllib
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from wgdesk.config import PRIVATE_LAN_RANGES as PRIVATE_LAN_RANGES  # what "allow LAN" opens
+from wgdesk.platforms.interface import GROUP_NAME
 
 DEFAULT_PATH = Path("/etc/wgdesk/helper.toml")
 DEFAULT_PAUSE_MAX = 300
@@ -125,10 +125,10 @@ class Settings:
             return "root"
         if self.engine_user != "auto":
             return self.engine_user
-        import pwd
+        from wgdesk.platforms import backend
 
         try:
-            pwd.getpwnam("wgdesk-engine")
+            backend().identity.account_ids("wgdesk-engine")
             return "wgdesk-engine"
         except KeyError:
             return "nobody"
@@ -144,7 +144,7 @@ _CHOICES = {
 
 
 _POSITIVE = ("reresolve_interval", "reresolve_after")
-CGROUP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CGROUP_NAME = GROUP_NAME
 """What `Settings.split_tunnel_cgroup` may be (it ends up in an nft script and a path)."""
 
 

@@ -16,15 +16,15 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from queue import Full, Queue
 from typing import TYPE_CHECKING, Any
 
-from wgdesk import uapi
-from wgdesk.helper import conflicts, failsafe, firewall, split
+from wgdesk import platforms, uapi
+from wgdesk.helper import conflicts
 from wgdesk.helper import mtu as path_mtu
 from wgdesk.helper.caller import ROOT, Caller
 from wgdesk.helper.conflicts import Footprint
@@ -40,20 +40,28 @@ from wgdesk.helper.engine_process import (
 )
 from wgdesk.helper.journal import Entry, Journal, find
 from wgdesk.helper.lockdown import Lockdown, LockdownRefused, PauseRefused
-from wgdesk.helper.logbook import LogBook
-from wgdesk.helper.resolv_record import ResolvRecord
+from wgdesk.helper.logbook import HelperNotes, LogBook
 from wgdesk.helper.resolver import EndpointName, Reresolver, is_name, resolve
 from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings
 from wgdesk.platforms import PlatformError
-from wgdesk.platforms import current as platform
+from wgdesk.platforms.interface import (
+    Bypass,
+    Connection,
+    FullTunnel,
+    Include,
+    KillSwitch,
+    KillSwitchMember,
+    PlatformOptions,
+    SplitError,
+)
 from wgdesk.proto.changes import NO_KEY, DeviceChange, Endpoint, PeerChange
+from wgdesk.undo import UndoRecord
 
 if TYPE_CHECKING:
     from wgdesk.config import Config, Peer
 
 Network = IPv4Network | IPv6Network
 FIRST_FWMARK = 51820
-SRC_VALID_MARK = "net.ipv4.conf.all.src_valid_mark"
 
 
 class TunnelError(Exception):
@@ -308,17 +316,30 @@ class TunnelManager:
         self.log = logbook
         self.events = events
         self.tunnels: dict[str, Tunnel] = {}
-        self.kill_switch: dict[str, firewall.KillSwitchMember] = {}
+        self.kill_switch: dict[str, KillSwitchMember] = {}
         self._lock = threading.RLock()
         self.lan: tuple[str, ...] = PRIVATE_LAN_RANGES if settings.allow_lan else ()
         self.reresolver = Reresolver(self, settings)
         """Re-resolves endpoint names of running tunnels; its thread is started by `main`."""
         self._probing: set[str] = set()
         """Tunnels with an MTU probe running (one at a time each)."""
-        self.split = split.BypassGroup(settings, state_dir, logbook)
-        """The cgroup of processes that bypass a full tunnel (`split_exclude`)."""
-        self.include = split.BypassGroup(settings, state_dir, logbook, mode="include", shares_root=self.split)
-        """The cgroup of processes that go only through a tunnel (`split_include`)."""
+        self.platform = platforms.create(
+            PlatformOptions(
+                state_dir=state_dir,
+                persistent_dir=Path(settings.persistent_dir),
+                dns_backend=settings.dns_backend,
+                resolv_conf=settings.resolv_conf,
+                split_exclude_cgroup=settings.split_tunnel_cgroup,
+                split_include_cgroup=settings.split_tunnel_include_cgroup,
+                cgroup_root=settings.split_tunnel_cgroup_root,
+                allow_split_tunnel=settings.allow_split_tunnel,
+            ),
+            HelperNotes(logbook),
+        )
+        """The OS backend, configured by the administrator's settings."""
+        self.split = self.platform.split
+        """The groups of processes that bypass a full tunnel (`split_exclude`) or go only through a
+        tunnel (`split_include`)."""
         self.lockdown = Lockdown(
             settings.lockdown, Path(settings.lockdown_file), logbook, settings.lockdown_pause_limit()
         )
@@ -329,9 +350,7 @@ class TunnelManager:
         """Serialises the kill-switch table and lockdown (its pause included) on their own, so they
         never wait for the manager's lock (taken after it, never before)."""
         self._include_guard = False
-        """The include guard (`firewall.include_guard_script`) is in place."""
-        self.resolv_record = ResolvRecord(Path(settings.persistent_dir), logbook)
-        """The original resolv.conf while a tunnel rewrites it, kept where a reboot leaves it."""
+        """The include guard (`SplitTunnel.guard_on`) is in place."""
 
     # --- public verbs ---------------------------------------------------------------------
 
@@ -609,7 +628,7 @@ class TunnelManager:
                 self.log.error(name, f"live update failed, routes put back: {message}")
                 raise TunnelError("failed", f"could not update {name}: {message}") from e
             for table_name, dsts in _by_table(old_routes).items():
-                platform.routes_del(dsts, tunnel.ifname, table_name)
+                self.platform.routing.delete_routes(tunnel.ifname, dsts, table_name)
                 j.forget_routes(tunnel.ifname, table_name, {str(d) for d in dsts})
             tunnel.routes = routes
             tunnel.footprint = footprint
@@ -642,7 +661,7 @@ class TunnelManager:
                     "routes", ifname=tunnel.ifname, table=table_name, dsts=[str(d) for d in dsts]
                 )
             )
-            platform.routes_add(dsts, tunnel.ifname, table_name)
+            self.platform.routing.add_routes(tunnel.ifname, dsts, table_name)
         return entries
 
     @staticmethod
@@ -793,7 +812,7 @@ class TunnelManager:
     def _lower_mtu(self, tunnel: Tunnel, before: int, new: int) -> None:
         if not any(e["kind"] == "mtu" for e in tunnel.journal.entries):
             tunnel.journal.record("mtu", ifname=tunnel.ifname, old=before)
-        platform.link_set(tunnel.ifname, mtu=new)
+        self.platform.tunnels.configure(tunnel.ifname, mtu=new)
         tunnel.mtu = new
         self.log.info(tunnel.name, f"MTU of {tunnel.ifname} lowered from {before} to {new}")
 
@@ -841,7 +860,7 @@ class TunnelManager:
 
         iface = cfg.interface
         assert iface.private_key is not None  # `_parse` refuses a config without one
-        if platform.link_exists(name):
+        if self.platform.tunnels.exists(name):
             raise TunnelError("conflict", f"an interface named {name} already exists")
         warnings: list[str] = []
         table = (iface.table or "auto").lower()
@@ -899,7 +918,7 @@ class TunnelManager:
         if iface.save_config:
             warnings.append("SaveConfig is ignored by wgdesk")
         dns_servers = [str(a) for a in iface.dns]
-        if dns_servers and self._dns_backend() == "file":
+        if dns_servers and self.platform.dns.exclusive:
             for other in self.tunnels.values():
                 if other.dns_file and other.name != name:
                     raise TunnelError(
@@ -969,9 +988,9 @@ class TunnelManager:
             if why is not None:
                 raise TunnelError("conflict", why)
 
-    @staticmethod
-    def _table_in_use(number: str) -> bool:
-        return bool(platform.table_in_use(int(number)) or platform.fwmark_in_use(int(number)))
+    def _table_in_use(self, number: str) -> bool:
+        routing = self.platform.routing
+        return routing.table_in_use(int(number)) or routing.mark_in_use(int(number))
 
     def _footprint(self, plan: Plan) -> Footprint:
         tables = {str(plan.fwmark)} if plan.full_tunnel else set()
@@ -1016,7 +1035,7 @@ class TunnelManager:
         taken |= {int(n) for f in self._footprints() for n in f.numbers if n.isdigit()}
         taken |= set(also_taken)
         mark = FIRST_FWMARK
-        while mark in taken or platform.table_in_use(mark) or platform.fwmark_in_use(mark):
+        while mark in taken or self._table_in_use(str(mark)):
             mark += 1
         return mark
 
@@ -1033,14 +1052,12 @@ class TunnelManager:
             raise TunnelError("invalid", f"cannot resolve endpoint {host}: {e}{hint}") from e
 
     def _auto_mtu(self, endpoint_ips: Sequence[str]) -> int:
-        mtus = [m for m in (platform.route_mtu(ip) for ip in endpoint_ips) if m]
+        routing = self.platform.routing
+        mtus = [m for m in (routing.route_mtu(ip) for ip in endpoint_ips) if m]
         if not mtus:
-            d = platform.default_route_mtu()
+            d = routing.default_route_mtu()
             mtus = [d] if d else [1500]
         return max(1280, int(min(mtus)) - 80)
-
-    def _dns_backend(self) -> str:
-        return str(platform.dns_backend(self.settings.dns_backend))
 
     # --- bring-up ---------------------------------------------------------------------------
 
@@ -1051,8 +1068,10 @@ class TunnelManager:
             j.record("hook", when="PostDown", commands=list(plan.hooks["PostDown"]))
         self._hooks(plan.name, ifname, plan.hooks.get("PreUp", ()), "PreUp")
         takes_fds = self.settings.engine_takes_udp_fds()
-        j.record("link", ifname=ifname)
-        tun_fd = platform.open_tun(ifname, packet_info=not takes_fds, vnet_hdr=takes_fds)
+        device = self.platform.tunnels.create(
+            ifname, packet_info=not takes_fds, offload=takes_fds, record=self._recorder(j)
+        )
+        tun_fd = device.handle
         sockets: list[socket.socket] = []
         try:
             j.record("uapi_socket", path=str(uapi_path(ifname)))
@@ -1060,7 +1079,7 @@ class TunnelManager:
             sockets.append(listener)
             udp_fds: list[int | None] | None = None
             if takes_fds:
-                s4, s6, port = platform.bind_udp(plan.listen_port, plan.fwmark)
+                s4, s6, port = self.platform.engine.bind_udp(plan.listen_port, plan.fwmark)
                 udp_fds = [None if s is None else s.fileno() for s in (s4, s6)]
                 sockets += [s for s in (s4, s6) if s is not None]
                 tunnel.listen_port = port
@@ -1089,7 +1108,7 @@ class TunnelManager:
             self._full_tunnel_firewall(plan, j)
         self._configure_engine(plan, tunnel, takes_fds)
         if plan.kill_switch:
-            member = firewall.KillSwitchMember(plan.name, ifname, plan.fwmark, tunnel.listen_port)
+            member = KillSwitchMember(plan.name, ifname, plan.fwmark, tunnel.listen_port)
             j.record("killswitch", ifname=ifname, fwmark=plan.fwmark, listen_port=tunnel.listen_port)
             self.kill_switch[plan.name] = member
             self._apply_kill_switch()
@@ -1103,8 +1122,8 @@ class TunnelManager:
             self._apply_kill_switch()
         for addr in plan.addresses:
             j.record("addr", ifname=ifname, address=addr)
-            platform.addr_add(ifname, addr)
-        platform.link_set(ifname, mtu=plan.mtu, up=True)
+        self.platform.tunnels.add_addresses(ifname, plan.addresses)
+        self.platform.tunnels.configure(ifname, mtu=plan.mtu, up=True)
         self._add_routes(tunnel, plan.routes)
         if plan.full_tunnel:
             self._full_tunnel(plan, j)
@@ -1156,58 +1175,56 @@ class TunnelManager:
         if not takes_fds:
             tunnel.listen_port = int(device.get("listen_port", 0))
 
+    @staticmethod
+    def _recorder(journal: Journal) -> Callable[[UndoRecord], None]:
+        """What the OS backend journals its own changes through."""
+
+        def record(entry: UndoRecord) -> None:
+            journal.record(entry.kind, **entry.fields())
+
+        return record
+
+    def _full(self, plan: Plan) -> FullTunnel:
+        return FullTunnel(
+            plan.ifname, plan.fwmark, tuple(plan.addresses), frozenset(plan.default_families), self.lan
+        )
+
     def _full_tunnel(self, plan: Plan, j: Journal) -> None:
-        mark = str(plan.fwmark)
-        for family in sorted(plan.default_families):
-            for spec in (
-                ["not", "fwmark", mark, "table", mark],
-                ["table", "main", "suppress_prefixlength", "0"],
-            ):
-                j.record("rule", family=family, spec=spec)
-                platform.rule_add(family, spec)
+        self.platform.routing.full_tunnel_on(self._full(plan), self._recorder(j))
 
     def _full_tunnel_firewall(self, plan: Plan, j: Journal) -> None:
-        """What must be in place before the engine's first initiation: ``src_valid_mark`` and the full
-        tunnel's nft table (conntrack marks of the engine's UDP, injection guard, IPv6 block)."""
-        if 4 in plan.default_families:
-            self._src_valid_mark(j)
-        table = firewall.full_tunnel_table(plan.ifname)
-        j.record("nft_table", family=firewall.FAMILY, name=table)
-        platform.nft_apply(
-            firewall.full_tunnel_script(
-                plan.ifname,
-                plan.fwmark,
-                plan.addresses,
-                block_ipv6=6 not in plan.default_families,
-                lan=self.lan,
-            )
-        )
+        """What must be in place before the engine's first initiation: the mark settings and the full
+        tunnel's packet filter (conntrack marks of the engine's UDP, injection guard, IPv6 block)."""
+        self._mark_settings(plan.default_families, j)
+        self.platform.firewall.full_tunnel_on(self._full(plan), self._recorder(j))
 
     def _bypass(self, plan: Plan, tunnel: Tunnel) -> None:
         """Let processes of the bypass cgroup around this full tunnel (when allowed and possible)."""
-        refusal = self.split.refusal()
+        refusal = self.split.refusal("exclude")
         if refusal is not None:
             if self.settings.allow_split_tunnel:
                 self.log.info(plan.name, refusal[1])
             return
-        table = firewall.bypass_table(plan.ifname)
-        tunnel.journal.record("bypass", family=firewall.FAMILY, name=table)
-        self.split.nft_apply(
-            firewall.bypass_script(
-                plan.ifname, self.split.name, plan.fwmark, plan.addresses, plan.dns_servers
-            )
+        tunnel.journal.record("bypass_on", ifname=plan.ifname)
+        self.split.bypass_on(
+            Bypass(plan.ifname, plan.fwmark, tuple(plan.addresses), tuple(plan.dns_servers)),
+            self._recorder(tunnel.journal),
         )
         tunnel.bypass = True
-        self.log.info(plan.name, f"apps in cgroup {self.split.name} bypass this full tunnel")
+        self.log.info(plan.name, f"apps in cgroup {self.split.group('exclude')} bypass this full tunnel")
         if self.kill_switch or self.lockdown.enabled:
             self._apply_kill_switch()
 
-    def _src_valid_mark(self, j: Journal) -> None:
-        """IPv4 reverse-path checks use the packet's mark (replies restored from conntrack)."""
-        old = platform.sysctl_read(SRC_VALID_MARK)
-        if old != "1":
-            j.record("sysctl", key=SRC_VALID_MARK, old=old)
-            platform.sysctl_write(SRC_VALID_MARK, "1")
+    def _mark_settings(self, families: set[int], j: Journal) -> None:
+        """The machine settings marked traffic of ``families`` needs (Linux: IPv4 reverse-path checks
+        that use the packet's mark, for replies restored from conntrack), journalled with their old
+        value."""
+        routing = self.platform.routing
+        for setting in routing.mark_settings(frozenset(families)):
+            old = routing.read_setting(setting.key)
+            if old != setting.value:
+                j.record("sysctl", key=setting.key, old=old)
+                routing.write_setting(setting.key, setting.value)
 
     def _include(self, plan: Plan, tunnel: Tunnel) -> None:
         """Send the include cgroup's traffic only through this tunnel (full tunnel off, peers allow a
@@ -1226,7 +1243,7 @@ class TunnelManager:
                 plan.name, f"included apps are not sent through this tunnel: {full[0]} is a full tunnel"
             )
             return
-        refusal = self.include.refusal()
+        refusal = self.split.refusal("include")
         if refusal is not None:
             if self.settings.allow_split_tunnel:
                 self.log.info(plan.name, refusal[1])
@@ -1235,15 +1252,11 @@ class TunnelManager:
         mark = self._free_fwmark(plan.name, also_taken=[plan.fwmark])
         defaults = [ip_network("0.0.0.0/0" if f == 4 else "::/0") for f in sorted(plan.include_families)]
         j.record("routes", ifname=plan.ifname, table=str(mark), dsts=[str(d) for d in defaults])
-        platform.routes_add(defaults, plan.ifname, str(mark))
-        for family in sorted(plan.include_families):
-            spec = ["fwmark", str(mark), "table", str(mark)]
-            j.record("rule", family=family, spec=spec)
-            platform.rule_add(family, spec)
-        if 4 in plan.include_families:
-            self._src_valid_mark(j)
-        table = firewall.include_table(plan.ifname)
-        j.record("include", family=firewall.FAMILY, name=table, mark=mark)
+        self.platform.routing.add_routes(plan.ifname, defaults, str(mark))
+        families = frozenset(plan.include_families)
+        self.platform.routing.mark_routing_on(mark, families, self._recorder(j))
+        self._mark_settings(plan.include_families, j)
+        j.record("include_on", ifname=plan.ifname, mark=mark)
         tunnel.include_mark = mark
         if tunnel.footprint is not None:
             tunnel.footprint = dataclasses.replace(
@@ -1253,19 +1266,15 @@ class TunnelManager:
                 marks=tunnel.footprint.marks | {mark},
             )
         self._sync_include_guard(wanted=True)
-        self.include.nft_apply(
-            firewall.include_script(
-                plan.ifname, self.include.name, mark, plan.include_families, plan.owner or None
-            )
-        )
-        self.log.info(plan.name, f"apps in cgroup {self.include.name} go only through this tunnel")
+        self.split.include_on(Include(plan.ifname, mark, families, plan.owner or None), self._recorder(j))
+        self.log.info(plan.name, f"apps in cgroup {self.split.group('include')} go only through this tunnel")
         if self.kill_switch or self.lockdown.enabled:
             self._apply_kill_switch()
 
-    def split_include(self, conn: socket.socket, uid: int) -> dict[str, Any]:
+    def split_include(self, conn: Connection, uid: int) -> dict[str, Any]:
         """Move the process at the other end of ``conn`` into the include cgroup (`split`), once the
         include guard is in place: with no tunnel of its user serving, it gets nothing out."""
-        refusal = self.include.refusal()
+        refusal = self.split.refusal("include")
         if refusal is not None:
             raise TunnelError(*refusal)
         with self._lock:
@@ -1274,43 +1283,43 @@ class TunnelManager:
             except PlatformError as e:
                 raise TunnelError("failed", f"cannot put the include guard in place: {e}") from e
         try:
-            moved = self.include.exclude_peer(conn, uid)
-        except split.SplitError as e:
+            moved = self.split.move_peer(conn, uid, "include")
+        except SplitError as e:
             raise TunnelError(e.code, e.message) from e
         return {**moved.as_dict(), **self._include_state(uid)}
 
     def _sync_include_guard(self, wanted: bool = False) -> None:
-        """The include guard (`firewall.include_guard_script`) is in place while the include cgroup
+        """The include guard (`SplitTunnel.guard_on`) is in place while the include cgroup
         has processes or a tunnel serves it, or when ``wanted`` (one is about to join it); it goes
         once neither is the case. Call with the lock held."""
         if any(t.include_mark for t in self.tunnels.values()):
             wanted = True
         if wanted:
             if not self._include_guard:
-                self.include.nft_apply(firewall.include_guard_script(self.include.name))
+                self.split.guard_on()
                 self._include_guard = True
-                self.log.info(
-                    None, f"included apps (cgroup {self.include.name}) get out only through a tunnel"
-                )
-        elif self._include_guard and not self.include.members():
-            platform.nft_delete_table(firewall.FAMILY, firewall.INCLUDE_GUARD_TABLE)
+                group = self.split.group("include")
+                self.log.info(None, f"included apps (cgroup {group}) get out only through a tunnel")
+        elif self._include_guard and not self.split.members("include"):
+            self.split.guard_off()
             self._include_guard = False
 
-    def split_exclude(self, conn: socket.socket, uid: int) -> dict[str, Any]:
+    def split_exclude(self, conn: Connection, uid: int) -> dict[str, Any]:
         """Move the process at the other end of ``conn`` into the bypass cgroup (`split`)."""
         try:
-            moved = self.split.exclude_peer(conn, uid)
-        except split.SplitError as e:
+            moved = self.split.move_peer(conn, uid, "exclude")
+        except SplitError as e:
             raise TunnelError(e.code, e.message) from e
         return {**moved.as_dict(), **self._split_state()}
 
     def split_list(self, uid: int | None) -> dict[str, Any]:
         """The excluded processes (of ``uid`` only, unless None) and whether a full tunnel is bypassed."""
-        refusal = self.split.refusal()
+        refusal = self.split.refusal("exclude")
+        processes = self.split.members("exclude", uid) + self.split.members("include", uid)
         return {
             "available": refusal is None,
             "reason": refusal[1] if refusal else None,
-            "processes": [p.as_dict() for p in self.split.members(uid) + self.include.members(uid)],
+            "processes": [p.as_dict() for p in processes],
             **self._split_state(),
             "include": self._include_state(uid),
         }
@@ -1324,7 +1333,7 @@ class TunnelManager:
             if t.include_mark and t.state == "up" and (uid is None or t.owner in (0, uid))
         ]
         return {
-            "cgroup": self.include.name,
+            "cgroup": self.split.group("include"),
             "active": bool(serving),
             "tunnel": serving[0] if serving else None,
         }
@@ -1332,28 +1341,15 @@ class TunnelManager:
     def _split_state(self) -> dict[str, Any]:
         bypassed = [t.name for t in self._snapshot() if t.bypass and t.state == "up"]
         return {
-            "cgroup": self.split.name,
+            "cgroup": self.split.group("exclude"),
             "active": bool(bypassed),
             "tunnel": bypassed[0] if bypassed else None,
         }
 
     def _set_dns(self, plan: Plan, tunnel: Tunnel) -> None:
-        backend = self._dns_backend()
-        j = tunnel.journal
-        if backend == "resolved":
-            j.record("dns_resolved", ifname=plan.ifname)
-            platform.resolved_set(plan.ifname, plan.dns_servers, plan.dns_search)
-        elif backend == "resolvconf":
-            j.record("dns_resolvconf", ifname=plan.ifname)
-            platform.resolvconf_set(plan.ifname, plan.dns_servers, plan.dns_search)
-        else:
-            path = self.settings.resolv_conf
-            snapshot = platform.file_snapshot(path)
-            text = platform.resolv_conf_text(plan.dns_servers, plan.dns_search).encode()
-            j.record("dns_file", snapshot=snapshot)
-            tunnel.dns_file = True
-            self.resolv_record.save(snapshot, text)  # the journal is on a tmpfs: this survives a reboot
-            platform.file_replace(path, text)
+        dns = self.platform.dns
+        tunnel.dns_file = dns.exclusive
+        dns.set(plan.ifname, plan.dns_servers, plan.dns_search, self._recorder(tunnel.journal))
 
     # --- hooks ---------------------------------------------------------------------------------
 
@@ -1362,17 +1358,9 @@ class TunnelManager:
             return
         for cmd in commands:
             self.log.info(name, f"running {when} hook")
-            proc = subprocess.run(
-                ["/bin/sh", "-c", cmd.replace("%i", ifname)],
-                env=dict(platform.CLEAN_ENV),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-                cwd="/",
-            )
-            if proc.returncode != 0:
-                raise TunnelError("failed", f"{when} hook exited with {proc.returncode}")
+            status = self.platform.service.run_hook(cmd, ifname, 60)
+            if status != 0:
+                raise TunnelError("failed", f"{when} hook exited with {status}")
 
     def _run_hooks(self, tunnel: Tunnel, when: str) -> None:
         for e in tunnel.journal.entries:
@@ -1401,38 +1389,30 @@ class TunnelManager:
                 tunnel.engine.stop()
             else:
                 kill_recorded(int(e["pid"]), e.get("start_time"))
-        elif kind == "link":
-            platform.link_delete(e["ifname"])
         elif kind == "mtu":
-            if platform.link_exists(e["ifname"]):
-                platform.link_set(e["ifname"], mtu=int(e["old"]))
+            if self.platform.tunnels.exists(e["ifname"]):
+                self.platform.tunnels.configure(e["ifname"], mtu=int(e["old"]))
         elif kind == "uapi_socket":
-            p = Path(e["path"])
-            if p.is_socket():
-                p.unlink()
+            self.platform.uapi.remove(e["path"])
         elif kind == "addr":
-            if platform.link_exists(e["ifname"]):
-                platform.addr_del(e["ifname"], e["address"])
+            if self.platform.tunnels.exists(e["ifname"]):
+                self.platform.tunnels.delete_addresses(e["ifname"], [e["address"]])
         elif kind == "routes":
-            if platform.link_exists(e["ifname"]):
-                platform.routes_del([ip_network(d) for d in e["dsts"]], e["ifname"], e["table"])
+            if self.platform.tunnels.exists(e["ifname"]):
+                self.platform.routing.delete_routes(
+                    e["ifname"], [ip_network(d) for d in e["dsts"]], e["table"]
+                )
         elif kind == "route":  # one route, as journals of wgdesk 0.1 record them
-            if platform.link_exists(e["ifname"]):
-                platform.route_del(e["dst"], e["ifname"], e["table"])
-        elif kind == "rule":
-            platform.rule_del(int(e["family"]), [str(s) for s in e["spec"]])
+            if self.platform.tunnels.exists(e["ifname"]):
+                self.platform.routing.delete_routes(e["ifname"], [ip_network(e["dst"])], e["table"])
         elif kind == "sysctl":
             self._restore_sysctl(tunnel, e)
-        elif kind == "nft_table":
-            platform.nft_delete_table(e["family"], e["name"])
-        elif kind == "bypass":
-            platform.nft_delete_table(e["family"], e["name"])
+        elif kind == "bypass_on":
             if tunnel is not None and tunnel.bypass:
                 tunnel.bypass = False
                 if self.kill_switch or self.lockdown.enabled:
                     self._apply_kill_switch()
-        elif kind == "include":
-            platform.nft_delete_table(e["family"], e["name"])
+        elif kind == "include_on":
             if tunnel is not None and tunnel.include_mark:
                 tunnel.include_mark = 0
                 if self.kill_switch or self.lockdown.enabled:
@@ -1441,15 +1421,14 @@ class TunnelManager:
             if tunnel is not None:
                 self.kill_switch.pop(tunnel.name, None)
             self._apply_kill_switch()
-        elif kind == "dns_file":
-            platform.file_restore(e["snapshot"])
-            self.resolv_record.forget()
-        elif kind == "dns_resolved":
-            platform.resolved_revert(e["ifname"])
-        elif kind == "dns_resolvconf":
-            platform.resolvconf_revert(e["ifname"])
-        elif kind == "hook" and e["when"] == "PostDown" and tunnel is not None and tunnel.state == "stopping":
-            self._hooks(tunnel.name, tunnel.ifname, e["commands"], "PostDown")
+        elif kind == "hook":
+            if e["when"] == "PostDown" and tunnel is not None and tunnel.state == "stopping":
+                self._hooks(tunnel.name, tunnel.ifname, e["commands"], "PostDown")
+        else:
+            record = self.platform.load_record(e)
+            if record is None:
+                raise ValueError(f"unknown journal entry {kind!r}")
+            self.platform.undo(record)
 
     def _restore_sysctl(self, tunnel: Tunnel | None, e: Entry) -> None:
         # Another live tunnel still needs the value: hand it our saved original instead.
@@ -1461,10 +1440,11 @@ class TunnelManager:
                     oe["old"] = e["old"]
                     other.journal.keep_only({x["kind"] for x in other.journal.entries})
                     return
-            if other.full_tunnel and e["key"] == SRC_VALID_MARK and other.state == "up":
+            needed = {s.key for s in self.platform.routing.mark_settings(frozenset({4, 6}))}
+            if other.full_tunnel and e["key"] in needed and other.state == "up":
                 other.journal.record("sysctl", key=e["key"], old=e["old"])
                 return
-        platform.sysctl_write(e["key"], e["old"])
+        self.platform.routing.write_setting(e["key"], e["old"])
 
     def _apply_kill_switch(self) -> None:
         """Put the kill-switch table in line with the members (and lockdown, unless paused): replaced
@@ -1478,17 +1458,19 @@ class TunnelManager:
                 # every tunnel of this helper is let out, whether or not it has a kill switch itself
                 for t in tunnels:
                     if t.name not in members:
-                        members[t.name] = firewall.KillSwitchMember(t.name, t.ifname, t.fwmark, t.listen_port)
+                        members[t.name] = KillSwitchMember(t.name, t.ifname, t.fwmark, t.listen_port)
             bypass = [t.fwmark for t in tunnels if t.bypass]
             # included apps' packets: the output hook sees the first route's interface, not the tunnel
             # (the include table's leak guard drops them anywhere else)
             bypass += [t.include_mark for t in tunnels if t.include_mark]
             if members or lockdown:
-                platform.nft_apply(firewall.kill_switch_script(list(members.values()), self.lan, bypass))
+                self.platform.firewall.apply_kill_switch(
+                    KillSwitch(tuple(members.values()), self.lan, tuple(bypass))
+                )
             else:
-                platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+                self.platform.firewall.remove_kill_switch()
             if self.lockdown.error is not None:
-                failsafe.unblock()
+                self.platform.firewall.unblock_all()
                 self.lockdown.error = None
                 self.log.info(
                     None, "lockdown: the firewall is in place; the failsafe routing block is lifted"
@@ -1503,11 +1485,11 @@ class TunnelManager:
             reason = f"could not put the kill switch in place ({what}): {e}"
             with self._firewall:
                 self.lockdown.error = reason
-                failsafe.block()
+                self.platform.firewall.block_all()
             self.log.error(
                 None,
-                f"lockdown: {reason}; blocking all routed traffic with `ip rule priority "
-                f"{failsafe.PRIORITY} prohibit` instead (tunnels cannot work either) until nftables works",
+                f"lockdown: {reason}; blocking all routed traffic by the failsafe instead (tunnels "
+                "cannot work either) until the firewall works",
             )
 
     # --- lockdown ------------------------------------------------------------------------------
@@ -1546,9 +1528,9 @@ class TunnelManager:
                 if enabled or self.kill_switch:
                     self._apply_kill_switch()
                 else:
-                    platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+                    self.platform.firewall.remove_kill_switch()
                     if self.lockdown.error is not None:
-                        failsafe.unblock()
+                        self.platform.firewall.unblock_all()
                         self.lockdown.error = None
             except Exception as e:
                 self.log.error(None, f"lockdown: could not apply the kill switch: {e}")
@@ -1701,42 +1683,42 @@ class TunnelManager:
                         f"`wgdeskctl down {name}` to stop blocking.",
                     )
                     self.tunnels[name] = tunnel
-                    self.kill_switch[name] = firewall.KillSwitchMember(
+                    self.kill_switch[name] = KillSwitchMember(
                         name, str(entry["ifname"]), int(entry["fwmark"]), int(entry.get("listen_port", 0))
                     )
                     self.log.warning(name, tunnel.message or "")
                 else:
                     journal.delete()
                     self.log.disown(name)
-            self.resolv_record.restore_left()
+            self.platform.dns.restore_left()
             self._recover_include_guard()
             if self.lockdown.enabled:
                 self._block_or_failsafe("after a restart")
             elif self.kill_switch:
                 self._apply_kill_switch()
-            elif platform.nft_table_exists(firewall.FAMILY, firewall.KILL_SWITCH_TABLE):
+            elif self.platform.firewall.kill_switch_present():
                 # left by a helper stopped in lockdown, which is off now (the administrator's policy
                 # changed, or the state file went): nothing needs it any more
-                platform.nft_delete_table(firewall.FAMILY, firewall.KILL_SWITCH_TABLE)
+                self.platform.firewall.remove_kill_switch()
                 self.log.warning(
                     None, "lockdown is off: removed the kill switch a previous helper left in place"
                 )
-            if not self.lockdown.enabled and failsafe.active():
-                failsafe.unblock()
+            if not self.lockdown.enabled and self.platform.firewall.blocking_all():
+                self.platform.firewall.unblock_all()
                 self.log.warning(None, "lockdown is off: removed the failsafe block a previous helper left")
 
     def _recover_include_guard(self) -> None:
         """A guard left by the previous helper stays while included apps still run (they would get
         out around the tunnel otherwise), and goes once none is left."""
-        if not platform.nft_table_exists(firewall.FAMILY, firewall.INCLUDE_GUARD_TABLE):
+        if not self.split.guard_present():
             return
         self._include_guard = True
         try:
-            self.include.root()  # find (or mount) the cgroup2 hierarchy to see who is still in it
-        except split.SplitError as e:
+            self.split.locate("include")  # find (or mount) the hierarchy to see who is still in it
+        except SplitError as e:
             self.log.warning(None, f"included apps: {e.message}; keeping their guard")
             return
-        left = self.include.members()
+        left = self.split.members("include")
         self._sync_include_guard()
         if left:
             self.log.info(
@@ -1785,7 +1767,6 @@ class TunnelManager:
                 self._sync_include_guard()  # stays while included apps run: they must not get out
             except PlatformError as e:
                 self.log.error(None, f"could not remove the include guard: {e}")
-            self.include.close()
             self.split.close()
             if self._pause_timer is not None:
                 self._pause_timer.cancel()
@@ -1799,9 +1780,9 @@ class TunnelManager:
                 else:
                     self.log.warning(
                         None,
-                        "lockdown is on: the kill switch stays in place while the helper is stopped "
-                        f"(nft table inet {firewall.KILL_SWITCH_TABLE}); `wgdeskctl lockdown off` "
-                        "with the helper running, or removing the package, lifts it",
+                        "lockdown is on: the kill switch stays in place while the helper is stopped; "
+                        "`wgdeskctl lockdown off` with the helper running, or removing the package, "
+                        "lifts it",
                     )
 
     # --- reporting -----------------------------------------------------------------------------

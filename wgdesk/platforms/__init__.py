@@ -1,9 +1,10 @@
-"""OS specifics behind one interface.
+"""OS specifics behind one interface (`wgdesk.platforms.interface.Platform`).
 
-This is the only module that branches on ``sys.platform``; everything else imports
-``wgdesk.platforms.current`` (the module for the running OS) or the names re-exported here.
-``current`` is loaded on first use, so the GUI and the CLI can ask for `system()` or
-`user_config_dir()` without importing the privileged networking code.
+This is the only module that branches on ``sys.platform``: `create` builds the running OS's backend
+(`linux`, `darwin`, `windows`), `backend` is the process's shared one. The helper creates its own with
+its administrator's options; the engine and the app use `backend`. The functions below are what the
+GUI and the CLI need (the OS name, the config directory, the network we are on, start at login); they
+load only the part of a backend they use, never the helper's networking code.
 """
 
 from __future__ import annotations
@@ -14,97 +15,36 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
-from types import ModuleType
+
+from wgdesk.platforms.errors import PlatformError, Unsupported
+from wgdesk.platforms.interface import Notes, Platform, PlatformOptions
+from wgdesk.platforms.network_identity import NetworkIdentity, normal_mac
 
 
-class PlatformError(Exception):
-    """An operating-system operation failed; ``str()`` names the command and the OS's answer."""
-
-
-class Unsupported(PlatformError):
-    """The running operating system has no implementation of this operation yet."""
-
-
-@dataclass(frozen=True)
-class NetworkIdentity:
-    """The network this machine is on: the one that carries the main routing table's default route.
-
-    ``kind`` is ``wifi``, ``wired`` or ``other``; ``key`` is what stays the same each time the machine
-    joins that network (``wifi:SSID``, ``gateway:MAC`` — the default gateway's link-layer address —, or
-    ``link:NAME`` for a point-to-point link without a gateway); ``label`` is for people (the SSID, the
-    connection's name); ``interface`` is the OS's name of the link.
-    """
-
-    kind: str
-    key: str
-    label: str
-    interface: str = ""
-
-    @classmethod
-    def identify(
-        cls,
-        kind: str,
-        interface: str,
-        gateway: str | None = None,
-        mac: str | None = None,
-        ssid: str | None = None,
-        name: str | None = None,
-    ) -> NetworkIdentity | None:
-        """The identity every OS module derives from what it found on the default route's link: a Wi-Fi
-        network by its SSID; else by the gateway's link-layer address ``mac`` (None while that is not
-        known); a link without a gateway by the link's name. ``name`` (the OS's name for the connection)
-        becomes the label when there is one."""
-        if ssid:
-            return cls("wifi", f"wifi:{ssid}", ssid, interface)
-        if not gateway:
-            return cls(kind, f"link:{interface}", name or interface, interface)
-        address = normal_mac(mac or "")
-        if address is None:
-            return None
-        return cls(kind, f"gateway:{address}", name or f"{gateway} ({address}) on {interface}", interface)
-
-
-def normal_mac(text: str) -> str | None:
-    """A link-layer address as lower-case, colon-separated, two-digit octets (``0:1b:…`` as macOS's
-    ``arp`` prints it and ``00-1B-…`` as Windows does become ``00:1b:…``); None when it is none, or
-    all zeros (an entry still being resolved)."""
-    octets = text.strip().lower().replace("-", ":").split(":")
-    if len(octets) < 6 or any(not 1 <= len(o) <= 2 for o in octets):
-        return None
-    try:
-        values = [int(o, 16) for o in octets]
-    except ValueError:
-        return None
-    if not any(values):
-        return None
-    return ":".join(f"{v:02x}" for v in values)
-
-
-def _select() -> ModuleType:
+def create(options: PlatformOptions | None = None, notes: Notes | None = None) -> Platform:
+    """A backend for the running OS, configured with ``options`` (the helper's settings) and reporting
+    what it does on its own to ``notes``. Raises `Unsupported` on an OS wgdesk does not know."""
     if sys.platform.startswith("linux"):
-        from wgdesk.platforms import linux
+        from wgdesk.platforms.linux import LinuxPlatform
 
-        return linux
+        return LinuxPlatform(options, notes)
     if sys.platform == "darwin":
-        from wgdesk.platforms import darwin
+        from wgdesk.platforms.darwin import DarwinPlatform
 
-        return darwin
+        return DarwinPlatform(options, notes)
     if sys.platform == "win32":
-        from wgdesk.platforms import windows
+        from wgdesk.platforms.windows import WindowsPlatform
 
-        return windows
+        return WindowsPlatform(options, notes)
     raise Unsupported(f"wgdesk does not support {sys.platform}")
 
 
-def __getattr__(name: str) -> ModuleType:
-    if name == "current":
-        module = _select()
-        globals()["current"] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+@functools.cache
+def backend() -> Platform:
+    """The running OS's backend with default options (the engine's and the app's)."""
+    return create()
 
 
 def system() -> str:
@@ -116,10 +56,9 @@ def local_networks() -> list[IPv4Network | IPv6Network]:
     """The networks of this machine's own interfaces (not tunnels), for the linter's `overlap-lan`;
     empty where the OS cannot tell (the warning is advice, never a reason to fail)."""
     try:
-        networks: list[IPv4Network | IPv6Network] = _select().local_networks()
+        return backend().network.local_networks()
     except (PlatformError, ValueError):
         return []
-    return networks
 
 
 def route_to(address: str) -> dict[str, str] | None:
@@ -128,10 +67,9 @@ def route_to(address: str) -> dict[str, str] | None:
     ``type`` (absent: unicast; ``local`` for this machine's own addresses). None when it has no
     route or the OS cannot tell (nothing here is a reason to fail)."""
     try:
-        found: dict[str, str] | None = _select().route_to(address)
+        return backend().network.route_to(address)
     except (PlatformError, ValueError):
         return None
-    return found
 
 
 def current_network() -> NetworkIdentity | None:
@@ -140,10 +78,24 @@ def current_network() -> NetworkIdentity | None:
     link-layer address is not known until the machine has talked to it). Runs programs (`ip`, `nmcli`
     or `iw`): call it on a worker thread in the GUI."""
     try:
-        found: NetworkIdentity | None = _select().current_network()
+        return backend().network.current_network()
     except (PlatformError, ValueError, OSError):
         return None
-    return found
+
+
+def start_at_login() -> bool:
+    """Whether the app starts when the user logs in."""
+    return backend().autostart.enabled()
+
+
+def set_start_at_login(enabled: bool, command: str) -> None:
+    """Create (``command`` starts the app; it gets ``--minimized``) or remove the start-at-login entry."""
+    backend().autostart.set(enabled, command)
+
+
+def autostart_location() -> Path:
+    """Where the start-at-login entry lives (Windows: a pseudo-path naming the registry value)."""
+    return backend().autostart.location()
 
 
 def addresses_of(target: str) -> list[IPv4Address | IPv6Address]:
@@ -196,14 +148,21 @@ def user_config_dir() -> Path:
 
 __all__ = [
     "NetworkIdentity",
+    "Platform",
     "PlatformError",
+    "PlatformOptions",
     "Unsupported",
     "addresses_of",
-    "current",
+    "autostart_location",
+    "backend",
+    "create",
     "current_network",
     "executable_name",
     "local_networks",
+    "normal_mac",
     "route_to",
+    "set_start_at_login",
+    "start_at_login",
     "suspend_aware_clock",
     "system",
     "user_config_dir",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from wgdesk.platforms import PlatformError
+from wgdesk.platforms.errors import PlatformError
 
 
 class CommandError(PlatformError):

@@ -28,6 +28,7 @@ from tests.fuzz.targets import check
 from wgdesk import uapi
 from wgdesk.helper import engine_process
 from wgdesk.helper.engine_process import EngineError
+from wgdesk.platforms.unix import uapi as unix_uapi
 from wgdesk.proto.changes import ConfigurationError
 
 MAX_LEN = 8192
@@ -102,7 +103,7 @@ def one_input(engine: StandInEngine, data: bytes) -> None:
 
 def setup() -> Callable[[bytes], None]:
     directory = Path(tempfile.mkdtemp(prefix="wgdesk-fuzz-uapi-"))
-    engine_process.UAPI_DIRECTORY = directory
+    unix_uapi.SOCKET_DIRECTORY = directory
     engine = StandInEngine(directory)
     engine.start()
     return lambda data: one_input(engine, data)

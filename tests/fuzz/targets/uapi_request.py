@@ -36,8 +36,8 @@ from tests.proto.pair import SeededRandom
 from wgdesk import uapi
 from wgdesk.engine.bind import Bind
 from wgdesk.engine.loop import Engine
-from wgdesk.engine.tun import Tun
 from wgdesk.engine.uapi_server import socket_path
+from wgdesk.platforms.linux.tun import LinuxTun
 from wgdesk.proto.changes import ConfigurationError, DeviceSnapshot
 from wgdesk.proto.device import Device
 
@@ -78,7 +78,7 @@ class Harness:
         self.path = socket_path(IFNAME, self.directory)
         listener.bind(str(self.path))
         listener.listen(4)
-        self.engine = Engine(Tun(tun_end.detach(), IFNAME), listener, self.path, bind=Bind.open(0))
+        self.engine = Engine(LinuxTun(tun_end.detach(), IFNAME), listener, self.path, bind=Bind.open(0))
         assert self.engine.uapi is not None
         self.server = self.engine.uapi
         self.real_handler = self.server.handler

@@ -9,7 +9,7 @@ acknowledgements, ``ENOBUFS``). A route is the same as
 
 The socket is a plain ``AF_NETLINK`` one: pyroute2's request machinery waits for each answer before
 the next request, which is what batching avoids. A leaf module (it imports nothing of wgdesk): the
-Linux module turns its `NetlinkError` into a `PlatformError`.
+`iproute` turns its `NetlinkError` into a `PlatformError`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Per-application split tunnelling on Linux: the bypass cgroup.
+"""Per-application split tunnelling on Linux: the bypass and the include cgroup.
 
 Processes in one cgroup v2 directory, a direct child of the cgroup2 root (setting
 ``split_tunnel_cgroup``, default ``wgdesk-bypass``), are sent around a full tunnel by the rules of
-`firewall.bypass_script`, which match ``socket cgroupv2 level 1 "<name>"``. A socket belongs to the
+`firewall.bypass_script`, which match ``socket cgroupv2 level 1 "<name>"``; those of a second one
+(``split_tunnel_include_cgroup``) only through a tunnel (`firewall.include_script`, and the guard
+`firewall.include_guard_script` while no tunnel serves them). A socket belongs to the
 cgroup of the process that created it, so a process must be moved *before* it opens sockets:
 ``wgdeskctl exclude -- COMMAND`` asks the helper to move the calling process (the kernel names it:
 ``SO_PEERPIDFD``, never a pid the client sends) and then execs COMMAND.
@@ -30,46 +32,31 @@ import os
 import select
 import socket
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from wgdesk.helper.logbook import LogBook
-from wgdesk.helper.settings import CGROUP_NAME, Settings
-from wgdesk.platforms import PlatformError
-from wgdesk.platforms import current as platform
+from wgdesk.platforms.errors import PlatformError
+from wgdesk.platforms.interface import (
+    GROUP_NAME,
+    Bypass,
+    Connection,
+    Include,
+    Notes,
+    PlatformOptions,
+    Recorder,
+    SplitError,
+    SplitProcess,
+)
+from wgdesk.platforms.linux import firewall, nft
+from wgdesk.platforms.linux.identity import peer_credentials
+from wgdesk.platforms.linux.nft import FAMILY, NftTable
+from wgdesk.platforms.linux.programs import MOUNT, NFT, SH, UMOUNT, UNSHARE, command
 
 NFT_CGROUP_ROOT = Path("/sys/fs/cgroup")
 """Where nft looks up cgroup paths (hard-coded in nftables)."""
 _SO_PEERPIDFD = 77
 """``SO_PEERPIDFD`` (Linux 6.5): a pidfd of the process that connected; not in Python 3.11's socket."""
-MOUNT = "/usr/bin/mount" if os.path.exists("/usr/bin/mount") else "/bin/mount"
-UMOUNT = "/usr/bin/umount" if os.path.exists("/usr/bin/umount") else "/bin/umount"
-UNSHARE = "/usr/bin/unshare"
-SH = "/bin/sh"
 _NFT_IN_PRIVATE_MOUNT = 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" "$@"'
-
-
-class SplitError(Exception):
-    """Split tunnelling refused or failed; ``code`` is the wire error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Excluded:
-    """One process in the bypass (``mode`` "exclude") or the include cgroup (``mode`` "include")."""
-
-    pid: int
-    uid: int
-    command: str
-    mode: str = "exclude"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"pid": self.pid, "uid": self.uid, "command": self.command, "mode": self.mode}
+MODES = ("exclude", "include")
 
 
 def cgroup2_mounts(mountinfo: str) -> list[tuple[Path, str]]:
@@ -109,23 +96,22 @@ class BypassGroup:
 
     def __init__(
         self,
-        settings: Settings,
-        state_dir: Path,
-        log: LogBook,
+        options: PlatformOptions,
+        log: Notes,
         mode: str = "exclude",
         shares_root: BypassGroup | None = None,
     ) -> None:
         setting = "split_tunnel_cgroup" if mode == "exclude" else "split_tunnel_include_cgroup"
-        name = str(getattr(settings, setting))
-        if not CGROUP_NAME.fullmatch(name):
+        name = options.split_exclude_cgroup if mode == "exclude" else options.split_include_cgroup
+        if not GROUP_NAME.fullmatch(name):
             raise SplitError("invalid", f"{setting} must be 1 to 64 letters, digits, _ or -")
         self.name = name
         self.mode = mode
         self._shares_root = shares_root
         self._what = "outside the tunnel" if mode == "exclude" else "only through the tunnel"
-        self.allowed = settings.allow_split_tunnel
-        self._configured_root = settings.split_tunnel_cgroup_root
-        self._mount_point = state_dir / "cgroup2"
+        self.allowed = options.allow_split_tunnel
+        self._configured_root = options.cgroup_root
+        self._mount_point = options.state_dir / "cgroup2"
         self.log = log
         self._lock = threading.RLock()
         self._root: Path | None = None
@@ -176,14 +162,14 @@ class BypassGroup:
         point = self._mount_point
         point.mkdir(mode=0o700, exist_ok=True)
         try:
-            platform.command([MOUNT, "-t", "cgroup2", "cgroup2", str(point)])
+            command([MOUNT, "-t", "cgroup2", "cgroup2", str(point)])
         except PlatformError as e:
             raise SplitError(
                 "unsupported",
                 f"apps cannot run {self._what}: this system has no cgroup v2 ({e})",
             ) from e
         self._mounted = True
-        self.log.info(None, f"mounted cgroup2 at {point} for split tunnelling")
+        self.log.info(f"mounted cgroup2 at {point} for split tunnelling")
         return point
 
     def path(self) -> Path:
@@ -218,13 +204,13 @@ class BypassGroup:
         try:
             self._nft(["-c", "-f", "-"], probe)
         except PlatformError as e:
-            self.log.warning(None, f"nft cannot match the bypass cgroup: {e}")
+            self.log.warning(f"nft cannot match the bypass cgroup: {e}")
             return False
         return True
 
     # --- moving and listing --------------------------------------------------------------------
 
-    def exclude_peer(self, conn: socket.socket, uid: int) -> Excluded:
+    def exclude_peer(self, conn: socket.socket, uid: int) -> SplitProcess:
         """Move the process at the other end of ``conn`` (the kernel's answer, never a pid a client
         names) into the bypass cgroup. ``uid`` is the connection's SO_PEERCRED uid."""
         refusal = self.refusal()
@@ -236,7 +222,7 @@ class BypassGroup:
         except OSError:
             pidfd = -1
         if pidfd < 0:  # before Linux 6.5: the pid of SO_PEERCRED, opened as a pidfd now
-            pid = platform.peer_credentials(conn).pid
+            pid = peer_credentials(conn).pid
             try:
                 pidfd = os.pidfd_open(pid)
             except OSError as e:
@@ -263,9 +249,8 @@ class BypassGroup:
                 raise
         finally:
             os.close(pidfd)
-        excluded = Excluded(pid, uid, _command(pid), self.mode)
+        excluded = SplitProcess(pid, uid, _command(pid), self.mode)
         self.log.info(
-            None,
             f"process {pid} ({excluded.command}) of uid {uid} now "
             + ("bypasses full tunnels" if self.mode == "exclude" else "goes only through the tunnel"),
             uid,  # the caller's record (others do not learn of its processes)
@@ -282,7 +267,7 @@ class BypassGroup:
             pass
         return None
 
-    def members(self, uid: int | None = None) -> list[Excluded]:
+    def members(self, uid: int | None = None) -> list[SplitProcess]:
         """Processes in the bypass cgroup (only those of ``uid`` when given); empty when it does
         not exist yet."""
         with self._lock:
@@ -298,7 +283,7 @@ class BypassGroup:
             owner = _uid(pid)
             if owner is None or (uid is not None and owner != uid):
                 continue
-            out.append(Excluded(pid, owner, _command(pid), self.mode))
+            out.append(SplitProcess(pid, owner, _command(pid), self.mode))
         return out
 
     # --- nft -----------------------------------------------------------------------------------
@@ -311,10 +296,10 @@ class BypassGroup:
     def _nft(self, args: list[str], script: str) -> None:
         root = self.root()
         if root == NFT_CGROUP_ROOT:
-            platform.command([platform.NFT, *args], stdin=script)
+            command([NFT, *args], stdin=script)
             return
-        platform.command(
-            [UNSHARE, "-m", "--propagation", "private", SH, "-c", _NFT_IN_PRIVATE_MOUNT, platform.NFT, *args],
+        command(
+            [UNSHARE, "-m", "--propagation", "private", SH, "-c", _NFT_IN_PRIVATE_MOUNT, NFT, *args],
             stdin=script,
         )
 
@@ -332,13 +317,13 @@ class BypassGroup:
                 if directory.is_dir():
                     directory.rmdir()
             except OSError as e:
-                self.log.info(None, f"left {directory} in place: {e.strerror} (processes still in it)")
+                self.log.info(f"left {directory} in place: {e.strerror} (processes still in it)")
             if self._mounted and self._shares_root is None:
                 try:
-                    platform.command([UMOUNT, str(root)])
+                    command([UMOUNT, str(root)])
                     root.rmdir()
                 except (PlatformError, OSError) as e:
-                    self.log.warning(None, f"cannot unmount {root}: {e}")
+                    self.log.warning(f"cannot unmount {root}: {e}")
                 self._mounted = False
             self._root = None
             self._nft_ok = None
@@ -379,3 +364,62 @@ def _command(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return "?"
+
+
+class LinuxSplitTunnel:
+    """The backend's `wgdesk.platforms.interface.SplitTunnel`: the two cgroups and their nft tables."""
+
+    def __init__(self, options: PlatformOptions, notes: Notes) -> None:
+        self.exclude = BypassGroup(options, notes)
+        self.include = BypassGroup(options, notes, mode="include", shares_root=self.exclude)
+
+    def _group(self, mode: str) -> BypassGroup:
+        if mode not in MODES:
+            raise ValueError(f"split mode {mode!r}")
+        return self.exclude if mode == "exclude" else self.include
+
+    def group(self, mode: str) -> str:
+        return self._group(mode).name
+
+    def refusal(self, mode: str) -> tuple[str, str] | None:
+        return self._group(mode).refusal()
+
+    def locate(self, mode: str) -> None:
+        self._group(mode).root()
+
+    def move_peer(self, connection: Connection, uid: int, mode: str) -> SplitProcess:
+        if not isinstance(connection, socket.socket):
+            raise SplitError("failed", "not a UNIX socket connection")
+        return self._group(mode).exclude_peer(connection, uid)
+
+    def members(self, mode: str, uid: int | None = None) -> list[SplitProcess]:
+        return self._group(mode).members(uid)
+
+    def bypass_on(self, bypass: Bypass, record: Recorder) -> None:
+        record(NftTable(FAMILY, firewall.bypass_table(bypass.ifname)))
+        self.exclude.nft_apply(
+            firewall.bypass_script(
+                bypass.ifname, self.exclude.name, bypass.fwmark, bypass.addresses, bypass.dns_servers
+            )
+        )
+
+    def include_on(self, include: Include, record: Recorder) -> None:
+        record(NftTable(FAMILY, firewall.include_table(include.ifname)))
+        self.include.nft_apply(
+            firewall.include_script(
+                include.ifname, self.include.name, include.mark, include.families, include.owner
+            )
+        )
+
+    def guard_on(self) -> None:
+        self.include.nft_apply(firewall.include_guard_script(self.include.name))
+
+    def guard_off(self) -> None:
+        nft.delete_table(FAMILY, firewall.INCLUDE_GUARD_TABLE)
+
+    def guard_present(self) -> bool:
+        return nft.table_exists(FAMILY, firewall.INCLUDE_GUARD_TABLE)
+
+    def close(self) -> None:
+        self.include.close()
+        self.exclude.close()

@@ -1,5 +1,5 @@
-"""Darwin networking: the network we are on; the rest is not implemented yet (see DESIGN.md §5 for the
-intended method).
+"""The network a Mac is on (`route`, `networksetup`, `arp`); the rest of its network view comes with
+issue 15.
 
 Programs run by absolute path with a clean environment through `wgdesk.platforms.commands.run`.
 """
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 
-from wgdesk.platforms import NetworkIdentity, Unsupported
 from wgdesk.platforms.commands import run
+from wgdesk.platforms.interface import Network
+from wgdesk.platforms.network_identity import NetworkIdentity
+from wgdesk.platforms.unsupported import Missing
 
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 ROUTE = "/sbin/route"
@@ -51,5 +53,21 @@ def current_network() -> NetworkIdentity | None:
     return NetworkIdentity.identify(kind, interface, gateway, mac.group(1) if mac else None)
 
 
-def __getattr__(name: str) -> object:
-    raise Unsupported(f"wgdesk.platforms.darwin.{name} is not implemented yet")
+
+class DarwinNetworkView(Missing):
+    """The backend's `wgdesk.platforms.interface.NetworkView`."""
+
+    def __init__(self) -> None:
+        super().__init__("darwin")
+
+    def current_network(self) -> NetworkIdentity | None:
+        return current_network()
+
+    def local_networks(self) -> list[Network]:
+        self.refuse("listing the local networks")
+
+    def route_to(self, address: str) -> dict[str, str] | None:
+        self.refuse("asking the kernel for a route")
+
+    def ping(self, ifname: str, target: str, packet_size: int) -> bool:
+        self.refuse("probing the path MTU")

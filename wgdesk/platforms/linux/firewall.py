@@ -1,19 +1,32 @@
-"""nftables scripts: the per-tunnel full-tunnel table and the shared kill-switch table.
+"""The Linux packet filter: the nft scripts of wgdesk and the `Firewall` of the backend.
 
-Both are built only from values the helper computed and validated (interface names matching
-``^[a-zA-Z0-9_=+.-]{1,15}$``, integers, parsed networks), never from client text.
+Tables: the per-tunnel full-tunnel table (``wgdesk-IFNAME``), the shared kill switch
+(``wgdesk-killswitch``), and the split-tunnel tables (``wgdesk-bypass-IFNAME``,
+``wgdesk-include-IFNAME``, ``wgdesk-include-guard``; applied by `cgroup`). Scripts are built only
+from values the helper computed and validated (interface names matching ``^[a-zA-Z0-9_=+.-]{1,15}$``,
+integers, parsed networks), never from client text.
+
+When lockdown must block but nft cannot (missing, broken at boot), `LinuxFirewall.block_all` is the
+failsafe: ``ip rule add priority 1 prohibit`` for IPv4 and IPv6, which needs only rtnetlink — every
+routed packet is refused (``EACCES``) while loopback and the machine's own addresses still work (the
+local table is looked up at priority 0), and DHCP clients, which use packet sockets, still get an
+address. Tunnels cannot work through it either; it stays until the kill switch goes in or lockdown is
+turned off, and survives a helper restart like the table would.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_interface
+from ipaddress import ip_address, ip_interface
 
 from wgdesk.config import PRIVATE_LAN_RANGES
+from wgdesk.platforms.interface import FullTunnel, KillSwitch, KillSwitchMember, Recorder
+from wgdesk.platforms.linux import iproute, nft
+from wgdesk.platforms.linux.nft import FAMILY, NftTable
 
 KILL_SWITCH_TABLE = "wgdesk-killswitch"
-FAMILY = "inet"
+FAILSAFE_PRIORITY = "1"
+FAILSAFE_RULE = ("priority", FAILSAFE_PRIORITY, "prohibit")
 
 FORWARD_PRIVATE_RANGES: tuple[str, ...] = (
     *PRIVATE_LAN_RANGES,
@@ -89,16 +102,6 @@ def full_tunnel_script(
         ]
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class KillSwitchMember:
-    """What one tunnel contributes to the kill switch."""
-
-    tunnel: str
-    ifname: str
-    fwmark: int
-    listen_port: int
 
 
 def kill_switch_script(
@@ -356,5 +359,43 @@ def include_guard_script(cgroup: str) -> str:
     )
 
 
-def networks_text(nets: Iterable[IPv4Network | IPv6Network]) -> list[str]:
-    return [str(n) for n in nets]
+
+class LinuxFirewall:
+    """The backend's `wgdesk.platforms.interface.Firewall`: nft tables, and ``ip rule`` as failsafe."""
+
+    def full_tunnel_on(self, tunnel: FullTunnel, record: Recorder) -> None:
+        table = full_tunnel_table(tunnel.ifname)
+        record(NftTable(FAMILY, table))
+        nft.apply(
+            full_tunnel_script(
+                tunnel.ifname,
+                tunnel.fwmark,
+                tunnel.addresses,
+                block_ipv6=6 not in tunnel.families,
+                lan=tunnel.lan,
+            )
+        )
+
+    def apply_kill_switch(self, kill_switch: KillSwitch) -> None:
+        nft.apply(kill_switch_script(kill_switch.members, kill_switch.lan, kill_switch.marks))
+
+    def remove_kill_switch(self) -> None:
+        nft.delete_table(FAMILY, KILL_SWITCH_TABLE)
+
+    def kill_switch_present(self) -> bool:
+        return nft.table_exists(FAMILY, KILL_SWITCH_TABLE)
+
+    def block_all(self) -> None:
+        for family in (4, 6):
+            if not iproute.rule_present(family, FAILSAFE_PRIORITY, "prohibit"):
+                iproute.rule_add(family, FAILSAFE_RULE)
+
+    def unblock_all(self) -> None:
+        for family in (4, 6):
+            while iproute.rule_present(family, FAILSAFE_PRIORITY, "prohibit"):
+                iproute.rule_del(family, FAILSAFE_RULE)
+                if iproute.rule_present(family, FAILSAFE_PRIORITY, "prohibit"):
+                    break  # a rule we cannot delete: do not spin
+
+    def blocking_all(self) -> bool:
+        return any(iproute.rule_present(family, FAILSAFE_PRIORITY, "prohibit") for family in (4, 6))

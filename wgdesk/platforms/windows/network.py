@@ -1,5 +1,5 @@
-"""Windows networking: the network we are on; the rest is not implemented yet (see DESIGN.md §5 for the
-intended method).
+"""The network a Windows machine is on (one PowerShell query); the rest of its network view comes
+with issue 16.
 
 Programs run by absolute path through `wgdesk.platforms.commands.run`.
 """
@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-from wgdesk.platforms import NetworkIdentity, Unsupported
 from wgdesk.platforms.commands import run
+from wgdesk.platforms.interface import Network
+from wgdesk.platforms.network_identity import NetworkIdentity
+from wgdesk.platforms.unsupported import Missing
 
 _SYSTEM_ROOT = os.environ.get("SYSTEMROOT", r"C:\Windows")  # Windows environment names ignore case
 POWERSHELL = _SYSTEM_ROOT + r"\System32\WindowsPowerShell\v1.0\powershell.exe"
@@ -74,5 +76,21 @@ def current_network() -> NetworkIdentity | None:
     )
 
 
-def __getattr__(name: str) -> object:
-    raise Unsupported(f"wgdesk.platforms.windows.{name} is not implemented yet")
+
+class WindowsNetworkView(Missing):
+    """The backend's `wgdesk.platforms.interface.NetworkView`."""
+
+    def __init__(self) -> None:
+        super().__init__("win32")
+
+    def current_network(self) -> NetworkIdentity | None:
+        return current_network()
+
+    def local_networks(self) -> list[Network]:
+        self.refuse("listing the local networks")
+
+    def route_to(self, address: str) -> dict[str, str] | None:
+        self.refuse("asking the kernel for a route")
+
+    def ping(self, ifname: str, target: str, packet_size: int) -> bool:
+        self.refuse("probing the path MTU")

@@ -1,0 +1,58 @@
+"""The helper as a systemd service (``Type=notify``): root, one helper per state directory, readiness
+sent to ``$NOTIFY_SOCKET``, and the hooks of tunnel configs run by ``/bin/sh``."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import IO
+
+from wgdesk.platforms.linux.programs import CLEAN_ENV, SH
+
+
+class LinuxService:
+    """The backend's `wgdesk.platforms.interface.Service`."""
+
+    def privileged(self) -> bool:
+        return os.geteuid() == 0
+
+    def lock(self, state_dir: Path) -> IO[str] | None:
+        """An exclusive ``flock`` on ``STATE_DIR/helper.lock``, held as long as the file stays open."""
+        lock = open(state_dir / "helper.lock", "a")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            return None
+        return lock
+
+    def notify_ready(self, status: str | None) -> None:
+        """``READY=1`` (and ``STATUS=``) to systemd; nothing happens without ``$NOTIFY_SOCKET``, a
+        failure is only logged. The variable is removed, so engines and hooks do not inherit it."""
+        path = os.environ.pop("NOTIFY_SOCKET", "")
+        if not path or path[0] not in "/@":
+            return
+        address = "\0" + path[1:] if path[0] == "@" else path
+        message = "READY=1" + (f"\nSTATUS={status}" if status else "")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.connect(address)
+                s.sendall(message.encode())
+        except OSError as e:
+            logging.getLogger(__name__).warning("could not notify systemd on %s: %s", path, e)
+
+    def run_hook(self, command: str, ifname: str, timeout: float) -> int:
+        proc = subprocess.run(
+            [SH, "-c", command.replace("%i", ifname)],
+            env=dict(CLEAN_ENV),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd="/",
+        )
+        return proc.returncode

@@ -1,0 +1,1 @@
+"""What Linux and macOS share: UNIX-domain sockets for the control endpoint and the engines' UAPI."""
