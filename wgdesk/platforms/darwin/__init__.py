@@ -14,6 +14,7 @@ from functools import cached_property
 from wgdesk.platforms import unsupported as missing
 from wgdesk.platforms.darwin.autostart import LaunchAgent
 from wgdesk.platforms.darwin.network import DarwinNetworkView
+from wgdesk.platforms.darwin.utun import DarwinTunDriver
 from wgdesk.platforms.interface import (
     Autostart,
     ControlEndpoint,
@@ -66,7 +67,7 @@ class DarwinPlatform(missing.MissingRecords):
     split: SplitTunnel = missing.MissingSplitTunnel("darwin")
     identity: Identity = missing.MissingIdentity("darwin")
     engine: EngineHost = missing.MissingEngineHost("darwin")
-    tun: TunDriver = missing.MissingTunDriver("darwin")
+    tun: TunDriver = DarwinTunDriver()
     service: Service = missing.MissingService("darwin")
     network: NetworkView = DarwinNetworkView()
     autostart: Autostart = LaunchAgent()

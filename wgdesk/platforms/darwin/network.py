@@ -53,7 +53,6 @@ def current_network() -> NetworkIdentity | None:
     return NetworkIdentity.identify(kind, interface, gateway, mac.group(1) if mac else None)
 
 
-
 class DarwinNetworkView(Missing):
     """The backend's `wgdesk.platforms.interface.NetworkView`."""
 
