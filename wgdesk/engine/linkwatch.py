@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+import sys
 
 RTMGRP_LINK = 1
 RTM_NEWLINK = 16
@@ -60,11 +61,12 @@ class LinkWatch:
     @classmethod
     def open(cls, ifindex: int) -> LinkWatch | None:
         """Subscribe to link notifications; None where the OS has no rtnetlink."""
-        family = getattr(socket, "AF_NETLINK", None)
-        if family is None:
+        if sys.platform != "linux":
             return None
         try:
-            sock = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0)
+            sock = socket.socket(
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0
+            )
             sock.bind((0, RTMGRP_LINK))
         except OSError:
             return None
