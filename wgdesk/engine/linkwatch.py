@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-import sys
 
 RTMGRP_LINK = 1
 RTM_NEWLINK = 16
@@ -61,12 +60,12 @@ class LinkWatch:
     @classmethod
     def open(cls, ifindex: int) -> LinkWatch | None:
         """Subscribe to link notifications; None where the OS has no rtnetlink."""
-        if sys.platform != "linux":
+        family = getattr(socket, "AF_NETLINK", None)
+        if family is None:
             return None
         try:
-            sock = socket.socket(
-                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0
-            )
+            sock = socket.socket(family, socket.SOCK_RAW, 0)  # Python makes it close-on-exec
+            sock.setblocking(False)
             sock.bind((0, RTMGRP_LINK))
         except OSError:
             return None

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+
+from wgdesk.platforms import system
 
 PURE_ENV = "WGDESK_PURE_PYTHON"
 PORTABLE_ENV = "WGDESK_PORTABLE"
@@ -78,7 +79,7 @@ def choose(environ: Mapping[str, str] | None = None) -> Choice:
     """The data path for this process, from the environment and what is installed."""
     env = os.environ if environ is None else environ
     # Offload I/O (vnet header, UDP GSO/GRO) exists only on Linux: elsewhere the portable path runs.
-    portable = _flag(env, PORTABLE_ENV) or not sys.platform.startswith("linux")
+    portable = _flag(env, PORTABLE_ENV) or system() != "linux"
     thread = env.get(THREAD_ENV, "").strip()
     io_thread = None if not thread else _flag(env, THREAD_ENV)
     if _flag(env, PURE_ENV):

@@ -78,6 +78,51 @@ def parse_show(text: str) -> dict[str, Value] | None:
     return result
 
 
+@dataclass(frozen=True)
+class Resolver:
+    """One resolver of ``scutil --dns``."""
+
+    nameservers: tuple[str, ...]
+    search: tuple[str, ...]
+    domain: str
+    interface: str
+
+
+def parse_scutil_dns(text: str) -> list[Resolver]:
+    """The resolvers of ``scutil --dns`` before its scoped section, in order: resolver #1 without a
+    ``domain`` is the one every name goes to (what `verify-macos` and the doctor look at)."""
+    resolvers: list[Resolver] = []
+    current: dict[str, list[str]] | None = None
+
+    def close() -> None:
+        if current is not None:
+            resolvers.append(
+                Resolver(
+                    tuple(current.get("nameserver", [])),
+                    tuple(current.get("search domain", [])),
+                    (current.get("domain") or [""])[0],
+                    (current.get("if_index") or [""])[0],
+                )
+            )
+
+    for line in text.splitlines():
+        if line.startswith("DNS configuration (for scoped"):
+            break
+        if line.startswith("resolver #"):
+            close()
+            current = {}
+            continue
+        key, sep, value = line.strip().partition(" : ")
+        if current is None or not sep:
+            continue
+        name = key.split("[", 1)[0].strip()
+        if name == "if_index":
+            value = value.partition("(")[2].rstrip(")")
+        current.setdefault(name, []).append(value.strip())
+    close()
+    return resolvers
+
+
 def _check_servers(servers: Sequence[str]) -> list[str]:
     checked = []
     for server in servers:

@@ -59,6 +59,9 @@ def host_route_delete(endpoint: str) -> list[str]:
 # --- parsers ----------------------------------------------------------------------------------------
 
 
+_ROUTE_GET_KEYS = frozenset({"destination", "mask", "gateway", "interface", "flags", "if address"})
+
+
 def parse_route_get(text: str) -> dict[str, str]:
     """``route -n get DEST``: its ``key: value`` lines (gateway, interface, flags…) and, from the
     metrics table below them, ``mtu``. Empty when the output has no route."""
@@ -66,7 +69,7 @@ def parse_route_get(text: str) -> dict[str, str]:
     lines = text.splitlines()
     for i, line in enumerate(lines):
         key, sep, value = line.partition(":")
-        if sep and key.strip() and " " not in key.strip():
+        if sep and key.strip() in _ROUTE_GET_KEYS:
             fields[key.strip()] = value.strip()
         elif "mtu" in line.split() and i + 1 < len(lines):
             names, values = line.split(), lines[i + 1].split()
