@@ -4,13 +4,21 @@ Mac (there is none here). A recorded output that disagrees is a bug in the fixtu
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from wgdesk.platforms.darwin.dns import Resolver, parse_scutil_dns, parse_show
 from wgdesk.platforms.darwin.ifconfig import parse_ifconfig
-from wgdesk.platforms.darwin.routes import RouteMonitor, original_gateway, parse_netstat, parse_route_get
+from wgdesk.platforms.darwin.routes import (
+    EndpointRoutes,
+    RouteMonitor,
+    original_gateway,
+    parse_netstat,
+    parse_route_get,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -79,3 +87,18 @@ def test_route_monitor_says_when_to_look_again() -> None:
     ]
     assert relevant == ["RTM_DELETE", "RTM_ADD"]
     assert monitor.messages == 3
+
+
+def test_endpoints_that_need_no_host_route_of_ours() -> None:
+    """Loopback, link-local and endpoints that already have a host route (the Mac's own address,
+    another tunnel's endpoint) get none: a route wgdesk did not add is never its to delete."""
+
+    def runner(
+        argv: Sequence[str], stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        name = "netstat-nr-inet6.txt" if argv[-1] == "inet6" else "netstat-nr-inet.txt"
+        return subprocess.CompletedProcess(list(argv), 0, fixture(name), "")
+
+    routes = EndpointRoutes(runner)
+    wanted = ["127.0.0.1", "203.0.113.5", "198.51.100.9", "::1", "fe80::1", "2001:db8::5", "198.51.100.9"]
+    assert routes.needed(wanted) == ["198.51.100.9", "2001:db8::5"]

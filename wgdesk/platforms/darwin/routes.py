@@ -170,16 +170,32 @@ class EndpointRoutes:
         self.endpoints: dict[str, str | None] = {}
         """Endpoint → the gateway its host route uses now."""
 
+    def table(self, version: int) -> list[RouteEntry]:
+        proc = self.runner([NETSTAT, "-nr", "-f", "inet6" if version == 6 else "inet"], check=False)
+        return parse_netstat(proc.stdout) if proc.returncode == 0 else []
+
     def gateway(self, version: int) -> str | None:
-        family = "inet6" if version == 6 else "inet"
-        proc = self.runner([NETSTAT, "-nr", "-f", family], check=False)
-        return original_gateway(parse_netstat(proc.stdout)) if proc.returncode == 0 else None
+        return original_gateway(self.table(version))
+
+    def needed(self, endpoints: Sequence[str]) -> list[str]:
+        """The endpoints that need a host route of ours: not loopback, link-local or unspecified
+        (never re-routed), and without a host route already (this Mac's own addresses have one; so
+        does an endpoint another tunnel routes) — a route we did not add is never ours to delete."""
+        tables = {4: self.table(4), 6: self.table(6)}
+        needed = []
+        for endpoint in dict.fromkeys(endpoints):
+            ip = ip_address(endpoint)
+            if ip.is_loopback or ip.is_link_local or ip.is_unspecified or endpoint in self.endpoints:
+                continue
+            hosts = {e.destination.split("%")[0] for e in tables[ip.version] if "H" in e.flags}
+            if str(ip) not in hosts:
+                needed.append(str(ip))
+        return needed
 
     def add(self, endpoints: Sequence[str]) -> None:
         gateways = {4: self.gateway(4), 6: self.gateway(6)}
         for endpoint in endpoints:
             gateway = gateways[ip_address(endpoint).version]
-            self.runner(host_route_delete(endpoint), check=False)  # a stale one from before
             self.runner(host_route_add(endpoint, gateway))
             self.endpoints[endpoint] = gateway
 
@@ -238,7 +254,7 @@ class DarwinRouting:
     def full_tunnel_on(self, tunnel: FullTunnel, record: Recorder) -> None:
         """Host routes to the endpoints first (while the default route still goes out), then the
         halves of each family the tunnel carries."""
-        endpoints = tuple(tunnel.endpoints)
+        endpoints = tuple(self.endpoint_routes.needed(tunnel.endpoints))
         if endpoints:
             record(EndpointRoutesAdded(endpoints))
             self.endpoint_routes.add(endpoints)
