@@ -110,7 +110,10 @@ def _platform(tmp_path: Path, mac: FakeMac) -> DarwinPlatform:
         return a.detach(), "utun7"
 
     platform = DarwinPlatform(
-        PlatformOptions(state_dir=tmp_path / "state"), runner=mac, run_dir=tmp_path / "wireguard"
+        PlatformOptions(state_dir=tmp_path / "state"),
+        runner=mac,
+        run_dir=tmp_path / "wireguard",
+        follows_network=False,
     )
     platform.tunnels.opener = opener
     return platform
@@ -162,6 +165,10 @@ def test_every_failure_is_undone(tmp_path: Path) -> None:
         assert mac.snapshot() == before, (index, mac.log[-1])
         assert not (tmp_path / str(index) / "wireguard" / "office.name").exists()
         assert not platform.dns.active
+        assert not platform.routing.endpoint_routes.endpoints
+        mac.gw4 = "10.0.0.1"  # a network change after the undo moves nothing back in
+        assert platform.routing.endpoint_routes.reapply() == [] and platform.dns.reassert() == []
+        assert mac.snapshot() == before
 
 
 def test_undo_twice_is_harmless(tmp_path: Path) -> None:
@@ -182,9 +189,18 @@ def test_network_change_moves_endpoint_routes_and_reasserts_dns(tmp_path: Path) 
     mac.gw4 = "10.0.0.1"  # another network; configd rewrote the service's DNS
     key = "State:/Network/Service/8A2C3F5E-0D41-4C6B-9E3A-1F2B3C4D5E6F/DNS"
     mac.state.store[key] = {"ServerAddresses": ["10.0.0.1"]}
-    assert platform.routing.endpoint_routes.reapply() == ["203.0.113.5"]
+    fixture = (Path(__file__).parent / "fixtures" / "route-monitor.txt").read_text().splitlines()
+    platform.network_watch.follow(fixture[1:4])  # up to and including the RTM_DELETE
+    assert platform.network_watch.runs == 1
     assert ("203.0.113.5", "gateway 10.0.0.1") in mac.state.routes
-    assert ("203.0.113.5", "gateway 192.168.1.1") not in mac.state.routes
+    assert mac.state.store[key]["ServerAddresses"] == ["10.8.0.1", "fd00:8::1"]
+    platform.network_watch.follow(fixture[4:])  # RTM_LOSING (not a route change) and RTM_ADD
+    assert platform.network_watch.runs == 2
+    mac.state.store[key] = {"ServerAddresses": ["10.0.0.1"]}
+    mac.gw4 = "10.0.0.254"
+    assert platform.routing.endpoint_routes.reapply() == ["203.0.113.5"]
+    assert ("203.0.113.5", "gateway 10.0.0.254") in mac.state.routes
+    assert not {r for r in mac.state.routes if r[0] == "203.0.113.5" and r[1] != "gateway 10.0.0.254"}
     assert platform.dns.reassert() == [key]
     assert mac.state.store[key]["ServerAddresses"] == ["10.8.0.1", "fd00:8::1"]
     assert platform.routing.endpoint_routes.reapply() == []

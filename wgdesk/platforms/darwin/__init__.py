@@ -32,6 +32,7 @@ from wgdesk.platforms.darwin.dns import ScutilDns
 from wgdesk.platforms.darwin.engine import DarwinEngineHost
 from wgdesk.platforms.darwin.identity import DarwinIdentity
 from wgdesk.platforms.darwin.ifconfig import DarwinTunnelDevices
+from wgdesk.platforms.darwin.netwatch import NetworkWatch
 from wgdesk.platforms.darwin.network import DarwinNetworkView
 from wgdesk.platforms.darwin.pf import PfFirewall
 from wgdesk.platforms.darwin.records import RECORD_MODULES, REGISTRY
@@ -74,7 +75,8 @@ class DarwinDiagnostics:
 
 class DarwinPlatform:
     """macOS. ``runner`` runs the system's tools (tests pass a fake Mac); ``run_dir`` is where the
-    ``NAME.name`` records go (``/var/run/wireguard``)."""
+    ``NAME.name`` records go (``/var/run/wireguard``); ``follows_network``: start ``route -n
+    monitor`` once a full tunnel or tunnel DNS is set (the helper's backend)."""
 
     name = "darwin"
 
@@ -84,6 +86,7 @@ class DarwinPlatform:
         notes: Notes | None = None,
         runner: Runner | None = None,
         run_dir: Path = RUN_DIR,
+        follows_network: bool = True,
     ) -> None:
         self.options = options or PlatformOptions(
             state_dir=STATE_DIR, persistent_dir=Path("/Library/Application Support/wgdesk")
@@ -91,6 +94,8 @@ class DarwinPlatform:
         self.notes = notes or SilentNotes()
         self.runner: Runner = runner or system_runner
         self.run_dir = run_dir
+        self.follows_network = follows_network
+        """Whether `follow_network` starts ``route -n monitor`` (tests drive `network_watch` themselves)."""
 
     split: SplitTunnel = missing.MissingSplitTunnel("darwin")
     tun: TunDriver = DarwinTunDriver()
@@ -105,7 +110,7 @@ class DarwinPlatform:
 
     @cached_property
     def routing(self) -> DarwinRouting:
-        return DarwinRouting(self.runner)
+        return DarwinRouting(self.runner, self.follow_network)
 
     @cached_property
     def firewall(self) -> PfFirewall:
@@ -113,7 +118,17 @@ class DarwinPlatform:
 
     @cached_property
     def dns(self) -> ScutilDns:
-        return ScutilDns(self.runner)
+        return ScutilDns(self.runner, self.follow_network)
+
+    @cached_property
+    def network_watch(self) -> NetworkWatch:
+        """Moves endpoint routes and re-asserts DNS after network changes (`netwatch`)."""
+        return NetworkWatch([self.routing.endpoint_routes.reapply, self.dns.reassert])
+
+    def follow_network(self) -> None:
+        """Start following network changes (once): a full tunnel or tunnel DNS is in place."""
+        if self.follows_network:
+            self.network_watch.start()
 
     @cached_property
     def identity(self) -> Identity:
@@ -137,7 +152,10 @@ class DarwinPlatform:
         return UnixUapiEndpoints()
 
     def dns_restored(self, key: str) -> None:
-        self.dns.active.pop(key, None)
+        self.dns.forget(key)
+
+    def endpoint_routes_removed(self, endpoints: tuple[str, ...]) -> None:
+        self.routing.endpoint_routes.forget(endpoints)
 
     def load_record(self, fields: Mapping[str, Any]) -> UndoRecord | None:
         for module in RECORD_MODULES:

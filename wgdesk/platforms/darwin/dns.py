@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 
@@ -199,10 +200,13 @@ class ScutilDns:
     exclusive = True
     """One dictionary per service: the last tunnel that sets DNS wins until it is undone."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, on_active: Callable[[], None] = lambda: None) -> None:
         self.runner = runner
         self.active: dict[str, tuple[list[str], list[str]]] = {}
         """Key → (servers, search) wgdesk put there."""
+        self.lock = threading.Lock()
+        """Held while keys are written or forgotten (the helper's thread, the network watch)."""
+        self.on_active = on_active
 
     def show(self, key: str) -> dict[str, Value] | None:
         return parse_show(self.runner([SCUTIL], stdin=f"show {key}\nquit\n").stdout)
@@ -219,23 +223,27 @@ class ScutilDns:
         script = set_script(key, servers, search)  # validated before anything is journalled
         previous = self.show(key)
         record(DnsReplaced(key, json.dumps(previous, sort_keys=True) if previous is not None else ""))
-        self.runner([SCUTIL], stdin=script)
-        self.active[key] = (list(servers), list(search))
+        with self.lock:
+            self.runner([SCUTIL], stdin=script)
+            self.active[key] = (list(servers), list(search))
         for argv in flush_commands():
             self.runner(argv, check=False)
+        self.on_active()
 
     def reassert(self) -> list[str]:
         """Write ours again where configd replaced them; returns the keys rewritten."""
         rewritten = []
-        for key, (servers, search) in self.active.items():
-            current = self.show(key) or {}
-            if current.get("ServerAddresses") != _check_servers(servers):
-                self.runner([SCUTIL], stdin=set_script(key, servers, search))
-                rewritten.append(key)
+        with self.lock:
+            for key, (servers, search) in self.active.items():
+                current = self.show(key) or {}
+                if current.get("ServerAddresses") != _check_servers(servers):
+                    self.runner([SCUTIL], stdin=set_script(key, servers, search))
+                    rewritten.append(key)
         return rewritten
 
-    def forget(self) -> None:
-        self.active.clear()
+    def forget(self, key: str) -> None:
+        with self.lock:
+            self.active.pop(key, None)
 
     def restore_left(self) -> None:
         """Nothing survives a reboot in the dynamic store: there is nothing to restore at start."""

@@ -26,6 +26,10 @@ class UndoContext(Protocol):
     @property
     def options(self) -> PlatformOptions: ...
 
+    def endpoint_routes_removed(self, endpoints: tuple[str, ...]) -> None:
+        """These endpoint host routes are no longer wgdesk's (stop moving them)."""
+        ...
+
     def dns_restored(self, key: str) -> None:
         """Dynamic-store key ``key`` is no longer wgdesk's (stop re-asserting it)."""
         ...

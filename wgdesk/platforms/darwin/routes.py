@@ -17,7 +17,8 @@ routes must follow: `RouteMonitor` reads ``route -n monitor`` and says when to l
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
@@ -158,6 +159,7 @@ def _delete_tunnel_routes(record: TunnelRoutesAdded, context: UndoContext) -> No
 
 @REGISTRY.undoes(EndpointRoutesAdded)
 def _delete_endpoint_routes(record: EndpointRoutesAdded, context: UndoContext) -> None:
+    context.endpoint_routes_removed(record.endpoints)  # first: a network change must not re-add them
     for endpoint in record.endpoints:
         context.runner(host_route_delete(endpoint), check=False)
 
@@ -169,6 +171,8 @@ class EndpointRoutes:
         self.runner = runner
         self.endpoints: dict[str, str | None] = {}
         """Endpoint → the gateway its host route uses now."""
+        self.lock = threading.Lock()
+        """Held while routes are added, moved or forgotten (the helper's thread, the network watch)."""
 
     def table(self, version: int) -> list[RouteEntry]:
         proc = self.runner([NETSTAT, "-nr", "-f", "inet6" if version == 6 else "inet"], check=False)
@@ -193,33 +197,40 @@ class EndpointRoutes:
         return needed
 
     def add(self, endpoints: Sequence[str]) -> None:
-        gateways = {4: self.gateway(4), 6: self.gateway(6)}
-        for endpoint in endpoints:
-            gateway = gateways[ip_address(endpoint).version]
-            self.runner(host_route_add(endpoint, gateway))
-            self.endpoints[endpoint] = gateway
+        with self.lock:
+            gateways = {4: self.gateway(4), 6: self.gateway(6)}
+            for endpoint in endpoints:
+                gateway = gateways[ip_address(endpoint).version]
+                self.runner(host_route_add(endpoint, gateway))
+                self.endpoints[endpoint] = gateway
 
     def reapply(self) -> list[str]:
         """After a network change: move the host routes whose gateway changed; returns those."""
-        gateways = {4: self.gateway(4), 6: self.gateway(6)}
-        moved = [e for e, gw in self.endpoints.items() if gateways[ip_address(e).version] != gw]
-        for endpoint in moved:
-            self.runner(host_route_delete(endpoint), check=False)
-            self.runner(host_route_add(endpoint, gateways[ip_address(endpoint).version]))
-            self.endpoints[endpoint] = gateways[ip_address(endpoint).version]
-        return moved
+        with self.lock:
+            if not self.endpoints:
+                return []
+            gateways = {4: self.gateway(4), 6: self.gateway(6)}
+            moved = [e for e, gw in self.endpoints.items() if gateways[ip_address(e).version] != gw]
+            for endpoint in moved:
+                self.runner(host_route_delete(endpoint), check=False)
+                self.runner(host_route_add(endpoint, gateways[ip_address(endpoint).version]))
+                self.endpoints[endpoint] = gateways[ip_address(endpoint).version]
+            return moved
 
     def forget(self, endpoints: Iterable[str]) -> None:
-        for endpoint in endpoints:
-            self.endpoints.pop(endpoint, None)
+        with self.lock:
+            for endpoint in endpoints:
+                self.endpoints.pop(endpoint, None)
 
 
 class DarwinRouting:
     """One routing table; the full tunnel as two half routes per family plus endpoint host routes."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, on_active: Callable[[], None] = lambda: None) -> None:
         self.runner = runner
         self.endpoint_routes = EndpointRoutes(runner)
+        self.on_active = on_active
+        """Called when endpoint routes are in place (the backend starts following network changes)."""
 
     def add_routes(self, ifname: str, destinations: Sequence[Network], table: str) -> None:
         """Routes through ``ifname`` (macOS has one table: ``table`` is not used)."""
@@ -258,6 +269,7 @@ class DarwinRouting:
         if endpoints:
             record(EndpointRoutesAdded(endpoints))
             self.endpoint_routes.add(endpoints)
+            self.on_active()
         halves = [n for n in (*FULL4, *FULL6) if n.version in tunnel.families]
         record(TunnelRoutesAdded(tunnel.ifname, tuple(str(n) for n in halves)))
         for half in halves:
