@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from wgdesk.platforms.darwin.dns import Resolver, parse_scutil_dns, parse_show
-from wgdesk.platforms.darwin.ifconfig import parse_ifconfig
+from wgdesk.platforms.darwin.ifconfig import parse_ifconfig, parse_ifconfig_all
+from wgdesk.platforms.darwin.network import local_networks_of, ping_argv, route_of
 from wgdesk.platforms.darwin.routes import (
     EndpointRoutes,
     RouteMonitor,
@@ -102,3 +103,58 @@ def test_endpoints_that_need_no_host_route_of_ours() -> None:
     routes = EndpointRoutes(runner)
     wanted = ["127.0.0.1", "203.0.113.5", "198.51.100.9", "::1", "fe80::1", "2001:db8::5", "198.51.100.9"]
     assert routes.needed(wanted) == ["198.51.100.9", "2001:db8::5"]
+
+
+def test_ifconfig_all_and_local_networks() -> None:
+    text = fixture("ifconfig-all.txt")
+    interfaces = parse_ifconfig_all(text)
+    assert list(interfaces) == ["lo0", "en0", "en1", "utun3", "bridge100"]
+    assert interfaces["en0"].mtu == 1500 and "UP" in interfaces["en0"].flags
+    assert interfaces["utun3"].addresses == ("172.16.9.2/24",)
+    # up, not loopback or point-to-point, no link-local or single host; en1 is down
+    assert [str(n) for n in local_networks_of(text)] == [
+        "192.168.1.0/24",
+        "2001:db8:1:2::/64",
+        "192.168.64.0/24",
+    ]
+
+
+def test_route_to_answers_as_linux_does() -> None:
+    assert route_of(parse_route_get(fixture("route-get-default.txt"))) == {
+        "dev": "en0",
+        "gateway": "192.168.1.1",
+    }
+    assert route_of({"interface": "en0", "gateway": "link#6", "flags": "<UP,DONE,CLONING>"}) == {"dev": "en0"}
+    assert route_of({"interface": "lo0", "flags": "<UP,HOST,DONE,LOCAL>"}) == {"dev": "lo0", "type": "local"}
+    assert route_of(parse_route_get(fixture("route-get-none.txt"))) is None
+
+
+def test_ping_argv_sets_dont_fragment_and_binds_the_interface() -> None:
+    assert ping_argv("utun7", "10.8.0.1", 1420) == [
+        "/sbin/ping",
+        "-n",
+        "-q",
+        "-D",
+        "-c",
+        "1",
+        "-W",
+        "2000",
+        "-s",
+        "1392",
+        "-b",
+        "utun7",
+        "10.8.0.1",
+    ]
+    assert ping_argv("utun7", "fd00:8::1", 1420) == [
+        "/sbin/ping6",
+        "-n",
+        "-q",
+        "-D",
+        "-c",
+        "1",
+        "-s",
+        "1372",
+        "-B",
+        "utun7",
+        "fd00:8::1",
+    ]

@@ -28,9 +28,9 @@ from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.interface import Recorder, TunnelDevice
 from wgdesk.undo import UndoRecord
 
-_MTU = re.compile(r"^\S+: flags=\S+ mtu (\d+)", re.MULTILINE)
-_INET = re.compile(r"^\s+inet (\S+) --> \S+ netmask (0x[0-9a-f]{8})", re.MULTILINE)
-_INET6 = re.compile(r"^\s+inet6 ([^\s%]+)(?:%\S+)? prefixlen (\d+)", re.MULTILINE)
+_HEAD = re.compile(r"^([A-Za-z0-9]+): flags=[0-9a-f]+<([^>]*)> mtu (\d+)")
+_INET = re.compile(r"^\s+inet (\S+)(?: --> \S+)? netmask (0x[0-9a-f]{8})")
+_INET6 = re.compile(r"^\s+inet6 ([^\s%]+)(?:%\S+)? prefixlen (\d+)")
 
 
 @dataclass(frozen=True)
@@ -72,20 +72,55 @@ def configure_commands(ifname: str, mtu: int | None, up: bool | None) -> list[li
 
 @dataclass(frozen=True)
 class InterfaceState:
-    """What ``ifconfig IFNAME`` says of an interface."""
+    """What ``ifconfig`` says of one interface: its flags, MTU and addresses (``ADDRESS/PREFIX``;
+    IPv6 link-local ones included, with their scope removed)."""
 
+    flags: tuple[str, ...]
     mtu: int
     addresses: tuple[str, ...]
 
 
+def parse_ifconfig_all(text: str) -> dict[str, InterfaceState]:
+    """``ifconfig`` or ``ifconfig NAME``: each interface by name."""
+    found: dict[str, InterfaceState] = {}
+    name = ""
+    flags: tuple[str, ...] = ()
+    mtu = 0
+    addresses: list[str] = []
+
+    def close() -> None:
+        if name:
+            found[name] = InterfaceState(flags, mtu, tuple(addresses))
+
+    for line in text.splitlines():
+        head = _HEAD.match(line)
+        if head:
+            close()
+            name, flags, mtu, addresses = (
+                head.group(1),
+                tuple(head.group(2).split(",")),
+                int(head.group(3)),
+                [],
+            )
+            continue
+        v4, v6 = _INET.match(line), _INET6.match(line)
+        if v4:
+            addresses.append(f"{v4.group(1)}/{bin(int(v4.group(2), 16)).count('1')}")
+        elif v6:
+            addresses.append(f"{v6.group(1)}/{v6.group(2)}")
+    close()
+    return found
+
+
 def parse_ifconfig(text: str) -> InterfaceState:
-    """Parse the output of ``ifconfig utunN`` (`ValueError` when it has no MTU line)."""
-    found = _MTU.search(text)
-    if found is None:
-        raise ValueError("no 'flags=… mtu N' line in the ifconfig output")
-    addresses = [f"{ip}/{bin(int(mask, 16)).count('1')}" for ip, mask in _INET.findall(text)]
-    addresses += [f"{ip}/{length}" for ip, length in _INET6.findall(text) if not ip.startswith("fe80:")]
-    return InterfaceState(int(found.group(1)), tuple(addresses))
+    """``ifconfig utunN``: its state, link-local addresses left out (`ValueError` without an
+    interface line)."""
+    interfaces = list(parse_ifconfig_all(text).values())
+    if not interfaces:
+        raise ValueError("no 'NAME: flags=… mtu N' line in the ifconfig output")
+    state = interfaces[0]
+    kept = tuple(a for a in state.addresses if not a.lower().startswith("fe80:"))
+    return InterfaceState(state.flags, state.mtu, kept)
 
 
 _VALID_IFNAME = re.compile(r"[A-Za-z0-9]{1,15}")
