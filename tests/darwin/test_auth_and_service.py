@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.darwin.test_bringup import golden
 from wgdesk.fastpath import choose
 from wgdesk.platforms.darwin import dns, engine, peercred, service
 from wgdesk.platforms.errors import PlatformError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def xucred(uid: int, groups: Sequence[int], version: int = 0, pid: int = 0) -> bytes:
@@ -123,13 +124,12 @@ def test_bind_udp_one_port_for_both_families_and_no_binding_through_a_tunnel() -
                 s.close()
 
 
-def test_launch_daemon_plist() -> None:
-    raw = service.launch_daemon_plist("/Library/Application Support/wgdesk/wgdesk-helper")
-    golden("org.wgdesk.helper.plist", raw.decode())
-    daemon = plistlib.loads(raw)
-    assert daemon["Label"] == "org.wgdesk.helper"
-    assert daemon["RunAtLoad"] is True and daemon["KeepAlive"] is True and daemon["UserName"] == "root"
-    assert daemon["ProgramArguments"] == ["/Library/Application Support/wgdesk/wgdesk-helper"]
+def test_the_installed_launch_daemon_is_the_backends() -> None:
+    """The .pkg installs ``installers/macos/org.wgdesk.helper.plist``: exactly `service.launch_daemon`."""
+    installed = plistlib.loads((ROOT / "installers" / "macos" / "org.wgdesk.helper.plist").read_bytes())
+    assert installed == service.launch_daemon()
+    assert installed["ProgramArguments"] == ["/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper"]
+    assert installed["RunAtLoad"] is True and installed["KeepAlive"] is True
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ control socket instead. Hooks of tunnel configs run by ``/bin/sh`` with a clean 
 from __future__ import annotations
 
 import os
-import plistlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,26 +18,22 @@ from wgdesk.platforms.unix.service import hold_lock, run_hook
 
 LABEL = "org.wgdesk.helper"
 PLIST_PATH = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
-LOG_PATH = "/Library/Logs/wgdesk/helper.log"
+HELPER = "/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper"
+LOG_PATH = "/var/log/wgdesk-helper.log"
 
 
-def launch_daemon(program: str, arguments: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The LaunchDaemon's property list: the helper as root from boot, restarted when it exits."""
+def launch_daemon(program: str = HELPER) -> dict[str, Any]:
+    """The LaunchDaemon's property list (``installers/macos/org.wgdesk.helper.plist`` is this, as
+    the .pkg installs it): root from boot, restarted when it exits; launchd runs a LaunchDaemon as
+    root unless it names another user, and gives it a minimal environment."""
     return {
         "Label": LABEL,
-        "ProgramArguments": [program, *arguments],
+        "ProgramArguments": [program],
         "RunAtLoad": True,
         "KeepAlive": True,
-        "UserName": "root",
         "ProcessType": "Interactive",
-        "EnvironmentVariables": dict(CLEAN_ENV),
-        "StandardOutPath": LOG_PATH,
         "StandardErrorPath": LOG_PATH,
     }
-
-
-def launch_daemon_plist(program: str, arguments: tuple[str, ...] = ()) -> bytes:
-    return plistlib.dumps(launch_daemon(program, arguments), sort_keys=True)
 
 
 class DarwinService:
