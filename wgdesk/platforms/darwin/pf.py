@@ -10,9 +10,10 @@ system's rules (and the main ruleset) are never touched:
   quick on ! utunN to <tunnel address>``: no one on the LAN can probe or inject into connections
   inside the tunnel by sending to its address from outside) and, for a family the tunnel does not
   carry, a block of that family outside the tunnel (no native-IPv6 leak);
-* ``com.apple/250.wgdesk.killswitch`` — loopback, DHCP, neighbour discovery, the engines' UDP from
-  their listen ports, the tunnel interfaces, optionally the LAN; DNS outside the tunnels blocked
-  (before the LAN is let through, so a LAN resolver cannot leak names); the rest dropped.
+* ``com.apple/250.wgdesk.killswitch`` — loopback, DHCP, neighbour discovery, the engines' UDP on
+  their listen ports (both ways: a peer may initiate), the tunnel interfaces, optionally the LAN;
+  DNS outside the tunnels blocked (before the LAN is let through, so a LAN resolver cannot leak
+  names); the rest dropped.
 
 Each anchor enables pf with a reference (``pfctl -E`` prints a token) and releases it (``pfctl -X
 TOKEN``) when it is flushed, so pf goes back to off only when nothing else holds a reference. Tokens
@@ -73,7 +74,9 @@ def kill_switch_rules(kill_switch: KillSwitch) -> str:
     first ``quick`` match."""
     lines = ["# wgdesk kill switch (generated; loaded into " + KILL_SWITCH + ")", *BASE]
     for member in sorted(kill_switch.members, key=lambda m: m.tunnel):
-        lines.append(f"pass out quick proto udp from any port {_port(member.listen_port)} to any")
+        port = _port(member.listen_port)
+        lines.append(f"pass out quick proto udp from any port {port} to any")
+        lines.append(f"pass in quick proto udp from any to any port {port}")  # a peer may initiate
     for member in sorted(kill_switch.members, key=lambda m: m.tunnel):
         lines.append(f"pass quick on {_ifname(member.ifname)} all")
     lines.append("block drop out quick proto { tcp, udp } from any to any port 53")
