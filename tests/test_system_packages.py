@@ -27,7 +27,8 @@ BASELINE = {"python3", "make", "git", "ca-certificates", "iproute2", "apt"}
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PYTHON_SOURCES = ("wgdesk", "tests", "benchmarks", "installers", "scripts", "build.spec")
 SHELL_SOURCES = ("scripts", "installers/linux/build-deb", ".ci/run", "Makefile")
-OTHER_OS = ("wgdesk/platforms/darwin/", "wgdesk/platforms/windows/")
+OTHER_OS = ("wgdesk/platforms/darwin/", "wgdesk/platforms/windows/", "tests/darwin/", "scripts/verify-macos")
+"""What runs (or models what runs) only on macOS or Windows: its programs are that OS's."""
 NOT_NEEDED_HERE = {
     "nmcli": "used only where NetworkManager runs (network identity); tests feed recorded output",
     "iw": "used only where there is Wi-Fi (network identity); tests feed recorded output",
@@ -179,7 +180,7 @@ def shell_programs() -> dict[str, str]:
     """Program name → first place the shell scripts and the Makefile run it (command words only)."""
     found: dict[str, str] = {}
     for f in _files(SHELL_SOURCES, None):
-        if _is_python(f):
+        if _is_python(f) or str(f.relative_to(ROOT)).startswith(OTHER_OS):
             continue
         for lineno, raw in enumerate(f.read_text().splitlines(), 1):
             line = re.sub(r"(^|\s)#.*$", "", raw)

@@ -64,7 +64,8 @@ class LinkWatch:
         if family is None:
             return None
         try:
-            sock = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0)
+            sock = socket.socket(family, socket.SOCK_RAW, 0)  # Python makes it close-on-exec
+            sock.setblocking(False)
             sock.bind((0, RTMGRP_LINK))
         except OSError:
             return None

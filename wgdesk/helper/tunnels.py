@@ -1186,7 +1186,12 @@ class TunnelManager:
 
     def _full(self, plan: Plan) -> FullTunnel:
         return FullTunnel(
-            plan.ifname, plan.fwmark, tuple(plan.addresses), frozenset(plan.default_families), self.lan
+            plan.ifname,
+            plan.fwmark,
+            tuple(plan.addresses),
+            frozenset(plan.default_families),
+            self.lan,
+            tuple(plan.endpoint_ips),  # macOS routes each outside the tunnel (no policy routing)
         )
 
     def _full_tunnel(self, plan: Plan, j: Journal) -> None:

@@ -1,41 +1,63 @@
-"""The macOS backend: the network we are on, start at login and the UNIX sockets are here; the rest
-raises `Unsupported` until issue 15 (utun, routes, pf, networksetup DNS, LaunchDaemon).
+"""The macOS backend (issue 15). Nothing of it has run on a Mac yet: it is verified by the tests
+under ``tests/darwin`` (a utun stand-in against wireguard-go, golden commands, a fake Mac that runs
+them) and by ``scripts/verify-macos`` once someone runs that on real hardware (docs/macos.md).
 
-To implement a part, replace its ``Missing*`` stand-in below with a class of this package that
-satisfies the Protocol of `wgdesk.platforms.interface` (mypy checks it against the property's type);
-records a part journals through a `Recorder` go into a `wgdesk.undo.Registry` of this backend, which
-`load_record` and `undo` then use. The helper does not change.
+| module | concept |
+|---|---|
+| `utun` | the utun device: created by the helper, the engine's I/O on it (4-byte header) |
+| `ifconfig` | the interface's addresses, MTU and state; the ``NAME.name`` record |
+| `routes` | routes, the full tunnel (halves + endpoint host routes), ``route -n monitor`` |
+| `dns` | DNS in the dynamic store (``scutil``), re-asserted when configd rewrites it |
+| `pf` | kill switch, full-tunnel guard (CVE-2019-14899) and failsafe as pf anchors |
+| `peercred` | who connected to the control socket (``LOCAL_PEERCRED``, ``LOCAL_PEERPID``) |
+| `engine` | the engine's UDP sockets (``IP_BOUND_IF``) and its unprivileged start |
+| `service` | the helper as a LaunchDaemon |
+| `identity` | accounts, process start times |
+| `network`, `autostart` | the network we are on; start at login (LaunchAgent) |
+
+Split tunnelling by application does not exist on macOS here (no cgroups, no packet marks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
+from importlib import import_module
+from pathlib import Path
+from typing import Any
 
 from wgdesk.platforms import unsupported as missing
 from wgdesk.platforms.darwin.autostart import LaunchAgent
+from wgdesk.platforms.darwin.dns import ScutilDns
+from wgdesk.platforms.darwin.engine import DarwinEngineHost
+from wgdesk.platforms.darwin.identity import DarwinIdentity
+from wgdesk.platforms.darwin.ifconfig import DarwinTunnelDevices
+from wgdesk.platforms.darwin.netwatch import NetworkWatch
 from wgdesk.platforms.darwin.network import DarwinNetworkView
+from wgdesk.platforms.darwin.pf import PfFirewall
+from wgdesk.platforms.darwin.records import RECORD_MODULES, REGISTRY
+from wgdesk.platforms.darwin.routes import DarwinRouting
+from wgdesk.platforms.darwin.runner import Runner, system_runner
+from wgdesk.platforms.darwin.service import DarwinService
+from wgdesk.platforms.darwin.utun import RUN_DIR, DarwinTunDriver
 from wgdesk.platforms.interface import (
     Autostart,
     ControlEndpoint,
     Diagnostics,
     DiagnosticSource,
-    Dns,
-    EngineHost,
-    Firewall,
     Identity,
     NetworkView,
     Notes,
     PlatformOptions,
-    Routing,
-    Service,
     SilentNotes,
     SplitTunnel,
     TunDriver,
-    TunnelDevices,
     UapiEndpoints,
 )
+from wgdesk.undo import UndoRecord
 
 CONTROL_SOCKET = "/var/run/wgdesk/helper.sock"
+STATE_DIR = Path("/var/run/wgdesk")
 
 
 class DarwinDiagnostics:
@@ -45,43 +67,100 @@ class DarwinDiagnostics:
         return (
             DiagnosticSource("network/ifconfig.txt", "`ifconfig -a`: interfaces", ("ifconfig", "-a")),
             DiagnosticSource("network/netstat-rn.txt", "`netstat -rn`: routes", ("netstat", "-rn")),
+            DiagnosticSource("network/scutil-dns.txt", "`scutil --dns`: resolvers", ("scutil", "--dns")),
+            DiagnosticSource("network/pf-anchors.txt", "`pfctl -s Anchors`", ("pfctl", "-s", "Anchors")),
             DiagnosticSource("network/resolv.conf", "/etc/resolv.conf", path="/etc/resolv.conf"),
         )
 
 
-class DarwinPlatform(missing.MissingRecords):
-    """macOS."""
+class DarwinPlatform:
+    """macOS. ``runner`` runs the system's tools (tests pass a fake Mac); ``run_dir`` is where the
+    ``NAME.name`` records go (``/var/run/wireguard``); ``follows_network``: start ``route -n
+    monitor`` once a full tunnel or tunnel DNS is set (the helper's backend)."""
 
     name = "darwin"
 
-    def __init__(self, options: PlatformOptions | None = None, notes: Notes | None = None) -> None:
-        super().__init__("darwin")
-        self.options = options or PlatformOptions()
+    def __init__(
+        self,
+        options: PlatformOptions | None = None,
+        notes: Notes | None = None,
+        runner: Runner | None = None,
+        run_dir: Path = RUN_DIR,
+        follows_network: bool = True,
+    ) -> None:
+        self.options = options or PlatformOptions(
+            state_dir=STATE_DIR, persistent_dir=Path("/Library/Application Support/wgdesk")
+        )
         self.notes = notes or SilentNotes()
+        self.runner: Runner = runner or system_runner
+        self.run_dir = run_dir
+        self.follows_network = follows_network
+        """Whether `follow_network` starts ``route -n monitor`` (tests drive `network_watch` themselves)."""
 
-    tunnels: TunnelDevices = missing.MissingTunnelDevices("darwin")
-    routing: Routing = missing.MissingRouting("darwin")
-    firewall: Firewall = missing.MissingFirewall("darwin")
-    dns: Dns = missing.MissingDns("darwin")
     split: SplitTunnel = missing.MissingSplitTunnel("darwin")
-    identity: Identity = missing.MissingIdentity("darwin")
-    engine: EngineHost = missing.MissingEngineHost("darwin")
-    tun: TunDriver = missing.MissingTunDriver("darwin")
-    service: Service = missing.MissingService("darwin")
+    tun: TunDriver = DarwinTunDriver()
     network: NetworkView = DarwinNetworkView()
     autostart: Autostart = LaunchAgent()
     diagnostics: Diagnostics = DarwinDiagnostics()
+    service = DarwinService()
+
+    @cached_property
+    def tunnels(self) -> DarwinTunnelDevices:
+        return DarwinTunnelDevices(self.runner, self.run_dir)
+
+    @cached_property
+    def routing(self) -> DarwinRouting:
+        return DarwinRouting(self.runner, self.follow_network)
+
+    @cached_property
+    def firewall(self) -> PfFirewall:
+        return PfFirewall(self.runner, self.options.state_dir)
+
+    @cached_property
+    def dns(self) -> ScutilDns:
+        return ScutilDns(self.runner, self.follow_network)
+
+    @cached_property
+    def network_watch(self) -> NetworkWatch:
+        """Moves endpoint routes and re-asserts DNS after network changes (`netwatch`)."""
+        return NetworkWatch([self.routing.endpoint_routes.reapply, self.dns.reassert])
+
+    def follow_network(self) -> None:
+        """Start following network changes (once): a full tunnel or tunnel DNS is in place."""
+        if self.follows_network:
+            self.network_watch.start()
+
+    @cached_property
+    def identity(self) -> Identity:
+        return DarwinIdentity(self.runner)
+
+    @cached_property
+    def engine(self) -> DarwinEngineHost:
+        return DarwinEngineHost(self.runner)
 
     @cached_property
     def control(self) -> ControlEndpoint:
-        """The socket is a UNIX socket as on Linux; who connected (``LOCAL_PEERCRED``) comes with
-        issue 15."""
+        from wgdesk.platforms.darwin.peercred import peer_credentials
         from wgdesk.platforms.unix.control import UnixControlEndpoint
 
-        return UnixControlEndpoint(CONTROL_SOCKET, missing.MissingControlEndpoint("darwin").peer)
+        return UnixControlEndpoint(CONTROL_SOCKET, peer_credentials)
 
     @cached_property
     def uapi(self) -> UapiEndpoints:
         from wgdesk.platforms.unix.uapi import UnixUapiEndpoints
 
         return UnixUapiEndpoints()
+
+    def dns_restored(self, key: str) -> None:
+        self.dns.forget(key)
+
+    def endpoint_routes_removed(self, endpoints: tuple[str, ...]) -> None:
+        self.routing.endpoint_routes.forget(endpoints)
+
+    def load_record(self, fields: Mapping[str, Any]) -> UndoRecord | None:
+        for module in RECORD_MODULES:
+            import_module(module)
+        return REGISTRY.load(fields)
+
+    def undo(self, record: UndoRecord) -> None:
+        REGISTRY.undo(record, self)

@@ -1,5 +1,6 @@
-"""The network a Mac is on (`route`, `networksetup`, `arp`); the rest of its network view comes with
-issue 15.
+"""What a Mac's network is, for the app (no privileges): the network we are on (`route`,
+`networksetup`, `arp`), the local networks (`ifconfig`), how an address is routed (`route -n get`),
+and a don't-fragment ping through an interface (the MTU probe).
 
 Programs run by absolute path with a clean environment through `wgdesk.platforms.commands.run`.
 """
@@ -7,14 +8,15 @@ Programs run by absolute path with a clean environment through `wgdesk.platforms
 from __future__ import annotations
 
 import re
+from ipaddress import ip_address, ip_network
 
 from wgdesk.platforms.commands import run
+from wgdesk.platforms.darwin.ifconfig import parse_ifconfig_all
+from wgdesk.platforms.darwin.routes import parse_route_get
+from wgdesk.platforms.darwin.runner import CLEAN_ENV, IFCONFIG, ROUTE
 from wgdesk.platforms.interface import Network
 from wgdesk.platforms.network_identity import NetworkIdentity
-from wgdesk.platforms.unsupported import Missing
 
-CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
-ROUTE = "/sbin/route"
 ARP = "/usr/sbin/arp"
 NETWORKSETUP = "/usr/sbin/networksetup"
 
@@ -53,21 +55,66 @@ def current_network() -> NetworkIdentity | None:
     return NetworkIdentity.identify(kind, interface, gateway, mac.group(1) if mac else None)
 
 
+PING = "/sbin/ping"
+PING6 = "/sbin/ping6"
+ICMP_OVERHEAD = {4: 28, 6: 48}
+WAIT_MS = 2000
+ATTEMPTS = 2
 
-class DarwinNetworkView(Missing):
+
+def local_networks_of(text: str) -> list[Network]:
+    """The networks of interfaces that are up: no loopback, no point-to-point link (utun, ppp), no
+    link-local or single-host prefix."""
+    found: list[Network] = []
+    for interface in parse_ifconfig_all(text).values():
+        flags = interface.flags
+        if "UP" not in flags or "LOOPBACK" in flags or "POINTOPOINT" in flags:
+            continue
+        for address in interface.addresses:
+            net = ip_network(address, strict=False)
+            if net.is_link_local or net.prefixlen == net.max_prefixlen or net in found:
+                continue
+            found.append(net)
+    return found
+
+
+def route_of(fields: dict[str, str]) -> dict[str, str] | None:
+    """`route -n get`'s fields as `NetworkView.route_to` answers: ``dev``, ``gateway`` (not for a
+    directly connected ``link#N``), ``type`` ``local`` for this Mac's own addresses."""
+    if "interface" not in fields:
+        return None
+    route = {"dev": fields["interface"]}
+    gateway = fields.get("gateway", "")
+    if gateway and not gateway.startswith("link#"):
+        route["gateway"] = gateway
+    if "LOCAL" in fields.get("flags", "") or fields["interface"].startswith("lo"):
+        route["type"] = "local"
+    return route
+
+
+def ping_argv(ifname: str, target: str, packet_size: int) -> list[str]:
+    """One echo of ``packet_size`` bytes (IP header included), don't-fragment set (``-D``), the socket
+    bound to ``ifname`` (``-b`` for ping, ``-B`` for ping6)."""
+    version = ip_address(target).version
+    payload = str(packet_size - ICMP_OVERHEAD[version])
+    if version == 6:
+        return [PING6, "-n", "-q", "-D", "-c", "1", "-s", payload, "-B", ifname, target]
+    return [PING, "-n", "-q", "-D", "-c", "1", "-W", str(WAIT_MS), "-s", payload, "-b", ifname, target]
+
+
+class DarwinNetworkView:
     """The backend's `wgdesk.platforms.interface.NetworkView`."""
-
-    def __init__(self) -> None:
-        super().__init__("darwin")
 
     def current_network(self) -> NetworkIdentity | None:
         return current_network()
 
     def local_networks(self) -> list[Network]:
-        self.refuse("listing the local networks")
+        return local_networks_of(run([IFCONFIG], CLEAN_ENV, timeout=5).stdout)
 
     def route_to(self, address: str) -> dict[str, str] | None:
-        self.refuse("asking the kernel for a route")
+        proc = run([ROUTE, "-n", "get", str(ip_address(address))], CLEAN_ENV, check=False, timeout=5)
+        return route_of(parse_route_get(proc.stdout)) if proc.returncode == 0 else None
 
     def ping(self, ifname: str, target: str, packet_size: int) -> bool:
-        self.refuse("probing the path MTU")
+        argv = ping_argv(ifname, target, packet_size)
+        return any(run(argv, CLEAN_ENV, check=False, timeout=10).returncode == 0 for _ in range(ATTEMPTS))

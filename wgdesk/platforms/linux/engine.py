@@ -19,6 +19,7 @@ from pathlib import Path
 
 from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.interface import EngineLaunch
+from wgdesk.platforms.unix.launch import start_engine
 
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
@@ -27,7 +28,6 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _CAPABILITY_SETS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
-ENGINE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def bind_udp(port: int, fwmark: int) -> tuple[socket.socket | None, socket.socket | None, int]:
@@ -74,32 +74,11 @@ def start(launch: EngineLaunch) -> subprocess.Popen[bytes]:
     ``WGDESK_UDP_FDS``) and ``WGDESK_RUN_AS=UID:GID`` unless the account is root; in a session of its
     own, output on one pipe. Raises `KeyError` for an account that does not exist, `OSError` when it
     cannot start."""
-    env = {
-        "PATH": ENGINE_PATH,
-        "LC_ALL": "C",
-        **launch.environment,
-        "WG_TUN_FD": str(launch.tun),
-        "WG_UAPI_FD": str(launch.uapi),
-    }
-    fds = [launch.tun, launch.uapi]
-    if launch.udp is not None:
-        env["WGDESK_UDP_FDS"] = ",".join("-" if fd is None else str(fd) for fd in launch.udp)
-        fds += [fd for fd in launch.udp if fd is not None]
+    extra = {}
     if launch.account != "root":
         pw = pwd.getpwnam(launch.account)
-        env["WGDESK_RUN_AS"] = f"{pw.pw_uid}:{pw.pw_gid}"
-    for fd in fds:
-        os.set_inheritable(fd, True)
-    return subprocess.Popen(
-        [launch.executable, "-f", launch.ifname],
-        env=env,
-        pass_fds=fds,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd="/",
-        start_new_session=True,
-    )
+        extra["WGDESK_RUN_AS"] = f"{pw.pw_uid}:{pw.pw_gid}"
+    return start_engine(launch, extra)
 
 
 def drop_privileges(uid: int, gid: int) -> None:

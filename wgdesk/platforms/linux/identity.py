@@ -3,16 +3,12 @@ and processes told apart from a reused pid by their start time."""
 
 from __future__ import annotations
 
-import grp
-import os
-import pwd
-import signal
 import socket
 import struct
-import time
 from pathlib import Path
 
 from wgdesk.platforms.interface import PeerIdentity
+from wgdesk.platforms.unix.accounts import UnixAccounts, terminate_recorded
 
 _SO_PEERGROUPS = 59
 
@@ -40,32 +36,11 @@ def process_start_time(pid: int) -> int | None:
     return int(rest[19])
 
 
-class LinuxIdentity:
+class LinuxIdentity(UnixAccounts):
     """The backend's `wgdesk.platforms.interface.Identity`."""
-
-    def group_id(self, name: str) -> int | None:
-        try:
-            return grp.getgrnam(name).gr_gid
-        except KeyError:
-            return None
-
-    def account_ids(self, user: str) -> tuple[int, int]:
-        pw = pwd.getpwnam(user)
-        return pw.pw_uid, pw.pw_gid
 
     def start_time(self, pid: int) -> int | None:
         return process_start_time(pid)
 
     def terminate(self, pid: int, start_time: int | None) -> None:
-        """SIGTERM, then SIGKILL, each only while ``pid`` is still the process of ``start_time``."""
-        if start_time is None or process_start_time(pid) != start_time:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            for _ in range(50):
-                if process_start_time(pid) != start_time:
-                    return
-                time.sleep(0.05)
+        terminate_recorded(pid, start_time, process_start_time)

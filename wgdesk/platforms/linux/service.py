@@ -3,15 +3,14 @@ sent to ``$NOTIFY_SOCKET``, and the hooks of tunnel configs run by ``/bin/sh``."
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import socket
-import subprocess
 from pathlib import Path
 from typing import IO
 
 from wgdesk.platforms.linux.programs import CLEAN_ENV, SH
+from wgdesk.platforms.unix.service import hold_lock, run_hook
 
 
 class LinuxService:
@@ -22,13 +21,7 @@ class LinuxService:
 
     def lock(self, state_dir: Path) -> IO[str] | None:
         """An exclusive ``flock`` on ``STATE_DIR/helper.lock``, held as long as the file stays open."""
-        lock = open(state_dir / "helper.lock", "a")  # noqa: SIM115 - held for the process lifetime
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            return None
-        return lock
+        return hold_lock(state_dir)
 
     def notify_ready(self, status: str | None) -> None:
         """``READY=1`` (and ``STATUS=``) to systemd; nothing happens without ``$NOTIFY_SOCKET``, a
@@ -46,13 +39,4 @@ class LinuxService:
             logging.getLogger(__name__).warning("could not notify systemd on %s: %s", path, e)
 
     def run_hook(self, command: str, ifname: str, timeout: float) -> int:
-        proc = subprocess.run(
-            [SH, "-c", command.replace("%i", ifname)],
-            env=dict(CLEAN_ENV),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd="/",
-        )
-        return proc.returncode
+        return run_hook(command, ifname, timeout, CLEAN_ENV, SH)

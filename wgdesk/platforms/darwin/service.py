@@ -1,0 +1,53 @@
+"""The helper as a macOS LaunchDaemon (a `wgdesk.platforms.interface.Service`), and the daemon's
+property list the installer puts in ``/Library/LaunchDaemons``.
+
+launchd starts the helper at boot as root (``RunAtLoad``) and restarts it when it exits
+(``KeepAlive``), so lockdown is in force from boot: the helper puts the kill switch back as soon as
+it starts. launchd has no readiness protocol (unlike systemd's ``Type=notify``): clients wait for the
+control socket instead. Hooks of tunnel configs run by ``/bin/sh`` with a clean environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from wgdesk.platforms.darwin.runner import CLEAN_ENV
+from wgdesk.platforms.unix.service import hold_lock, run_hook
+
+LABEL = "org.wgdesk.helper"
+PLIST_PATH = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
+HELPER = "/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper"
+LOG_PATH = "/var/log/wgdesk-helper.log"
+
+
+def launch_daemon(program: str = HELPER) -> dict[str, Any]:
+    """The LaunchDaemon's property list (``installers/macos/org.wgdesk.helper.plist`` is this, as
+    the .pkg installs it): root from boot, restarted when it exits; launchd runs a LaunchDaemon as
+    root unless it names another user, and gives it a minimal environment."""
+    return {
+        "Label": LABEL,
+        "ProgramArguments": [program],
+        "RunAtLoad": True,
+        "KeepAlive": True,
+        "ProcessType": "Interactive",
+        "StandardErrorPath": LOG_PATH,
+    }
+
+
+class DarwinService:
+    """The backend's `Service`."""
+
+    def privileged(self) -> bool:
+        return os.geteuid() == 0
+
+    def lock(self, state_dir: Path) -> IO[str] | None:
+        state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        return hold_lock(state_dir)
+
+    def notify_ready(self, status: str | None) -> None:
+        return None  # launchd has no readiness notification
+
+    def run_hook(self, command: str, ifname: str, timeout: float) -> int:
+        return run_hook(command, ifname, timeout, CLEAN_ENV)
