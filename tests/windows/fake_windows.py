@@ -172,3 +172,91 @@ class FakeWintun:
 
     def WintunCloseAdapter(self, adapter: int) -> None:
         self._call("WintunCloseAdapter", adapter)
+
+
+def struct_bytes(argument: Any) -> bytes:
+    """The bytes of a structure passed by ``ctypes.byref``."""
+    value = argument._obj
+    return ctypes.string_at(ctypes.addressof(value), ctypes.sizeof(value))
+
+
+class FakeIpHlpApi:
+    """``iphlpapi.dll``: records each call with the bytes of its row; ``Initialize*`` set what the
+    documentation says they set (infinite lifetimes, unspecified values), ``GetIpInterfaceEntry`` answers
+    from `interfaces` ((luid, family) → (mtu, metric, automatic)); ``fail`` maps a function name to the
+    status it returns."""
+
+    def __init__(self, dns_api: bool = True) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+        self.interfaces: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self.fail: dict[str, int] = {}
+        self.dns: list[tuple[bytes, int, int, str, str]] = []
+        if dns_api:  # Windows 10 2004 and later (older: the DLL has no such function)
+            self.SetInterfaceDnsSettings = self._set_interface_dns_settings
+
+    def _record(self, name: str, row: Any) -> int:
+        self.calls.append((name, struct_bytes(row)))
+        return self.fail.get(name, 0)
+
+    def InitializeUnicastIpAddressEntry(self, row: Any) -> None:
+        ctypes.memset(ctypes.addressof(row._obj), 0, ctypes.sizeof(row._obj))
+        row._obj.ValidLifetime = row._obj.PreferredLifetime = 0xFFFFFFFF
+        row._obj.PrefixOrigin = row._obj.SuffixOrigin = 1  # IpPrefixOriginManual, IpSuffixOriginManual
+
+    def InitializeIpForwardEntry(self, row: Any) -> None:
+        ctypes.memset(ctypes.addressof(row._obj), 0, ctypes.sizeof(row._obj))
+        row._obj.ValidLifetime = row._obj.PreferredLifetime = 0xFFFFFFFF
+        row._obj.Protocol = 3  # MIB_IPPROTO_NETMGMT
+        row._obj.Metric = 0xFFFFFFFF
+
+    def InitializeIpInterfaceEntry(self, row: Any) -> None:
+        ctypes.memset(ctypes.addressof(row._obj), 0xFF, ctypes.sizeof(row._obj))
+
+    def CreateUnicastIpAddressEntry(self, row: Any) -> int:
+        return self._record("CreateUnicastIpAddressEntry", row)
+
+    def DeleteUnicastIpAddressEntry(self, row: Any) -> int:
+        return self._record("DeleteUnicastIpAddressEntry", row)
+
+    def CreateIpForwardEntry2(self, row: Any) -> int:
+        return self._record("CreateIpForwardEntry2", row)
+
+    def DeleteIpForwardEntry2(self, row: Any) -> int:
+        return self._record("DeleteIpForwardEntry2", row)
+
+    def GetIpInterfaceEntry(self, row: Any) -> int:
+        key = (row._obj.InterfaceLuid.Value, row._obj.Family)
+        if key not in self.interfaces:
+            return 1168  # ERROR_NOT_FOUND
+        row._obj.NlMtu, row._obj.Metric, row._obj.UseAutomaticMetric = self.interfaces[key]
+        row._obj.SitePrefixLength = 64
+        return 0
+
+    def SetIpInterfaceEntry(self, row: Any) -> int:
+        return self._record("SetIpInterfaceEntry", row)
+
+    def ConvertInterfaceLuidToIndex(self, luid: Any, index: Any) -> int:
+        index._obj.value = luid._obj.Value & 0xFFFF
+        return 0
+
+    def _set_interface_dns_settings(self, guid: Any, settings: Any) -> int:
+        s = settings._obj
+
+        def text(pointer: int | None) -> str:
+            if not pointer:
+                return "<null>"
+            raw = b""
+            while not raw.endswith(b"\0\0") or len(raw) % 2:
+                raw += ctypes.string_at(pointer + len(raw), 1)
+            return raw[:-2].decode("utf-16-le")
+
+        self.dns.append((bytes(guid), s.Version, s.Flags, text(s.NameServer), text(s.SearchList)))
+        return self.fail.get("SetInterfaceDnsSettings", 0)
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], str] = {}
+
+    def set_string(self, key: str, name: str, value: str) -> None:
+        self.values[(key, name)] = value
