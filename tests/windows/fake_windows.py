@@ -11,6 +11,13 @@ from collections import deque
 from typing import Any
 
 from wgdesk.platforms.windows import wintun
+from wgdesk.platforms.windows.structures import (
+    FWP_BYTE_BLOB,
+    FWP_V4_ADDR_AND_MASK,
+    FWP_V6_ADDR_AND_MASK,
+    FWPM_FILTER_CONDITION0,
+    GUID,
+)
 
 WAIT_TIMEOUT = 0x102
 
@@ -260,3 +267,161 @@ class FakeRegistry:
 
     def set_string(self, key: str, name: str, value: str) -> None:
         self.values[(key, name)] = value
+
+
+def read_wide(pointer: int | None) -> str:
+    if not pointer:
+        return ""
+    raw = b""
+    while True:
+        pair = ctypes.string_at(pointer + len(raw), 2)
+        if pair == b"\0\0":
+            return raw.decode("utf-16-le")
+        raw += pair
+
+
+class FakeFwpuclnt:
+    """``fwpuclnt.dll``: records the call sequence, decodes every filter added back into plain values
+    (layer and field GUIDs, weights, condition values read through their pointers), and fails the
+    call named in `fail` (name → (nth call, status))."""
+
+    HANDLE = 0xE0
+
+    def __init__(self) -> None:
+        import uuid as _uuid
+
+        from wgdesk.platforms.windows import wfp
+
+        self.uuid = _uuid
+        self.wfp = wfp
+        self.calls: list[str] = []
+        self.session_flags: int | None = None
+        self.added: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.provider: tuple[str, int] | None = None
+        self.sublayer: tuple[str, int, int, str] | None = None
+        self.fail: dict[str, tuple[int, int]] = {}
+        self.counts: dict[str, int] = {}
+        self.freed: list[int] = []
+        self.app_blobs: dict[int, tuple[ctypes.Array[ctypes.c_char], FWP_BYTE_BLOB]] = {}
+
+    def _status(self, name: str) -> int:
+        self.calls.append(name)
+        self.counts[name] = self.counts.get(name, 0) + 1
+        nth, status = self.fail.get(name, (0, 0))
+        return status if self.counts[name] == nth else 0
+
+    def _guid(self, guid: Any) -> str:
+        return str(self.uuid.UUID(bytes_le=ctypes.string_at(ctypes.addressof(guid), 16)))
+
+    def FwpmEngineOpen0(self, server: Any, authn: int, identity: Any, session: Any, handle: Any) -> int:
+        assert server is None and identity is None and authn == 10
+        self.session_flags = session._obj.flags
+        assert read_wide(session._obj.displayData.name)
+        handle._obj.value = self.HANDLE
+        return self._status("FwpmEngineOpen0")
+
+    def FwpmEngineClose0(self, handle: int) -> int:
+        return self._status("FwpmEngineClose0")
+
+    def FwpmTransactionBegin0(self, handle: int, flags: int) -> int:
+        assert handle == self.HANDLE
+        return self._status("FwpmTransactionBegin0")
+
+    def FwpmTransactionCommit0(self, handle: int) -> int:
+        return self._status("FwpmTransactionCommit0")
+
+    def FwpmTransactionAbort0(self, handle: int) -> int:
+        return self._status("FwpmTransactionAbort0")
+
+    def FwpmGetAppIdFromFileName0(self, name: int, blob: Any) -> int:
+        data = ctypes.create_string_buffer(("\\device\\" + read_wide(name)).encode("utf-16-le"))
+        header = FWP_BYTE_BLOB(len(data) - 1, ctypes.addressof(data))
+        self.app_blobs[ctypes.addressof(header)] = (data, header)
+        blob._obj.value = ctypes.addressof(header)
+        return self._status("FwpmGetAppIdFromFileName0")
+
+    def FwpmFreeMemory0(self, pointer: Any) -> None:
+        self.calls.append("FwpmFreeMemory0")
+        self.freed.append(pointer._obj.value)
+
+    def FwpmProviderAdd0(self, handle: int, provider: Any, sd: Any) -> int:
+        p = provider._obj
+        self.provider = (self._guid(p.providerKey), p.flags)
+        return self._status("FwpmProviderAdd0")
+
+    def FwpmSubLayerAdd0(self, handle: int, sublayer: Any, sd: Any) -> int:
+        s = sublayer._obj
+        provider = self._guid(GUID.from_address(s.providerKey))
+        self.sublayer = (self._guid(s.subLayerKey), s.flags, s.weight, provider)
+        return self._status("FwpmSubLayerAdd0")
+
+    def _value(self, value: Any) -> tuple[str, int | str]:
+        w = self.wfp
+        if value.type == w.FWP_UINT8:
+            return "uint8", value.uint8
+        if value.type == w.FWP_UINT16:
+            return "uint16", value.uint16
+        if value.type == w.FWP_UINT32:
+            return "uint32", value.uint32
+        if value.type == w.FWP_UINT64:
+            return "uint64", ctypes.c_uint64.from_address(value.pointer).value
+        if value.type == w.FWP_BYTE_ARRAY16_TYPE:
+            from ipaddress import IPv6Address
+
+            return "v6_address", str(IPv6Address(ctypes.string_at(value.pointer, 16)))
+        if value.type == w.FWP_V4_ADDR_MASK:
+            from ipaddress import IPv4Network
+
+            mask = FWP_V4_ADDR_AND_MASK.from_address(value.pointer)
+            return "v4_mask", str(IPv4Network((mask.addr, bin(mask.mask).count("1"))))
+        if value.type == w.FWP_V6_ADDR_MASK:
+            from ipaddress import IPv6Network
+
+            mask6 = FWP_V6_ADDR_AND_MASK.from_address(value.pointer)
+            return "v6_mask", str(IPv6Network((bytes(mask6.addr), mask6.prefixLength)))
+        if value.type == w.FWP_BYTE_BLOB_TYPE:
+            blob = FWP_BYTE_BLOB.from_address(value.pointer)
+            return "app_id", ctypes.string_at(blob.data, blob.size).decode("utf-16-le")
+        raise AssertionError(f"unexpected value type {value.type}")
+
+    def FwpmFilterAdd0(self, handle: int, row: Any, sd: Any, identifier: Any) -> int:
+        f = row._obj
+        w = self.wfp
+        layers = {str(v): k for k, v in w.LAYER_KEYS.items()}
+        fields = {str(v): k for k, v in w.CONDITION_KEYS.items() if k != "ICMP_TYPE"}
+        matches = {v: k for k, v in w.MATCHES.items()}
+        conditions = []
+        if f.numFilterConditions:
+            array = (FWPM_FILTER_CONDITION0 * f.numFilterConditions).from_address(f.filterCondition)
+            for c in array:
+                kind, value = self._value(c.conditionValue)
+                conditions.append([fields[self._guid(c.fieldKey)], matches[c.matchType], kind, value])
+        assert f.weight.type == w.FWP_UINT8
+        self.added.append(
+            {
+                "key": self._guid(f.filterKey),
+                "name": read_wide(f.displayData.name),
+                "flags": f.flags,
+                "provider": self._guid(GUID.from_address(f.providerKey)),
+                "layer": layers[self._guid(f.layerKey)],
+                "sublayer": self._guid(f.subLayerKey),
+                "weight": f.weight.uint8,
+                "action": {w.FWP_ACTION_PERMIT: "permit", w.FWP_ACTION_BLOCK: "block"}[f.action.type],
+                "conditions": conditions,
+            }
+        )
+        identifier._obj.value = len(self.added)
+        return self._status("FwpmFilterAdd0")
+
+    def FwpmFilterDeleteByKey0(self, handle: int, key: Any) -> int:
+        self.deleted.append(self._guid(key._obj))
+        return self._status("FwpmFilterDeleteByKey0")
+
+    def FwpmSubLayerDeleteByKey0(self, handle: int, key: Any) -> int:
+        self.deleted.append(self._guid(key._obj))
+        return self._status("FwpmSubLayerDeleteByKey0")
+
+    def FwpmProviderDeleteByKey0(self, handle: int, key: Any) -> int:
+        self.deleted.append(self._guid(key._obj))
+        return self._status("FwpmProviderDeleteByKey0")
