@@ -1,5 +1,5 @@
 """The ctypes structures of `wgdesk.platforms.windows.structures` (and the WFP constants of
-`wgdesk.platforms.windows.wfp.HEADER_CONSTANTS`) held against the Windows SDK headers
+the ``HEADER_CONSTANTS`` of `wfp`, `pipes`, `service`) held against the Windows SDK headers
 of Debian's mingw-w64: a C file of ``_Static_assert`` lines generated from the Python definitions
 (size and every field's offset) must compile for ``x86_64-w64-mingw32``. The numbers come from the
 compiler reading the headers, not from anyone's memory; the Python-side sizes below only make a
@@ -14,12 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from wgdesk.platforms.windows import structures
+from wgdesk.platforms.windows import pipes, service, structures, wfp
 from wgdesk.platforms.windows.structures import LAYOUTS
-from wgdesk.platforms.windows.wfp import HEADER_CONSTANTS
 
 COMPILER = "x86_64-w64-mingw32-gcc"
-HEADERS = ("winsock2.h", "ws2ipdef.h", "iphlpapi.h", "netioapi.h", "fwpmu.h", "stddef.h")
+HEADERS = (
+    "winsock2.h",
+    "windows.h",
+    "sddl.h",
+    "ws2ipdef.h",
+    "iphlpapi.h",
+    "netioapi.h",
+    "fwpmu.h",
+    "stddef.h",
+)
 C_MEMBER = {"pointer": "byteBlob"}
 """Our name of a union member → the SDK's (one pointer stands for all of FWP_VALUE0's)."""
 
@@ -50,7 +58,11 @@ def static_asserts(overrides: dict[str, int] | None = None) -> str:
             lines.append(
                 f'_Static_assert(offsetof({c_name}, {member}) == {offset}, "offset of {c_name}.{member}");'
             )
-    for expression, value in HEADER_CONSTANTS.items():
+    for expression, value in {
+        **wfp.HEADER_CONSTANTS,
+        **pipes.HEADER_CONSTANTS,
+        **service.HEADER_CONSTANTS,
+    }.items():
         lines.append(f'_Static_assert((unsigned long long)({expression}) == {value}ULL, "{expression}");')
     return "\n".join(lines) + "\n"
 

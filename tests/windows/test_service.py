@@ -1,0 +1,72 @@
+"""The helper service's installation command lines and the engines' job object (fake win32job)."""
+
+from __future__ import annotations
+
+from pathlib import PureWindowsPath
+from typing import Any
+
+import pytest
+
+from wgdesk.platforms.windows import service
+
+EXE = PureWindowsPath(r"C:\Program Files\wgdesk\wgdesk-helper.exe")
+
+
+def test_install_runs_as_localsystem_at_boot_after_nsi_and_tcpip_with_a_quoted_path() -> None:
+    create, description, sidtype, failure, start = service.install_commands(EXE)
+    assert create == [
+        "sc.exe", "create", "wgdesk-helper",
+        "binPath=", '"C:\\Program Files\\wgdesk\\wgdesk-helper.exe" service',
+        "start=", "auto",
+        "obj=", "LocalSystem",
+        "depend=", "Nsi/TcpIp",
+        "DisplayName=", "wgdesk helper",
+    ]  # fmt: skip
+    assert description[:3] == ["sc.exe", "description", "wgdesk-helper"]
+    assert sidtype == ["sc.exe", "sidtype", "wgdesk-helper", "unrestricted"]
+    assert failure[:3] == ["sc.exe", "failure", "wgdesk-helper"] and "restart/2000" in failure[-1]
+    assert start == ["sc.exe", "start", "wgdesk-helper"]
+    assert service.uninstall_commands() == [
+        ["sc.exe", "stop", "wgdesk-helper"],
+        ["sc.exe", "delete", "wgdesk-helper"],
+    ]
+    with pytest.raises(ValueError):
+        service.install_commands(PureWindowsPath('C:\\x" evil'))
+
+
+class FakeJob:
+    JobObjectExtendedLimitInformation = 9
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def CreateJobObject(self, attributes: Any, name: str) -> str:
+        self.calls.append(("CreateJobObject", attributes, name))
+        return "job"
+
+    def QueryInformationJobObject(self, job: str, kind: int) -> dict[str, Any]:
+        self.calls.append(("Query", job, kind))
+        return {"BasicLimitInformation": {"LimitFlags": 0x8}, "IoInfo": {}}
+
+    def SetInformationJobObject(self, job: str, kind: int, info: dict[str, Any]) -> None:
+        self.calls.append(("Set", job, kind, info["BasicLimitInformation"]["LimitFlags"]))
+
+    def AssignProcessToJobObject(self, job: str, process: str) -> None:
+        self.calls.append(("Assign", job, process))
+
+
+def test_engines_die_with_the_helper() -> None:
+    fake = FakeJob()
+    job = service.EngineJob(fake)
+    job.add("engine-process")
+    assert fake.calls == [
+        ("CreateJobObject", None, ""),
+        ("Query", "job", 9),
+        ("Set", "job", 9, 0x8 | 0x2000 | 0x400),  # existing flags kept, kill-on-close added
+        ("Assign", "job", "engine-process"),
+    ]
+
+
+def test_the_service_class_needs_pywin32() -> None:
+    with pytest.raises(ImportError):
+        service.service_class(lambda stop: None)

@@ -1,0 +1,119 @@
+"""The helper as a Windows service, and the job object its engines run in.
+
+The service runs as LocalSystem, starts at boot, and depends on ``Nsi`` (network store interface:
+the IP Helper API needs it) and ``TcpIp``, so it never starts before the network stack can be
+configured. It is installed with ``sc.exe`` (`install_commands`; the installer runs these, the
+uninstaller `uninstall_commands`), restarted by the service manager after a crash (the new helper
+undoes the old one's journals), and given an unrestricted service SID so WFP filters and ACLs can
+name it. The service class itself (`service_class`) is built on pywin32's ``ServiceFramework`` when
+it is asked for, so this module imports where pywin32 is absent.
+
+Every engine the helper starts is put in a job object with ``JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE``
+(`EngineJob`): when the helper exits for any reason its handle to the job closes and Windows ends the
+engines — no engine outlives the helper that journalled its tunnel.
+"""
+
+from __future__ import annotations
+
+from pathlib import PureWindowsPath
+from typing import Any, ClassVar
+
+SERVICE_NAME = "wgdesk-helper"
+DISPLAY_NAME = "wgdesk helper"
+DESCRIPTION = "Brings wgdesk's WireGuard tunnels up and down for the wgdesk app."
+DEPENDENCIES = ("Nsi", "TcpIp")
+RESTARTS = "restart/2000/restart/5000/restart/30000"
+"""After a crash: restart after 2 s, 5 s, then 30 s (counts reset after a day)."""
+
+JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
+JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION = 0x00000400
+HEADER_CONSTANTS = {
+    "JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE": JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    "JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION": JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
+}
+
+
+def _quoted(path: PureWindowsPath) -> str:
+    text = str(path)
+    if '"' in text:
+        raise ValueError(f"a path with a quote: {text!r}")
+    return f'"{text}"'
+
+
+def install_commands(executable: PureWindowsPath) -> list[list[str]]:
+    """``sc.exe`` command lines that install the service for ``executable`` (the helper's exe).
+
+    The path is quoted in ``binPath``: an unquoted path with spaces (``C:\\Program Files\\…``) lets
+    Windows try ``C:\\Program.exe`` first, a classic privilege escalation."""
+    bin_path = f"{_quoted(executable)} service"
+    return [
+        [
+            "sc.exe", "create", SERVICE_NAME,
+            "binPath=", bin_path,
+            "start=", "auto",
+            "obj=", "LocalSystem",
+            "depend=", "/".join(DEPENDENCIES),
+            "DisplayName=", DISPLAY_NAME,
+        ],
+        ["sc.exe", "description", SERVICE_NAME, DESCRIPTION],
+        ["sc.exe", "sidtype", SERVICE_NAME, "unrestricted"],
+        ["sc.exe", "failure", SERVICE_NAME, "reset=", "86400", "actions=", RESTARTS],
+        ["sc.exe", "start", SERVICE_NAME],
+    ]  # fmt: skip
+
+
+def uninstall_commands() -> list[list[str]]:
+    """Stop and remove the service (the helper's own ``--uninstall`` first removes adapters and every
+    WFP object: see `wgdesk.platforms.windows.wfp.FilterEngine.remove`)."""
+    return [["sc.exe", "stop", SERVICE_NAME], ["sc.exe", "delete", SERVICE_NAME]]
+
+
+class EngineJob:
+    """A job object whose processes die when the helper's handle to it closes (``win32job`` and
+    ``win32api`` are pywin32's modules, or fakes)."""
+
+    def __init__(self, win32job: Any) -> None:
+        self.win32job = win32job
+        self.handle = win32job.CreateJobObject(None, "")
+        info = win32job.QueryInformationJobObject(self.handle, win32job.JobObjectExtendedLimitInformation)
+        info["BasicLimitInformation"]["LimitFlags"] |= (
+            JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION
+        )
+        win32job.SetInformationJobObject(self.handle, win32job.JobObjectExtendedLimitInformation, info)
+
+    def add(self, process_handle: Any) -> None:
+        """Put a started engine in the job (before it reads any input: it was created suspended or
+        has not been handed its configuration yet)."""
+        self.win32job.AssignProcessToJobObject(self.handle, process_handle)
+
+
+def service_class(run: Any) -> type:
+    """The pywin32 service class whose ``SvcDoRun`` calls ``run(stop_event)``; Windows only."""
+    import servicemanager  # type: ignore[import-not-found]
+    import win32event  # type: ignore[import-not-found]
+    import win32service  # type: ignore[import-not-found]
+    import win32serviceutil  # type: ignore[import-not-found]
+
+    class HelperService(win32serviceutil.ServiceFramework):  # type: ignore[misc]
+        _svc_name_ = SERVICE_NAME
+        _svc_display_name_ = DISPLAY_NAME
+        _svc_description_ = DESCRIPTION
+        _svc_deps_: ClassVar[list[str]] = list(DEPENDENCIES)
+
+        def __init__(self, args: Any) -> None:
+            super().__init__(args)
+            self.stop_event = win32event.CreateEvent(None, 1, 0, None)
+
+        def SvcStop(self) -> None:
+            self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
+            win32event.SetEvent(self.stop_event)
+
+        def SvcDoRun(self) -> None:
+            servicemanager.LogMsg(
+                servicemanager.EVENTLOG_INFORMATION_TYPE,
+                servicemanager.PYS_SERVICE_STARTED,
+                (SERVICE_NAME, ""),
+            )
+            run(self.stop_event)
+
+    return HelperService
