@@ -64,7 +64,8 @@ class LinkWatch:
         if family is None:
             return None
         try:
-            sock = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0)
+            flags = socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC  # type: ignore[attr-defined,unused-ignore]
+            sock = socket.socket(family, flags, 0)
             sock.bind((0, RTMGRP_LINK))
         except OSError:
             return None

@@ -13,7 +13,6 @@ that records the calls and the bytes of each row).
 from __future__ import annotations
 
 import ctypes
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_interface, ip_network
@@ -21,6 +20,7 @@ from typing import Any
 
 from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.interface import Network, Recorder
+from wgdesk.platforms.windows import dlls
 from wgdesk.platforms.windows.records import REGISTRY, UndoContext
 from wgdesk.platforms.windows.structures import (
     AF_INET,
@@ -95,9 +95,7 @@ class IpHelper:
 
     @classmethod
     def load(cls) -> IpHelper:
-        if sys.platform != "win32":
-            raise PlatformError("the IP Helper API is Windows'")
-        return cls(ctypes.WinDLL("iphlpapi"))
+        return cls(dlls.load("iphlpapi"))
 
     def _check(self, what: str, status: int, tolerated: frozenset[int] = frozenset()) -> None:
         if status != NO_ERROR and status not in tolerated:
@@ -187,6 +185,15 @@ class IpHelper:
             row.SitePrefixLength = 0  # SetIpInterfaceEntry refuses IPv4 rows with the one Get returns
         self._check("setting the interface", self.dll.SetIpInterfaceEntry(ctypes.byref(row)))
 
+    def restore(self, luid: int, family: int, mtu: int, metric: int, automatic_metric: bool) -> None:
+        """Put back what `configure` recorded (nothing when the interface is gone, and its
+        settings with it)."""
+        try:
+            row = self.interface_row(luid, family)
+        except PlatformError:
+            return
+        self.write_row(row, mtu=mtu, metric=metric, automatic=automatic_metric)
+
     def mtu(self, luid: int) -> int:
         return int(self.interface_row(luid, AF_INET).NlMtu)
 
@@ -218,8 +225,4 @@ def _(record: RouteAdded, context: UndoContext) -> None:
 
 @REGISTRY.undoes(InterfaceSet)
 def _(record: InterfaceSet, context: UndoContext) -> None:
-    try:
-        row = context.ip.interface_row(record.luid, record.family)
-    except PlatformError:
-        return  # the adapter is gone, and its settings with it
-    context.ip.write_row(row, mtu=record.mtu, metric=record.metric, automatic=record.automatic_metric)
+    context.ip.restore(record.luid, record.family, record.mtu, record.metric, record.automatic_metric)

@@ -89,10 +89,10 @@ class EngineJob:
 
 def service_class(run: Any) -> type:
     """The pywin32 service class whose ``SvcDoRun`` calls ``run(stop_event)``; Windows only."""
-    import servicemanager  # type: ignore[import-not-found]
-    import win32event  # type: ignore[import-not-found]
-    import win32service  # type: ignore[import-not-found]
-    import win32serviceutil  # type: ignore[import-not-found]
+    import servicemanager
+    import win32event
+    import win32service
+    import win32serviceutil
 
     class HelperService(win32serviceutil.ServiceFramework):  # type: ignore[misc]
         _svc_name_ = SERVICE_NAME

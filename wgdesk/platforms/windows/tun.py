@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import ctypes
 import socket
-import sys
 import threading
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from wgdesk.platforms.interface import Tun, TunError
-from wgdesk.platforms.windows import wintun
+from wgdesk.platforms.windows import dlls, wintun
 from wgdesk.platforms.windows.iphelper import IpHelper
 
 INFINITE = 0xFFFFFFFF
@@ -190,14 +189,12 @@ class WintunDriver:
         self.dll_path = dll_path
 
     def create(self, name: str, mtu: int, vnet_hdr: bool) -> Tun:
-        if sys.platform != "win32":
-            raise TunError("Wintun is a Windows driver")
         api = wintun.load(self.dll_path)
         adapter = api.create_adapter(name, wintun.tunnel_guid(name))
         try:
             session = adapter.start_session()
             interfaces = IpHelper.load()
-            tun = WintunTun(adapter, session, Kernel32Events(ctypes.WinDLL("kernel32")), interfaces)
+            tun = WintunTun(adapter, session, Kernel32Events(dlls.load("kernel32")), interfaces)
             tun.set_mtu(mtu)
         except BaseException:
             adapter.close()

@@ -17,7 +17,6 @@ enumeration values are checked against mingw-w64's ``fwptypes.h`` by ``tests/win
 from __future__ import annotations
 
 import ctypes
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from ipaddress import IPv6Address, ip_network
 from typing import Any
 
 from wgdesk.platforms.errors import PlatformError
+from wgdesk.platforms.windows import dlls
 from wgdesk.platforms.windows.structures import (
     FWP_V4_ADDR_AND_MASK,
     FWP_V6_ADDR_AND_MASK,
@@ -224,9 +224,7 @@ class FilterEngine:
 
     @classmethod
     def load(cls, dynamic: bool) -> FilterEngine:
-        if sys.platform != "win32":
-            raise PlatformError("the Windows Filtering Platform is Windows'")
-        return cls(ctypes.WinDLL("fwpuclnt"), dynamic)
+        return cls(dlls.load("fwpuclnt"), dynamic)
 
     def _call(self, what: str, status: int, tolerated: frozenset[int] = frozenset()) -> None:
         if status and status not in tolerated:

@@ -205,10 +205,10 @@ def plan(
         Condition("IP_REMOTE_ADDRESS", "v6_mask", "fe80::/10"),
     )  # fmt: skip
     for network in sorted({ip_network(n) for n in lan}, key=lambda n: (n.version, n)):
-        layers = V4 if network.version == 4 else V6
+        lan_layers = V4 if network.version == 4 else V6
         kind = "v4_mask" if network.version == 4 else "v6_mask"
         filters += _filters(
-            p, f"permit LAN {network}", layers, "permit", WEIGHT_PERMIT,
+            p, f"permit LAN {network}", lan_layers, "permit", WEIGHT_PERMIT,
             Condition("IP_REMOTE_ADDRESS", kind, str(network)),
         )  # fmt: skip
     filters += _filters(p, "block everything else", LAYERS, "block", WEIGHT_BLOCK_ALL)

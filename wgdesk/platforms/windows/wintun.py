@@ -21,7 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.interface import TunError, TunGone
+from wgdesk.platforms.windows import dlls
 from wgdesk.platforms.windows.structures import GUID, NET_LUID
 
 ERROR_HANDLE_EOF = 38
@@ -185,23 +187,19 @@ class Session:
 
 
 def _win_error(code: int) -> str:
-    if sys.platform == "win32":
-        return f"{ctypes.FormatError(code)} (error {code})"
-    return f"error {code}"
+    return dlls.describe(code)
 
 
 def load(path: Path | None = None) -> Wintun:
-    """Load ``wintun.dll`` (from ``path``; by default beside the running program, never from the
-    search path: a DLL planted in the working directory must not be picked up)."""
-    if sys.platform != "win32":
-        raise TunError("Wintun is a Windows driver")
+    """Load ``wintun.dll`` (by default the one beside the running program: never from the search
+    path). Raises `TunError` off Windows or when it is missing."""
     where = path or Path(sys.executable).with_name("wintun.dll")
     try:
-        dll = ctypes.WinDLL(str(where), use_last_error=True)
-    except OSError as exc:
-        raise TunError(f"cannot load {where}: {exc} (reinstall wgdesk)") from exc
+        dll = dlls.load(where)
+    except (OSError, PlatformError) as exc:
+        raise TunError(f"cannot load {where}: {exc} (Wintun is a Windows driver; reinstall wgdesk)") from exc
     for name, (restype, argtypes) in SIGNATURES.items():
         function = getattr(dll, name)
         function.restype = restype
         function.argtypes = argtypes
-    return Wintun(dll, ctypes.get_last_error)
+    return Wintun(dll, dlls.last_error)
