@@ -168,3 +168,16 @@ def test_dns_falls_back_to_the_registry_on_older_windows() -> None:
     }
     DnsSettings(fake, registry).clear(guid)
     assert set(registry.values.values()) == {""}
+
+
+def test_the_platform_reads_and_undoes_its_own_journal_records() -> None:
+    from wgdesk.platforms.windows import WindowsPlatform
+
+    platform = WindowsPlatform()
+    record = platform.load_record({"kind": "win_route", "luid": LUID, "destination": "0.0.0.0/0"})
+    assert record == RouteAdded(LUID, "0.0.0.0/0")
+    assert platform.load_record({"kind": "rule", "family": 4, "spec": "x"}) is None, "not ours"
+    fake = FakeIpHlpApi()
+    platform._ip = IpHelper(fake)
+    platform.undo(record)
+    assert fake.calls == [("DeleteIpForwardEntry2", route_row(bytes(4), 2, 0))]

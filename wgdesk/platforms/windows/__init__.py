@@ -1,6 +1,12 @@
-"""The Windows backend: the network we are on and start at login are here; the rest raises
-`Unsupported` until issue 16 (Wintun, IP Helper routes, WFP, the named pipe
-``\\\\.\\pipe\\wgdesk-helper`` with the client's token as its identity, the Windows service).
+"""The Windows backend (issue 16; see docs/windows.md for what is built and what is verified).
+
+Wired in: the engine's tunnel device on Wintun (`tun`), the network we are on, start at login,
+diagnostics, and the undo of this backend's own journal records (addresses, routes, interface
+settings, DNS). Built and tested against fakes but not yet behind the Protocols below, because the
+interface speaks in interface names, uids and sockets where Windows has LUIDs, SIDs and pipes: the IP
+Helper operations (`iphelper`, `dns`), the WFP kill switch (`wfp_plan`, `wfp`), the pipes and the
+caller's token (`pipes`), the service and job object (`service`). The other parts still raise
+`Unsupported`.
 
 To implement a part, replace its ``Missing*`` stand-in below with a class of this package that
 satisfies the Protocol of `wgdesk.platforms.interface`: the control endpoint, for one, is a
@@ -10,6 +16,10 @@ not change.
 """
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
 
 from wgdesk.platforms import unsupported as missing
 from wgdesk.platforms.interface import (
@@ -32,8 +42,14 @@ from wgdesk.platforms.interface import (
     TunnelDevices,
     UapiEndpoints,
 )
+from wgdesk.platforms.windows import dlls
 from wgdesk.platforms.windows.autostart import RunKey
+from wgdesk.platforms.windows.dns import DnsSettings, WinRegistry
+from wgdesk.platforms.windows.iphelper import IpHelper
 from wgdesk.platforms.windows.network import WindowsNetworkView
+from wgdesk.platforms.windows.records import RECORD_MODULES, REGISTRY
+from wgdesk.platforms.windows.tun import WintunDriver
+from wgdesk.undo import UndoRecord
 
 
 class WindowsDiagnostics:
@@ -57,6 +73,29 @@ class WindowsPlatform(missing.MissingRecords):
         super().__init__("win32")
         self.options = options or PlatformOptions()
         self.notes = notes or SilentNotes()
+        self._ip: IpHelper | None = None
+        self._dns: DnsSettings | None = None
+
+    @property
+    def ip(self) -> IpHelper:
+        """The IP Helper API (loaded on first use)."""
+        if self._ip is None:
+            self._ip = IpHelper.load()
+        return self._ip
+
+    @property
+    def dns_settings(self) -> DnsSettings:
+        if self._dns is None:
+            self._dns = DnsSettings(dlls.load("iphlpapi"), WinRegistry())
+        return self._dns
+
+    def load_record(self, fields: Mapping[str, Any]) -> UndoRecord | None:
+        for module in RECORD_MODULES:
+            importlib.import_module(module)
+        return REGISTRY.load(fields)
+
+    def undo(self, record: UndoRecord) -> None:
+        REGISTRY.undo(record, self)
 
     tunnels: TunnelDevices = missing.MissingTunnelDevices("win32")
     routing: Routing = missing.MissingRouting("win32")
@@ -65,7 +104,7 @@ class WindowsPlatform(missing.MissingRecords):
     split: SplitTunnel = missing.MissingSplitTunnel("win32")
     identity: Identity = missing.MissingIdentity("win32")
     engine: EngineHost = missing.MissingEngineHost("win32")
-    tun: TunDriver = missing.MissingTunDriver("win32")
+    tun: TunDriver = WintunDriver()
     control: ControlEndpoint = missing.MissingControlEndpoint("win32")
     uapi: UapiEndpoints = missing.MissingUapiEndpoints("win32")
     service: Service = missing.MissingService("win32")
