@@ -17,7 +17,6 @@ not change.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,7 +46,7 @@ from wgdesk.platforms.windows.autostart import RunKey
 from wgdesk.platforms.windows.dns import DnsSettings, WinRegistry
 from wgdesk.platforms.windows.iphelper import IpHelper
 from wgdesk.platforms.windows.network import WindowsNetworkView
-from wgdesk.platforms.windows.records import RECORD_MODULES, REGISTRY
+from wgdesk.platforms.windows.records import REGISTRY
 from wgdesk.platforms.windows.tun import WintunDriver
 from wgdesk.undo import UndoRecord
 
@@ -90,8 +89,7 @@ class WindowsPlatform(missing.MissingRecords):
         return self._dns
 
     def load_record(self, fields: Mapping[str, Any]) -> UndoRecord | None:
-        for module in RECORD_MODULES:
-            importlib.import_module(module)
+        """One of `iphelper`'s or `dns`'s records (both imported above, so registered)."""
         return REGISTRY.load(fields)
 
     def undo(self, record: UndoRecord) -> None:

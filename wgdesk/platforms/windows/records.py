@@ -35,6 +35,3 @@ class UndoContext(Protocol):
 
 
 REGISTRY: Registry[UndoContext] = Registry("win32")
-
-RECORD_MODULES = ("wgdesk.platforms.windows.iphelper", "wgdesk.platforms.windows.dns")
-"""The modules that register records: imported before a journal line is read."""
