@@ -16,7 +16,7 @@ def test_install_runs_as_localsystem_at_boot_after_nsi_and_tcpip_with_a_quoted_p
     create, description, sidtype, failure, start = service.install_commands(EXE)
     assert create == [
         "sc.exe", "create", "wgdesk-helper",
-        "binPath=", '"C:\\Program Files\\wgdesk\\wgdesk-helper.exe" service',
+        "binPath=", '"C:\\Program Files\\wgdesk\\wgdesk-helper.exe"',
         "start=", "auto",
         "obj=", "LocalSystem",
         "depend=", "Nsi/TcpIp",
@@ -70,3 +70,14 @@ def test_engines_die_with_the_helper() -> None:
 def test_the_service_class_needs_pywin32() -> None:
     with pytest.raises(ImportError):
         service.service_class(lambda stop: None)
+
+
+def test_the_installer_creates_the_service_the_same_way() -> None:
+    """installers/windows/wgdesk.iss runs sc.exe itself: same dependencies, account, SID type."""
+    from pathlib import Path
+
+    iss = (Path(__file__).resolve().parents[2] / "installers/windows/wgdesk.iss").read_text()
+    create = next(line for line in iss.splitlines() if 'Parameters: "create {#ServiceName}' in line)
+    assert "start= auto" in create and "obj= LocalSystem" in create
+    assert f"depend= {'/'.join(service.DEPENDENCIES)}" in create
+    assert 'Parameters: "sidtype {#ServiceName} unrestricted"' in iss

@@ -2,8 +2,8 @@
 
 The service runs as LocalSystem, starts at boot, and depends on ``Nsi`` (network store interface:
 the IP Helper API needs it) and ``TcpIp``, so it never starts before the network stack can be
-configured. It is installed with ``sc.exe`` (`install_commands`; the installer runs these, the
-uninstaller `uninstall_commands`), restarted by the service manager after a crash (the new helper
+configured. It is installed with ``sc.exe`` (`install_commands`; ``installers/windows/wgdesk.iss``
+runs the same, which a test checks; the uninstaller `uninstall_commands`), restarted by the service manager after a crash (the new helper
 undoes the old one's journals), and given an unrestricted service SID so WFP filters and ACLs can
 name it. The service class itself (`service_class`) is built on pywin32's ``ServiceFramework`` when
 it is asked for, so this module imports where pywin32 is absent.
@@ -45,7 +45,7 @@ def install_commands(executable: PureWindowsPath) -> list[list[str]]:
 
     The path is quoted in ``binPath``: an unquoted path with spaces (``C:\\Program Files\\…``) lets
     Windows try ``C:\\Program.exe`` first, a classic privilege escalation."""
-    bin_path = f"{_quoted(executable)} service"
+    bin_path = _quoted(executable)
     return [
         [
             "sc.exe", "create", SERVICE_NAME,
