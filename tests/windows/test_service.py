@@ -81,3 +81,4 @@ def test_the_installer_creates_the_service_the_same_way() -> None:
     assert "start= auto" in create and "obj= LocalSystem" in create
     assert f"depend= {'/'.join(service.DEPENDENCIES)}" in create
     assert 'Parameters: "sidtype {#ServiceName} unrestricted"' in iss
+    assert f"actions= {service.RESTARTS}" in iss

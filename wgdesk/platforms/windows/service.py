@@ -3,10 +3,11 @@
 The service runs as LocalSystem, starts at boot, and depends on ``Nsi`` (network store interface:
 the IP Helper API needs it) and ``TcpIp``, so it never starts before the network stack can be
 configured. It is installed with ``sc.exe`` (`install_commands`; ``installers/windows/wgdesk.iss``
-runs the same, which a test checks; the uninstaller `uninstall_commands`), restarted by the service manager after a crash (the new helper
-undoes the old one's journals), and given an unrestricted service SID so WFP filters and ACLs can
-name it. The service class itself (`service_class`) is built on pywin32's ``ServiceFramework`` when
-it is asked for, so this module imports where pywin32 is absent.
+runs the same, which a test checks; the uninstaller `uninstall_commands`), restarted by the service
+manager after a crash (the new helper undoes the old one's journals), and given an unrestricted
+service SID so WFP filters and ACLs can name it. The service class itself (`service_class`) is built
+on pywin32's ``ServiceFramework`` when it is asked for, so this module imports where pywin32 is
+absent.
 
 Every engine the helper starts is put in a job object with ``JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE``
 (`EngineJob`): when the helper exits for any reason its handle to the job closes and Windows ends the
@@ -22,8 +23,8 @@ SERVICE_NAME = "wgdesk-helper"
 DISPLAY_NAME = "wgdesk helper"
 DESCRIPTION = "Brings wgdesk's WireGuard tunnels up and down for the wgdesk app."
 DEPENDENCIES = ("Nsi", "TcpIp")
-RESTARTS = "restart/2000/restart/5000/restart/30000"
-"""After a crash: restart after 2 s, 5 s, then 30 s (counts reset after a day)."""
+RESTARTS = "restart/2000/restart/5000/none/0"
+"""After a crash: restart after 2 s, then 5 s, then stay down (counts reset after a day), as wgdesk.iss."""
 
 JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
 JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION = 0x00000400
