@@ -195,7 +195,11 @@ class FakeIpHlpApi:
 
     def __init__(self, dns_api: bool = True) -> None:
         self.calls: list[tuple[str, bytes]] = []
-        self.interfaces: dict[tuple[int, int], tuple[int, int, int]] = {}
+        self.interfaces: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.routes: list[tuple[int, int, int, int, int]] = []  # (family, luid, index, prefix length, metric)
+        self.tables: dict[int, Any] = {}
+        self.freed: list[int] = []
+        self.callback: Any = None
         self.fail: dict[str, int] = {}
         self.dns: list[tuple[bytes, int, int, str, str]] = []
         if dns_api:  # Windows 10 2004 and later (older: the DLL has no such function)
@@ -235,12 +239,48 @@ class FakeIpHlpApi:
         key = (row._obj.InterfaceLuid.Value, row._obj.Family)
         if key not in self.interfaces:
             return 1168  # ERROR_NOT_FOUND
-        row._obj.NlMtu, row._obj.Metric, row._obj.UseAutomaticMetric = self.interfaces[key]
+        mtu, metric, automatic, *connected = self.interfaces[key]
+        row._obj.NlMtu, row._obj.Metric, row._obj.UseAutomaticMetric = mtu, metric, automatic
+        row._obj.Connected = connected[0] if connected else 1
         row._obj.SitePrefixLength = 64
         return 0
 
     def SetIpInterfaceEntry(self, row: Any) -> int:
         return self._record("SetIpInterfaceEntry", row)
+
+    def GetIpForwardTable2(self, family: int, table: Any) -> int:
+        from wgdesk.platforms.windows.structures import MIB_IPFORWARD_ROW2, MIB_IPFORWARD_TABLE2
+
+        self.calls.append(("GetIpForwardTable2", family.to_bytes(2, "little")))
+        rows = [r for r in self.routes if r[0] == family]
+        start = MIB_IPFORWARD_TABLE2.Table.offset
+        buffer = ctypes.create_string_buffer(start + len(rows) * ctypes.sizeof(MIB_IPFORWARD_ROW2))
+        MIB_IPFORWARD_TABLE2.from_buffer(buffer).NumEntries = len(rows)
+        array = (MIB_IPFORWARD_ROW2 * len(rows)).from_buffer(buffer, start)
+        for row, (fam, luid, index, prefix, metric) in zip(array, rows, strict=True):
+            row.InterfaceLuid.Value, row.InterfaceIndex, row.Metric = luid, index, metric
+            row.DestinationPrefix.PrefixLength = prefix
+            row.DestinationPrefix.Prefix.si_family = fam
+        self.tables[ctypes.addressof(buffer)] = buffer
+        table._obj.value = ctypes.addressof(buffer)
+        return 0
+
+    def FreeMibTable(self, table: Any) -> None:
+        address = table.value
+        assert address in self.tables, "freed a table not handed out"
+        del self.tables[address]
+        self.freed.append(address)
+
+    def NotifyRouteChange2(self, family: int, callback: Any, context: Any, initial: int, handle: Any) -> int:
+        self.calls.append(("NotifyRouteChange2", bytes([family, initial])))
+        self.callback = callback
+        handle._obj.value = 0x77
+        return 0
+
+    def CancelMibChangeNotify2(self, handle: int) -> int:
+        self.calls.append(("CancelMibChangeNotify2", handle.to_bytes(1, "little")))
+        self.callback = None
+        return 0
 
     def ConvertInterfaceLuidToIndex(self, luid: Any, index: Any) -> int:
         index._obj.value = luid._obj.Value & 0xFFFF

@@ -110,6 +110,12 @@ class MIB_IPFORWARD_ROW2(ctypes.Structure):
     )
 
 
+class MIB_IPFORWARD_TABLE2(ctypes.Structure):
+    """The header of ``GetIpForwardTable2``'s answer: ``NumEntries`` rows follow from ``Table``."""
+
+    _fields_ = (("NumEntries", c_uint32), ("Table", MIB_IPFORWARD_ROW2 * 1))
+
+
 class MIB_IPINTERFACE_ROW(ctypes.Structure):
     _fields_ = (
         ("Family", c_uint16),
@@ -284,6 +290,7 @@ LAYOUTS: tuple[tuple[str, type[ctypes.Structure] | type[ctypes.Union]], ...] = (
     ("IP_ADDRESS_PREFIX", IP_ADDRESS_PREFIX),
     ("MIB_UNICASTIPADDRESS_ROW", MIB_UNICASTIPADDRESS_ROW),
     ("MIB_IPFORWARD_ROW2", MIB_IPFORWARD_ROW2),
+    ("MIB_IPFORWARD_TABLE2", MIB_IPFORWARD_TABLE2),
     ("MIB_IPINTERFACE_ROW", MIB_IPINTERFACE_ROW),
     ("FWP_BYTE_BLOB", FWP_BYTE_BLOB),
     ("FWP_V4_ADDR_AND_MASK", FWP_V4_ADDR_AND_MASK),
