@@ -200,6 +200,7 @@ class FakeIpHlpApi:
         self.tables: dict[int, Any] = {}
         self.freed: list[int] = []
         self.callback: Any = None
+        self.aliases: dict[str, int] = {}
         self.fail: dict[str, int] = {}
         self.dns: list[tuple[bytes, int, int, str, str]] = []
         if dns_api:  # Windows 10 2004 and later (older: the DLL has no such function)
@@ -280,6 +281,21 @@ class FakeIpHlpApi:
     def CancelMibChangeNotify2(self, handle: int) -> int:
         self.calls.append(("CancelMibChangeNotify2", handle.to_bytes(1, "little")))
         self.callback = None
+        return 0
+
+    def ConvertInterfaceAliasToLuid(self, alias: Any, luid: Any) -> int:
+        name = read_wide(ctypes.addressof(alias))
+        self.calls.append(("ConvertInterfaceAliasToLuid", name.encode()))
+        if name not in self.aliases:
+            return 1168
+        luid._obj.Value = self.aliases[name]
+        return 0
+
+    def ConvertInterfaceLuidToGuid(self, luid: Any, guid: Any) -> int:
+        import uuid as _uuid
+
+        value = _uuid.UUID(int=luid._obj.Value)
+        ctypes.memmove(ctypes.addressof(guid._obj), value.bytes_le, 16)
         return 0
 
     def ConvertInterfaceLuidToIndex(self, luid: Any, index: Any) -> int:

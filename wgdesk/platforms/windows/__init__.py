@@ -1,12 +1,12 @@
 """The Windows backend (issue 16; see docs/windows.md for what is built and what is verified).
 
-Wired in: the engine's tunnel device on Wintun (`tun`), the network we are on, start at login,
-diagnostics, and the undo of this backend's own journal records (addresses, routes, interface
-settings, DNS). Built and tested against fakes but not yet behind the Protocols below, because the
-interface speaks in interface names, uids and sockets where Windows has LUIDs, SIDs and pipes: the IP
-Helper operations (`iphelper`, `dns`), the WFP kill switch (`wfp_plan`, `wfp`), the pipes and the
-caller's token (`pipes`), the service and job object (`service`). The other parts still raise
-`Unsupported`.
+Wired in: the engine's tunnel device on Wintun (`tun`); addresses, MTU, routes, the full tunnel's
+metric and DNS by interface name (`devices`: `tunnels`, `routing`, `dns`); the network we are on,
+start at login, diagnostics, and the undo of this backend's own journal records. Built and tested
+against fakes but not yet behind the Protocols below, because the interface speaks in uids and
+sockets where Windows has SIDs and pipe handles: the WFP kill switch (`wfp_plan`, `wfp`), the pipes
+and the caller's token (`pipes`), the service and job object (`service`), the engine's socket pinned
+to the physical interface (`defaultroute`). The other parts still raise `Unsupported`.
 
 To implement a part, replace its ``Missing*`` stand-in below with a class of this package that
 satisfies the Protocol of `wgdesk.platforms.interface`: the control endpoint, for one, is a
@@ -43,6 +43,7 @@ from wgdesk.platforms.interface import (
 )
 from wgdesk.platforms.windows import dlls
 from wgdesk.platforms.windows.autostart import RunKey
+from wgdesk.platforms.windows.devices import WindowsDns, WindowsRouting, WindowsTunnelDevices
 from wgdesk.platforms.windows.dns import DnsSettings, WinRegistry
 from wgdesk.platforms.windows.iphelper import IpHelper
 from wgdesk.platforms.windows.network import WindowsNetworkView
@@ -74,6 +75,9 @@ class WindowsPlatform(missing.MissingRecords):
         self.notes = notes or SilentNotes()
         self._ip: IpHelper | None = None
         self._dns: DnsSettings | None = None
+        self.tunnels = WindowsTunnelDevices(self)
+        self.routing = WindowsRouting(self)
+        self.dns = WindowsDns(self)
 
     @property
     def ip(self) -> IpHelper:
@@ -95,10 +99,10 @@ class WindowsPlatform(missing.MissingRecords):
     def undo(self, record: UndoRecord) -> None:
         REGISTRY.undo(record, self)
 
-    tunnels: TunnelDevices = missing.MissingTunnelDevices("win32")
-    routing: Routing = missing.MissingRouting("win32")
+    tunnels: TunnelDevices
+    routing: Routing
     firewall: Firewall = missing.MissingFirewall("win32")
-    dns: Dns = missing.MissingDns("win32")
+    dns: Dns
     split: SplitTunnel = missing.MissingSplitTunnel("win32")
     identity: Identity = missing.MissingIdentity("win32")
     engine: EngineHost = missing.MissingEngineHost("win32")
