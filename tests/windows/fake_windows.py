@@ -470,6 +470,14 @@ class FakeFwpuclnt:
         identifier._obj.value = len(self.added)
         return self._status("FwpmFilterAdd0")
 
+    def FwpmFilterGetByKey0(self, handle: int, key: Any, found: Any) -> int:
+        self.calls.append("FwpmFilterGetByKey0")
+        wanted = self._guid(key._obj)
+        if any(f["key"] == wanted for f in self.added) and wanted not in self.deleted:
+            found._obj.value = 0x5A
+            return 0
+        return self.wfp.FWP_E_FILTER_NOT_FOUND
+
     def FwpmFilterDeleteByKey0(self, handle: int, key: Any) -> int:
         self.deleted.append(self._guid(key._obj))
         return self._status("FwpmFilterDeleteByKey0")

@@ -1,10 +1,11 @@
 """The Windows backend (issue 16; see docs/windows.md for what is built and what is verified).
 
 Wired in: the engine's tunnel device on Wintun (`tun`); addresses, MTU, routes, the full tunnel's
-metric and DNS by interface name (`devices`: `tunnels`, `routing`, `dns`); the network we are on,
+metric and DNS by interface name (`devices`: `tunnels`, `routing`, `dns`); the WFP kill switch,
+lockdown and failsafe block (`firewall` over `wfp_plan` and `wfp`); the network we are on,
 start at login, diagnostics, and the undo of this backend's own journal records. Built and tested
 against fakes but not yet behind the Protocols below, because the interface speaks in uids and
-sockets where Windows has SIDs and pipe handles: the WFP kill switch (`wfp_plan`, `wfp`), the pipes
+sockets where Windows has SIDs and pipe handles: the pipes
 and the caller's token (`pipes`), the service and job object (`service`), the engine's socket pinned
 to the physical interface (`defaultroute`). The other parts still raise `Unsupported`.
 
@@ -17,7 +18,9 @@ not change.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from wgdesk.platforms import unsupported as missing
@@ -45,6 +48,7 @@ from wgdesk.platforms.windows import dlls
 from wgdesk.platforms.windows.autostart import RunKey
 from wgdesk.platforms.windows.devices import WindowsDns, WindowsRouting, WindowsTunnelDevices
 from wgdesk.platforms.windows.dns import DnsSettings, WinRegistry
+from wgdesk.platforms.windows.firewall import WindowsFirewall
 from wgdesk.platforms.windows.iphelper import IpHelper
 from wgdesk.platforms.windows.network import WindowsNetworkView
 from wgdesk.platforms.windows.records import REGISTRY
@@ -78,6 +82,7 @@ class WindowsPlatform(missing.MissingRecords):
         self.tunnels = WindowsTunnelDevices(self)
         self.routing = WindowsRouting(self)
         self.dns = WindowsDns(self)
+        self.firewall = WindowsFirewall(self, str(Path(sys.executable).with_name("wgdesk-engine.exe")))
 
     @property
     def ip(self) -> IpHelper:
@@ -101,7 +106,7 @@ class WindowsPlatform(missing.MissingRecords):
 
     tunnels: TunnelDevices
     routing: Routing
-    firewall: Firewall = missing.MissingFirewall("win32")
+    firewall: Firewall
     dns: Dns
     split: SplitTunnel = missing.MissingSplitTunnel("win32")
     identity: Identity = missing.MissingIdentity("win32")

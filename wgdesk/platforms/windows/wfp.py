@@ -293,6 +293,18 @@ class FilterEngine:
         with self.transaction():
             self._delete(plan, builder, objects=True)
 
+    def has_filter(self, key: str) -> bool:
+        """Whether our filter ``key`` is in place (``FwpmFilterGetByKey0``)."""
+        found = ctypes.c_void_p()
+        status = self.dll.FwpmFilterGetByKey0(
+            self.handle, ctypes.byref(guid_struct(uuid.UUID(key))), ctypes.byref(found)
+        )
+        if status == FWP_E_FILTER_NOT_FOUND:
+            return False
+        self._call("FwpmFilterGetByKey0", status)
+        self.dll.FwpmFreeMemory0(ctypes.byref(found))
+        return True
+
     def close(self) -> None:
         """Close the handle (a dynamic session's objects go with it)."""
         if self.handle:

@@ -10,8 +10,8 @@ connect and receive-accept layers of both families:
 ====== =============================================================================================
 weight what
 ====== =============================================================================================
-15     DNS (UDP and TCP port 53) to the tunnel's DNS servers
-14     block DNS to anyone else — also through the tunnel and on loopback: no query goes elsewhere
+15     DNS (UDP and TCP port 53) through a tunnel's interface, to its DNS servers when it has any
+14     block DNS otherwise — by the physical link, and on loopback: no query goes elsewhere
 13     loopback
 12     the engine executable (its UDP must leave by the physical link), the tunnel interfaces (by
        LUID), DHCP and DHCPv6, IPv6 neighbour discovery, the administrator's LAN ranges
@@ -161,19 +161,19 @@ def plan(
     udp = Condition("IP_PROTOCOL", "uint8", UDP)
     filters: list[Filter] = []
 
-    servers = sorted({ip_address(s) for t in tunnels for s in t.dns_servers}, key=lambda a: (a.version, a))
-    for layers, version in ((OUT[:1], 4), (OUT[1:], 6)):
-        chosen = [a for a in servers if a.version == version]
-        if chosen:
+    dns = (udp, Condition("IP_PROTOCOL", "uint8", TCP), Condition("IP_REMOTE_PORT", "uint16", 53))
+    for tunnel in sorted(tunnels, key=lambda t: t.name):
+        through = Condition("IP_LOCAL_INTERFACE", "uint64", tunnel.luid)
+        servers = sorted({ip_address(s) for s in tunnel.dns_servers}, key=lambda a: (a.version, a))
+        for layers, version in ((OUT[:1], 4), (OUT[1:], 6)):
+            chosen = [_address_condition(a) for a in servers if a.version == version]
+            if servers and not chosen:
+                continue  # this family's DNS stays blocked
             filters += _filters(
-                p, "permit DNS to the tunnels' servers", layers, "permit", WEIGHT_DNS_PERMIT,
-                udp, Condition("IP_PROTOCOL", "uint8", TCP), Condition("IP_REMOTE_PORT", "uint16", 53),
-                *(_address_condition(a) for a in chosen),
+                p, f"permit DNS through tunnel {tunnel.name}", layers, "permit", WEIGHT_DNS_PERMIT,
+                *dns, through, *chosen,
             )  # fmt: skip
-    filters += _filters(
-        p, "block DNS elsewhere", OUT, "block", WEIGHT_DNS_BLOCK,
-        udp, Condition("IP_PROTOCOL", "uint8", TCP), Condition("IP_REMOTE_PORT", "uint16", 53),
-    )  # fmt: skip
+    filters += _filters(p, "block DNS elsewhere", OUT, "block", WEIGHT_DNS_BLOCK, *dns)
     filters += _filters(
         p, "permit loopback", LAYERS, "permit", WEIGHT_LOOPBACK,
         Condition("FLAGS", "uint32", FLAG_IS_LOOPBACK, "flags_all_set"),
