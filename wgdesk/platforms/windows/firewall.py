@@ -11,7 +11,8 @@ tunnels' DNS servers, so the plan is not narrowed to them here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from wgdesk.platforms.interface import FullTunnel, KillSwitch, Recorder
 from wgdesk.platforms.unsupported import MissingFirewall
@@ -56,25 +57,23 @@ class WindowsFirewall(MissingFirewall):
     def _lockdown(self) -> Plan:
         return plan("lockdown", self.engine, [])
 
-    def block_all(self) -> None:
+    @contextmanager
+    def _persistent(self) -> Iterator[FilterEngine]:
         engine = self.open_engine(False)
         try:
-            engine.apply(self._lockdown())
+            yield engine
         finally:
             engine.close()
+
+    def block_all(self) -> None:
+        with self._persistent() as engine:
+            engine.apply(self._lockdown())
 
     def unblock_all(self) -> None:
-        engine = self.open_engine(False)
-        try:
+        with self._persistent() as engine:
             engine.remove(self._lockdown())
-        finally:
-            engine.close()
 
     def blocking_all(self) -> bool:
-        lockdown = self._lockdown()
-        block = next(f for f in lockdown.filters if f.name == "block everything else")
-        engine = self.open_engine(False)
-        try:
+        block = next(f for f in self._lockdown().filters if f.name == "block everything else")
+        with self._persistent() as engine:
             return engine.has_filter(block.key)
-        finally:
-            engine.close()
