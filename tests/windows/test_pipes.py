@@ -38,8 +38,16 @@ def test_control_pipe_rejects_remote_clients_and_is_ours_alone() -> None:
 def test_control_descriptor_by_setting() -> None:
     group = "S-1-5-21-1004336348-1177238915-682003330-1013"
     assert pipes.control_sddl(None, False) == "O:SYD:P(A;;GA;;;SY)(A;;GA;;;BA)"
-    assert pipes.control_sddl(group, False) == f"O:SYD:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GRGW;;;{group})"
-    assert pipes.control_sddl(group, True) == "O:SYD:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GRGW;;;AU)"
+    assert pipes.control_sddl(group, False) == f"O:SYD:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12018b;;;{group})"
+    assert pipes.control_sddl(group, True) == "O:SYD:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12018b;;;AU)"
+
+
+def test_clients_cannot_create_a_server_instance_or_change_the_descriptor() -> None:
+    """A member with FILE_CREATE_PIPE_INSTANCE could serve the next client and impersonate it."""
+    write_dac, write_owner = 0x00040000, 0x00080000
+    assert pipes.CLIENT_ACCESS & (pipes.FILE_CREATE_PIPE_INSTANCE | write_dac | write_owner) == 0
+    assert pipes.CLIENT_ACCESS & (pipes.FILE_READ_DATA | pipes.FILE_WRITE_DATA) == 3
+    assert "GW" not in pipes.control_sddl("S-1-5-32-545", False)
 
 
 def test_a_sid_cannot_smuggle_an_access_control_entry() -> None:

@@ -12,8 +12,9 @@ no-read-up, no-execute-up: a medium-integrity process of an administrator cannot
 ``FILE_FLAG_FIRST_PIPE_INSTANCE`` (if another process already owns the name we fail instead of
 sharing it), with a descriptor (`control_sddl`) that lets SYSTEM and Administrators do anything and
 the ``wgdesk`` group (or, for a monitor setup, every authenticated user) read and write — never change
-the descriptor. Who is at the other end is read from the client's token while impersonating it
-(`caller`), never from anything the client says.
+the descriptor, and never create another server instance of the pipe (`CLIENT_ACCESS`). Who is at
+the other end is read from the client's token while impersonating it (`caller`), never from anything
+the client says.
 
 SIDs go into SDDL strings, so each is validated (`sid`) first: a group "SID" read from a setting
 must not be able to add an access-control entry of its own.
@@ -51,6 +52,29 @@ SE_GROUP_ENABLED = 0x00000004
 SE_GROUP_USE_FOR_DENY_ONLY = 0x00000010
 TOKEN_QUERY = 0x0008
 
+FILE_READ_DATA = 0x0001
+FILE_WRITE_DATA = 0x0002
+FILE_CREATE_PIPE_INSTANCE = 0x0004
+"""The right to create another *server* end of the pipe: never for clients (see `CLIENT_ACCESS`)."""
+FILE_READ_EA = 0x0008
+FILE_READ_ATTRIBUTES = 0x0080
+FILE_WRITE_ATTRIBUTES = 0x0100
+READ_CONTROL = 0x00020000
+SYNCHRONIZE = 0x00100000
+CLIENT_ACCESS = (
+    FILE_READ_DATA
+    | FILE_WRITE_DATA
+    | FILE_READ_EA
+    | FILE_READ_ATTRIBUTES
+    | FILE_WRITE_ATTRIBUTES
+    | READ_CONTROL
+    | SYNCHRONIZE
+)
+"""What a client of the control pipe may do: read and write messages, set its handle's mode. Not
+``GENERIC_WRITE`` (``GW``): for a pipe that includes ``FILE_CREATE_PIPE_INSTANCE`` (the same bit as
+``FILE_APPEND_DATA``), and a group member holding it could create a server instance of our pipe, be
+connected to by the next client — another member, or an administrator's app — and impersonate it."""
+
 HEADER_CONSTANTS = {
     "PIPE_ACCESS_DUPLEX": PIPE_ACCESS_DUPLEX,
     "FILE_FLAG_FIRST_PIPE_INSTANCE": FILE_FLAG_FIRST_PIPE_INSTANCE,
@@ -64,6 +88,17 @@ HEADER_CONSTANTS = {
     "SE_GROUP_ENABLED": SE_GROUP_ENABLED,
     "SE_GROUP_USE_FOR_DENY_ONLY": SE_GROUP_USE_FOR_DENY_ONLY,
     "TOKEN_QUERY": TOKEN_QUERY,
+    "FILE_READ_DATA": FILE_READ_DATA,
+    "FILE_WRITE_DATA": FILE_WRITE_DATA,
+    "FILE_CREATE_PIPE_INSTANCE": FILE_CREATE_PIPE_INSTANCE,
+    "FILE_APPEND_DATA": FILE_CREATE_PIPE_INSTANCE,
+    "FILE_READ_EA": FILE_READ_EA,
+    "FILE_READ_ATTRIBUTES": FILE_READ_ATTRIBUTES,
+    "FILE_WRITE_ATTRIBUTES": FILE_WRITE_ATTRIBUTES,
+    "READ_CONTROL": READ_CONTROL,
+    "SYNCHRONIZE": SYNCHRONIZE,
+    "FILE_GENERIC_WRITE & FILE_CREATE_PIPE_INSTANCE": FILE_CREATE_PIPE_INSTANCE,
+    "FILE_GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES": CLIENT_ACCESS,
 }
 """Values held against mingw-w64's headers by tests/windows/test_structures.py."""
 
@@ -87,12 +122,12 @@ def uapi_path(name: str) -> str:
 
 def control_sddl(group_sid: str | None, open_to_all: bool) -> str:
     """The control pipe's descriptor: SYSTEM and Administrators full access; ``group_sid`` (the
-    ``wgdesk`` group), or every authenticated user when ``open_to_all``, read and write."""
+    ``wgdesk`` group), or every authenticated user when ``open_to_all``, `CLIENT_ACCESS`."""
     aces = ["(A;;GA;;;SY)", "(A;;GA;;;BA)"]
     if open_to_all:
-        aces.append("(A;;GRGW;;;AU)")
+        aces.append(f"(A;;{CLIENT_ACCESS:#x};;;AU)")
     elif group_sid is not None:
-        aces.append(f"(A;;GRGW;;;{sid(group_sid)})")
+        aces.append(f"(A;;{CLIENT_ACCESS:#x};;;{sid(group_sid)})")
     return "O:SYD:P" + "".join(aces)
 
 
