@@ -2,18 +2,14 @@
 
 Wired in: the engine's tunnel device on Wintun (`tun`); addresses, MTU, routes, the full tunnel's
 metric and DNS by interface name (`devices`: `tunnels`, `routing`, `dns`); the WFP kill switch,
-lockdown and failsafe block (`firewall` over `wfp_plan` and `wfp`); the network we are on,
-start at login, diagnostics, and the undo of this backend's own journal records. Built and tested
-against fakes but not yet behind the Protocols below, because the interface speaks in uids and
-sockets where Windows has SIDs and pipe handles: the pipes
-and the caller's token (`pipes`), the service and job object (`service`), the engine's socket pinned
-to the physical interface (`defaultroute`). The other parts still raise `Unsupported`.
+lockdown and failsafe block (`firewall` over `wfp_plan` and `wfp`); accounts as SID-derived ids
+(`identity`) and the control pipe with the caller's token as its identity (`pipe_connection`); the
+network we are on, start at login, diagnostics, and the undo of this backend's own journal records.
 
-To implement a part, replace its ``Missing*`` stand-in below with a class of this package that
-satisfies the Protocol of `wgdesk.platforms.interface`: the control endpoint, for one, is a
-`ControlEndpoint` whose `Listener.accept` returns a pipe wrapper with ``recv``/``sendall``/
-``settimeout``/``close`` (a `Connection`) and whose ``peer`` reads the client's token. The helper does
-not change.
+Built and tested against fakes but not yet behind the interface: the engines' UAPI pipes (`pipes`:
+`UapiEndpoints.listen` hands an engine a ``socket.socket``), the service and job object (`service`),
+the engine's socket pinned to the physical interface (`defaultroute`). The other parts still raise
+`Unsupported` (their ``Missing*`` stand-ins below).
 """
 
 from __future__ import annotations
@@ -32,7 +28,6 @@ from wgdesk.platforms.interface import (
     Dns,
     EngineHost,
     Firewall,
-    Identity,
     NetworkView,
     Notes,
     PlatformOptions,
@@ -49,8 +44,10 @@ from wgdesk.platforms.windows.autostart import RunKey
 from wgdesk.platforms.windows.devices import WindowsDns, WindowsRouting, WindowsTunnelDevices
 from wgdesk.platforms.windows.dns import DnsSettings, WinRegistry
 from wgdesk.platforms.windows.firewall import WindowsFirewall
+from wgdesk.platforms.windows.identity import LazyModule, WindowsIdentity
 from wgdesk.platforms.windows.iphelper import IpHelper
 from wgdesk.platforms.windows.network import WindowsNetworkView
+from wgdesk.platforms.windows.pipe_connection import PipeControlEndpoint
 from wgdesk.platforms.windows.records import REGISTRY
 from wgdesk.platforms.windows.tun import WintunDriver
 from wgdesk.undo import UndoRecord
@@ -82,6 +79,10 @@ class WindowsPlatform(missing.MissingRecords):
         self.tunnels = WindowsTunnelDevices(self)
         self.routing = WindowsRouting(self)
         self.dns = WindowsDns(self)
+        self.identity = WindowsIdentity(
+            LazyModule("win32security"), LazyModule("win32api"), LazyModule("win32process")
+        )
+        self.control = PipeControlEndpoint(self.identity)
         self.firewall = WindowsFirewall(self, str(Path(sys.executable).with_name("wgdesk-engine.exe")))
 
     @property
@@ -109,10 +110,10 @@ class WindowsPlatform(missing.MissingRecords):
     firewall: Firewall
     dns: Dns
     split: SplitTunnel = missing.MissingSplitTunnel("win32")
-    identity: Identity = missing.MissingIdentity("win32")
+    identity: WindowsIdentity
     engine: EngineHost = missing.MissingEngineHost("win32")
     tun: TunDriver = WintunDriver()
-    control: ControlEndpoint = missing.MissingControlEndpoint("win32")
+    control: ControlEndpoint
     uapi: UapiEndpoints = missing.MissingUapiEndpoints("win32")
     service: Service = missing.MissingService("win32")
     network: NetworkView = WindowsNetworkView()
