@@ -225,3 +225,37 @@ def test_sid_ids_are_stable_nonzero_and_refuse_non_sids() -> None:
     assert 0 < sid_id(USER) <= 2**62
     with pytest.raises(ValueError):
         sid_id("root")
+
+
+class FakeClient(FakeWin32):
+    def __init__(self, missing: bool = False) -> None:
+        super().__init__()
+        self.missing = missing
+
+    def WaitNamedPipe(self, path: str, milliseconds: int) -> None:
+        self.calls.append(("WaitNamedPipe", path, milliseconds))
+        if self.missing:
+            raise Error(2)
+
+    def CreateFile(
+        self, path: str, access: int, share: int, sa: Any, how: int, flags: int, template: Any
+    ) -> str:
+        self.calls.append(("CreateFile", path, access, share, how, flags))
+        return "client"
+
+
+def test_helper_connects_to_an_engines_uapi_pipe() -> None:
+    from wgdesk.platforms.windows.pipe_connection import PipeUapiEndpoints
+
+    fake = FakeClient()
+    endpoints = PipeUapiEndpoints(fake.bundle())
+    connection = endpoints.connect("wg-office", 2.5)
+    path = r"\\.\pipe\ProtectedPrefix\Administrators\WireGuard\wg-office"
+    assert fake.calls == [
+        ("WaitNamedPipe", path, 2500),
+        ("CreateFile", path, 0xC0000000, 0, 3, pipes.FILE_FLAG_OVERLAPPED),
+    ]
+    assert connection.handle == "client" and connection.io.timeout == 2.5
+    with pytest.raises(FileNotFoundError):
+        PipeUapiEndpoints(FakeClient(missing=True).bundle()).connect("wg-office", 1)
+    endpoints.remove(path)  # nothing to remove

@@ -6,8 +6,9 @@ lockdown and failsafe block (`firewall` over `wfp_plan` and `wfp`); accounts as 
 (`identity`) and the control pipe with the caller's token as its identity (`pipe_connection`); the
 network we are on, start at login, diagnostics, and the undo of this backend's own journal records.
 
-Built and tested against fakes but not yet behind the interface: the engines' UAPI pipes (`pipes`:
-`UapiEndpoints.listen` hands an engine a ``socket.socket``), the service and job object (`service`),
+The helper reaches an engine's UAPI pipe (`uapi`: `PipeUapiEndpoints`), but cannot create one for it
+(`UapiEndpoints.listen` hands an engine a ``socket.socket``). Built and tested against fakes but not
+yet behind the interface: the service and job object (`service`),
 the engine's socket pinned to the physical interface (`defaultroute`). The other parts still raise
 `Unsupported` (their ``Missing*`` stand-ins below).
 """
@@ -47,7 +48,7 @@ from wgdesk.platforms.windows.firewall import WindowsFirewall
 from wgdesk.platforms.windows.identity import LazyModule, WindowsIdentity
 from wgdesk.platforms.windows.iphelper import IpHelper
 from wgdesk.platforms.windows.network import WindowsNetworkView
-from wgdesk.platforms.windows.pipe_connection import PipeControlEndpoint
+from wgdesk.platforms.windows.pipe_connection import PipeControlEndpoint, PipeUapiEndpoints
 from wgdesk.platforms.windows.records import REGISTRY
 from wgdesk.platforms.windows.tun import WintunDriver
 from wgdesk.undo import UndoRecord
@@ -114,7 +115,7 @@ class WindowsPlatform(missing.MissingRecords):
     engine: EngineHost = missing.MissingEngineHost("win32")
     tun: TunDriver = WintunDriver()
     control: ControlEndpoint
-    uapi: UapiEndpoints = missing.MissingUapiEndpoints("win32")
+    uapi: UapiEndpoints = PipeUapiEndpoints()
     service: Service = missing.MissingService("win32")
     network: NetworkView = WindowsNetworkView()
     autostart: Autostart = RunKey()

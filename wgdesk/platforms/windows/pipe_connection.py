@@ -21,11 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from wgdesk.platforms.interface import EndpointInUse, PeerIdentity
+from wgdesk.platforms.unsupported import MissingUapiEndpoints
 from wgdesk.platforms.windows import pipes
 from wgdesk.platforms.windows.identity import WindowsIdentity
 
 INFINITE = 0xFFFFFFFF
 WAIT_TIMEOUT = 0x102
+GENERIC_READ = 0x80000000
+GENERIC_WRITE = 0x40000000
+OPEN_EXISTING = 3
+FILE_FLAG_OVERLAPPED = pipes.FILE_FLAG_OVERLAPPED
+ERROR_FILE_NOT_FOUND = 2
 ERROR_ACCESS_DENIED = 5
 ERROR_BROKEN_PIPE = 109
 ERROR_PIPE_BUSY = 231
@@ -33,6 +39,18 @@ ERROR_NO_DATA = 232
 ERROR_PIPE_NOT_CONNECTED = 233
 ERROR_PIPE_CONNECTED = 535
 ERROR_IO_PENDING = 997
+HEADER_CONSTANTS = {
+    "GENERIC_READ": GENERIC_READ,
+    "GENERIC_WRITE": GENERIC_WRITE,
+    "OPEN_EXISTING": OPEN_EXISTING,
+    "WAIT_TIMEOUT": WAIT_TIMEOUT,
+    "ERROR_BROKEN_PIPE": ERROR_BROKEN_PIPE,
+    "ERROR_PIPE_BUSY": ERROR_PIPE_BUSY,
+    "ERROR_NO_DATA": ERROR_NO_DATA,
+    "ERROR_PIPE_NOT_CONNECTED": ERROR_PIPE_NOT_CONNECTED,
+    "ERROR_PIPE_CONNECTED": ERROR_PIPE_CONNECTED,
+    "ERROR_IO_PENDING": ERROR_IO_PENDING,
+}
 CLOSED = frozenset({ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_NOT_CONNECTED})
 ACCEPT_WAIT = 0.5
 """How long `PipeListener.accept` waits before `TimeoutError` (the server's stop-flag cadence)."""
@@ -195,3 +213,41 @@ class PipeControlEndpoint:
             raise TypeError("not a pipe connection")
         who = pipes.caller(connection.handle, self.w.win32pipe, self.w.win32security, self.w.win32api)
         return self.identity.peer(who)
+
+
+class PipeUapiEndpoints(MissingUapiEndpoints):
+    """`UapiEndpoints` on Windows: the helper connects to an engine's UAPI pipe (wireguard-go's path,
+    so it works with wireguard-go.exe too); the listener is the engine's own (`listen` stays refused:
+    a pipe is not the ``socket.socket`` the interface hands over), and nothing is left on disk to remove."""
+
+    def __init__(self, w: Win32 | None = None) -> None:
+        super().__init__("win32")
+        self._w = w
+
+    @property
+    def w(self) -> Win32:
+        if self._w is None:
+            self._w = Win32.load()
+        return self._w
+
+    def path(self, ifname: str) -> str:
+        return pipes.uapi_path(ifname)
+
+    def connect(self, ifname: str, timeout: float) -> PipeConnection:
+        """Open the engine's pipe (waiting up to ``timeout`` for a free instance)."""
+        path = self.path(ifname)
+        try:
+            self.w.win32pipe.WaitNamedPipe(path, max(1, int(timeout * 1000)))
+            handle = self.w.win32file.CreateFile(
+                path, GENERIC_READ | GENERIC_WRITE, 0, None, OPEN_EXISTING, FILE_FLAG_OVERLAPPED, None
+            )
+        except self.w.pywintypes.error as exc:
+            if exc.winerror == ERROR_FILE_NOT_FOUND:
+                raise FileNotFoundError(exc.winerror, f"no engine answers on {path}") from exc
+            raise OSError(exc.winerror, f"{path}: {exc.strerror}") from exc
+        connection = PipeConnection(handle, self.w)
+        connection.settimeout(timeout)
+        return connection
+
+    def remove(self, path: str) -> None:
+        """Nothing: a pipe disappears with its last handle."""
