@@ -79,6 +79,18 @@ class Win32:
         return cls(win32file, win32pipe, win32event, win32security, win32api, pywintypes)
 
 
+class UsesWin32:
+    """Loads pywin32 on first use (the backend object is built where pywin32 is absent)."""
+
+    _w: Win32 | None = None
+
+    @property
+    def w(self) -> Win32:
+        if self._w is None:
+            self._w = Win32.load()
+        return self._w
+
+
 class _Overlapped:
     """One handle's overlapped operations, finished within a timeout."""
 
@@ -186,18 +198,12 @@ class PipeListener:
             self.pending = None
 
 
-class PipeControlEndpoint:
+class PipeControlEndpoint(UsesWin32):
     """`ControlEndpoint` on the control pipe. ``group`` (an id of `identity`) becomes its SID again."""
 
     def __init__(self, identity: WindowsIdentity, w: Win32 | None = None) -> None:
         self.identity = identity
         self._w = w
-
-    @property
-    def w(self) -> Win32:
-        if self._w is None:
-            self._w = Win32.load()
-        return self._w
 
     def default_address(self) -> str:
         return pipes.CONTROL_PIPE
@@ -215,7 +221,7 @@ class PipeControlEndpoint:
         return self.identity.peer(who)
 
 
-class PipeUapiEndpoints(MissingUapiEndpoints):
+class PipeUapiEndpoints(MissingUapiEndpoints, UsesWin32):
     """`UapiEndpoints` on Windows: the helper connects to an engine's UAPI pipe (wireguard-go's path,
     so it works with wireguard-go.exe too); the listener is the engine's own (`listen` stays refused:
     a pipe is not the ``socket.socket`` the interface hands over), and nothing is left on disk to remove."""
@@ -223,12 +229,6 @@ class PipeUapiEndpoints(MissingUapiEndpoints):
     def __init__(self, w: Win32 | None = None) -> None:
         super().__init__("win32")
         self._w = w
-
-    @property
-    def w(self) -> Win32:
-        if self._w is None:
-            self._w = Win32.load()
-        return self._w
 
     def path(self, ifname: str) -> str:
         return pipes.uapi_path(ifname)
