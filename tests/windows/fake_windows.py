@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from collections import deque
 from typing import Any
 
-from wgdesk.platforms.windows import wintun
+from wgdesk.platforms.windows import pipes, wintun
+from wgdesk.platforms.windows.pipe_connection import (
+    ERROR_IO_PENDING,
+    ERROR_PIPE_CONNECTED,
+    WAIT_TIMEOUT,
+    Win32,
+)
 from wgdesk.platforms.windows.structures import (
     FWP_BYTE_BLOB,
     FWP_V4_ADDR_AND_MASK,
@@ -18,8 +25,6 @@ from wgdesk.platforms.windows.structures import (
     FWPM_FILTER_CONDITION0,
     GUID,
 )
-
-WAIT_TIMEOUT = 0x102
 
 
 class FakeKernel32:
@@ -489,3 +494,136 @@ class FakeFwpuclnt:
     def FwpmProviderDeleteByKey0(self, handle: int, key: Any) -> int:
         self.deleted.append(self._guid(key._obj))
         return self._status("FwpmProviderDeleteByKey0")
+
+
+USER = "S-1-5-21-1004336348-1177238915-682003330-1001"
+GROUP = "S-1-5-21-1004336348-1177238915-682003330-1013"
+
+
+class Error(Exception):
+    def __init__(self, winerror: int, strerror: str = "error") -> None:
+        super().__init__(winerror, strerror)
+        self.winerror = winerror
+        self.strerror = strerror
+
+
+class Overlapped:
+    hEvent: Any = None
+    result = 0
+
+
+class FakeWin32:
+    """All six pywin32 modules in one object; ``waits`` scripts WaitForSingleObject's answers."""
+
+    TokenUser, TokenGroups = 1, 2
+    SECURITY_ATTRIBUTES = type("SECURITY_ATTRIBUTES", (), {"SECURITY_DESCRIPTOR": None})
+    OVERLAPPED = Overlapped
+    error = Error
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.waits: deque[int] = deque()
+        self.incoming: deque[bytes | int] = deque()
+        self.written: list[bytes] = []
+        self.write_chunk = 1 << 20
+        self.write_error = 0
+        self.create_error = 0
+        self.handles = 0
+        self.groups: list[tuple[str, int]] = [(GROUP, pipes.SE_GROUP_ENABLED)]
+        self.clients: int | None = None
+        """None: ConnectNamedPipe waits as `waits` says; a number: that many clients connect, then none."""
+        self.idle: set[int] = set()
+
+    def bundle(self) -> Win32:
+        return Win32(self, self, self, self, self, self)
+
+    # win32event
+    def CreateEvent(self, *args: Any) -> str:
+        return "event"
+
+    def WaitForSingleObject(self, event: str, milliseconds: int) -> int:
+        self.calls.append(("Wait", milliseconds))
+        if threading.get_ident() in self.idle:
+            self.idle.discard(threading.get_ident())
+            time.sleep(0.01)
+            return WAIT_TIMEOUT
+        return self.waits.popleft() if self.waits else 0
+
+    # win32pipe
+    def CreateNamedPipe(self, name: str, open_mode: int, *rest: Any) -> str:
+        self.calls.append(("CreateNamedPipe", name, open_mode, rest[-1].SECURITY_DESCRIPTOR))
+        if self.create_error:
+            raise Error(self.create_error)
+        self.handles += 1
+        return f"pipe{self.handles}"
+
+    def ConnectNamedPipe(self, handle: str, overlapped: Overlapped) -> int:
+        self.calls.append(("ConnectNamedPipe", handle))
+        if self.clients is None:
+            return ERROR_IO_PENDING  # the test scripts the wait
+        if self.clients > 0:
+            self.clients -= 1
+            return ERROR_PIPE_CONNECTED
+        self.idle.add(threading.get_ident())  # nobody else comes: this wait times out
+        return ERROR_IO_PENDING
+
+    def GetNamedPipeClientProcessId(self, handle: str) -> int:
+        return 777
+
+    def ImpersonateNamedPipeClient(self, handle: str) -> None:
+        self.calls.append(("Impersonate", handle))
+
+    # win32file
+    def AllocateReadBuffer(self, size: int) -> bytearray:
+        return bytearray(size)
+
+    def ReadFile(self, handle: str, buffer: bytearray, overlapped: Overlapped) -> tuple[int, bytearray]:
+        item = self.incoming.popleft()
+        if isinstance(item, int):
+            raise Error(item)
+        buffer[: len(item)] = item
+        overlapped.result = len(item)
+        return ERROR_IO_PENDING, buffer
+
+    def WriteFile(self, handle: str, data: bytes, overlapped: Overlapped) -> tuple[int, int]:
+        if self.write_error:
+            raise Error(self.write_error)
+        chunk = data[: self.write_chunk]
+        self.written.append(chunk)
+        overlapped.result = len(chunk)
+        return ERROR_IO_PENDING, len(chunk)
+
+    def GetOverlappedResult(self, handle: str, overlapped: Overlapped, wait: bool) -> int:
+        self.calls.append(("GetOverlappedResult", wait))
+        return overlapped.result
+
+    def CancelIo(self, handle: str) -> None:
+        self.calls.append(("CancelIo", handle))
+
+    # win32security
+    def ConvertStringSecurityDescriptorToSecurityDescriptor(self, sddl: str, revision: int) -> str:
+        return sddl
+
+    def OpenThreadToken(self, *args: Any) -> str:
+        return "token"
+
+    def GetTokenInformation(self, token: str, kind: int) -> Any:
+        return (USER, 0) if kind == self.TokenUser else list(self.groups)
+
+    def RevertToSelf(self) -> None:
+        self.calls.append(("RevertToSelf",))
+
+    def ConvertSidToStringSid(self, sid: str) -> str:
+        return sid
+
+    def LookupAccountName(self, system: Any, name: str) -> tuple[str, str, int]:
+        if name != "wgdesk":
+            raise Error(1332)
+        return GROUP, "HOST", 4
+
+    # win32api
+    def CloseHandle(self, handle: str) -> None:
+        self.calls.append(("CloseHandle", handle))
+
+    def GetCurrentThread(self) -> str:
+        return "thread"

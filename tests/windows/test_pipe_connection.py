@@ -5,141 +5,20 @@ completions, the next pipe instance exists before a client is handed over."""
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import pytest
 
+from tests.windows.fake_windows import GROUP, USER, Error, FakeWin32
 from wgdesk.platforms.interface import EndpointInUse
 from wgdesk.platforms.windows import pipes
 from wgdesk.platforms.windows.identity import WindowsIdentity, sid_id
 from wgdesk.platforms.windows.pipe_connection import (
     ERROR_BROKEN_PIPE,
-    ERROR_IO_PENDING,
     WAIT_TIMEOUT,
     PipeConnection,
     PipeControlEndpoint,
-    Win32,
 )
-
-USER = "S-1-5-21-1004336348-1177238915-682003330-1001"
-GROUP = "S-1-5-21-1004336348-1177238915-682003330-1013"
-
-
-class Error(Exception):
-    def __init__(self, winerror: int, strerror: str = "error") -> None:
-        super().__init__(winerror, strerror)
-        self.winerror = winerror
-        self.strerror = strerror
-
-
-class Overlapped:
-    hEvent: Any = None
-    result = 0
-
-
-class FakeWin32:
-    """All six pywin32 modules in one object; ``waits`` scripts WaitForSingleObject's answers."""
-
-    TokenUser, TokenGroups = 1, 2
-    SECURITY_ATTRIBUTES = type("SECURITY_ATTRIBUTES", (), {"SECURITY_DESCRIPTOR": None})
-    OVERLAPPED = Overlapped
-    error = Error
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-        self.waits: deque[int] = deque()
-        self.incoming: deque[bytes | int] = deque()
-        self.written: list[bytes] = []
-        self.write_chunk = 1 << 20
-        self.write_error = 0
-        self.create_error = 0
-        self.handles = 0
-        self.groups: list[tuple[str, int]] = [(GROUP, pipes.SE_GROUP_ENABLED)]
-
-    def bundle(self) -> Win32:
-        return Win32(self, self, self, self, self, self)
-
-    # win32event
-    def CreateEvent(self, *args: Any) -> str:
-        return "event"
-
-    def WaitForSingleObject(self, event: str, milliseconds: int) -> int:
-        self.calls.append(("Wait", milliseconds))
-        return self.waits.popleft() if self.waits else 0
-
-    # win32pipe
-    def CreateNamedPipe(self, name: str, open_mode: int, *rest: Any) -> str:
-        self.calls.append(("CreateNamedPipe", name, open_mode, rest[-1].SECURITY_DESCRIPTOR))
-        if self.create_error:
-            raise Error(self.create_error)
-        self.handles += 1
-        return f"pipe{self.handles}"
-
-    def ConnectNamedPipe(self, handle: str, overlapped: Overlapped) -> int:
-        self.calls.append(("ConnectNamedPipe", handle))
-        return ERROR_IO_PENDING
-
-    def GetNamedPipeClientProcessId(self, handle: str) -> int:
-        return 777
-
-    def ImpersonateNamedPipeClient(self, handle: str) -> None:
-        self.calls.append(("Impersonate", handle))
-
-    # win32file
-    def AllocateReadBuffer(self, size: int) -> bytearray:
-        return bytearray(size)
-
-    def ReadFile(self, handle: str, buffer: bytearray, overlapped: Overlapped) -> tuple[int, bytearray]:
-        item = self.incoming.popleft()
-        if isinstance(item, int):
-            raise Error(item)
-        buffer[: len(item)] = item
-        overlapped.result = len(item)
-        return ERROR_IO_PENDING, buffer
-
-    def WriteFile(self, handle: str, data: bytes, overlapped: Overlapped) -> tuple[int, int]:
-        if self.write_error:
-            raise Error(self.write_error)
-        chunk = data[: self.write_chunk]
-        self.written.append(chunk)
-        overlapped.result = len(chunk)
-        return ERROR_IO_PENDING, len(chunk)
-
-    def GetOverlappedResult(self, handle: str, overlapped: Overlapped, wait: bool) -> int:
-        self.calls.append(("GetOverlappedResult", wait))
-        return overlapped.result
-
-    def CancelIo(self, handle: str) -> None:
-        self.calls.append(("CancelIo", handle))
-
-    # win32security
-    def ConvertStringSecurityDescriptorToSecurityDescriptor(self, sddl: str, revision: int) -> str:
-        return sddl
-
-    def OpenThreadToken(self, *args: Any) -> str:
-        return "token"
-
-    def GetTokenInformation(self, token: str, kind: int) -> Any:
-        return (USER, 0) if kind == self.TokenUser else list(self.groups)
-
-    def RevertToSelf(self) -> None:
-        self.calls.append(("RevertToSelf",))
-
-    def ConvertSidToStringSid(self, sid: str) -> str:
-        return sid
-
-    def LookupAccountName(self, system: Any, name: str) -> tuple[str, str, int]:
-        if name != "wgdesk":
-            raise Error(1332)
-        return GROUP, "HOST", 4
-
-    # win32api
-    def CloseHandle(self, handle: str) -> None:
-        self.calls.append(("CloseHandle", handle))
-
-    def GetCurrentThread(self) -> str:
-        return "thread"
 
 
 def endpoint() -> tuple[PipeControlEndpoint, FakeWin32, WindowsIdentity]:
@@ -255,7 +134,7 @@ def test_helper_connects_to_an_engines_uapi_pipe() -> None:
         ("WaitNamedPipe", path, 2500),
         ("CreateFile", path, 0xC0000000, 0, 3, pipes.FILE_FLAG_OVERLAPPED),
     ]
-    assert connection.handle == "client" and connection.io.timeout == 2.5
+    assert connection.handle == "client" and connection.reader.timeout == connection.writer.timeout == 2.5
     with pytest.raises(FileNotFoundError):
         PipeUapiEndpoints(FakeClient(missing=True).bundle()).connect("wg-office", 1)
     endpoints.remove(path)  # nothing to remove

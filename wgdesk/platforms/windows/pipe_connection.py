@@ -16,6 +16,7 @@ pywin32's modules are passed in as one `Win32` bundle (fakes in the tests).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -122,17 +123,19 @@ class PipeConnection:
     def __init__(self, handle: Any, w: Win32) -> None:
         self.handle = handle
         self.w = w
-        self.io = _Overlapped(handle, w)
+        self.reader = _Overlapped(handle, w)
+        self.writer = _Overlapped(handle, w)
+        """One event per direction: a read and a write may be pending at once (two threads)."""
 
     def settimeout(self, seconds: float | None, /) -> None:
-        self.io.timeout = seconds
+        self.reader.timeout = self.writer.timeout = seconds
 
     def recv(self, size: int, /) -> bytes:
         buffer = self.w.win32file.AllocateReadBuffer(size)
-        overlapped = self.io.new()
+        overlapped = self.reader.new()
         try:
             self.w.win32file.ReadFile(self.handle, buffer, overlapped)
-            count = self.io.finish(overlapped, self.io.timeout)
+            count = self.reader.finish(overlapped, self.reader.timeout)
         except self.w.pywintypes.error as exc:
             if exc.winerror in CLOSED:
                 return b""
@@ -142,10 +145,10 @@ class PipeConnection:
     def sendall(self, data: bytes, /) -> None:
         view = memoryview(data)
         while view:
-            overlapped = self.io.new()
+            overlapped = self.writer.new()
             try:
                 self.w.win32file.WriteFile(self.handle, bytes(view), overlapped)
-                count = self.io.finish(overlapped, self.io.timeout)
+                count = self.writer.finish(overlapped, self.writer.timeout)
             except self.w.pywintypes.error as exc:
                 if exc.winerror in CLOSED:
                     raise BrokenPipeError(exc.winerror, "named pipe: the client has gone") from exc
@@ -155,28 +158,27 @@ class PipeConnection:
     def close(self) -> None:
         if self.handle is not None:
             self.w.win32api.CloseHandle(self.handle)
-            self.w.win32api.CloseHandle(self.io.event)
+            self.w.win32api.CloseHandle(self.reader.event)
+            self.w.win32api.CloseHandle(self.writer.event)
             self.handle = None
 
 
 class PipeListener:
     """`Listener` of one pipe name (``spec(first_instance)`` gives each instance's `pipes.PipeSpec`)."""
 
-    def __init__(self, group_sid: str | None, open_to_all: bool, w: Win32) -> None:
-        self.group_sid = group_sid
-        self.open_to_all = open_to_all
+    def __init__(self, spec: Callable[[bool], pipes.PipeSpec], w: Win32) -> None:
+        self.spec = spec
         self.w = w
         try:
             self.pending: Any = self._create(first=True)
         except w.pywintypes.error as exc:
             if exc.winerror in (ERROR_ACCESS_DENIED, ERROR_PIPE_BUSY):
-                raise EndpointInUse(f"another process owns {pipes.CONTROL_PIPE}") from exc
+                raise EndpointInUse(f"another process owns {spec(True).name}") from exc
             raise
         self.io = _Overlapped(self.pending, w)
 
     def _create(self, first: bool) -> Any:
-        spec = pipes.control_pipe(self.group_sid, self.open_to_all, first_instance=first)
-        return pipes.create(spec, self.w.win32pipe, self.w.win32security)
+        return pipes.create(self.spec(first), self.w.win32pipe, self.w.win32security)
 
     def accept(self) -> PipeConnection:
         if self.pending is None:
@@ -212,7 +214,7 @@ class PipeControlEndpoint(UsesWin32):
         if address != pipes.CONTROL_PIPE:
             raise PermissionError(f"the control pipe is {pipes.CONTROL_PIPE}, not {address}")
         group_sid = None if group is None else self.identity.sid_of(group)
-        return PipeListener(group_sid, open_to_all, self.w)
+        return PipeListener(lambda first: pipes.control_pipe(group_sid, open_to_all, first), self.w)
 
     def peer(self, connection: Any) -> PeerIdentity:
         if not isinstance(connection, PipeConnection):
