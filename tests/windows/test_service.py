@@ -82,3 +82,56 @@ def test_the_installer_creates_the_service_the_same_way() -> None:
     assert f"depend= {'/'.join(service.DEPENDENCIES)}" in create
     assert 'Parameters: "sidtype {#ServiceName} unrestricted"' in iss
     assert f"actions= {service.RESTARTS}" in iss
+
+
+class FakeKernel:
+    def __init__(self, taken: bool) -> None:
+        self.taken = taken
+        self.calls: list[tuple[Any, ...]] = []
+
+    def CreateMutexW(self, attributes: Any, owned: int, name: str) -> int:
+        self.calls.append(("CreateMutexW", attributes, owned, name))
+        return 0x44
+
+    def CloseHandle(self, handle: int) -> None:
+        self.calls.append(("CloseHandle", handle))
+
+
+def test_one_helper_per_machine_by_a_global_mutex() -> None:
+    from pathlib import Path
+
+    free = FakeKernel(taken=False)
+    held = service.WindowsService(free, last_error=lambda: 0).lock(Path("unused"))
+    assert held is not None and free.calls == [("CreateMutexW", None, 1, "Global\\wgdesk-helper")]
+    held.release()
+    assert free.calls[-1] == ("CloseHandle", 0x44)
+    taken = FakeKernel(taken=True)
+    assert (
+        service.WindowsService(taken, last_error=lambda: service.ERROR_ALREADY_EXISTS).lock(Path("x")) is None
+    )
+    assert taken.calls[-1] == ("CloseHandle", 0x44), (
+        "the second helper's handle is closed, the mutex not taken"
+    )
+
+
+def test_hooks_run_by_cmd_with_a_clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    seen: dict[str, Any] = {}
+
+    def run(argv: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+        seen.update(argv=argv, **options)
+        return subprocess.CompletedProcess(argv, 3, "", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setenv("SYSTEMROOT", r"C:\Windows")
+    monkeypatch.setenv("SECRET", "do not pass on")
+    code = service.WindowsService(FakeKernel(False)).run_hook("netsh interface show interface %i", "wg0", 10)
+    assert code == 3
+    assert seen["argv"] == [r"C:\Windows\System32\cmd.exe", "/d", "/c", "netsh interface show interface wg0"]
+    assert seen["env"] == {
+        "SystemRoot": r"C:\Windows",
+        "PATH": r"C:\Windows\System32",
+        "WIREGUARD_TUNNEL_NAME": "wg0",
+    }
+    assert seen["timeout"] == 10 and seen["check"] is False

@@ -4,11 +4,12 @@ Wired in: the engine's tunnel device on Wintun (`tun`); addresses, MTU, routes, 
 metric and DNS by interface name (`devices`: `tunnels`, `routing`, `dns`); the WFP kill switch,
 lockdown and failsafe block (`firewall` over `wfp_plan` and `wfp`); accounts as SID-derived ids
 (`identity`) and the control pipe with the caller's token as its identity (`pipe_connection`); the
-network we are on, start at login, diagnostics, and the undo of this backend's own journal records.
+network we are on, start at login, diagnostics, the service's lock and hooks (`service`), and the
+undo of this backend's own journal records.
 
 The helper reaches an engine's UAPI pipe (`uapi`: `PipeUapiEndpoints`), but cannot create one for it
 (`UapiEndpoints.listen` hands an engine a ``socket.socket``). Built and tested against fakes but not
-yet behind the interface: the service and job object (`service`),
+yet behind the interface: the pywin32 service class and the engines' job object (`service`),
 the engine's socket pinned to the physical interface (`defaultroute`). The other parts still raise
 `Unsupported` (their ``Missing*`` stand-ins below).
 """
@@ -50,6 +51,7 @@ from wgdesk.platforms.windows.iphelper import IpHelper
 from wgdesk.platforms.windows.network import WindowsNetworkView
 from wgdesk.platforms.windows.pipe_connection import PipeControlEndpoint, PipeUapiEndpoints
 from wgdesk.platforms.windows.records import REGISTRY
+from wgdesk.platforms.windows.service import WindowsService
 from wgdesk.platforms.windows.tun import WintunDriver
 from wgdesk.undo import UndoRecord
 
@@ -116,7 +118,7 @@ class WindowsPlatform(missing.MissingRecords):
     tun: TunDriver = WintunDriver()
     control: ControlEndpoint
     uapi: UapiEndpoints = PipeUapiEndpoints()
-    service: Service = missing.MissingService("win32")
+    service: Service = WindowsService()
     network: NetworkView = WindowsNetworkView()
     autostart: Autostart = RunKey()
     diagnostics: Diagnostics = WindowsDiagnostics()

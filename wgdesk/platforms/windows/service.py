@@ -16,8 +16,12 @@ engines — no engine outlives the helper that journalled its tunnel.
 
 from __future__ import annotations
 
-from pathlib import PureWindowsPath
+import os
+import subprocess
+from pathlib import Path, PureWindowsPath
 from typing import Any, ClassVar
+
+from wgdesk.platforms.windows import dlls
 
 SERVICE_NAME = "wgdesk-helper"
 DISPLAY_NAME = "wgdesk helper"
@@ -28,7 +32,11 @@ RESTARTS = "restart/2000/restart/5000/none/0"
 
 JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
 JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION = 0x00000400
+ERROR_ALREADY_EXISTS = 183
+LOCK_NAME = "Global\\wgdesk-helper"
+"""The named mutex one helper holds (``Global``: one per machine, across sessions)."""
 HEADER_CONSTANTS = {
+    "ERROR_ALREADY_EXISTS": ERROR_ALREADY_EXISTS,
     "JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE": JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
     "JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION": JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
 }
@@ -86,6 +94,70 @@ class EngineJob:
         """Put a started engine in the job (before it reads any input: it was created suspended or
         has not been handed its configuration yet)."""
         self.win32job.AssignProcessToJobObject(self.handle, process_handle)
+
+
+class HelperLock:
+    """The helper's named mutex, held while this object lives (`WindowsService.lock`)."""
+
+    def __init__(self, kernel32: Any, handle: int) -> None:
+        self.kernel32 = kernel32
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle:
+            self.kernel32.CloseHandle(self.handle)
+            self.handle = 0
+
+
+class WindowsService:
+    """`wgdesk.platforms.interface.Service` on Windows (``kernel32``/``shell32``: DLLs or fakes)."""
+
+    def __init__(self, kernel32: Any = None, shell32: Any = None, last_error: Any = dlls.last_error) -> None:
+        self._kernel32 = kernel32
+        self._shell32 = shell32
+        self.last_error = last_error
+
+    @property
+    def kernel32(self) -> Any:
+        if self._kernel32 is None:
+            self._kernel32 = dlls.load("kernel32")
+        return self._kernel32
+
+    def privileged(self) -> bool:
+        """Running elevated (or as LocalSystem, which always is)."""
+        shell32 = self._shell32 if self._shell32 is not None else dlls.load("shell32")
+        return bool(shell32.IsUserAnAdmin())
+
+    def lock(self, state_dir: Path) -> HelperLock | None:
+        """The machine-wide named mutex; None when another helper holds it (``state_dir`` is not
+        needed: a mutex name is one per machine, unlike a lock file per directory)."""
+        handle = self.kernel32.CreateMutexW(None, 1, LOCK_NAME)
+        if not handle:
+            return None
+        if self.last_error() == ERROR_ALREADY_EXISTS:
+            self.kernel32.CloseHandle(handle)
+            return None
+        return HelperLock(self.kernel32, handle)
+
+    def notify_ready(self, status: str | None) -> None:
+        """Nothing: the service framework reports "running" to the service manager (`service_class`)."""
+
+    def run_hook(self, command: str, ifname: str, timeout: float) -> int:
+        """``cmd.exe /d /c COMMAND`` (``%i`` replaced by the interface; ``WIREGUARD_TUNNEL_NAME`` set, as
+        wireguard-windows does) with a clean environment: System32 on ``PATH`` only, no AutoRun."""
+        system_root = os.environ.get("SYSTEMROOT", r"C:\Windows")
+        system32 = str(PureWindowsPath(system_root, "System32"))
+        environment = {"SystemRoot": system_root, "PATH": system32, "WIREGUARD_TUNNEL_NAME": ifname}
+        proc = subprocess.run(
+            [str(PureWindowsPath(system32, "cmd.exe")), "/d", "/c", command.replace("%i", ifname)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=system32,
+        )
+        return proc.returncode
 
 
 def service_class(run: Any) -> type:
