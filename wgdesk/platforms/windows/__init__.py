@@ -8,10 +8,11 @@ network we are on, start at login, diagnostics, the service's lock and hooks (`s
 undo of this backend's own journal records.
 
 The helper reaches an engine's UAPI pipe (`uapi`: `PipeUapiEndpoints`), but cannot create one for it
-(`UapiEndpoints.listen` hands an engine a ``socket.socket``). Built and tested against fakes but not
-yet behind the interface: the pywin32 service class and the engines' job object (`service`),
-the engine's socket pinned to the physical interface (`defaultroute`). The other parts still raise
-`Unsupported` (their ``Missing*`` stand-ins below).
+(`UapiEndpoints.listen` hands an engine a ``socket.socket``). Engines are started in the helper's
+kill-on-close job (`engine`: `engine_host`). Built and tested against fakes but not yet used: the
+pywin32 service class (`service`), the engine's own UAPI pipe (`uapi_bridge`) and its socket pinned
+to the physical interface (`defaultroute`). The other parts still raise `Unsupported` (their
+``Missing*`` stand-ins below).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from wgdesk.platforms.windows import dlls
 from wgdesk.platforms.windows.autostart import RunKey
 from wgdesk.platforms.windows.devices import WindowsDns, WindowsRouting, WindowsTunnelDevices
 from wgdesk.platforms.windows.dns import DnsSettings, WinRegistry
+from wgdesk.platforms.windows.engine_host import WindowsEngineHost
 from wgdesk.platforms.windows.firewall import WindowsFirewall
 from wgdesk.platforms.windows.identity import LazyModule, WindowsIdentity
 from wgdesk.platforms.windows.iphelper import IpHelper
@@ -114,7 +116,7 @@ class WindowsPlatform(missing.MissingRecords):
     dns: Dns
     split: SplitTunnel = missing.MissingSplitTunnel("win32")
     identity: WindowsIdentity
-    engine: EngineHost = missing.MissingEngineHost("win32")
+    engine: EngineHost = WindowsEngineHost()
     tun: TunDriver = WintunDriver()
     control: ControlEndpoint
     uapi: UapiEndpoints = PipeUapiEndpoints()
