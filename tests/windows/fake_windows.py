@@ -359,6 +359,10 @@ class FakeFwpuclnt:
         self.session_flags: int | None = None
         self.added: list[dict[str, Any]] = []
         self.deleted: list[str] = []
+        self.present: set[str] = set()
+        """Filter keys in place (committed); `pending`/`pending_deletes`: this transaction's."""
+        self.pending: set[str] = set()
+        self.pending_deletes: set[str] = set()
         self.provider: tuple[str, int] | None = None
         self.sublayer: tuple[str, int, int, str] | None = None
         self.fail: dict[str, tuple[int, int]] = {}
@@ -390,10 +394,19 @@ class FakeFwpuclnt:
         return self._status("FwpmTransactionBegin0")
 
     def FwpmTransactionCommit0(self, handle: int) -> int:
-        return self._status("FwpmTransactionCommit0")
+        status = self._status("FwpmTransactionCommit0")
+        if not status:
+            self.present = (self.present - self.pending_deletes) | self.pending
+        self.pending, self.pending_deletes = set(), set()
+        return status
 
     def FwpmTransactionAbort0(self, handle: int) -> int:
+        self.pending, self.pending_deletes = set(), set()
         return self._status("FwpmTransactionAbort0")
+
+    def _exists(self, key: str) -> bool:
+        """In place as this transaction sees it."""
+        return key in self.pending or (key in self.present and key not in self.pending_deletes)
 
     def FwpmGetAppIdFromFileName0(self, name: int, blob: Any) -> int:
         data = ctypes.create_string_buffer(("\\device\\" + read_wide(name)).encode("utf-16-le"))
@@ -473,19 +486,34 @@ class FakeFwpuclnt:
             }
         )
         identifier._obj.value = len(self.added)
-        return self._status("FwpmFilterAdd0")
+        key = self.added[-1]["key"]
+        if self._exists(key):
+            self.calls.append("FwpmFilterAdd0")
+            return self.wfp.FWP_E_ALREADY_EXISTS
+        status = self._status("FwpmFilterAdd0")
+        if not status:
+            self.pending.add(key)
+        return status
 
     def FwpmFilterGetByKey0(self, handle: int, key: Any, found: Any) -> int:
         self.calls.append("FwpmFilterGetByKey0")
         wanted = self._guid(key._obj)
-        if any(f["key"] == wanted for f in self.added) and wanted not in self.deleted:
+        if wanted in self.present:
             found._obj.value = 0x5A
             return 0
         return self.wfp.FWP_E_FILTER_NOT_FOUND
 
     def FwpmFilterDeleteByKey0(self, handle: int, key: Any) -> int:
-        self.deleted.append(self._guid(key._obj))
-        return self._status("FwpmFilterDeleteByKey0")
+        wanted = self._guid(key._obj)
+        self.deleted.append(wanted)
+        status = self._status("FwpmFilterDeleteByKey0")
+        if status:
+            return status
+        if not self._exists(wanted):
+            return self.wfp.FWP_E_FILTER_NOT_FOUND
+        self.pending.discard(wanted)
+        self.pending_deletes.add(wanted)
+        return 0
 
     def FwpmSubLayerDeleteByKey0(self, handle: int, key: Any) -> int:
         self.deleted.append(self._guid(key._obj))

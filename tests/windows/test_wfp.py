@@ -162,7 +162,7 @@ def test_replacing_deletes_the_old_filters_inside_the_same_transaction() -> None
     engine.apply(old)
     fake.calls.clear()
     fake.added.clear()
-    fake.fail["FwpmFilterDeleteByKey0"] = (1, wfp.FWP_E_FILTER_NOT_FOUND)  # one already gone: fine
+    fake.present.discard(old.filters[0].key)  # one already gone (FWP_E_FILTER_NOT_FOUND): fine
     fake.fail["FwpmProviderAdd0"] = (2, wfp.FWP_E_ALREADY_EXISTS)
     fake.fail["FwpmSubLayerAdd0"] = (2, wfp.FWP_E_ALREADY_EXISTS)
     engine.apply(new, previous=old)
@@ -189,3 +189,13 @@ def test_engine_open_failure_says_what_to_check() -> None:
     fake.fail["FwpmEngineOpen0"] = (1, 0x6D9)
     with pytest.raises(wfp.FilterError, match="BFE"):
         wfp.FilterEngine(fake, dynamic=True)
+
+
+def test_a_persistent_plan_reapplied_replaces_its_own_filters() -> None:
+    """Lockdown on at boot, the helper starts and applies it again: no FWP_E_ALREADY_EXISTS."""
+    fake = FakeFwpuclnt()
+    p = plan("lockdown", ENGINE, [OFFICE])
+    wfp.FilterEngine(fake, dynamic=False).apply(p)
+    wfp.FilterEngine(fake, dynamic=False).apply(p)
+    assert fake.present == {f.key for f in p.filters}
+    assert fake.calls.count("FwpmTransactionCommit0") == 2

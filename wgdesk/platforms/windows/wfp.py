@@ -256,12 +256,16 @@ class FilterEngine:
             self._call("deleting our provider", status, frozenset({FWP_E_PROVIDER_NOT_FOUND}))
 
     def apply(self, plan: Plan, previous: Plan | None = None) -> None:
-        """Replace ``previous`` (the plan in force, if any) with ``plan`` atomically."""
+        """Replace ``previous`` (the plan in force, if any) with ``plan`` atomically. A persistent
+        plan's own filters are deleted first too: they may be in place from before (an earlier helper,
+        lockdown on at boot), and adding a filter whose key exists fails."""
         builder = _Builder(self.dll)
         try:
             with self.transaction():
                 if previous is not None:
                     self._delete(previous, builder, objects=False)
+                if plan.persistent and plan != previous:
+                    self._delete(plan, builder, objects=False)  # left by an earlier helper: re-applied
                 provider_key = builder.guid(plan.provider_key)
                 provider = FWPM_PROVIDER0()
                 provider.providerKey = provider_key
