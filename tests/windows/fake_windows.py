@@ -126,6 +126,10 @@ class FakeWintun:
         self._call("WintunGetAdapterLUID", adapter)
         luid._obj.Value = self.LUID
 
+    def WintunDeleteDriver(self) -> int:
+        self._call("WintunDeleteDriver")
+        return 1
+
     def WintunGetRunningDriverVersion(self) -> int:
         return 0x0000_000E
 

@@ -60,6 +60,7 @@ SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "WintunCloseAdapter": (None, (_HANDLE,)),
     "WintunGetAdapterLUID": (None, (_HANDLE, ctypes.POINTER(NET_LUID))),
     "WintunGetRunningDriverVersion": (_DWORD, ()),
+    "WintunDeleteDriver": (_BOOL, ()),
     "WintunStartSession": (_HANDLE, (_HANDLE, _DWORD)),
     "WintunEndSession": (None, (_HANDLE,)),
     "WintunGetReadWaitEvent": (_HANDLE, (_HANDLE,)),
@@ -103,6 +104,10 @@ class Wintun:
         if not handle:
             raise TunError(f"no Wintun adapter {name}: {_win_error(self.last_error())}")
         return Adapter(self, handle, name)
+
+    def delete_driver(self) -> bool:
+        """Remove the Wintun driver from the system if no adapter uses it any more (uninstall)."""
+        return bool(self.dll.WintunDeleteDriver())
 
     def driver_version(self) -> int:
         """The running driver's version (0 when none is loaded)."""
