@@ -264,7 +264,8 @@ class FakeIpHlpApi:
         self.calls.append(("GetIpForwardTable2", family.to_bytes(2, "little")))
         rows = [r for r in self.routes if r[0] == family]
         start = MIB_IPFORWARD_TABLE2.Table.offset
-        buffer = ctypes.create_string_buffer(start + len(rows) * ctypes.sizeof(MIB_IPFORWARD_ROW2))
+        size = max(ctypes.sizeof(MIB_IPFORWARD_TABLE2), start + len(rows) * ctypes.sizeof(MIB_IPFORWARD_ROW2))
+        buffer = ctypes.create_string_buffer(size)
         MIB_IPFORWARD_TABLE2.from_buffer(buffer).NumEntries = len(rows)
         array = (MIB_IPFORWARD_ROW2 * len(rows)).from_buffer(buffer, start)
         for row, (fam, luid, index, prefix, metric) in zip(array, rows, strict=True):

@@ -67,3 +67,42 @@ def test_monitor_calls_back_only_when_the_answer_changes_and_cancels() -> None:
     assert changes == [(V4, 12)]
     monitor.close()
     assert fake.callback is None and fake.calls[-1][0] == "CancelMibChangeNotify2"
+
+
+def test_an_engines_sockets_are_pinned_and_re_pinned() -> None:
+    class Sock:
+        def __init__(self) -> None:
+            self.options: list[bytes] = []
+
+        def setsockopt(self, level: int, option: int, value: bytes) -> None:
+            self.options.append(value)
+
+    class FakeBind:
+        def __init__(self) -> None:
+            self.sock4: Any = Sock()
+            self.sock6: Any = Sock()
+
+    fake = machine()
+    bind = FakeBind()
+    pinning = defaultroute.UdpPinning(IpHelper(fake), bind, {TUNNEL})
+    assert bind.sock4.options == [b"\x00\x00\x00\x07"] and bind.sock6.options == [b"\x0c\x00\x00\x00"]
+    fake.interfaces[(ETHERNET, V4)] = (1500, 5, 1, 0)  # cable out: Wi-Fi
+    fake.callback(None, None, 1)
+    assert bind.sock4.options[-1] == b"\x00\x00\x00\x0c"
+    fake.routes = [r for r in fake.routes if r[1] == TUNNEL]  # offline
+    fake.callback(None, None, 2)
+    assert bind.sock4.options[-1] == bytes(4) and bind.sock6.options[-1] == bytes(4)
+    pinning.close()
+
+
+def test_a_failure_in_the_windows_callback_is_logged_not_lost(caplog: Any) -> None:
+    fake = machine()
+    monitor = defaultroute.DefaultRouteMonitor(IpHelper(fake), {TUNNEL}, lambda f, i: None)
+
+    def broken(family: int, table: Any) -> int:
+        raise RuntimeError("table unreadable")
+
+    fake.GetIpForwardTable2 = broken  # type: ignore[method-assign]
+    fake.callback(None, None, 1)
+    assert "re-checking the default route failed" in caplog.text
+    monitor.close()

@@ -14,11 +14,12 @@ orders: the IPv4 option takes the index in network order, the IPv6 one in host o
 from __future__ import annotations
 
 import ctypes
+import logging
 import socket
 import struct
 import threading
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, Protocol
 
 from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.windows.iphelper import NO_ERROR, IpHelper
@@ -39,6 +40,8 @@ HEADER_CONSTANTS = {
     "IPV6_UNICAST_IF": IPV6_UNICAST_IF,
     "IPPROTO_IPV6": IPPROTO_IPV6,
 }
+
+log = logging.getLogger(__name__)
 
 _FUNCTYPE = getattr(ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE)
 ROUTE_CHANGE_CALLBACK = _FUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(MIB_IPFORWARD_ROW2), ctypes.c_uint32)
@@ -105,6 +108,13 @@ class DefaultRouteMonitor:
         self.handle = handle.value
 
     def _changed(self, context: Any, row: Any, kind: int) -> None:
+        """Called by Windows: an exception here would vanish in ctypes, so it is logged."""
+        try:
+            self._recheck()
+        except Exception:
+            log.exception("re-checking the default route failed")
+
+    def _recheck(self) -> None:
         with self.lock:
             for family in (AF_INET, AF_INET6):
                 try:
@@ -119,3 +129,31 @@ class DefaultRouteMonitor:
         if self.handle:
             self.ip.dll.CancelMibChangeNotify2(self.handle)
             self.handle = None
+
+
+class Pinned(Protocol):
+    """What `UdpPinning` pins: the engine's bind (``sock4``/``sock6``, either None)."""
+
+    sock4: socket.socket | None
+    sock6: socket.socket | None
+
+
+class UdpPinning:
+    """Keeps an engine's UDP sockets on the best non-tunnel default interface: pinned now, re-pinned
+    by `DefaultRouteMonitor` when that changes. The callback runs on a Windows thread-pool thread;
+    ``setsockopt`` on a socket the loop is using is safe, so the loop is not involved. With no such
+    interface (offline) a socket is unpinned (index 0) and pinned again when one appears."""
+
+    def __init__(self, ip: IpHelper, bind: Pinned, tunnels: Collection[int]) -> None:
+        self.bind = bind
+        self.monitor = DefaultRouteMonitor(ip, tunnels, self._pin)
+        for family, index in self.monitor.current.items():
+            self._pin(family, index)
+
+    def _pin(self, family: int, index: int | None) -> None:
+        sock = self.bind.sock4 if family == AF_INET else self.bind.sock6
+        if sock is not None:
+            bind_socket(sock, family, index or 0)
+
+    def close(self) -> None:
+        self.monitor.close()
