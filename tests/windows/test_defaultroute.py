@@ -84,7 +84,8 @@ def test_an_engines_sockets_are_pinned_and_re_pinned() -> None:
 
     fake = machine()
     bind = FakeBind()
-    pinning = defaultroute.UdpPinning(IpHelper(fake), bind, {TUNNEL})
+    pinning = defaultroute.UdpPinning(IpHelper(fake), {TUNNEL})
+    pinning.bound(bind)
     assert bind.sock4.options == [b"\x00\x00\x00\x07"] and bind.sock6.options == [b"\x0c\x00\x00\x00"]
     fake.interfaces[(ETHERNET, V4)] = (1500, 5, 1, 0)  # cable out: Wi-Fi
     fake.callback(None, None, 1)
@@ -92,6 +93,14 @@ def test_an_engines_sockets_are_pinned_and_re_pinned() -> None:
     fake.routes = [r for r in fake.routes if r[1] == TUNNEL]  # offline
     fake.callback(None, None, 2)
     assert bind.sock4.options[-1] == bytes(4) and bind.sock6.options[-1] == bytes(4)
+    fake.routes = machine().routes  # back online; then a new listen_port: new sockets
+    fake.callback(None, None, 1)
+    rebound = FakeBind()
+    pinning.bound(rebound)
+    assert rebound.sock4.options == [b"\x00\x00\x00\x0c"] and rebound.sock6.options == [b"\x0c\x00\x00\x00"]
+    fake.interfaces[(ETHERNET, V4)] = (1500, 5, 1)  # cable back: only the new sockets follow
+    fake.callback(None, None, 1)
+    assert rebound.sock4.options[-1] == b"\x00\x00\x00\x07" and bind.sock4.options[-1] == b"\x00\x00\x00\x0c"
     pinning.close()
 
 

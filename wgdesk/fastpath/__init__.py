@@ -13,7 +13,7 @@ and says which path runs and why; the engine logs that line and `wgdesk-engine -
 
 Independently of the language, the I/O can be the *offload* path (Linux: `IFF_VNET_HDR` TUN with
 TSO/USO superframes, UDP GSO/GRO) or the *portable* path (one packet per system call, no vnet
-header: what macOS and Windows run); `WGDESK_PORTABLE=1` forces the portable one on Linux. The
+header: what macOS and Windows run, always); `WGDESK_PORTABLE=1` forces the portable one on Linux. The
 compiled path with portable I/O makes its sends and TUN writes on a second thread
 (`WGDESK_IO_THREAD=0` turns that off, `=1` turns it on for offload I/O too).
 """
@@ -25,6 +25,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+
+from wgdesk.platforms import system
 
 PURE_ENV = "WGDESK_PURE_PYTHON"
 PORTABLE_ENV = "WGDESK_PORTABLE"
@@ -76,7 +78,8 @@ def load_module() -> ModuleType:
 def choose(environ: Mapping[str, str] | None = None) -> Choice:
     """The data path for this process, from the environment and what is installed."""
     env = os.environ if environ is None else environ
-    portable = _flag(env, PORTABLE_ENV)
+    # Offload I/O (vnet header, UDP GSO/GRO) exists only on Linux: elsewhere the portable path runs.
+    portable = _flag(env, PORTABLE_ENV) or system() != "linux"
     thread = env.get(THREAD_ENV, "").strip()
     io_thread = None if not thread else _flag(env, THREAD_ENV)
     if _flag(env, PURE_ENV):

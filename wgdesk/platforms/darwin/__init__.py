@@ -21,6 +21,7 @@ from wgdesk.platforms.interface import (
     DiagnosticSource,
     Dns,
     EngineHost,
+    EngineIO,
     Firewall,
     Identity,
     NetworkView,
@@ -34,6 +35,7 @@ from wgdesk.platforms.interface import (
     TunnelDevices,
     UapiEndpoints,
 )
+from wgdesk.platforms.unix.engine_io import UnixEngineIO
 
 CONTROL_SOCKET = "/var/run/wgdesk/helper.sock"
 
@@ -67,6 +69,7 @@ class DarwinPlatform(missing.MissingRecords):
     identity: Identity = missing.MissingIdentity("darwin")
     engine: EngineHost = missing.MissingEngineHost("darwin")
     tun: TunDriver = missing.MissingTunDriver("darwin")
+    engine_io: EngineIO = UnixEngineIO()
     service: Service = missing.MissingService("darwin")
     network: NetworkView = DarwinNetworkView()
     autostart: Autostart = LaunchAgent()

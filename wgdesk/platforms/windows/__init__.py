@@ -8,11 +8,10 @@ network we are on, start at login, diagnostics, the service's lock and hooks (`s
 undo of this backend's own journal records.
 
 The helper reaches an engine's UAPI pipe (`uapi`: `PipeUapiEndpoints`), but cannot create one for it
-(`UapiEndpoints.listen` hands an engine a ``socket.socket``). Engines are started in the helper's
-kill-on-close job (`engine`: `engine_host`). Built and tested against fakes but not yet used: the
-pywin32 service class (`service`), the engine's own UAPI pipe (`uapi_bridge`) and its socket pinned
-to the physical interface (`defaultroute`). The other parts still raise `Unsupported` (their
-``Missing*`` stand-ins below).
+(`UapiEndpoints.listen` hands an engine a ``socket.socket``): the engine creates its own pipe, pins
+its UDP to the physical interface and runs the pure-Python data path (`engine_io`). Engines are
+started in the helper's kill-on-close job (`engine`: `engine_host`). The other parts still raise
+`Unsupported` (their ``Missing*`` stand-ins below).
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from wgdesk.platforms.interface import (
     DiagnosticSource,
     Dns,
     EngineHost,
+    EngineIO,
     Firewall,
     NetworkView,
     Notes,
@@ -47,6 +47,7 @@ from wgdesk.platforms.windows.autostart import RunKey
 from wgdesk.platforms.windows.devices import WindowsDns, WindowsRouting, WindowsTunnelDevices
 from wgdesk.platforms.windows.dns import DnsSettings, WinRegistry
 from wgdesk.platforms.windows.engine_host import WindowsEngineHost
+from wgdesk.platforms.windows.engine_io import WindowsEngineIO
 from wgdesk.platforms.windows.firewall import WindowsFirewall
 from wgdesk.platforms.windows.identity import LazyModule, WindowsIdentity
 from wgdesk.platforms.windows.iphelper import IpHelper
@@ -88,6 +89,7 @@ class WindowsPlatform(missing.MissingRecords):
             LazyModule("win32security"), LazyModule("win32api"), LazyModule("win32process")
         )
         self.control = PipeControlEndpoint(self.identity)
+        self.engine_io = WindowsEngineIO(lambda: self.ip)
         self.firewall = WindowsFirewall(self, str(Path(sys.executable).with_name("wgdesk-engine.exe")))
 
     @property
@@ -118,6 +120,7 @@ class WindowsPlatform(missing.MissingRecords):
     identity: WindowsIdentity
     engine: EngineHost = WindowsEngineHost()
     tun: TunDriver = WintunDriver()
+    engine_io: EngineIO
     control: ControlEndpoint
     uapi: UapiEndpoints = PipeUapiEndpoints()
     service: Service = WindowsService()

@@ -19,9 +19,10 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Collection
-from typing import Any, Protocol
+from typing import Any
 
 from wgdesk.platforms.errors import PlatformError
+from wgdesk.platforms.interface import BoundSockets
 from wgdesk.platforms.windows.iphelper import NO_ERROR, IpHelper
 from wgdesk.platforms.windows.structures import (
     AF_INET,
@@ -131,27 +132,29 @@ class DefaultRouteMonitor:
             self.handle = None
 
 
-class Pinned(Protocol):
-    """What `UdpPinning` pins: the engine's bind (``sock4``/``sock6``, either None)."""
-
-    sock4: socket.socket | None
-    sock6: socket.socket | None
-
-
 class UdpPinning:
-    """Keeps an engine's UDP sockets on the best non-tunnel default interface: pinned now, re-pinned
-    by `DefaultRouteMonitor` when that changes. The callback runs on a Windows thread-pool thread;
-    ``setsockopt`` on a socket the loop is using is safe, so the loop is not involved. With no such
-    interface (offline) a socket is unpinned (index 0) and pinned again when one appears."""
+    """`wgdesk.platforms.interface.UdpGuard` on Windows: keeps an engine's UDP sockets on the best
+    non-tunnel default interface — pinned when the engine opens them (`bound`, also after a new
+    ``listen_port``), re-pinned by `DefaultRouteMonitor` when that interface changes. The callback
+    runs on a Windows thread-pool thread; ``setsockopt`` on a socket the loop is using is safe, so the
+    loop is not involved. With no such interface (offline) a socket is unpinned (index 0) and pinned
+    again when one appears."""
 
-    def __init__(self, ip: IpHelper, bind: Pinned, tunnels: Collection[int]) -> None:
-        self.bind = bind
+    def __init__(self, ip: IpHelper, tunnels: Collection[int]) -> None:
+        self.sockets: BoundSockets | None = None
         self.monitor = DefaultRouteMonitor(ip, tunnels, self._pin)
-        for family, index in self.monitor.current.items():
-            self._pin(family, index)
+
+    def bound(self, sockets: BoundSockets) -> None:
+        """Pin ``sockets`` now (the engine's new ones) and from now on."""
+        with self.monitor.lock:  # not between the monitor's answer and its callback
+            self.sockets = sockets
+            for family, index in self.monitor.current.items():
+                self._pin(family, index)
 
     def _pin(self, family: int, index: int | None) -> None:
-        sock = self.bind.sock4 if family == AF_INET else self.bind.sock6
+        if self.sockets is None:
+            return
+        sock = self.sockets.sock4 if family == AF_INET else self.sockets.sock6
         if sock is not None:
             bind_socket(sock, family, index or 0)
 
