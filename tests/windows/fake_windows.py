@@ -660,3 +660,32 @@ class FakeWin32:
 
     def GetCurrentThread(self) -> str:
         return "thread"
+
+
+class FakeClient(FakeWin32):
+    """pywin32 on a client's side of a pipe: ``missing`` (no server has the name), ``denied`` (its
+    descriptor refuses us), ``owner`` (the SID owning the server's pipe)."""
+
+    def __init__(self, missing: bool = False, denied: bool = False, owner: str = pipes.SYSTEM_SID) -> None:
+        super().__init__()
+        self.missing = missing
+        self.denied = denied
+        self.owner = owner
+
+    def WaitNamedPipe(self, path: str, milliseconds: int) -> None:
+        self.calls.append(("WaitNamedPipe", path, milliseconds))
+        if self.missing:
+            raise Error(2)
+
+    def CreateFile(
+        self, path: str, access: int, share: int, sa: Any, how: int, flags: int, template: Any
+    ) -> str:
+        self.calls.append(("CreateFile", path, access, share, how, flags))
+        if self.denied:
+            raise Error(5)
+        return "client"
+
+    def GetSecurityInfo(self, handle: str, kind: int, what: int) -> Any:
+        self.calls.append(("GetSecurityInfo", handle, kind, what))
+        owner = self.owner
+        return type("Descriptor", (), {"GetSecurityDescriptorOwner": lambda self: owner})()

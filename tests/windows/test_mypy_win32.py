@@ -3,9 +3,9 @@ protocol core, the UAPI and config code, and the Windows backend (which ``platfo
 as a `Platform`: mypy holds it to the interface there) — so a Linux-only call (``fcntl``,
 ``socket.CMSG_SPACE``, ``AF_UNIX``) in them fails here, not on a user's machine.
 
-Not yet in the list: ``wgdesk/helper`` and ``wgdesk/client.py`` (``O_NOFOLLOW``/``fchmod`` in the
-journal and lockdown files, the control connection over ``AF_UNIX``): they reach Windows with the
-control pipe's client and the helper service's bring-up (docs/windows.md, "left to do")."""
+The client (``wgdesk/client.py``: the control pipe through the backend's ``ControlEndpoint``) is in
+the list. Not yet: ``wgdesk/helper`` (``O_NOFOLLOW``/``fchmod`` in the journal and lockdown files):
+it reaches Windows with the helper service's bring-up (docs/windows.md, "What is left")."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ WINDOWS_MODULES = [
     "wgdesk/config",
     "wgdesk/uapi.py",
     "wgdesk/undo.py",
+    "wgdesk/client.py",
     "wgdesk/platforms/__init__.py",
     "wgdesk/platforms/interface.py",
     "wgdesk/platforms/errors.py",

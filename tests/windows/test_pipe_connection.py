@@ -5,11 +5,9 @@ completions, the next pipe instance exists before a client is handed over."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from tests.windows.fake_windows import GROUP, USER, Error, FakeWin32
+from tests.windows.fake_windows import GROUP, USER, FakeClient, FakeWin32
 from wgdesk.platforms.interface import EndpointInUse
 from wgdesk.platforms.windows import pipes
 from wgdesk.platforms.windows.identity import WindowsIdentity, sid_id
@@ -104,23 +102,6 @@ def test_sid_ids_are_stable_nonzero_and_refuse_non_sids() -> None:
     assert 0 < sid_id(USER) <= 2**62
     with pytest.raises(ValueError):
         sid_id("root")
-
-
-class FakeClient(FakeWin32):
-    def __init__(self, missing: bool = False) -> None:
-        super().__init__()
-        self.missing = missing
-
-    def WaitNamedPipe(self, path: str, milliseconds: int) -> None:
-        self.calls.append(("WaitNamedPipe", path, milliseconds))
-        if self.missing:
-            raise Error(2)
-
-    def CreateFile(
-        self, path: str, access: int, share: int, sa: Any, how: int, flags: int, template: Any
-    ) -> str:
-        self.calls.append(("CreateFile", path, access, share, how, flags))
-        return "client"
 
 
 def test_helper_connects_to_an_engines_uapi_pipe() -> None:

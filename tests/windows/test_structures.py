@@ -22,6 +22,7 @@ HEADERS = (
     "winsock2.h",
     "windows.h",
     "sddl.h",
+    "aclapi.h",
     "ws2ipdef.h",
     "iphlpapi.h",
     "netioapi.h",

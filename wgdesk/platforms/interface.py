@@ -275,6 +275,18 @@ class ControlEndpoint(Protocol):
         token)."""
         ...
 
+    def connect(self, address: str, timeout: float) -> Connection:
+        """A client's connection to the helper at ``address`` (``timeout`` for every read and
+        write). Raises `FileNotFoundError` or `ConnectionRefusedError` when nothing listens there,
+        `PermissionError` when this user may not connect, another `OSError` otherwise."""
+        ...
+
+    def server_uid(self, connection: Connection) -> int | None:
+        """Who serves the other end of a client's ``connection``, from the kernel: 0 is the
+        administrator (root; LocalSystem on Windows), None when the OS cannot tell. A client sends
+        secrets only to 0."""
+        ...
+
 
 class UapiEndpoints(Protocol):
     """The engines' UAPI endpoints (``/var/run/wireguard/IFNAME.sock``; a named pipe on Windows)."""

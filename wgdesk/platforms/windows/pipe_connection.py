@@ -24,7 +24,7 @@ from typing import Any
 from wgdesk.platforms.interface import EndpointInUse, PeerIdentity
 from wgdesk.platforms.unsupported import MissingUapiEndpoints
 from wgdesk.platforms.windows import pipes
-from wgdesk.platforms.windows.identity import WindowsIdentity
+from wgdesk.platforms.windows.identity import WindowsIdentity, sid_id
 
 INFINITE = 0xFFFFFFFF
 WAIT_TIMEOUT = 0x102
@@ -222,6 +222,38 @@ class PipeControlEndpoint(UsesWin32):
         who = pipes.caller(connection.handle, self.w.win32pipe, self.w.win32security, self.w.win32api)
         return self.identity.peer(who)
 
+    def connect(self, address: str, timeout: float) -> PipeConnection:
+        """A client's connection to the helper's pipe."""
+        return open_pipe(address, timeout, self.w, "no helper answers on")
+
+    def server_uid(self, connection: Any) -> int | None:
+        """0 when the pipe is LocalSystem's or the Administrators' (an elevated helper started by
+        hand), else the owner's id: the client then refuses it."""
+        if not isinstance(connection, PipeConnection):
+            raise TypeError("not a pipe connection")
+        sid = pipes.owner(connection.handle, self.w.win32security)
+        return 0 if sid in (pipes.SYSTEM_SID, pipes.ADMINISTRATORS_SID) else sid_id(sid)
+
+
+def open_pipe(path: str, timeout: float, w: Win32, missing: str) -> PipeConnection:
+    """A client's end of the pipe ``path`` (waiting up to ``timeout`` for a free instance; every read
+    and write then within ``timeout``). Raises `FileNotFoundError` (``missing`` + the path) when no
+    server has the name, `PermissionError` when its descriptor refuses us, `OSError` otherwise."""
+    try:
+        w.win32pipe.WaitNamedPipe(path, max(1, int(timeout * 1000)))
+        handle = w.win32file.CreateFile(
+            path, GENERIC_READ | GENERIC_WRITE, 0, None, OPEN_EXISTING, FILE_FLAG_OVERLAPPED, None
+        )
+    except w.pywintypes.error as exc:
+        if exc.winerror == ERROR_FILE_NOT_FOUND:
+            raise FileNotFoundError(exc.winerror, f"{missing} {path}") from exc
+        if exc.winerror == ERROR_ACCESS_DENIED:
+            raise PermissionError(exc.winerror, f"{path}: access denied") from exc
+        raise OSError(exc.winerror, f"{path}: {exc.strerror}") from exc
+    connection = PipeConnection(handle, w)
+    connection.settimeout(timeout)
+    return connection
+
 
 class PipeUapiEndpoints(MissingUapiEndpoints, UsesWin32):
     """`UapiEndpoints` on Windows: the helper connects to an engine's UAPI pipe (wireguard-go's path,
@@ -237,19 +269,7 @@ class PipeUapiEndpoints(MissingUapiEndpoints, UsesWin32):
 
     def connect(self, ifname: str, timeout: float) -> PipeConnection:
         """Open the engine's pipe (waiting up to ``timeout`` for a free instance)."""
-        path = self.path(ifname)
-        try:
-            self.w.win32pipe.WaitNamedPipe(path, max(1, int(timeout * 1000)))
-            handle = self.w.win32file.CreateFile(
-                path, GENERIC_READ | GENERIC_WRITE, 0, None, OPEN_EXISTING, FILE_FLAG_OVERLAPPED, None
-            )
-        except self.w.pywintypes.error as exc:
-            if exc.winerror == ERROR_FILE_NOT_FOUND:
-                raise FileNotFoundError(exc.winerror, f"no engine answers on {path}") from exc
-            raise OSError(exc.winerror, f"{path}: {exc.strerror}") from exc
-        connection = PipeConnection(handle, self.w)
-        connection.settimeout(timeout)
-        return connection
+        return open_pipe(self.path(ifname), timeout, self.w, "no engine answers on")
 
     def remove(self, path: str) -> None:
         """Nothing: a pipe disappears with its last handle."""

@@ -75,7 +75,12 @@ CLIENT_ACCESS = (
 ``FILE_APPEND_DATA``), and a group member holding it could create a server instance of our pipe, be
 connected to by the next client — another member, or an administrator's app — and impersonate it."""
 
+SE_KERNEL_OBJECT = 6
+OWNER_SECURITY_INFORMATION = 0x00000001
+
 HEADER_CONSTANTS = {
+    "SE_KERNEL_OBJECT": SE_KERNEL_OBJECT,
+    "OWNER_SECURITY_INFORMATION": OWNER_SECURITY_INFORMATION,
     "PIPE_ACCESS_DUPLEX": PIPE_ACCESS_DUPLEX,
     "FILE_FLAG_FIRST_PIPE_INSTANCE": FILE_FLAG_FIRST_PIPE_INSTANCE,
     "FILE_FLAG_OVERLAPPED": FILE_FLAG_OVERLAPPED,
@@ -207,3 +212,12 @@ def caller(handle: Any, win32pipe: Any, win32security: Any, win32api: Any) -> Ca
         if attributes & SE_GROUP_ENABLED and not attributes & SE_GROUP_USE_FOR_DENY_ONLY
     )
     return Caller(pid, win32security.ConvertSidToStringSid(user), enabled)
+
+
+def owner(handle: Any, win32security: Any) -> str:
+    """The owner SID of the pipe at the other end of a client's ``handle``. The helper's pipe is
+    owned by LocalSystem (``O:SY``); a process that grabbed the name before the helper started owns
+    its pipe itself, and only LocalSystem or an administrator's restore privilege can give a pipe
+    another owner — so the owner tells a client whether it talks to the helper."""
+    descriptor = win32security.GetSecurityInfo(handle, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION)
+    return str(win32security.ConvertSidToStringSid(descriptor.GetSecurityDescriptorOwner()))
