@@ -8,10 +8,14 @@ for event in c.subscribe(): ...
 
 The wire protocol is described in docs/control-protocol.md.
 
+The connection is the backend's (`wgdesk.platforms.interface.ControlEndpoint`): a UNIX socket on
+Linux and macOS, the named pipe ``\\.\\pipe\\wgdesk-helper`` on Windows.
+
 The client sends private keys (`up`, `update`), and ``--socket`` / ``$WGDESK_SOCKET`` can point it at
 any socket. So before it sends anything it asks the kernel who is listening (``SO_PEERCRED`` on
-Linux, ``LOCAL_PEERCRED`` on macOS) and talks only to root: the helper always runs as root, and a
-socket another user serves is refused (`HelperUnavailable`, code ``untrusted``) with nothing sent.
+Linux, ``LOCAL_PEERCRED`` on macOS, the pipe's owner on Windows) and talks only to root (LocalSystem):
+the helper always runs as root, and a socket another user serves is refused (`HelperUnavailable`,
+code ``untrusted``) with nothing sent.
 """
 
 from __future__ import annotations
@@ -21,13 +25,16 @@ import itertools
 import json
 import math
 import os
-import socket
-import struct
 import time
 from collections.abc import Iterator
 from typing import Any
 
-DEFAULT_SOCKET = "/run/wgdesk/helper.sock"
+from wgdesk import platforms
+from wgdesk.platforms.interface import Connection
+
+_ = platforms.backend().control  # loaded with the client's other imports, not at the first request (a
+# process that becomes another user after importing, as tests/as_user.py does, may not read it then)
+
 PROTOCOL_VERSION = 1
 MAX_REPLY_BYTES = 64 << 20
 PAUSE_SECONDS = 120
@@ -79,24 +86,11 @@ def minutes_seconds(seconds: float) -> str:
 
 
 def default_socket_path() -> str:
-    return os.environ.get("WGDESK_SOCKET") or DEFAULT_SOCKET
+    return os.environ.get("WGDESK_SOCKET") or platforms.backend().control.default_address()
 
 
 HELPER_UID = 0
-"""The only user a helper runs as."""
-
-
-def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process serving the other end of a connected UNIX socket (from the kernel),
-    or None where this OS cannot tell."""
-    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return int(struct.unpack("3i", raw)[1])
-    local_peercred = getattr(socket, "LOCAL_PEERCRED", None)
-    if local_peercred is not None:  # macOS: struct xucred {u_int version; uid_t uid; ...}
-        raw = sock.getsockopt(0, local_peercred, 76)  # SOL_LOCAL
-        return int(struct.unpack_from("=II", raw)[1])
-    return None
+"""The only user a helper runs as (root; LocalSystem on Windows)."""
 
 
 class HelperClient:
@@ -105,7 +99,7 @@ class HelperClient:
     def __init__(self, socket_path: str | os.PathLike[str] | None = None, timeout: float = 60.0) -> None:
         self.socket_path = os.fspath(socket_path) if socket_path is not None else default_socket_path()
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: Connection | None = None
         self._buf = b""
         self._ids = itertools.count(1)
 
@@ -305,36 +299,36 @@ class HelperClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> Connection:
         if self._sock is not None:
             return self._sock
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+        control = platforms.backend().control
         try:
-            sock.connect(self.socket_path)
+            sock = control.connect(self.socket_path, self.timeout)
         except (FileNotFoundError, ConnectionRefusedError) as e:
-            sock.close()
+            start = (
+                "`sc.exe start wgdesk-helper` in an administrator's prompt"
+                if self.socket_path.startswith("\\\\.\\pipe\\")
+                else "`sudo systemctl start wgdesk-helper` (or `sudo wgdesk-helper` when developing)"
+            )
             raise HelperUnavailable(
-                f"the wgdesk helper is not running (no answer on {self.socket_path}); start it with "
-                "`sudo systemctl start wgdesk-helper` (or `sudo wgdesk-helper` when developing)",
+                f"the wgdesk helper is not running (no answer on {self.socket_path}); start it with {start}",
                 "unavailable",
             ) from e
         except PermissionError as e:
-            sock.close()
             raise HelperPermissionDenied(
                 f"permission denied on {self.socket_path}: only root and members of group 'wgdesk' may "
                 "control tunnels (sudo usermod -aG wgdesk $USER, then log in again)",
                 "denied",
             ) from e
         except OSError as e:
-            sock.close()
             if e.errno == errno.ENOTSOCK:
                 raise HelperUnavailable(f"{self.socket_path} is not a socket", "unavailable") from e
             raise HelperUnavailable(
                 f"cannot reach the helper at {self.socket_path}: {e.strerror}", "unavailable"
             ) from e
         try:
-            uid = peer_uid(sock)
+            uid = control.server_uid(sock)
         except OSError:
             uid = None
         if uid != HELPER_UID:

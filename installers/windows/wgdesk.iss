@@ -59,7 +59,8 @@ Root: HKLM; Subkey: "Software\Classes\Applications\wgdesk.exe\SupportedTypes"; V
 [Run]
 Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk /add /comment:""May control wgdesk tunnels"""; Flags: runhidden; StatusMsg: "Creating the wgdesk group..."
 Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk ""{username}"" /add"; Flags: runhidden
-Filename: "{sys}\sc.exe"; Parameters: "create {#ServiceName} binPath= ""\""{app}\{#ServiceName}.exe\"""" start= auto obj= LocalSystem DisplayName= ""wgdesk helper"""; Flags: runhidden; StatusMsg: "Installing the wgdesk helper service..."
+Filename: "{sys}\sc.exe"; Parameters: "create {#ServiceName} binPath= ""\""{app}\{#ServiceName}.exe\"""" start= auto obj= LocalSystem depend= Nsi/TcpIp DisplayName= ""wgdesk helper"""; Flags: runhidden; StatusMsg: "Installing the wgdesk helper service..."
+Filename: "{sys}\sc.exe"; Parameters: "sidtype {#ServiceName} unrestricted"; Flags: runhidden
 Filename: "{sys}\sc.exe"; Parameters: "description {#ServiceName} ""Sets up WireGuard tunnels for the wgdesk app"""; Flags: runhidden
 Filename: "{sys}\sc.exe"; Parameters: "failure {#ServiceName} reset= 86400 actions= restart/2000/restart/5000/none/0"; Flags: runhidden
 Filename: "{sys}\sc.exe"; Parameters: "start {#ServiceName}"; Flags: runhidden

@@ -517,7 +517,7 @@ def test_resolv_conf_record_restores_only_what_the_helper_wrote(tmp_path: Path) 
 def test_the_client_knows_who_serves_its_socket() -> None:
     import socket as socketlib
 
-    from wgdesk.client import peer_uid
+    from wgdesk.platforms.unix.control import peer_uid
 
     a, b = socketlib.socketpair()
     with a, b:

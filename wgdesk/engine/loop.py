@@ -28,6 +28,7 @@ from wgdesk.engine.tun import Tun, TunGone
 from wgdesk.engine.uapi_server import UapiServer
 from wgdesk.fastpath import Choice, choose
 from wgdesk.platforms import suspend_aware_clock
+from wgdesk.platforms.interface import UapiListener, UdpGuard
 from wgdesk.proto.changes import ConfigurationError, DeviceChange
 from wgdesk.proto.device import Device
 
@@ -49,12 +50,13 @@ class Engine:
     def __init__(
         self,
         tun: Tun,
-        uapi_listener: socket.socket | None,
+        uapi_listener: UapiListener | None,
         uapi_path: Path | None = None,
         bind: Bind | None = None,
         time_scale: float = 1.0,
         device: Device | None = None,
         datapath: Choice | None = None,
+        udp_guard: UdpGuard | None = None,
     ) -> None:
         self.tun = tun
         self.time_scale = time_scale
@@ -76,6 +78,10 @@ class Engine:
         self._wake_w.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
         self.bind = bind if bind is not None else Bind.open(0, offload=not self.choice.portable)
+        self.udp_guard = udp_guard
+        """Told of every new bind before it sends (Windows pins the sockets out of the tunnel)."""
+        if udp_guard is not None:
+            udp_guard.bound(self.bind)
         self._register_bind()
         self.device.set_listen_port(self.bind.port)
         if self.bind.fwmark and not self.device.fwmark:
@@ -260,6 +266,8 @@ class Engine:
             self._unregister_bind()
             self.bind.close()
             self.bind = bind
+            if self.udp_guard is not None:
+                self.udp_guard.bound(bind)
             self._register_bind()
             log.debug("UDP bind has been updated: listening on port %d", bind.port)
         self.device.set_listen_port(self.bind.port)
@@ -362,6 +370,9 @@ class Engine:
             self.uapi.close()
             self.uapi = None
         self.path.close()  # the writer thread finishes before the sockets and the TUN are closed
+        if self.udp_guard is not None:
+            self.udp_guard.close()  # no re-pinning of sockets about to close
+            self.udp_guard = None
         self._unregister_bind()
         self.bind.close()
         with suppress(KeyError, ValueError):

@@ -30,6 +30,7 @@ from wgdesk.platforms import PlatformError
 
 if TYPE_CHECKING:
     from wgdesk.engine.loop import Engine
+    from wgdesk.platforms.interface import Tun, UapiListener
 
 USAGE = "Usage: wgdesk-engine [-f/--foreground] INTERFACE-NAME"
 EXIT_SETUP_FAILED = 1
@@ -91,13 +92,18 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, stopper)
 
     # Imported here so `--version` and usage errors stay fast.
+    from wgdesk import platforms
     from wgdesk.engine import tun as tun_device
     from wgdesk.engine.bind import Bind, BindError
     from wgdesk.engine.tun import TunError
-    from wgdesk.engine.uapi_server import UapiListenError, listen, socket_path
-    from wgdesk.fastpath import choose
+    from wgdesk.fastpath import Choice, choose
+    from wgdesk.platforms.interface import UdpGuard
 
+    io = platforms.backend().engine_io
     datapath = choose()
+    if datapath.compiled and not io.compiled_reads_device:
+        reason = "the compiled path cannot read this system's tunnel device"
+        datapath = Choice(None, reason, datapath.portable, datapath.io_thread)
 
     try:
         tun_fd = _fd_env("WG_TUN_FD")
@@ -115,21 +121,27 @@ def main(argv: list[str] | None = None) -> int:
         log.error("Failed to create TUN device: %s", exc)
         return EXIT_SETUP_FAILED
     ifname = tun.name
+    path: Path | None
+    listener: UapiListener
     try:
         if uapi_fd is not None:
-            listener = socket.socket(fileno=uapi_fd)
-            listener.set_inheritable(False)
+            handed = socket.socket(fileno=uapi_fd)
+            handed.set_inheritable(False)
+            listener, path = handed, Path(platforms.backend().uapi.path(ifname))
         else:
-            listener = listen(ifname)
-    except (UapiListenError, OSError) as exc:
+            listener, path = io.listen_uapi(ifname)
+    except (PlatformError, OSError) as exc:
         log.error("UAPI listen error: %s", exc)
         tun.close()
         return EXIT_SETUP_FAILED
-    path: Path = socket_path(ifname)
 
     if not foreground:
         from wgdesk.engine.daemon import spawn_background
 
+        if not isinstance(listener, socket.socket):  # a Windows pipe cannot be handed to a child
+            log.error("This system's engine runs in the foreground only: use -f")
+            _close_all(listener, path, tun)
+            return EXIT_SETUP_FAILED
         quiet = level_name is None or level >= logger.LEVELS["silent"]
         try:
             spawn_background(tun, listener, ifname, quiet=quiet)
@@ -148,19 +160,21 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError
     except ValueError:
         log.error("WGDESK_TIME_SCALE must be a positive number (a test knob; unset it)")
-        listener.close()
-        with_suppress_unlink(path)
-        tun.close()
+        _close_all(listener, path, tun)
         return EXIT_SETUP_FAILED
+    guard: UdpGuard | None = None
     try:
         udp_fds = os.environ.get("WGDESK_UDP_FDS")
         bind = Bind.from_fds(udp_fds, offload=not datapath.portable) if udp_fds else None
-        engine = Engine(tun, listener, path, bind=bind, time_scale=time_scale, datapath=datapath)
-    except (BindError, OSError) as exc:
+        guard = io.guard_udp(tun)
+        engine = Engine(
+            tun, listener, path, bind=bind, time_scale=time_scale, datapath=datapath, udp_guard=guard
+        )
+    except (BindError, PlatformError, OSError) as exc:
         log.error("Failed to bind UDP: %s", exc)
-        listener.close()
-        with_suppress_unlink(path)
-        tun.close()
+        if guard is not None:
+            guard.close()
+        _close_all(listener, path, tun)
         return EXIT_SETUP_FAILED
 
     run_as = os.environ.get("WGDESK_RUN_AS")
@@ -213,9 +227,17 @@ class _LateImport:
         log.error("Module %s imported after dropping privileges", fullname)
 
 
-def with_suppress_unlink(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
+def with_suppress_unlink(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _close_all(listener: UapiListener, path: Path | None, tun: Tun) -> None:
+    """Undo a start that failed half way: the UAPI listener (and its socket file), the device."""
+    listener.close()
+    with_suppress_unlink(path)
+    tun.close()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
+from wgdesk.platforms.interface import UapiListener
 from wgdesk.platforms.unix.uapi import SOCKET_DIRECTORY, UapiListenError, listen, socket_path
 
 MAX_REQUEST = 33 << 20
@@ -41,7 +42,7 @@ class UapiServer:
     """Accepts UAPI clients on `listener` and answers their requests through `handler`."""
 
     def __init__(
-        self, listener: socket.socket, path: Path | None, handler: Handler, selector: selectors.BaseSelector
+        self, listener: UapiListener, path: Path | None, handler: Handler, selector: selectors.BaseSelector
     ) -> None:
         self.listener = listener
         self.path = path

@@ -278,6 +278,18 @@ class ControlEndpoint(Protocol):
         token)."""
         ...
 
+    def connect(self, address: str, timeout: float) -> Connection:
+        """A client's connection to the helper at ``address`` (``timeout`` for every read and
+        write). Raises `FileNotFoundError` or `ConnectionRefusedError` when nothing listens there,
+        `PermissionError` when this user may not connect, another `OSError` otherwise."""
+        ...
+
+    def server_uid(self, connection: Connection) -> int | None:
+        """Who serves the other end of a client's ``connection``, from the kernel: 0 is the
+        administrator (root; LocalSystem on Windows), None when the OS cannot tell. A client sends
+        secrets only to 0."""
+        ...
+
 
 class UapiEndpoints(Protocol):
     """The engines' UAPI endpoints (``/var/run/wireguard/IFNAME.sock``; a named pipe on Windows)."""
@@ -532,6 +544,55 @@ class TunDriver(Protocol):
     def adopt(self, fd: int) -> Tun: ...
 
 
+class UapiListener(Protocol):
+    """Where an engine's UAPI server takes clients from: a listening socket (Linux, macOS) or a
+    look-alike that accepts on a named pipe and hands over a socket (Windows)."""
+
+    def fileno(self) -> int: ...
+
+    def setblocking(self, flag: bool, /) -> None: ...
+
+    def accept(self) -> tuple[socket.socket, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class BoundSockets(Protocol):
+    """An engine's UDP sockets (either may be None): what a `UdpGuard` looks after."""
+
+    sock4: socket.socket | None
+    sock6: socket.socket | None
+
+
+class UdpGuard(Protocol):
+    """Keeps an engine's UDP out of its own tunnel where the OS has no mark to route it by (Windows
+    pins the sockets to the physical interface); told of every new pair of sockets."""
+
+    def bound(self, sockets: BoundSockets) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EngineIO(Protocol):
+    """What the engine itself asks of the OS besides its device (`TunDriver`), when it runs on its
+    own or is handed nothing for it."""
+
+    @property
+    def compiled_reads_device(self) -> bool:
+        """The compiled data path may read and write `Tun.fd` itself (False where ``fd`` only wakes
+        the loop, as on Windows: the engine then runs the pure-Python path)."""
+        ...
+
+    def listen_uapi(self, ifname: str) -> tuple[UapiListener, Path | None]:
+        """The engine's UAPI listener and the file it lives at (None: nothing on disk). Raises
+        `EndpointInUse` when an engine answers there."""
+        ...
+
+    def guard_udp(self, tun: Tun) -> UdpGuard:
+        """What keeps the UDP of the engine on ``tun`` out of ``tun``; `UdpGuard.close` when done."""
+        ...
+
+
 class TunError(PlatformError):
     """The tunnel device could not be created or adopted (missing privileges, a bad name, not a TUN)."""
 
@@ -628,6 +689,9 @@ class Platform(Protocol):
 
     @property
     def tun(self) -> TunDriver: ...
+
+    @property
+    def engine_io(self) -> EngineIO: ...
 
     @property
     def control(self) -> ControlEndpoint: ...

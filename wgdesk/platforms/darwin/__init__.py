@@ -45,6 +45,7 @@ from wgdesk.platforms.interface import (
     ControlEndpoint,
     Diagnostics,
     DiagnosticSource,
+    EngineIO,
     Identity,
     NetworkView,
     Notes,
@@ -54,6 +55,7 @@ from wgdesk.platforms.interface import (
     TunDriver,
     UapiEndpoints,
 )
+from wgdesk.platforms.unix.engine_io import UnixEngineIO
 from wgdesk.undo import UndoRecord
 
 CONTROL_SOCKET = "/var/run/wgdesk/helper.sock"
@@ -99,6 +101,7 @@ class DarwinPlatform:
 
     split: SplitTunnel = missing.MissingSplitTunnel("darwin")
     tun: TunDriver = DarwinTunDriver()
+    engine_io: EngineIO = UnixEngineIO()
     network: NetworkView = DarwinNetworkView()
     autostart: Autostart = LaunchAgent()
     diagnostics: Diagnostics = DarwinDiagnostics()

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         Diagnostics,
         Dns,
         EngineHost,
+        EngineIO,
         Firewall,
         Identity,
         NetworkView,
@@ -103,6 +104,12 @@ class LinuxPlatform:
         from wgdesk.platforms.linux.tun import LinuxTunDriver
 
         return LinuxTunDriver()
+
+    @cached_property
+    def engine_io(self) -> EngineIO:
+        from wgdesk.platforms.unix.engine_io import UnixEngineIO
+
+        return UnixEngineIO()
 
     @cached_property
     def control(self) -> ControlEndpoint:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
 from wgdesk.platforms.interface import Connection, EndpointInUse, PeerIdentity
+
+AF_UNIX: int = getattr(socket, "AF_UNIX", -1)
+"""Absent on Windows (mypy --platform win32 checks the client, which imports this module there)."""
 
 ACCEPT_TIMEOUT = 0.5
 """Seconds `UnixListener.accept` waits before it raises TimeoutError (the server looks at its stop flag)."""
@@ -57,7 +61,7 @@ class UnixControlEndpoint:
         if st.st_uid != 0 or st.st_mode & 0o022:
             raise PermissionError(f"{directory} must be owned by root and not group/world-writable")
         if path.exists() or path.is_symlink():
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            probe = socket.socket(AF_UNIX, socket.SOCK_STREAM)
             probe.settimeout(1.0)
             try:
                 probe.connect(str(path))
@@ -67,7 +71,7 @@ class UnixControlEndpoint:
                 raise EndpointInUse(f"another wgdesk-helper answers on {path}")
             finally:
                 probe.close()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = socket.socket(AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
             sock.bind(str(path))
@@ -88,3 +92,32 @@ class UnixControlEndpoint:
         if not isinstance(connection, socket.socket):
             raise TypeError("not a UNIX socket connection")
         return self._peer(connection)
+
+    def connect(self, address: str, timeout: float) -> socket.socket:
+        sock = socket.socket(AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def server_uid(self, connection: Connection) -> int | None:
+        if not isinstance(connection, socket.socket):
+            raise TypeError("not a UNIX socket connection")
+        return peer_uid(connection)
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process serving the other end of a connected UNIX socket (from the kernel),
+    or None where this OS cannot tell."""
+    so_peercred = getattr(socket, "SO_PEERCRED", None)
+    if so_peercred is not None:  # Linux: struct ucred {pid, uid, gid}
+        raw = sock.getsockopt(socket.SOL_SOCKET, so_peercred, struct.calcsize("3i"))
+        return int(struct.unpack("3i", raw)[1])
+    local_peercred = getattr(socket, "LOCAL_PEERCRED", None)
+    if local_peercred is not None:  # macOS: struct xucred {u_int version; uid_t uid; ...}
+        raw = sock.getsockopt(0, local_peercred, 76)  # SOL_LOCAL
+        return int(struct.unpack_from("=II", raw)[1])
+    return None

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from wgdesk.platforms.interface import EndpointInUse
 
+AF_UNIX: int = getattr(socket, "AF_UNIX", -1)
+"""Absent on Windows (mypy --platform win32 checks the engine, which imports this module there)."""
+
 SOCKET_DIRECTORY = Path("/var/run/wireguard")
 
 
@@ -37,7 +40,7 @@ def listen(ifname: str, directory: Path | None = None, backlog: int = socket.SOM
     directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     path = socket_path(ifname, directory)
     if path.exists() or path.is_symlink():
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe = socket.socket(AF_UNIX, socket.SOCK_STREAM)
         probe.settimeout(1.0)
         try:
             probe.connect(str(path))
@@ -48,7 +51,7 @@ def listen(ifname: str, directory: Path | None = None, backlog: int = socket.SOM
             raise UapiListenError(errno.EADDRINUSE, f"UAPI socket {path} is in use by a running engine")
         finally:
             probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o077)
     try:
         sock.bind(str(path))
@@ -77,7 +80,7 @@ class UnixUapiEndpoints:
         return listen(ifname, self.directory, backlog=16)
 
     def connect(self, ifname: str, timeout: float) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = socket.socket(AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
             sock.connect(self.path(ifname))

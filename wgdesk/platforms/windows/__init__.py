@@ -1,15 +1,25 @@
-"""The Windows backend: the network we are on and start at login are here; the rest raises
-`Unsupported` until issue 16 (Wintun, IP Helper routes, WFP, the named pipe
-``\\\\.\\pipe\\wgdesk-helper`` with the client's token as its identity, the Windows service).
+"""The Windows backend (issue 16; see docs/windows.md for what is built and what is verified).
 
-To implement a part, replace its ``Missing*`` stand-in below with a class of this package that
-satisfies the Protocol of `wgdesk.platforms.interface`: the control endpoint, for one, is a
-`ControlEndpoint` whose `Listener.accept` returns a pipe wrapper with ``recv``/``sendall``/
-``settimeout``/``close`` (a `Connection`) and whose ``peer`` reads the client's token. The helper does
-not change.
+Wired in: the engine's tunnel device on Wintun (`tun`); addresses, MTU, routes, the full tunnel's
+metric and DNS by interface name (`devices`: `tunnels`, `routing`, `dns`); the WFP kill switch,
+lockdown and failsafe block (`firewall` over `wfp_plan` and `wfp`); accounts as SID-derived ids
+(`identity`) and the control pipe with the caller's token as its identity (`pipe_connection`); the
+network we are on, start at login, diagnostics, the service's lock and hooks (`service`), and the
+undo of this backend's own journal records.
+
+The helper reaches an engine's UAPI pipe (`uapi`: `PipeUapiEndpoints`), but cannot create one for it
+(`UapiEndpoints.listen` hands an engine a ``socket.socket``): the engine creates its own pipe, pins
+its UDP to the physical interface and runs the pure-Python data path (`engine_io`). Engines are
+started in the helper's kill-on-close job (`engine`: `engine_host`). The other parts still raise
+`Unsupported` (their ``Missing*`` stand-ins below).
 """
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from wgdesk.platforms import unsupported as missing
 from wgdesk.platforms.interface import (
@@ -19,8 +29,8 @@ from wgdesk.platforms.interface import (
     DiagnosticSource,
     Dns,
     EngineHost,
+    EngineIO,
     Firewall,
-    Identity,
     NetworkView,
     Notes,
     PlatformOptions,
@@ -32,8 +42,21 @@ from wgdesk.platforms.interface import (
     TunnelDevices,
     UapiEndpoints,
 )
+from wgdesk.platforms.windows import dlls
 from wgdesk.platforms.windows.autostart import RunKey
+from wgdesk.platforms.windows.devices import WindowsDns, WindowsRouting, WindowsTunnelDevices
+from wgdesk.platforms.windows.dns import DnsSettings, WinRegistry
+from wgdesk.platforms.windows.engine_host import WindowsEngineHost
+from wgdesk.platforms.windows.engine_io import WindowsEngineIO
+from wgdesk.platforms.windows.firewall import WindowsFirewall
+from wgdesk.platforms.windows.identity import LazyModule, WindowsIdentity
+from wgdesk.platforms.windows.iphelper import IpHelper
 from wgdesk.platforms.windows.network import WindowsNetworkView
+from wgdesk.platforms.windows.pipe_connection import PipeControlEndpoint, PipeUapiEndpoints
+from wgdesk.platforms.windows.records import REGISTRY
+from wgdesk.platforms.windows.service import WindowsService
+from wgdesk.platforms.windows.tun import WintunDriver
+from wgdesk.undo import UndoRecord
 
 
 class WindowsDiagnostics:
@@ -57,18 +80,50 @@ class WindowsPlatform(missing.MissingRecords):
         super().__init__("win32")
         self.options = options or PlatformOptions()
         self.notes = notes or SilentNotes()
+        self._ip: IpHelper | None = None
+        self._dns: DnsSettings | None = None
+        self.tunnels = WindowsTunnelDevices(self)
+        self.routing = WindowsRouting(self)
+        self.dns = WindowsDns(self)
+        self.identity = WindowsIdentity(
+            LazyModule("win32security"), LazyModule("win32api"), LazyModule("win32process")
+        )
+        self.control = PipeControlEndpoint(self.identity)
+        self.engine_io = WindowsEngineIO(lambda: self.ip)
+        self.firewall = WindowsFirewall(self, str(Path(sys.executable).with_name("wgdesk-engine.exe")))
 
-    tunnels: TunnelDevices = missing.MissingTunnelDevices("win32")
-    routing: Routing = missing.MissingRouting("win32")
-    firewall: Firewall = missing.MissingFirewall("win32")
-    dns: Dns = missing.MissingDns("win32")
+    @property
+    def ip(self) -> IpHelper:
+        """The IP Helper API (loaded on first use)."""
+        if self._ip is None:
+            self._ip = IpHelper.load()
+        return self._ip
+
+    @property
+    def dns_settings(self) -> DnsSettings:
+        if self._dns is None:
+            self._dns = DnsSettings(dlls.load("iphlpapi"), WinRegistry())
+        return self._dns
+
+    def load_record(self, fields: Mapping[str, Any]) -> UndoRecord | None:
+        """One of `iphelper`'s or `dns`'s records (both imported above, so registered)."""
+        return REGISTRY.load(fields)
+
+    def undo(self, record: UndoRecord) -> None:
+        REGISTRY.undo(record, self)
+
+    tunnels: TunnelDevices
+    routing: Routing
+    firewall: Firewall
+    dns: Dns
     split: SplitTunnel = missing.MissingSplitTunnel("win32")
-    identity: Identity = missing.MissingIdentity("win32")
-    engine: EngineHost = missing.MissingEngineHost("win32")
-    tun: TunDriver = missing.MissingTunDriver("win32")
-    control: ControlEndpoint = missing.MissingControlEndpoint("win32")
-    uapi: UapiEndpoints = missing.MissingUapiEndpoints("win32")
-    service: Service = missing.MissingService("win32")
+    identity: WindowsIdentity
+    engine: EngineHost = WindowsEngineHost()
+    tun: TunDriver = WintunDriver()
+    engine_io: EngineIO
+    control: ControlEndpoint
+    uapi: UapiEndpoints = PipeUapiEndpoints()
+    service: Service = WindowsService()
     network: NetworkView = WindowsNetworkView()
     autostart: Autostart = RunKey()
     diagnostics: Diagnostics = WindowsDiagnostics()

@@ -76,7 +76,6 @@ def current_network() -> NetworkIdentity | None:
     )
 
 
-
 class WindowsNetworkView(Missing):
     """The backend's `wgdesk.platforms.interface.NetworkView`."""
 

@@ -1,0 +1,137 @@
+"""The helper service's installation command lines and the engines' job object (fake win32job)."""
+
+from __future__ import annotations
+
+from pathlib import PureWindowsPath
+from typing import Any
+
+import pytest
+
+from wgdesk.platforms.windows import service
+
+EXE = PureWindowsPath(r"C:\Program Files\wgdesk\wgdesk-helper.exe")
+
+
+def test_install_runs_as_localsystem_at_boot_after_nsi_and_tcpip_with_a_quoted_path() -> None:
+    create, description, sidtype, failure, start = service.install_commands(EXE)
+    assert create == [
+        "sc.exe", "create", "wgdesk-helper",
+        "binPath=", '"C:\\Program Files\\wgdesk\\wgdesk-helper.exe"',
+        "start=", "auto",
+        "obj=", "LocalSystem",
+        "depend=", "Nsi/TcpIp",
+        "DisplayName=", "wgdesk helper",
+    ]  # fmt: skip
+    assert description[:3] == ["sc.exe", "description", "wgdesk-helper"]
+    assert sidtype == ["sc.exe", "sidtype", "wgdesk-helper", "unrestricted"]
+    assert failure[:3] == ["sc.exe", "failure", "wgdesk-helper"] and "restart/2000" in failure[-1]
+    assert start == ["sc.exe", "start", "wgdesk-helper"]
+    assert service.uninstall_commands() == [
+        ["sc.exe", "stop", "wgdesk-helper"],
+        ["sc.exe", "delete", "wgdesk-helper"],
+    ]
+    with pytest.raises(ValueError):
+        service.install_commands(PureWindowsPath('C:\\x" evil'))
+
+
+class FakeJob:
+    JobObjectExtendedLimitInformation = 9
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def CreateJobObject(self, attributes: Any, name: str) -> str:
+        self.calls.append(("CreateJobObject", attributes, name))
+        return "job"
+
+    def QueryInformationJobObject(self, job: str, kind: int) -> dict[str, Any]:
+        self.calls.append(("Query", job, kind))
+        return {"BasicLimitInformation": {"LimitFlags": 0x8}, "IoInfo": {}}
+
+    def SetInformationJobObject(self, job: str, kind: int, info: dict[str, Any]) -> None:
+        self.calls.append(("Set", job, kind, info["BasicLimitInformation"]["LimitFlags"]))
+
+    def AssignProcessToJobObject(self, job: str, process: str) -> None:
+        self.calls.append(("Assign", job, process))
+
+
+def test_engines_die_with_the_helper() -> None:
+    fake = FakeJob()
+    job = service.EngineJob(fake)
+    job.add("engine-process")
+    assert fake.calls == [
+        ("CreateJobObject", None, ""),
+        ("Query", "job", 9),
+        ("Set", "job", 9, 0x8 | 0x2000 | 0x400),  # existing flags kept, kill-on-close added
+        ("Assign", "job", "engine-process"),
+    ]
+
+
+def test_the_service_class_needs_pywin32() -> None:
+    with pytest.raises(ImportError):
+        service.service_class(lambda stop: None)
+
+
+def test_the_installer_creates_the_service_the_same_way() -> None:
+    """installers/windows/wgdesk.iss runs sc.exe itself: same dependencies, account, SID type."""
+    from pathlib import Path
+
+    iss = (Path(__file__).resolve().parents[2] / "installers/windows/wgdesk.iss").read_text()
+    create = next(line for line in iss.splitlines() if 'Parameters: "create {#ServiceName}' in line)
+    assert "start= auto" in create and "obj= LocalSystem" in create
+    assert f"depend= {'/'.join(service.DEPENDENCIES)}" in create
+    assert 'Parameters: "sidtype {#ServiceName} unrestricted"' in iss
+    assert f"actions= {service.RESTARTS}" in iss
+
+
+class FakeKernel:
+    def __init__(self, taken: bool) -> None:
+        self.taken = taken
+        self.calls: list[tuple[Any, ...]] = []
+
+    def CreateMutexW(self, attributes: Any, owned: int, name: str) -> int:
+        self.calls.append(("CreateMutexW", attributes, owned, name))
+        return 0x44
+
+    def CloseHandle(self, handle: int) -> None:
+        self.calls.append(("CloseHandle", handle))
+
+
+def test_one_helper_per_machine_by_a_global_mutex() -> None:
+    from pathlib import Path
+
+    free = FakeKernel(taken=False)
+    held = service.WindowsService(free, last_error=lambda: 0).lock(Path("unused"))
+    assert held is not None and free.calls == [("CreateMutexW", None, 1, "Global\\wgdesk-helper")]
+    held.release()
+    assert free.calls[-1] == ("CloseHandle", 0x44)
+    taken = FakeKernel(taken=True)
+    assert (
+        service.WindowsService(taken, last_error=lambda: service.ERROR_ALREADY_EXISTS).lock(Path("x")) is None
+    )
+    assert taken.calls[-1] == ("CloseHandle", 0x44), (
+        "the second helper's handle is closed, the mutex not taken"
+    )
+
+
+def test_hooks_run_by_cmd_with_a_clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    seen: dict[str, Any] = {}
+
+    def run(argv: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+        seen.update(argv=argv, **options)
+        return subprocess.CompletedProcess(argv, 3, "", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setenv("SYSTEMROOT", r"C:\Windows")
+    monkeypatch.setenv("SECRET", "do not pass on")
+    code = service.WindowsService(FakeKernel(False)).run_hook("netsh interface show interface %i", "wg0", 10)
+    assert code == 3
+    assert seen["argv"] == [r"C:\Windows\System32\cmd.exe", "/d", "/c", "netsh interface show interface wg0"]
+    assert seen["env"] == {
+        "SystemRoot": r"C:\Windows",
+        "PATH": r"C:\Windows\System32",
+        "WIREGUARD_TUNNEL_NAME": "wg0",
+    }
+    assert seen["timeout"] == 10 and seen["check"] is False

@@ -1,0 +1,162 @@
+"""Keeping the engine's UDP out of its own tunnel: the socket bound to the best default route that is
+not a tunnel's, and re-bound when that changes.
+
+Windows has no fwmark. A full tunnel's default route (metric 0 on the tunnel adapter) would also carry
+the engine's own encrypted packets — into the tunnel again, a loop. wireguard-windows avoids it the
+way done here: find the default route of lowest effective metric (route metric + interface metric)
+whose interface is connected and not one of our tunnels (`default_interface`), and pin the socket to
+that interface with ``IP_UNICAST_IF``/``IPV6_UNICAST_IF`` (`bind_socket`). Which interface that is
+changes (Wi-Fi to Ethernet, a VPN of someone else's), so `DefaultRouteMonitor` asks Windows for route
+change notifications (``NotifyRouteChange2``) and calls back when the answer differs. Note the byte
+orders: the IPv4 option takes the index in network order, the IPv6 one in host order.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import socket
+import struct
+import threading
+from collections.abc import Callable, Collection
+from typing import Any
+
+from wgdesk.platforms.errors import PlatformError
+from wgdesk.platforms.interface import BoundSockets
+from wgdesk.platforms.windows.iphelper import NO_ERROR, IpHelper
+from wgdesk.platforms.windows.structures import (
+    AF_INET,
+    AF_INET6,
+    AF_UNSPEC,
+    MIB_IPFORWARD_ROW2,
+    MIB_IPFORWARD_TABLE2,
+)
+
+IPPROTO_IP = 0
+IPPROTO_IPV6 = 41
+IP_UNICAST_IF = 31
+IPV6_UNICAST_IF = 31
+HEADER_CONSTANTS = {
+    "IP_UNICAST_IF": IP_UNICAST_IF,
+    "IPV6_UNICAST_IF": IPV6_UNICAST_IF,
+    "IPPROTO_IPV6": IPPROTO_IPV6,
+}
+
+log = logging.getLogger(__name__)
+
+_FUNCTYPE = getattr(ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE)
+ROUTE_CHANGE_CALLBACK = _FUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(MIB_IPFORWARD_ROW2), ctypes.c_uint32)
+"""``PIPFORWARD_CHANGE_CALLBACK``."""
+
+
+def default_interface(ip: IpHelper, family: int, exclude: Collection[int]) -> int | None:
+    """The index of the interface of the best default route of ``family`` whose LUID is not in
+    ``exclude`` (our tunnels) and that is connected; None when there is none (offline)."""
+    table = ctypes.c_void_p()
+    status = ip.dll.GetIpForwardTable2(family, ctypes.byref(table))
+    if status != NO_ERROR:
+        raise PlatformError(f"reading the routing table failed (error {status})")
+    best: tuple[int, int] | None = None
+    try:
+        address = table.value or 0
+        count = MIB_IPFORWARD_TABLE2.from_address(address).NumEntries
+        rows = (MIB_IPFORWARD_ROW2 * count).from_address(address + MIB_IPFORWARD_TABLE2.Table.offset)
+        for row in rows:
+            luid = row.InterfaceLuid.Value
+            if row.DestinationPrefix.PrefixLength != 0 or luid in exclude:
+                continue
+            try:
+                interface = ip.interface_row(luid, family)
+            except PlatformError:
+                continue  # gone since the table was read
+            if not interface.Connected:
+                continue
+            metric = row.Metric + interface.Metric
+            if best is None or metric < best[0]:
+                best = (metric, row.InterfaceIndex)
+    finally:
+        ip.dll.FreeMibTable(table)
+    return None if best is None else best[1]
+
+
+def bind_socket(sock: socket.socket, family: int, index: int) -> None:
+    """Send ``sock``'s packets out of interface ``index`` only (0: no pinning)."""
+    if family == AF_INET:
+        sock.setsockopt(IPPROTO_IP, IP_UNICAST_IF, struct.pack("!I", index))
+    else:
+        sock.setsockopt(IPPROTO_IPV6, IPV6_UNICAST_IF, struct.pack("<I", index))
+
+
+class DefaultRouteMonitor:
+    """Calls ``on_change(family, index)`` (from a Windows thread-pool thread) whenever the best
+    non-tunnel default interface of a family changes; `current` holds the last answers."""
+
+    def __init__(
+        self, ip: IpHelper, exclude: Collection[int], on_change: Callable[[int, int | None], None]
+    ) -> None:
+        self.ip = ip
+        self.exclude = frozenset(exclude)
+        self.on_change = on_change
+        self.lock = threading.Lock()
+        self.current: dict[int, int | None] = {
+            f: default_interface(ip, f, self.exclude) for f in (AF_INET, AF_INET6)
+        }
+        self._callback: Any = ROUTE_CHANGE_CALLBACK(self._changed)  # kept: Windows calls it until cancelled
+        handle = ctypes.c_void_p()
+        status = ip.dll.NotifyRouteChange2(AF_UNSPEC, self._callback, None, 0, ctypes.byref(handle))
+        if status != NO_ERROR:
+            raise PlatformError(f"cannot watch the routing table (error {status})")
+        self.handle = handle.value
+
+    def _changed(self, context: Any, row: Any, kind: int) -> None:
+        """Called by Windows: an exception here would vanish in ctypes, so it is logged."""
+        try:
+            self._recheck()
+        except Exception:
+            log.exception("re-checking the default route failed")
+
+    def _recheck(self) -> None:
+        with self.lock:
+            for family in (AF_INET, AF_INET6):
+                try:
+                    index = default_interface(self.ip, family, self.exclude)
+                except PlatformError:
+                    continue
+                if index != self.current[family]:
+                    self.current[family] = index
+                    self.on_change(family, index)
+
+    def close(self) -> None:
+        if self.handle:
+            self.ip.dll.CancelMibChangeNotify2(self.handle)
+            self.handle = None
+
+
+class UdpPinning:
+    """`wgdesk.platforms.interface.UdpGuard` on Windows: keeps an engine's UDP sockets on the best
+    non-tunnel default interface — pinned when the engine opens them (`bound`, also after a new
+    ``listen_port``), re-pinned by `DefaultRouteMonitor` when that interface changes. The callback
+    runs on a Windows thread-pool thread; ``setsockopt`` on a socket the loop is using is safe, so the
+    loop is not involved. With no such interface (offline) a socket is unpinned (index 0) and pinned
+    again when one appears."""
+
+    def __init__(self, ip: IpHelper, tunnels: Collection[int]) -> None:
+        self.sockets: BoundSockets | None = None
+        self.monitor = DefaultRouteMonitor(ip, tunnels, self._pin)
+
+    def bound(self, sockets: BoundSockets) -> None:
+        """Pin ``sockets`` now (the engine's new ones) and from now on."""
+        with self.monitor.lock:  # not between the monitor's answer and its callback
+            self.sockets = sockets
+            for family, index in self.monitor.current.items():
+                self._pin(family, index)
+
+    def _pin(self, family: int, index: int | None) -> None:
+        if self.sockets is None:
+            return
+        sock = self.sockets.sock4 if family == AF_INET else self.sockets.sock6
+        if sock is not None:
+            bind_socket(sock, family, index or 0)
+
+    def close(self) -> None:
+        self.monitor.close()

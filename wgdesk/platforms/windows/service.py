@@ -1,0 +1,192 @@
+"""The helper as a Windows service, and the job object its engines run in.
+
+The service runs as LocalSystem, starts at boot, and depends on ``Nsi`` (network store interface:
+the IP Helper API needs it) and ``TcpIp``, so it never starts before the network stack can be
+configured. It is installed with ``sc.exe`` (`install_commands`; ``installers/windows/wgdesk.iss``
+runs the same, which a test checks; the uninstaller `uninstall_commands`), restarted by the service
+manager after a crash (the new helper undoes the old one's journals), and given an unrestricted
+service SID so WFP filters and ACLs can name it. The service class itself (`service_class`) is built
+on pywin32's ``ServiceFramework`` when it is asked for, so this module imports where pywin32 is
+absent.
+
+Every engine the helper starts is put in a job object with ``JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE``
+(`EngineJob`): when the helper exits for any reason its handle to the job closes and Windows ends the
+engines — no engine outlives the helper that journalled its tunnel.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path, PureWindowsPath
+from typing import Any, ClassVar
+
+from wgdesk.platforms.windows import dlls
+
+SERVICE_NAME = "wgdesk-helper"
+DISPLAY_NAME = "wgdesk helper"
+DESCRIPTION = "Brings wgdesk's WireGuard tunnels up and down for the wgdesk app."
+DEPENDENCIES = ("Nsi", "TcpIp")
+RESTARTS = "restart/2000/restart/5000/none/0"
+"""After a crash: restart after 2 s, then 5 s, then stay down (counts reset after a day), as wgdesk.iss."""
+
+JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
+JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION = 0x00000400
+ERROR_ALREADY_EXISTS = 183
+LOCK_NAME = "Global\\wgdesk-helper"
+"""The named mutex one helper holds (``Global``: one per machine, across sessions)."""
+HEADER_CONSTANTS = {
+    "ERROR_ALREADY_EXISTS": ERROR_ALREADY_EXISTS,
+    "JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE": JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    "JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION": JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
+}
+
+
+def _quoted(path: PureWindowsPath) -> str:
+    text = str(path)
+    if '"' in text:
+        raise ValueError(f"a path with a quote: {text!r}")
+    return f'"{text}"'
+
+
+def install_commands(executable: PureWindowsPath) -> list[list[str]]:
+    """``sc.exe`` command lines that install the service for ``executable`` (the helper's exe).
+
+    The path is quoted in ``binPath``: an unquoted path with spaces (``C:\\Program Files\\…``) lets
+    Windows try ``C:\\Program.exe`` first, a classic privilege escalation."""
+    bin_path = _quoted(executable)
+    return [
+        [
+            "sc.exe", "create", SERVICE_NAME,
+            "binPath=", bin_path,
+            "start=", "auto",
+            "obj=", "LocalSystem",
+            "depend=", "/".join(DEPENDENCIES),
+            "DisplayName=", DISPLAY_NAME,
+        ],
+        ["sc.exe", "description", SERVICE_NAME, DESCRIPTION],
+        ["sc.exe", "sidtype", SERVICE_NAME, "unrestricted"],
+        ["sc.exe", "failure", SERVICE_NAME, "reset=", "86400", "actions=", RESTARTS],
+        ["sc.exe", "start", SERVICE_NAME],
+    ]  # fmt: skip
+
+
+def uninstall_commands() -> list[list[str]]:
+    """Stop and remove the service (the helper's own ``--uninstall`` first removes adapters and every
+    WFP object: see `wgdesk.platforms.windows.wfp.FilterEngine.remove`)."""
+    return [["sc.exe", "stop", SERVICE_NAME], ["sc.exe", "delete", SERVICE_NAME]]
+
+
+class EngineJob:
+    """A job object whose processes die when the helper's handle to it closes (``win32job`` and
+    ``win32api`` are pywin32's modules, or fakes)."""
+
+    def __init__(self, win32job: Any) -> None:
+        self.win32job = win32job
+        self.handle = win32job.CreateJobObject(None, "")
+        info = win32job.QueryInformationJobObject(self.handle, win32job.JobObjectExtendedLimitInformation)
+        info["BasicLimitInformation"]["LimitFlags"] |= (
+            JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION
+        )
+        win32job.SetInformationJobObject(self.handle, win32job.JobObjectExtendedLimitInformation, info)
+
+    def add(self, process_handle: Any) -> None:
+        """Put a started engine in the job (before it reads any input: it was created suspended or
+        has not been handed its configuration yet)."""
+        self.win32job.AssignProcessToJobObject(self.handle, process_handle)
+
+
+class HelperLock:
+    """The helper's named mutex, held while this object lives (`WindowsService.lock`)."""
+
+    def __init__(self, kernel32: Any, handle: int) -> None:
+        self.kernel32 = kernel32
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle:
+            self.kernel32.CloseHandle(self.handle)
+            self.handle = 0
+
+
+class WindowsService:
+    """`wgdesk.platforms.interface.Service` on Windows (``kernel32``/``shell32``: DLLs or fakes)."""
+
+    def __init__(self, kernel32: Any = None, shell32: Any = None, last_error: Any = dlls.last_error) -> None:
+        self._kernel32 = kernel32
+        self._shell32 = shell32
+        self.last_error = last_error
+
+    @property
+    def kernel32(self) -> Any:
+        if self._kernel32 is None:
+            self._kernel32 = dlls.load("kernel32")
+        return self._kernel32
+
+    def privileged(self) -> bool:
+        """Running elevated (or as LocalSystem, which always is)."""
+        shell32 = self._shell32 if self._shell32 is not None else dlls.load("shell32")
+        return bool(shell32.IsUserAnAdmin())
+
+    def lock(self, state_dir: Path) -> HelperLock | None:
+        """The machine-wide named mutex; None when another helper holds it (``state_dir`` is not
+        needed: a mutex name is one per machine, unlike a lock file per directory)."""
+        handle = self.kernel32.CreateMutexW(None, 1, LOCK_NAME)
+        if not handle:
+            return None
+        if self.last_error() == ERROR_ALREADY_EXISTS:
+            self.kernel32.CloseHandle(handle)
+            return None
+        return HelperLock(self.kernel32, handle)
+
+    def notify_ready(self, status: str | None) -> None:
+        """Nothing: the service framework reports "running" to the service manager (`service_class`)."""
+
+    def run_hook(self, command: str, ifname: str, timeout: float) -> int:
+        """``cmd.exe /d /c COMMAND`` (``%i`` replaced by the interface; ``WIREGUARD_TUNNEL_NAME`` set, as
+        wireguard-windows does) with a clean environment: System32 on ``PATH`` only, no AutoRun."""
+        system_root = os.environ.get("SYSTEMROOT", r"C:\Windows")
+        system32 = str(PureWindowsPath(system_root, "System32"))
+        environment = {"SystemRoot": system_root, "PATH": system32, "WIREGUARD_TUNNEL_NAME": ifname}
+        proc = subprocess.run(
+            [str(PureWindowsPath(system32, "cmd.exe")), "/d", "/c", command.replace("%i", ifname)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=system32,
+        )
+        return proc.returncode
+
+
+def service_class(run: Any) -> type:
+    """The pywin32 service class whose ``SvcDoRun`` calls ``run(stop_event)``; Windows only."""
+    import servicemanager
+    import win32event
+    import win32service
+    import win32serviceutil
+
+    class HelperService(win32serviceutil.ServiceFramework):  # type: ignore[misc]
+        _svc_name_ = SERVICE_NAME
+        _svc_display_name_ = DISPLAY_NAME
+        _svc_description_ = DESCRIPTION
+        _svc_deps_: ClassVar[list[str]] = list(DEPENDENCIES)
+
+        def __init__(self, args: Any) -> None:
+            super().__init__(args)
+            self.stop_event = win32event.CreateEvent(None, 1, 0, None)
+
+        def SvcStop(self) -> None:
+            self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
+            win32event.SetEvent(self.stop_event)
+
+        def SvcDoRun(self) -> None:
+            servicemanager.LogMsg(
+                servicemanager.EVENTLOG_INFORMATION_TYPE,
+                servicemanager.PYS_SERVICE_STARTED,
+                (SERVICE_NAME, ""),
+            )
+            run(self.stop_event)
+
+    return HelperService

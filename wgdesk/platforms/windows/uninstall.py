@@ -1,0 +1,43 @@
+"""What uninstalling wgdesk removes that the installer's file list does not: every WFP object of ours
+and the Wintun driver.
+
+The helper service is stopped first (the installer does that), which ends every engine (their job
+object closes with the helper) and with them every Wintun adapter (an adapter lives as long as the
+handle of the process that created it) and the dynamic kill-switch session. What remains is what was
+made to survive: lockdown's persistent provider, sublayer and filters (boot-time ones included) —
+removed here by their name-based keys, so nothing needs to have been remembered — and the driver,
+which Wintun removes once no adapter uses it.
+
+The persistent plan is the tunnel-less lockdown plan (`wgdesk.platforms.windows.firewall` applies
+only that one persistently), so its keys are all there is to delete. Should a persistent plan ever
+carry per-tunnel filters, this must enumerate our provider's filters (``FwpmFilterEnum0``) instead:
+the sublayer cannot be deleted while a filter still uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from wgdesk.platforms.windows.wfp import FilterEngine
+from wgdesk.platforms.windows.wfp_plan import plan
+from wgdesk.platforms.windows.wintun import Wintun
+
+
+def remove_everything(
+    open_engine: Callable[[bool], FilterEngine], engine: str, wintun: Wintun | None
+) -> list[str]:
+    """Remove our persistent WFP objects and the Wintun driver; returns what was done, for the log.
+    Objects already gone are fine (running it twice is harmless)."""
+    done = []
+    filters = open_engine(False)
+    try:
+        filters.remove(plan("lockdown", engine, []))
+        done.append("removed wgdesk's persistent WFP provider, sublayer and filters")
+    finally:
+        filters.close()
+    if wintun is not None:
+        removed = wintun.delete_driver()
+        done.append(
+            "removed the Wintun driver" if removed else "the Wintun driver stays (another adapter uses it)"
+        )
+    return done
