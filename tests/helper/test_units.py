@@ -582,3 +582,15 @@ def test_netlink_batches_make_the_routes_ip_makes() -> None:
     assert out["netlink"] == out["ip"] and "10.2.3.4" in out["ip"][0] and "fd01::/64" in out["ip"][1]
     assert out["again"] == "cannot add route 10.1.0.0/16 (File exists) via nl0 (table 51821)"
     assert out["after"] == out["before"]
+
+
+def test_the_control_server_answers_exactly_the_protocols_verbs_from_its_table() -> None:
+    """The verb table is the only way a request reaches the manager: every verb the protocol lets
+    through has an entry (``subscribe`` turns the connection into a stream instead), and nothing
+    else does — a manager method named like an unlisted verb is unreachable."""
+    from wgdesk.helper import protocol
+    from wgdesk.helper.server import ControlServer
+
+    server = object.__new__(ControlServer)
+    server.manager = object()  # type: ignore[assignment]  # the table only closes over it
+    assert set(server._verbs()) == protocol.VERBS - {"subscribe"}
