@@ -30,10 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"wgdesk.helper.resolver", "wgdesk.helper.tunnels"}): (
-        "type only: the re-resolver is handed the whole TunnelManager and takes its lock. Goes with the "
-        "narrow resolver interface (issue 14, helper part)."
-    ),
     frozenset({"wgdesk.proto.device", "wgdesk.proto.keypair", "wgdesk.proto.peer"}): (
         "type only: a Peer names its Device, a Keypair its Peer (wireguard-go's back pointers, one Go "
         "package there). A Protocol in a leaf module would break it."

@@ -24,9 +24,11 @@ from typing import Any
 from wgdesk import __version__
 from wgdesk.helper import protocol
 from wgdesk.helper.caller import Caller
+from wgdesk.helper.errors import TunnelError
+from wgdesk.helper.events import Events
 from wgdesk.helper.logbook import LogBook, Throttle
 from wgdesk.helper.settings import Settings
-from wgdesk.helper.tunnels import Events, TunnelError, TunnelManager
+from wgdesk.helper.tunnels import TunnelManager
 from wgdesk.platforms import backend
 from wgdesk.platforms.interface import Connection, EndpointInUse, Listener
 
