@@ -63,8 +63,11 @@ class LinkWatch:
         family = getattr(socket, "AF_NETLINK", None)
         if family is None:
             return None
+        # SOCK_NONBLOCK and SOCK_CLOEXEC exist where AF_NETLINK does (Linux); looked up so that the
+        # module type-checks for macOS and Windows too
+        flags = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
         try:
-            sock = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0)
+            sock = socket.socket(family, socket.SOCK_RAW | flags, 0)
             sock.bind((0, RTMGRP_LINK))
         except OSError:
             return None
