@@ -30,10 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"wgdesk.helper.resolver", "wgdesk.helper.tunnels"}): (
-        "type only: the re-resolver is handed the whole TunnelManager and takes its lock. Goes with the "
-        "narrow resolver interface (issue 14, helper part)."
-    ),
     frozenset({"wgdesk.proto.device", "wgdesk.proto.keypair", "wgdesk.proto.peer"}): (
         "type only: a Peer names its Device, a Keypair its Peer (wireguard-go's back pointers, one Go "
         "package there). A Protocol in a leaf module would break it."
@@ -41,7 +37,16 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
 }
 
 MAX_FUNCTION_LINES = 80
-LENGTH_CHECKED = ("wgdesk/app",)
+LENGTH_CHECKED = ("wgdesk",)
+KNOWN_LONG: dict[str, str] = {
+    "wgdesk/config/parser.py parse": "the line loop of the .conf grammar; splits with the section handlers",
+    "wgdesk/engine/main.py main": "arguments, privilege drop, loop start; splits with issue 15/16 launchers",
+    "wgdesk/helper/tunnels.py up": "lock, replacing a blocked tunnel, rollback; to helper/bringup (issue 14)",
+    "wgdesk/helper/tunnels.py update": "live update; its diff goes to helper/live_update (issue 14)",
+    "wgdesk/helper/tunnels.py _plan": "planning and validation; go to helper/planning (issue 14)",
+}
+"""Functions over the limit without a reason in their docstring yet, each with the work that shortens it;
+the test fails on any other, and on a listed one that is no longer long (so the list only shrinks)."""
 QT_FREE_APP_MODULES = (
     "wgdesk/app/keys.py",
     "wgdesk/app/network_rules.py",
@@ -212,12 +217,60 @@ def test_cycle_check_finds_cycles_of_every_kind(
 # -- typing -------
 
 
-def test_mypy_strict_on_the_app() -> None:
-    # every app module, the widgets included: PySide6 ships stubs, so the views are checked against Qt's
-    # signatures too (what flows as Any are the helper's status dicts and configs, typed in later work)
-    result = subprocess.run(
-        [str(VENV_BIN / "mypy"), "--strict", "wgdesk/app"], cwd=ROOT, capture_output=True, text=True
+def _mypy(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(VENV_BIN / "mypy"), *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_mypy_strict_on_every_package() -> None:
+    # `strict = true` in pyproject.toml: every package, the Qt views included (PySide6 ships stubs, so the
+    # widgets are checked against Qt's signatures too); platforms/windows is checked for win32 below
+    result = _mypy("--strict", "wgdesk")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_as_on_macos() -> None:
+    """Everything but the Linux and Windows backends must import and type-check on macOS (e.g. the
+    engine's link watch uses rtnetlink only under ``sys.platform == "linux"``)."""
+    result = _mypy(
+        "--strict", "--platform", "darwin", "wgdesk", "--exclude", "wgdesk/platforms/(linux|windows)/"
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+WINDOWS_MODULES = (
+    "wgdesk/app",
+    "wgdesk/cli.py",
+    "wgdesk/cli_tunnels.py",
+    "wgdesk/config",
+    "wgdesk/proto",
+    "wgdesk/uapi.py",
+    "wgdesk/keystore.py",
+    "wgdesk/tunnels.py",
+    "wgdesk/diagnostics.py",
+    "wgdesk/undo.py",
+    "wgdesk/platforms/__init__.py",
+    "wgdesk/platforms/interface.py",
+    "wgdesk/platforms/errors.py",
+    "wgdesk/platforms/commands.py",
+    "wgdesk/platforms/files.py",
+    "wgdesk/platforms/network_identity.py",
+    "wgdesk/platforms/unsupported.py",
+    "wgdesk/platforms/windows",
+    "wgdesk/engine/bind.py",
+    "wgdesk/engine/tun.py",
+)
+"""What must import on Windows today. Not yet: `wgdesk.client` and `platforms/unix` (the control and UAPI
+sockets are AF_UNIX; Windows gets named pipes, issue 16), the helper (its journal and lockdown files use
+O_NOFOLLOW/fchmod; issue 16) and the rest of the engine (its Windows TUN is wintun, issue 16)."""
+
+
+def test_mypy_strict_as_on_windows() -> None:
+    files = [
+        str(p.relative_to(ROOT))
+        for m in WINDOWS_MODULES
+        for p in ((ROOT / m).rglob("*.py") if (ROOT / m).is_dir() else [ROOT / m])
+    ]
+    result = _mypy("--strict", "--platform", "win32", "--follow-imports=silent", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -261,8 +314,17 @@ def long_functions(root: Path, scopes: tuple[str, ...], limit: int = MAX_FUNCTIO
     return found
 
 
+def test_no_long_functions_but_the_known_ones() -> None:
+    """No function in `wgdesk` over `MAX_FUNCTION_LINES` without ``Long because`` in its docstring (the
+    engine's hot loop, `Device.receive_datagrams`, is under it), except `KNOWN_LONG`."""
+    found = long_functions(ROOT, LENGTH_CHECKED)
+    keys = {f"{entry.split(':')[0]} {entry.split()[1]}" for entry in found}
+    assert sorted(keys - set(KNOWN_LONG)) == [], found
+    assert sorted(set(KNOWN_LONG) - keys) == [], "no longer long: remove from KNOWN_LONG"
+
+
 def test_no_long_functions_in_the_app() -> None:
-    assert long_functions(ROOT, LENGTH_CHECKED) == []
+    assert long_functions(ROOT, ("wgdesk/app",)) == []
 
 
 def test_length_check_finds_a_long_function_and_accepts_a_reason(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Project-wide rules checked by tools: lint, strict typing of the pure packages, import layering."""
+"""Project-wide rules checked by tools: lint and import layering (typing: tests/test_architecture.py)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,6 @@ VENV_BIN = Path(sys.executable).parent
 def test_ruff_clean() -> None:
     result = subprocess.run(
         [str(VENV_BIN / "ruff"), "check", "wgdesk", "tests", "benchmarks"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_mypy_strict_on_pure_packages() -> None:
-    targets = ["wgdesk/proto", "wgdesk/uapi.py", "wgdesk/config"]
-    result = subprocess.run(
-        [str(VENV_BIN / "mypy"), "--strict", *targets],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -495,6 +495,9 @@ def cmd_lockdown(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """``wgdeskctl``'s commands and options.
+
+    Long because it is one table of the command line, in the order ``--help`` shows it."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="WireGuard tunnels from the command line: keys, config checks, the tunnel collection.",

@@ -582,3 +582,62 @@ def test_netlink_batches_make_the_routes_ip_makes() -> None:
     assert out["netlink"] == out["ip"] and "10.2.3.4" in out["ip"][0] and "fd01::/64" in out["ip"][1]
     assert out["again"] == "cannot add route 10.1.0.0/16 (File exists) via nl0 (table 51821)"
     assert out["after"] == out["before"]
+
+
+def test_the_control_server_answers_exactly_the_protocols_verbs_from_its_table() -> None:
+    """The verb table is the only way a request reaches the manager: every verb the protocol lets
+    through has an entry (``subscribe`` turns the connection into a stream instead), and nothing
+    else does — a manager method named like an unlisted verb is unreachable."""
+    from wgdesk.helper import protocol
+    from wgdesk.helper.server import ControlServer
+
+    server = object.__new__(ControlServer)
+    server.manager = object()  # type: ignore[assignment]  # the table only closes over it
+    assert set(server._verbs()) == protocol.VERBS - {"subscribe"}
+
+
+def test_tunnel_states_move_only_as_the_transition_table_says() -> None:
+    """Every state is in the table, and a move it does not list is refused (a stopped tunnel
+    reported as up would mislead the user)."""
+    from wgdesk.helper.state import BORN, TRANSITIONS, IllegalTransition, TunnelState, move
+
+    assert set(TRANSITIONS) == set(TunnelState)
+    assert move(TunnelState.STARTING, TunnelState.UP) == "up"  # the wire name
+    with pytest.raises(IllegalTransition):
+        move(TunnelState.DOWN, TunnelState.UP)
+    with pytest.raises(IllegalTransition):
+        move(TunnelState.STOPPING, TunnelState.UP)
+    # every state is reachable from a state a tunnel is born in
+    reached, todo = set(BORN), list(BORN)
+    while todo:
+        for to in TRANSITIONS[todo.pop()] - reached:
+            reached.add(to)
+            todo.append(to)
+    assert reached == set(TunnelState)
+
+
+def test_every_helper_record_has_its_undo_and_reads_back_from_its_journal_line() -> None:
+    """A record type without an undo would be journalled and then never reversed (a leak after a
+    crash); each must also survive the round trip through a journal line."""
+    import dataclasses
+    import inspect
+
+    from wgdesk.helper import records
+    from wgdesk.helper.bringup import STEPS, UNDO
+    from wgdesk.undo import UndoRecord
+
+    types = [
+        t
+        for _, t in inspect.getmembers(records, inspect.isclass)
+        if issubclass(t, UndoRecord) and t is not UndoRecord
+    ]
+    assert len(types) >= 10
+    for t in types:
+        values = {
+            f.name: (1 if "int" in str(f.type) else ("a", "b") if "tuple" in str(f.type) else "x")
+            for f in dataclasses.fields(t)
+        }
+        record = t(**values)
+        assert UNDO.knows(record), t
+        assert UNDO.load(json.loads(json.dumps({"kind": t.kind, **record.fields()}))) == record
+    assert len({s.name for s in STEPS}) == len(STEPS)

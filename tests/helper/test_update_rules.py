@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from wgdesk.config import parse
-from wgdesk.helper.tunnels import _peer_states, restart_keys
+from wgdesk.helper.live_update import peer_states as _peer_states
+from wgdesk.helper.live_update import restart_keys
 
 KEY = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 OTHER_KEY = "UHpOw9OuAZr6yd5+Gr5RyE/8MQPzGIFE5vV1JwvMpWc="

@@ -25,8 +25,8 @@ MAX_DATAGRAM = 65535
 SOL_UDP = getattr(socket, "SOL_UDP", 17)
 UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
 UDP_GRO = getattr(socket, "UDP_GRO", 104)
-_GRO_CMSG_SPACE = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0  # type: ignore[attr-defined,unused-ignore]
-"""Windows has no CMSG_SPACE (nor GRO); the module must still import there for the portable path."""
+_GRO_CMSG_SPACE: int = getattr(socket, "CMSG_SPACE", lambda size: 0)(4)
+"""Room for the GRO segment size. Windows has no ``CMSG_SPACE`` (nor GRO): the module must import there."""
 GSO_MAX_SEGMENTS = 64
 GSO_MAX_BYTES = 65000
 _GSO_REFUSED = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE})
@@ -195,7 +195,7 @@ class Bind:
                     data, addr = recvfrom(MAX_DATAGRAM)
                     append((data, (addr[0], addr[1])))
                 return batch
-            recvmsg = sock.recvmsg  # type: ignore[attr-defined,unused-ignore]  # GRO: Linux only
+            recvmsg = sock.recvmsg  # type: ignore[attr-defined,unused-ignore]  # not on Windows (no GRO)
             while len(batch) < limit:
                 data, ancdata, _, addr = recvmsg(MAX_DATAGRAM, _GRO_CMSG_SPACE)
                 endpoint = (addr[0], addr[1])
@@ -260,7 +260,7 @@ class Bind:
                     sock.sendto(data, (host, endpoint[1]))
                 else:
                     # One iovec per datagram: the kernel gathers them, nothing is joined here.
-                    sock.sendmsg(  # type: ignore[attr-defined,unused-ignore]  # GSO: Linux only
+                    sock.sendmsg(  # type: ignore[attr-defined,unused-ignore]  # not on Windows (no GSO)
                         [d for d, _ in datagrams[i:j]],
                         [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))],
                         0,

@@ -63,9 +63,11 @@ class LinkWatch:
         family = getattr(socket, "AF_NETLINK", None)
         if family is None:
             return None
+        # SOCK_NONBLOCK and SOCK_CLOEXEC exist where AF_NETLINK does (Linux); looked up so that the
+        # module type-checks for macOS and Windows too
+        flags = getattr(socket, "SOCK_NONBLOCK", 0) | getattr(socket, "SOCK_CLOEXEC", 0)
         try:
-            sock = socket.socket(family, socket.SOCK_RAW, 0)  # Python makes it close-on-exec
-            sock.setblocking(False)
+            sock = socket.socket(family, socket.SOCK_RAW | flags, 0)
             sock.bind((0, RTMGRP_LINK))
         except OSError:
             return None

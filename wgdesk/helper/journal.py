@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from wgdesk.undo import UndoRecord
+
 Entry = dict[str, Any]
 
 
@@ -81,6 +83,10 @@ class Journal:
             os.close(fd)
         self.entries.append(entry)
         return entry
+
+    def add(self, record: UndoRecord) -> Entry:
+        """Durably append a typed undo record (`record` of its kind and fields)."""
+        return self.record(record.kind, **record.fields())
 
     def update_header(self, **fields: Any) -> None:
         self.header.update(fields)

@@ -11,10 +11,11 @@ import sys
 import threading
 from pathlib import Path
 
+from wgdesk.helper.events import Events
 from wgdesk.helper.logbook import LogBook
 from wgdesk.helper.server import ControlServer, HelperAlreadyRunning, default_socket
 from wgdesk.helper.settings import DEFAULT_PATH, SettingsError, load
-from wgdesk.helper.tunnels import Events, TunnelManager
+from wgdesk.helper.tunnels import TunnelManager
 from wgdesk.platforms import backend
 
 DEFAULT_STATE_DIR = Path("/run/wgdesk")

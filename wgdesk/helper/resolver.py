@@ -16,17 +16,19 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from ipaddress import ip_address
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wgdesk import uapi
-from wgdesk.helper.engine_process import EngineError, uapi_get, uapi_request
+from wgdesk.helper.engine_process import EngineError, EngineProcess, uapi_get, uapi_request
 from wgdesk.proto.changes import ConfigurationError, DeviceChange, PeerChange
 
 if TYPE_CHECKING:
+    from wgdesk.helper.logbook import LogBook
     from wgdesk.helper.settings import Settings
-    from wgdesk.helper.tunnels import Tunnel, TunnelManager
 
 FAILURE_LOG_INTERVAL = 600.0
 """Seconds between two log records of the same peer's resolution failing with the same error."""
@@ -79,10 +81,44 @@ def _same_endpoint(current: str | None, address: str, port: int) -> bool:
         return False
 
 
+class NamedTunnel(Protocol):
+    """What the `Reresolver` reads of one running tunnel."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ifname(self) -> str: ...
+
+    @property
+    def engine(self) -> EngineProcess | None: ...
+
+    @property
+    def names(self) -> dict[bytes, EndpointName]: ...
+
+
+class NamedTunnels(Protocol):
+    """What the `Reresolver` may ask of the tunnel manager, and no more (not its lock, not its
+    table of tunnels)."""
+
+    log: LogBook
+
+    def named(self) -> Sequence[tuple[NamedTunnel, dict[bytes, EndpointName]]]:
+        """The running tunnels that have endpoint names, each with a copy of its names."""
+        ...
+
+    def still_named(
+        self, tunnel: NamedTunnel, key: bytes, name: EndpointName
+    ) -> AbstractContextManager[bool]:
+        """Holds off `update` and `down` while the block runs; True when ``tunnel`` still runs and
+        ``key``'s endpoint is still ``name`` (a concurrent change wins)."""
+        ...
+
+
 class Reresolver:
     """Re-resolves the endpoint names of running tunnels; `run` is the body of its thread."""
 
-    def __init__(self, manager: TunnelManager, settings: Settings) -> None:
+    def __init__(self, manager: NamedTunnels, settings: Settings) -> None:
         self.manager = manager
         self.settings = settings
         self._wake = threading.Event()
@@ -113,12 +149,7 @@ class Reresolver:
     def check(self) -> bool:
         """One pass over all running tunnels; True if any has a peer with an endpoint name."""
         now = time.monotonic()
-        with self.manager._lock:
-            work = [
-                (t, dict(t.names))
-                for t in self.manager.tunnels.values()
-                if t.state == "up" and t.names and t.engine is not None
-            ]
+        work = self.manager.named()
         for tunnel, names in work:
             due = {k: n for k, n in names.items() if now - n.attempted >= self.settings.reresolve_interval}
             if not due:
@@ -142,7 +173,7 @@ class Reresolver:
                 self._apply(tunnel, key, name, address)
         return bool(work)
 
-    def _stale_peers(self, tunnel: Tunnel) -> dict[bytes, dict[str, Any]]:
+    def _stale_peers(self, tunnel: NamedTunnel) -> dict[bytes, dict[str, Any]]:
         """Peers of ``tunnel`` whose latest handshake is older than ``reresolve_after`` (or none)."""
         device = uapi_get(tunnel.ifname, timeout=3.0)
         limit = time.time() - self.settings.reresolve_after
@@ -153,7 +184,7 @@ class Reresolver:
                 out[bytes.fromhex(p["public_key"])] = p
         return out
 
-    def _failed(self, tunnel: Tunnel, name: EndpointName, e: BaseException) -> None:
+    def _failed(self, tunnel: NamedTunnel, name: EndpointName, e: BaseException) -> None:
         message = str(e)
         now = time.monotonic()
         if message != name.error or now - name.error_logged >= FAILURE_LOG_INTERVAL:
@@ -165,18 +196,13 @@ class Reresolver:
             name.error_logged = now
         name.error = message
 
-    def _apply(self, tunnel: Tunnel, key: bytes, name: EndpointName, address: str) -> None:
+    def _apply(self, tunnel: NamedTunnel, key: bytes, name: EndpointName, address: str) -> None:
         """Under the manager's lock, so a concurrent `update` or `down` wins: set the endpoint if the
         peer is still this name's, still stale, and the engine sends elsewhere."""
         m = self.manager
-        with m._lock:
+        with m.still_named(tunnel, key, name) as current:
             engine = tunnel.engine
-            if (
-                m.tunnels.get(tunnel.name) is not tunnel
-                or tunnel.state != "up"
-                or tunnel.names.get(key) is not name
-                or engine is None
-            ):
+            if not current or engine is None:
                 return
             name.address, name.resolved_at = address, time.time()
             try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from queue import Empty
@@ -23,16 +24,22 @@ from typing import Any
 from wgdesk import __version__
 from wgdesk.helper import protocol
 from wgdesk.helper.caller import Caller
+from wgdesk.helper.errors import TunnelError
+from wgdesk.helper.events import Events
 from wgdesk.helper.logbook import LogBook, Throttle
 from wgdesk.helper.settings import Settings
-from wgdesk.helper.tunnels import Events, TunnelError, TunnelManager
+from wgdesk.helper.tunnels import TunnelManager
 from wgdesk.platforms import backend
 from wgdesk.platforms.interface import Connection, EndpointInUse, Listener
+
+Verb = Callable[[Mapping[str, Any], Connection, Caller], Any]
+"""What answers one verb: its validated arguments, the connection and its caller in; the reply out."""
 
 
 def default_socket() -> Path:
     """Where the helper listens unless told otherwise (the OS backend's control endpoint)."""
     return Path(backend().control.default_address())
+
 
 MAX_CONNECTIONS = 32
 IDLE_TIMEOUT = 120.0
@@ -63,6 +70,7 @@ class ControlServer:
         self.path = path
         self.settings = settings
         self.manager = manager
+        self.verbs = self._verbs()
         self.log = logbook
         self.events = events
         self._listener: Listener | None = None
@@ -276,44 +284,52 @@ class ControlServer:
             f"{req.verb} needs group {self.settings.group!r}"
         )
 
-    def _call(self, req: protocol.Request, conn: Connection, caller: Caller) -> Any:
-        a = req.args
-        uid = caller.uid
-        if req.verb == "split_exclude":
-            return self.manager.split_exclude(conn, uid)
-        if req.verb == "split_include":
-            return self.manager.split_include(conn, uid)
-        if req.verb == "split_list":
-            return self.manager.split_list(None if caller.is_root else uid)
-        if req.verb == "version":
-            return {
+    def _verbs(self) -> dict[str, Verb]:
+        """Each verb of the protocol and what answers it, spelt out: a verb the manager happens to
+        have a method of the same name for is not reachable unless it is listed here
+        (`tests/helper/test_units.py` checks the table against `protocol.VERBS`). ``subscribe`` is
+        not here: it turns the connection into an event stream (`_stream`)."""
+        m = self.manager
+        return {
+            "version": lambda a, conn, caller: {
                 "version": __version__,
                 "protocol": protocol.VERSION,
-                "lockdown": self.manager.lockdown_state(),
-            }
-        if req.verb == "up":
-            return self.manager.up(a["name"], a["config"], a["full_tunnel"], a["kill_switch"], caller)
-        if req.verb == "status":
-            return {"tunnels": self.manager.status(a["name"], caller)}
-        if req.verb == "logs":
-            return {"records": self.manager.logs(a["name"], a["since"], caller)}
-        if req.verb == "update":
-            return self.manager.update(a["name"], a["config"], caller)
-        if req.verb == "set_lockdown":
-            self.log.info(None, f"uid {uid} turns lockdown {'on' if a['enabled'] else 'off'}", uid)
-            return self.manager.set_lockdown(a["enabled"])
-        if req.verb == "pause_lockdown":
-            self.log.info(None, f"uid {uid} asks to pause lockdown for {a['seconds']} s", uid)
-            return self.manager.pause_lockdown(a["seconds"])
-        if req.verb == "resume_lockdown":
-            self.log.info(None, f"uid {uid} resumes lockdown", uid)
-            return self.manager.resume_lockdown()
-        # Every other verb of the protocol's allow-list is the manager's method of that name, with the
-        # validated arguments as keywords and the caller (down, diagnose, probe_mtu).
-        method = getattr(self.manager, req.verb, None)
-        if method is None:
+                "lockdown": m.lockdown_state(),
+            },
+            "up": lambda a, conn, caller: m.up(
+                a["name"], a["config"], a["full_tunnel"], a["kill_switch"], caller
+            ),
+            "update": lambda a, conn, caller: m.update(a["name"], a["config"], caller),
+            "down": lambda a, conn, caller: m.down(a["name"], caller),
+            "status": lambda a, conn, caller: {"tunnels": m.status(a["name"], caller)},
+            "logs": lambda a, conn, caller: {"records": m.logs(a["name"], a["since"], caller)},
+            "diagnose": lambda a, conn, caller: m.diagnose(a["name"], caller),
+            "probe_mtu": lambda a, conn, caller: m.probe_mtu(a["name"], a["target"], a["apply"], caller),
+            "split_exclude": lambda a, conn, caller: m.split_exclude(conn, caller.uid),
+            "split_include": lambda a, conn, caller: m.split_include(conn, caller.uid),
+            "split_list": lambda a, conn, caller: m.split_list(None if caller.is_root else caller.uid),
+            "set_lockdown": self._set_lockdown,
+            "pause_lockdown": self._pause_lockdown,
+            "resume_lockdown": self._resume_lockdown,
+        }
+
+    def _set_lockdown(self, a: Mapping[str, Any], conn: Connection, caller: Caller) -> Any:
+        self.log.info(None, f"uid {caller.uid} turns lockdown {'on' if a['enabled'] else 'off'}", caller.uid)
+        return self.manager.set_lockdown(a["enabled"])
+
+    def _pause_lockdown(self, a: Mapping[str, Any], conn: Connection, caller: Caller) -> Any:
+        self.log.info(None, f"uid {caller.uid} asks to pause lockdown for {a['seconds']} s", caller.uid)
+        return self.manager.pause_lockdown(a["seconds"])
+
+    def _resume_lockdown(self, a: Mapping[str, Any], conn: Connection, caller: Caller) -> Any:
+        self.log.info(None, f"uid {caller.uid} resumes lockdown", caller.uid)
+        return self.manager.resume_lockdown()
+
+    def _call(self, req: protocol.Request, conn: Connection, caller: Caller) -> Any:
+        verb = self.verbs.get(req.verb)
+        if verb is None:
             raise TunnelError("unknown_verb", req.verb)
-        return method(**a, caller=caller)
+        return verb(req.args, conn, caller)
 
     def _stream(self, conn: Connection, caller: Caller) -> None:
         """Events ``caller`` may see: of its own tunnels (root and the admin group: all), and

@@ -12,37 +12,43 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from ipaddress import ip_network
 from pathlib import Path
-from queue import Full, Queue
 from typing import TYPE_CHECKING, Any
 
 from wgdesk import platforms, uapi
-from wgdesk.helper import conflicts
+from wgdesk.helper import bringup, conflicts
 from wgdesk.helper import mtu as path_mtu
 from wgdesk.helper.caller import ROOT, Caller
 from wgdesk.helper.conflicts import Footprint
 from wgdesk.helper.engine_process import (
     EngineError,
     EngineProcess,
-    kill_recorded,
-    start_engine,
     uapi_get,
-    uapi_listener,
-    uapi_path,
     uapi_request,
 )
+from wgdesk.helper.errors import TunnelError
+from wgdesk.helper.events import Events
 from wgdesk.helper.journal import Entry, Journal, find
+from wgdesk.helper.live_update import PEER_FIELDS, PeerState, peer_diff, peer_states, restart_keys
 from wgdesk.helper.lockdown import Lockdown, LockdownRefused, PauseRefused
 from wgdesk.helper.logbook import HelperNotes, LogBook
-from wgdesk.helper.resolver import EndpointName, Reresolver, is_name, resolve
+from wgdesk.helper.planning import FIRST_FWMARK, Plan, Route, by_table, routes_for
+from wgdesk.helper.records import (
+    BypassOn,
+    IncludeOn,
+    MtuLowered,
+    RoutesAdded,
+    SettingChanged,
+)
+from wgdesk.helper.resolver import EndpointName, NamedTunnel, Reresolver, is_name, resolve
 from wgdesk.helper.settings import PRIVATE_LAN_RANGES, Settings
+from wgdesk.helper.state import REPLACEABLE, Tunnel, TunnelState
 from wgdesk.platforms import PlatformError
 from wgdesk.platforms.interface import (
     Bypass,
@@ -58,244 +64,7 @@ from wgdesk.proto.changes import NO_KEY, DeviceChange, Endpoint, PeerChange
 from wgdesk.undo import UndoRecord
 
 if TYPE_CHECKING:
-    from wgdesk.config import Config, Peer
-
-Network = IPv4Network | IPv6Network
-FIRST_FWMARK = 51820
-
-
-class TunnelError(Exception):
-    """An operation the helper refuses or could not complete; ``code`` is the wire error code."""
-
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
-        """Extra fields of the wire error object (``keys`` of ``restart_required``)."""
-
-
-Published = tuple[int | None, dict[str, Any]]
-"""An event and the uid of the tunnel it is about (None: for everyone, e.g. lockdown)."""
-
-
-class Events:
-    """Fan-out of state events to subscribers; a subscriber that falls behind is dropped. Each event
-    carries its tunnel's owner, so a subscriber is sent only what it may see (`ControlServer`)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queues: list[Queue[Published | None]] = []
-
-    def subscribe(self) -> Queue[Published | None]:
-        q: Queue[Published | None] = Queue(maxsize=256)
-        with self._lock:
-            self._queues.append(q)
-        return q
-
-    def unsubscribe(self, q: Queue[Published | None]) -> None:
-        with self._lock:
-            if q in self._queues:
-                self._queues.remove(q)
-
-    def publish(self, event: dict[str, Any], owner: int | None = None) -> None:
-        """Send ``event`` to subscribers who may see tunnels of ``owner`` (None: to all)."""
-        with self._lock:
-            queues = list(self._queues)
-        for q in queues:
-            try:
-                q.put_nowait((owner, event))
-            except Full:
-                self.unsubscribe(q)
-                try:
-                    q.get_nowait()
-                    q.put_nowait(None)
-                except Exception:
-                    pass
-
-    @property
-    def count(self) -> int:
-        with self._lock:
-            return len(self._queues)
-
-
-@dataclass(frozen=True)
-class Route:
-    dst: Network
-    table: str
-
-
-@dataclass
-class Plan:
-    """Everything `up` decided before touching the system."""
-
-    name: str
-    ifname: str
-    private_key: bytes
-    peers: list[dict[str, Any]]
-    addresses: list[str]
-    mtu: int
-    routes: list[Route]
-    full_tunnel: bool
-    default_families: set[int]
-    kill_switch: bool
-    fwmark: int
-    listen_port: int
-    dns_servers: list[str]
-    dns_search: list[str]
-    hooks: dict[str, tuple[str, ...]]
-    warnings: list[str] = field(default_factory=list)
-    config: Config | None = field(default=None, repr=False)
-    names: dict[bytes, EndpointName] = field(default_factory=dict)
-    """Peers (by public key) whose endpoint is a host name, with the address `up` resolved."""
-    include_families: set[int] = field(default_factory=set)
-    """Full tunnel off, peers allow these default routes: the tunnel may serve included apps."""
-    owner: int = 0
-    """The uid whose `up` this is."""
-    table: str = "auto"
-    """The config's ``Table`` (lower case; ``auto`` when unset)."""
-    endpoint_ips: list[str] = field(default_factory=list)
-    allowed_count: int = 0
-    """AllowedIPs entries of all peers (after removing repeats): what `max_routes_per_user` counts."""
-
-
-@dataclass
-class Tunnel:
-    name: str
-    ifname: str
-    state: str
-    journal: Journal
-    full_tunnel: bool = False
-    kill_switch: bool = False
-    fwmark: int = 0
-    listen_port: int = 0
-    routes: list[Route] = field(default_factory=list)
-    dns_file: bool = False
-    engine: EngineProcess | None = None
-    message: str | None = None
-    since: float = field(default_factory=time.time)
-    warnings: list[str] = field(default_factory=list)
-    config: Config | None = field(default=None, repr=False)
-    """The parsed config the tunnel runs (secrets included; memory only, never journalled)."""
-    names: dict[bytes, EndpointName] = field(default_factory=dict)
-    """Peers whose endpoint is a host name, for the `Reresolver` (replaced as a whole by `update`)."""
-    mtu: int | None = None
-    """The interface MTU set at bring-up or lowered by `probe_mtu`."""
-    bypass: bool = False
-    """Excluded apps bypass this full tunnel (its `firewall.bypass_script` table is in place)."""
-    include_mark: int = 0
-    """Included apps go only through this tunnel: the mark (and routing table) of its
-    `firewall.include_script` rules; 0 when it does not serve them."""
-    owner: int = 0
-    """The uid that brought it up (root: 0); only it or root may change it (`Caller`)."""
-    footprint: Footprint | None = field(default=None, repr=False)
-    """What it takes of this machine's routing (`conflicts`): kept while it is `failed` (its owner
-    brings it back); None once only its kill switch is left (`blocked`: then only its mark counts)."""
-    allowed_count: int = 0
-
-
-def _by_table(routes: Sequence[Route]) -> dict[str, list[Network]]:
-    """Destinations of ``routes`` by table, in order (one netlink batch each)."""
-    out: dict[str, list[Network]] = {}
-    for r in routes:
-        out.setdefault(r.table, []).append(r.dst)
-    return out
-
-
-def _routes(nets: Sequence[Network], table: str, full: bool, fwmark: int) -> list[Route]:
-    """The routes wg-quick would add for ``nets`` (``table`` lower-cased, ``auto`` when unset)."""
-    routes: list[Route] = []
-    if table == "off":
-        return routes
-    for n in nets:
-        if n.prefixlen == 0 and table == "auto":
-            if full:
-                routes.append(Route(n, str(fwmark)))
-            continue
-        routes.append(Route(n, "main" if table == "auto" else table))
-    return routes
-
-
-@dataclass(frozen=True)
-class _PeerState:
-    """One peer as the engine holds it after `up` applied a config (repeated sections merged)."""
-
-    preshared_key: bytes | None
-    endpoint: tuple[str, int] | None  # (host as written, port)
-    keepalive: int
-    allowed_ips: frozenset[Network]
-    allowed_order: tuple[Network, ...]
-
-
-def _peer_states(peers: Sequence[Peer]) -> dict[bytes, _PeerState]:
-    """Peers by public key, merged as the UAPI set of `up` merges a repeated [Peer]: later
-    AllowedIPs replace earlier ones, a later PresharedKey/Endpoint/PersistentKeepalive wins."""
-    from wgdesk.config import key_bytes
-
-    out: dict[bytes, _PeerState] = {}
-    for p in peers:
-        key = key_bytes(p.public_key)
-        prev = out.get(key)
-        psk = key_bytes(p.preshared_key) if p.preshared_key else (prev.preshared_key if prev else None)
-        endpoint = (p.endpoint.host, p.endpoint.port) if p.endpoint is not None else None
-        if endpoint is None and prev is not None:
-            endpoint = prev.endpoint
-        keepalive = p.persistent_keepalive
-        if keepalive is None:
-            keepalive = prev.keepalive if prev is not None else 0
-        out[key] = _PeerState(psk, endpoint, keepalive, frozenset(p.allowed_ips), tuple(p.allowed_ips))
-    return out
-
-
-_PEER_FIELDS = ("PresharedKey", "Endpoint", "PersistentKeepalive", "AllowedIPs")
-
-
-def _peer_diff(old: _PeerState, new: _PeerState) -> list[str]:
-    changed = []
-    if old.preshared_key != new.preshared_key:
-        changed.append("PresharedKey")
-    if old.endpoint != new.endpoint:
-        changed.append("Endpoint")
-    if old.keepalive != new.keepalive:
-        changed.append("PersistentKeepalive")
-    if old.allowed_ips != new.allowed_ips:
-        changed.append("AllowedIPs")
-    return changed
-
-
-def restart_keys(old: Config, new: Config) -> list[str]:
-    """The config keys whose change needs the tunnel taken down and up again (empty: live-appliable).
-
-    Peers, their endpoints, keepalives, preshared keys and AllowedIPs change live; everything of
-    [Interface] does not, nor does adding or removing a peer's 0.0.0.0/0 or ::/0 (it decides
-    whether this is a full tunnel, with its policy rules, firewall and kill switch).
-    """
-    from wgdesk.config import key_bytes
-
-    a, b = old.interface, new.interface
-    keys: list[str] = []
-    if a.private_key is None or b.private_key is None or key_bytes(a.private_key) != key_bytes(b.private_key):
-        keys.append("PrivateKey")
-    if (a.listen_port or 0) != (b.listen_port or 0):
-        keys.append("ListenPort")
-    if (a.fwmark or 0) != (b.fwmark or 0):
-        keys.append("FwMark")
-    if set(a.addresses) != set(b.addresses):
-        keys.append("Address")
-    if a.dns != b.dns or a.dns_search != b.dns_search:
-        keys.append("DNS")
-    if a.mtu != b.mtu:
-        keys.append("MTU")
-    if (a.table or "auto").lower() != (b.table or "auto").lower():
-        keys.append("Table")
-    for hook in ("PreUp", "PostUp", "PreDown", "PostDown"):
-        if a.hooks.get(hook, ()) != b.hooks.get(hook, ()):
-            keys.append(hook)
-    defaults_old = {n for n in old.all_allowed_ips() if n.prefixlen == 0}
-    defaults_new = {n for n in new.all_allowed_ips() if n.prefixlen == 0}
-    if defaults_old != defaults_new and (b.table or "auto").lower() == "auto":
-        keys.append("AllowedIPs")
-    return keys
+    from wgdesk.config import Config
 
 
 def _hex_to_b64(text: str) -> str:
@@ -370,18 +139,19 @@ class TunnelManager:
             existing = self.tunnels.get(name)
             if existing is not None:
                 self._authorise(existing, caller)
-                if existing.state not in ("blocked", "failed"):
+                if existing.state not in REPLACEABLE:
                     raise TunnelError(
                         "conflict",
                         f"tunnel {name} is already {existing.state}; run `wgdeskctl down {name}` first",
                     )
             plan = self._plan(name, cfg, resolved, full_tunnel, kill_switch, caller.uid)
-            if existing is not None and existing.state == "failed":
+            if existing is not None and existing.state == TunnelState.FAILED:
                 # The engine died: clear its remains but keep blocking until the new bring-up is done.
                 self._undo(existing, existing.journal, keep={"killswitch"})
                 if any(e["kind"] == "killswitch" for e in existing.journal.entries):
                     existing.journal.keep_only({"killswitch"})
-                    existing.state, existing.engine, existing.footprint = "blocked", None, None
+                    existing.move(TunnelState.BLOCKED)
+                    existing.engine, existing.footprint = None, None
                 else:
                     existing.journal.delete()
                     self.tunnels.pop(name)
@@ -401,7 +171,7 @@ class TunnelManager:
                     "full_tunnel": plan.full_tunnel,
                     "kill_switch": plan.kill_switch,
                     "fwmark": plan.fwmark,
-                    "state": "starting",
+                    "state": TunnelState.STARTING,
                     "time": time.time(),
                 },
                 replacing=existing is not None,
@@ -409,7 +179,7 @@ class TunnelManager:
             tunnel = Tunnel(
                 name,
                 plan.ifname,
-                "starting",
+                TunnelState.STARTING,
                 journal,
                 plan.full_tunnel,
                 plan.kill_switch,
@@ -433,7 +203,7 @@ class TunnelManager:
                 else:
                     message = str(e) if isinstance(e, (TunnelError, EngineError, PlatformError)) else repr(e)
                 self.log.error(name, f"bring-up failed, rolling back: {message}")
-                tunnel.state = "rolling-back"  # not "stopping": PostDown hooks are for a real down
+                tunnel.move(TunnelState.ROLLING_BACK)  # not STOPPING: PostDown hooks are for a real down
                 self._undo(tunnel, tunnel.journal)
                 tunnel.journal.delete()
                 self.tunnels.pop(name, None)
@@ -446,7 +216,8 @@ class TunnelManager:
                     # the failed tunnel is no longer let out (a blocked one blocks again)
                     self._block_or_failsafe("after a failed bring-up")
                 self._publish(
-                    existing or Tunnel(name, plan.ifname, "down", journal, message=message, owner=plan.owner)
+                    existing
+                    or Tunnel(name, plan.ifname, TunnelState.DOWN, journal, message=message, owner=plan.owner)
                 )
                 if existing is None:
                     self.log.disown(name)
@@ -454,12 +225,12 @@ class TunnelManager:
                 raise TunnelError(code, f"could not bring {name} up: {message}") from e
             if existing is not None:
                 journal.take_place_of(existing.journal)
-            tunnel.state = "up"
+            tunnel.move(TunnelState.UP)
             tunnel.since = time.time()
             tunnel.config = plan.config
             tunnel.names = plan.names
             tunnel.mtu = plan.mtu
-            journal.update_header(state="up", listen_port=tunnel.listen_port)
+            journal.update_header(state=TunnelState.UP, listen_port=tunnel.listen_port)
             self.log.info(
                 name,
                 f"up: interface {plan.ifname}, full tunnel {'on' if plan.full_tunnel else 'off'}, "
@@ -475,6 +246,23 @@ class TunnelManager:
                     target=self._probe_after_up, args=(name, tunnel), daemon=True, name="mtu-probe"
                 ).start()
             return self._describe(tunnel, live=False)
+
+    def named(self) -> list[tuple[Tunnel, dict[bytes, EndpointName]]]:
+        """For the `Reresolver` (`resolver.NamedTunnels`): running tunnels with endpoint names."""
+        with self._lock:
+            return [
+                (t, dict(t.names))
+                for t in self.tunnels.values()
+                if t.state == TunnelState.UP and t.names and t.engine is not None
+            ]
+
+    @contextmanager
+    def still_named(self, tunnel: NamedTunnel, key: bytes, name: EndpointName) -> Iterator[bool]:
+        """For the `Reresolver`: under the lock, whether ``key`` of the running ``tunnel`` still has
+        the endpoint ``name`` (a concurrent `update` or `down` wins)."""
+        with self._lock:
+            current = self.tunnels.get(tunnel.name)
+            yield (current is tunnel and current.state == TunnelState.UP and current.names.get(key) is name)
 
     def _authorise(self, tunnel: Tunnel, caller: Caller) -> None:
         """Refuse (``denied``) a caller who may not change ``tunnel`` (call with the lock held: the
@@ -492,7 +280,7 @@ class TunnelManager:
             if tunnel is None:
                 raise TunnelError("not_found", f"no tunnel named {name} is up")
             self._authorise(tunnel, caller)
-            tunnel.state = "stopping"
+            tunnel.move(TunnelState.STOPPING)
             self._publish(tunnel)
             self._run_hooks(tunnel, "PreDown")
             self._undo(tunnel, tunnel.journal)
@@ -502,7 +290,7 @@ class TunnelManager:
                 self._apply_kill_switch()  # lockdown: the tunnel's exemptions go, the block stays
             self.log.info(name, "down")
             self.log.disown(name)
-            tunnel.state = "down"
+            tunnel.move(TunnelState.DOWN)
             tunnel.message = None
             self._publish(tunnel)
             try:
@@ -548,11 +336,11 @@ class TunnelManager:
                     "nothing was changed (take it down and up again to apply the config)",
                     {"keys": keys},
                 )
-            old, new = _peer_states(current.peers), _peer_states(cfg.peers)
+            old, new = peer_states(current.peers), peer_states(cfg.peers)
             table = (cfg.interface.table or "auto").lower()
             nets = list(dict.fromkeys(cfg.all_allowed_ips()))
             self._check_limits(tunnel.owner, name, len(nets))
-            routes = _routes(nets, table, tunnel.full_tunnel, tunnel.fwmark)
+            routes = routes_for(nets, table, tunnel.full_tunnel, tunnel.fwmark)
             footprint = tunnel.footprint
             if footprint is not None:
                 footprint = dataclasses.replace(footprint, routes=tuple(r.dst for r in routes))
@@ -566,7 +354,7 @@ class TunnelManager:
                     removed.append(base64.b64encode(key).decode())
             for key, p in new.items():
                 endpoint: Endpoint | None = None
-                fields = _peer_diff(old[key], p) if key in old else list(_PEER_FIELDS)
+                fields = peer_diff(old[key], p) if key in old else list(PEER_FIELDS)
                 if not fields:
                     continue
                 if "Endpoint" in fields and p.endpoint is not None:
@@ -627,7 +415,7 @@ class TunnelManager:
                 message = f"{e.strerror or e}" if isinstance(e, OSError) else str(e)
                 self.log.error(name, f"live update failed, routes put back: {message}")
                 raise TunnelError("failed", f"could not update {name}: {message}") from e
-            for table_name, dsts in _by_table(old_routes).items():
+            for table_name, dsts in by_table(old_routes).items():
                 self.platform.routing.delete_routes(tunnel.ifname, dsts, table_name)
                 j.forget_routes(tunnel.ifname, table_name, {str(d) for d in dsts})
             tunnel.routes = routes
@@ -655,18 +443,16 @@ class TunnelManager:
         """Journal and add ``routes`` through the tunnel, one netlink batch per table; returns the
         journal entries (each recorded before its routes go in)."""
         entries = []
-        for table_name, dsts in _by_table(routes).items():
+        for table_name, dsts in by_table(routes).items():
             entries.append(
-                tunnel.journal.record(
-                    "routes", ifname=tunnel.ifname, table=table_name, dsts=[str(d) for d in dsts]
-                )
+                tunnel.journal.add(RoutesAdded(tunnel.ifname, table_name, tuple(str(d) for d in dsts)))
             )
             self.platform.routing.add_routes(tunnel.ifname, dsts, table_name)
         return entries
 
     @staticmethod
     def _updated_names(
-        names: dict[bytes, EndpointName], peers: dict[bytes, _PeerState], resolved: dict[bytes, str]
+        names: dict[bytes, EndpointName], peers: dict[bytes, PeerState], resolved: dict[bytes, str]
     ) -> dict[bytes, EndpointName]:
         """The endpoint names after a live update: unchanged ones keep their state, changed ones
         start from the resolution the update just made, IP endpoints and removed peers drop out."""
@@ -811,7 +597,7 @@ class TunnelManager:
 
     def _lower_mtu(self, tunnel: Tunnel, before: int, new: int) -> None:
         if not any(e["kind"] == "mtu" for e in tunnel.journal.entries):
-            tunnel.journal.record("mtu", ifname=tunnel.ifname, old=before)
+            tunnel.journal.add(MtuLowered(tunnel.ifname, before))
         self.platform.tunnels.configure(tunnel.ifname, mtu=new)
         tunnel.mtu = new
         self.log.info(tunnel.name, f"MTU of {tunnel.ifname} lowered from {before} to {new}")
@@ -836,7 +622,7 @@ class TunnelManager:
         left out (a live update resolves only what changed). Called without the lock."""
         skip = set()
         if unchanged_from is not None:
-            skip = {p.endpoint for p in _peer_states(unchanged_from.peers).values()}
+            skip = {p.endpoint for p in peer_states(unchanged_from.peers).values()}
         out: dict[tuple[str, int], str] = {}
         for p in cfg.peers:
             if p.endpoint is None:
@@ -880,7 +666,7 @@ class TunnelManager:
                 "full tunnel is off: 0.0.0.0/0 and ::/0 are accepted from the peer but not routed"
             )
         fwmark = iface.fwmark or self._free_fwmark(name)
-        routes = _routes(all_nets, table, full, fwmark)
+        routes = routes_for(all_nets, table, full, fwmark)
         if kill_switch is None:
             mode = self.settings.kill_switch
             kill_switch = mode == "always" or (mode == "full-tunnel" and full)
@@ -1062,81 +848,9 @@ class TunnelManager:
     # --- bring-up ---------------------------------------------------------------------------
 
     def _bring_up(self, plan: Plan, tunnel: Tunnel) -> None:
-        j = tunnel.journal
-        ifname = plan.ifname
-        if plan.hooks.get("PostDown"):
-            j.record("hook", when="PostDown", commands=list(plan.hooks["PostDown"]))
-        self._hooks(plan.name, ifname, plan.hooks.get("PreUp", ()), "PreUp")
-        takes_fds = self.settings.engine_takes_udp_fds()
-        device = self.platform.tunnels.create(
-            ifname, packet_info=not takes_fds, offload=takes_fds, record=self._recorder(j)
-        )
-        tun_fd = device.handle
-        sockets: list[socket.socket] = []
-        try:
-            j.record("uapi_socket", path=str(uapi_path(ifname)))
-            listener = uapi_listener(ifname)
-            sockets.append(listener)
-            udp_fds: list[int | None] | None = None
-            if takes_fds:
-                s4, s6, port = self.platform.engine.bind_udp(plan.listen_port, plan.fwmark)
-                udp_fds = [None if s is None else s.fileno() for s in (s4, s6)]
-                sockets += [s for s in (s4, s6) if s is not None]
-                tunnel.listen_port = port
-            account = self.settings.engine_account()
-            engine = start_engine(
-                self.settings.engine_executable(),
-                ifname,
-                account,
-                tun_fd,
-                listener.fileno(),
-                udp_fds,
-                self.log,
-                plan.name,
-                self._engine_exited,
-            )
-            j.record("process", pid=engine.pid, start_time=engine.start_time)
-            tunnel.engine = engine
-        finally:
-            os.close(tun_fd)
-            for s in sockets:
-                s.close()
-        if plan.full_tunnel:
-            # before the engine has peers: the first initiation may leave as soon as the link is up
-            # (the kernel's own IPv6 packets on a new link trigger it), and its connection must already
-            # carry the conntrack mark, or strict rp_filter drops the response (5 s until the retry)
-            self._full_tunnel_firewall(plan, j)
-        self._configure_engine(plan, tunnel, takes_fds)
-        if plan.kill_switch:
-            member = KillSwitchMember(plan.name, ifname, plan.fwmark, tunnel.listen_port)
-            j.record("killswitch", ifname=ifname, fwmark=plan.fwmark, listen_port=tunnel.listen_port)
-            self.kill_switch[plan.name] = member
-            self._apply_kill_switch()
-        elif plan.name in self.kill_switch:
-            # a blocked tunnel brought up again without kill switch: stop blocking now that the
-            # engine runs (a rollback puts the block back)
-            self.kill_switch.pop(plan.name)
-            self._apply_kill_switch()
-        elif self.lockdown.enabled:
-            # lockdown: this tunnel (no kill switch of its own) is let out like a member
-            self._apply_kill_switch()
-        for addr in plan.addresses:
-            j.record("addr", ifname=ifname, address=addr)
-        self.platform.tunnels.add_addresses(ifname, plan.addresses)
-        self.platform.tunnels.configure(ifname, mtu=plan.mtu, up=True)
-        self._add_routes(tunnel, plan.routes)
-        if plan.full_tunnel:
-            self._full_tunnel(plan, j)
-            self._bypass(plan, tunnel)
-        elif plan.include_families:
-            self._include(plan, tunnel)
-        if plan.dns_servers or plan.dns_search:
-            self._set_dns(plan, tunnel)
-        if plan.hooks.get("PreDown"):
-            j.record("hook", when="PreDown", commands=list(plan.hooks["PreDown"]))
-        self._hooks(plan.name, ifname, plan.hooks.get("PostUp", ()), "PostUp")
-        if tunnel.engine is not None and not tunnel.engine.alive():
-            raise EngineError("the engine exited during bring-up")
+        """Carry out ``plan``: the steps of `bringup.STEPS`, in order (each journals before it
+        changes anything; a failure rolls back what the journal holds)."""
+        bringup.run(self, plan, tunnel)
 
     def _configure_engine(self, plan: Plan, tunnel: Tunnel, takes_fds: bool) -> None:
         from wgdesk.config import key_bytes
@@ -1180,7 +894,7 @@ class TunnelManager:
         """What the OS backend journals its own changes through."""
 
         def record(entry: UndoRecord) -> None:
-            journal.record(entry.kind, **entry.fields())
+            journal.add(entry)
 
         return record
 
@@ -1210,7 +924,7 @@ class TunnelManager:
             if self.settings.allow_split_tunnel:
                 self.log.info(plan.name, refusal[1])
             return
-        tunnel.journal.record("bypass_on", ifname=plan.ifname)
+        tunnel.journal.add(BypassOn(plan.ifname))
         self.split.bypass_on(
             Bypass(plan.ifname, plan.fwmark, tuple(plan.addresses), tuple(plan.dns_servers)),
             self._recorder(tunnel.journal),
@@ -1228,7 +942,7 @@ class TunnelManager:
         for setting in routing.mark_settings(frozenset(families)):
             old = routing.read_setting(setting.key)
             if old != setting.value:
-                j.record("sysctl", key=setting.key, old=old)
+                j.add(SettingChanged(setting.key, old))
                 routing.write_setting(setting.key, setting.value)
 
     def _include(self, plan: Plan, tunnel: Tunnel) -> None:
@@ -1256,12 +970,12 @@ class TunnelManager:
         j = tunnel.journal
         mark = self._free_fwmark(plan.name, also_taken=[plan.fwmark])
         defaults = [ip_network("0.0.0.0/0" if f == 4 else "::/0") for f in sorted(plan.include_families)]
-        j.record("routes", ifname=plan.ifname, table=str(mark), dsts=[str(d) for d in defaults])
+        j.add(RoutesAdded(plan.ifname, str(mark), tuple(str(d) for d in defaults)))
         self.platform.routing.add_routes(plan.ifname, defaults, str(mark))
         families = frozenset(plan.include_families)
         self.platform.routing.mark_routing_on(mark, families, self._recorder(j))
         self._mark_settings(plan.include_families, j)
-        j.record("include_on", ifname=plan.ifname, mark=mark)
+        j.add(IncludeOn(plan.ifname, mark))
         tunnel.include_mark = mark
         if tunnel.footprint is not None:
             tunnel.footprint = dataclasses.replace(
@@ -1388,68 +1102,31 @@ class TunnelManager:
                 self.log.error(name, f"undo of {entry['kind']} failed: {e}")
 
     def _undo_entry(self, tunnel: Tunnel | None, e: Entry) -> None:
-        kind = e["kind"]
-        if kind == "process":
-            if tunnel is not None and tunnel.engine is not None and tunnel.engine.pid == e["pid"]:
-                tunnel.engine.stop()
-            else:
-                kill_recorded(int(e["pid"]), e.get("start_time"))
-        elif kind == "mtu":
-            if self.platform.tunnels.exists(e["ifname"]):
-                self.platform.tunnels.configure(e["ifname"], mtu=int(e["old"]))
-        elif kind == "uapi_socket":
-            self.platform.uapi.remove(e["path"])
-        elif kind == "addr":
-            if self.platform.tunnels.exists(e["ifname"]):
-                self.platform.tunnels.delete_addresses(e["ifname"], [e["address"]])
-        elif kind == "routes":
-            if self.platform.tunnels.exists(e["ifname"]):
-                self.platform.routing.delete_routes(
-                    e["ifname"], [ip_network(d) for d in e["dsts"]], e["table"]
-                )
-        elif kind == "route":  # one route, as journals of wgdesk 0.1 record them
-            if self.platform.tunnels.exists(e["ifname"]):
-                self.platform.routing.delete_routes(e["ifname"], [ip_network(e["dst"])], e["table"])
-        elif kind == "sysctl":
-            self._restore_sysctl(tunnel, e)
-        elif kind == "bypass_on":
-            if tunnel is not None and tunnel.bypass:
-                tunnel.bypass = False
-                if self.kill_switch or self.lockdown.enabled:
-                    self._apply_kill_switch()
-        elif kind == "include_on":
-            if tunnel is not None and tunnel.include_mark:
-                tunnel.include_mark = 0
-                if self.kill_switch or self.lockdown.enabled:
-                    self._apply_kill_switch()
-        elif kind == "killswitch":
-            if tunnel is not None:
-                self.kill_switch.pop(tunnel.name, None)
-            self._apply_kill_switch()
-        elif kind == "hook":
-            if e["when"] == "PostDown" and tunnel is not None and tunnel.state == "stopping":
-                self._hooks(tunnel.name, tunnel.ifname, e["commands"], "PostDown")
-        else:
-            record = self.platform.load_record(e)
-            if record is None:
-                raise ValueError(f"unknown journal entry {kind!r}")
-            self.platform.undo(record)
+        """Undo one journal line: a record of the helper's (`bringup.UNDO`), else the OS backend's."""
+        record = bringup.UNDO.load(e)
+        if record is not None:
+            bringup.UNDO.undo(record, bringup.Undoing(self, tunnel))
+            return
+        record = self.platform.load_record(e)
+        if record is None:
+            raise ValueError(f"unknown journal entry {e['kind']!r}")
+        self.platform.undo(record)
 
-    def _restore_sysctl(self, tunnel: Tunnel | None, e: Entry) -> None:
+    def _restore_sysctl(self, tunnel: Tunnel | None, e: SettingChanged) -> None:
         # Another live tunnel still needs the value: hand it our saved original instead.
         for other in self.tunnels.values():
             if other is tunnel:
                 continue
             for oe in other.journal.entries:
-                if oe["kind"] == "sysctl" and oe["key"] == e["key"]:
-                    oe["old"] = e["old"]
+                if oe["kind"] == "sysctl" and oe["key"] == e.key:
+                    oe["old"] = e.old
                     other.journal.keep_only({x["kind"] for x in other.journal.entries})
                     return
             needed = {s.key for s in self.platform.routing.mark_settings(frozenset({4, 6}))}
-            if other.full_tunnel and e["key"] in needed and other.state == "up":
-                other.journal.record("sysctl", key=e["key"], old=e["old"])
+            if other.full_tunnel and e.key in needed and other.state == "up":
+                other.journal.add(e)
                 return
-        self.platform.routing.write_setting(e["key"], e["old"])
+        self.platform.routing.write_setting(e.key, e.old)
 
     def _apply_kill_switch(self) -> None:
         """Put the kill-switch table in line with the members (and lockdown, unless paused): replaced
@@ -1636,7 +1313,7 @@ class TunnelManager:
             with self._lock:
                 for t in self.tunnels.values():
                     if t.engine is engine and t.state == "up":
-                        t.state = "failed"
+                        t.move(TunnelState.FAILED)
                         t.message = (
                             f"the engine exited (status {engine.proc.returncode}); "
                             + (
@@ -1674,11 +1351,11 @@ class TunnelManager:
                     journal.keep_only({"killswitch"})
                     if journal.replacing:
                         journal.take_place_of(None)
-                    journal.update_header(state="blocked")
+                    journal.update_header(state=TunnelState.BLOCKED)
                     tunnel = Tunnel(
                         name,
                         str(entry["ifname"]),
-                        "blocked",
+                        TunnelState.BLOCKED,
                         journal,
                         kill_switch=True,
                         fwmark=int(entry["fwmark"]),

@@ -38,10 +38,11 @@ from tests.fuzz.targets import check
 from wgdesk.config import is_interface_name
 from wgdesk.helper import protocol
 from wgdesk.helper.caller import Caller
+from wgdesk.helper.errors import TunnelError
+from wgdesk.helper.events import Events
 from wgdesk.helper.logbook import LogBook
 from wgdesk.helper.server import CONTROL, MONITOR, ROOT, WATCH_VERBS, ControlServer
 from wgdesk.helper.settings import Settings
-from wgdesk.helper.tunnels import Events, TunnelError
 
 MAX_LEN = 16384
 OWNER = 4242

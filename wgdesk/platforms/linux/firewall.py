@@ -123,6 +123,9 @@ def kill_switch_script(
     ``bypass_marks``: the marks a `bypass_script` gives packets of excluded apps (the user chose
     to exempt them): any such packet may leave, and replies of their connections (conntrack mark)
     may come in.
+
+    Long because it is one nft table read top to bottom, as the kernel evaluates it: split into
+    pieces, the order of its rules (which is what makes it safe) would no longer be visible.
     """
     t = KILL_SWITCH_TABLE
     ifaces = ", ".join(_q(m.ifname) for m in members)

@@ -41,12 +41,10 @@ class LinuxTunnelDevices:
         iproute.link_delete(name)
 
     def add_addresses(self, name: str, addresses: Sequence[str]) -> None:
-        for address in addresses:
-            iproute.addr_add(name, address)
+        iproute.addrs_add(name, addresses)
 
     def delete_addresses(self, name: str, addresses: Sequence[str]) -> None:
-        for address in addresses:
-            iproute.addr_del(name, address)
+        iproute.addrs_del(name, addresses)
 
     def configure(self, name: str, *, mtu: int | None = None, up: bool | None = None) -> None:
         iproute.link_set(name, up=up, mtu=mtu)
