@@ -67,7 +67,8 @@ Filename: "{sys}\sc.exe"; Parameters: "start {#ServiceName}"; Flags: runhidden
 Filename: "{app}\wgdesk.exe"; Description: "Start wgdesk"; Flags: nowait postinstall skipifsilent
 
 [UninstallRun]
-Filename: "{sys}\sc.exe"; Parameters: "stop {#ServiceName}"; Flags: runhidden; RunOnceId: "StopHelper"
+Filename: "{sys}\sc.exe"; Parameters: "stop {#ServiceName}"; Flags: runhidden waituntilterminated; RunOnceId: "StopHelper"
+Filename: "{app}\{#ServiceName}.exe"; Parameters: "--uninstall"; Flags: runhidden waituntilterminated; RunOnceId: "RemoveLeftovers"
 Filename: "{sys}\sc.exe"; Parameters: "delete {#ServiceName}"; Flags: runhidden; RunOnceId: "DeleteHelper"
 Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk /delete"; Flags: runhidden; RunOnceId: "DeleteGroup"
 

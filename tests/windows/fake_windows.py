@@ -689,3 +689,81 @@ class FakeClient(FakeWin32):
         self.calls.append(("GetSecurityInfo", handle, kind, what))
         owner = self.owner
         return type("Descriptor", (), {"GetSecurityDescriptorOwner": lambda self: owner})()
+
+
+class DllShim:
+    """A fake DLL as ctypes hands it out: its functions take ``restype``/``argtypes``."""
+
+    def __init__(self, fake: Any) -> None:
+        self._fake = fake
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._fake, name)
+
+        def function(*args: Any) -> Any:
+            return method(*args)
+
+        setattr(self, name, function)
+        return function
+
+
+class FakeServiceManager:
+    """pywin32's ``servicemanager``, ``win32service``, ``win32serviceutil`` and ``pywintypes`` in one:
+    ``StartServiceCtrlDispatcher`` plays the service manager — it starts the hosted service on a
+    thread of its own (``SvcRun`` as pywin32's framework does it), calls ``scm(instance)`` (what the
+    test does while the service runs: typically asks it to stop), and waits for ``SvcDoRun`` to
+    return. ``console``: the dispatcher refuses, as when started from a console."""
+
+    EVENTLOG_INFORMATION_TYPE, PYS_SERVICE_STARTED, PYS_SERVICE_STOPPED = 4, 0x40000064, 0x40000066
+    SERVICE_RUNNING, SERVICE_STOP_PENDING = 4, 3
+    error = Error
+
+    def __init__(self, scm: Any = None, console: bool = False) -> None:
+        self.scm = scm
+        self.console = console
+        self.calls: list[tuple[Any, ...]] = []
+        self.hosted: Any = None
+        manager = self
+
+        class ServiceFramework:
+            def __init__(self, args: Any) -> None:
+                manager.calls.append(("ServiceFramework", tuple(args)))
+
+            def ReportServiceStatus(self, status: int) -> None:
+                manager.calls.append(("ReportServiceStatus", status))
+
+            def SvcRun(self) -> None:
+                self.ReportServiceStatus(manager.SERVICE_RUNNING)
+                self.SvcDoRun()  # type: ignore[attr-defined]
+
+        self.ServiceFramework = ServiceFramework
+
+    def bundle(self) -> Any:
+        from wgdesk.platforms.windows.service_host import ServiceModules
+
+        return ServiceModules(self, self, self, self)
+
+    def Initialize(self) -> None:
+        self.calls.append(("Initialize",))
+
+    def PrepareToHostSingle(self, cls: Any) -> None:
+        self.calls.append(("PrepareToHostSingle", cls._svc_name_))
+        self.hosted = cls
+
+    def StartServiceCtrlDispatcher(self) -> None:
+        self.calls.append(("StartServiceCtrlDispatcher",))
+        if self.console:
+            raise Error(1063)
+        instance = self.hosted([self.hosted._svc_name_])
+        thread = threading.Thread(target=instance.SvcRun)
+        thread.start()
+        if self.scm is not None:
+            self.scm(instance)
+        thread.join(60)
+        assert not thread.is_alive(), "the service did not stop"
+
+    def LogMsg(self, kind: int, message: int, strings: tuple[str, str]) -> None:
+        self.calls.append(("LogMsg", message, strings[0]))
+
+    def LogErrorMsg(self, text: str) -> None:
+        self.calls.append(("LogErrorMsg", text))

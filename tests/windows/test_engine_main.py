@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.windows.fake_windows import FakeIpHlpApi, FakeKernel32, FakeWin32, FakeWintun
+from tests.windows.fake_windows import DllShim, FakeIpHlpApi, FakeKernel32, FakeWin32, FakeWintun
 from tests.windows.test_defaultroute import TUNNEL, V4, V6, machine
 from tests.windows.test_engine_on_wintun import engine_on, ipv4
 from wgdesk import platforms
@@ -29,22 +29,6 @@ from wgdesk.engine import main as engine_main
 from wgdesk.platforms.windows import WindowsPlatform, defaultroute, dlls, pipes
 from wgdesk.platforms.windows.pipe_connection import ERROR_BROKEN_PIPE, Win32
 from wgdesk.proto.keys import generate_private_key, public_key, to_hex
-
-
-class DllShim:
-    """A fake DLL as ctypes hands it out: its functions take ``restype``/``argtypes``."""
-
-    def __init__(self, fake: Any) -> None:
-        self._fake = fake
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._fake, name)
-
-        def function(*args: Any) -> Any:
-            return method(*args)
-
-        setattr(self, name, function)
-        return function
 
 
 class Windows:

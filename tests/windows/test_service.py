@@ -26,8 +26,9 @@ def test_install_runs_as_localsystem_at_boot_after_nsi_and_tcpip_with_a_quoted_p
     assert sidtype == ["sc.exe", "sidtype", "wgdesk-helper", "unrestricted"]
     assert failure[:3] == ["sc.exe", "failure", "wgdesk-helper"] and "restart/2000" in failure[-1]
     assert start == ["sc.exe", "start", "wgdesk-helper"]
-    assert service.uninstall_commands() == [
+    assert service.uninstall_commands(PureWindowsPath(r"C:\Program Files\wgdesk\wgdesk-helper.exe")) == [
         ["sc.exe", "stop", "wgdesk-helper"],
+        [r"C:\Program Files\wgdesk\wgdesk-helper.exe", "--uninstall"],
         ["sc.exe", "delete", "wgdesk-helper"],
     ]
     with pytest.raises(ValueError):
@@ -67,9 +68,26 @@ def test_engines_die_with_the_helper() -> None:
     ]
 
 
-def test_the_service_class_needs_pywin32() -> None:
-    with pytest.raises(ImportError):
-        service.service_class(lambda stop: None)
+def test_the_uninstaller_runs_the_same_commands_in_the_same_order() -> None:
+    """wgdesk.iss's [UninstallRun], read as data: stop the service, ``wgdesk-helper --uninstall``, delete
+    the service (then the group); the helper's exe is the service's."""
+    import re
+    from pathlib import Path
+
+    iss = (Path(__file__).resolve().parents[2] / "installers/windows/wgdesk.iss").read_text()
+    section = iss.split("[UninstallRun]", 1)[1].split("\n[", 1)[0]
+    commands = []
+    for line in section.strip().splitlines():
+        fields = dict(re.findall(r'(\w+): "([^"]*)"', line))
+        program, parameters = (
+            fields[key].replace("{sys}\\", "").replace("{#ServiceName}", service.SERVICE_NAME)
+            for key in ("Filename", "Parameters")
+        )
+        commands.append([program, *parameters.split()])
+        assert "RunOnceId" in fields, line
+    helper = PureWindowsPath("{app}", "wgdesk-helper.exe")
+    assert commands[:3] == service.uninstall_commands(helper)
+    assert commands[3:] == [["net.exe", "localgroup", "wgdesk", "/delete"]]
 
 
 def test_the_installer_creates_the_service_the_same_way() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wgdesk.platforms.windows import pipes, service, structures, wfp
+from wgdesk.platforms.windows import pipes, service, service_host, structures, wfp
 from wgdesk.platforms.windows.structures import LAYOUTS
 
 COMPILER = "x86_64-w64-mingw32-gcc"
@@ -63,6 +63,7 @@ def static_asserts(overrides: dict[str, int] | None = None) -> str:
         **wfp.HEADER_CONSTANTS,
         **pipes.HEADER_CONSTANTS,
         **service.HEADER_CONSTANTS,
+        **service_host.HEADER_CONSTANTS,
     }.items():
         lines.append(f'_Static_assert((unsigned long long)({expression}) == {value}ULL, "{expression}");')
     return "\n".join(lines) + "\n"

@@ -3,8 +3,13 @@ driver (fake fwpuclnt and wintun.dll)."""
 
 from __future__ import annotations
 
-from tests.windows.fake_windows import FakeFwpuclnt, FakeKernel32, FakeWintun
-from wgdesk.platforms.windows import wintun
+import sys
+
+import pytest
+
+from tests.windows.fake_windows import DllShim, FakeFwpuclnt, FakeKernel32, FakeWintun
+from wgdesk.platforms.errors import PlatformError
+from wgdesk.platforms.windows import dlls, uninstall, wintun
 from wgdesk.platforms.windows.uninstall import remove_everything
 from wgdesk.platforms.windows.wfp import FilterEngine
 from wgdesk.platforms.windows.wfp_plan import TunnelRules, plan
@@ -27,3 +32,49 @@ def test_lockdown_left_on_is_removed_with_the_driver() -> None:
     assert len(done) == 2
     assert fake.calls[-1] == "FwpmEngineClose0"
     remove_everything(lambda dynamic: FilterEngine(fake, dynamic), ENGINE, None)  # twice: harmless
+
+
+def test_wgdesk_helper_uninstall_is_the_entry_point(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``wgdesk-helper --uninstall`` (the real helper entry point, the real Windows service object)
+    loads wintun.dll beside the program and fwpuclnt (fakes at `dlls.load`) and removes both kinds."""
+    from pathlib import Path
+
+    from wgdesk.helper import main as helper_main
+    from wgdesk.platforms import windows
+
+    fake = FakeFwpuclnt()
+    FilterEngine(fake, dynamic=False).apply(plan("lockdown", ENGINE, []))
+    driver = FakeWintun(FakeKernel32())
+    loaded: list[object] = []
+
+    def load(name: object) -> object:
+        loaded.append(name)
+        return DllShim(driver) if isinstance(name, Path) else {"fwpuclnt": fake}[str(name)]
+
+    monkeypatch.setattr(dlls, "load", load)
+    backend = windows.WindowsPlatform()
+    monkeypatch.setattr(helper_main, "backend", lambda: backend)
+    assert helper_main.main(["--uninstall"]) == 0
+    assert loaded == [Path(sys.executable).with_name("wintun.dll"), "fwpuclnt"]
+    assert fake.present == set() and ("WintunDeleteDriver", ()) in driver.calls
+    assert capsys.readouterr().out.splitlines() == [
+        "removed wgdesk's persistent WFP provider, sublayer and filters",
+        "removed the Wintun driver",
+    ]
+
+
+def test_uninstall_fails_loudly_when_wfp_cannot_be_opened(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeFwpuclnt()
+    fake.fail["FwpmEngineOpen0"] = (1, 5)  # access denied: not run as an administrator
+
+    def load(name: object) -> object:
+        raise PlatformError("no wintun here")
+
+    monkeypatch.setattr(dlls, "load", load)
+    assert uninstall.main(lambda dynamic: FilterEngine(fake, dynamic)) == 1
+    err = capsys.readouterr().err
+    assert "the Wintun driver stays" in err and "wgdesk-helper --uninstall:" in err

@@ -1,4 +1,5 @@
-"""``wgdesk-helper``: the privileged daemon (systemd service, or ``sudo wgdesk-helper`` for development)."""
+"""``wgdesk-helper``: the privileged daemon (systemd service, Windows service, or ``sudo wgdesk-helper``
+for development), hosted as the OS's service manager wants it (`Service.host`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from wgdesk.helper.server import ControlServer, HelperAlreadyRunning, default_so
 from wgdesk.helper.settings import DEFAULT_PATH, SettingsError, load
 from wgdesk.helper.tunnels import TunnelManager
 from wgdesk.platforms import backend
+from wgdesk.platforms.interface import StopHook
 
 DEFAULT_STATE_DIR = Path("/run/wgdesk")
 
@@ -42,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return backend().service.host(run, list(sys.argv[1:] if argv is None else argv))
+
+
+def run(argv: list[str], stop_hook: StopHook | None = None) -> int:
+    """The helper until it is stopped: by SIGTERM/SIGINT, or through ``stop_hook`` (a Windows
+    service's stop request, which arrives on another thread, where signals cannot be used)."""
     args = build_parser().parse_args(argv)
     try:
         settings = load(args.config)
@@ -94,14 +102,17 @@ def main(argv: list[str] | None = None) -> int:
 
     stopping = threading.Event()
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def stop() -> None:
         stopping.set()
         server.stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if hasattr(signal, "SIGPIPE"):  # a client that hangs up is an error on its socket, not a signal
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if stop_hook is None:
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: stop())
+        signal.signal(signal.SIGINT, lambda _signum, _frame: stop())
+        if hasattr(signal, "SIGPIPE"):  # a client that hangs up is an error on its socket, not a signal
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    else:
+        stop_hook(stop)  # a service's thread: no signals here (nor SIGPIPE on Windows)
     logbook.info(None, f"listening on {args.socket}")
     error = manager.lockdown.error
     service.notify_ready(f"lockdown firewall failed, blocking by the failsafe: {error}" if error else None)

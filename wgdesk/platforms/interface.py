@@ -604,8 +604,22 @@ class TunGone(Exception):
 # --- the helper as a service, the user's session ------------------------------------------------------
 
 
+StopHook = Callable[[Callable[[], None]], None]
+"""Takes the helper's stop function, to call when the service manager asks the helper to stop."""
+
+HelperRun = Callable[[list[str], StopHook | None], int]
+"""The helper's body: ``run(argv, stop_hook)`` (``stop_hook`` None: signals stop it); its exit status."""
+
+
 class Service(Protocol):
     """The helper as the OS runs it (systemd service, LaunchDaemon, Windows service)."""
+
+    def host(self, run: HelperRun, argv: list[str]) -> int:
+        """Run the helper as this OS's service manager starts it: in the foreground, stopped by
+        signals (systemd, launchd, a developer's shell), or under the Windows service control
+        dispatcher (whose stop request calls the helper's stop). Also what an uninstaller calls
+        (Windows: ``wgdesk-helper --uninstall``). Returns the exit status."""
+        ...
 
     def privileged(self) -> bool: ...
 

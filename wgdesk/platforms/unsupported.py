@@ -20,6 +20,7 @@ from wgdesk.platforms.interface import (
     Connection,
     EngineLaunch,
     FullTunnel,
+    HelperRun,
     Include,
     KillSwitch,
     Listener,
@@ -239,6 +240,9 @@ class MissingUapiEndpoints(Missing):
 
 
 class MissingService(Missing):
+    def host(self, run: HelperRun, argv: list[str]) -> int:
+        return run(argv, None)  # refused at `privileged`, with the reason
+
     def privileged(self) -> bool:
         self.refuse("running the helper")
 

@@ -9,12 +9,17 @@ import socket
 from pathlib import Path
 from typing import IO
 
+from wgdesk.platforms.interface import HelperRun
 from wgdesk.platforms.linux.programs import CLEAN_ENV, SH
 from wgdesk.platforms.unix.service import hold_lock, run_hook
 
 
 class LinuxService:
     """The backend's `wgdesk.platforms.interface.Service`."""
+
+    def host(self, run: HelperRun, argv: list[str]) -> int:
+        """systemd runs the helper in the foreground and stops it with SIGTERM."""
+        return run(argv, None)
 
     def privileged(self) -> bool:
         return os.geteuid() == 0

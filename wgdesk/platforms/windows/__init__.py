@@ -16,9 +16,7 @@ started in the helper's kill-on-close job (`engine`: `engine_host`). The other p
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from wgdesk.platforms import unsupported as missing
@@ -56,6 +54,7 @@ from wgdesk.platforms.windows.pipe_connection import PipeControlEndpoint, PipeUa
 from wgdesk.platforms.windows.records import REGISTRY
 from wgdesk.platforms.windows.service import WindowsService
 from wgdesk.platforms.windows.tun import WintunDriver
+from wgdesk.platforms.windows.uninstall import engine_executable
 from wgdesk.undo import UndoRecord
 
 
@@ -90,7 +89,7 @@ class WindowsPlatform(missing.MissingRecords):
         )
         self.control = PipeControlEndpoint(self.identity)
         self.engine_io = WindowsEngineIO(lambda: self.ip)
-        self.firewall = WindowsFirewall(self, str(Path(sys.executable).with_name("wgdesk-engine.exe")))
+        self.firewall = WindowsFirewall(self, engine_executable())
 
     @property
     def ip(self) -> IpHelper:

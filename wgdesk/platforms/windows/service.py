@@ -5,9 +5,8 @@ the IP Helper API needs it) and ``TcpIp``, so it never starts before the network
 configured. It is installed with ``sc.exe`` (`install_commands`; ``installers/windows/wgdesk.iss``
 runs the same, which a test checks; the uninstaller `uninstall_commands`), restarted by the service
 manager after a crash (the new helper undoes the old one's journals), and given an unrestricted
-service SID so WFP filters and ACLs can name it. The service class itself (`service_class`) is built
-on pywin32's ``ServiceFramework`` when it is asked for, so this module imports where pywin32 is
-absent.
+service SID so WFP filters and ACLs can name it. The helper runs under the service control
+dispatcher as `service_host.HelperService` (`WindowsService.host`).
 
 Every engine the helper starts is put in a job object with ``JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE``
 (`EngineJob`): when the helper exits for any reason its handle to the job closes and Windows ends the
@@ -19,14 +18,19 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path, PureWindowsPath
-from typing import Any, ClassVar
+from typing import Any
 
+from wgdesk.platforms.interface import HelperRun
 from wgdesk.platforms.windows import dlls
+from wgdesk.platforms.windows.service_host import (
+    DEPENDENCIES,
+    DESCRIPTION,
+    DISPLAY_NAME,
+    SERVICE_NAME,
+    ServiceModules,
+    host,
+)
 
-SERVICE_NAME = "wgdesk-helper"
-DISPLAY_NAME = "wgdesk helper"
-DESCRIPTION = "Brings wgdesk's WireGuard tunnels up and down for the wgdesk app."
-DEPENDENCIES = ("Nsi", "TcpIp")
 RESTARTS = "restart/2000/restart/5000/none/0"
 """After a crash: restart after 2 s, then 5 s, then stay down (counts reset after a day), as wgdesk.iss."""
 
@@ -71,10 +75,16 @@ def install_commands(executable: PureWindowsPath) -> list[list[str]]:
     ]  # fmt: skip
 
 
-def uninstall_commands() -> list[list[str]]:
-    """Stop and remove the service (the helper's own ``--uninstall`` first removes adapters and every
-    WFP object: see `wgdesk.platforms.windows.wfp.FilterEngine.remove`)."""
-    return [["sc.exe", "stop", SERVICE_NAME], ["sc.exe", "delete", SERVICE_NAME]]
+def uninstall_commands(executable: PureWindowsPath) -> list[list[str]]:
+    """Stop the service (its engines, their adapters and the kill switch's dynamic session end with
+    it), let the helper remove what outlives it (``--uninstall``: lockdown's persistent WFP objects, the
+    Wintun driver; `wgdesk.platforms.windows.uninstall`), then delete the service. The installer's
+    ``[UninstallRun]`` runs the same, in this order (a test holds it to this list)."""
+    return [
+        ["sc.exe", "stop", SERVICE_NAME],
+        [str(executable), "--uninstall"],
+        ["sc.exe", "delete", SERVICE_NAME],
+    ]
 
 
 class EngineJob:
@@ -139,8 +149,17 @@ class WindowsService:
             return None
         return HelperLock(self.kernel32, handle)
 
+    def host(self, run: HelperRun, argv: list[str]) -> int:
+        """Under the service control dispatcher (`service_host.host`); ``--uninstall`` removes what
+        uninstalling must remove beyond files (`uninstall.main`)."""
+        if argv == ["--uninstall"]:
+            from wgdesk.platforms.windows.uninstall import main as uninstall
+
+            return uninstall()
+        return host(run, argv, ServiceModules.load())
+
     def notify_ready(self, status: str | None) -> None:
-        """Nothing: the service framework reports "running" to the service manager (`service_class`)."""
+        """Nothing: the service framework reports "running" to the service manager (`service_host`)."""
 
     def run_hook(self, command: str, ifname: str, timeout: float) -> int:
         """``cmd.exe /d /c COMMAND`` (``%i`` replaced by the interface; ``WIREGUARD_TUNNEL_NAME`` set, as
@@ -158,35 +177,3 @@ class WindowsService:
             cwd=system32,
         )
         return proc.returncode
-
-
-def service_class(run: Any) -> type:
-    """The pywin32 service class whose ``SvcDoRun`` calls ``run(stop_event)``; Windows only."""
-    import servicemanager
-    import win32event
-    import win32service
-    import win32serviceutil
-
-    class HelperService(win32serviceutil.ServiceFramework):  # type: ignore[misc]
-        _svc_name_ = SERVICE_NAME
-        _svc_display_name_ = DISPLAY_NAME
-        _svc_description_ = DESCRIPTION
-        _svc_deps_: ClassVar[list[str]] = list(DEPENDENCIES)
-
-        def __init__(self, args: Any) -> None:
-            super().__init__(args)
-            self.stop_event = win32event.CreateEvent(None, 1, 0, None)
-
-        def SvcStop(self) -> None:
-            self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
-            win32event.SetEvent(self.stop_event)
-
-        def SvcDoRun(self) -> None:
-            servicemanager.LogMsg(
-                servicemanager.EVENTLOG_INFORMATION_TYPE,
-                servicemanager.PYS_SERVICE_STARTED,
-                (SERVICE_NAME, ""),
-            )
-            run(self.stop_event)
-
-    return HelperService

@@ -16,11 +16,17 @@ the sublayer cannot be deleted while a filter still uses it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
+from wgdesk.platforms.errors import PlatformError
+from wgdesk.platforms.windows import wintun
 from wgdesk.platforms.windows.wfp import FilterEngine
 from wgdesk.platforms.windows.wfp_plan import plan
 from wgdesk.platforms.windows.wintun import Wintun
+
+ENGINE_EXECUTABLE = "wgdesk-engine.exe"
 
 
 def remove_everything(
@@ -41,3 +47,26 @@ def remove_everything(
             "removed the Wintun driver" if removed else "the Wintun driver stays (another adapter uses it)"
         )
     return done
+
+
+def engine_executable() -> str:
+    """The engine beside the running program (the helper's), as the firewall names it."""
+    return str(Path(sys.executable).with_name(ENGINE_EXECUTABLE))
+
+
+def main(open_engine: Callable[[bool], FilterEngine] = FilterEngine.load) -> int:
+    """``wgdesk-helper --uninstall``, run by the uninstaller after it stopped the service: prints what
+    it removed; exit status 1 when the WFP objects could not be removed (they would keep blocking)."""
+    try:
+        driver: Wintun | None = wintun.load()
+    except PlatformError as exc:
+        print(f"wgdesk-helper --uninstall: the Wintun driver stays: {exc}", file=sys.stderr)
+        driver = None
+    try:
+        done = remove_everything(open_engine, engine_executable(), driver)
+    except PlatformError as exc:
+        print(f"wgdesk-helper --uninstall: {exc}", file=sys.stderr)
+        return 1
+    for line in done:
+        print(line)
+    return 0
