@@ -167,3 +167,16 @@ def test_state_dir_on_a_mac() -> None:
     from wgdesk.platforms.darwin import DarwinPlatform
 
     assert DarwinPlatform().options.state_dir == Path("/var/run/wgdesk")
+
+
+def test_launchd_hosts_the_helper_in_the_foreground_stopped_by_signals() -> None:
+    from wgdesk.platforms.darwin.service import DarwinService
+
+    calls: list[tuple[list[str], object]] = []
+
+    def run(argv: list[str], stop_hook: object) -> int:
+        calls.append((argv, stop_hook))
+        return 3
+
+    assert DarwinService().host(run, ["--log-level", "debug"]) == 3  # the helper's status is the process's
+    assert calls == [(["--log-level", "debug"], None)]  # no stop hook: SIGTERM from launchd stops it

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wgdesk.platforms.darwin.runner import CLEAN_ENV
+from wgdesk.platforms.interface import HelperRun
 from wgdesk.platforms.unix.service import hold_lock, run_hook
 
 LABEL = "org.wgdesk.helper"
@@ -38,6 +39,10 @@ def launch_daemon(program: str = HELPER) -> dict[str, Any]:
 
 class DarwinService:
     """The backend's `Service`."""
+
+    def host(self, run: HelperRun, argv: list[str]) -> int:
+        """launchd runs the helper in the foreground and stops it with SIGTERM, as systemd does."""
+        return run(argv, None)
 
     def privileged(self) -> bool:
         return os.geteuid() == 0
