@@ -197,7 +197,7 @@ def other_config(L, allowed: str, address: str, extra: str = "") -> str:  # type
 
 def test_bringing_a_blocked_tunnel_up_again_leaves_another_members_journal_alone() -> None:
     # the replacement journal of blocked tunnel X was X.new.journal — the journal of a tunnel X.new
-    x = unique_name("wgj")
+    x = unique_name("j")  # short: f"{x}.new" must fit in 15 characters however many names the run made
     with two_members() as (L, victim, attacker):
         original = victim.helper.resolv_conf.read_text()
         assert victim.ok("up", name=x, config=L.config(), kill_switch=True)["state"] == "up"
