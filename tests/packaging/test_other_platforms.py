@@ -188,7 +188,8 @@ def test_iss_service_and_group() -> None:
     assert args[args.index("start=") + 1] == "auto"
     assert "start {#ServiceName}" in run
     uninstall = [e["Parameters"] for e in iss_entries("UninstallRun")]
-    assert uninstall[:2] == ["stop {#ServiceName}", "delete {#ServiceName}"]
+    # the service stops, then removes what it left (WFP objects, the Wintun driver), then goes
+    assert uninstall[:3] == ["stop {#ServiceName}", "--uninstall", "delete {#ServiceName}"]
     net = [e["Parameters"] for e in iss_entries("Run") if e["Filename"] == "{sys}\\net.exe"]
     assert net[0].startswith("localgroup wgdesk /add")
 
