@@ -5,6 +5,8 @@ from __future__ import annotations
 import plistlib
 from pathlib import Path
 
+from wgdesk.platforms.files import write_durably
+
 LAUNCH_AGENT = "org.wgdesk.wgdesk"
 
 
@@ -22,8 +24,5 @@ class LaunchAgent:
         if not enabled:
             path.unlink(missing_ok=True)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         agent = {"Label": LAUNCH_AGENT, "ProgramArguments": [command, "--minimized"], "RunAtLoad": True}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(plistlib.dumps(agent))
-        tmp.replace(path)
+        write_durably(path, plistlib.dumps(agent), mode=0o644)

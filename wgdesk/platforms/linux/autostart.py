@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from wgdesk.platforms.files import write_durably
+
 AUTOSTART_ENTRY = """[Desktop Entry]
 Type=Application
 Name=wgdesk
@@ -36,7 +38,4 @@ class XdgAutostart:
         if not enabled:
             path.unlink(missing_ok=True)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(AUTOSTART_ENTRY.format(command=f"{command} --minimized"))
-        tmp.replace(path)
+        write_durably(path, AUTOSTART_ENTRY.format(command=f"{command} --minimized").encode(), mode=0o644)
