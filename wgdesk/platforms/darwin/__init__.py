@@ -10,7 +10,8 @@ them) and by ``scripts/verify-macos`` once someone runs that on real hardware (d
 | `dns` | DNS in the dynamic store (``scutil``), re-asserted when configd rewrites it |
 | `pf` | kill switch, full-tunnel guard (CVE-2019-14899) and failsafe as pf anchors |
 | `peercred` | who connected to the control socket (``LOCAL_PEERCRED``, ``LOCAL_PEERPID``) |
-| `engine` | the engine's UDP sockets (``IP_BOUND_IF``) and its unprivileged start |
+| `engine` | the engine's UDP sockets and its unprivileged start |
+| `boundif` | the engine's UDP tied to the physical interface (``IP_BOUND_IF``), again after network changes |
 | `service` | the helper as a LaunchDaemon |
 | `identity` | accounts, process start times |
 | `network`, `autostart` | the network we are on; start at login (LaunchAgent) |
@@ -29,7 +30,7 @@ from typing import Any
 from wgdesk.platforms import unsupported as missing
 from wgdesk.platforms.darwin.autostart import LaunchAgent
 from wgdesk.platforms.darwin.dns import ScutilDns
-from wgdesk.platforms.darwin.engine import DarwinEngineHost
+from wgdesk.platforms.darwin.engine import DarwinEngineHost, DarwinEngineIO
 from wgdesk.platforms.darwin.identity import DarwinIdentity
 from wgdesk.platforms.darwin.ifconfig import DarwinTunnelDevices
 from wgdesk.platforms.darwin.netwatch import NetworkWatch
@@ -55,7 +56,6 @@ from wgdesk.platforms.interface import (
     TunDriver,
     UapiEndpoints,
 )
-from wgdesk.platforms.unix.engine_io import UnixEngineIO
 from wgdesk.undo import UndoRecord
 
 CONTROL_SOCKET = "/var/run/wgdesk/helper.sock"
@@ -101,7 +101,7 @@ class DarwinPlatform:
 
     split: SplitTunnel = missing.MissingSplitTunnel("darwin")
     tun: TunDriver = DarwinTunDriver()
-    engine_io: EngineIO = UnixEngineIO()
+    engine_io: EngineIO = DarwinEngineIO()
     network: NetworkView = DarwinNetworkView()
     autostart: Autostart = LaunchAgent()
     diagnostics: Diagnostics = DarwinDiagnostics()

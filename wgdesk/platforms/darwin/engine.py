@@ -1,11 +1,12 @@
-"""Running an engine on macOS (a `wgdesk.platforms.interface.EngineHost`).
+"""Running an engine on macOS (a `wgdesk.platforms.interface.EngineHost`, and the engine's own
+`wgdesk.platforms.interface.EngineIO`).
 
-The helper binds the engine's UDP sockets and ties them to the physical interface of the default
-route (``IP_BOUND_IF`` / ``IPV6_BOUND_IF``): with a full tunnel, the halves ``0.0.0.0/1`` and
-``128.0.0.0/1`` would otherwise send the encrypted packets into the tunnel itself. The engine is then
-started directly as its own unprivileged account (``Popen(user=…, group=…, extra_groups=[])``): on a
-Mac it is installed where every account may read it (the app bundle, ``/Library``), so it needs no
-root at all, not even to start.
+The helper binds the engine's UDP sockets; the engine ties them to the physical interface of the
+default route (``IP_BOUND_IF`` / ``IPV6_BOUND_IF``, `boundif`) and ties them again after every network
+change: with a full tunnel, the halves ``0.0.0.0/1`` and ``128.0.0.0/1`` would otherwise send the
+encrypted packets into the tunnel itself. The engine is started directly as its own unprivileged
+account (``Popen(user=…, group=…, extra_groups=[])``): on a Mac it is installed where every account
+may read it (the app bundle, ``/Library``), so it needs no root at all, not even to start.
 """
 
 from __future__ import annotations
@@ -14,29 +15,15 @@ import errno
 import os
 import pwd
 import socket
-import struct
 import subprocess
+from pathlib import Path
 
-from wgdesk.platforms.darwin.routes import parse_route_get
-from wgdesk.platforms.darwin.runner import ROUTE, Runner
+from wgdesk.platforms.darwin.boundif import BoundIfPinning, DefaultInterfaces
+from wgdesk.platforms.darwin.runner import Runner, system_runner
 from wgdesk.platforms.errors import PlatformError
-from wgdesk.platforms.interface import EngineLaunch
+from wgdesk.platforms.interface import EngineLaunch, Tun, UapiListener
+from wgdesk.platforms.unix.engine_io import UnixEngineIO
 from wgdesk.platforms.unix.launch import start_engine
-
-# <netinet/in.h>: IP_BOUND_IF 25; <netinet6/in6.h>: IPV6_BOUND_IF 125 (an interface index).
-IP_BOUND_IF = 25
-IPV6_BOUND_IF = 125
-
-
-def bound_if_options(sock4: bool, sock6: bool, index: int) -> list[tuple[int, int, bytes]]:
-    """The ``setsockopt`` calls (level, option, value) that tie the sockets to interface ``index``."""
-    value = struct.pack("=I", index)
-    options = []
-    if sock4:
-        options.append((socket.IPPROTO_IP, IP_BOUND_IF, value))
-    if sock6:
-        options.append((socket.IPPROTO_IPV6, IPV6_BOUND_IF, value))
-    return options
 
 
 def _bind(family: int, port: int) -> socket.socket:
@@ -51,25 +38,29 @@ def _bind(family: int, port: int) -> socket.socket:
     return sock
 
 
+class DarwinEngineIO:
+    """The engine's own I/O on macOS (`wgdesk.platforms.interface.EngineIO`): a utun descriptor and a
+    UNIX UAPI socket as on Linux, and its UDP sockets kept on the physical interface
+    (`boundif.BoundIfPinning`), tied again after every network change."""
+
+    compiled_reads_device = True
+
+    def listen_uapi(self, ifname: str) -> tuple[UapiListener, Path | None]:
+        return UnixEngineIO().listen_uapi(ifname)
+
+    def guard_udp(self, tun: Tun) -> BoundIfPinning:
+        return BoundIfPinning(DefaultInterfaces(system_runner))
+
+
 class DarwinEngineHost:
-    """Binds the engine's sockets to the physical interface and starts it unprivileged."""
+    """Binds the engine's sockets and starts it unprivileged."""
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
 
-    def physical_index(self) -> int | None:
-        """The index of the default route's interface, unless that is a tunnel (then: none)."""
-        proc = self.runner([ROUTE, "-n", "get", "default"], check=False)
-        interface = parse_route_get(proc.stdout).get("interface", "") if proc.returncode == 0 else ""
-        if not interface or interface.startswith("utun"):
-            return None
-        try:
-            return socket.if_nametoindex(interface)
-        except OSError:
-            return None
-
     def bind_udp(self, port: int, fwmark: int) -> tuple[socket.socket | None, socket.socket | None, int]:
-        """Both families on one port, tied to the physical interface (``fwmark`` has no meaning here)."""
+        """Both families on one port (``fwmark`` has no meaning here); the engine ties them to the
+        physical interface itself (`DarwinEngineIO.guard_udp`), also after network changes."""
         try:
             s4 = _bind(socket.AF_INET, port)
         except OSError as exc:
@@ -83,14 +74,6 @@ class DarwinEngineHost:
                 s4.close()
                 raise PlatformError(f"cannot bind UDP port {chosen} for IPv6: {exc.strerror}") from exc
             s6 = None
-        index = self.physical_index()
-        if index is not None:
-            for sock, (level, option, value) in zip(
-                [s for s in (s4, s6) if s is not None],
-                bound_if_options(True, s6 is not None, index),
-                strict=True,
-            ):
-                sock.setsockopt(level, option, value)
         return s4, s6, chosen
 
     def start(self, launch: EngineLaunch) -> subprocess.Popen[bytes]:
