@@ -5,9 +5,7 @@ path a Mac runs. Byte layouts are built by hand from <sys/ucred.h> and <sys/un.h
 from __future__ import annotations
 
 import plistlib
-import socket
 import struct
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wgdesk.fastpath import choose
-from wgdesk.platforms.darwin import dns, engine, peercred, service
+from wgdesk.platforms.darwin import dns, peercred, service
 from wgdesk.platforms.errors import PlatformError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,29 +88,6 @@ class FakePeer:
 def test_peer_credentials_reads_both_options() -> None:
     who = peercred.peer_credentials(FakePeer(xucred(501, [20, 80]), 777))  # type: ignore[arg-type]
     assert (who.pid, who.uid, who.gid, who.groups) == (777, 501, 20, (80,))
-
-
-def test_bind_udp_one_port_for_both_families_tied_by_the_engine_not_here() -> None:
-    calls: list[list[str]] = []
-
-    def runner(
-        argv: Sequence[str], stdin: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        calls.append(list(argv))
-        return subprocess.CompletedProcess(list(argv), 0, "  interface: utun3\n", "")
-
-    host = engine.DarwinEngineHost(runner)
-    s4, s6, port = host.bind_udp(0, 0)
-    try:
-        assert s4 is not None and s4.getsockname()[1] == port
-        assert s6 is None or (
-            s6.getsockname()[1] == port and s6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-        )
-        assert calls == []  # the engine ties them (test_boundif), after every network change too
-    finally:
-        for s in (s4, s6):
-            if s is not None:
-                s.close()
 
 
 def test_the_installed_launch_daemon_is_the_backends() -> None:

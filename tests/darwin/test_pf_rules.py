@@ -92,3 +92,40 @@ def test_failsafe_blocks_all_but_loopback() -> None:
     assert verdict(failsafe, Packet("out", "en0", "udp", "0.0.0.0", "255.255.255.255", 68, 67)) == "block"
     assert verdict(failsafe, Packet("out", "utun7", "tcp", "10.8.0.2", "1.1.1.1", 5, 443)) == "block"
     assert verdict(failsafe, Packet("out", "lo0", "tcp", "127.0.0.1", "127.0.0.1", 5, 80)) == "pass"
+
+
+ENGINE_UID = 250
+"""The uid of the account that created the engine's sockets (`socketowner`)."""
+ENGINE_PORT = 51820
+
+
+def owned(port: int) -> int | None:
+    return ENGINE_UID if port == ENGINE_PORT else None
+
+
+def test_the_engines_udp_is_matched_by_port_and_user_when_its_owner_is_known() -> None:
+    rules = pf.kill_switch_rules(KILL, owned)
+    assert f"pass out quick proto udp from any port {ENGINE_PORT} to any user {ENGINE_UID}\n" in rules
+    assert f"pass in quick proto udp from any to any port {ENGINE_PORT} user {ENGINE_UID}\n" in rules
+    kill = {pf.KILL_SWITCH: rules}
+    out = Packet("out", "en0", "udp", "192.168.1.23", "203.0.113.5", ENGINE_PORT, 51820, owner=ENGINE_UID)
+    back = Packet("in", "en0", "udp", "203.0.113.5", "192.168.1.23", 51820, ENGINE_PORT, owner=ENGINE_UID)
+    assert verdict(kill, out) == verdict(kill, back) == "pass"
+    # the engine killed, its port taken by someone else's process (or root's): not let out
+    for uid in (501, 0):
+        assert (
+            verdict(
+                kill,
+                Packet("out", "en0", "udp", "192.168.1.23", "203.0.113.5", ENGINE_PORT, 51820, owner=uid),
+            )
+            == "block"
+        )
+
+
+def test_with_root_made_sockets_the_port_alone_decides() -> None:
+    """The fallback (`socketowner`: sockets the helper had to make itself): no ``user`` — it would
+    say root — so any process on the engine's port gets out. This is what matching by user fixes."""
+    rules = pf.kill_switch_rules(KILL, lambda port: 0)
+    assert " user " not in rules
+    intruder = Packet("out", "en0", "udp", "192.168.1.23", "203.0.113.5", ENGINE_PORT, 51820, owner=501)
+    assert verdict({pf.KILL_SWITCH: rules}, intruder) == "pass"

@@ -11,6 +11,7 @@ them) and by ``scripts/verify-macos`` once someone runs that on real hardware (d
 | `pf` | kill switch, full-tunnel guard (CVE-2019-14899) and failsafe as pf anchors |
 | `peercred` | who connected to the control socket (``LOCAL_PEERCRED``, ``LOCAL_PEERPID``) |
 | `engine` | the engine's UDP sockets and its unprivileged start |
+| `socketowner` | the engine's UDP sockets created as its own account, so pf can match them by user |
 | `boundif` | the engine's UDP tied to the physical interface (``IP_BOUND_IF``), again after network changes |
 | `service` | the helper as a LaunchDaemon |
 | `identity` | accounts, process start times |
@@ -40,6 +41,7 @@ from wgdesk.platforms.darwin.records import RECORD_MODULES, REGISTRY
 from wgdesk.platforms.darwin.routes import DarwinRouting
 from wgdesk.platforms.darwin.runner import Runner, system_runner
 from wgdesk.platforms.darwin.service import DarwinService
+from wgdesk.platforms.darwin.socketowner import OwnerRecord
 from wgdesk.platforms.darwin.utun import RUN_DIR, DarwinTunDriver
 from wgdesk.platforms.interface import (
     Autostart,
@@ -117,7 +119,7 @@ class DarwinPlatform:
 
     @cached_property
     def firewall(self) -> PfFirewall:
-        return PfFirewall(self.runner, self.options.state_dir)
+        return PfFirewall(self.runner, self.options.state_dir, OwnerRecord(self.options.state_dir).owner)
 
     @cached_property
     def dns(self) -> ScutilDns:
@@ -139,7 +141,7 @@ class DarwinPlatform:
 
     @cached_property
     def engine(self) -> DarwinEngineHost:
-        return DarwinEngineHost(self.runner)
+        return DarwinEngineHost(self.runner, self.options.state_dir, notes=self.notes)
 
     @cached_property
     def control(self) -> ControlEndpoint:

@@ -11,7 +11,6 @@ may read it (the app bundle, ``/Library``), so it needs no root at all, not even
 
 from __future__ import annotations
 
-import errno
 import os
 import pwd
 import socket
@@ -20,22 +19,11 @@ from pathlib import Path
 
 from wgdesk.platforms.darwin.boundif import BoundIfPinning, DefaultInterfaces
 from wgdesk.platforms.darwin.runner import Runner, system_runner
+from wgdesk.platforms.darwin.socketowner import SOCKET_ACCOUNT, OwnerRecord, bind_as, bind_pair
 from wgdesk.platforms.errors import PlatformError
-from wgdesk.platforms.interface import EngineLaunch, Tun, UapiListener
+from wgdesk.platforms.interface import EngineLaunch, Notes, SilentNotes, Tun, UapiListener
 from wgdesk.platforms.unix.engine_io import UnixEngineIO
 from wgdesk.platforms.unix.launch import start_engine
-
-
-def _bind(family: int, port: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class DarwinEngineIO:
@@ -53,27 +41,61 @@ class DarwinEngineIO:
 
 
 class DarwinEngineHost:
-    """Binds the engine's sockets and starts it unprivileged."""
+    """Binds the engine's sockets as the socket account (`socketowner`) and starts it unprivileged.
+    ``state_dir`` holds the owner record the kill switch reads; ``notes``: the helper's log."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        state_dir: Path,
+        account: str = SOCKET_ACCOUNT,
+        notes: Notes | None = None,
+    ) -> None:
         self.runner = runner
+        self.owners = OwnerRecord(state_dir)
+        self.account = account
+        self.notes = notes or SilentNotes()
+
+    def _account_ids(self) -> tuple[int, int] | None:
+        """The socket account's (uid, gid) when sockets can be made as it: it exists, is not root,
+        and we are root."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            pw = pwd.getpwnam(self.account)
+        except KeyError:
+            return None
+        return None if pw.pw_uid == 0 else (pw.pw_uid, pw.pw_gid)
 
     def bind_udp(self, port: int, fwmark: int) -> tuple[socket.socket | None, socket.socket | None, int]:
-        """Both families on one port (``fwmark`` has no meaning here); the engine ties them to the
-        physical interface itself (`DarwinEngineIO.guard_udp`), also after network changes."""
-        try:
-            s4 = _bind(socket.AF_INET, port)
-        except OSError as exc:
-            raise PlatformError(f"cannot bind UDP port {port}: {exc.strerror}") from exc
-        chosen = s4.getsockname()[1]
+        """Both families on one port (``fwmark`` has no meaning here), created as the socket account
+        where possible so pf can match them by user, else by us (recorded: the kill switch then
+        matches the port alone). The engine ties them to the physical interface itself
+        (`DarwinEngineIO.guard_udp`), also after network changes."""
+        ids = self._account_ids()
         s6: socket.socket | None
+        if ids is not None:
+            try:
+                s4, s6 = bind_as(*ids, port)
+            except OSError as exc:
+                self.notes.warning(
+                    f"cannot create the engine's UDP sockets as {self.account} ({exc.strerror}):"
+                    f" created as root, so the kill switch lets port {port or 'chosen'} out for any user"
+                )
+                ids = None
+        if ids is None:
+            try:
+                s4, s6 = bind_pair(port)
+            except OSError as exc:
+                raise PlatformError(f"cannot bind UDP port {port}: {exc.strerror}") from exc
+        chosen = s4.getsockname()[1]
         try:
-            s6 = _bind(socket.AF_INET6, chosen)
+            self.owners.set(chosen, os.geteuid() if ids is None else ids[0])
         except OSError as exc:
-            if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
-                s4.close()
-                raise PlatformError(f"cannot bind UDP port {chosen} for IPv6: {exc.strerror}") from exc
-            s6 = None
+            s4.close()
+            if s6 is not None:
+                s6.close()
+            raise PlatformError(f"cannot record the owner of UDP port {chosen}: {exc.strerror}") from exc
         return s4, s6, chosen
 
     def start(self, launch: EngineLaunch) -> subprocess.Popen[bytes]:

@@ -11,9 +11,9 @@ system's rules (and the main ruleset) are never touched:
   inside the tunnel by sending to its address from outside) and, for a family the tunnel does not
   carry, a block of that family outside the tunnel (no native-IPv6 leak);
 * ``com.apple/250.wgdesk.killswitch`` — loopback, DHCP, neighbour discovery, the engines' UDP on
-  their listen ports (both ways: a peer may initiate), the tunnel interfaces, optionally the LAN;
-  DNS outside the tunnels blocked (before the LAN is let through, so a LAN resolver cannot leak
-  names); the rest dropped.
+  their listen ports and of their sockets' owner (both ways: a peer may initiate; `socketowner`),
+  the tunnel interfaces, optionally the LAN; DNS outside the tunnels blocked (before the LAN is let
+  through, so a LAN resolver cannot leak names); the rest dropped.
 
 Each anchor enables pf with a reference (``pfctl -E`` prints a token) and releases it (``pfctl -X
 TOKEN``) when it is flushed, so pf goes back to off only when nothing else holds a reference. Tokens
@@ -26,6 +26,7 @@ would never be evaluated: `PfFirewall` refuses then, saying so, rather than pret
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_interface, ip_network
 from pathlib import Path
@@ -69,14 +70,26 @@ BASE = [
 discovery (without them the Mac loses its address and its gateway)."""
 
 
-def kill_switch_rules(kill_switch: KillSwitch) -> str:
+Owner = Callable[[int], int | None]
+"""The uid that created the engine's sockets on a port (`socketowner.OwnerRecord.owner`)."""
+
+
+def _unknown(port: int) -> int | None:
+    return None
+
+
+def kill_switch_rules(kill_switch: KillSwitch, owner: Owner = _unknown) -> str:
     """The kill switch's anchor (see the module docstring); the order is the point: pf stops at the
-    first ``quick`` match."""
+    first ``quick`` match. An engine's UDP is matched by its port and, where its sockets were created
+    by an account other than root (``owner``), by that user too: pf's ``user`` is the socket's
+    creator, so a root-made socket would make the rule "any root process"."""
     lines = ["# wgdesk kill switch (generated; loaded into " + KILL_SWITCH + ")", *BASE]
     for member in sorted(kill_switch.members, key=lambda m: m.tunnel):
         port = _port(member.listen_port)
-        lines.append(f"pass out quick proto udp from any port {port} to any")
-        lines.append(f"pass in quick proto udp from any to any port {port}")  # a peer may initiate
+        uid = owner(port)
+        user = f" user {uid}" if uid else ""
+        lines.append(f"pass out quick proto udp from any port {port} to any{user}")
+        lines.append(f"pass in quick proto udp from any to any port {port}{user}")  # a peer may initiate
     for member in sorted(kill_switch.members, key=lambda m: m.tunnel):
         lines.append(f"pass quick on {_ifname(member.ifname)} all")
     lines.append("block drop out quick proto { tcp, udp } from any to any port 53")
@@ -185,8 +198,9 @@ class Pf:
 class PfFirewall:
     """The backend's `wgdesk.platforms.interface.Firewall`."""
 
-    def __init__(self, runner: Runner, state_dir: Path) -> None:
+    def __init__(self, runner: Runner, state_dir: Path, owner: Owner = _unknown) -> None:
         self.pf = Pf(runner, state_dir)
+        self.owner = owner
 
     def full_tunnel_on(self, tunnel: FullTunnel, record: Recorder) -> None:
         anchor = GUARD + _ifname(tunnel.ifname)
@@ -196,7 +210,7 @@ class PfFirewall:
         self.pf.load(anchor, rules)
 
     def apply_kill_switch(self, kill_switch: KillSwitch) -> None:
-        rules = kill_switch_rules(kill_switch)
+        rules = kill_switch_rules(kill_switch, self.owner)
         self.pf.check_wildcard()
         self.pf.load(KILL_SWITCH, rules)
 
