@@ -34,6 +34,7 @@ from pathlib import Path
 from wgdesk.platforms.darwin.records import REGISTRY, UndoContext
 from wgdesk.platforms.darwin.runner import PFCTL, Runner
 from wgdesk.platforms.errors import PlatformError
+from wgdesk.platforms.files import write_durably
 from wgdesk.platforms.interface import FullTunnel, KillSwitch, Recorder
 from wgdesk.undo import UndoRecord
 
@@ -155,10 +156,8 @@ class Pf:
         return tokens
 
     def _save(self, tokens: dict[str, str]) -> None:
-        self.tokens.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        tmp = self.tokens.with_suffix(".tmp")
-        tmp.write_text("".join(f"{token} {anchor}\n" for anchor, token in sorted(tokens.items())))
-        tmp.replace(self.tokens)
+        text = "".join(f"{token} {anchor}\n" for anchor, token in sorted(tokens.items()))
+        write_durably(self.tokens, text.encode(), 0o644)
 
     def check_wildcard(self) -> None:
         """Refuse when the main ruleset does not evaluate ``com.apple/*`` (our anchors would be dead)."""

@@ -27,6 +27,8 @@ import socket
 import struct
 from pathlib import Path
 
+from wgdesk.platforms.files import write_durably
+
 SOCKET_ACCOUNT = "wgdesk-engine"
 """The account that owns the engines' UDP sockets (the .pkg's postinstall creates it)."""
 _REPLY = struct.Struct("=ii")
@@ -137,7 +139,5 @@ class OwnerRecord:
     def set(self, port: int, uid: int) -> None:
         owners = self.read()
         owners[port] = uid
-        self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{p} {u}\n" for p, u in sorted(owners.items())))
-        tmp.replace(self.path)
+        text = "".join(f"{p} {u}\n" for p, u in sorted(owners.items()))
+        write_durably(self.path, text.encode(), 0o644)
