@@ -94,7 +94,10 @@ def test_the_installed_launch_daemon_is_the_backends() -> None:
     """The .pkg installs ``installers/macos/org.wgdesk.helper.plist``: exactly `service.launch_daemon`."""
     installed = plistlib.loads((ROOT / "installers" / "macos" / "org.wgdesk.helper.plist").read_bytes())
     assert installed == service.launch_daemon()
-    assert installed["ProgramArguments"] == ["/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper"]
+    assert installed["ProgramArguments"] == [
+        "/Library/Application Support/wgdesk/boot-block",  # test_bootblock
+        "/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper",
+    ]
     assert installed["RunAtLoad"] is True and installed["KeepAlive"] is True
 
 

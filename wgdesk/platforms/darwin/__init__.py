@@ -36,7 +36,7 @@ from wgdesk.platforms.darwin.identity import DarwinIdentity
 from wgdesk.platforms.darwin.ifconfig import DarwinTunnelDevices
 from wgdesk.platforms.darwin.netwatch import NetworkWatch
 from wgdesk.platforms.darwin.network import DarwinNetworkView
-from wgdesk.platforms.darwin.pf import PfFirewall
+from wgdesk.platforms.darwin.pf import BOOT_RULES, PfFirewall
 from wgdesk.platforms.darwin.records import RECORD_MODULES, REGISTRY
 from wgdesk.platforms.darwin.routes import DarwinRouting
 from wgdesk.platforms.darwin.runner import Runner, system_runner
@@ -119,7 +119,12 @@ class DarwinPlatform:
 
     @cached_property
     def firewall(self) -> PfFirewall:
-        return PfFirewall(self.runner, self.options.state_dir, OwnerRecord(self.options.state_dir).owner)
+        return PfFirewall(
+            self.runner,
+            self.options.state_dir,
+            OwnerRecord(self.options.state_dir).owner,
+            self.options.persistent_dir / BOOT_RULES,
+        )
 
     @cached_property
     def dns(self) -> ScutilDns:
