@@ -148,4 +148,9 @@ def test_launchd_hosts_the_helper_in_the_foreground_stopped_by_signals() -> None
         return 3
 
     assert DarwinService().host(run, ["--log-level", "debug"]) == 3  # the helper's status is the process's
-    assert calls == [(["--log-level", "debug"], None)]  # no stop hook: SIGTERM from launchd stops it
+    # no stop hook: SIGTERM from launchd stops it; macOS's run directory unless one is named
+    assert calls == [(["--state-dir", "/var/run/wgdesk", "--log-level", "debug"], None)]
+    calls.clear()
+    for named in (["--state-dir", "/tmp/x"], ["--state-dir=/tmp/x"]):
+        DarwinService().host(run, named)
+    assert calls == [(["--state-dir", "/tmp/x"], None), (["--state-dir=/tmp/x"], None)]

@@ -115,7 +115,7 @@ class Watching(FakeMac):
 
 
 def test_the_helper_leaves_the_block_before_loading_and_forgets_it_after_unloading(tmp_path: Path) -> None:
-    boot = tmp_path / "persistent" / pf.BOOT_RULES
+    boot = tmp_path / "persistent" / pf.BOOT_RULES.name
     mac = Watching(boot)
     firewall = pf.PfFirewall(mac, tmp_path / "run", boot_rules=boot)
     firewall.apply_kill_switch(KILL)
@@ -131,7 +131,7 @@ def test_no_block_is_left_when_the_kill_switch_cannot_be_evaluated(tmp_path: Pat
         def _pfctl(self, args: list[str], stdin: str | None) -> tuple[int, str, str]:
             return (0, "", "") if args == ["-s", "rules"] else super()._pfctl(args, stdin)
 
-    boot = tmp_path / pf.BOOT_RULES
+    boot = tmp_path / pf.BOOT_RULES.name
     with pytest.raises(PlatformError):
         pf.PfFirewall(NoWildcard(), tmp_path / "run", boot_rules=boot).apply_kill_switch(KILL)
     assert not boot.exists()
@@ -191,7 +191,7 @@ def test_the_script_does_nothing_without_rules_or_once_the_anchor_has_a_referenc
 
 
 def test_the_helper_takes_the_boot_blocks_anchor_over_and_releases_its_reference(tmp_path: Path) -> None:
-    boot = tmp_path / pf.BOOT_RULES
+    boot = tmp_path / pf.BOOT_RULES.name
     boot.write_text(pf.boot_block_rules(KILL))
     run = tmp_path / "run"
     run.mkdir()

@@ -48,4 +48,4 @@ def test_boot_block_names_the_anchor_and_token_file_the_helper_uses() -> None:
     text = (MACOS / "boot-block").read_text()
     assert f'ANCHOR="{pf.KILL_SWITCH}"' in text
     assert "/var/run/wgdesk/pf-tokens" in text and Path("/var/run/wgdesk") == STATE_DIR
-    assert f"/Library/Application Support/wgdesk/{pf.BOOT_RULES}" in text
+    assert f'RULES="${{WGDESK_BOOT_RULES:-{pf.BOOT_RULES}}}"' in text

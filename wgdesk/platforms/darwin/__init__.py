@@ -40,7 +40,7 @@ from wgdesk.platforms.darwin.pf import BOOT_RULES, PfFirewall
 from wgdesk.platforms.darwin.records import RECORD_MODULES, REGISTRY
 from wgdesk.platforms.darwin.routes import DarwinRouting
 from wgdesk.platforms.darwin.runner import Runner, system_runner
-from wgdesk.platforms.darwin.service import DarwinService
+from wgdesk.platforms.darwin.service import STATE_DIR, DarwinService
 from wgdesk.platforms.darwin.socketowner import OwnerRecord
 from wgdesk.platforms.darwin.utun import RUN_DIR, DarwinTunDriver
 from wgdesk.platforms.interface import (
@@ -61,7 +61,6 @@ from wgdesk.platforms.interface import (
 from wgdesk.undo import UndoRecord
 
 CONTROL_SOCKET = "/var/run/wgdesk/helper.sock"
-STATE_DIR = Path("/var/run/wgdesk")
 
 
 class DarwinDiagnostics:
@@ -80,7 +79,8 @@ class DarwinDiagnostics:
 class DarwinPlatform:
     """macOS. ``runner`` runs the system's tools (tests pass a fake Mac); ``run_dir`` is where the
     ``NAME.name`` records go (``/var/run/wireguard``); ``follows_network``: start ``route -n
-    monitor`` once a full tunnel or tunnel DNS is set (the helper's backend)."""
+    monitor`` once a full tunnel or tunnel DNS is set (the helper's backend); ``boot_rules``: see
+    `pf.PfFirewall`."""
 
     name = "darwin"
 
@@ -91,6 +91,7 @@ class DarwinPlatform:
         runner: Runner | None = None,
         run_dir: Path = RUN_DIR,
         follows_network: bool = True,
+        boot_rules: Path | None = BOOT_RULES,
     ) -> None:
         self.options = options or PlatformOptions(
             state_dir=STATE_DIR, persistent_dir=Path("/Library/Application Support/wgdesk")
@@ -100,6 +101,9 @@ class DarwinPlatform:
         self.run_dir = run_dir
         self.follows_network = follows_network
         """Whether `follow_network` starts ``route -n monitor`` (tests drive `network_watch` themselves)."""
+        self.boot_rules = boot_rules
+        """Where the kill switch is left for the boot-time block: the path ``boot-block`` reads, not
+        under the administrator's ``persistent_dir`` (tests: a temporary file)."""
 
     split: SplitTunnel = missing.MissingSplitTunnel("darwin")
     tun: TunDriver = DarwinTunDriver()
@@ -123,7 +127,7 @@ class DarwinPlatform:
             self.runner,
             self.options.state_dir,
             OwnerRecord(self.options.state_dir).owner,
-            self.options.persistent_dir / BOOT_RULES,
+            self.boot_rules,
         )
 
     @cached_property

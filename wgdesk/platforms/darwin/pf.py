@@ -45,8 +45,9 @@ KILL_SWITCH = PREFIX + "250.wgdesk.killswitch"
 _TOKEN = re.compile(r"^Token\s*:\s*(\d+)\s*$", re.MULTILINE)
 _IFNAME = re.compile(r"[A-Za-z0-9]{1,15}")
 _WILDCARD = 'anchor "com.apple/*"'
-BOOT_RULES = "boot-block.pf"
-"""The kill switch left for the next boot, in the persistent directory (`boot_block_rules`)."""
+BOOT_RULES = Path("/Library/Application Support/wgdesk/boot-block.pf")
+"""The kill switch left for the next boot (`boot_block_rules`); ``installers/macos/boot-block`` reads
+it there."""
 
 
 def _ifname(name: str) -> str:

@@ -23,6 +23,8 @@ LABEL = "org.wgdesk.helper"
 PLIST_PATH = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
 HELPER = "/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper"
 LOG_PATH = "/var/log/wgdesk-helper.log"
+STATE_DIR = Path("/var/run/wgdesk")
+"""The helper's runtime directory on macOS (control socket, journals, pf tokens, socket owners)."""
 BOOT_BLOCK = "/Library/Application Support/wgdesk/boot-block"
 """Run by the LaunchDaemon before the helper (which it then ``exec``s)."""
 
@@ -45,7 +47,11 @@ class DarwinService:
     """The backend's `Service`."""
 
     def host(self, run: HelperRun, argv: list[str]) -> int:
-        """launchd runs the helper in the foreground and stops it with SIGTERM, as systemd does."""
+        """launchd runs the helper in the foreground and stops it with SIGTERM, as systemd does.
+        The runtime directory is ``/var/run/wgdesk`` (macOS has no ``/run``; the helper's own default
+        is Linux's) unless the command line names one."""
+        if not any(a == "--state-dir" or a.startswith("--state-dir=") for a in argv):
+            argv = ["--state-dir", str(STATE_DIR), *argv]
         return run(argv, None)
 
     def privileged(self) -> bool:
