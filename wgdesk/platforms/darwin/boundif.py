@@ -126,11 +126,14 @@ class BoundIfPinning:
             self.watch.start()
 
     def bound(self, sockets: BoundSockets) -> None:
-        """Tie ``sockets`` (the engine's new ones) now and from now on."""
+        """Tie ``sockets`` (the engine's new ones) now and from now on. Known answers are used as
+        they are (the watch keeps them current), so a new ``listen_port`` does not wait for ``route``
+        in the engine's loop; only the first pair, or a family whose last tie failed, asks."""
         with self.lock:
             self.sockets = sockets
             for family in FAMILIES:
-                self.current[family] = self.source.index(family)
+                if family not in self.current:
+                    self.current[family] = self.source.index(family)
                 self._pin(family)
 
     def recheck(self) -> None:
