@@ -8,6 +8,7 @@ macOS's pf then matches ``user`` as pf.conf(5) says has not been checked on a Ma
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import socket
@@ -133,3 +134,23 @@ def test_the_newest_bind_of_a_port_replaces_its_owner(tmp_path: Path) -> None:
     assert record.read() == {51820: 250, 51821: 250}
     (tmp_path / "engine-sockets").write_text("garbage\n51822 x\n51823 7\n")
     assert record.read() == {51823: 7}  # unreadable lines are unknown owners: the port alone decides
+
+
+def test_a_child_that_dies_without_answering_is_an_error_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wgdesk.platforms.darwin import socketowner
+
+    monkeypatch.setattr(socketowner, "_child", lambda *args: os._exit(3))
+    with pytest.raises(OSError, match="without an answer"):
+        bind_as(NOBODY.pw_uid, NOBODY.pw_gid, 0)
+
+
+def test_an_unexpected_failure_in_the_child_comes_back_as_eio(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wgdesk.platforms.darwin import socketowner
+
+    def broken(port: int) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(socketowner, "bind_pair", broken)
+    with pytest.raises(OSError) as caught:
+        bind_as(NOBODY.pw_uid, NOBODY.pw_gid, 0)
+    assert caught.value.errno == errno.EIO

@@ -31,6 +31,8 @@ from wgdesk.platforms.files import write_durably
 
 SOCKET_ACCOUNT = "wgdesk-engine"
 """The account that owns the engines' UDP sockets (the .pkg's postinstall creates it)."""
+CHILD_TIMEOUT = 10.0
+"""Seconds the helper waits for the child's sockets (it binds two sockets: milliseconds)."""
 _REPLY = struct.Struct("=ii")
 """The child's answer: (errno, port); errno 0 with the sockets attached."""
 
@@ -62,7 +64,7 @@ def bind_pair(port: int) -> tuple[socket.socket, socket.socket | None]:
 
 def _child(channel: socket.socket, uid: int, gid: int, port: int) -> None:
     """In the forked child: become ``uid``:``gid``, bind, send the sockets back. Never returns."""
-    code = 0
+    code = errno.EIO
     try:
         os.setgroups([])
         os.setgid(gid)
@@ -71,19 +73,22 @@ def _child(channel: socket.socket, uid: int, gid: int, port: int) -> None:
         fds = [s.fileno() for s in (s4, s6) if s is not None]
         reply = _REPLY.pack(0, s4.getsockname()[1]) + (b"6" if s6 is not None else b"-")
         socket.send_fds(channel, [reply], fds)
+        code = 0
     except OSError as exc:
         code = exc.errno or errno.EIO
+    except BaseException:
+        pass
+    if code:
         with contextlib.suppress(OSError):
             channel.sendall(_REPLY.pack(code, 0))
-    except BaseException:
-        code = errno.EIO
     os._exit(0 if code == 0 else 1)
 
 
 def bind_as(uid: int, gid: int, port: int) -> tuple[socket.socket, socket.socket | None]:
     """`bind_pair` in a child that is ``uid``:``gid`` (only root may ask), so the sockets are created
     with that account's credentials. Raises `OSError` with the child's errno."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    # a stream: the child's exit ends it even when it could not answer (a datagram pair would wait)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
@@ -91,7 +96,11 @@ def bind_as(uid: int, gid: int, port: int) -> tuple[socket.socket, socket.socket
             _child(theirs, uid, gid, port)
         theirs.close()
         try:
+            ours.settimeout(CHILD_TIMEOUT)
             message, fds, _, _ = socket.recv_fds(ours, _REPLY.size + 1, 2)
+        except TimeoutError:
+            os.kill(pid, 9)
+            raise OSError(errno.ETIMEDOUT, "the socket child did not answer") from None
         finally:
             os.waitpid(pid, 0)
     finally:
