@@ -132,7 +132,7 @@ def test_build_pkg_commands_and_payload(bundle: Bundle, tmp_path: Path) -> None:
         "--distribution", str(stage / "Distribution.xml"), "--package-path", str(stage),
         f"{out}/wgdesk-{VERSION}.pkg",
     ]  # fmt: skip
-    payload = set((record / "payload.txt").read_text().split())
+    payload = set((record / "payload.txt").read_text().splitlines())  # paths have spaces
     daemon = plistlib.loads((record / "daemon.plist").read_bytes())
     assert "." + DAEMON in payload
     for program in daemon["ProgramArguments"]:
