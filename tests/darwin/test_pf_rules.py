@@ -6,11 +6,13 @@ failsafe."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.darwin.pfmodel import Packet, verdict
-from wgdesk.platforms.darwin import pf
-from wgdesk.platforms.interface import FullTunnel, KillSwitch, KillSwitchMember
+from wgdesk.platforms.darwin import DarwinPlatform, pf
+from wgdesk.platforms.interface import FullTunnel, KillSwitch, KillSwitchMember, PlatformOptions
 
 KILL = KillSwitch(members=(KillSwitchMember("office", "utun7", 0, 51820),), lan=("192.168.1.0/24",))
 GUARDED = FullTunnel("utun7", 0, ("10.8.0.2/32", "fd00:8::2/128"), frozenset({4, 6}))
@@ -129,3 +131,12 @@ def test_with_root_made_sockets_the_port_alone_decides() -> None:
     assert " user " not in rules
     intruder = Packet("out", "en0", "udp", "192.168.1.23", "203.0.113.5", ENGINE_PORT, 51820, owner=501)
     assert verdict({pf.KILL_SWITCH: rules}, intruder) == "pass"
+
+
+def test_the_backend_wires_the_socket_owner_record_into_the_kill_switch(tmp_path: Path) -> None:
+    """What `DarwinEngineHost.bind_udp` records is what `PfFirewall` asks: one file, one format."""
+    platform = DarwinPlatform(PlatformOptions(state_dir=tmp_path), boot_rules=None)
+    platform.engine.owners.set(ENGINE_PORT, ENGINE_UID)
+    assert platform.firewall.owner(ENGINE_PORT) == ENGINE_UID
+    assert platform.firewall.owner(ENGINE_PORT + 1) is None
+    assert DarwinPlatform().firewall.boot_rules == pf.BOOT_RULES
