@@ -1,11 +1,13 @@
 """The engine's UDP tied to the physical interface on macOS, and tied again after network changes
 (`wgdesk.platforms.darwin.boundif`).
 
-``IP_BOUND_IF`` does not exist on Linux, so the OS boundary — ``setsockopt`` and the answers of
-``route -n get`` — is faked: the fake records each call, and the tests assert the exact (socket,
-level, option, bytes) sequence. The network changes come from the synthetic ``route -n monitor``
-fixture (written by hand, not recorded on a Mac). The last test runs the real engine loop with the
-guard and checks it keeps serving while the sockets are re-tied, one of the calls failing."""
+``IP_BOUND_IF`` does not exist on Linux, so the OS boundary — ``setsockopt``, the answers of
+``route -n get`` and the routing socket — is faked: the fake records each call, and the tests assert
+the exact (socket, level, option, bytes) sequence. The network changes are routing messages built by
+hand from ``<net/route.h>`` (``rt_msghdr`` starts with ``rtm_msglen``, ``rtm_version`` 5, ``rtm_type``;
+never compared with a Mac's), fed directly or through a socketpair standing in for the routing
+socket. The last test runs the real engine loop with the guard and checks it keeps serving while
+the sockets are re-tied by the watch thread, one of the calls failing."""
 
 from __future__ import annotations
 
@@ -14,17 +16,20 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.darwin.test_parsers import fixture
+from tests.netns import wait_for
 from wgdesk.engine.bind import Bind
 from wgdesk.engine.loop import Engine
 from wgdesk.platforms.darwin import DarwinPlatform
 from wgdesk.platforms.darwin.boundif import BoundIfPinning, DefaultInterfaces, bound_if_option
 from wgdesk.platforms.darwin.engine import DarwinEngineIO
+from wgdesk.platforms.darwin.netwatch import QUIET, RoutingSocketWatch, relevant_messages
 from wgdesk.platforms.darwin.utun import DarwinTun
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
@@ -117,7 +122,57 @@ def pinning() -> Iterator[tuple[BoundIfPinning, FakeRouteGet, Recorder]]:
     guard.close()
 
 
-MONITOR = fixture("route-monitor.txt").splitlines()
+RTM_ADD, RTM_DELETE, RTM_LOSING, RTM_IFINFO, RTM_NEWMADDR = 0x1, 0x2, 0x5, 0xE, 0xF
+"""``<net/route.h>``, written out here."""
+
+
+def rtm(kind: int, version: int = 5, length: int = 92) -> bytes:
+    """A routing message: ``rt_msghdr`` (92 bytes on macOS) with only its first fields set."""
+    return struct.pack("=HBB", length, version, kind) + bytes(max(0, length - 4))
+
+
+CHANGE = rtm(RTM_DELETE) + rtm(RTM_ADD)
+"""A default route replaced: two relevant messages in one read."""
+
+
+def test_which_routing_messages_count() -> None:
+    assert relevant_messages(CHANGE + rtm(RTM_IFINFO, length=112)) == 3
+    assert relevant_messages(rtm(RTM_LOSING) + rtm(RTM_NEWMADDR)) == 0  # cannot move the default
+    assert relevant_messages(rtm(RTM_ADD, version=4)) == 0  # another kernel's layout: not read
+    assert relevant_messages(rtm(RTM_ADD)[:3]) == 0  # short read
+    assert relevant_messages(rtm(RTM_ADD, length=2) + rtm(RTM_ADD)) == 0  # a bad length ends the scan
+    assert (
+        relevant_messages(rtm(RTM_ADD) + rtm(RTM_DELETE)[:40]) == 2
+    )  # a truncated last one still says its type
+
+
+def test_the_watch_thread_runs_once_per_burst_and_stops() -> None:
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    runs: list[float] = []
+    watch = RoutingSocketWatch([lambda: runs.append(time.monotonic())], opener=lambda: ours)
+    watch.start()
+    try:
+        for _ in range(5):
+            kernel.send(CHANGE)
+        kernel.send(rtm(RTM_LOSING))
+        assert wait_for(lambda: len(runs) == 1, 10)
+        time.sleep(2 * QUIET)
+        assert len(runs) == 1 and watch.monitor.messages == 10
+        kernel.send(rtm(RTM_LOSING))  # alone: nothing runs
+        time.sleep(2 * QUIET)
+        assert len(runs) == 1
+    finally:
+        watch.stop()
+        kernel.close()
+    assert watch._thread is not None and not watch._thread.is_alive()
+    assert ours.fileno() == -1
+
+
+def test_the_routing_socket_is_macos_only() -> None:
+    """On Linux 17 is AF_PACKET: the default opener refuses rather than open that."""
+    watch = RoutingSocketWatch([])
+    watch.start()  # logged, no thread
+    assert watch._thread is None
 
 
 def test_sockets_are_tied_when_bound_and_again_when_the_default_moves(
@@ -128,15 +183,15 @@ def test_sockets_are_tied_when_bound_and_again_when_the_default_moves(
     guard.bound(Sockets(s4, s6))  # type: ignore[arg-type]
     assert recorder.take() == [(s4, IPPROTO_IP, 25, u32(4)), (s6, IPPROTO_IPV6, 125, u32(4))]
 
-    guard.watch.follow(MONITOR)  # the default route was deleted and added again: still en0
+    guard.watch.follow_messages(CHANGE)  # the default route was deleted and added again: still en0
     assert recorder.take() == []
 
     route.routes = {V4: "en1", V6: "en0"}  # Wi-Fi to Ethernet for IPv4 only
-    guard.watch.follow(MONITOR)
+    guard.watch.follow_messages(CHANGE)
     assert recorder.take() == [(s4, IPPROTO_IP, 25, u32(5))]
 
     route.routes = {V4: "utun3", V6: None}  # someone else's VPN took the default; IPv6 gone
-    guard.watch.follow(MONITOR)
+    guard.watch.follow_messages(CHANGE)
     assert recorder.take() == [(s4, IPPROTO_IP, 25, u32(0)), (s6, IPPROTO_IPV6, 125, u32(0))]
 
 
@@ -147,9 +202,7 @@ def test_messages_that_cannot_move_the_default_route_tie_nothing(
     guard.bound(Sockets(object(), None))  # type: ignore[arg-type]
     recorder.take()
     route.routes = {V4: "en1", V6: "en1"}
-    losing = [line for line in MONITOR if line.startswith("RTM_LOSING")]
-    assert losing
-    guard.watch.follow(losing)
+    guard.watch.follow_messages(rtm(RTM_LOSING))
     assert recorder.take() == [] and guard.watch.runs == 0
 
 
@@ -162,9 +215,9 @@ def test_a_failed_tie_is_counted_and_retried_at_the_next_change(
     recorder.take()
     route.routes[V4] = "en7"
     recorder.fail_next = 1
-    guard.watch.follow(MONITOR[:5])  # one RTM_DELETE: a failure, not an exception
+    guard.watch.follow_messages(rtm(RTM_DELETE))  # a failure, not an exception
     assert guard.failures == 1 and recorder.take() == []
-    guard.watch.follow(MONITOR)  # same answer as before, but the last tie failed: tried again
+    guard.watch.follow_messages(CHANGE)  # same answer as before, but the last tie failed: tried again
     assert recorder.take() == [(s4, IPPROTO_IP, 25, u32(11))]
 
 
@@ -181,7 +234,12 @@ def test_the_real_engine_keeps_running_while_its_sockets_are_tied_again(
     failing), and it still answers UAPI afterwards."""
     monkeypatch.setenv("WGDESK_PORTABLE", "1")
     route, recorder = FakeRouteGet(), Recorder()
-    guard = BoundIfPinning(DefaultInterfaces(route, index_of), recorder, follow=False)  # type: ignore[arg-type]
+    routing, kernel_routing = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    guard = BoundIfPinning(
+        DefaultInterfaces(route, index_of),
+        recorder,  # type: ignore[arg-type]
+        opener=lambda: routing,
+    )
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     uapi_path = tmp_path / "standin0.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -215,14 +273,16 @@ def test_the_real_engine_keeps_running_while_its_sockets_are_tied_again(
     try:
         route.routes = {V4: "en1", V6: "en1"}
         recorder.fail_next = 1
-        guard.watch.follow(MONITOR)  # as the watch thread would: several relevant messages
+        kernel_routing.send(rtm(RTM_DELETE))
+        assert wait_for(lambda: guard.watch.runs == 1, 10)  # the watch thread, after the quiet time
         assert guard.failures == 1
-        assert recorder.take() == [
-            (engine.bind.sock6, IPPROTO_IPV6, 125, u32(5)),  # IPv4's call failed
-            (engine.bind.sock4, IPPROTO_IP, 25, u32(5)),  # and was made again at the next message
-        ]
+        assert recorder.take() == [(engine.bind.sock6, IPPROTO_IPV6, 125, u32(5))]  # IPv4's call failed
+        kernel_routing.send(rtm(RTM_ADD))
+        assert wait_for(lambda: guard.watch.runs == 2, 10)
+        assert recorder.take() == [(engine.bind.sock4, IPPROTO_IP, 25, u32(5))]  # made again
         route.routes = {V4: "en7", V6: "en1"}
-        guard.watch.follow(MONITOR)
+        kernel_routing.send(CHANGE)
+        assert wait_for(lambda: guard.watch.runs == 3, 10)
         assert recorder.take() == [(engine.bind.sock4, IPPROTO_IP, 25, u32(11))]
         assert loop.is_alive()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -238,6 +298,7 @@ def test_the_real_engine_keeps_running_while_its_sockets_are_tied_again(
     finally:
         engine.stop("test")
         loop.join(10)
-        guard.close()
         kernel.close()
+        kernel_routing.close()
     assert not loop.is_alive()
+    assert guard.watch._thread is not None and not guard.watch._thread.is_alive()  # closed with the engine

@@ -9,8 +9,8 @@ tied to the old one sends nowhere. wireguard-apple's answer is to watch the netw
 the sockets; wireguard-windows re-pins on every route change. Here the engine does the same in its
 `wgdesk.platforms.interface.UdpGuard`: `BoundIfPinning` ties each new pair of sockets when the engine
 opens them (`bound`, also after a new ``listen_port``) and again after every burst of routing
-messages that may have moved the default route (`recheck`, run by `netwatch.NetworkWatch` over
-``route -n monitor``, which needs no privileges).
+messages that may have moved the default route (`recheck`, run by `netwatch.RoutingSocketWatch`
+over a routing socket of the engine's own, which needs no privileges).
 
 Which interface: ``route -n get [-inet6] default`` (`DefaultInterfaces`), unless that is a utun (ours,
 or another VPN's): then the sockets are untied and the endpoint host routes alone keep them out.
@@ -27,10 +27,10 @@ import logging
 import socket
 import struct
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
-from wgdesk.platforms.darwin.netwatch import NetworkWatch
+from wgdesk.platforms.darwin.netwatch import RoutingSocketWatch
 from wgdesk.platforms.darwin.routes import parse_route_get
 from wgdesk.platforms.darwin.runner import ROUTE, Runner
 from wgdesk.platforms.interface import BoundSockets
@@ -104,15 +104,16 @@ def _setsockopt(sock: socket.socket, level: int, option: int, value: bytes) -> N
 class BoundIfPinning:
     """`wgdesk.platforms.interface.UdpGuard` on macOS: the engine's sockets tied to the default
     route's physical interface, now and after every network change. ``follow``: start the watch (the
-    engine); tests feed ``watch.follow`` themselves. ``setsockopt`` is the OS boundary (tests record
-    it: the options do not exist on Linux)."""
+    engine); tests feed ``watch.follow_messages`` themselves or give an ``opener`` (the routing
+    socket's stand-in). ``setsockopt`` is the OS boundary (tests record it: the options do not exist
+    on Linux)."""
 
     def __init__(
         self,
         source: DefaultSource,
         setsockopt: SetSockopt = _setsockopt,
         follow: bool = True,
-        watch_argv: Sequence[str] = (ROUTE, "-n", "monitor"),
+        opener: Callable[[], socket.socket] | None = None,
     ) -> None:
         self.source = source
         self.setsockopt = setsockopt
@@ -121,7 +122,7 @@ class BoundIfPinning:
         self.current: dict[int, int | None] = {}
         self.failures = 0
         """``setsockopt`` calls that failed (logged; retried at the next change)."""
-        self.watch = NetworkWatch([self.recheck], watch_argv)
+        self.watch = RoutingSocketWatch([self.recheck], opener)
         if follow:
             self.watch.start()
 
