@@ -12,8 +12,6 @@ import errno
 import os
 import pwd
 import socket
-import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -32,12 +30,6 @@ def kernel_owner(port: int, table: str) -> int | None:
         if int(fields[1].rsplit(":", 1)[1], 16) == port:
             return int(fields[7])
     return None
-
-
-def never_run(
-    argv: Sequence[str], stdin: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    raise AssertionError(f"bind_udp runs no command: {argv}")
 
 
 class Notes:
@@ -79,7 +71,7 @@ def test_bind_as_reports_the_childs_errno() -> None:
 
 
 def test_bind_udp_as_the_account_records_its_uid(tmp_path: Path) -> None:
-    host = DarwinEngineHost(never_run, tmp_path, account="nobody")
+    host = DarwinEngineHost(tmp_path, account="nobody")
     s4, s6, port = host.bind_udp(0, 0)
     try:
         assert s4 is not None and s4.getsockname()[1] == port
@@ -95,7 +87,7 @@ def test_bind_udp_as_the_account_records_its_uid(tmp_path: Path) -> None:
 def test_without_the_account_root_makes_them_and_the_record_says_so(tmp_path: Path) -> None:
     notes = Notes()
     OwnerRecord(tmp_path).set(7, 250)
-    host = DarwinEngineHost(never_run, tmp_path, account="no-such-account-wgdesk", notes=notes)
+    host = DarwinEngineHost(tmp_path, account="no-such-account-wgdesk", notes=notes)
     s4, s6, port = host.bind_udp(0, 0)
     try:
         assert kernel_owner(port, "udp") == 0
@@ -111,7 +103,7 @@ def test_a_port_the_account_may_not_bind_falls_back_to_root_and_warns(tmp_path: 
     if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 999:
         pytest.skip("this host lets any account bind low ports")
     notes = Notes()
-    host = DarwinEngineHost(never_run, tmp_path, account="nobody", notes=notes)
+    host = DarwinEngineHost(tmp_path, account="nobody", notes=notes)
     try:
         s4, s6, port = host.bind_udp(999, 0)
     except Exception as exc:  # port 999 in use here: nothing to learn

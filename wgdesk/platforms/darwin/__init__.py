@@ -150,7 +150,7 @@ class DarwinPlatform:
 
     @cached_property
     def engine(self) -> DarwinEngineHost:
-        return DarwinEngineHost(self.runner, self.options.state_dir, notes=self.notes)
+        return DarwinEngineHost(self.options.state_dir, notes=self.notes)
 
     @cached_property
     def control(self) -> ControlEndpoint:

@@ -1,7 +1,8 @@
 """Running an engine on macOS (a `wgdesk.platforms.interface.EngineHost`, and the engine's own
 `wgdesk.platforms.interface.EngineIO`).
 
-The helper binds the engine's UDP sockets; the engine ties them to the physical interface of the
+The helper binds the engine's UDP sockets, creating them as the engine's account so the kill switch
+can match them by user (`socketowner`); the engine ties them to the physical interface of the
 default route (``IP_BOUND_IF`` / ``IPV6_BOUND_IF``, `boundif`) and ties them again after every network
 change: with a full tunnel, the halves ``0.0.0.0/1`` and ``128.0.0.0/1`` would otherwise send the
 encrypted packets into the tunnel itself. The engine is started directly as its own unprivileged
@@ -18,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 from wgdesk.platforms.darwin.boundif import BoundIfPinning, DefaultInterfaces
-from wgdesk.platforms.darwin.runner import Runner, system_runner
+from wgdesk.platforms.darwin.runner import system_runner
 from wgdesk.platforms.darwin.socketowner import SOCKET_ACCOUNT, OwnerRecord, bind_as, bind_pair
 from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.interface import EngineLaunch, Notes, SilentNotes, Tun, UapiListener
@@ -44,14 +45,7 @@ class DarwinEngineHost:
     """Binds the engine's sockets as the socket account (`socketowner`) and starts it unprivileged.
     ``state_dir`` holds the owner record the kill switch reads; ``notes``: the helper's log."""
 
-    def __init__(
-        self,
-        runner: Runner,
-        state_dir: Path,
-        account: str = SOCKET_ACCOUNT,
-        notes: Notes | None = None,
-    ) -> None:
-        self.runner = runner
+    def __init__(self, state_dir: Path, account: str = SOCKET_ACCOUNT, notes: Notes | None = None) -> None:
         self.owners = OwnerRecord(state_dir)
         self.account = account
         self.notes = notes or SilentNotes()
