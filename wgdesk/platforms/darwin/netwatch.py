@@ -19,7 +19,6 @@ import selectors
 import socket
 import struct
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -159,8 +158,10 @@ class RoutingSocketWatch(NetworkWatch):
 
     @staticmethod
     def _routing_socket() -> socket.socket:
-        if sys.platform != "darwin":
-            raise OSError(errno.EAFNOSUPPORT, "no routing socket on this system")
+        """``socket(AF_ROUTE, SOCK_RAW, 0)``, where this system's AF_ROUTE is macOS's (on Linux it is
+        16, netlink; 17 would open a packet socket there)."""
+        if getattr(socket, "AF_ROUTE", None) != AF_ROUTE:
+            raise OSError(errno.EAFNOSUPPORT, "no BSD routing socket on this system")
         return socket.socket(AF_ROUTE, socket.SOCK_RAW, 0)
 
     def follow_messages(self, data: bytes) -> None:
