@@ -60,14 +60,16 @@ Root: HKLM; Subkey: "Software\Classes\Applications\wgdesk.exe\SupportedTypes"; V
 Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk /add /comment:""May control wgdesk tunnels"""; Flags: runhidden; StatusMsg: "Creating the wgdesk group..."
 Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk ""{username}"" /add"; Flags: runhidden
 Filename: "{sys}\sc.exe"; Parameters: "create {#ServiceName} binPath= ""\""{app}\{#ServiceName}.exe\"""" start= auto obj= LocalSystem depend= Nsi/TcpIp DisplayName= ""wgdesk helper"""; Flags: runhidden; StatusMsg: "Installing the wgdesk helper service..."
-Filename: "{sys}\sc.exe"; Parameters: "sidtype {#ServiceName} unrestricted"; Flags: runhidden
 Filename: "{sys}\sc.exe"; Parameters: "description {#ServiceName} ""Sets up WireGuard tunnels for the wgdesk app"""; Flags: runhidden
+Filename: "{sys}\sc.exe"; Parameters: "sidtype {#ServiceName} unrestricted"; Flags: runhidden
 Filename: "{sys}\sc.exe"; Parameters: "failure {#ServiceName} reset= 86400 actions= restart/2000/restart/5000/none/0"; Flags: runhidden
+Filename: "{sys}\sc.exe"; Parameters: "failureflag {#ServiceName} 1"; Flags: runhidden
 Filename: "{sys}\sc.exe"; Parameters: "start {#ServiceName}"; Flags: runhidden
 Filename: "{app}\wgdesk.exe"; Description: "Start wgdesk"; Flags: nowait postinstall skipifsilent
 
+; --uninstall stops the service and waits until its process has ended before removing anything
+; (no "sc.exe stop" first: it returns before the service has stopped)
 [UninstallRun]
-Filename: "{sys}\sc.exe"; Parameters: "stop {#ServiceName}"; Flags: runhidden waituntilterminated; RunOnceId: "StopHelper"
 Filename: "{app}\{#ServiceName}.exe"; Parameters: "--uninstall"; Flags: runhidden waituntilterminated; RunOnceId: "RemoveLeftovers"
 Filename: "{sys}\sc.exe"; Parameters: "delete {#ServiceName}"; Flags: runhidden; RunOnceId: "DeleteHelper"
 Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk /delete"; Flags: runhidden; RunOnceId: "DeleteGroup"

@@ -709,13 +709,16 @@ class DllShim:
 
 class FakeServiceManager:
     """pywin32's ``servicemanager``, ``win32service``, ``win32serviceutil`` and ``pywintypes`` in one:
-    ``StartServiceCtrlDispatcher`` plays the service manager — it starts the hosted service on a
-    thread of its own (``SvcRun`` as pywin32's framework does it), calls ``scm(instance)`` (what the
-    test does while the service runs: typically asks it to stop), and waits for ``SvcDoRun`` to
-    return. ``console``: the dispatcher refuses, as when started from a console."""
+    ``StartServiceCtrlDispatcher`` plays the service manager and pywin32's ``service_main``
+    (``PythonService.cpp``) — it starts the hosted service on a thread of its own (``SvcRun``; the
+    framework's own ``SvcRun`` is pywin32's: running, ``SvcDoRun``, stop pending), calls
+    ``scm(instance)`` (what the test does while the service runs: typically asks it to stop), waits for
+    ``SvcRun`` to end, and reports ``SERVICE_STOPPED`` as pywin32 does: ``(0, 0)`` when ``SvcRun``
+    returned, ``(ERROR_SERVICE_SPECIFIC_ERROR, 0x20000001)`` when it raised. ``console``: the
+    dispatcher refuses, as when started from a console."""
 
     EVENTLOG_INFORMATION_TYPE, PYS_SERVICE_STARTED, PYS_SERVICE_STOPPED = 4, 0x40000064, 0x40000066
-    SERVICE_RUNNING, SERVICE_STOP_PENDING = 4, 3
+    SERVICE_STOPPED, SERVICE_RUNNING, SERVICE_STOP_PENDING = 1, 4, 3
     error = Error
 
     def __init__(self, scm: Any = None, console: bool = False) -> None:
@@ -723,18 +726,23 @@ class FakeServiceManager:
         self.console = console
         self.calls: list[tuple[Any, ...]] = []
         self.hosted: Any = None
+        self.raised: BaseException | None = None
         manager = self
 
         class ServiceFramework:
             def __init__(self, args: Any) -> None:
                 manager.calls.append(("ServiceFramework", tuple(args)))
 
-            def ReportServiceStatus(self, status: int) -> None:
-                manager.calls.append(("ReportServiceStatus", status))
+            def ReportServiceStatus(
+                self, status: int, waitHint: int = 5000, win32ExitCode: int = 0, svcExitCode: int = 0
+            ) -> None:
+                codes = (win32ExitCode, svcExitCode) if win32ExitCode or svcExitCode else ()
+                manager.calls.append(("ReportServiceStatus", status, *codes))
 
             def SvcRun(self) -> None:
                 self.ReportServiceStatus(manager.SERVICE_RUNNING)
                 self.SvcDoRun()  # type: ignore[attr-defined]
+                self.ReportServiceStatus(manager.SERVICE_STOP_PENDING)
 
         self.ServiceFramework = ServiceFramework
 
@@ -750,12 +758,22 @@ class FakeServiceManager:
         self.calls.append(("PrepareToHostSingle", cls._svc_name_))
         self.hosted = cls
 
+    def service_main(self, instance: Any) -> None:
+        """``SvcRun``, then the final status pywin32's C framework reports."""
+        try:
+            instance.SvcRun()
+        except Exception as exc:
+            self.raised = exc
+            self.calls.append(("SetServiceStatus", self.SERVICE_STOPPED, 1066, 0x20000001))
+        else:
+            self.calls.append(("SetServiceStatus", self.SERVICE_STOPPED, 0, 0))
+
     def StartServiceCtrlDispatcher(self) -> None:
         self.calls.append(("StartServiceCtrlDispatcher",))
         if self.console:
             raise Error(1063)
         instance = self.hosted([self.hosted._svc_name_])
-        thread = threading.Thread(target=instance.SvcRun)
+        thread = threading.Thread(target=self.service_main, args=(instance,))
         thread.start()
         if self.scm is not None:
             self.scm(instance)
@@ -767,3 +785,83 @@ class FakeServiceManager:
 
     def LogErrorMsg(self, text: str) -> None:
         self.calls.append(("LogErrorMsg", text))
+
+
+class FakeServiceControl:
+    """pywin32's ``win32service`` (the service manager's client side), ``win32api``, ``win32event``
+    and ``pywintypes`` in one, for `wgdesk.platforms.windows.service_stop`: the service's states
+    are scripted (`states`: what each ``QueryServiceStatusEx`` returns, the last one repeated),
+    every call is recorded with its arguments, `clock` advances by what `sleep` is given."""
+
+    error = Error
+
+    def __init__(
+        self,
+        states: list[int],
+        pid: int = 4242,
+        installed: bool = True,
+        process_ends: bool = True,
+        wait_hint: int = 30000,
+    ) -> None:
+        self.states = list(states)
+        self.pid = pid
+        self.installed = installed
+        self.process_ends = process_ends
+        self.wait_hint = wait_hint
+        self.calls: list[tuple[Any, ...]] = []
+        self.now = 100.0
+
+    def modules(self) -> Any:
+        from wgdesk.platforms.windows.service_stop import ControlModules
+
+        return ControlModules(self, self, self, self, self.clock, self.sleep)
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.calls.append(("sleep", seconds))
+        self.now += seconds
+
+    def OpenSCManager(self, machine: Any, database: Any, access: int) -> str:
+        self.calls.append(("OpenSCManager", machine, database, access))
+        return "scm"
+
+    def OpenService(self, manager: str, name: str, access: int) -> str:
+        self.calls.append(("OpenService", manager, name, access))
+        if not self.installed:
+            raise Error(1060)
+        return "svc"
+
+    def QueryServiceStatusEx(self, handle: str) -> dict[str, int]:
+        self.calls.append(("QueryServiceStatusEx", handle))
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return {
+            "ServiceType": 0x10,
+            "CurrentState": state,
+            "ControlsAccepted": 1,
+            "Win32ExitCode": 0,
+            "ServiceSpecificExitCode": 0,
+            "CheckPoint": 1,
+            "WaitHint": self.wait_hint if state != 1 else 0,
+            "ProcessId": self.pid if state != 1 else 0,
+            "ServiceFlags": 0,
+        }
+
+    def ControlService(self, handle: str, control: int) -> tuple[int, ...]:
+        self.calls.append(("ControlService", handle, control))
+        return (0x10, 3, 1, 0, 0, 0, 0)
+
+    def OpenProcess(self, access: int, inherit: bool, pid: int) -> str:
+        self.calls.append(("OpenProcess", access, inherit, pid))
+        return "process"
+
+    def WaitForSingleObject(self, handle: str, milliseconds: int) -> int:
+        self.calls.append(("WaitForSingleObject", handle, milliseconds))
+        return 0 if self.process_ends else 258
+
+    def CloseHandle(self, handle: str) -> None:
+        self.calls.append(("CloseHandle", handle))
+
+    def CloseServiceHandle(self, handle: str) -> None:
+        self.calls.append(("CloseServiceHandle", handle))

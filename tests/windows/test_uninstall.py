@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from tests.windows.fake_windows import DllShim, FakeFwpuclnt, FakeKernel32, FakeWintun
+from tests.windows.fake_windows import DllShim, FakeFwpuclnt, FakeKernel32, FakeServiceControl, FakeWintun
 from wgdesk.platforms.errors import PlatformError
-from wgdesk.platforms.windows import dlls, uninstall, wintun
+from wgdesk.platforms.windows import dlls, service_stop, uninstall, wintun
 from wgdesk.platforms.windows.uninstall import remove_everything
 from wgdesk.platforms.windows.wfp import FilterEngine
 from wgdesk.platforms.windows.wfp_plan import TunnelRules, plan
@@ -53,13 +53,24 @@ def test_wgdesk_helper_uninstall_is_the_entry_point(
         loaded.append(name)
         return DllShim(driver) if isinstance(name, Path) else {"fwpuclnt": fake}[str(name)]
 
+    scm = FakeServiceControl([4, 3, 1])  # running, stop pending, stopped
+
+    def load_modules() -> service_stop.ControlModules:
+        loaded.append("pywin32")
+        return scm.modules()
+
     monkeypatch.setattr(dlls, "load", load)
+    monkeypatch.setattr(service_stop.ControlModules, "load", load_modules)
     backend = windows.WindowsPlatform()
     monkeypatch.setattr(helper_main, "backend", lambda: backend)
     assert helper_main.main(["--uninstall"]) == 0
-    assert loaded == [Path(sys.executable).with_name("wintun.dll"), "fwpuclnt"]
+    # the service first, stopped and its process ended; only then the driver and the filters
+    assert loaded == ["pywin32", Path(sys.executable).with_name("wintun.dll"), "fwpuclnt"]
+    assert ("ControlService", "svc", 1) in scm.calls
+    assert scm.calls[-4][:2] == ("WaitForSingleObject", "process")
     assert fake.present == set() and ("WintunDeleteDriver", ()) in driver.calls
     assert capsys.readouterr().out.splitlines() == [
+        "stopped the wgdesk-helper service",
         "removed wgdesk's persistent WFP provider, sublayer and filters",
         "removed the Wintun driver",
     ]
@@ -75,6 +86,23 @@ def test_uninstall_fails_loudly_when_wfp_cannot_be_opened(
         raise PlatformError("no wintun here")
 
     monkeypatch.setattr(dlls, "load", load)
-    assert uninstall.main(lambda dynamic: FilterEngine(fake, dynamic)) == 1
+    scm = FakeServiceControl([1])
+    assert uninstall.main(lambda dynamic: FilterEngine(fake, dynamic), scm.modules) == 1
     err = capsys.readouterr().err
     assert "the Wintun driver stays" in err and "wgdesk-helper --uninstall:" in err
+
+
+def test_nothing_is_removed_while_the_service_still_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A helper that does not stop within the bound: exit status 1, the driver and every filter stay
+    (the helper still uses them), and the message says what to do."""
+    fake = FakeFwpuclnt()
+    FilterEngine(fake, dynamic=False).apply(plan("lockdown", ENGINE, []))
+    before = set(fake.present)
+    driver = FakeWintun(FakeKernel32())
+    monkeypatch.setattr(dlls, "load", lambda name: DllShim(driver))
+    scm = FakeServiceControl([4, 3])
+    assert uninstall.main(lambda dynamic: FilterEngine(fake, dynamic), scm.modules) == 1
+    assert "has not stopped in time" in capsys.readouterr().err
+    assert fake.present == before and ("WintunDeleteDriver", ()) not in driver.calls

@@ -1,12 +1,14 @@
 """What uninstalling wgdesk removes that the installer's file list does not: every WFP object of ours
 and the Wintun driver.
 
-The helper service is stopped first (the installer does that), which ends every engine (their job
-object closes with the helper) and with them every Wintun adapter (an adapter lives as long as the
-handle of the process that created it) and the dynamic kill-switch session. What remains is what was
-made to survive: lockdown's persistent provider, sublayer and filters (boot-time ones included) —
-removed here by their name-based keys, so nothing needs to have been remembered — and the driver,
-which Wintun removes once no adapter uses it.
+The helper service is stopped first, and waited for until its process has ended
+(`service_stop.stop_and_wait`: ``sc.exe stop`` alone returns while the helper still takes its
+tunnels down), which ends every engine (their job object closes with the helper) and with them every
+Wintun adapter (an adapter lives as long as the handle of the process that created it). If it does
+not stop in time nothing is removed (exit status 1). What remains is what was made to survive:
+lockdown's persistent provider, sublayer and filters (boot-time ones included) — removed here by
+their name-based keys, so nothing needs to have been remembered — and the driver, which Wintun
+removes once no adapter uses it.
 
 The persistent plan is the tunnel-less lockdown plan (`wgdesk.platforms.windows.firewall` applies
 only that one persistently), so its keys are all there is to delete. Should a persistent plan ever
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.windows import wintun
+from wgdesk.platforms.windows.service_stop import ControlModules, ServiceStillRunning, stop_and_wait
 from wgdesk.platforms.windows.wfp import FilterEngine
 from wgdesk.platforms.windows.wfp_plan import plan
 from wgdesk.platforms.windows.wintun import Wintun
@@ -54,9 +57,19 @@ def engine_executable() -> str:
     return str(Path(sys.executable).with_name(ENGINE_EXECUTABLE))
 
 
-def main(open_engine: Callable[[bool], FilterEngine] = FilterEngine.load) -> int:
-    """``wgdesk-helper --uninstall``, run by the uninstaller after it stopped the service: prints what
-    it removed; exit status 1 when the WFP objects could not be removed (they would keep blocking)."""
+def main(
+    open_engine: Callable[[bool], FilterEngine] = FilterEngine.load,
+    control: Callable[[], ControlModules] | None = None,
+) -> int:
+    """``wgdesk-helper --uninstall``, run by the uninstaller: stops the service and waits until its
+    process has ended, then prints what it removed; exit status 1 when the service would not stop
+    (nothing removed) or the WFP objects could not be removed (they would keep blocking)."""
+    modules = (control or ControlModules.load)()
+    try:
+        print(stop_and_wait(modules))
+    except (ServiceStillRunning, modules.pywintypes.error) as exc:
+        print(f"wgdesk-helper --uninstall: {exc}", file=sys.stderr)
+        return 1
     try:
         driver: Wintun | None = wintun.load()
     except PlatformError as exc:
