@@ -22,6 +22,7 @@ from wgdesk.platforms.windows.structures import (
     FWP_BYTE_BLOB,
     FWP_V4_ADDR_AND_MASK,
     FWP_V6_ADDR_AND_MASK,
+    FWPM_FILTER0,
     FWPM_FILTER_CONDITION0,
     GUID,
 )
@@ -349,7 +350,10 @@ def read_wide(pointer: int | None) -> str:
 class FakeFwpuclnt:
     """``fwpuclnt.dll``: records the call sequence, decodes every filter added back into plain values
     (layer and field GUIDs, weights, condition values read through their pointers), and fails the
-    call named in `fail` (name → (nth call, status))."""
+    call named in `fail` (name → (nth call, status)). Enumeration without a template hands out real
+    ``FWPM_FILTER0`` rows (key, provider) of what is in place as the transaction sees it, in batches
+    of the size asked for, plus `foreign` filters (other programs': key → provider or None); boot-time
+    filters are left out of it (an enumeration includes them only when a template asks)."""
 
     HANDLE = 0xE0
 
@@ -374,6 +378,11 @@ class FakeFwpuclnt:
         self.counts: dict[str, int] = {}
         self.freed: list[int] = []
         self.app_blobs: dict[int, tuple[ctypes.Array[ctypes.c_char], FWP_BYTE_BLOB]] = {}
+        self.owners: dict[str, tuple[str, int]] = {}
+        """Filter key → (provider, flags), for every filter ever added."""
+        self.foreign: dict[str, str | None] = {}
+        self.enumerating: list[tuple[str, str | None]] | None = None
+        self.enum_memory: list[Any] = []
 
     def _status(self, name: str) -> int:
         self.calls.append(name)
@@ -492,6 +501,7 @@ class FakeFwpuclnt:
         )
         identifier._obj.value = len(self.added)
         key = self.added[-1]["key"]
+        self.owners[key] = (self.added[-1]["provider"], f.flags)
         if self._exists(key):
             self.calls.append("FwpmFilterAdd0")
             return self.wfp.FWP_E_ALREADY_EXISTS
@@ -519,6 +529,42 @@ class FakeFwpuclnt:
         self.pending.discard(wanted)
         self.pending_deletes.add(wanted)
         return 0
+
+    def FwpmFilterCreateEnumHandle0(self, handle: int, template: Any, enum: Any) -> int:
+        assert handle == self.HANDLE and template is None
+        ours = [
+            (key, provider)
+            for key, (provider, flags) in self.owners.items()
+            if self._exists(key) and not flags & self.wfp.FWPM_FILTER_FLAG_BOOTTIME
+        ]
+        self.enumerating = list(self.foreign.items()) + ours
+        enum._obj.value = 0xE1
+        return self._status("FwpmFilterCreateEnumHandle0")
+
+    def FwpmFilterEnum0(self, handle: int, enum: int, wanted: int, entries: Any, returned: Any) -> int:
+        assert handle == self.HANDLE and enum == 0xE1 and self.enumerating is not None
+        batch, self.enumerating = self.enumerating[:wanted], self.enumerating[wanted:]
+        rows = []
+        for key, provider in batch:
+            row = FWPM_FILTER0()
+            row.filterKey = wintun.guid_struct(self.uuid.UUID(key))
+            if provider is not None:
+                guid = wintun.guid_struct(self.uuid.UUID(provider))
+                self.enum_memory.append(guid)
+                row.providerKey = ctypes.addressof(guid)
+            rows.append(row)
+        self.enum_memory += rows
+        if rows:
+            array = (ctypes.c_void_p * len(rows))(*(ctypes.addressof(r) for r in rows))
+            self.enum_memory.append(array)
+            entries._obj.value = ctypes.addressof(array)
+        returned._obj.value = len(rows)
+        return self._status("FwpmFilterEnum0")
+
+    def FwpmFilterDestroyEnumHandle0(self, handle: int, enum: int) -> int:
+        assert enum == 0xE1
+        self.enumerating = None
+        return self._status("FwpmFilterDestroyEnumHandle0")
 
     def FwpmSubLayerDeleteByKey0(self, handle: int, key: Any) -> int:
         self.deleted.append(self._guid(key._obj))

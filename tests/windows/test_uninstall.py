@@ -1,5 +1,6 @@
-"""Uninstall removes lockdown's persistent WFP objects by key (also when lockdown was on) and the Wintun
-driver (fake fwpuclnt and wintun.dll)."""
+"""Uninstall stops the service and waits for it, then removes lockdown's persistent WFP objects by key
+(also when lockdown was on), a kill switch left behind (its per-tunnel filters found by enumeration)
+and the Wintun driver (fake fwpuclnt, wintun.dll and pywin32)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,17 @@ def test_lockdown_left_on_is_removed_with_the_driver() -> None:
     fake = FakeFwpuclnt()
     lockdown = plan("lockdown", ENGINE, [TunnelRules("wg-office", 0x100)])
     FilterEngine(fake, dynamic=False).apply(plan("lockdown", ENGINE, []))
+    # and a kill switch a crashed helper left, naming a tunnel nobody remembers
+    FilterEngine(fake, dynamic=False).apply(plan("kill-switch", ENGINE, [TunnelRules("wg-gone", 0x200)]))
     assert fake.present
     driver = FakeWintun(FakeKernel32())
     done = remove_everything(
         lambda dynamic: FilterEngine(fake, dynamic), ENGINE, wintun.Wintun(driver, driver.last_error)
     )
     assert fake.present == set(), "a filter of ours survived the uninstall"
-    assert fake.deleted[-2:] == [lockdown.sublayer_key, lockdown.provider_key]
+    kill_switch = plan("kill-switch", ENGINE, [])
+    assert fake.deleted[-2:] == [kill_switch.sublayer_key, kill_switch.provider_key]
+    assert lockdown.sublayer_key in fake.deleted and lockdown.provider_key in fake.deleted
     assert ("WintunDeleteDriver", ()) in driver.calls
     assert len(done) == 2
     assert fake.calls[-1] == "FwpmEngineClose0"
@@ -51,7 +56,7 @@ def test_wgdesk_helper_uninstall_is_the_entry_point(
 
     def load(name: object) -> object:
         loaded.append(name)
-        return DllShim(driver) if isinstance(name, Path) else {"fwpuclnt": fake}[str(name)]
+        return DllShim(driver) if isinstance(name, Path) else {"fwpuclnt": DllShim(fake)}[str(name)]
 
     scm = FakeServiceControl([4, 3, 1])  # running, stop pending, stopped
 
@@ -71,7 +76,7 @@ def test_wgdesk_helper_uninstall_is_the_entry_point(
     assert fake.present == set() and ("WintunDeleteDriver", ()) in driver.calls
     assert capsys.readouterr().out.splitlines() == [
         "stopped the wgdesk-helper service",
-        "removed wgdesk's persistent WFP provider, sublayer and filters",
+        "removed wgdesk's persistent WFP providers, sublayers and filters",
         "removed the Wintun driver",
     ]
 

@@ -5,15 +5,13 @@ The helper service is stopped first, and waited for until its process has ended
 (`service_stop.stop_and_wait`: ``sc.exe stop`` alone returns while the helper still takes its
 tunnels down), which ends every engine (their job object closes with the helper) and with them every
 Wintun adapter (an adapter lives as long as the handle of the process that created it). If it does
-not stop in time nothing is removed (exit status 1). What remains is what was made to survive:
-lockdown's persistent provider, sublayer and filters (boot-time ones included) — removed here by
-their name-based keys, so nothing needs to have been remembered — and the driver, which Wintun
-removes once no adapter uses it.
+not stop in time nothing is removed (exit status 1). What remains is what was made to survive: the
+persistent WFP objects of both plans, and the driver, which Wintun removes once no adapter uses it.
 
-The persistent plan is the tunnel-less lockdown plan (`wgdesk.platforms.windows.firewall` applies
-only that one persistently), so its keys are all there is to delete. Should a persistent plan ever
-carry per-tunnel filters, this must enumerate our provider's filters (``FwpmFilterEnum0``) instead:
-the sublayer cannot be deleted while a filter still uses it.
+Both persistent plans go: lockdown's (by its name-based keys, boot-time filters included) and the
+per-tunnel kill switch's, whose filters name tunnels nobody remembers — `wfp.FilterEngine.remove`
+deletes every filter of the plan's provider it finds by enumeration (``FwpmFilterEnum0``) before
+the sublayer, which cannot be deleted while a filter still uses it.
 """
 
 from __future__ import annotations
@@ -41,7 +39,8 @@ def remove_everything(
     filters = open_engine(False)
     try:
         filters.remove(plan("lockdown", engine, []))
-        done.append("removed wgdesk's persistent WFP provider, sublayer and filters")
+        filters.remove(plan("kill-switch", engine, []))
+        done.append("removed wgdesk's persistent WFP providers, sublayers and filters")
     finally:
         filters.close()
     if wintun is not None:
