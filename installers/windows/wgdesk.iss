@@ -1,6 +1,6 @@
 ; Inno Setup 6 script for wgdesk on Windows (x64).
 ;
-;   pwsh installers\windows\fetch-wintun.ps1          ; wintun\bin\amd64\wintun.dll, checked against its SHA-256
+;   pwsh installers\windows\fetch-wintun.ps1          ; wintun\bin\amd64\wintun.dll, archive and DLL checked by SHA-256
 ;   make dist                                         ; dist\wgdesk\ (build.spec: four .exe + _internal\)
 ;   iscc /DAppVersion=0.1.0 installers\windows\wgdesk.iss
 ;
@@ -16,6 +16,12 @@
 #endif
 #define BundleDir "..\..\dist\wgdesk"
 #define ServiceName "wgdesk-helper"
+
+; wintun.dll must be the pinned build (wintun_pin.py: its SHA-256 for the pinned Wintun version)
+#define WintunPin Exec("python", "wintun_pin.py wintun\bin\amd64\wintun.dll", SourcePath)
+#if WintunPin != 0
+  #error wintun\bin\amd64\wintun.dll is not the pinned Wintun build: see installers\windows\wintun_pin.py
+#endif
 
 [Setup]
 AppId={{6D1C2F0E-8B4A-4C57-9E5B-3A0D7F2C9B11}
