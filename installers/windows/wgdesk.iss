@@ -81,12 +81,17 @@ Filename: "{sys}\sc.exe"; Parameters: "delete {#ServiceName}"; Flags: runhidden;
 Filename: "{sys}\net.exe"; Parameters: "localgroup wgdesk /delete"; Flags: runhidden; RunOnceId: "DeleteGroup"
 
 [Code]
-// Upgrades: stop and remove the old service before its executable is replaced.
+// Upgrades: stop and remove the old service before its executable is replaced. The installed helper's
+// --stop waits until the service's process has ended (sc.exe stop returns before); a helper too old to
+// know --stop (or one that did not stop in time) leaves sc.exe stop to try.
 function PrepareToInstall(var NeedsRestart: Boolean): String;
 var
   ResultCode: Integer;
+  OldHelper: String;
 begin
-  Exec(ExpandConstant('{sys}\sc.exe'), 'stop {#ServiceName}', '', SW_HIDE, ewWaitUntilTerminated, ResultCode);
+  OldHelper := ExpandConstant('{app}\{#ServiceName}.exe');
+  if not (FileExists(OldHelper) and Exec(OldHelper, '--stop', '', SW_HIDE, ewWaitUntilTerminated, ResultCode) and (ResultCode = 0)) then
+    Exec(ExpandConstant('{sys}\sc.exe'), 'stop {#ServiceName}', '', SW_HIDE, ewWaitUntilTerminated, ResultCode);
   Exec(ExpandConstant('{sys}\sc.exe'), 'delete {#ServiceName}', '', SW_HIDE, ewWaitUntilTerminated, ResultCode);
   Result := '';
 end;

@@ -286,11 +286,12 @@ class FakeIpHlpApi:
     def NotifyRouteChange2(self, family: int, callback: Any, context: Any, initial: int, handle: Any) -> int:
         self.calls.append(("NotifyRouteChange2", bytes([family, initial])))
         self.callback = callback
-        handle._obj.value = 0x77
+        handle._obj.value = 0x7FF6_1234_5670  # a 64-bit handle: a C int cannot carry it
         return 0
 
-    def CancelMibChangeNotify2(self, handle: int) -> int:
-        self.calls.append(("CancelMibChangeNotify2", handle.to_bytes(1, "little")))
+    def CancelMibChangeNotify2(self, handle: ctypes.c_void_p) -> int:
+        assert isinstance(handle, ctypes.c_void_p), "a HANDLE goes as a pointer, not a C int"
+        self.calls.append(("CancelMibChangeNotify2", (handle.value or 0).to_bytes(8, "little")))
         self.callback = None
         return 0
 

@@ -89,3 +89,36 @@ def test_a_stop_racing_with_the_service_ending_is_fine() -> None:
 
     fake.ControlService = control  # type: ignore[method-assign]
     assert stop(fake) == "stopped the wgdesk-helper service"
+
+
+def test_wgdesk_helper_stop_is_the_entry_point_an_upgrade_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``wgdesk-helper --stop`` through the real helper entry point and the real Windows service object:
+    stops and waits (exit 0); a service that does not stop in time: exit 1 and why. The installer's
+    PrepareToInstall runs it before replacing the files, falling back to ``sc.exe stop``."""
+    from pathlib import Path
+
+    from wgdesk.helper import main as helper_main
+    from wgdesk.platforms import windows
+
+    backend = windows.WindowsPlatform()
+    monkeypatch.setattr(helper_main, "backend", lambda: backend)
+    fake = FakeServiceControl([RUNNING, STOP_PENDING, STOPPED])
+    monkeypatch.setattr(service_stop.ControlModules, "load", fake.modules)
+    assert helper_main.main(["--stop"]) == 0
+    assert ("ControlService", "svc", 1) in fake.calls and (
+        "WaitForSingleObject",
+        "process",
+        57000,
+    ) in fake.calls
+    assert capsys.readouterr().out == "stopped the wgdesk-helper service\n"
+    stuck = FakeServiceControl([RUNNING, STOP_PENDING])
+    monkeypatch.setattr(service_stop.ControlModules, "load", stuck.modules)
+    assert helper_main.main(["--stop"]) == 1
+    assert (
+        "wgdesk-helper --stop: the wgdesk-helper service has not stopped in time" in capsys.readouterr().err
+    )
+    iss = (Path(__file__).resolve().parents[2] / "installers/windows/wgdesk.iss").read_text()
+    prepare = iss.split("function PrepareToInstall", 1)[1]
+    assert prepare.index("'--stop'") < prepare.index("'stop {#ServiceName}'") < prepare.index("'delete")

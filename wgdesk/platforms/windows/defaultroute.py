@@ -154,7 +154,8 @@ class DefaultRouteMonitor:
 
     def close(self) -> None:
         if self.handle:
-            self.ip.dll.CancelMibChangeNotify2(self.handle)
+            # as a pointer: ctypes would pass a bare int as a 32-bit C int (a 64-bit handle overflows)
+            self.ip.dll.CancelMibChangeNotify2(ctypes.c_void_p(self.handle))
             self.handle = None
 
 

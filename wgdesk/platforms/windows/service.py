@@ -156,11 +156,16 @@ class WindowsService:
 
     def host(self, run: HelperRun, argv: list[str]) -> int:
         """Under the service control dispatcher (`service_host.host`); ``--uninstall`` removes what
-        uninstalling must remove beyond files (`uninstall.main`)."""
+        uninstalling must remove beyond files (`uninstall.main`); ``--stop`` stops the service and
+        waits until its process has ended (`service_stop.main`: what an upgrade runs first)."""
         if argv == ["--uninstall"]:
             from wgdesk.platforms.windows.uninstall import main as uninstall
 
             return uninstall()
+        if argv == ["--stop"]:
+            from wgdesk.platforms.windows.service_stop import main as stop
+
+            return stop()
         return host(run, argv, ServiceModules.load())
 
     def notify_ready(self, status: str | None) -> None:

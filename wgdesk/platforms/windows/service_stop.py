@@ -18,6 +18,7 @@ fakes); the numbers passed to them are ours, held against mingw-w64's headers (`
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,6 +113,19 @@ def _wait_stopped(m: ControlModules, handle: Any, deadline: float) -> dict[str, 
         m.sleep(min(_poll_interval(status["WaitHint"]), deadline - now))
         status = m.win32service.QueryServiceStatusEx(handle)
     return status
+
+
+def main(control: Callable[[], ControlModules] | None = None, command: str = "--stop") -> int:
+    """``wgdesk-helper --stop``: what an upgrade runs before it replaces the executables (which the
+    running helper holds open), and the first step of ``--uninstall`` (``command``): stop and wait as
+    `stop_and_wait`, saying what was found; exit status 1 if it did not stop."""
+    modules = (control or ControlModules.load)()
+    try:
+        print(stop_and_wait(modules))
+    except (ServiceStillRunning, modules.pywintypes.error) as exc:
+        print(f"wgdesk-helper {command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def stop_and_wait(m: ControlModules, timeout: float = TIMEOUT) -> str:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.windows import wintun
-from wgdesk.platforms.windows.service_stop import ControlModules, ServiceStillRunning, stop_and_wait
+from wgdesk.platforms.windows.service_stop import ControlModules
+from wgdesk.platforms.windows.service_stop import main as stop_service
 from wgdesk.platforms.windows.wfp import FilterEngine
 from wgdesk.platforms.windows.wfp_plan import plan
 from wgdesk.platforms.windows.wintun import Wintun
@@ -63,12 +64,8 @@ def main(
     """``wgdesk-helper --uninstall``, run by the uninstaller: stops the service and waits until its
     process has ended, then prints what it removed; exit status 1 when the service would not stop
     (nothing removed) or the WFP objects could not be removed (they would keep blocking)."""
-    modules = (control or ControlModules.load)()
-    try:
-        print(stop_and_wait(modules))
-    except (ServiceStillRunning, modules.pywintypes.error) as exc:
-        print(f"wgdesk-helper --uninstall: {exc}", file=sys.stderr)
-        return 1
+    if stop_service(control, "--uninstall"):
+        return 1  # nothing removed: the helper may still use it
     try:
         driver: Wintun | None = wintun.load()
     except PlatformError as exc:
