@@ -310,7 +310,9 @@ class FilterEngine:
                 if entries.value:
                     try:
                         for address in (ctypes.c_void_p * returned.value).from_address(entries.value):
-                            row = FWPM_FILTER0.from_address(address or 0)
+                            if not address:
+                                continue
+                            row = FWPM_FILTER0.from_address(address)
                             provider = row.providerKey
                             if provider and _uuid(GUID.from_address(provider)) == wanted:
                                 keys.append(str(_uuid(row.filterKey)))
