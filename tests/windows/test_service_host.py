@@ -123,6 +123,20 @@ def test_a_failing_helper_stops_as_a_failure_so_the_recovery_policy_applies() ->
     assert str(manager.raised) == "wgdesk-helper stopped with status 3: see its log"
 
 
+def test_a_helper_failing_on_a_requested_stop_is_logged_but_not_restarted() -> None:
+    """``sc.exe stop`` or uninstall asked, and the helper's teardown ended with status 2: the service
+    stops normally (no recovery action that would restart it under the uninstaller's feet)."""
+    helper = FakeHelper(status=2)
+    manager = FakeServiceManager(stop_when(helper.registered))
+    assert service_host.host(helper, [], manager.bundle()) == 2
+    assert ("LogErrorMsg", "wgdesk-helper stopped with status 2: see its log") in manager.calls
+    assert manager.calls[-2:] == [
+        ("ReportServiceStatus", manager.SERVICE_STOP_PENDING),
+        ("SetServiceStatus", manager.SERVICE_STOPPED, 0, 0),
+    ]
+    assert manager.raised is None
+
+
 def test_a_helper_that_raises_stops_as_a_failure_too() -> None:
     manager = FakeServiceManager()
 

@@ -21,7 +21,9 @@ service's failure-actions flag is set (``SERVICE_FAILURE_ACTIONS_FLAG``, Microso
 ``SERVICE_STOP_PENDING`` carrying ``ERROR_SERVICE_SPECIFIC_ERROR`` and the helper's status as the
 service-specific code (bit 29 set, an application's code, as pywin32 does: the event log reads the
 code as a Win32 error otherwise), then raises `HelperFailed`, so that the last status the service
-manager gets is a failure too.
+manager gets is a failure too. Not after a stop that was asked for (``SvcStop``: ``sc.exe stop``,
+uninstall, an upgrade): a helper that stops with an error then is logged, but the service stops
+normally — a restart would race with the uninstaller removing what the helper uses.
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ def service_class(run: HelperRun, argv: list[str], modules: ServiceModules) -> t
             self.ReportServiceStatus(win32service.SERVICE_RUNNING)
             self.SvcDoRun()
             status = type(self).status
-            if status:
+            with self._lock:
+                asked = self._stop_requested
+            if status and not asked:
                 self.ReportServiceStatus(
                     win32service.SERVICE_STOP_PENDING,
                     win32ExitCode=ERROR_SERVICE_SPECIFIC_ERROR,
