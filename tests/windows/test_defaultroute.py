@@ -41,7 +41,8 @@ def test_best_default_route_by_route_plus_interface_metric_excluding_our_tunnels
 
 
 def luid(if_type: int, index: int) -> int:
-    """A LUID as Windows makes them (``NET_LUID_LH``: Reserved:24, NetLuidIndex:24, IfType:16)."""
+    """A LUID laid out as ``NET_LUID_LH`` documents it (Reserved:24, NetLuidIndex:24, IfType:16; bit
+    fields fill from the low bits) — hand-made, not read from a machine."""
     return if_type << 48 | index << 24
 
 
