@@ -193,8 +193,9 @@ def test_iss_service_and_group() -> None:
     assert args[args.index("start=") + 1] == "auto"
     assert "start {#ServiceName}" in run
     uninstall = [e["Parameters"] for e in iss_entries("UninstallRun")]
-    # the service stops, then removes what it left (WFP objects, the Wintun driver), then goes
-    assert uninstall[:3] == ["stop {#ServiceName}", "--uninstall", "delete {#ServiceName}"]
+    # the helper stops the service and waits for its process, removes what it left (WFP objects, the
+    # Wintun driver), then the service goes
+    assert uninstall[:2] == ["--uninstall", "delete {#ServiceName}"]
     net = [e["Parameters"] for e in iss_entries("Run") if e["Filename"] == "{sys}\\net.exe"]
     assert net[0].startswith("localgroup wgdesk /add")
 
