@@ -4,6 +4,7 @@ kill switch writes — so the two cannot drift apart unnoticed."""
 
 from __future__ import annotations
 
+import plistlib
 import subprocess
 from pathlib import Path
 
@@ -49,3 +50,37 @@ def test_boot_block_names_the_anchor_and_token_file_the_helper_uses() -> None:
     assert f'ANCHOR="{pf.KILL_SWITCH}"' in text
     assert "/var/run/wgdesk/pf-tokens" in text and Path("/var/run/wgdesk") == STATE_DIR
     assert f'RULES="${{WGDESK_BOOT_RULES:-{pf.BOOT_RULES}}}"' in text
+
+
+def test_the_app_declares_tunnel_files_and_zips_as_documents_it_views() -> None:
+    """Finder's double-click on a .conf reaches wgdesk (Default for WireGuard's own type; TextEdit would
+    win an Alternate claim through public.plain-text), zips stay Archive Utility's, and wgdesk never
+    claims to edit what it only imports. Which handler macOS picks is LaunchServices' choice, never
+    observed here."""
+    with open(MACOS / "Info.plist", "rb") as f:
+        info = plistlib.load(f)
+    assert info["CFBundleDocumentTypes"] == [
+        {
+            "CFBundleTypeName": "WireGuard tunnel configuration",
+            "CFBundleTypeRole": "Viewer",
+            "LSHandlerRank": "Default",
+            "LSItemContentTypes": ["com.wireguard.config.quick"],
+        },
+        {
+            "CFBundleTypeName": "Zip archive of WireGuard tunnel configurations",
+            "CFBundleTypeRole": "Viewer",
+            "LSHandlerRank": "Alternate",
+            "LSItemContentTypes": ["public.zip-archive"],
+        },
+    ]
+    assert info["UTImportedTypeDeclarations"] == [
+        {
+            "UTTypeIdentifier": "com.wireguard.config.quick",
+            "UTTypeDescription": "WireGuard tunnel configuration",
+            "UTTypeConformsTo": ["public.plain-text"],
+            "UTTypeTagSpecification": {"public.filename-extension": ["conf"]},
+        }
+    ]
+    assert "UTExportedTypeDeclarations" not in info  # WireGuard's type, not ours to export
+    assert info["LSMultipleInstancesProhibited"] is True
+    assert info["LSUIElement"] is True  # a menu-bar app: no Dock icon

@@ -174,3 +174,14 @@ def app_on_helper(  # type: ignore[no-untyped-def]
                 c.down(name)
         wait_idle(qtbot, controller, 30000)
         controller.stop()
+
+
+def close_application(application, server, app) -> None:  # type: ignore[no-untyped-def]
+    """Tear down a `wgdesk.app.main.Application` a test built, leaving the shared QApplication as the
+    next test expects it."""
+    application.controller.stop()
+    server.close()
+    application.collector.stop()  # automatic collection back for later tests
+    application.manager.main_window = False
+    application.manager.close()
+    app.setQuitOnLastWindowClosed(True)

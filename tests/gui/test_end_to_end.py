@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings
 
-from tests.gui.conftest import ARTIFACTS, app_on_helper, wait_idle
+from tests.gui.conftest import ARTIFACTS, app_on_helper, close_application, wait_idle
 from tests.helper.lab import SERVER_TUNNEL, WGDESK_ENGINE, lab
 from tests.netns import unique_name
 from wgdesk.app.controller import TunnelController
@@ -224,9 +224,4 @@ def test_on_start_the_app_reconnects_the_tunnels_that_were_up(  # type: ignore[n
         finally:
             if any(t["name"] == name for t in _status(helper.socket)):
                 _down(helper.socket, name)
-            application.controller.stop()
-            server.close()
-            application.collector.stop()  # automatic collection back for later tests
-            application.manager.main_window = False
-            application.manager.close()
-            app.setQuitOnLastWindowClosed(True)
+            close_application(application, server, app)

@@ -38,15 +38,18 @@ def test_info_plist_document_types() -> None:
     assert info["CFBundleExecutable"] == "wgdesk"
     assert info["CFBundlePackageType"] == "APPL"
     imported = {t["UTTypeIdentifier"]: t for t in info["UTImportedTypeDeclarations"]}  # type: ignore[attr-defined]
-    config = imported["com.wireguard.config"]
+    config = imported["com.wireguard.config.quick"]
     assert config["UTTypeTagSpecification"]["public.filename-extension"] == ["conf"]
     assert "public.plain-text" in config["UTTypeConformsTo"]
     for doc in info["CFBundleDocumentTypes"]:  # type: ignore[attr-defined]
         for uti in doc["LSItemContentTypes"]:
             assert uti in imported or uti.startswith("public."), uti
-        # .conf is not ours alone: offer wgdesk in "Open With", never take over the default.
-        assert doc["LSHandlerRank"] == "Alternate"
-    assert any("com.wireguard.config" in d["LSItemContentTypes"] for d in info["CFBundleDocumentTypes"])  # type: ignore[attr-defined]
+        assert doc["CFBundleTypeRole"] == "Viewer"  # imported into the store, never written back
+    # the ranks and why: tests/darwin/test_installer.py
+    assert any(
+        "com.wireguard.config.quick" in d["LSItemContentTypes"]
+        for d in info["CFBundleDocumentTypes"]  # type: ignore[attr-defined]
+    )
 
 
 def test_launch_daemon() -> None:

@@ -1,8 +1,10 @@
 """``wgdesk [FILE…]``: the tray app.
 
 With files (``.conf``/``.zip``) it imports them; when an instance already runs, it hands the files to it and
-exits (what a double-click on a tunnel file does). Without a system tray the manager window is the main
-window.
+exits (what a double-click on a tunnel file does on Linux and Windows). On macOS a double-click sends the
+files as events instead (`opened_files`): the app takes them whenever they come, and a second instance
+first waits for its launch's events so that it can hand them on. Without a system tray the manager
+window is the main window.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from wgdesk.app.collector import UiThreadCollector
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.icons import app_icon
 from wgdesk.app.manager import ManagerWindow
+from wgdesk.app.opened_files import FileOpenReceiver
 from wgdesk.app.settings import AppSettings
 from wgdesk.app.settings_dialog import SettingsDialog
 from wgdesk.app.single_instance import InstanceServer, hand_off
@@ -45,7 +48,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 class Application(QObject):
     """Wires the controller, the tray, the manager window and the single-instance server together."""
 
-    def __init__(self, app: QApplication, args: argparse.Namespace, server: InstanceServer) -> None:
+    def __init__(
+        self,
+        app: QApplication,
+        args: argparse.Namespace,
+        server: InstanceServer,
+        receiver: FileOpenReceiver | None = None,
+    ) -> None:
         super().__init__()
         self.app = app
         self.server = server
@@ -81,6 +90,14 @@ class Application(QObject):
         self.controller.start()
         if args.files:
             self.manager.import_paths(args.files)
+        if receiver is not None:
+            receiver.deliver_to(self.open_files)
+
+    @Slot(list)
+    def open_files(self, paths: list[Path]) -> None:
+        """Files the OS asked us to open (macOS: Finder's double-click): import them in the window."""
+        self.manager.bring_to_front()
+        self.manager.import_paths(paths)
 
     @Slot()
     def _tray_appeared(self) -> None:
@@ -120,12 +137,20 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def opens_files_by_event() -> bool:
+    """Whether the OS hands files to open as `QFileOpenEvent`s rather than arguments (macOS)."""
+    return platforms.system() == "darwin"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wgdesk`` console script."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.socket:
         os.environ["WGDESK_SOCKET"] = args.socket
-    if hand_off(list(args.files)):  # a running instance took the files; no display needed for this
+    by_event = opens_files_by_event()
+    # a running instance takes the files; no display needed for this. Started by a macOS double-click
+    # there are none yet: they come as events once the application runs.
+    if (args.files or not by_event) and hand_off(list(args.files)):
         return 0
     if not has_display():
         print(
@@ -140,14 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("wgdesk")
     app.setDesktopFileName("wgdesk")
     app.setWindowIcon(app_icon())
+    receiver = FileOpenReceiver(app)
     server = InstanceServer()
     if not server.listen():
-        if hand_off(list(args.files)):
+        files = list(args.files) + (receiver.wait() if by_event else [])
+        receiver.close()
+        if hand_off(files):
             return 0
         print("wgdesk: another instance is running but does not answer", file=sys.stderr)
         return 1
-    application = Application(app, args, server)
+    application = Application(app, args, server, receiver)
     code = app.exec()
+    receiver.close()
     del application
     return code
 

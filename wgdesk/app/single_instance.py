@@ -61,14 +61,17 @@ class InstanceServer(QObject):
         self._buffers: dict[QLocalSocket, bytearray] = {}
 
     def listen(self) -> bool:
-        """Start listening; removes a stale socket left by a crashed instance. False if another one runs."""
-        if self._server.listen(self._name):
-            return True
+        """Start listening; removes a stale socket left by a crashed instance. False if another one runs.
+
+        The running instance is asked first: with socket options set, Qt creates the socket beside its
+        place and renames it there, so `listen` succeeds over a live instance and takes its name."""
         probe = QLocalSocket()
         probe.connectToServer(self._name)
         if probe.waitForConnected(500):
             probe.disconnectFromServer()
             return False
+        if self._server.listen(self._name):
+            return True
         QLocalServer.removeServer(self._name)
         return self._server.listen(self._name)
 
