@@ -45,6 +45,17 @@ def _changed(a: QImage, b: QImage, x0: int, y0: int, x1: int, y1: int) -> int:
     return sum(a.pixel(x, y) != b.pixel(x, y) for y in range(y0, y1, 2) for x in range(x0, x1, 2))
 
 
+def tray_app_env(display: XDisplay, tmp_path: Path) -> dict[str, str]:
+    """The environment of a wgdesk process on ``display``'s X server, with no helper."""
+    return dict(
+        display.env,
+        QT_QPA_PLATFORM="xcb",
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        WGDESK_INSTANCE=f"wgdesk-tray-{os.getpid()}-{tmp_path.name}",
+        WGDESK_SOCKET=str(tmp_path / "no-helper.sock"),
+    )
+
+
 @pytest.fixture
 def display(keyring_session: SecretService) -> Iterator[XDisplay]:
     with x_display(keyring_session.env) as d:
@@ -54,13 +65,7 @@ def display(keyring_session: SecretService) -> Iterator[XDisplay]:
 def test_tray_icon_docks_in_trayer_and_its_menu_opens_and_quits(display: XDisplay, tmp_path: Path) -> None:
     source = tmp_path / "office.conf"
     source.write_text(OFFICE)
-    env = dict(
-        display.env,
-        QT_QPA_PLATFORM="xcb",
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        WGDESK_INSTANCE=f"wgdesk-tray-{os.getpid()}-{tmp_path.name}",
-        WGDESK_SOCKET=str(tmp_path / "no-helper.sock"),
-    )
+    env = tray_app_env(display, tmp_path)
     before = QImage(str(display.screenshot(tmp_path / "before.png")))
     assert _find(before, ERROR_RED, 0, 40) is None
     log = open(tmp_path / "wgdesk.log", "wb")  # noqa: SIM115

@@ -5,6 +5,11 @@ The four state icons share one shape so that only colour and glyph change: a dis
 4 units on a 64-unit grid, so they land on whole pixels at 16, 32, 48 and 64 px. Each state also differs by
 glyph (dash, dots, check mark, exclamation mark), not by colour alone.
 
+On macOS the menu-bar icon is a *template* image instead (`template_icon`, `QIcon.setIsMask`): AppKit uses
+only its alpha and paints it in the menu bar's own colour, so it follows light and dark menu bars and
+the wallpaper tint. Colour cannot tell the states apart there, so shape does: off and connecting are a
+ring with the glyph inside, connected and error a solid disc with the glyph cut out.
+
 ``python -m wgdesk.app.icons DIR`` writes the same SVGs as files (``resources/icons`` is generated this way
 and a test checks that it is current).
 """
@@ -12,6 +17,7 @@ and a test checks that it is current).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -76,20 +82,60 @@ def app_svg() -> str:
     return _APP_ICON
 
 
-def _render(svg: str) -> QIcon:
-    from PySide6.QtSvg import QSvgRenderer
-
-    renderer = QSvgRenderer(QByteArray(svg.encode()))
+def _paint(draw: Callable[[QPainter, QRectF], None]) -> QIcon:
+    """An icon with one pixmap per tray size, each drawn by ``draw(painter, rectangle)``."""
     icon = QIcon()
     for size in SIZES:
         pixmap = QPixmap(size, size)
         pixmap.fill(Qt.GlobalColor.transparent)
         painter = QPainter(pixmap)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        renderer.render(painter, QRectF(0, 0, size, size))
+        draw(painter, QRectF(0, 0, size, size))
         painter.end()
         icon.addPixmap(pixmap)
     return icon
+
+
+def _render(svg: str) -> QIcon:
+    from PySide6.QtSvg import QSvgRenderer
+
+    return _paint(QSvgRenderer(QByteArray(svg.encode())).render)
+
+
+_SOLID = frozenset({IconState.CONNECTED, IconState.ERROR})
+"""Template states drawn as a solid disc with the glyph cut out (the others: a ring around the glyph)."""
+
+
+def _svg(body: str) -> str:
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">{body}</svg>'
+
+
+def _render_template(state: IconState) -> QIcon:
+    from PySide6.QtSvg import QSvgRenderer
+
+    glyph = QSvgRenderer(QByteArray(_svg(_GLYPH[state]).encode()))
+    if state in _SOLID:
+        shape = QSvgRenderer(QByteArray(_svg('<circle cx="32" cy="32" r="30" fill="#000000"/>').encode()))
+    else:
+        black = _GLYPH[state].replace("#ffffff", "#000000")
+        ring = '<circle cx="32" cy="32" r="27" fill="none" stroke="#000000" stroke-width="6"/>'
+        shape = QSvgRenderer(QByteArray(_svg(ring + black).encode()))
+
+    def draw(painter: QPainter, rect: QRectF) -> None:
+        shape.render(painter, rect)
+        if state in _SOLID:  # the glyph's pixels become transparent
+            painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationOut)
+            glyph.render(painter, rect)
+
+    icon = _paint(draw)
+    icon.setIsMask(True)  # Qt's cocoa tray makes it an NSImage template
+    return icon
+
+
+@cache
+def template_icon(state: IconState) -> QIcon:
+    """The macOS menu-bar icon for *state*: black with alpha, marked as a mask (a template image)."""
+    return _render_template(state)
 
 
 @cache

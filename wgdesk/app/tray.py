@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from wgdesk.app.controller import TunnelController
-from wgdesk.app.icons import state_icon
+from wgdesk.app.icons import state_icon, template_icon
 from wgdesk.app.labels import duration_text, health_text, network_text, pause_explanation
 from wgdesk.app.library import TunnelLibrary
 from wgdesk.app.notices import Notice
@@ -63,7 +63,7 @@ class Tray(QObject):
         c = self._controller
         live, lockdown, networks = c.live, c.lockdown, c.networks
         self.state = live.icon_state()
-        self.icon.setIcon(state_icon(self.state))
+        self.icon.setIcon(tray_icon(self.state))
         lines = ["wgdesk"]
         if live.helper_problem:
             lines.append(live.helper_headline)
@@ -219,6 +219,12 @@ class Tray(QObject):
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
             self.manageRequested.emit()
+
+
+def tray_icon(state: IconState) -> QIcon:
+    """The icon for *state* in this OS's tray: a template image in the macOS menu bar (it takes the
+    bar's colour, light or dark), the coloured disc elsewhere."""
+    return template_icon(state) if system() == "darwin" else state_icon(state)
 
 
 def _addresses(library: TunnelLibrary, name: str) -> str:
