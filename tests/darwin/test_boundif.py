@@ -16,12 +16,12 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from tests.darwin.test_netwatch import CHANGE, RTM_ADD, RTM_DELETE, RTM_LOSING, rtm
 from tests.darwin.test_parsers import fixture
 from tests.netns import wait_for
 from wgdesk.engine.bind import Bind
@@ -29,7 +29,6 @@ from wgdesk.engine.loop import Engine
 from wgdesk.platforms.darwin import DarwinPlatform
 from wgdesk.platforms.darwin.boundif import BoundIfPinning, DefaultInterfaces, bound_if_option
 from wgdesk.platforms.darwin.engine import DarwinEngineIO
-from wgdesk.platforms.darwin.netwatch import QUIET, RoutingSocketWatch, relevant_messages
 from wgdesk.platforms.darwin.utun import DarwinTun
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
@@ -120,59 +119,6 @@ def pinning() -> Iterator[tuple[BoundIfPinning, FakeRouteGet, Recorder]]:
     guard = BoundIfPinning(DefaultInterfaces(route, index_of), recorder, follow=False)  # type: ignore[arg-type]
     yield guard, route, recorder
     guard.close()
-
-
-RTM_ADD, RTM_DELETE, RTM_LOSING, RTM_IFINFO, RTM_NEWMADDR = 0x1, 0x2, 0x5, 0xE, 0xF
-"""``<net/route.h>``, written out here."""
-
-
-def rtm(kind: int, version: int = 5, length: int = 92) -> bytes:
-    """A routing message: ``rt_msghdr`` (92 bytes on macOS) with only its first fields set."""
-    return struct.pack("=HBB", length, version, kind) + bytes(max(0, length - 4))
-
-
-CHANGE = rtm(RTM_DELETE) + rtm(RTM_ADD)
-"""A default route replaced: two relevant messages in one read."""
-
-
-def test_which_routing_messages_count() -> None:
-    assert relevant_messages(CHANGE + rtm(RTM_IFINFO, length=112)) == 3
-    assert relevant_messages(rtm(RTM_LOSING) + rtm(RTM_NEWMADDR)) == 0  # cannot move the default
-    assert relevant_messages(rtm(RTM_ADD, version=4)) == 0  # another kernel's layout: not read
-    assert relevant_messages(rtm(RTM_ADD)[:3]) == 0  # short read
-    assert relevant_messages(rtm(RTM_ADD, length=2) + rtm(RTM_ADD)) == 0  # a bad length ends the scan
-    assert (
-        relevant_messages(rtm(RTM_ADD) + rtm(RTM_DELETE)[:40]) == 2
-    )  # a truncated last one still says its type
-
-
-def test_the_watch_thread_runs_once_per_burst_and_stops() -> None:
-    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    runs: list[float] = []
-    watch = RoutingSocketWatch([lambda: runs.append(time.monotonic())], opener=lambda: ours)
-    watch.start()
-    try:
-        for _ in range(5):
-            kernel.send(CHANGE)
-        kernel.send(rtm(RTM_LOSING))
-        assert wait_for(lambda: len(runs) == 1, 10)
-        time.sleep(2 * QUIET)
-        assert len(runs) == 1 and watch.monitor.messages == 10
-        kernel.send(rtm(RTM_LOSING))  # alone: nothing runs
-        time.sleep(2 * QUIET)
-        assert len(runs) == 1
-    finally:
-        watch.stop()
-        kernel.close()
-    assert watch._thread is not None and not watch._thread.is_alive()
-    assert ours.fileno() == -1
-
-
-def test_the_routing_socket_is_macos_only() -> None:
-    """On Linux 17 is AF_PACKET: the default opener refuses rather than open that."""
-    watch = RoutingSocketWatch([])
-    watch.start()  # logged, no thread
-    assert watch._thread is None
 
 
 def test_sockets_are_tied_when_bound_and_again_when_the_default_moves(

@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 
 from tests.darwin.fakemac import FakeMac
+from tests.darwin.test_netwatch import RTM_ADD, RTM_DELETE, RTM_LOSING, rtm
 from wgdesk.platforms.darwin import DarwinPlatform
+from wgdesk.platforms.darwin.netwatch import routing_socket
 from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.interface import FullTunnel, KillSwitch, KillSwitchMember, PlatformOptions
 from wgdesk.undo import UndoRecord
@@ -190,12 +192,12 @@ def test_network_change_moves_endpoint_routes_and_reasserts_dns(tmp_path: Path) 
     mac.gw4 = "10.0.0.1"  # another network; configd rewrote the service's DNS
     key = "State:/Network/Service/8A2C3F5E-0D41-4C6B-9E3A-1F2B3C4D5E6F/DNS"
     mac.state.store[key] = {"ServerAddresses": ["10.0.0.1"]}
-    fixture = (Path(__file__).parent / "fixtures" / "route-monitor.txt").read_text().splitlines()
-    platform.network_watch.follow(fixture[1:4])  # up to and including the RTM_DELETE
+    assert platform.network_watch.opener is routing_socket  # the helper reads no `route -n monitor`
+    platform.network_watch.follow_messages(rtm(RTM_DELETE))  # the old default route went away
     assert platform.network_watch.runs == 1
     assert ("203.0.113.5", "gateway 10.0.0.1") in mac.state.routes
     assert mac.state.store[key]["ServerAddresses"] == ["10.8.0.1", "fd00:8::1"]
-    platform.network_watch.follow(fixture[4:])  # RTM_LOSING (not a route change) and RTM_ADD
+    platform.network_watch.follow_messages(rtm(RTM_LOSING) + rtm(RTM_ADD))  # only the second counts
     assert platform.network_watch.runs == 2
     mac.state.store[key] = {"ServerAddresses": ["10.0.0.1"]}
     mac.gw4 = "10.0.0.254"

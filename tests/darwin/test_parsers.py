@@ -15,7 +15,6 @@ from wgdesk.platforms.darwin.ifconfig import parse_ifconfig, parse_ifconfig_all
 from wgdesk.platforms.darwin.network import local_networks_of, ping_argv, route_of
 from wgdesk.platforms.darwin.routes import (
     EndpointRoutes,
-    RouteMonitor,
     original_gateway,
     parse_netstat,
     parse_route_get,
@@ -79,15 +78,6 @@ def test_scutil_dns_resolvers() -> None:
         Resolver(("10.8.0.1", "fd00:8::1"), ("corp.example",), "", "utun7"),
         Resolver((), (), "local", ""),
     ]  # the scoped section is not what unscoped queries use
-
-
-def test_route_monitor_says_when_to_look_again() -> None:
-    monitor = RouteMonitor()
-    relevant = [
-        line.split(":")[0] for line in fixture("route-monitor.txt").splitlines() if monitor.feed(line)
-    ]
-    assert relevant == ["RTM_DELETE", "RTM_ADD"]
-    assert monitor.messages == 3
 
 
 def test_endpoints_that_need_no_host_route_of_ours() -> None:

@@ -6,7 +6,7 @@ them) and by ``scripts/verify-macos`` once someone runs that on real hardware (d
 |---|---|
 | `utun` | the utun device: created by the helper, the engine's I/O on it (4-byte header) |
 | `ifconfig` | the interface's addresses, MTU and state; the ``NAME.name`` record |
-| `routes` | routes, the full tunnel (halves + endpoint host routes), ``route -n monitor`` |
+| `routes` | routes, the full tunnel (halves + endpoint host routes) |
 | `dns` | DNS in the dynamic store (``scutil``), re-asserted when configd rewrites it |
 | `pf` | kill switch, full-tunnel guard (CVE-2019-14899) and failsafe as pf anchors |
 | `peercred` | who connected to the control socket (``LOCAL_PEERCRED``, ``LOCAL_PEERPID``) |
@@ -100,7 +100,8 @@ class DarwinPlatform:
         self.runner: Runner = runner or system_runner
         self.run_dir = run_dir
         self.follows_network = follows_network
-        """Whether `follow_network` starts ``route -n monitor`` (tests drive `network_watch` themselves)."""
+        """Whether `follow_network` starts reading the routing socket (tests drive `network_watch`
+        themselves)."""
         self.boot_rules = boot_rules
         """Where the kill switch is left for the boot-time block: the path ``boot-block`` reads, not
         under the administrator's ``persistent_dir`` (tests: a temporary file)."""
@@ -136,7 +137,8 @@ class DarwinPlatform:
 
     @cached_property
     def network_watch(self) -> NetworkWatch:
-        """Moves endpoint routes and re-asserts DNS after network changes (`netwatch`)."""
+        """Moves endpoint routes and re-asserts DNS after network changes, read from a routing socket
+        of the helper's own (`netwatch`)."""
         return NetworkWatch([self.routing.endpoint_routes.reapply, self.dns.reassert])
 
     def follow_network(self) -> None:

@@ -9,7 +9,7 @@ tied to the old one sends nowhere. wireguard-apple's answer is to watch the netw
 the sockets; wireguard-windows re-pins on every route change. Here the engine does the same in its
 `wgdesk.platforms.interface.UdpGuard`: `BoundIfPinning` ties each new pair of sockets when the engine
 opens them (`bound`, also after a new ``listen_port``) and again after every burst of routing
-messages that may have moved the default route (`recheck`, run by `netwatch.RoutingSocketWatch`
+messages that may have moved the default route (`recheck`, run by `netwatch.NetworkWatch`
 over a routing socket of the engine's own, which needs no privileges).
 
 Which interface: ``route -n get [-inet6] default`` (`DefaultInterfaces`), unless that is a utun (ours,
@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from wgdesk.platforms.darwin.netwatch import RoutingSocketWatch
+from wgdesk.platforms.darwin.netwatch import NetworkWatch
 from wgdesk.platforms.darwin.routes import parse_route_get
 from wgdesk.platforms.darwin.runner import ROUTE, Runner
 from wgdesk.platforms.interface import BoundSockets
@@ -122,7 +122,7 @@ class BoundIfPinning:
         self.current: dict[int, int | None] = {}
         self.failures = 0
         """``setsockopt`` calls that failed (logged; retried at the next change)."""
-        self.watch = RoutingSocketWatch([self.recheck], opener)
+        self.watch = NetworkWatch([self.recheck], opener)
         if follow:
             self.watch.start()
 

@@ -10,13 +10,12 @@ script makes them: macOS has one routing table and no policy rules, so
   gateway is the first ``default`` of ``netstat -nr`` that is not a utun or a ``link#N``.
 
 When the network changes (another Wi-Fi, a cable plugged in) the gateway changes and the endpoint
-routes must follow: `RouteMonitor` reads ``route -n monitor`` and says when to look again, and
+routes must follow: `netwatch.NetworkWatch` reads the routing socket and says when to look again, and
 `EndpointRoutes.reapply` moves the host routes to the new gateway.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -110,25 +109,6 @@ def original_gateway(entries: Iterable[RouteEntry]) -> str | None:
             continue
         return entry.gateway
     return None
-
-
-_MONITOR = re.compile(r"^(RTM_[A-Z]+):")
-RELEVANT = frozenset({"RTM_ADD", "RTM_DELETE", "RTM_CHANGE", "RTM_NEWADDR", "RTM_DELADDR", "RTM_IFINFO"})
-
-
-class RouteMonitor:
-    """Reads ``route -n monitor``: each message starts with a line ``RTM_KIND: …``. `feed` says
-    whether a message may have moved the default route (then look at the gateway again)."""
-
-    def __init__(self) -> None:
-        self.messages = 0
-
-    def feed(self, line: str) -> bool:
-        found = _MONITOR.match(line)
-        if found is None:
-            return False
-        self.messages += 1
-        return found.group(1) in RELEVANT
 
 
 # --- records ------------------------------------------------------------------------------------------
