@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keyring.backend
 import keyring.backends.chainer
 import keyring.backends.fail
+import keyring.backends.macOS
+import keyring.backends.null
+import keyring.backends.SecretService
 import keyring.errors
 import pytest
 
 from tests.secret_service import SecretService, keyring_session, secret_service  # noqa: F401
-from wgdesk.keystore import KeyringUnavailable, KeyStore, preshared_key_item, private_key_item
+from wgdesk.keystore import TRUSTED, KeyringUnavailable, KeyStore, preshared_key_item, private_key_item
 
 KEY = "2OaN83Oy11u3vNSmIau7d7T4kwcmIinaXmQakM3FZ3Y="
 PEER = "GS0v7jt5I//6d0J95VmF+w4czLnO5PaAHC3SCPiFbUk="
@@ -75,6 +80,76 @@ def test_refuses_backends_that_do_not_keep_secrets() -> None:
         KeyStore(keyring.backends.fail.Keyring()).get("x")
     assert "gnome-keyring" in str(info.value)
     assert "never stores private keys in plain files" in str(info.value)
+
+
+class RenamedSecretService(keyring.backends.SecretService.Keyring):
+    """A plugin built on a trusted backend is still not one (it may store elsewhere); records what
+    reaches it."""
+
+    calls: list[str] = []  # noqa: RUF012
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self.calls.append("get")
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.calls.append("set")
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.calls.append("delete")
+
+
+@pytest.mark.parametrize(
+    ("backend", "named"),
+    [
+        (keyring.backends.fail.Keyring(), "keyring.backends.fail.Keyring"),
+        (keyring.backends.null.Keyring(), "keyring.backends.null.Keyring"),
+        (RenamedSecretService(), "tests.test_keystore.RenamedSecretService"),
+    ],
+)
+def test_only_the_systems_keyrings_are_trusted_on_every_os(
+    backend: keyring.backend.KeyringBackend, named: str
+) -> None:
+    """keyring's real `fail` and `null` backends (what keyring falls back to without a keyring, and
+    what PYTHON_KEYRING_BACKEND can choose): every operation refuses, naming the backend; nothing is
+    written through it. The check is by name, the same on Linux, macOS and Windows."""
+    store = KeyStore(backend)
+    for operation in (
+        lambda: store.get("x:private-key"),
+        lambda: store.set("x:private-key", KEY),
+        lambda: store.delete("x:private-key"),
+    ):
+        with pytest.raises(KeyringUnavailable) as info:
+            operation()
+        assert str(info.value).startswith(
+            f"No system keyring is available to hold tunnel keys (the configured backend {named} is "
+            "not a system keyring; wgdesk keeps keys only in the Secret Service or KWallet (Linux), the "
+            "Keychain (macOS) or the Credential Manager (Windows))."
+        )
+    assert RenamedSecretService.calls == []  # refused before any call reaches the backend
+
+
+def test_a_chain_of_fail_and_null_is_refused() -> None:
+    with pytest.raises(KeyringUnavailable, match=r"the backends found \(keyring.backends.null.Keyring, "):
+        KeyStore(chain(keyring.backends.null.Keyring(), keyring.backends.fail.Keyring())).get("x")
+
+
+def test_the_trusted_names_are_keyrings_classes() -> None:
+    """Each trusted name is a class keyring ships (a typo would refuse the Keychain on every Mac)."""
+    for name in TRUSTED:
+        module, cls = name.rsplit(".", 1)
+        found = getattr(importlib.import_module(module), cls)
+        assert issubclass(found, keyring.backend.KeyringBackend), name
+        assert f"{found.__module__}.{found.__qualname__}" == name
+
+
+def test_the_macos_keychain_is_used_before_a_plaintext_member() -> None:
+    """keyring's macOS backend is chosen over an untrusted member of higher priority (only chosen:
+    its Security framework calls cannot run here)."""
+    keychain = keyring.backends.macOS.Keyring()
+    plain = PlaintextKeyring(Path("/nonexistent/plain.txt"))
+    assert KeyStore(chain(plain, keychain)).backend is keychain
+    assert KeyStore(keychain).backend is keychain
 
 
 class PlaintextKeyring(keyring.backend.KeyringBackend):
@@ -159,7 +234,7 @@ def test_the_null_backend_is_refused(tmp_path) -> None:  # type: ignore[no-untyp
     env = dict(os.environ, HOME=str(tmp_path), PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
     result = _in_fresh_process(env, str(tmp_path))
     assert result.stdout.startswith("UNAVAILABLE"), result.stdout + result.stderr
-    assert "keyring.backends.null.Keyring does not keep secrets safely" in result.stdout
+    assert "keyring.backends.null.Keyring is not a system keyring" in result.stdout
 
 
 def test_default_backend_in_a_session_is_the_secret_service(secret_service: SecretService) -> None:  # noqa: F811

@@ -21,6 +21,7 @@ import keyring.errors
 
 __all__ = [
     "SERVICE",
+    "TRUSTED",
     "KeyStore",
     "KeyringLocked",
     "KeyringUnavailable",
@@ -79,16 +80,27 @@ class KeyringLocked(KeyringUnavailable):
         )
 
 
-# Backends that are not a keyring: they fail, forget, or write plaintext.
-_REFUSED = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt.file")
+TRUSTED = frozenset(
+    {
+        "keyring.backends.SecretService.Keyring",  # Linux: GNOME Keyring, KWallet, KeePassXC over D-Bus
+        "keyring.backends.libsecret.Keyring",  # Linux: the same through libsecret
+        "keyring.backends.kwallet.DBusKeyring",  # Linux: KWallet 5 and later
+        "keyring.backends.kwallet.DBusKeyringKWallet4",
+        "keyring.backends.macOS.Keyring",  # macOS: the login keychain
+        "keyring.backends.Windows.WinVaultKeyring",  # Windows: Credential Manager
+    }
+)
+"""The only backends that hold secrets: the OS's own keyrings. Anything else — keyring's `fail` and
+`null`, keyrings.alt's files, a plugin a package installed with a higher priority — is refused by
+name rather than judged, on every OS, because one that forgets or writes plaintext would not say so."""
 
 
 def _name(backend: keyring.backend.KeyringBackend) -> str:
-    return f"{type(backend).__module__}.{type(backend).__name__}"
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
 
 def _refused(backend: keyring.backend.KeyringBackend) -> bool:
-    return _name(backend).startswith(_REFUSED) or "Plaintext" in type(backend).__name__
+    return _name(backend) not in TRUSTED
 
 
 class KeyStore:
@@ -109,8 +121,8 @@ class KeyStore:
         """The backend in use; raises `KeyringUnavailable` if it cannot hold secrets.
 
         A chain of backends (keyring's default when several are installed) would read from and
-        write to any member, plaintext files included: only its highest-priority member that keeps
-        secrets is used.
+        write to any member, plaintext files included: only its highest-priority member in `TRUSTED`
+        is used.
         """
         if self._backend is None:
             self._backend = keyring.get_keyring()
@@ -121,13 +133,17 @@ class KeyStore:
             if not safe:
                 names = ", ".join(_name(child) for child in children)
                 raise KeyringUnavailable(
-                    f"the backends found ({names}) do not keep secrets safely"
+                    f"the backends found ({names}) are not a system keyring"
                     if children
                     else "no keyring backend was found"
                 )
             backend = safe[0]
         if _refused(backend):
-            raise KeyringUnavailable(f"the configured backend {_name(backend)} does not keep secrets safely")
+            raise KeyringUnavailable(
+                f"the configured backend {_name(backend)} is not a system keyring; wgdesk keeps keys only in "
+                "the Secret Service or KWallet (Linux), the Keychain (macOS) or the Credential Manager "
+                "(Windows)"
+            )
         return backend
 
     def _call(self, what: str, operation: Callable[[keyring.backend.KeyringBackend], _T]) -> _T:
