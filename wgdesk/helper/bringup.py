@@ -132,13 +132,22 @@ def _post_down(r: Hook, u: Undoing) -> None:
 
 def interface_and_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     """Create the TUN device (the backend journals it), the UAPI socket and (for wgdesk-engine) the
-    UDP sockets, and start the engine unprivileged with them; our copies are closed either way."""
+    UDP sockets, and start the engine unprivileged with them; our copies are closed either way.
+
+    The device is asked for by the tunnel's name; the name the kernel gives it (``utunN`` on macOS,
+    the same on Linux) becomes ``plan.ifname`` and ``tunnel.ifname``, which every later step uses
+    for what it changes in the kernel. The UAPI socket is named after the device too: an engine
+    handed the device names its socket after it (wireguard-go watches
+    ``/var/run/wireguard/IFNAME.sock`` and exits when that is not its socket), and ``wg show NAME``
+    on macOS finds ``utunN.sock`` through the backend's ``NAME.name`` record, as with wg-quick. The
+    tunnel's name stays its identity: journal, log, status, events, kill-switch member."""
     j = tunnel.journal
-    ifname = plan.ifname
     takes_fds = m.settings.engine_takes_udp_fds()
     device = m.platform.tunnels.create(
-        ifname, packet_info=not takes_fds, offload=takes_fds, record=j.recorder()
+        plan.name, packet_info=not takes_fds, offload=takes_fds, record=j.recorder()
     )
+    plan.ifname = tunnel.ifname = ifname = device.name
+    j.update_header(ifname=ifname)
     tun_fd = device.handle
     sockets: list[socket.socket] = []
     try:

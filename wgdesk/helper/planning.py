@@ -36,7 +36,11 @@ class Plan:
     """Everything `up` decided before touching the system."""
 
     name: str
+    """The tunnel's name: its identity (journal, log, status)."""
     ifname: str
+    """The interface's name: the tunnel's until the device exists, then the one the kernel gave it
+    (`wgdesk.platforms.interface.TunnelDevice.name`), used for everything the kernel is told and
+    for the engine's UAPI socket."""
     private_key: bytes
     peers: list[dict[str, Any]]
     addresses: list[str]
