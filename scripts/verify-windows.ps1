@@ -182,6 +182,21 @@ Step 'kill switch holds with the engine killed' {
   catch { $dnsLeak = $false }
   Require (-not $dnsLeak) 'a DNS query to 1.1.1.1 was answered'
 }
+Step 'kill switch holds with the helper service killed (persistent filters)' {
+  $svc = Get-CimInstance Win32_Service -Filter "Name='wgdesk-helper'"
+  Stop-Process -Id $svc.ProcessId -Force
+  Start-Sleep -Milliseconds 500
+  $web = Test-NetConnection -ComputerName 1.1.1.1 -Port 443 -WarningAction SilentlyContinue
+  Require (-not $web.TcpTestSucceeded) '1.1.1.1:443 reachable with the helper dead'
+  # the service manager restarts it (sc.exe failure: after 2 s); the new helper keeps the tunnel blocked
+  $deadline = (Get-Date).AddSeconds(30)
+  while ((Get-Service wgdesk-helper).Status -ne 'Running' -and (Get-Date) -lt $deadline) { Start-Sleep 1 }
+  Require ((Get-Service wgdesk-helper).Status -eq 'Running') 'the service was not restarted after the crash'
+  Start-Sleep -Seconds 2
+  $xml = Join-Path $Work 'filters-restart.xml'
+  netsh wfp show filters file=$xml | Out-Null
+  Require (Select-String -Path $xml -Pattern 'wgdesk: block everything else' -SimpleMatch -Quiet) 'the kill switch is gone after the restart'
+}
 
 # --- cleanup -----------------------------------------------------------------------------------------
 if (-not $Keep) {

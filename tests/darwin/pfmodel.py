@@ -5,7 +5,9 @@ the packet that would create the state.
 
 It understands only: ``pass|block drop`` ``in|out`` ``quick`` ``on [!] IF`` ``inet|inet6`` ``proto P |
 proto { P, P }`` ``all`` ``from HOST [port N]`` ``to HOST [port N]`` ``icmp6-type {…}`` (matched as
-any ICMPv6). Anything else raises, so a new rule form cannot pass unexamined.
+any ICMPv6) ``user N`` (the uid that created the packet's socket: `Packet.owner`; a packet without
+a socket never matches, as pf.conf(5) says of forwarded packets). Anything else raises, so a new rule
+form cannot pass unexamined.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Packet:
     dst: str
     sport: int = 0
     dport: int = 0
+    owner: int | None = None
+    """The uid the local socket sending or receiving it was created by (None: no local socket)."""
 
 
 def _host_matches(spec: str, address: str) -> bool:
@@ -40,6 +44,7 @@ _RULE = re.compile(
     r"(?: (?P<af>inet6?))?"
     r"(?: proto (?:\{ (?P<protos>[\w, ]+) \}|(?P<proto>\w+)))?"
     r"(?: (?P<all>all)| from (?P<src>\S+)(?: port (?P<sport>\d+))? to (?P<dst>\S+)(?: port (?P<dport>\d+))?)"
+    r"(?: user (?P<user>\d+))?"
     r"(?: icmp6-type \{ [\w, ]+ \})?$"
 )
 
@@ -70,6 +75,8 @@ def matches(rule: str, packet: Packet) -> tuple[bool, bool, bool]:
             ok = False
         if g["dport"] and int(g["dport"]) != packet.dport:
             ok = False
+    if g["user"] and packet.owner != int(g["user"]):
+        ok = False
     return ok, bool(g["quick"]), g["action"] == "pass"
 
 

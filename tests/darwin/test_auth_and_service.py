@@ -5,9 +5,7 @@ path a Mac runs. Byte layouts are built by hand from <sys/ucred.h> and <sys/un.h
 from __future__ import annotations
 
 import plistlib
-import socket
 import struct
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wgdesk.fastpath import choose
-from wgdesk.platforms.darwin import dns, engine, peercred, service
+from wgdesk.platforms.darwin import dns, peercred, service
 from wgdesk.platforms.errors import PlatformError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,43 +90,14 @@ def test_peer_credentials_reads_both_options() -> None:
     assert (who.pid, who.uid, who.gid, who.groups) == (777, 501, 20, (80,))
 
 
-def test_bound_if_options() -> None:
-    options = engine.bound_if_options(True, True, 6)
-    assert options == [
-        (socket.IPPROTO_IP, 25, struct.pack("=I", 6)),
-        (socket.IPPROTO_IPV6, 125, struct.pack("=I", 6)),
-    ]
-    assert engine.bound_if_options(True, False, 6) == options[:1]
-
-
-def test_bind_udp_one_port_for_both_families_and_no_binding_through_a_tunnel() -> None:
-    calls: list[list[str]] = []
-
-    def runner(
-        argv: Sequence[str], stdin: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        calls.append(list(argv))
-        return subprocess.CompletedProcess(list(argv), 0, "  interface: utun3\n", "")
-
-    host = engine.DarwinEngineHost(runner)
-    s4, s6, port = host.bind_udp(0, 0)
-    try:
-        assert s4 is not None and s4.getsockname()[1] == port
-        assert s6 is None or (
-            s6.getsockname()[1] == port and s6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-        )
-        assert calls == [["/sbin/route", "-n", "get", "default"]]  # default via a utun: not bound
-    finally:
-        for s in (s4, s6):
-            if s is not None:
-                s.close()
-
-
 def test_the_installed_launch_daemon_is_the_backends() -> None:
     """The .pkg installs ``installers/macos/org.wgdesk.helper.plist``: exactly `service.launch_daemon`."""
     installed = plistlib.loads((ROOT / "installers" / "macos" / "org.wgdesk.helper.plist").read_bytes())
     assert installed == service.launch_daemon()
-    assert installed["ProgramArguments"] == ["/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper"]
+    assert installed["ProgramArguments"] == [
+        "/Library/Application Support/wgdesk/boot-block",  # test_bootblock
+        "/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper",
+    ]
     assert installed["RunAtLoad"] is True and installed["KeepAlive"] is True
 
 
@@ -179,4 +148,9 @@ def test_launchd_hosts_the_helper_in_the_foreground_stopped_by_signals() -> None
         return 3
 
     assert DarwinService().host(run, ["--log-level", "debug"]) == 3  # the helper's status is the process's
-    assert calls == [(["--log-level", "debug"], None)]  # no stop hook: SIGTERM from launchd stops it
+    # no stop hook: SIGTERM from launchd stops it; macOS's run directory unless one is named
+    assert calls == [(["--state-dir", "/var/run/wgdesk", "--log-level", "debug"], None)]
+    calls.clear()
+    for named in (["--state-dir", "/tmp/x"], ["--state-dir=/tmp/x"]):
+        DarwinService().host(run, named)
+    assert calls == [(["--state-dir", "/tmp/x"], None), (["--state-dir=/tmp/x"], None)]

@@ -114,6 +114,7 @@ def _platform(tmp_path: Path, mac: FakeMac) -> DarwinPlatform:
         runner=mac,
         run_dir=tmp_path / "wireguard",
         follows_network=False,
+        boot_rules=tmp_path / "boot-block.pf",
     )
     platform.tunnels.opener = opener
     return platform

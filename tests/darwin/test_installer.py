@@ -14,7 +14,7 @@ from wgdesk.platforms.darwin import STATE_DIR, pf
 MACOS = Path(__file__).resolve().parents[2] / "installers" / "macos"
 
 
-@pytest.mark.parametrize("script", ["scripts/preinstall", "scripts/postinstall", "uninstall"])
+@pytest.mark.parametrize("script", ["scripts/preinstall", "scripts/postinstall", "uninstall", "boot-block"])
 def test_scripts_parse_and_are_executable(script: str) -> None:
     path = MACOS / script
     assert path.stat().st_mode & 0o111
@@ -42,3 +42,10 @@ def test_uninstall_releases_what_the_kill_switch_holds() -> None:
 def test_build_pkg_ships_the_uninstall_script() -> None:
     text = (MACOS / "build-pkg").read_text()
     assert '"$HERE/uninstall" "$STAGE/root/Library/Application Support/wgdesk/uninstall"' in text
+
+
+def test_boot_block_names_the_anchor_and_token_file_the_helper_uses() -> None:
+    text = (MACOS / "boot-block").read_text()
+    assert f'ANCHOR="{pf.KILL_SWITCH}"' in text
+    assert "/var/run/wgdesk/pf-tokens" in text and Path("/var/run/wgdesk") == STATE_DIR
+    assert f'RULES="${{WGDESK_BOOT_RULES:-{pf.BOOT_RULES}}}"' in text

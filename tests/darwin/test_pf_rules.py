@@ -6,11 +6,13 @@ failsafe."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.darwin.pfmodel import Packet, verdict
-from wgdesk.platforms.darwin import pf
-from wgdesk.platforms.interface import FullTunnel, KillSwitch, KillSwitchMember
+from wgdesk.platforms.darwin import DarwinPlatform, pf
+from wgdesk.platforms.interface import FullTunnel, KillSwitch, KillSwitchMember, PlatformOptions
 
 KILL = KillSwitch(members=(KillSwitchMember("office", "utun7", 0, 51820),), lan=("192.168.1.0/24",))
 GUARDED = FullTunnel("utun7", 0, ("10.8.0.2/32", "fd00:8::2/128"), frozenset({4, 6}))
@@ -92,3 +94,49 @@ def test_failsafe_blocks_all_but_loopback() -> None:
     assert verdict(failsafe, Packet("out", "en0", "udp", "0.0.0.0", "255.255.255.255", 68, 67)) == "block"
     assert verdict(failsafe, Packet("out", "utun7", "tcp", "10.8.0.2", "1.1.1.1", 5, 443)) == "block"
     assert verdict(failsafe, Packet("out", "lo0", "tcp", "127.0.0.1", "127.0.0.1", 5, 80)) == "pass"
+
+
+ENGINE_UID = 250
+"""The uid of the account that created the engine's sockets (`socketowner`)."""
+ENGINE_PORT = 51820
+
+
+def owned(port: int) -> int | None:
+    return ENGINE_UID if port == ENGINE_PORT else None
+
+
+def test_the_engines_udp_is_matched_by_port_and_user_when_its_owner_is_known() -> None:
+    rules = pf.kill_switch_rules(KILL, owned)
+    assert f"pass out quick proto udp from any port {ENGINE_PORT} to any user {ENGINE_UID}\n" in rules
+    assert f"pass in quick proto udp from any to any port {ENGINE_PORT} user {ENGINE_UID}\n" in rules
+    kill = {pf.KILL_SWITCH: rules}
+    out = Packet("out", "en0", "udp", "192.168.1.23", "203.0.113.5", ENGINE_PORT, 51820, owner=ENGINE_UID)
+    back = Packet("in", "en0", "udp", "203.0.113.5", "192.168.1.23", 51820, ENGINE_PORT, owner=ENGINE_UID)
+    assert verdict(kill, out) == verdict(kill, back) == "pass"
+    # the engine killed, its port taken by someone else's process (or root's): not let out
+    for uid in (501, 0):
+        assert (
+            verdict(
+                kill,
+                Packet("out", "en0", "udp", "192.168.1.23", "203.0.113.5", ENGINE_PORT, 51820, owner=uid),
+            )
+            == "block"
+        )
+
+
+def test_with_root_made_sockets_the_port_alone_decides() -> None:
+    """The fallback (`socketowner`: sockets the helper had to make itself): no ``user`` — it would
+    say root — so any process on the engine's port gets out. This is what matching by user fixes."""
+    rules = pf.kill_switch_rules(KILL, lambda port: 0)
+    assert " user " not in rules
+    intruder = Packet("out", "en0", "udp", "192.168.1.23", "203.0.113.5", ENGINE_PORT, 51820, owner=501)
+    assert verdict({pf.KILL_SWITCH: rules}, intruder) == "pass"
+
+
+def test_the_backend_wires_the_socket_owner_record_into_the_kill_switch(tmp_path: Path) -> None:
+    """What `DarwinEngineHost.bind_udp` records is what `PfFirewall` asks: one file, one format."""
+    platform = DarwinPlatform(PlatformOptions(state_dir=tmp_path), boot_rules=None)
+    platform.engine.owners.set(ENGINE_PORT, ENGINE_UID)
+    assert platform.firewall.owner(ENGINE_PORT) == ENGINE_UID
+    assert platform.firewall.owner(ENGINE_PORT + 1) is None
+    assert DarwinPlatform().firewall.boot_rules == pf.BOOT_RULES

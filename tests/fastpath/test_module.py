@@ -182,6 +182,21 @@ def test_own_udp_port_is_dropped_and_counted(fastpath: ModuleType) -> None:
     assert batch.routed_back == 2
 
 
+def test_slot_accessors_refuse_bad_indices(fastpath: ModuleType) -> None:
+    """Every per-slot accessor checks its index: past the end, negative or not an int is an exception,
+    never a read outside the arena (the slots beyond `count` hold a previous batch's bytes)."""
+    batch, _ = feed(fastpath, [bytes(28)], vnet=False, port=51820)
+    assert len(batch) == 1
+    accessors = (batch.packet, batch.status, batch.wire_len, batch.drop, batch.inner_source)
+    for accessor in accessors:
+        for bad in (1, -1, 1 << 40):
+            with pytest.raises(IndexError, match="packet index out of range"):
+                accessor(bad)
+        with pytest.raises(TypeError):
+            accessor("0")
+    assert batch.packet(0) == bytes(28)
+
+
 def reference_writes(packets: list[bytes]) -> list[bytes]:
     writes: list[bytes] = []
     coalesce(packets, lambda iov: writes.append(b"".join(bytes(p) for p in iov)))

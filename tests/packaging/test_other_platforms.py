@@ -53,7 +53,11 @@ def test_launch_daemon() -> None:
     with open(MACOS / "org.wgdesk.helper.plist", "rb") as f:
         daemon = plistlib.load(f)
     assert daemon["Label"] == Path(DAEMON).stem
-    assert daemon["ProgramArguments"] == [f"{APP_MACOS}/wgdesk-helper"]
+    # the boot-time block runs first and execs the helper (tests/darwin/test_bootblock.py)
+    assert daemon["ProgramArguments"] == [
+        "/Library/Application Support/wgdesk/boot-block",
+        f"{APP_MACOS}/wgdesk-helper",
+    ]
     assert daemon["RunAtLoad"] is True and daemon["KeepAlive"] is True
 
 
@@ -128,10 +132,11 @@ def test_build_pkg_commands_and_payload(bundle: Bundle, tmp_path: Path) -> None:
         "--distribution", str(stage / "Distribution.xml"), "--package-path", str(stage),
         f"{out}/wgdesk-{VERSION}.pkg",
     ]  # fmt: skip
-    payload = set((record / "payload.txt").read_text().split())
+    payload = set((record / "payload.txt").read_text().splitlines())  # paths have spaces
     daemon = plistlib.loads((record / "daemon.plist").read_bytes())
     assert "." + DAEMON in payload
-    assert "." + daemon["ProgramArguments"][0] in payload, "the LaunchDaemon runs a file of the payload"
+    for program in daemon["ProgramArguments"]:
+        assert "." + program in payload, f"the LaunchDaemon runs {program}, a file of the payload"
     assert {f"./Applications/wgdesk.app/Contents/MacOS/{e}" for e in EXECUTABLES} <= payload
     assert not stage.exists(), "the staging directory is removed"
 
@@ -188,8 +193,9 @@ def test_iss_service_and_group() -> None:
     assert args[args.index("start=") + 1] == "auto"
     assert "start {#ServiceName}" in run
     uninstall = [e["Parameters"] for e in iss_entries("UninstallRun")]
-    # the service stops, then removes what it left (WFP objects, the Wintun driver), then goes
-    assert uninstall[:3] == ["stop {#ServiceName}", "--uninstall", "delete {#ServiceName}"]
+    # the helper stops the service and waits for its process, removes what it left (WFP objects, the
+    # Wintun driver), then the service goes
+    assert uninstall[:2] == ["--uninstall", "delete {#ServiceName}"]
     net = [e["Parameters"] for e in iss_entries("Run") if e["Filename"] == "{sys}\\net.exe"]
     assert net[0].startswith("localgroup wgdesk /add")
 

@@ -40,6 +40,56 @@ def test_best_default_route_by_route_plus_interface_metric_excluding_our_tunnels
     assert defaultroute.default_interface(ip, V4, {TUNNEL}) is None
 
 
+def luid(if_type: int, index: int) -> int:
+    """A LUID laid out as ``NET_LUID_LH`` documents it (Reserved:24, NetLuidIndex:24, IfType:16; bit
+    fields fill from the low bits) — hand-made, not read from a machine."""
+    return if_type << 48 | index << 24
+
+
+WINTUN, ETHERNET_TYPE, TUNNEL_TYPE = 53, 6, 131
+
+
+def test_two_full_tunnels_each_engine_pinned_to_the_physical_link_not_the_other_tunnel() -> None:
+    """wgdesk tunnels A and B both carry the default route at metric 0 on Wintun adapters. Engine A
+    knows only its own LUID; B's adapter must be passed over too (else A's UDP goes into B, and B's
+    into A: a loop) — also when B's adapter appears after A pinned its sockets. Another program's
+    non-Wintun VPN (an IP-in-IP tunnel interface) and a virtual Ethernet adapter stay eligible."""
+    a, b = luid(WINTUN, 1), luid(WINTUN, 2)
+    ethernet, other_vpn = luid(ETHERNET_TYPE, 3), luid(TUNNEL_TYPE, 4)
+    fake = FakeIpHlpApi()
+    fake.routes = [
+        (V4, a, 41, 0, 0),
+        (V4, b, 42, 0, 0),
+        (V4, ethernet, 7, 0, 10),
+        (V6, b, 42, 0, 0),
+        (V6, ethernet, 7, 0, 256),
+    ]
+    fake.interfaces = {
+        (a, V4): (1420, 0, 1),
+        (b, V4): (1420, 0, 1),
+        (ethernet, V4): (1500, 5, 1),
+        (b, V6): (1420, 0, 1),
+        (ethernet, V6): (1500, 5, 1),
+    }
+    ip = IpHelper(fake)
+    assert defaultroute.default_interface(ip, V4, {a}) == 7
+    assert defaultroute.default_interface(ip, V4, {b}) == 7
+    assert defaultroute.default_interface(ip, V6, {a}) == 7, "B's IPv6 default route is not A's way out"
+    assert [defaultroute.is_tunnel(x, {a}) for x in (a, b, ethernet, other_vpn)] == [True, True, False, False]
+    fake.routes.append((V4, other_vpn, 9, 0, 1))
+    fake.interfaces[(other_vpn, V4)] = (1400, 1, 1)
+    assert defaultroute.default_interface(ip, V4, {a}) == 9, "someone else's non-Wintun VPN may carry it"
+    fake.routes.pop()
+    changes: list[tuple[int, int | None]] = []
+    fake.routes = [r for r in fake.routes if r[1] != b]  # B not up yet
+    monitor = defaultroute.DefaultRouteMonitor(ip, {a}, lambda f, i: changes.append((f, i)))
+    assert monitor.current == {V4: 7, V6: 7}
+    fake.routes += [(V4, b, 42, 0, 0), (V6, b, 42, 0, 0)]  # B comes up with metric 0: no change for A
+    fake.callback(None, None, 1)
+    assert changes == []
+    monitor.close()
+
+
 def test_socket_option_bytes_ipv4_network_order_ipv6_host_order() -> None:
     class Recorder:
         def __init__(self) -> None:

@@ -13,7 +13,7 @@ EXE = PureWindowsPath(r"C:\Program Files\wgdesk\wgdesk-helper.exe")
 
 
 def test_install_runs_as_localsystem_at_boot_after_nsi_and_tcpip_with_a_quoted_path() -> None:
-    create, description, sidtype, failure, start = service.install_commands(EXE)
+    create, description, sidtype, failure, failureflag, start = service.install_commands(EXE)
     assert create == [
         "sc.exe", "create", "wgdesk-helper",
         "binPath=", '"C:\\Program Files\\wgdesk\\wgdesk-helper.exe"',
@@ -25,9 +25,10 @@ def test_install_runs_as_localsystem_at_boot_after_nsi_and_tcpip_with_a_quoted_p
     assert description[:3] == ["sc.exe", "description", "wgdesk-helper"]
     assert sidtype == ["sc.exe", "sidtype", "wgdesk-helper", "unrestricted"]
     assert failure[:3] == ["sc.exe", "failure", "wgdesk-helper"] and "restart/2000" in failure[-1]
+    # SERVICE_CONFIG_FAILURE_ACTIONS_FLAG: a stop reported with an error is a failure too
+    assert failureflag == ["sc.exe", "failureflag", "wgdesk-helper", "1"]
     assert start == ["sc.exe", "start", "wgdesk-helper"]
     assert service.uninstall_commands(PureWindowsPath(r"C:\Program Files\wgdesk\wgdesk-helper.exe")) == [
-        ["sc.exe", "stop", "wgdesk-helper"],
         [r"C:\Program Files\wgdesk\wgdesk-helper.exe", "--uninstall"],
         ["sc.exe", "delete", "wgdesk-helper"],
     ]
@@ -69,8 +70,8 @@ def test_engines_die_with_the_helper() -> None:
 
 
 def test_the_uninstaller_runs_the_same_commands_in_the_same_order() -> None:
-    """wgdesk.iss's [UninstallRun], read as data: stop the service, ``wgdesk-helper --uninstall``, delete
-    the service (then the group); the helper's exe is the service's."""
+    """wgdesk.iss's [UninstallRun], read as data: ``wgdesk-helper --uninstall`` (stops the service and
+    waits for it), delete the service (then the group); the helper's exe is the service's."""
     import re
     from pathlib import Path
 
@@ -86,8 +87,8 @@ def test_the_uninstaller_runs_the_same_commands_in_the_same_order() -> None:
         commands.append([program, *parameters.split()])
         assert "RunOnceId" in fields, line
     helper = PureWindowsPath("{app}", "wgdesk-helper.exe")
-    assert commands[:3] == service.uninstall_commands(helper)
-    assert commands[3:] == [["net.exe", "localgroup", "wgdesk", "/delete"]]
+    assert commands[:2] == service.uninstall_commands(helper)
+    assert commands[2:] == [["net.exe", "localgroup", "wgdesk", "/delete"]]
 
 
 def test_the_installer_creates_the_service_the_same_way() -> None:
@@ -100,6 +101,15 @@ def test_the_installer_creates_the_service_the_same_way() -> None:
     assert f"depend= {'/'.join(service.DEPENDENCIES)}" in create
     assert 'Parameters: "sidtype {#ServiceName} unrestricted"' in iss
     assert f"actions= {service.RESTARTS}" in iss
+    run = iss.split("[Run]", 1)[1].split("\n[", 1)[0]
+    sc = [
+        line.split('Parameters: "', 1)[1].split('"', 1)[0]
+        for line in run.splitlines()
+        if line.startswith('Filename: "{sys}\\sc.exe"')
+    ]
+    # the same sc.exe commands in the same order (create's quoting is checked above)
+    assert [p.split()[0] for p in sc] == [c[1] for c in service.install_commands(EXE)]
+    assert "failureflag {#ServiceName} 1" in sc
 
 
 class FakeKernel:

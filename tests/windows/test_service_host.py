@@ -68,8 +68,10 @@ def test_the_service_runs_the_helper_until_the_service_manager_stops_it() -> Non
         ("ServiceFramework", ("wgdesk-helper",)),
         ("ReportServiceStatus", manager.SERVICE_RUNNING),
         ("LogMsg", manager.PYS_SERVICE_STARTED, "wgdesk-helper"),
-        ("ReportServiceStatus", manager.SERVICE_STOP_PENDING),
+        ("ReportServiceStatus", manager.SERVICE_STOP_PENDING),  # SvcStop
         ("LogMsg", manager.PYS_SERVICE_STOPPED, "wgdesk-helper"),
+        ("ReportServiceStatus", manager.SERVICE_STOP_PENDING),  # SvcRun, after the helper returned
+        ("SetServiceStatus", manager.SERVICE_STOPPED, 0, 0),  # a normal stop: no recovery action
     ]
     assert manager.hosted._svc_deps_ == ["Nsi", "TcpIp"]
     assert manager.hosted._svc_display_name_ == "wgdesk helper"
@@ -102,10 +104,48 @@ def test_from_a_console_the_helper_runs_in_the_foreground() -> None:
     assert manager.calls[-1] == ("StartServiceCtrlDispatcher",)
 
 
-def test_a_failing_helper_is_logged_and_its_status_returned() -> None:
+def test_a_failing_helper_stops_as_a_failure_so_the_recovery_policy_applies() -> None:
+    """Status 3: the stop-pending report carries ERROR_SERVICE_SPECIFIC_ERROR and 0x20000003, and
+    SvcRun raises, so pywin32's final SERVICE_STOPPED has a non-zero dwWin32ExitCode — what the
+    failure-actions flag needs to restart the service."""
     manager = FakeServiceManager()
     assert service_host.host(lambda argv, hook: 3, [], manager.bundle()) == 3
-    assert ("LogErrorMsg", "wgdesk-helper stopped with status 3: see its log") in manager.calls
+    assert manager.calls[3:] == [
+        ("ServiceFramework", ("wgdesk-helper",)),
+        ("ReportServiceStatus", manager.SERVICE_RUNNING),
+        ("LogMsg", manager.PYS_SERVICE_STARTED, "wgdesk-helper"),
+        ("LogErrorMsg", "wgdesk-helper stopped with status 3: see its log"),
+        ("LogMsg", manager.PYS_SERVICE_STOPPED, "wgdesk-helper"),
+        ("ReportServiceStatus", manager.SERVICE_STOP_PENDING, 1066, 0x20000003),
+        ("SetServiceStatus", manager.SERVICE_STOPPED, 1066, 0x20000001),
+    ]
+    assert isinstance(manager.raised, service_host.HelperFailed) and manager.raised.status == 3
+    assert str(manager.raised) == "wgdesk-helper stopped with status 3: see its log"
+
+
+def test_a_helper_failing_on_a_requested_stop_is_logged_but_not_restarted() -> None:
+    """``sc.exe stop`` or uninstall asked, and the helper's teardown ended with status 2: the service
+    stops normally (no recovery action that would restart it under the uninstaller's feet)."""
+    helper = FakeHelper(status=2)
+    manager = FakeServiceManager(stop_when(helper.registered))
+    assert service_host.host(helper, [], manager.bundle()) == 2
+    assert ("LogErrorMsg", "wgdesk-helper stopped with status 2: see its log") in manager.calls
+    assert manager.calls[-2:] == [
+        ("ReportServiceStatus", manager.SERVICE_STOP_PENDING),
+        ("SetServiceStatus", manager.SERVICE_STOPPED, 0, 0),
+    ]
+    assert manager.raised is None
+
+
+def test_a_helper_that_raises_stops_as_a_failure_too() -> None:
+    manager = FakeServiceManager()
+
+    def broken(argv: list[str], hook: StopHook | None) -> int:
+        raise RuntimeError("bug")
+
+    assert service_host.host(broken, [], manager.bundle()) == 1
+    assert isinstance(manager.raised, RuntimeError)
+    assert manager.calls[-1] == ("SetServiceStatus", manager.SERVICE_STOPPED, 1066, 0x20000001)
 
 
 def test_another_dispatcher_error_is_raised() -> None:
@@ -183,5 +223,6 @@ def test_the_real_helper_runs_as_the_service_and_stops_on_request(tmp_path: Path
         "ReportServiceStatus",
     ]
     assert ["ReportServiceStatus", FakeServiceManager.SERVICE_STOP_PENDING] in result["calls"]
+    assert result["calls"][-1] == ["SetServiceStatus", FakeServiceManager.SERVICE_STOPPED, 0, 0]
     assert not sock.exists(), "the helper removed its socket when it stopped"
     assert service.SERVICE_NAME == "wgdesk-helper"

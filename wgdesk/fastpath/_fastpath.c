@@ -535,13 +535,17 @@ static int refill_refused(PacketsObject *p)
     return 0;
 }
 
-static int check_index(PacketsObject *p, Py_ssize_t i)
+/* The slot a Python index argument names, or NULL with an exception set (not an int, or out of range). */
+static slot_t *slot_at(PacketsObject *p, PyObject *arg)
 {
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
     if (i < 0 || i >= p->count) {
         PyErr_SetString(PyExc_IndexError, "packet index out of range");
-        return 0;
+        return NULL;
     }
-    return 1;
+    return &p->slots[i];
 }
 
 static int check_range(PacketsObject *p, Py_ssize_t start, Py_ssize_t end)
@@ -613,56 +617,44 @@ static PyObject *Packets_clear(PacketsObject *self, PyObject *unused)
 
 static PyObject *Packets_packet(PacketsObject *self, PyObject *arg)
 {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred())
+    slot_t *s = slot_at(self, arg);
+    if (s == NULL)
         return NULL;
-    if (!check_index(self, i))
-        return NULL;
-    slot_t *s = &self->slots[i];
     return PyBytes_FromStringAndSize((char *)self->buf + s->off, s->len);
 }
 
 static PyObject *Packets_status(PacketsObject *self, PyObject *arg)
 {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred())
+    slot_t *s = slot_at(self, arg);
+    if (s == NULL)
         return NULL;
-    if (!check_index(self, i))
-        return NULL;
-    return PyLong_FromLong(self->slots[i].status);
+    return PyLong_FromLong(s->status);
 }
 
 static PyObject *Packets_wire_len(PacketsObject *self, PyObject *arg)
 {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred())
+    slot_t *s = slot_at(self, arg);
+    if (s == NULL)
         return NULL;
-    if (!check_index(self, i))
-        return NULL;
-    return PyLong_FromUnsignedLong(self->slots[i].wire_len);
+    return PyLong_FromUnsignedLong(s->wire_len);
 }
 
 static PyObject *Packets_drop(PacketsObject *self, PyObject *arg)
 {
     /* The core refused an opened packet (its source is not allowed): it is not written. */
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred())
+    slot_t *s = slot_at(self, arg);
+    if (s == NULL)
         return NULL;
-    if (!check_index(self, i))
-        return NULL;
-    self->slots[i].status = ST_DROPPED;
+    s->status = ST_DROPPED;
     Py_RETURN_NONE;
 }
 
 static PyObject *Packets_inner_source(PacketsObject *self, PyObject *arg)
 {
     /* The inner source address of an opened data packet (4 or 16 bytes). */
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred())
+    slot_t *s = slot_at(self, arg);
+    if (s == NULL)
         return NULL;
-    if (!check_index(self, i))
-        return NULL;
-    slot_t *s = &self->slots[i];
     const uint8_t *p = self->buf + s->off;
     if (s->status != ST_DATA)
         Py_RETURN_NONE;

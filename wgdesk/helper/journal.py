@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from wgdesk.platforms.files import NOFOLLOW, append_durably
 from wgdesk.undo import UndoRecord
 
 Entry = dict[str, Any]
@@ -75,12 +76,7 @@ class Journal:
     def record(self, kind: str, **fields: Any) -> Entry:
         """Durably append an undo entry; call before making the change it undoes."""
         entry = {"kind": kind, **fields}
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
-        try:
-            os.write(fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(self.path, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
         self.entries.append(entry)
         return entry
 
@@ -135,7 +131,7 @@ class Journal:
 
     def _rewrite(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o600)  # close-on-exec: PEP 446
         try:
             text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in [self.header, *self.entries])
             os.write(fd, text.encode())

@@ -28,12 +28,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wgdesk.helper.errors import TunnelError
 from wgdesk.helper.logbook import LogBook
+from wgdesk.platforms.files import NOFOLLOW, write_durably
 from wgdesk.platforms.interface import KillSwitch, KillSwitchMember
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ class Lockdown:
         if self.policy != "user":
             return self.policy == "always"
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(self.path, os.O_RDONLY | NOFOLLOW)  # close-on-exec: PEP 446
         except FileNotFoundError:
             return False
         except OSError as e:
@@ -191,27 +191,7 @@ class Lockdown:
 
     def _write(self, enabled: bool) -> None:
         """Replace the file atomically (temporary file, fsync, rename, fsync of the directory)."""
-        directory = self.path.parent
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-        tmp = directory / f".{self.path.name}.{os.getpid()}.tmp"
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
-        try:
-            os.fchmod(fd, FILE_MODE)
-            os.write(fd, (json.dumps({"enabled": enabled}) + "\n").encode())
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink()
-            raise
-        os.close(fd)
-        os.replace(tmp, self.path)
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_durably(self.path, (json.dumps({"enabled": enabled}) + "\n").encode(), FILE_MODE)
 
 
 class LockdownController:

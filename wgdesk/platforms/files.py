@@ -14,6 +14,8 @@ from pathlib import Path
 
 NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY: int | None = getattr(os, "O_DIRECTORY", None)
+_FCHMOD = getattr(os, "fchmod", None)
+"""POSIX: the mode set on the file descriptor just created, not through its name."""
 
 
 def fsync_directory(directory: Path) -> None:
@@ -37,7 +39,10 @@ def write_durably(path: Path, data: bytes, mode: int = 0o600) -> None:
         tmp.unlink()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, mode)
     try:
-        os.chmod(tmp, mode)  # not narrowed by the umask
+        if _FCHMOD is not None:
+            _FCHMOD(fd, mode)  # not narrowed by the umask
+        else:
+            os.chmod(tmp, mode)
         os.write(fd, data)
         os.fsync(fd)
     except BaseException:

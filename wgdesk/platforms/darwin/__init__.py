@@ -10,7 +10,9 @@ them) and by ``scripts/verify-macos`` once someone runs that on real hardware (d
 | `dns` | DNS in the dynamic store (``scutil``), re-asserted when configd rewrites it |
 | `pf` | kill switch, full-tunnel guard (CVE-2019-14899) and failsafe as pf anchors |
 | `peercred` | who connected to the control socket (``LOCAL_PEERCRED``, ``LOCAL_PEERPID``) |
-| `engine` | the engine's UDP sockets (``IP_BOUND_IF``) and its unprivileged start |
+| `engine` | the engine's UDP sockets and its unprivileged start |
+| `socketowner` | the engine's UDP sockets created as its own account, so pf can match them by user |
+| `boundif` | the engine's UDP tied to the physical interface (``IP_BOUND_IF``), again after network changes |
 | `service` | the helper as a LaunchDaemon |
 | `identity` | accounts, process start times |
 | `network`, `autostart` | the network we are on; start at login (LaunchAgent) |
@@ -29,16 +31,17 @@ from typing import Any
 from wgdesk.platforms import unsupported as missing
 from wgdesk.platforms.darwin.autostart import LaunchAgent
 from wgdesk.platforms.darwin.dns import ScutilDns
-from wgdesk.platforms.darwin.engine import DarwinEngineHost
+from wgdesk.platforms.darwin.engine import DarwinEngineHost, DarwinEngineIO
 from wgdesk.platforms.darwin.identity import DarwinIdentity
 from wgdesk.platforms.darwin.ifconfig import DarwinTunnelDevices
 from wgdesk.platforms.darwin.netwatch import NetworkWatch
 from wgdesk.platforms.darwin.network import DarwinNetworkView
-from wgdesk.platforms.darwin.pf import PfFirewall
+from wgdesk.platforms.darwin.pf import BOOT_RULES, PfFirewall
 from wgdesk.platforms.darwin.records import RECORD_MODULES, REGISTRY
 from wgdesk.platforms.darwin.routes import DarwinRouting
 from wgdesk.platforms.darwin.runner import Runner, system_runner
-from wgdesk.platforms.darwin.service import DarwinService
+from wgdesk.platforms.darwin.service import STATE_DIR, DarwinService
+from wgdesk.platforms.darwin.socketowner import OwnerRecord
 from wgdesk.platforms.darwin.utun import RUN_DIR, DarwinTunDriver
 from wgdesk.platforms.interface import (
     Autostart,
@@ -55,11 +58,9 @@ from wgdesk.platforms.interface import (
     TunDriver,
     UapiEndpoints,
 )
-from wgdesk.platforms.unix.engine_io import UnixEngineIO
 from wgdesk.undo import UndoRecord
 
 CONTROL_SOCKET = "/var/run/wgdesk/helper.sock"
-STATE_DIR = Path("/var/run/wgdesk")
 
 
 class DarwinDiagnostics:
@@ -78,7 +79,8 @@ class DarwinDiagnostics:
 class DarwinPlatform:
     """macOS. ``runner`` runs the system's tools (tests pass a fake Mac); ``run_dir`` is where the
     ``NAME.name`` records go (``/var/run/wireguard``); ``follows_network``: start ``route -n
-    monitor`` once a full tunnel or tunnel DNS is set (the helper's backend)."""
+    monitor`` once a full tunnel or tunnel DNS is set (the helper's backend); ``boot_rules``: see
+    `pf.PfFirewall`."""
 
     name = "darwin"
 
@@ -89,6 +91,7 @@ class DarwinPlatform:
         runner: Runner | None = None,
         run_dir: Path = RUN_DIR,
         follows_network: bool = True,
+        boot_rules: Path | None = BOOT_RULES,
     ) -> None:
         self.options = options or PlatformOptions(
             state_dir=STATE_DIR, persistent_dir=Path("/Library/Application Support/wgdesk")
@@ -98,10 +101,13 @@ class DarwinPlatform:
         self.run_dir = run_dir
         self.follows_network = follows_network
         """Whether `follow_network` starts ``route -n monitor`` (tests drive `network_watch` themselves)."""
+        self.boot_rules = boot_rules
+        """Where the kill switch is left for the boot-time block: the path ``boot-block`` reads, not
+        under the administrator's ``persistent_dir`` (tests: a temporary file)."""
 
     split: SplitTunnel = missing.MissingSplitTunnel("darwin")
     tun: TunDriver = DarwinTunDriver()
-    engine_io: EngineIO = UnixEngineIO()
+    engine_io: EngineIO = DarwinEngineIO()
     network: NetworkView = DarwinNetworkView()
     autostart: Autostart = LaunchAgent()
     diagnostics: Diagnostics = DarwinDiagnostics()
@@ -117,7 +123,12 @@ class DarwinPlatform:
 
     @cached_property
     def firewall(self) -> PfFirewall:
-        return PfFirewall(self.runner, self.options.state_dir)
+        return PfFirewall(
+            self.runner,
+            self.options.state_dir,
+            OwnerRecord(self.options.state_dir).owner,
+            self.boot_rules,
+        )
 
     @cached_property
     def dns(self) -> ScutilDns:
@@ -139,7 +150,7 @@ class DarwinPlatform:
 
     @cached_property
     def engine(self) -> DarwinEngineHost:
-        return DarwinEngineHost(self.runner)
+        return DarwinEngineHost(self.options.state_dir, notes=self.notes)
 
     @cached_property
     def control(self) -> ControlEndpoint:

@@ -1,96 +1,95 @@
-"""Running an engine on macOS (a `wgdesk.platforms.interface.EngineHost`).
+"""Running an engine on macOS (a `wgdesk.platforms.interface.EngineHost`, and the engine's own
+`wgdesk.platforms.interface.EngineIO`).
 
-The helper binds the engine's UDP sockets and ties them to the physical interface of the default
-route (``IP_BOUND_IF`` / ``IPV6_BOUND_IF``): with a full tunnel, the halves ``0.0.0.0/1`` and
-``128.0.0.0/1`` would otherwise send the encrypted packets into the tunnel itself. The engine is then
-started directly as its own unprivileged account (``Popen(user=…, group=…, extra_groups=[])``): on a
-Mac it is installed where every account may read it (the app bundle, ``/Library``), so it needs no
-root at all, not even to start.
+The helper binds the engine's UDP sockets, creating them as the engine's account so the kill switch
+can match them by user (`socketowner`); the engine ties them to the physical interface of the
+default route (``IP_BOUND_IF`` / ``IPV6_BOUND_IF``, `boundif`) and ties them again after every network
+change: with a full tunnel, the halves ``0.0.0.0/1`` and ``128.0.0.0/1`` would otherwise send the
+encrypted packets into the tunnel itself. The engine is started directly as its own unprivileged
+account (``Popen(user=…, group=…, extra_groups=[])``): on a Mac it is installed where every account
+may read it (the app bundle, ``/Library``), so it needs no root at all, not even to start.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import pwd
 import socket
-import struct
 import subprocess
+from pathlib import Path
 
-from wgdesk.platforms.darwin.routes import parse_route_get
-from wgdesk.platforms.darwin.runner import ROUTE, Runner
+from wgdesk.platforms.darwin.boundif import BoundIfPinning, DefaultInterfaces
+from wgdesk.platforms.darwin.runner import system_runner
+from wgdesk.platforms.darwin.socketowner import SOCKET_ACCOUNT, OwnerRecord, bind_as, bind_pair
 from wgdesk.platforms.errors import PlatformError
-from wgdesk.platforms.interface import EngineLaunch
+from wgdesk.platforms.interface import EngineLaunch, Notes, SilentNotes, Tun, UapiListener
+from wgdesk.platforms.unix.engine_io import UnixEngineIO
 from wgdesk.platforms.unix.launch import start_engine
 
-# <netinet/in.h>: IP_BOUND_IF 25; <netinet6/in6.h>: IPV6_BOUND_IF 125 (an interface index).
-IP_BOUND_IF = 25
-IPV6_BOUND_IF = 125
 
+class DarwinEngineIO:
+    """The engine's own I/O on macOS (`wgdesk.platforms.interface.EngineIO`): a utun descriptor and a
+    UNIX UAPI socket as on Linux, and its UDP sockets kept on the physical interface
+    (`boundif.BoundIfPinning`), tied again after every network change."""
 
-def bound_if_options(sock4: bool, sock6: bool, index: int) -> list[tuple[int, int, bytes]]:
-    """The ``setsockopt`` calls (level, option, value) that tie the sockets to interface ``index``."""
-    value = struct.pack("=I", index)
-    options = []
-    if sock4:
-        options.append((socket.IPPROTO_IP, IP_BOUND_IF, value))
-    if sock6:
-        options.append((socket.IPPROTO_IPV6, IPV6_BOUND_IF, value))
-    return options
+    compiled_reads_device = True
 
+    def listen_uapi(self, ifname: str) -> tuple[UapiListener, Path | None]:
+        return UnixEngineIO().listen_uapi(ifname)
 
-def _bind(family: int, port: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    def guard_udp(self, tun: Tun) -> BoundIfPinning:
+        return BoundIfPinning(DefaultInterfaces(system_runner))
 
 
 class DarwinEngineHost:
-    """Binds the engine's sockets to the physical interface and starts it unprivileged."""
+    """Binds the engine's sockets as the socket account (`socketowner`) and starts it unprivileged.
+    ``state_dir`` holds the owner record the kill switch reads; ``notes``: the helper's log."""
 
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
+    def __init__(self, state_dir: Path, account: str = SOCKET_ACCOUNT, notes: Notes | None = None) -> None:
+        self.owners = OwnerRecord(state_dir)
+        self.account = account
+        self.notes = notes or SilentNotes()
 
-    def physical_index(self) -> int | None:
-        """The index of the default route's interface, unless that is a tunnel (then: none)."""
-        proc = self.runner([ROUTE, "-n", "get", "default"], check=False)
-        interface = parse_route_get(proc.stdout).get("interface", "") if proc.returncode == 0 else ""
-        if not interface or interface.startswith("utun"):
+    def _account_ids(self) -> tuple[int, int] | None:
+        """The socket account's (uid, gid) when sockets can be made as it: it exists, is not root,
+        and we are root."""
+        if os.geteuid() != 0:
             return None
         try:
-            return socket.if_nametoindex(interface)
-        except OSError:
+            pw = pwd.getpwnam(self.account)
+        except KeyError:
             return None
+        return None if pw.pw_uid == 0 else (pw.pw_uid, pw.pw_gid)
 
     def bind_udp(self, port: int, fwmark: int) -> tuple[socket.socket | None, socket.socket | None, int]:
-        """Both families on one port, tied to the physical interface (``fwmark`` has no meaning here)."""
-        try:
-            s4 = _bind(socket.AF_INET, port)
-        except OSError as exc:
-            raise PlatformError(f"cannot bind UDP port {port}: {exc.strerror}") from exc
-        chosen = s4.getsockname()[1]
+        """Both families on one port (``fwmark`` has no meaning here), created as the socket account
+        where possible so pf can match them by user, else by us (recorded: the kill switch then
+        matches the port alone). The engine ties them to the physical interface itself
+        (`DarwinEngineIO.guard_udp`), also after network changes."""
+        ids = self._account_ids()
         s6: socket.socket | None
+        if ids is not None:
+            try:
+                s4, s6 = bind_as(*ids, port)
+            except OSError as exc:
+                self.notes.warning(
+                    f"cannot create the engine's UDP sockets as {self.account} ({exc.strerror}):"
+                    f" created as root, so the kill switch lets port {port or 'chosen'} out for any user"
+                )
+                ids = None
+        if ids is None:
+            try:
+                s4, s6 = bind_pair(port)
+            except OSError as exc:
+                raise PlatformError(f"cannot bind UDP port {port}: {exc.strerror}") from exc
+        chosen = s4.getsockname()[1]
         try:
-            s6 = _bind(socket.AF_INET6, chosen)
+            self.owners.set(chosen, os.geteuid() if ids is None else ids[0])
         except OSError as exc:
-            if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
-                s4.close()
-                raise PlatformError(f"cannot bind UDP port {chosen} for IPv6: {exc.strerror}") from exc
-            s6 = None
-        index = self.physical_index()
-        if index is not None:
-            for sock, (level, option, value) in zip(
-                [s for s in (s4, s6) if s is not None],
-                bound_if_options(True, s6 is not None, index),
-                strict=True,
-            ):
-                sock.setsockopt(level, option, value)
+            s4.close()
+            if s6 is not None:
+                s6.close()
+            raise PlatformError(f"cannot record the owner of UDP port {chosen}: {exc.strerror}") from exc
         return s4, s6, chosen
 
     def start(self, launch: EngineLaunch) -> subprocess.Popen[bytes]:

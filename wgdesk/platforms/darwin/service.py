@@ -2,9 +2,11 @@
 property list the installer puts in ``/Library/LaunchDaemons``.
 
 launchd starts the helper at boot as root (``RunAtLoad``) and restarts it when it exits
-(``KeepAlive``), so lockdown is in force from boot: the helper puts the kill switch back as soon as
-it starts. launchd has no readiness protocol (unlike systemd's ``Type=notify``): clients wait for the
-control socket instead. Hooks of tunnel configs run by ``/bin/sh`` with a clean environment.
+(``KeepAlive``); it runs ``boot-block`` first (``installers/macos/boot-block``), which loads the
+tunnel-less kill switch the helper left for the next boot (`pf.PfFirewall`, ``boot-block.pf``)
+before the helper starts, so lockdown holds from boot, not only from when the helper has started.
+launchd has no readiness protocol (unlike systemd's ``Type=notify``): clients wait for the control
+socket instead. Hooks of tunnel configs run by ``/bin/sh`` with a clean environment.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ LABEL = "org.wgdesk.helper"
 PLIST_PATH = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
 HELPER = "/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper"
 LOG_PATH = "/var/log/wgdesk-helper.log"
+STATE_DIR = Path("/var/run/wgdesk")
+"""The helper's runtime directory on macOS (control socket, journals, pf tokens, socket owners)."""
+BOOT_BLOCK = "/Library/Application Support/wgdesk/boot-block"
+"""Run by the LaunchDaemon before the helper (which it then ``exec``s)."""
 
 
 def launch_daemon(program: str = HELPER) -> dict[str, Any]:
@@ -29,7 +35,7 @@ def launch_daemon(program: str = HELPER) -> dict[str, Any]:
     root unless it names another user, and gives it a minimal environment."""
     return {
         "Label": LABEL,
-        "ProgramArguments": [program],
+        "ProgramArguments": [BOOT_BLOCK, program],
         "RunAtLoad": True,
         "KeepAlive": True,
         "ProcessType": "Interactive",
@@ -41,7 +47,11 @@ class DarwinService:
     """The backend's `Service`."""
 
     def host(self, run: HelperRun, argv: list[str]) -> int:
-        """launchd runs the helper in the foreground and stops it with SIGTERM, as systemd does."""
+        """launchd runs the helper in the foreground and stops it with SIGTERM, as systemd does.
+        The runtime directory is ``/var/run/wgdesk`` (macOS has no ``/run``; the helper's own default
+        is Linux's) unless the command line names one."""
+        if not any(a == "--state-dir" or a.startswith("--state-dir=") for a in argv):
+            argv = ["--state-dir", str(STATE_DIR), *argv]
         return run(argv, None)
 
     def privileged(self) -> bool:

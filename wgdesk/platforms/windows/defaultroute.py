@@ -9,6 +9,15 @@ that interface with ``IP_UNICAST_IF``/``IPV6_UNICAST_IF`` (`bind_socket`). Which
 changes (Wi-Fi to Ethernet, a VPN of someone else's), so `DefaultRouteMonitor` asks Windows for route
 change notifications (``NotifyRouteChange2``) and calls back when the answer differs. Note the byte
 orders: the IPv4 option takes the index in network order, the IPv6 one in host order.
+
+"Not one of our tunnels" means not *any* tunnel adapter, not only the engine's own: with two full
+tunnels up, each has a metric-0 default route, and excluding only its own would pin one engine's
+UDP into the other tunnel (and that one's back, a loop through both). An engine does not know the
+other engines' adapters, so every Wintun adapter is excluded (`is_tunnel`): Wintun's INF gives each
+one interface type ``IF_TYPE_PROP_VIRTUAL`` (53, ``*IfType`` in wintun.inf), and the type is the top
+16 bits of the interface's LUID (``NET_LUID_LH.Info.IfType``), so no further call is needed. This
+also passes over another program's Wintun tunnel (the official WireGuard client): our UDP then
+leaves by the physical link rather than through it.
 """
 
 from __future__ import annotations
@@ -49,9 +58,26 @@ ROUTE_CHANGE_CALLBACK = _FUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(MIB_IPFO
 """``PIPFORWARD_CHANGE_CALLBACK``."""
 
 
+IF_TYPE_PROP_VIRTUAL = 53
+"""The interface type of every Wintun adapter (wintun.inf)."""
+HEADER_CONSTANTS["IF_TYPE_PROP_VIRTUAL"] = IF_TYPE_PROP_VIRTUAL
+
+
+def if_type(luid: int) -> int:
+    """The interface type of the interface with ``luid`` (``NET_LUID_LH``: bits 48–63)."""
+    return luid >> 48
+
+
+def is_tunnel(luid: int, exclude: Collection[int]) -> bool:
+    """Whether the default route of ``luid`` would take the engine's UDP into a tunnel: one of
+    ``exclude`` (its own) or any Wintun adapter (wgdesk's other tunnels among them)."""
+    return luid in exclude or if_type(luid) == IF_TYPE_PROP_VIRTUAL
+
+
 def default_interface(ip: IpHelper, family: int, exclude: Collection[int]) -> int | None:
-    """The index of the interface of the best default route of ``family`` whose LUID is not in
-    ``exclude`` (our tunnels) and that is connected; None when there is none (offline)."""
+    """The index of the interface of the best default route of ``family`` that is not a tunnel
+    (`is_tunnel`: ``exclude`` or any Wintun adapter) and is connected; None when there is none
+    (offline)."""
     table = ctypes.c_void_p()
     status = ip.dll.GetIpForwardTable2(family, ctypes.byref(table))
     if status != NO_ERROR:
@@ -63,7 +89,7 @@ def default_interface(ip: IpHelper, family: int, exclude: Collection[int]) -> in
         rows = (MIB_IPFORWARD_ROW2 * count).from_address(address + MIB_IPFORWARD_TABLE2.Table.offset)
         for row in rows:
             luid = row.InterfaceLuid.Value
-            if row.DestinationPrefix.PrefixLength != 0 or luid in exclude:
+            if row.DestinationPrefix.PrefixLength != 0 or is_tunnel(luid, exclude):
                 continue
             try:
                 interface = ip.interface_row(luid, family)
@@ -128,7 +154,8 @@ class DefaultRouteMonitor:
 
     def close(self) -> None:
         if self.handle:
-            self.ip.dll.CancelMibChangeNotify2(self.handle)
+            # as a pointer: ctypes would pass a bare int as a 32-bit C int (a 64-bit handle overflows)
+            self.ip.dll.CancelMibChangeNotify2(ctypes.c_void_p(self.handle))
             self.handle = None
 
 

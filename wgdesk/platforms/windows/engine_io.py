@@ -4,8 +4,9 @@ The device is a Wintun session whose ``fd`` is only the wake-up socket of `tun.W
 compiled data path (which reads and writes ``fd`` itself) cannot run: the engine takes the
 pure-Python path, which goes through ``read_batch``/``write_batch``. The UAPI listener is the engine's
 own named pipe at wireguard-go's path (`uapi_bridge.UapiBridge`; nothing on disk). Windows has no
-fwmark, so the engine's UDP sockets are pinned to the best default interface that is not its tunnel
-(`defaultroute.UdpPinning`).
+fwmark, so the engine's UDP sockets are pinned to the best default interface that is not a tunnel —
+neither its own adapter nor any other Wintun adapter, so two full tunnels cannot route one engine's
+UDP into the other (`defaultroute.UdpPinning`).
 """
 
 from __future__ import annotations

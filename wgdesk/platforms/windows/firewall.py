@@ -1,12 +1,16 @@
 """The backend's `wgdesk.platforms.interface.Firewall` on Windows: the WFP plans of `wfp_plan` put in
 place by `wfp.FilterEngine`.
 
-The per-tunnel kill switch lives in a dynamic session this object holds open: replacing it is one
-transaction, removing it is closing the handle. As issue 16 asks, a crashed helper therefore leaves
-no kill switch behind (on Linux the nft table stays); lockdown and the failsafe block are the
-persistent plan (with boot-time filters), which survives a crash and a reboot until `unblock_all`.
-The kill switch lets DNS out only through the tunnels' interfaces: `KillSwitch` does not carry the
-tunnels' DNS servers, so the plan is not narrowed to them here.
+The per-tunnel kill switch is a persistent plan of its own provider (`wfp_plan`): replacing it is one
+transaction, removing it deletes every filter of that provider. A crashed helper leaves it in force,
+as the nft table stays on Linux: the restarted helper's recovery either keeps the tunnel blocked
+(`apply_kill_switch` then replaces what the old helper left — this object's previous plan is not
+known after a restart, so the filters of the provider are enumerated) or, with nothing to protect,
+finds it (`kill_switch_present`: its block filter, whose key names no tunnel) and removes it.
+Lockdown and the failsafe block are the other persistent plan (with boot-time filters), which
+survives a crash and a reboot until `unblock_all`. The kill switch lets DNS out only through the
+tunnels' interfaces: `KillSwitch` does not carry the tunnels' DNS servers, so the plan is not
+narrowed to them here.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from wgdesk.platforms.windows.wfp import FilterEngine
 from wgdesk.platforms.windows.wfp_plan import Plan, TunnelRules, plan
 
 Opener = Callable[[bool], FilterEngine]
-"""Opens the filtering engine (``True``: a dynamic session)."""
+"""Opens the filtering engine (``True``: a dynamic session, which this backend no longer uses)."""
 
 
 class WindowsFirewall(MissingFirewall):
@@ -30,8 +34,8 @@ class WindowsFirewall(MissingFirewall):
         self.source = source
         self.engine = engine
         self.open_engine = open_engine
-        self._session: FilterEngine | None = None
         self._plan: Plan | None = None
+        """The kill switch this helper put in place (None: none, or not known — after a restart)."""
 
     def full_tunnel_on(self, tunnel: FullTunnel, record: Recorder) -> None:
         """Nothing: a full tunnel needs no packet-filter rule of its own on Windows (the engine's
@@ -40,19 +44,22 @@ class WindowsFirewall(MissingFirewall):
     def apply_kill_switch(self, kill_switch: KillSwitch) -> None:
         tunnels = [TunnelRules(m.tunnel, luid_of(self.source.ip, m.ifname)) for m in kill_switch.members]
         new = plan("kill-switch", self.engine, tunnels, kill_switch.lan)
-        if self._session is None:
-            self._session = self.open_engine(True)
-        self._session.apply(new, previous=self._plan)
+        with self._persistent() as engine:
+            engine.apply(new, previous=self._plan)
         self._plan = new
 
+    def _kill_switch(self) -> Plan:
+        """The kill switch without tunnels: its provider, sublayer and the filters no tunnel names."""
+        return plan("kill-switch", self.engine, [])
+
     def remove_kill_switch(self) -> None:
-        if self._session is not None:
-            self._session.close()  # a dynamic session's filters go with its handle
-        self._session = None
+        with self._persistent() as engine:
+            engine.remove(self._plan or self._kill_switch())
         self._plan = None
 
     def kill_switch_present(self) -> bool:
-        return self._plan is not None
+        """In place — also one an earlier helper left (found by its block filter's key)."""
+        return self._plan is not None or self._has_block(self._kill_switch())
 
     def _lockdown(self) -> Plan:
         return plan("lockdown", self.engine, [])
@@ -74,6 +81,9 @@ class WindowsFirewall(MissingFirewall):
             engine.remove(self._lockdown())
 
     def blocking_all(self) -> bool:
-        block = next(f for f in self._lockdown().filters if f.name == "block everything else")
+        return self._has_block(self._lockdown())
+
+    def _has_block(self, p: Plan) -> bool:
+        block = next(f for f in p.filters if f.name == "block everything else")
         with self._persistent() as engine:
             return engine.has_filter(block.key)

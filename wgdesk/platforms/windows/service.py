@@ -32,7 +32,10 @@ from wgdesk.platforms.windows.service_host import (
 )
 
 RESTARTS = "restart/2000/restart/5000/none/0"
-"""After a crash: restart after 2 s, then 5 s, then stay down (counts reset after a day), as wgdesk.iss."""
+"""After a failure: restart after 2 s, then 5 s, then stay down (counts reset after a day), as
+wgdesk.iss. A failure is a crash, and — with the failure-actions flag (``sc.exe failureflag … 1``) —
+also a stop reported with an error (`service_host`: a helper returning a non-zero status). Microsoft
+documents that a change of the flag takes effect the next time the system starts."""
 
 JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
 JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION = 0x00000400
@@ -71,17 +74,19 @@ def install_commands(executable: PureWindowsPath) -> list[list[str]]:
         ["sc.exe", "description", SERVICE_NAME, DESCRIPTION],
         ["sc.exe", "sidtype", SERVICE_NAME, "unrestricted"],
         ["sc.exe", "failure", SERVICE_NAME, "reset=", "86400", "actions=", RESTARTS],
+        ["sc.exe", "failureflag", SERVICE_NAME, "1"],
         ["sc.exe", "start", SERVICE_NAME],
     ]  # fmt: skip
 
 
 def uninstall_commands(executable: PureWindowsPath) -> list[list[str]]:
-    """Stop the service (its engines, their adapters and the kill switch's dynamic session end with
-    it), let the helper remove what outlives it (``--uninstall``: lockdown's persistent WFP objects, the
-    Wintun driver; `wgdesk.platforms.windows.uninstall`), then delete the service. The installer's
-    ``[UninstallRun]`` runs the same, in this order (a test holds it to this list)."""
+    """Let the helper stop the service, wait until its process has ended (its engines and their
+    adapters end with it) and remove what outlives it (``--uninstall``: the persistent WFP objects,
+    the Wintun driver; `wgdesk.platforms.windows.uninstall`), then delete the service. No ``sc.exe
+    stop`` before it: that returns before the service has stopped, and once the service has stopped
+    its process ID is no longer reported, so ``--uninstall`` could not wait for the process to end.
+    The installer's ``[UninstallRun]`` runs the same, in this order (a test holds it to this list)."""
     return [
-        ["sc.exe", "stop", SERVICE_NAME],
         [str(executable), "--uninstall"],
         ["sc.exe", "delete", SERVICE_NAME],
     ]
@@ -151,11 +156,16 @@ class WindowsService:
 
     def host(self, run: HelperRun, argv: list[str]) -> int:
         """Under the service control dispatcher (`service_host.host`); ``--uninstall`` removes what
-        uninstalling must remove beyond files (`uninstall.main`)."""
+        uninstalling must remove beyond files (`uninstall.main`); ``--stop`` stops the service and
+        waits until its process has ended (`service_stop.main`: what an upgrade runs first)."""
         if argv == ["--uninstall"]:
             from wgdesk.platforms.windows.uninstall import main as uninstall
 
             return uninstall()
+        if argv == ["--stop"]:
+            from wgdesk.platforms.windows.service_stop import main as stop
+
+            return stop()
         return host(run, argv, ServiceModules.load())
 
     def notify_ready(self, status: str | None) -> None:

@@ -9,6 +9,21 @@ A stop requested before the helper registered its stop function is kept and appl
 Started from a console instead (a developer's elevated prompt), the dispatcher refuses
 (``ERROR_FAILED_SERVICE_CONTROLLER_CONNECT``) and the helper runs in the foreground, stopped by
 Ctrl+C.
+
+A helper that returns a non-zero status must look like a failure to the service manager, or its
+recovery policy (``sc.exe failure``: restart) never applies — the policy applies to a service that
+*reported* ``SERVICE_STOPPED`` only when its ``dwWin32ExitCode`` is not ``ERROR_SUCCESS`` and the
+service's failure-actions flag is set (``SERVICE_FAILURE_ACTIONS_FLAG``, Microsoft's documentation;
+``sc.exe failureflag``, set at install by `service.install_commands`). pywin32 reports the final
+``SERVICE_STOPPED`` itself once ``SvcRun`` returns: ``ERROR_SUCCESS`` when it returned,
+``ERROR_SERVICE_SPECIFIC_ERROR`` (service-specific code ``0x20000001``) when it raised (pywin32's
+``PythonService.cpp``). So `HelperService.SvcRun` on a failed helper first reports
+``SERVICE_STOP_PENDING`` carrying ``ERROR_SERVICE_SPECIFIC_ERROR`` and the helper's status as the
+service-specific code (bit 29 set, an application's code, as pywin32 does: the event log reads the
+code as a Win32 error otherwise), then raises `HelperFailed`, so that the last status the service
+manager gets is a failure too. Not after a stop that was asked for (``SvcStop``: ``sc.exe stop``,
+uninstall, an upgrade): a helper that stops with an error then is logged, but the service stops
+normally — a restart would race with the uninstaller removing what the helper uses.
 """
 
 from __future__ import annotations
@@ -25,7 +40,22 @@ DISPLAY_NAME = "wgdesk helper"
 DESCRIPTION = "Brings wgdesk's WireGuard tunnels up and down for the wgdesk app."
 DEPENDENCIES = ("Nsi", "TcpIp")
 ERROR_FAILED_SERVICE_CONTROLLER_CONNECT = 1063
-HEADER_CONSTANTS = {"ERROR_FAILED_SERVICE_CONTROLLER_CONNECT": ERROR_FAILED_SERVICE_CONTROLLER_CONNECT}
+ERROR_SERVICE_SPECIFIC_ERROR = 1066
+APPLICATION_CODE = 0x20000000
+"""Bit 29: a code defined by an application, not a Win32 error."""
+HEADER_CONSTANTS = {
+    "ERROR_FAILED_SERVICE_CONTROLLER_CONNECT": ERROR_FAILED_SERVICE_CONTROLLER_CONNECT,
+    "ERROR_SERVICE_SPECIFIC_ERROR": ERROR_SERVICE_SPECIFIC_ERROR,
+}
+
+
+class HelperFailed(Exception):
+    """Raised out of ``SvcRun`` when the helper returned a non-zero status, so that pywin32 reports
+    ``SERVICE_STOPPED`` with an error (its message lands in the event log)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"{SERVICE_NAME} stopped with status {status}: see its log")
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -80,6 +110,23 @@ def service_class(run: HelperRun, argv: list[str], modules: ServiceModules) -> t
                 stop = self._stop
             if stop is not None:
                 stop()
+
+        def SvcRun(self) -> None:
+            """pywin32's ``SvcRun`` (running, the body, stop pending), except that a failed helper
+            stops as a failure (module docstring)."""
+            self.ReportServiceStatus(win32service.SERVICE_RUNNING)
+            self.SvcDoRun()
+            status = type(self).status
+            with self._lock:
+                asked = self._stop_requested
+            if status and not asked:
+                self.ReportServiceStatus(
+                    win32service.SERVICE_STOP_PENDING,
+                    win32ExitCode=ERROR_SERVICE_SPECIFIC_ERROR,
+                    svcExitCode=APPLICATION_CODE | (status & 0xFFFF),
+                )
+                raise HelperFailed(status)
+            self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
 
         def SvcDoRun(self) -> None:
             servicemanager.LogMsg(

@@ -1,17 +1,17 @@
 """What uninstalling wgdesk removes that the installer's file list does not: every WFP object of ours
 and the Wintun driver.
 
-The helper service is stopped first (the installer does that), which ends every engine (their job
-object closes with the helper) and with them every Wintun adapter (an adapter lives as long as the
-handle of the process that created it) and the dynamic kill-switch session. What remains is what was
-made to survive: lockdown's persistent provider, sublayer and filters (boot-time ones included) —
-removed here by their name-based keys, so nothing needs to have been remembered — and the driver,
-which Wintun removes once no adapter uses it.
+The helper service is stopped first, and waited for until its process has ended
+(`service_stop.stop_and_wait`: ``sc.exe stop`` alone returns while the helper still takes its
+tunnels down), which ends every engine (their job object closes with the helper) and with them every
+Wintun adapter (an adapter lives as long as the handle of the process that created it). If it does
+not stop in time nothing is removed (exit status 1). What remains is what was made to survive: the
+persistent WFP objects of both plans, and the driver, which Wintun removes once no adapter uses it.
 
-The persistent plan is the tunnel-less lockdown plan (`wgdesk.platforms.windows.firewall` applies
-only that one persistently), so its keys are all there is to delete. Should a persistent plan ever
-carry per-tunnel filters, this must enumerate our provider's filters (``FwpmFilterEnum0``) instead:
-the sublayer cannot be deleted while a filter still uses it.
+Both persistent plans go: lockdown's (by its name-based keys, boot-time filters included) and the
+per-tunnel kill switch's, whose filters name tunnels nobody remembers — `wfp.FilterEngine.remove`
+deletes every filter of the plan's provider it finds by enumeration (``FwpmFilterEnum0``) before
+the sublayer, which cannot be deleted while a filter still uses it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pathlib import Path
 
 from wgdesk.platforms.errors import PlatformError
 from wgdesk.platforms.windows import wintun
+from wgdesk.platforms.windows.service_stop import ControlModules
+from wgdesk.platforms.windows.service_stop import main as stop_service
 from wgdesk.platforms.windows.wfp import FilterEngine
 from wgdesk.platforms.windows.wfp_plan import plan
 from wgdesk.platforms.windows.wintun import Wintun
@@ -38,7 +40,8 @@ def remove_everything(
     filters = open_engine(False)
     try:
         filters.remove(plan("lockdown", engine, []))
-        done.append("removed wgdesk's persistent WFP provider, sublayer and filters")
+        filters.remove(plan("kill-switch", engine, []))
+        done.append("removed wgdesk's persistent WFP providers, sublayers and filters")
     finally:
         filters.close()
     if wintun is not None:
@@ -54,9 +57,15 @@ def engine_executable() -> str:
     return str(Path(sys.executable).with_name(ENGINE_EXECUTABLE))
 
 
-def main(open_engine: Callable[[bool], FilterEngine] = FilterEngine.load) -> int:
-    """``wgdesk-helper --uninstall``, run by the uninstaller after it stopped the service: prints what
-    it removed; exit status 1 when the WFP objects could not be removed (they would keep blocking)."""
+def main(
+    open_engine: Callable[[bool], FilterEngine] = FilterEngine.load,
+    control: Callable[[], ControlModules] | None = None,
+) -> int:
+    """``wgdesk-helper --uninstall``, run by the uninstaller: stops the service and waits until its
+    process has ended, then prints what it removed; exit status 1 when the service would not stop
+    (nothing removed) or the WFP objects could not be removed (they would keep blocking)."""
+    if stop_service(control, "--uninstall"):
+        return 1  # nothing removed: the helper may still use it
     try:
         driver: Wintun | None = wintun.load()
     except PlatformError as exc:

@@ -1,11 +1,23 @@
 """A `wgdesk.platforms.windows.wfp_plan.Plan` put in place through ``fwpuclnt.dll``, in one transaction.
 
-`FilterEngine` opens the filtering engine (a dynamic session for the per-tunnel kill switch: what it
-added disappears with its handle; a plain one for lockdown, whose objects are persistent), and
-`FilterEngine.apply` replaces the previous plan with a new one between ``FwpmTransactionBegin0`` and
-``FwpmTransactionCommit0``: the old filters are deleted and the new ones added atomically, so there
-is no moment without a kill switch, and any failure aborts the transaction (``FwpmTransactionAbort0``)
-and leaves the previous plan in force.
+`FilterEngine` opens the filtering engine (a plain session: the plans are persistent, so what they add
+stays when the handle closes or the helper dies; a dynamic session, whose objects go with its handle,
+remains possible), and `FilterEngine.apply` replaces the previous plan with a new one between
+``FwpmTransactionBegin0`` and ``FwpmTransactionCommit0``: the old filters are deleted and the new
+ones added atomically, so there is no moment without a kill switch, and any failure aborts the
+transaction (``FwpmTransactionAbort0``) and leaves the previous plan in force.
+
+What an earlier helper left — a persistent plan whose filters are keyed by tunnel names this helper
+does not know — is found by enumerating the filters (``FwpmFilterCreateEnumHandle0`` without a
+template: all of them, inside the same transaction so the answer is current) and keeping those whose
+``providerKey`` is the plan's provider (`FilterEngine.ours`). Boot-time filters are not counted on
+to appear there (an enumeration includes them only when a template asks); lockdown's are deleted by
+their fixed keys.
+
+Every function gets its C signature (`SIGNATURES`) when the DLL is loaded: ctypes' default return
+type is a signed ``int``, which would turn ``FWP_E_FILTER_NOT_FOUND`` (``0x80320003``) into a
+negative number that no tolerated status matches, and its default argument conversion truncates a
+64-bit handle.
 
 The C structures are built here from the plan's plain values (`_Builder`), kept alive until the
 transaction ends. The GUIDs of layers and condition fields are those of the SDK's ``fwpmu.h``
@@ -76,6 +88,8 @@ FWP_E_FILTER_NOT_FOUND = 0x80320003
 FWP_E_PROVIDER_NOT_FOUND = 0x80320005
 FWP_E_SUBLAYER_NOT_FOUND = 0x80320007
 FWP_E_ALREADY_EXISTS = 0x80320009
+ENUM_BATCH = 256
+"""Filters asked for per ``FwpmFilterEnum0`` call."""
 
 HEADER_CONSTANTS = {
     "FWP_UINT8": FWP_UINT8,
@@ -109,6 +123,43 @@ FWPM_FILTER_FLAG_BOOTTIME = 0x2
 ACTIONS = {"permit": FWP_ACTION_PERMIT, "block": FWP_ACTION_BLOCK}
 MATCHES = {"equal": FWP_MATCH_EQUAL, "flags_all_set": FWP_MATCH_FLAGS_ALL_SET}
 INLINE = {"uint8": (FWP_UINT8, "uint8"), "uint16": (FWP_UINT16, "uint16"), "uint32": (FWP_UINT32, "uint32")}
+
+_P = ctypes.c_void_p
+_U32 = ctypes.c_uint32
+SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
+    "FwpmEngineOpen0": (_U32, (_P, _U32, _P, _P, _P)),
+    "FwpmEngineClose0": (_U32, (_P,)),
+    "FwpmTransactionBegin0": (_U32, (_P, _U32)),
+    "FwpmTransactionCommit0": (_U32, (_P,)),
+    "FwpmTransactionAbort0": (_U32, (_P,)),
+    "FwpmProviderAdd0": (_U32, (_P, _P, _P)),
+    "FwpmProviderDeleteByKey0": (_U32, (_P, _P)),
+    "FwpmSubLayerAdd0": (_U32, (_P, _P, _P)),
+    "FwpmSubLayerDeleteByKey0": (_U32, (_P, _P)),
+    "FwpmFilterAdd0": (_U32, (_P, _P, _P, _P)),
+    "FwpmFilterDeleteByKey0": (_U32, (_P, _P)),
+    "FwpmFilterGetByKey0": (_U32, (_P, _P, _P)),
+    "FwpmFilterCreateEnumHandle0": (_U32, (_P, _P, _P)),
+    "FwpmFilterEnum0": (_U32, (_P, _P, _U32, _P, _P)),
+    "FwpmFilterDestroyEnumHandle0": (_U32, (_P, _P)),
+    "FwpmGetAppIdFromFileName0": (_U32, (_P, _P)),
+    "FwpmFreeMemory0": (None, (_P,)),
+}
+"""``fwpuclnt.dll``'s functions as fwpmu.h declares them (``DWORD`` status; handles and structures
+by pointer)."""
+
+
+def configure(dll: Any) -> Any:
+    """Give ``dll``'s functions their C signatures (`SIGNATURES`)."""
+    for name, (restype, argtypes) in SIGNATURES.items():
+        function = getattr(dll, name)
+        function.restype = restype
+        function.argtypes = argtypes
+    return dll
+
+
+def _uuid(guid: GUID) -> uuid.UUID:
+    return uuid.UUID(bytes_le=bytes(guid))
 
 
 class FilterError(PlatformError):
@@ -224,7 +275,7 @@ class FilterEngine:
 
     @classmethod
     def load(cls, dynamic: bool) -> FilterEngine:
-        return cls(dlls.load("fwpuclnt"), dynamic)
+        return cls(configure(dlls.load("fwpuclnt")), dynamic)
 
     def _call(self, what: str, status: int, tolerated: frozenset[int] = frozenset()) -> None:
         if status and status not in tolerated:
@@ -241,10 +292,53 @@ class FilterEngine:
             self.dll.FwpmTransactionAbort0(self.handle)
             raise
 
+    def ours(self, provider_key: str) -> list[str]:
+        """The keys of every filter in place whose provider is ``provider_key`` (call inside a
+        transaction for a current answer; boot-time filters may be missing, see the module)."""
+        wanted = uuid.UUID(provider_key)
+        enum = ctypes.c_void_p()
+        status = self.dll.FwpmFilterCreateEnumHandle0(self.handle, None, ctypes.byref(enum))
+        self._call("FwpmFilterCreateEnumHandle0", status)
+        keys: list[str] = []
+        try:
+            while True:
+                entries, returned = ctypes.c_void_p(), ctypes.c_uint32()
+                status = self.dll.FwpmFilterEnum0(
+                    self.handle, enum.value, ENUM_BATCH, ctypes.byref(entries), ctypes.byref(returned)
+                )
+                self._call("FwpmFilterEnum0", status)
+                if entries.value:
+                    try:
+                        for address in (ctypes.c_void_p * returned.value).from_address(entries.value):
+                            if not address:
+                                continue
+                            row = FWPM_FILTER0.from_address(address)
+                            provider = row.providerKey
+                            if provider and _uuid(GUID.from_address(provider)) == wanted:
+                                keys.append(str(_uuid(row.filterKey)))
+                    finally:
+                        self.dll.FwpmFreeMemory0(ctypes.byref(entries))
+                if returned.value < ENUM_BATCH:
+                    return keys
+        finally:
+            self.dll.FwpmFilterDestroyEnumHandle0(self.handle, enum.value)
+
+    def _delete_keys(self, keys: list[tuple[str, str]], builder: _Builder) -> None:
+        for key, name in keys:
+            status = self.dll.FwpmFilterDeleteByKey0(self.handle, ctypes.byref(builder.guid(key)))
+            self._call(f"deleting filter {name}", status, frozenset({FWP_E_FILTER_NOT_FOUND}))
+
+    def _left(self, plan: Plan) -> list[tuple[str, str]]:
+        """The plan's own filters and whatever else of its provider is in place (left by an earlier
+        helper, with tunnels this one does not know), the plan's first."""
+        known = [(f.key, f.name) for f in plan.filters]
+        keys = {key for key, _ in known}
+        left = [key for key in self.ours(plan.provider_key) if key not in keys]
+        return known + [(key, f"left by an earlier helper {key}") for key in left]
+
     def _delete(self, plan: Plan, builder: _Builder, objects: bool) -> None:
-        for f in plan.filters:
-            status = self.dll.FwpmFilterDeleteByKey0(self.handle, ctypes.byref(builder.guid(f.key)))
-            self._call(f"deleting filter {f.name}", status, frozenset({FWP_E_FILTER_NOT_FOUND}))
+        known = [(f.key, f.name) for f in plan.filters]
+        self._delete_keys(self._left(plan) if objects and plan.persistent else known, builder)
         if objects:
             status = self.dll.FwpmSubLayerDeleteByKey0(
                 self.handle, ctypes.byref(builder.guid(plan.sublayer_key))
@@ -256,16 +350,17 @@ class FilterEngine:
             self._call("deleting our provider", status, frozenset({FWP_E_PROVIDER_NOT_FOUND}))
 
     def apply(self, plan: Plan, previous: Plan | None = None) -> None:
-        """Replace ``previous`` (the plan in force, if any) with ``plan`` atomically. A persistent
-        plan's own filters are deleted first too: they may be in place from before (an earlier helper,
-        lockdown on at boot), and adding a filter whose key exists fails."""
+        """Replace ``previous`` (the plan this helper put in place, if any) with ``plan`` atomically.
+        Without a previous plan, a persistent plan replaces whatever of its provider is in place: an
+        earlier helper's (lockdown on at boot, a kill switch left by a crash — its filters name
+        tunnels this helper may not know), and adding a filter whose key exists would fail."""
         builder = _Builder(self.dll)
         try:
             with self.transaction():
                 if previous is not None:
                     self._delete(previous, builder, objects=False)
-                if plan.persistent and plan != previous:
-                    self._delete(plan, builder, objects=False)  # left by an earlier helper: re-applied
+                elif plan.persistent:  # whatever an earlier helper left: replaced as a whole
+                    self._delete_keys(self._left(plan), builder)
                 provider_key = builder.guid(plan.provider_key)
                 provider = FWPM_PROVIDER0()
                 provider.providerKey = provider_key
@@ -292,7 +387,8 @@ class FilterEngine:
             builder.free()
 
     def remove(self, plan: Plan) -> None:
-        """Remove every object of ``plan`` (those already gone are fine): lockdown off, uninstall."""
+        """Remove every object of ``plan``, and of a persistent plan every other filter of its provider
+        (those already gone are fine): kill switch or lockdown off, uninstall."""
         builder = _Builder(self.dll)
         with self.transaction():
             self._delete(plan, builder, objects=True)

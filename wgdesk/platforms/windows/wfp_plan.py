@@ -18,11 +18,17 @@ weight what
 0      block everything else
 ====== =============================================================================================
 
-The per-tunnel kill switch lives in a *dynamic* session (gone when the helper's handle closes: a
-crashed helper cannot leave a machine offline that the user did not ask to lock). Lockdown is
-*persistent* (survives a helper crash and a restart of the filtering engine) and adds *boot-time*
-filters (block all but loopback, enforced from boot until the filtering engine starts), so neither
-a crash nor a reboot fails open.
+Both plans are *persistent*: they survive a helper crash and a restart of the filtering engine. For
+the per-tunnel kill switch that is the point — a dynamic session would vanish with a crashed helper
+while the tunnel's engine (and so its routes) died with it, and traffic would leave in the clear by
+the physical link; the restarted helper finds the journal of the tunnel, keeps it blocked and
+replaces the plan left behind (`wfp.FilterEngine.apply`), as the Linux helper does with its nft
+table (issue 16). wireguard-windows keeps its kill switch in a dynamic session instead (its
+``firewall/blocker.go``): a crash of its tunnel service fails open. Each plan has its own provider
+and sublayer, so each is replaced or removed without touching the other. Lockdown also adds
+*boot-time* filters (block all but loopback, enforced from boot until the filtering engine starts),
+so neither a crash nor a reboot fails open; the kill switch has none: after a reboot it is enforced
+from the moment the filtering engine has loaded it.
 
 Keys are name-based UUIDs (`key`): the same plan always has the same keys, so an uninstaller or a
 new helper removes every object of ours by key without remembering anything.
@@ -93,14 +99,14 @@ class Plan:
     """Everything one kill switch puts in place, replaced as a whole in one transaction."""
 
     purpose: str
-    """``kill-switch`` (dynamic session) or ``lockdown`` (persistent and boot-time)."""
+    """``kill-switch`` (persistent) or ``lockdown`` (persistent and boot-time)."""
     provider_key: str
     sublayer_key: str
     filters: tuple[Filter, ...] = field(default=())
 
     @property
     def persistent(self) -> bool:
-        return self.purpose == "lockdown"
+        return self.purpose in ("kill-switch", "lockdown")
 
     def as_data(self) -> dict[str, Any]:
         """The plan as JSON values (the golden files)."""
