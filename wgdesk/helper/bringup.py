@@ -25,6 +25,8 @@ from wgdesk import uapi
 from wgdesk.helper import mark_settings
 from wgdesk.helper.engine_process import (
     EngineError,
+    EngineProcess,
+    await_engine,
     kill_recorded,
     start_engine,
     uapi_get,
@@ -52,7 +54,6 @@ from wgdesk.proto.changes import DeviceChange, PeerChange
 from wgdesk.undo import Registry
 
 if TYPE_CHECKING:
-    from wgdesk.helper.engine_process import EngineProcess
     from wgdesk.helper.journal import Entry
     from wgdesk.helper.lockdown import LockdownController
     from wgdesk.helper.logbook import LogBook
@@ -131,18 +132,29 @@ def _post_down(r: Hook, u: Undoing) -> None:
 
 
 def interface_and_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
+    """The tunnel device and its engine, made by whoever the platform lets make the device: the
+    helper, which hands it to the engine (Linux, macOS), or the engine itself (Windows:
+    `wgdesk.platforms.interface.TunnelDevices.made_by_engine`). Either way the name the kernel gives
+    the device becomes ``plan.ifname`` and ``tunnel.ifname``, which every later step uses for what it
+    changes in the kernel; the tunnel's name stays its identity: journal, log, status, events,
+    kill-switch member."""
+    if m.platform.tunnels.made_by_engine:
+        engine_makes_interface(m, plan, tunnel)
+    else:
+        helper_makes_interface(m, plan, tunnel)
+
+
+def helper_makes_interface(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     """Create the TUN device (the backend journals it), the UAPI socket and (for wgdesk-engine) the
     UDP sockets, and start the engine unprivileged with them; our copies are closed either way.
 
-    The device is asked for by the tunnel's name; the name the kernel gives it (``utunN`` on macOS,
-    the same on Linux) becomes ``plan.ifname`` and ``tunnel.ifname``, which every later step uses
-    for what it changes in the kernel. The UAPI socket is named after the device too: an engine
-    handed the device names its socket after it (wireguard-go watches
-    ``/var/run/wireguard/IFNAME.sock`` and exits when that is not its socket), and ``wg show NAME``
-    on macOS finds ``utunN.sock`` through the backend's ``NAME.name`` record, as with wg-quick. The
-    tunnel's name stays its identity: journal, log, status, events, kill-switch member."""
+    The device is asked for by the tunnel's name; the kernel's name for it is ``utunN`` on macOS,
+    the same on Linux. The UAPI socket is named after the device too: an engine handed the device
+    names its socket after it (wireguard-go watches ``/var/run/wireguard/IFNAME.sock`` and exits when
+    that is not its socket), and ``wg show NAME`` on macOS finds ``utunN.sock`` through the backend's
+    ``NAME.name`` record, as with wg-quick."""
     j = tunnel.journal
-    takes_fds = m.settings.engine_takes_udp_fds()
+    takes_fds = _takes_udp_fds(m)
     device = m.platform.tunnels.create(
         plan.name, packet_info=not takes_fds, offload=takes_fds, record=j.recorder()
     )
@@ -160,23 +172,80 @@ def interface_and_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
             udp_fds = [None if s is None else s.fileno() for s in (s4, s6)]
             sockets += [s for s in (s4, s6) if s is not None]
             tunnel.listen_port = port
-        engine = start_engine(
-            m.settings.engine_executable(),
-            ifname,
-            m.settings.engine_account(),
-            tun_fd,
-            listener.fileno(),
-            udp_fds,
-            m.log,
-            plan.name,
-            m.engine_exited,
-        )
-        j.add(EngineStarted(engine.pid, engine.start_time))
-        tunnel.engine = engine
+        account = m.settings.engine_account()
+        _start(m, plan, tunnel, ifname, account, tun_fd, listener.fileno(), udp_fds)
     finally:
         os.close(tun_fd)
         for s in sockets:
             s.close()
+
+
+def engine_makes_interface(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
+    """Start the engine with nothing (``-f NAME``: it creates the device, its UAPI endpoint and its
+    UDP sockets, all named after the tunnel), then wait — bounded, an exit noticed — for the UAPI
+    endpoint (`UapiEndpoints.ready`; the engine makes its device before it) and for the device
+    (`TunnelDevices.find`, which gives its kernel name). Only `EngineStarted` is journalled: the
+    device and the endpoint go with the engine (Windows: Wintun removes the adapter, the pipe closes)."""
+    platform = m.platform
+    engine = _start(m, plan, tunnel, plan.name, "", None, None, None)  # as the service's own account
+    endpoint = platform.uapi.path(plan.name)
+    try:
+        await_engine(engine, f"its UAPI endpoint {endpoint}", lambda: platform.uapi.ready(plan.name) or None)
+        ifname = await_engine(engine, f"its interface {plan.name}", lambda: _found(platform, plan.name))
+    except EngineError as e:
+        raise _last_words(m, plan, engine, e) from e
+    plan.ifname = tunnel.ifname = ifname
+    tunnel.journal.update_header(ifname=ifname)
+
+
+def _found(platform: Platform, name: str) -> str | None:
+    try:
+        return platform.tunnels.find(name)
+    except FileNotFoundError:
+        return None
+
+
+def _start(
+    m: TunnelManager,
+    plan: Plan,
+    tunnel: Tunnel,
+    ifname: str,
+    account: str,
+    tun_fd: int | None,
+    uapi_fd: int | None,
+    udp_fds: list[int | None] | None,
+) -> EngineProcess:
+    """Start the engine and journal it (`EngineStarted`: its undo stops it)."""
+    engine = start_engine(
+        m.settings.engine_executable(),
+        ifname,
+        account,
+        tun_fd,
+        uapi_fd,
+        udp_fds,
+        m.log,
+        plan.name,
+        m.engine_exited,
+    )
+    tunnel.journal.add(EngineStarted(engine.pid, engine.start_time))
+    tunnel.engine = engine
+    return engine
+
+
+def _takes_udp_fds(m: TunnelManager) -> bool:
+    """Whether the helper binds the engine's UDP sockets (wgdesk-engine on a platform where the helper
+    makes the device); otherwise the engine binds them, by UAPI ``listen_port`` and ``fwmark``."""
+    return m.settings.engine_takes_udp_fds() and not m.platform.tunnels.made_by_engine
+
+
+def _last_words(m: TunnelManager, plan: Plan, engine: EngineProcess, e: EngineError) -> EngineError:
+    """``e``, or — when the engine has exited — its status and last lines of output."""
+    if not engine.exited.wait(1.0):
+        return e
+    tail = [r["message"] for r in m.log.records(plan.name) if r["source"] == "engine"][-3:]
+    return EngineError(
+        f"the engine exited with status {engine.proc.returncode}" + (": " + " / ".join(tail) if tail else "")
+    )
 
 
 @UNDO.undoes(UapiSocket)
@@ -217,7 +286,7 @@ def configure_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     peer, in one UAPI set; an engine that exits on it is reported with its last words."""
     from wgdesk.config import key_bytes
 
-    takes_fds = m.settings.engine_takes_udp_fds()
+    takes_fds = _takes_udp_fds(m)
     peers = tuple(
         PeerChange(
             public_key=key_bytes(p["public_key"]),
@@ -232,7 +301,7 @@ def configure_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     change = DeviceChange(
         private_key=plan.private_key,
         listen_port=None if takes_fds else plan.listen_port,
-        fwmark=None if takes_fds else plan.fwmark,
+        fwmark=None if takes_fds or m.platform.tunnels.made_by_engine else plan.fwmark,  # pinned, not marked
         replace_peers=True,
         peers=peers,
     )
@@ -241,13 +310,9 @@ def configure_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     try:
         uapi_request(plan.ifname, uapi.format_set(change), alive=alive)
     except EngineError as e:
-        if engine is not None and engine.exited.wait(1.0):
-            tail = [r["message"] for r in m.log.records(plan.name) if r["source"] == "engine"][-3:]
-            raise EngineError(
-                f"the engine exited with status {engine.proc.returncode}"
-                + (": " + " / ".join(tail) if tail else "")
-            ) from e
-        raise
+        if engine is None:
+            raise
+        raise _last_words(m, plan, engine, e) from e
     device = uapi_get(plan.ifname)
     if not takes_fds:
         tunnel.listen_port = int(device.get("listen_port", 0))

@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from wgdesk.platforms.errors import PlatformError, Unsupported
-from wgdesk.platforms.interface import FullTunnel, Network, Recorder
+from wgdesk.platforms.interface import FullTunnel, MachineSetting, Network, Recorder
 from wgdesk.platforms.unsupported import MissingDns, MissingRouting, MissingTunnelDevices
+from wgdesk.platforms.windows import defaultroute
 from wgdesk.platforms.windows.dns import DnsSettings
 from wgdesk.platforms.windows.iphelper import NO_ERROR, IpHelper
 from wgdesk.platforms.windows.structures import AF_INET, AF_INET6, GUID, NET_LUID, wide
@@ -69,9 +70,19 @@ def win_family(family: int) -> int:
 
 
 class WindowsTunnelDevices(MissingTunnelDevices):
+    made_by_engine = True
+    """The engine creates its Wintun adapter (`wgdesk.platforms.windows.tun`), names it after the
+    tunnel and gives it the tunnel's fixed GUID; the adapter goes when the engine closes it or ends."""
+
     def __init__(self, source: Source) -> None:
         super().__init__("win32")
         self.source = source
+
+    def find(self, name: str) -> str:
+        """The engine's adapter for tunnel ``name``: its alias is the tunnel's name, and every later
+        call looks its LUID up by that (`FileNotFoundError` until the engine has created it)."""
+        luid_of(self.source.ip, name)
+        return name
 
     def exists(self, name: str) -> bool:
         try:
@@ -127,6 +138,24 @@ class WindowsRouting(MissingRouting):
 
     def mark_in_use(self, mark: int) -> bool:
         return False
+
+    def route_mtu(self, destination: str) -> int | None:
+        """None: the engine's UDP leaves by the best default route whatever the destination (pinned
+        there, `defaultroute`), so `default_route_mtu` is the MTU that counts."""
+        return None
+
+    def default_route_mtu(self) -> int | None:
+        """The MTU of the interface the engine's UDP is pinned to (IPv4's, else IPv6's); None offline."""
+        ip = self.source.ip
+        for family in (AF_INET, AF_INET6):
+            best = defaultroute.default_route(ip, family, ())
+            if best is not None:
+                return best[1]
+        return None
+
+    def mark_settings(self, families: frozenset[int]) -> tuple[MachineSetting, ...]:
+        """None: nothing is marked on Windows (the engine's socket is pinned instead)."""
+        return ()
 
     def full_tunnel_on(self, tunnel: FullTunnel, record: Recorder) -> None:
         ip = self.source.ip
