@@ -144,7 +144,11 @@ class EngineProcess:
             self._exit(1)
             return
         self.world.ip.aliases[name] = LUID
-        self.world.ip.interfaces[(LUID, V4)] = self.world.ip.interfaces[(LUID, V6)] = (65535, 0, 0)
+        self.world.ip.interfaces[(LUID, V4)] = self.world.ip.interfaces[(LUID, V6)] = (
+            65535,
+            25,
+            1,
+        )  # automatic metric
         self.world.timeline.append("adapter created")
         time.sleep(0.1)
         self.world.pipe.serving = pipes.uapi_path(name)
@@ -306,3 +310,39 @@ def test_an_engine_that_exits_before_its_pipe_appears_fails_the_bring_up_and_lea
     assert any(c[0] == "WaitNamedPipe" for c in w.pipe.calls), "the pipe was waited for"
     assert NAME not in w.manager.tunnels
     assert not list((tmp_path / "state" / "journal").iterdir()), "rolled back: journal gone"
+
+
+def test_a_full_tunnel_routes_everything_by_the_adapters_metric_and_down_restores_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    w = World(monkeypatch, tmp_path)
+    config = CONFIG.replace("AllowedIPs = 10.9.0.0/24", "AllowedIPs = 0.0.0.0/0, ::/0")
+    up = w.manager.up(NAME, config, full_tunnel=True, kill_switch=True)
+    assert up["full_tunnel"] is True
+    routes = [
+        (row.InterfaceLuid.Value, row.DestinationPrefix.PrefixLength)
+        for call, raw in w.ip.calls
+        if call == "CreateIpForwardEntry2"
+        for row in [MIB_IPFORWARD_ROW2.from_buffer_copy(raw)]
+    ]
+    assert routes == [(LUID, 0), (LUID, 0)], "both default routes in Windows' one table, on the adapter"
+    interface_rows = [
+        MIB_IPINTERFACE_ROW.from_buffer_copy(raw) for call, raw in w.ip.calls if call == "SetIpInterfaceEntry"
+    ]
+    metric_rows = [
+        (r.InterfaceLuid.Value, r.Family, r.Metric) for r in interface_rows if not r.UseAutomaticMetric
+    ]
+    assert sorted(metric_rows) == [(LUID, V4, 0), (LUID, V6, 0)], "the adapter's metric 0 makes them win"
+    assert "fwmark" not in w.pipe.requests[0]
+
+    w.ip.calls.clear()
+    w.manager.down(NAME)
+    restored = [
+        (r.InterfaceLuid.Value, r.Family, r.Metric, r.UseAutomaticMetric)
+        for call, raw in w.ip.calls
+        if call == "SetIpInterfaceEntry"
+        for r in [MIB_IPINTERFACE_ROW.from_buffer_copy(raw)]
+    ]
+    assert sorted(restored) == [(LUID, V4, 25, 1), (LUID, V6, 25, 1)], "automatic metric again"
+    assert [c for c, _ in w.ip.calls].count("DeleteIpForwardEntry2") == 2
+    assert w.timeline[-1] == "engine stopped"

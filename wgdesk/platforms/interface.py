@@ -133,11 +133,11 @@ class KillSwitch:
 
 @dataclass(frozen=True)
 class FullTunnel:
-    """All traffic of ``families`` through ``ifname`` except the engine's own (marked ``fwmark``;
-    its routes are in table ``fwmark``). ``addresses`` are the tunnel's; a family not carried is
-    blocked from leaving elsewhere (no native-IPv6 leak); ``lan`` as in `KillSwitch`. ``endpoints``:
-    the peers' endpoint addresses, for a backend without policy routing (macOS routes each outside
-    the tunnel through the original gateway; Linux does not need them)."""
+    """All traffic of ``families`` (IP versions: 4, 6) through ``ifname`` except the engine's own
+    (marked ``fwmark``; its routes are in table ``fwmark``). ``addresses`` are the tunnel's; a family
+    not carried is blocked from leaving elsewhere (no native-IPv6 leak); ``lan`` as in `KillSwitch`.
+    ``endpoints``: the peers' endpoint addresses, for a backend without policy routing (macOS routes
+    each outside the tunnel through the original gateway; Linux does not need them)."""
 
     ifname: str
     fwmark: int

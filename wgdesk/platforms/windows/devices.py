@@ -16,7 +16,6 @@ routes), the tunnel interface's metric fixed at 0 in each carried family so thos
 from __future__ import annotations
 
 import ctypes
-import socket
 import uuid
 from collections.abc import Sequence
 from typing import Protocol
@@ -64,9 +63,11 @@ def _journalled_by_the_helper(record: UndoRecord) -> None:
     """The helper journals address and route changes itself (`wgdesk.undo` records of its own)."""
 
 
-def win_family(family: int) -> int:
-    """Windows' ``ADDRESS_FAMILY`` for a Python socket family of the running OS."""
-    return AF_INET if family == socket.AF_INET else AF_INET6
+def win_family(version: int) -> int:
+    """Windows' ``ADDRESS_FAMILY`` for an IP version (4 or 6: what `FullTunnel.families` holds)."""
+    if version not in (4, 6):
+        raise ValueError(f"IP version {version}")
+    return AF_INET if version == 4 else AF_INET6
 
 
 class WindowsTunnelDevices(MissingTunnelDevices):
@@ -115,17 +116,21 @@ class WindowsRouting(MissingRouting):
         super().__init__("win32")
         self.source = source
 
-    def _main(self, table: str) -> None:
-        if table != "main":
-            raise Unsupported(f"routing table {table!r}: Windows has one routing table")
+    def _main(self, table: str, destinations: Sequence[Network]) -> None:
+        """Windows has one routing table. The full tunnel's default routes, which the helper plans
+        into the tunnel's own numbered table (Linux's policy routing), go into it: there the tunnel
+        interface's metric 0 (`full_tunnel_on`) makes them win. Any other table is refused."""
+        if table == "main" or (table.isdigit() and all(d.prefixlen == 0 for d in destinations)):
+            return
+        raise Unsupported(f"routing table {table!r}: Windows has one routing table")
 
     def add_routes(self, ifname: str, destinations: Sequence[Network], table: str) -> None:
-        self._main(table)
+        self._main(table, destinations)
         ip = self.source.ip
         ip.add_routes(luid_of(ip, ifname), destinations, _journalled_by_the_helper)
 
     def delete_routes(self, ifname: str, destinations: Sequence[Network], table: str) -> None:
-        self._main(table)
+        self._main(table, destinations)
         ip = self.source.ip
         try:
             luid = luid_of(ip, ifname)
