@@ -15,6 +15,7 @@ before its pipe appears fails the bring-up with its status and last words, and n
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
 import sys
@@ -43,6 +44,7 @@ from wgdesk.platforms.windows.structures import (
     MIB_IPINTERFACE_ROW,
     MIB_UNICASTIPADDRESS_ROW,
 )
+from wgdesk.platforms.windows.wintun import tunnel_guid
 from wgdesk.proto.keys import generate_private_key, public_key, to_base64
 
 NAME = "wgoffice"
@@ -68,6 +70,7 @@ class IpHelper(FakeIpHlpApi):
     def __init__(self, timeline: Timeline) -> None:
         super().__init__()
         self.timeline = timeline
+        self.guids: dict[int, uuid.UUID] = {}
         set_dns = self.SetInterfaceDnsSettings
 
         def dns(guid: Any, settings: Any) -> int:
@@ -79,6 +82,11 @@ class IpHelper(FakeIpHlpApi):
     def _record(self, name: str, row: Any) -> int:
         self.timeline.append(name)
         return super()._record(name, row)
+
+    def ConvertInterfaceLuidToGuid(self, luid: Any, guid: Any) -> int:
+        value = self.guids[luid._obj.Value]
+        ctypes.memmove(ctypes.addressof(guid._obj), value.bytes_le, 16)
+        return 0
 
 
 class Wfp(FakeFwpuclnt):
@@ -123,8 +131,9 @@ class EnginePipe(FakeClient):
 
 
 class EngineProcess:
-    """``wgdesk-engine -f NAME`` as `subprocess.Popen` shows it: it makes its adapter, then its pipe
-    (or, ``fails``, exits with status 1 and a last word first); terminated, it takes both with it."""
+    """``wgdesk-engine -f NAME`` as `subprocess.Popen` shows it: it makes its adapter (Wintun gives it
+    the tunnel's fixed GUID; the alias NAME unless another adapter has it), then its pipe (or,
+    ``fails``, exits with status 1 and a last word first); terminated, it takes both with it."""
 
     def __init__(self, world: World, argv: list[str], fails: bool) -> None:
         self.world = world
@@ -143,7 +152,8 @@ class EngineProcess:
         if fails:
             self._exit(1)
             return
-        self.world.ip.aliases[name] = LUID
+        self.world.ip.guids[LUID] = tunnel_guid(name)
+        self.world.ip.aliases.setdefault(name, LUID)
         self.world.ip.interfaces[(LUID, V4)] = self.world.ip.interfaces[(LUID, V6)] = (
             65535,
             25,
@@ -154,7 +164,8 @@ class EngineProcess:
         self.world.pipe.serving = pipes.uapi_path(name)
 
     def _exit(self, status: int) -> None:
-        self.world.ip.aliases.pop(self.argv[2], None)
+        if self.world.ip.aliases.get(self.argv[2]) == LUID:
+            del self.world.ip.aliases[self.argv[2]]
         self.world.pipe.serving = None
         self.returncode = status
         self._done.set()
@@ -212,6 +223,8 @@ class World:
         self.jobbed: list[Any] = []
         self.launched: list[tuple[list[str], dict[str, Any]]] = []
         self.engines: list[EngineProcess] = []
+        self.squatter: int | None = None
+        """An adapter that takes the tunnel's name as the engine starts."""
         kernel = FakeKernel32()
 
         def load(name: str | Path) -> Any:
@@ -219,6 +232,8 @@ class World:
 
         def popen(argv: list[str], **kwargs: Any) -> EngineProcess:
             self.launched.append((argv, kwargs))
+            if self.squatter is not None:
+                self.ip.aliases[argv[2]] = self.squatter
             self.engines.append(EngineProcess(self, argv, fails))
             return self.engines[-1]
 
@@ -269,7 +284,7 @@ def test_up_starts_the_engine_awaits_its_pipe_then_configures_by_luid_and_down_u
     # every change on the engine's adapter, by its LUID
     assert luids(w.ip.calls, "CreateUnicastIpAddressEntry", MIB_UNICASTIPADDRESS_ROW) == [LUID]
     assert luids(w.ip.calls, "CreateIpForwardEntry2", MIB_IPFORWARD_ROW2) == [LUID]
-    assert [d[0] for d in w.ip.dns] == [uuid.UUID(int=LUID).bytes_le] * len(w.ip.dns)
+    assert [d[0] for d in w.ip.dns] == [tunnel_guid(NAME).bytes_le] * len(w.ip.dns), "the fixed GUID's"
     assert w.ip.dns[0][3] == "10.9.0.1" and w.ip.dns[0][4] == "corp.example"
     tunnel_rules = [f for f in w.fwp.added if ["uint64", LUID] in [c[2:] for c in f["conditions"]]]
     assert tunnel_rules and all(f["action"] == "permit" for f in tunnel_rules)
@@ -346,3 +361,24 @@ def test_a_full_tunnel_routes_everything_by_the_adapters_metric_and_down_restore
     assert sorted(restored) == [(LUID, V4, 25, 1), (LUID, V6, 25, 1)], "automatic metric again"
     assert [c for c, _ in w.ip.calls].count("DeleteIpForwardEntry2") == 2
     assert w.timeline[-1] == "engine stopped"
+
+
+def test_an_adapter_of_that_name_that_is_not_the_tunnels_gets_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    w = World(monkeypatch, tmp_path)
+    other = 0x0035_0000_0300_0000  # another Wintun adapter (another VPN's) with our name
+    w.ip.guids[other] = uuid.uuid4()
+    w.ip.aliases[NAME] = other
+    with pytest.raises(TunnelError, match=f"an interface named {NAME} already exists"):
+        w.manager.up(NAME, CONFIG, full_tunnel=False, kill_switch=True)
+    assert w.timeline == [], "refused before the engine starts"
+
+    del w.ip.aliases[NAME]
+    w.squatter = other  # this time it takes the name while our engine starts
+    with pytest.raises(TunnelError, match=f"the adapter named {NAME} is not this tunnel's"):
+        w.manager.up(NAME, CONFIG, full_tunnel=False, kill_switch=True)
+    assert w.timeline == ["engine started", "adapter created", "pipe awaited", "engine stopped"]
+    assert not w.pipe.requests and not w.fwp.added, "nothing configured, on either adapter"
+    assert w.ip.aliases == {NAME: other}, "the other adapter untouched"
+    assert not list((tmp_path / "state" / "journal").iterdir())

@@ -27,6 +27,7 @@ from wgdesk.platforms.windows import defaultroute
 from wgdesk.platforms.windows.dns import DnsSettings
 from wgdesk.platforms.windows.iphelper import NO_ERROR, IpHelper
 from wgdesk.platforms.windows.structures import AF_INET, AF_INET6, GUID, NET_LUID, wide
+from wgdesk.platforms.windows.wintun import tunnel_guid
 from wgdesk.undo import UndoRecord
 
 
@@ -81,8 +82,15 @@ class WindowsTunnelDevices(MissingTunnelDevices):
 
     def find(self, name: str) -> str:
         """The engine's adapter for tunnel ``name``: its alias is the tunnel's name, and every later
-        call looks its LUID up by that (`FileNotFoundError` until the engine has created it)."""
-        luid_of(self.source.ip, name)
+        call looks its LUID up by that (`FileNotFoundError` until the engine has created it). An
+        adapter of that name without the tunnel's fixed GUID is someone else's (another VPN's, or
+        one renamed by hand): `PlatformError`, so nothing of the tunnel is put on it."""
+        ip = self.source.ip
+        guid = guid_of(ip, luid_of(ip, name))
+        if guid != tunnel_guid(name):
+            raise PlatformError(
+                f"the adapter named {name} is not this tunnel's (GUID {guid}): rename or remove it"
+            )
         return name
 
     def exists(self, name: str) -> bool:
