@@ -9,8 +9,10 @@ engine's Windows path is `test_engine_main.py`): it creates its adapter (its ali
 
 What must hold: the engine is started with nothing handed over, its pipe is awaited before the UAPI
 set, and addresses, routes, the kill switch (WFP) and DNS go to the adapter's LUID afterwards; ``down``
-undoes them in reverse and stops the engine last (the adapter goes with it). An engine that exits
-before its pipe appears fails the bring-up with its status and last words, and nothing stays.
+undoes them in reverse and stops the engine last (the adapter goes with it); a full tunnel's default
+routes and metric on that LUID. An engine that exits before its pipe appears, or on its configuration,
+fails the bring-up with its status and last words, and nothing stays; an adapter with the tunnel's name
+that is not its own gets nothing.
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ from tests.windows.fake_windows import DllShim, FakeClient, FakeFwpuclnt, FakeIp
 from tests.windows.test_defaultroute import TUNNEL, V4, V6, machine
 from wgdesk import platforms
 from wgdesk.helper import engine_process
+from wgdesk.helper.errors import TunnelError
 from wgdesk.helper.events import Events
 from wgdesk.helper.logbook import LogBook
 from wgdesk.helper.settings import Settings
-from wgdesk.helper.tunnels import TunnelError, TunnelManager
+from wgdesk.helper.tunnels import TunnelManager
 from wgdesk.platforms.windows import WindowsPlatform, dlls, pipes
 from wgdesk.platforms.windows.engine_host import WindowsEngineHost
 from wgdesk.platforms.windows.identity import WindowsIdentity
-from wgdesk.platforms.windows.pipe_connection import PipeUapiEndpoints, Win32
+from wgdesk.platforms.windows.pipe_connection import ERROR_BROKEN_PIPE, PipeUapiEndpoints, Win32
 from wgdesk.platforms.windows.structures import (
     MIB_IPFORWARD_ROW2,
     MIB_IPINTERFACE_ROW,
@@ -109,6 +112,8 @@ class EnginePipe(FakeClient):
         self.timeline = timeline
         self.serving: str | None = None
         self.requests: list[str] = []
+        self.dies_on_set: Any = None
+        """An engine that exits on the configuration (instead of answering): its pipe breaks."""
 
     def WaitNamedPipe(self, path: str, milliseconds: int) -> None:
         self.calls.append(("WaitNamedPipe", path, milliseconds))
@@ -126,6 +131,10 @@ class EnginePipe(FakeClient):
         request = data.decode()
         self.requests.append(request)
         self.timeline.append("UAPI " + request.split("=", 1)[0])
+        if self.dies_on_set is not None and request.startswith("set=1"):
+            self.dies_on_set._exit(1)
+            self.incoming.append(ERROR_BROKEN_PIPE)
+            return super().WriteFile(handle, data, overlapped)
         self.incoming.append(b"listen_port=51820\nerrno=0\n\n" if request == "get=1\n\n" else b"errno=0\n\n")
         return super().WriteFile(handle, data, overlapped)
 
@@ -133,15 +142,19 @@ class EnginePipe(FakeClient):
 class EngineProcess:
     """``wgdesk-engine -f NAME`` as `subprocess.Popen` shows it: it makes its adapter (Wintun gives it
     the tunnel's fixed GUID; the alias NAME unless another adapter has it), then its pipe (or,
-    ``fails``, exits with status 1 and a last word first); terminated, it takes both with it."""
+    ``fails``, exits with status 1 and a last word first; ``dies_on_set``: exits on the UAPI set,
+    its last word logged); terminated, it takes both with it."""
 
-    def __init__(self, world: World, argv: list[str], fails: bool) -> None:
+    def __init__(self, world: World, argv: list[str], fails: bool, dies_on_set: bool = False) -> None:
         self.world = world
         self.argv = argv
         self.pid = 4242
         self._handle = "process"
         self.returncode: int | None = None
         last_words = b"ERROR: Wintun: cannot create adapter (Access is denied)\n" if fails else b""
+        if dies_on_set:
+            last_words = b"ERROR: UAPI: listen_port 51820 is in use\n"
+            world.pipe.dies_on_set = self
         self.stdout = io.BytesIO(last_words)  # its output pipe, read to the end once it has exited
         self._done = threading.Event()
         world.timeline.append("engine started")
@@ -212,7 +225,9 @@ class Processes:
 
 
 class World:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fails: bool = False) -> None:
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fails: bool = False, dies_on_set: bool = False
+    ) -> None:
         self.timeline = Timeline()
         self.ip = IpHelper(self.timeline)
         network = machine()  # Ethernet (MTU 1500) and Wi-Fi; no tunnel yet
@@ -234,13 +249,13 @@ class World:
             self.launched.append((argv, kwargs))
             if self.squatter is not None:
                 self.ip.aliases[argv[2]] = self.squatter
-            self.engines.append(EngineProcess(self, argv, fails))
+            self.engines.append(EngineProcess(self, argv, fails, dies_on_set))
             return self.engines[-1]
 
         monkeypatch.setattr(dlls, "load", load)
         monkeypatch.setattr(Win32, "load", classmethod(lambda cls: self.pipe.bundle()))
         backend = WindowsPlatform()
-        backend.engine = WindowsEngineHost(job=lambda: Job(self), popen=popen)  # type: ignore[arg-type]
+        backend.engine = WindowsEngineHost(job=lambda: Job(self), popen=popen)  # type: ignore[arg-type,return-value]
         backend.identity = WindowsIdentity(None, Processes(), Processes())
         backend.uapi = PipeUapiEndpoints()  # the class's own keeps the first test's pywin32
         for module in (platforms, engine_process):  # never into `platforms.backend`'s cache
@@ -381,4 +396,17 @@ def test_an_adapter_of_that_name_that_is_not_the_tunnels_gets_nothing(
     assert w.timeline == ["engine started", "adapter created", "pipe awaited", "engine stopped"]
     assert not w.pipe.requests and not w.fwp.added, "nothing configured, on either adapter"
     assert w.ip.aliases == {NAME: other}, "the other adapter untouched"
+    assert not list((tmp_path / "state" / "journal").iterdir())
+
+
+def test_an_engine_that_exits_on_its_configuration_is_reported_with_its_last_words(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    w = World(monkeypatch, tmp_path, dies_on_set=True)
+    with pytest.raises(TunnelError) as failed:
+        w.manager.up(NAME, CONFIG, full_tunnel=False, kill_switch=True)
+    last_words = "ERROR: UAPI: listen_port 51820 is in use"
+    assert str(failed.value) == f"could not bring {NAME} up: the engine exited with status 1: {last_words}"
+    assert w.timeline == ["engine started", "adapter created", "pipe awaited", "UAPI set"]
+    assert not w.fwp.added and NAME not in w.ip.aliases
     assert not list((tmp_path / "state" / "journal").iterdir())

@@ -193,7 +193,10 @@ def engine_makes_interface(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None
         await_engine(engine, f"its UAPI endpoint {endpoint}", lambda: platform.uapi.ready(plan.name) or None)
         ifname = await_engine(engine, f"its interface {plan.name}", lambda: _found(platform, plan.name))
     except EngineError as e:
-        raise _last_words(m, plan, engine, e) from e
+        exited = _last_words(m, plan, engine)
+        if exited is None:
+            raise
+        raise exited from e
     plan.ifname = tunnel.ifname = ifname
     tunnel.journal.update_header(ifname=ifname)
 
@@ -238,10 +241,10 @@ def _takes_udp_fds(m: TunnelManager) -> bool:
     return m.settings.engine_takes_udp_fds() and not m.platform.tunnels.made_by_engine
 
 
-def _last_words(m: TunnelManager, plan: Plan, engine: EngineProcess, e: EngineError) -> EngineError:
-    """``e``, or — when the engine has exited — its status and last lines of output."""
+def _last_words(m: TunnelManager, plan: Plan, engine: EngineProcess) -> EngineError | None:
+    """When the engine has exited (within a second): its status and last lines of output."""
     if not engine.exited.wait(1.0):
-        return e
+        return None
     tail = [r["message"] for r in m.log.records(plan.name) if r["source"] == "engine"][-3:]
     return EngineError(
         f"the engine exited with status {engine.proc.returncode}" + (": " + " / ".join(tail) if tail else "")
@@ -310,9 +313,10 @@ def configure_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     try:
         uapi_request(plan.ifname, uapi.format_set(change), alive=alive)
     except EngineError as e:
-        if engine is None:
+        exited = None if engine is None else _last_words(m, plan, engine)
+        if exited is None:
             raise
-        raise _last_words(m, plan, engine, e) from e
+        raise exited from e
     device = uapi_get(plan.ifname)
     if not takes_fds:
         tunnel.listen_port = int(device.get("listen_port", 0))
