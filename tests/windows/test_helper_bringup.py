@@ -267,6 +267,13 @@ class World:
         self.manager = TunnelManager(settings, tmp_path / "state", LogBook(), Events())
 
 
+def failed_up(w: World) -> str:
+    """The error of a bring-up that must fail."""
+    with pytest.raises(TunnelError) as failed:
+        w.manager.up(NAME, CONFIG, full_tunnel=False, kill_switch=True)
+    return str(failed.value)
+
+
 def luids(rows: list[tuple[str, bytes]], name: str, kind: Any) -> list[int]:
     return [int(kind.from_buffer_copy(row).InterfaceLuid.Value) for call, row in rows if call == name]
 
@@ -330,9 +337,7 @@ def test_an_engine_that_exits_before_its_pipe_appears_fails_the_bring_up_and_lea
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     w = World(monkeypatch, tmp_path, fails=True)
-    with pytest.raises(TunnelError) as failed:
-        w.manager.up(NAME, CONFIG, full_tunnel=False, kill_switch=True)
-    message = str(failed.value)
+    message = failed_up(w)
     assert "the engine exited with status 1" in message
     assert "cannot create adapter (Access is denied)" in message
     assert w.timeline == ["engine started"], "nothing configured, nothing to undo but the engine"
@@ -403,10 +408,9 @@ def test_an_engine_that_exits_on_its_configuration_is_reported_with_its_last_wor
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     w = World(monkeypatch, tmp_path, dies_on_set=True)
-    with pytest.raises(TunnelError) as failed:
-        w.manager.up(NAME, CONFIG, full_tunnel=False, kill_switch=True)
+    message = failed_up(w)
     last_words = "ERROR: UAPI: listen_port 51820 is in use"
-    assert str(failed.value) == f"could not bring {NAME} up: the engine exited with status 1: {last_words}"
+    assert message == f"could not bring {NAME} up: the engine exited with status 1: {last_words}"
     assert w.timeline == ["engine started", "adapter created", "pipe awaited", "UAPI set"]
     assert not w.fwp.added and NAME not in w.ip.aliases
     assert not list((tmp_path / "state" / "journal").iterdir())
