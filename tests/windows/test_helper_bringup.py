@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.windows.fake_windows import DllShim, FakeClient, FakeFwpuclnt, FakeIpHlpApi, FakeKernel32
+from tests.windows.fake_windows import DllShim, Error, FakeClient, FakeFwpuclnt, FakeIpHlpApi, FakeKernel32
 from tests.windows.test_defaultroute import TUNNEL, V4, V6, machine
 from wgdesk import platforms
 from wgdesk.helper import engine_process
@@ -207,9 +207,15 @@ class Job:
 
 
 class Processes:
-    """pywin32's ``win32api``/``win32process`` for the identity's pid checks."""
+    """pywin32's ``win32api``/``win32process`` for the identity's pid checks: ``dead`` pids cannot be
+    opened (Windows: ``ERROR_INVALID_PARAMETER``)."""
+
+    def __init__(self) -> None:
+        self.dead: set[int] = set()
 
     def OpenProcess(self, access: int, inherit: bool, pid: int) -> str:
+        if pid in self.dead:
+            raise Error(87)
         return "process"
 
     def GetProcessTimes(self, handle: str) -> dict[str, Any]:
@@ -256,15 +262,16 @@ class World:
         monkeypatch.setattr(Win32, "load", classmethod(lambda cls: self.pipe.bundle()))
         backend = WindowsPlatform()
         backend.engine = WindowsEngineHost(job=lambda: Job(self), popen=popen)  # type: ignore[arg-type,return-value]
-        backend.identity = WindowsIdentity(None, Processes(), Processes())
+        self.processes = Processes()
+        backend.identity = WindowsIdentity(None, self.processes, self.processes)
         backend.uapi = PipeUapiEndpoints()  # the class's own keeps the first test's pywin32
         for module in (platforms, engine_process):  # never into `platforms.backend`'s cache
             monkeypatch.setattr(module, "backend", lambda: backend)
         monkeypatch.setattr(platforms, "create", lambda *args, **kwargs: backend)
-        settings = Settings(
+        self.settings = Settings(
             engine_path=sys.executable, lockdown_file=str(tmp_path / "lockdown.json"), allow_scripts=False
         )
-        self.manager = TunnelManager(settings, tmp_path / "state", LogBook(), Events())
+        self.manager = TunnelManager(self.settings, tmp_path / "state", LogBook(), Events())
 
 
 def failed_up(w: World) -> str:
@@ -413,4 +420,33 @@ def test_an_engine_that_exits_on_its_configuration_is_reported_with_its_last_wor
     assert message == f"could not bring {NAME} up: the engine exited with status 1: {last_words}"
     assert w.timeline == ["engine started", "adapter created", "pipe awaited", "UAPI set"]
     assert not w.fwp.added and NAME not in w.ip.aliases
+    assert not list((tmp_path / "state" / "journal").iterdir())
+
+
+def test_a_crashed_helpers_tunnel_keeps_its_kill_switch_and_loses_its_dns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    w = World(monkeypatch, tmp_path)
+    w.manager.up(NAME, CONFIG, full_tunnel=False, kill_switch=True)
+    blocks = {f["key"] for f in w.fwp.added if f["action"] == "block"}
+    through_tunnel = {f["key"] for f in w.fwp.added if ["uint64", LUID] in [c[2:] for c in f["conditions"]]}
+    assert blocks <= w.fwp.present and through_tunnel <= w.fwp.present and blocks and through_tunnel
+    # the helper dies: its job ends the engine, and with it the adapter and the pipe
+    [engine] = w.engines
+    engine._exit(1)
+    w.processes.dead.add(engine.pid)
+    w.ip.dns.clear()
+    del w.timeline[:]
+
+    again = TunnelManager(w.settings, tmp_path / "state", LogBook(), Events())
+    again.recover()
+    # DNS settings belong to the adapter's fixed GUID and would outlive it: cleared
+    assert w.ip.dns and all(d[0] == tunnel_guid(NAME).bytes_le and d[3] in ("", "<null>") for d in w.ip.dns)
+    # nothing else to undo on a gone adapter; the persistent kill switch keeps blocking, and lets
+    # nothing out through the gone adapter (a found LUID could be reused by the next adapter)
+    assert "DeleteUnicastIpAddressEntry" not in w.timeline and "DeleteIpForwardEntry2" not in w.timeline
+    assert again.tunnels[NAME].state.value == "blocked"
+    assert blocks <= w.fwp.present and not through_tunnel & w.fwp.present
+    again.down(NAME)
+    assert not w.fwp.present, "down of the blocked tunnel lifts the kill switch"
     assert not list((tmp_path / "state" / "journal").iterdir())

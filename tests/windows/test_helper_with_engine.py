@@ -292,7 +292,8 @@ def test_up_and_down_with_the_real_engine_over_its_pipe(
     jobbed: list[Any] = []
     job = type("Job", (), {"add": lambda self, handle: jobbed.append(handle)})
     backend.engine = WindowsEngineHost(job=job, popen=popen)
-    backend.identity = WindowsIdentity(None, Processes(), Processes())
+    processes = Processes()
+    backend.identity = WindowsIdentity(None, processes, processes)
     backend.uapi = PipeUapiEndpoints()
     for module in (platforms, engine_process):
         monkeypatch.setattr(module, "backend", lambda: backend)
