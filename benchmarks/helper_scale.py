@@ -70,7 +70,10 @@ def plan_seconds(text: str, rounds: int) -> list[tuple[float, float]]:
         for _ in range(rounds):
             t0, c0 = time.perf_counter(), time.process_time()
             if new_style:
-                cfg = manager._parse("big", text)
+                parse = getattr(manager, "_parse", None)
+                if parse is None:  # since the helper's split by concept (issue 14)
+                    from wgdesk.helper.validation import parse
+                cfg = parse("big", text)
                 manager._plan("big", cfg, manager._resolve_all(cfg), None, False, 1000)
             else:
                 manager._plan("big", text, None, False)

@@ -238,8 +238,11 @@ class HelperProcess:
         state_dir: Path | None = None,
         resolv_conf: Path | None = None,
         nft: Path | None = None,
+        program: tuple[str, ...] = (HELPER,),
     ) -> None:
         self.lab = lab
+        self.program = program
+        """What runs as the helper (the installed console script; a test may wrap it)."""
         self.dir = lab.workdir
         self.socket = self.dir / "run" / "helper.sock"
         self.state_dir = state_dir or self.dir / "state"
@@ -281,7 +284,7 @@ class HelperProcess:
             str(hosts),
             str(self.nft) if self.nft else "-",
             NFT,
-            HELPER,
+            *self.program,
             "--socket",
             str(self.socket),
             "--state-dir",

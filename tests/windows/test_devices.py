@@ -3,7 +3,6 @@ what Windows has no meaning for is refused or answered honestly, the full tunnel
 
 from __future__ import annotations
 
-import socket
 import struct
 import uuid
 from ipaddress import ip_network
@@ -52,12 +51,17 @@ def test_devices_by_name() -> None:
         devices.create("wg-office", packet_info=False, offload=False, record=lambda r: None)
 
 
-def test_routes_only_in_the_main_table_and_gone_adapters_are_fine() -> None:
+def test_routes_only_in_the_main_table_but_a_full_tunnels_and_gone_adapters_are_fine() -> None:
     p, fake = platform()
     p.routing.add_routes("wg-office", [ip_network("10.7.0.0/24")], "main")
     assert [n for n, _ in fake.calls][-1] == "CreateIpForwardEntry2"
     with pytest.raises(Unsupported, match="one routing table"):
         p.routing.add_routes("wg-office", [ip_network("10.7.0.0/24")], "51820")
+    with pytest.raises(Unsupported, match="one routing table"):
+        p.routing.add_routes("wg-office", [ip_network("0.0.0.0/0")], "vpn")
+    # the full tunnel's default routes, planned into its own table, go into the one table
+    p.routing.add_routes("wg-office", [ip_network("0.0.0.0/0"), ip_network("::/0")], "51820")
+    assert [n for n, _ in fake.calls][-2:] == ["CreateIpForwardEntry2"] * 2
     p.routing.delete_routes("wg-gone", [ip_network("10.7.0.0/24")], "main")
     assert not p.routing.table_in_use(51820) and not p.routing.mark_in_use(51820)
 
@@ -65,7 +69,7 @@ def test_routes_only_in_the_main_table_and_gone_adapters_are_fine() -> None:
 def test_full_tunnel_fixes_the_metric_of_each_carried_family_journalled() -> None:
     p, fake = platform()
     journal: list[UndoRecord] = []
-    tunnel = FullTunnel("wg-office", 0, ("10.7.0.2/32",), frozenset({socket.AF_INET, socket.AF_INET6}))
+    tunnel = FullTunnel("wg-office", 0, ("10.7.0.2/32",), frozenset({4, 6}))  # IP versions, as planned
     p.routing.full_tunnel_on(tunnel, journal.append)
     assert sorted(journal, key=lambda r: r.fields()["family"]) == [
         InterfaceSet(LUID, 2, 1420, 25, True),

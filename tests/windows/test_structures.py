@@ -1,9 +1,9 @@
 """The ctypes structures of `wgdesk.platforms.windows.structures` (and the constants of the
-``HEADER_CONSTANTS`` of `wfp`, `pipes`, `service`, `service_host`, `service_stop`, `defaultroute`)
-held against the Windows SDK headers of Debian's mingw-w64: a C file of ``_Static_assert`` lines
-generated from the Python definitions (size and every field's offset) must compile for
-``x86_64-w64-mingw32``. The numbers come from the compiler reading the headers, not from anyone's
-memory; the Python-side sizes below only make a change visible in review."""
+``HEADER_CONSTANTS`` of `wfp`, `pipes`, `service`, `service_host`, `service_stop`, `defaultroute`,
+`pipe_connection`) held against the Windows SDK headers of Debian's mingw-w64: a C file of
+``_Static_assert`` lines generated from the Python definitions (size and every field's offset) must
+compile for ``x86_64-w64-mingw32``. The numbers come from the compiler reading the headers, not from
+anyone's memory; the Python-side sizes below only make a change visible in review."""
 
 from __future__ import annotations
 
@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from wgdesk.platforms.windows import defaultroute, pipes, service, service_host, service_stop, structures, wfp
+from wgdesk.platforms.windows import (
+    defaultroute,
+    pipe_connection,
+    pipes,
+    service,
+    service_host,
+    service_stop,
+    structures,
+    wfp,
+)
 from wgdesk.platforms.windows.structures import LAYOUTS
 
 COMPILER = "x86_64-w64-mingw32-gcc"
@@ -66,6 +75,7 @@ def static_asserts(overrides: dict[str, int] | None = None) -> str:
         **service_host.HEADER_CONSTANTS,
         **service_stop.HEADER_CONSTANTS,
         **defaultroute.HEADER_CONSTANTS,
+        **pipe_connection.HEADER_CONSTANTS,
     }.items():
         lines.append(f'_Static_assert((unsigned long long)({expression}) == {value}ULL, "{expression}");')
     return "\n".join(lines) + "\n"

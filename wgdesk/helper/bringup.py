@@ -21,7 +21,20 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from typing import TYPE_CHECKING, Protocol
 
-from wgdesk.helper.engine_process import EngineError, kill_recorded, start_engine, uapi_listener, uapi_path
+from wgdesk import uapi
+from wgdesk.helper import mark_settings
+from wgdesk.helper.engine_process import (
+    EngineError,
+    EngineProcess,
+    await_engine,
+    kill_recorded,
+    start_engine,
+    uapi_get,
+    uapi_listener,
+    uapi_path,
+    uapi_request,
+)
+from wgdesk.helper.planning import by_table
 from wgdesk.helper.records import (
     AddressAdded,
     BypassOn,
@@ -36,43 +49,35 @@ from wgdesk.helper.records import (
     UapiSocket,
 )
 from wgdesk.helper.state import TunnelState
-from wgdesk.platforms.interface import KillSwitchMember
+from wgdesk.platforms.interface import FullTunnel, KillSwitchMember
+from wgdesk.proto.changes import DeviceChange, PeerChange
 from wgdesk.undo import Registry
 
 if TYPE_CHECKING:
-    from wgdesk.helper.engine_process import EngineProcess
-    from wgdesk.helper.journal import Entry, Journal
-    from wgdesk.helper.lockdown import Lockdown
+    from wgdesk.helper.journal import Entry
+    from wgdesk.helper.lockdown import LockdownController
     from wgdesk.helper.logbook import LogBook
     from wgdesk.helper.planning import Plan, Route
     from wgdesk.helper.settings import Settings
+    from wgdesk.helper.split_tunnel import SplitTunnels
     from wgdesk.helper.state import Tunnel
-    from wgdesk.platforms.interface import Platform
-    from wgdesk.undo import UndoRecord
+    from wgdesk.platforms.interface import Platform, Routing
 
 
 class TunnelManager(Protocol):
     """What the steps and the undo of the helper's records use of `wgdesk.helper.tunnels.TunnelManager`
-    (a Protocol, so that this module does not import the manager that imports it)."""
+    (a Protocol, so that this module does not import the manager that imports it): its public parts
+    only — the controllers it delegates to, never its internals."""
 
     settings: Settings
     platform: Platform
     log: LogBook
-    kill_switch: dict[str, KillSwitchMember]
-    lockdown: Lockdown
+    tunnels: dict[str, Tunnel]
+    lockdown: LockdownController
+    split_tunnel: SplitTunnels
 
-    def _hooks(self, name: str, ifname: str, commands: Sequence[str], when: str) -> None: ...
-    def _recorder(self, journal: Journal) -> Callable[[UndoRecord], None]: ...
-    def _engine_exited(self, engine: EngineProcess) -> None: ...
-    def _apply_kill_switch(self) -> None: ...
-    def _configure_engine(self, plan: Plan, tunnel: Tunnel, takes_fds: bool) -> None: ...
-    def _add_routes(self, tunnel: Tunnel, routes: Sequence[Route]) -> list[Entry]: ...
-    def _full_tunnel(self, plan: Plan, j: Journal) -> None: ...
-    def _full_tunnel_firewall(self, plan: Plan, j: Journal) -> None: ...
-    def _bypass(self, plan: Plan, tunnel: Tunnel) -> None: ...
-    def _include(self, plan: Plan, tunnel: Tunnel) -> None: ...
-    def _set_dns(self, plan: Plan, tunnel: Tunnel) -> None: ...
-    def _restore_sysctl(self, tunnel: Tunnel | None, e: SettingChanged) -> None: ...
+    def run_hooks(self, name: str, ifname: str, commands: Sequence[str], when: str) -> None: ...
+    def engine_exited(self, engine: EngineProcess) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,14 +110,14 @@ def pre_up(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     then run PreUp."""
     if plan.hooks.get("PostDown"):
         tunnel.journal.add(Hook("PostDown", tuple(plan.hooks["PostDown"])))
-    m._hooks(plan.name, plan.ifname, plan.hooks.get("PreUp", ()), "PreUp")
+    m.run_hooks(plan.name, plan.ifname, plan.hooks.get("PreUp", ()), "PreUp")
 
 
 def post_up(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     """Journal PreDown (``down`` runs it before undoing), then run PostUp."""
     if plan.hooks.get("PreDown"):
         tunnel.journal.add(Hook("PreDown", tuple(plan.hooks["PreDown"])))
-    m._hooks(plan.name, plan.ifname, plan.hooks.get("PostUp", ()), "PostUp")
+    m.run_hooks(plan.name, plan.ifname, plan.hooks.get("PostUp", ()), "PostUp")
 
 
 @UNDO.undoes(Hook)
@@ -120,21 +125,41 @@ def _post_down(r: Hook, u: Undoing) -> None:
     """PostDown runs on a real ``down`` only (not on a rollback or a recovery)."""
     tunnel = u.tunnel
     if r.when == "PostDown" and tunnel is not None and tunnel.state == TunnelState.STOPPING:
-        u.manager._hooks(tunnel.name, tunnel.ifname, r.commands, "PostDown")
+        u.manager.run_hooks(tunnel.name, tunnel.ifname, r.commands, "PostDown")
 
 
 # --- interface and engine ----------------------------------------------------------------------
 
 
 def interface_and_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
+    """The tunnel device and its engine, made by whoever the platform lets make the device: the
+    helper, which hands it to the engine (Linux, macOS), or the engine itself (Windows:
+    `wgdesk.platforms.interface.TunnelDevices.made_by_engine`). Either way the name the kernel gives
+    the device becomes ``plan.ifname`` and ``tunnel.ifname``, which every later step uses for what it
+    changes in the kernel; the tunnel's name stays its identity: journal, log, status, events,
+    kill-switch member."""
+    if m.platform.tunnels.made_by_engine:
+        engine_makes_interface(m, plan, tunnel)
+    else:
+        helper_makes_interface(m, plan, tunnel)
+
+
+def helper_makes_interface(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     """Create the TUN device (the backend journals it), the UAPI socket and (for wgdesk-engine) the
-    UDP sockets, and start the engine unprivileged with them; our copies are closed either way."""
+    UDP sockets, and start the engine unprivileged with them; our copies are closed either way.
+
+    The device is asked for by the tunnel's name; the kernel's name for it is ``utunN`` on macOS,
+    the same on Linux. The UAPI socket is named after the device too: an engine handed the device
+    names its socket after it (wireguard-go watches ``/var/run/wireguard/IFNAME.sock`` and exits when
+    that is not its socket), and ``wg show NAME`` on macOS finds ``utunN.sock`` through the backend's
+    ``NAME.name`` record, as with wg-quick."""
     j = tunnel.journal
-    ifname = plan.ifname
-    takes_fds = m.settings.engine_takes_udp_fds()
+    takes_fds = _takes_udp_fds(m)
     device = m.platform.tunnels.create(
-        ifname, packet_info=not takes_fds, offload=takes_fds, record=m._recorder(j)
+        plan.name, packet_info=not takes_fds, offload=takes_fds, record=j.recorder()
     )
+    plan.ifname = tunnel.ifname = ifname = device.name
+    j.update_header(ifname=ifname)
     tun_fd = device.handle
     sockets: list[socket.socket] = []
     try:
@@ -147,23 +172,83 @@ def interface_and_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
             udp_fds = [None if s is None else s.fileno() for s in (s4, s6)]
             sockets += [s for s in (s4, s6) if s is not None]
             tunnel.listen_port = port
-        engine = start_engine(
-            m.settings.engine_executable(),
-            ifname,
-            m.settings.engine_account(),
-            tun_fd,
-            listener.fileno(),
-            udp_fds,
-            m.log,
-            plan.name,
-            m._engine_exited,
-        )
-        j.add(EngineStarted(engine.pid, engine.start_time))
-        tunnel.engine = engine
+        account = m.settings.engine_account()
+        _start(m, plan, tunnel, ifname, account, tun_fd, listener.fileno(), udp_fds)
     finally:
         os.close(tun_fd)
         for s in sockets:
             s.close()
+
+
+def engine_makes_interface(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
+    """Start the engine with nothing (``-f NAME``: it creates the device, its UAPI endpoint and its
+    UDP sockets, all named after the tunnel), then wait — bounded, an exit noticed — for the UAPI
+    endpoint (`UapiEndpoints.ready`; the engine makes its device before it) and for the device
+    (`TunnelDevices.find`, which gives its kernel name). Only `EngineStarted` is journalled: the
+    device and the endpoint go with the engine (Windows: Wintun removes the adapter, the pipe closes)."""
+    platform = m.platform
+    engine = _start(m, plan, tunnel, plan.name, "", None, None, None)  # as the service's own account
+    endpoint = platform.uapi.path(plan.name)
+    try:
+        await_engine(engine, f"its UAPI endpoint {endpoint}", lambda: platform.uapi.ready(plan.name) or None)
+        ifname = await_engine(engine, f"its interface {plan.name}", lambda: _found(platform, plan.name))
+    except EngineError as e:
+        exited = _last_words(m, plan, engine)
+        if exited is None:
+            raise
+        raise exited from e
+    plan.ifname = tunnel.ifname = ifname
+    tunnel.journal.update_header(ifname=ifname)
+
+
+def _found(platform: Platform, name: str) -> str | None:
+    try:
+        return platform.tunnels.find(name)
+    except FileNotFoundError:
+        return None
+
+
+def _start(
+    m: TunnelManager,
+    plan: Plan,
+    tunnel: Tunnel,
+    ifname: str,
+    account: str,
+    tun_fd: int | None,
+    uapi_fd: int | None,
+    udp_fds: list[int | None] | None,
+) -> EngineProcess:
+    """Start the engine and journal it (`EngineStarted`: its undo stops it)."""
+    engine = start_engine(
+        m.settings.engine_executable(),
+        ifname,
+        account,
+        tun_fd,
+        uapi_fd,
+        udp_fds,
+        m.log,
+        plan.name,
+        m.engine_exited,
+    )
+    tunnel.journal.add(EngineStarted(engine.pid, engine.start_time))
+    tunnel.engine = engine
+    return engine
+
+
+def _takes_udp_fds(m: TunnelManager) -> bool:
+    """Whether the helper binds the engine's UDP sockets (wgdesk-engine on a platform where the helper
+    makes the device); otherwise the engine binds them, by UAPI ``listen_port`` and ``fwmark``."""
+    return m.settings.engine_takes_udp_fds() and not m.platform.tunnels.made_by_engine
+
+
+def _last_words(m: TunnelManager, plan: Plan, engine: EngineProcess) -> EngineError | None:
+    """When the engine has exited (within a second): its status and last lines of output."""
+    if not engine.exited.wait(1.0):
+        return None
+    tail = [r["message"] for r in m.log.records(plan.name) if r["source"] == "engine"][-3:]
+    return EngineError(
+        f"the engine exited with status {engine.proc.returncode}" + (": " + " / ".join(tail) if tail else "")
+    )
 
 
 @UNDO.undoes(UapiSocket)
@@ -184,11 +269,57 @@ def full_tunnel_firewall(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     """Before the engine has peers: the first initiation may leave as soon as the link is up (the
     kernel's own IPv6 packets on a new link trigger it), and its connection must already carry the
     conntrack mark, or strict rp_filter drops the response (5 s until the retry)."""
-    m._full_tunnel_firewall(plan, tunnel.journal)
+    mark_settings.set_for(m.platform.routing, plan.default_families, tunnel.journal)
+    m.platform.firewall.full_tunnel_on(_full(m, plan), tunnel.journal.recorder())
+
+
+def _full(m: TunnelManager, plan: Plan) -> FullTunnel:
+    return FullTunnel(
+        plan.ifname,
+        plan.fwmark,
+        tuple(plan.addresses),
+        frozenset(plan.default_families),
+        m.lockdown.lan,
+        tuple(plan.endpoint_ips),  # macOS routes each outside the tunnel (no policy routing)
+    )
 
 
 def configure_engine(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
-    m._configure_engine(plan, tunnel, m.settings.engine_takes_udp_fds())
+    """The private key, listening port and mark (unless the engine was given its sockets) and every
+    peer, in one UAPI set; an engine that exits on it is reported with its last words."""
+    from wgdesk.config import key_bytes
+
+    takes_fds = _takes_udp_fds(m)
+    peers = tuple(
+        PeerChange(
+            public_key=key_bytes(p["public_key"]),
+            preshared_key=key_bytes(p["preshared_key"]) if p["preshared_key"] else None,
+            endpoint=p["endpoint"],
+            persistent_keepalive=p["keepalive"],
+            replace_allowed_ips=True,
+            allowed_ips=tuple(p["allowed_ips"]),
+        )
+        for p in plan.peers
+    )
+    change = DeviceChange(
+        private_key=plan.private_key,
+        listen_port=None if takes_fds else plan.listen_port,
+        fwmark=None if takes_fds or m.platform.tunnels.made_by_engine else plan.fwmark,  # pinned, not marked
+        replace_peers=True,
+        peers=peers,
+    )
+    engine = tunnel.engine
+    alive = engine.alive if engine is not None else None
+    try:
+        uapi_request(plan.ifname, uapi.format_set(change), alive=alive)
+    except EngineError as e:
+        exited = None if engine is None else _last_words(m, plan, engine)
+        if exited is None:
+            raise
+        raise exited from e
+    device = uapi_get(plan.ifname)
+    if not takes_fds:
+        tunnel.listen_port = int(device.get("listen_port", 0))
 
 
 # --- kill switch -------------------------------------------------------------------------------
@@ -202,20 +333,20 @@ def kill_switch(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     if plan.kill_switch:
         member = KillSwitchMember(plan.name, plan.ifname, plan.fwmark, tunnel.listen_port)
         tunnel.journal.add(KillSwitchOn(plan.ifname, plan.fwmark, tunnel.listen_port))
-        m.kill_switch[plan.name] = member
-        m._apply_kill_switch()
-    elif plan.name in m.kill_switch:
-        m.kill_switch.pop(plan.name)
-        m._apply_kill_switch()
+        m.lockdown.members[plan.name] = member
+        m.lockdown.apply()
+    elif plan.name in m.lockdown.members:
+        m.lockdown.members.pop(plan.name)
+        m.lockdown.apply()
     elif m.lockdown.enabled:
-        m._apply_kill_switch()
+        m.lockdown.apply()
 
 
 @UNDO.undoes(KillSwitchOn)
 def _leave_kill_switch(r: KillSwitchOn, u: Undoing) -> None:
     if u.tunnel is not None:
-        u.manager.kill_switch.pop(u.tunnel.name, None)
-    u.manager._apply_kill_switch()
+        u.manager.lockdown.members.pop(u.tunnel.name, None)
+    u.manager.lockdown.apply()
 
 
 # --- addresses, MTU, routes --------------------------------------------------------------------
@@ -244,8 +375,20 @@ def _restore_mtu(r: MtuLowered, u: Undoing) -> None:
 
 
 def routes(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
-    """One batch per table (`TunnelManager._add_routes`; a live update adds and removes the same way)."""
-    m._add_routes(tunnel, plan.routes)
+    """One batch per table (`add_routes`; a live update adds and removes the same way)."""
+    add_routes(m.platform.routing, tunnel, plan.routes)
+
+
+def add_routes(routing: Routing, tunnel: Tunnel, routes: Sequence[Route]) -> list[Entry]:
+    """Journal and add ``routes`` through the tunnel, one netlink batch per table; returns the
+    journal entries (each recorded before its routes go in)."""
+    entries = []
+    for table_name, dsts in by_table(routes).items():
+        entries.append(
+            tunnel.journal.add(RoutesAdded(tunnel.ifname, table_name, tuple(str(d) for d in dsts)))
+        )
+        routing.add_routes(tunnel.ifname, dsts, table_name)
+    return entries
 
 
 @UNDO.undoes(RoutesAdded)
@@ -265,18 +408,18 @@ def _delete_route(r: RouteAdded, u: Undoing) -> None:
 
 def full_tunnel(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     """The policy routing that sends everything else through the tunnel (the backend journals it)."""
-    m._full_tunnel(plan, tunnel.journal)
+    m.platform.routing.full_tunnel_on(_full(m, plan), tunnel.journal.recorder())
 
 
 @UNDO.undoes(SettingChanged)
 def _restore_setting(r: SettingChanged, u: Undoing) -> None:
-    """A machine setting the full tunnel or the include mark needed (`_mark_settings`)."""
-    u.manager._restore_sysctl(u.tunnel, r)
+    """A machine setting the full tunnel or the include mark needed (`mark_settings`)."""
+    mark_settings.restore(u.manager.platform.routing, list(u.manager.tunnels.values()), u.tunnel, r)
 
 
 def bypass(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     """Excluded apps around this full tunnel (when allowed and possible; records `BypassOn`)."""
-    m._bypass(plan, tunnel)
+    m.split_tunnel.bypass(plan, tunnel)
 
 
 @UNDO.undoes(BypassOn)
@@ -288,7 +431,7 @@ def _bypass_off(r: BypassOn, u: Undoing) -> None:
 
 def include(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     """Included apps only through this tunnel (records `IncludeOn`)."""
-    m._include(plan, tunnel)
+    m.split_tunnel.include(plan, tunnel)
 
 
 @UNDO.undoes(IncludeOn)
@@ -300,8 +443,7 @@ def _include_off(r: IncludeOn, u: Undoing) -> None:
 
 def _refilter(m: TunnelManager) -> None:
     """The kill switch lets split-tunnelled apps out by this tunnel's rules: apply it without them."""
-    if m.kill_switch or m.lockdown.enabled:
-        m._apply_kill_switch()
+    m.lockdown.refilter()
 
 
 # --- DNS, the end ------------------------------------------------------------------------------
@@ -309,7 +451,9 @@ def _refilter(m: TunnelManager) -> None:
 
 def dns(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:
     """The config's DNS servers and search domains (the backend journals how to revert them)."""
-    m._set_dns(plan, tunnel)
+    dns = m.platform.dns
+    tunnel.dns_file = dns.exclusive
+    dns.set(plan.ifname, plan.dns_servers, plan.dns_search, tunnel.journal.recorder())
 
 
 def engine_alive(m: TunnelManager, plan: Plan, tunnel: Tunnel) -> None:

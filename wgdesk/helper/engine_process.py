@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from wgdesk import uapi
 from wgdesk.helper.logbook import LogBook
@@ -36,6 +36,7 @@ from wgdesk.proto.changes import ConfigurationError
 UAPI_TIMEOUT = 10.0
 MAX_UAPI_REPLY = 16 << 20
 """Largest UAPI reply read (a `get` of the largest config the protocol accepts is about 2 MiB)."""
+T = TypeVar("T")
 MAX_LINE = 4096
 """Longest line of engine output read at once; the log keeps its first 2000 characters."""
 
@@ -160,14 +161,15 @@ def start_engine(
     executable: str,
     ifname: str,
     account: str,
-    tun_fd: int,
-    uapi_fd: int,
+    tun_fd: int | None,
+    uapi_fd: int | None,
     udp_fds: Sequence[int | None] | None,
     logbook: LogBook,
     tunnel: str,
     on_exit: Callable[[EngineProcess], None],
 ) -> EngineProcess:
-    """Start ``executable -f IFNAME`` with the fds; returns once the process exists."""
+    """Start ``executable -f IFNAME`` with the fds (none: it makes its own device and UAPI
+    endpoint, `TunnelDevices.made_by_engine`); returns once the process exists."""
     if not os.path.isabs(executable) or not os.path.exists(executable):
         raise EngineError(f"engine {executable} does not exist (set engine_path in helper.toml)")
     if not os.access(executable, os.R_OK | os.X_OK):
@@ -205,6 +207,32 @@ def start_engine(
     engine.reader = threading.Thread(target=pump, name=f"engine-{ifname}", daemon=True)
     engine.reader.start()
     return engine
+
+
+ENGINE_READY_TIMEOUT = 20.0
+"""How long an engine that makes its own device and UAPI endpoint gets to make them."""
+
+
+def await_engine(
+    engine: EngineProcess,
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float = ENGINE_READY_TIMEOUT,
+    poll: float = 0.05,
+) -> T:
+    """Poll ``probe`` until it returns something; `EngineError` when the engine exits first (its
+    status) or ``what`` is not there within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if not engine.alive():
+            status = engine.proc.returncode
+            raise EngineError(f"the engine exited with status {status} before {what} appeared")
+        if time.monotonic() > deadline:
+            raise EngineError(f"{what} did not appear within {timeout:.0f} s")
+        time.sleep(poll)
 
 
 def bounded_lines(stream: Any, limit: int = MAX_LINE) -> Iterator[str]:

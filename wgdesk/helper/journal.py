@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,14 @@ class Journal:
     def add(self, record: UndoRecord) -> Entry:
         """Durably append a typed undo record (`record` of its kind and fields)."""
         return self.record(record.kind, **record.fields())
+
+    def recorder(self) -> Callable[[UndoRecord], None]:
+        """What an OS backend journals its own changes through (`wgdesk.platforms.interface.Recorder`)."""
+
+        def record(entry: UndoRecord) -> None:
+            self.add(entry)
+
+        return record
 
     def update_header(self, **fields: Any) -> None:
         self.header.update(fields)

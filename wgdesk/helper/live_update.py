@@ -8,11 +8,15 @@ through UAPI, their routes diffed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import base64
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from wgdesk.helper.planning import Network
+from wgdesk.helper.resolver import EndpointName, is_name
+from wgdesk.proto.changes import NO_KEY, Endpoint, PeerChange
 
 if TYPE_CHECKING:
     from wgdesk.config import Config, Peer
@@ -98,3 +102,85 @@ def restart_keys(old: Config, new: Config) -> list[str]:
     if defaults_old != defaults_new and (b.table or "auto").lower() == "auto":
         keys.append("AllowedIPs")
     return keys
+
+
+@dataclass
+class PeerChanges:
+    """What a live update does to the engine's peers: the UAPI changes in order, and what it reports."""
+
+    changes: list[PeerChange] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    """Public keys (base64) of new peers."""
+    removed: list[str] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)
+    """``{"public_key", "fields"}`` of each changed peer."""
+    resolved: dict[bytes, str] = field(default_factory=dict)
+    """The address each changed endpoint name resolved to, by public key."""
+
+
+def peer_changes(
+    old: dict[bytes, PeerState], new: dict[bytes, PeerState], resolve: Callable[[tuple[str, int]], str]
+) -> PeerChanges:
+    """The UAPI changes from peers ``old`` to ``new``; ``resolve`` gives the address of a changed
+    endpoint. A peer whose endpoint goes is removed and added again (UAPI cannot unset one)."""
+    out = PeerChanges()
+    for key in old:
+        if key not in new:
+            out.changes.append(PeerChange(public_key=key, remove=True))
+            out.removed.append(base64.b64encode(key).decode())
+    for key, p in new.items():
+        endpoint: Endpoint | None = None
+        fields = peer_diff(old[key], p) if key in old else list(PEER_FIELDS)
+        if not fields:
+            continue
+        if "Endpoint" in fields and p.endpoint is not None:
+            endpoint = (resolve(p.endpoint), p.endpoint[1])
+            out.resolved[key] = endpoint[0]
+        if key not in old or (p.endpoint is None and old[key].endpoint is not None):
+            # new, or its endpoint removed (UAPI cannot unset one): (re)create the peer
+            if key in old:
+                out.changes.append(PeerChange(public_key=key, remove=True))
+            out.changes.append(
+                PeerChange(
+                    public_key=key,
+                    preshared_key=p.preshared_key,
+                    endpoint=endpoint,
+                    persistent_keepalive=p.keepalive,
+                    replace_allowed_ips=True,
+                    allowed_ips=p.allowed_order,
+                )
+            )
+        else:
+            out.changes.append(
+                PeerChange(
+                    public_key=key,
+                    preshared_key=(p.preshared_key or NO_KEY) if "PresharedKey" in fields else None,
+                    endpoint=endpoint,
+                    persistent_keepalive=p.keepalive if "PersistentKeepalive" in fields else None,
+                    replace_allowed_ips="AllowedIPs" in fields,
+                    allowed_ips=p.allowed_order if "AllowedIPs" in fields else (),
+                )
+            )
+        b64 = base64.b64encode(key).decode()
+        if key in old:
+            out.changed.append({"public_key": b64, "fields": fields})
+        else:
+            out.added.append(b64)
+    return out
+
+
+def updated_names(
+    names: dict[bytes, EndpointName], peers: dict[bytes, PeerState], resolved: dict[bytes, str]
+) -> dict[bytes, EndpointName]:
+    """The endpoint names after a live update: unchanged ones keep their state, changed ones
+    start from the resolution the update just made, IP endpoints and removed peers drop out."""
+    out: dict[bytes, EndpointName] = {}
+    for key, p in peers.items():
+        if p.endpoint is None or not is_name(p.endpoint[0]):
+            continue
+        host, port = p.endpoint
+        if key in resolved:
+            out[key] = EndpointName(host, port, resolved[key], time.time(), time.monotonic())
+        elif key in names and (names[key].host, names[key].port) == (host, port):
+            out[key] = names[key]
+    return out

@@ -14,6 +14,11 @@ lifts lockdown's block for at most ``lockdown_pause_max`` seconds. It lives in m
 that restarts or crashes during a pause comes back blocking. It pauses lockdown, never a tunnel's
 own kill switch. The deadline is kept on the monotonic clock (a changed wall clock does not stretch
 it); ``paused_until`` reports it as Unix time.
+
+`LockdownController` puts that state into the firewall: it owns the kill-switch table (the tunnels
+with a kill switch of their own, plus every tunnel of this helper while lockdown blocks), its
+failsafe when nft fails, and the pause timer. It works under its own lock, never the tunnel
+manager's, so a lockdown change or the end of a pause never waits for a bring-up that holds that one.
 """
 
 from __future__ import annotations
@@ -22,11 +27,19 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from wgdesk.helper.errors import TunnelError
 from wgdesk.helper.logbook import LogBook
 from wgdesk.platforms.files import NOFOLLOW, write_durably
+from wgdesk.platforms.interface import KillSwitch, KillSwitchMember
+
+if TYPE_CHECKING:
+    from wgdesk.helper.events import Events
+    from wgdesk.helper.state import Tunnel
+    from wgdesk.platforms.interface import Firewall
 
 DEFAULT_FILE = "/var/lib/wgdesk/lockdown.json"
 POLICIES = ("user", "always", "never")
@@ -179,3 +192,266 @@ class Lockdown:
     def _write(self, enabled: bool) -> None:
         """Replace the file atomically (temporary file, fsync, rename, fsync of the directory)."""
         write_durably(self.path, (json.dumps({"enabled": enabled}) + "\n").encode(), FILE_MODE)
+
+
+class LockdownController:
+    """The kill-switch table and lockdown (its pause included), kept in line with the tunnels.
+
+    ``members`` are the tunnels with a kill switch of their own; the tunnel manager and the bring-up
+    steps change it (under the manager's lock) and then call `apply`. Everything here runs under the
+    firewall lock only: `apply` copies the state it reads, and whoever changes it applies again."""
+
+    def __init__(
+        self,
+        state: Lockdown,
+        firewall: Firewall,
+        tunnels: Callable[[], list[Tunnel]],
+        lan: tuple[str, ...],
+        log: LogBook,
+        events: Events,
+    ) -> None:
+        self.state = state
+        """The policy, the stored choice and the pause (`Lockdown`)."""
+        self.firewall = firewall
+        self.tunnels = tunnels
+        """The tunnels now, read without the manager's lock (`TunnelManager.snapshot`)."""
+        self.lan = lan
+        """Local networks the kill switch lets through (setting ``allow_lan``)."""
+        self.log = log
+        self.events = events
+        self.members: dict[str, KillSwitchMember] = {}
+        """Tunnels with a kill switch of their own (the table lets them out and blocks the rest)."""
+        self._lock = threading.RLock()
+        """Serialises the kill-switch table and lockdown (its pause included) on their own, so they
+        never wait for the manager's lock (taken after it, never before)."""
+        self._pause_timer: threading.Timer | None = None
+        """Ends the running lockdown pause (`pause_lockdown`)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.state.enabled
+
+    @property
+    def blocking(self) -> bool:
+        return self.state.blocking
+
+    @property
+    def error(self) -> str | None:
+        """Why lockdown's firewall is not in place (the failsafe stands in), or None."""
+        return self.state.error
+
+    def apply(self) -> None:
+        """Put the kill-switch table in line with the members (and lockdown, unless paused): replaced
+        in one transaction, or deleted when nothing needs it. Under the firewall lock only (never
+        waits for a bring-up); the state it reads is copied, and whoever changes it applies again."""
+        with self._lock:
+            members = dict(self.members)
+            tunnels = self.tunnels()
+            lockdown = self.state.blocking
+            if lockdown:
+                # every tunnel of this helper is let out, whether or not it has a kill switch itself
+                for t in tunnels:
+                    if t.name not in members:
+                        members[t.name] = KillSwitchMember(t.name, t.ifname, t.fwmark, t.listen_port)
+            bypass = [t.fwmark for t in tunnels if t.bypass]
+            # included apps' packets: the output hook sees the first route's interface, not the tunnel
+            # (the include table's leak guard drops them anywhere else)
+            bypass += [t.include_mark for t in tunnels if t.include_mark]
+            if members or lockdown:
+                self.firewall.apply_kill_switch(KillSwitch(tuple(members.values()), self.lan, tuple(bypass)))
+            else:
+                self.firewall.remove_kill_switch()
+            if self.state.error is not None:
+                self.firewall.unblock_all()
+                self.state.error = None
+                self.log.info(
+                    None, "lockdown: the firewall is in place; the failsafe routing block is lifted"
+                )
+
+    def refilter(self) -> None:
+        """Apply again when anything is in the table (a tunnel's split-tunnel rules changed)."""
+        if self.members or self.state.enabled:
+            self.apply()
+
+    def block_or_failsafe(self, what: str) -> None:
+        """Apply lockdown's block; when nft fails, block with the failsafe rules instead (fail
+        closed) and say so. Raises only when even that fails."""
+        try:
+            self.apply()
+        except Exception as e:
+            reason = f"could not put the kill switch in place ({what}): {e}"
+            with self._lock:
+                self.state.error = reason
+                self.firewall.block_all()
+            self.log.error(
+                None,
+                f"lockdown: {reason}; blocking all routed traffic by the failsafe instead (tunnels "
+                "cannot work either) until the firewall works",
+            )
+
+    def enforce(self) -> None:
+        """At helper start, before anything else: with lockdown on, the table goes in at once
+        (no members yet: recovery adds those of blocked tunnels). If nft fails, the failsafe
+        blocks instead; if that fails too, this raises (the helper then does not start)."""
+        if not self.state.enabled:
+            return
+        self.block_or_failsafe("at start")
+        if self.state.error is None:
+            self.log.info(
+                None, f"lockdown is on ({self._origin()}): traffic is blocked except through tunnels"
+            )
+
+    def after_restart(self) -> None:
+        """Once recovery has found the blocked tunnels (`members`): the table as they and lockdown
+        need it, and what a previous helper left that nothing needs any more removed."""
+        if self.state.enabled:
+            self.block_or_failsafe("after a restart")
+        elif self.members:
+            self.apply()
+        elif self.firewall.kill_switch_present():
+            # left by a helper stopped in lockdown, which is off now (the administrator's policy
+            # changed, or the state file went): nothing needs it any more
+            self.firewall.remove_kill_switch()
+            self.log.warning(None, "lockdown is off: removed the kill switch a previous helper left in place")
+        if not self.state.enabled and self.firewall.blocking_all():
+            self.firewall.unblock_all()
+            self.log.warning(None, "lockdown is off: removed the failsafe block a previous helper left")
+
+    def lockdown_state(self) -> dict[str, Any]:
+        """``{"enabled", "policy", "paused_until", "pause_max", "error"}`` (the ``lockdown`` object of
+        ``version``)."""
+        return self.state.as_dict()
+
+    def set_lockdown(self, enabled: bool) -> dict[str, Any]:
+        """Turn lockdown on or off (policy ``user`` only) and apply it at once; persistent. Takes the
+        firewall lock, not the manager's: it does not wait for a bring-up."""
+        with self._lock:
+            try:
+                self.state.set(enabled)
+            except LockdownRefused as e:
+                raise TunnelError("denied", str(e)) from e
+            except OSError as e:
+                raise TunnelError(
+                    "failed", f"could not store the lockdown setting in {self.state.path}: {e.strerror}"
+                ) from e
+            try:
+                self._end_pause()  # an explicit choice ends a pause
+                if enabled or self.members:
+                    self.apply()
+                else:
+                    self.firewall.remove_kill_switch()
+                    if self.state.error is not None:
+                        self.firewall.unblock_all()
+                        self.state.error = None
+            except Exception as e:
+                self.log.error(None, f"lockdown: could not apply the kill switch: {e}")
+                raise TunnelError("failed", f"lockdown stored but not applied: {e}") from e
+            self.log.info(
+                None,
+                "lockdown on: traffic is blocked except through tunnels"
+                if enabled
+                else "lockdown off: traffic flows normally while no tunnel with a kill switch is up",
+            )
+            state = self.state.as_dict()
+        self.events.publish({"event": "lockdown", **state})
+        return state
+
+    def pause_lockdown(self, seconds: int) -> dict[str, Any]:
+        """Lift lockdown's block for ``seconds`` (captive portals): with no tunnel up, the table goes;
+        tunnels' own kill switches stay. In memory only; a timer puts the block back. The pause
+        lives under the firewall lock, so it ends on time even while a bring-up holds the manager's."""
+        with self._lock:
+            try:
+                deadline = self.state.pause(seconds)
+            except PauseRefused as e:
+                raise TunnelError(e.code, str(e)) from e
+            if self._pause_timer is not None:
+                self._pause_timer.cancel()
+            timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._pause_expired, (deadline,))
+            timer.daemon = True
+            timer.name = "lockdown-pause"
+            self._pause_timer = timer
+            timer.start()
+            try:
+                self.apply()
+            except Exception as e:
+                self._end_pause()
+                self.log.error(None, f"lockdown: could not lift the block for the pause: {e}")
+                raise TunnelError("failed", f"could not pause lockdown: {e}") from e
+            state = self.state.as_dict()
+            self.log.warning(
+                None,
+                f"lockdown paused for {seconds} s: traffic flows outside tunnels until the pause ends "
+                "(tunnels' own kill switches still apply)",
+            )
+        self.events.publish({"event": "lockdown", **state})
+        return state
+
+    def resume_lockdown(self) -> dict[str, Any]:
+        """End a lockdown pause now (nothing to do without one)."""
+        with self._lock:
+            was_paused = self.state.paused_until is not None
+            try:
+                self._end_pause()
+            except Exception as e:
+                self.log.error(None, f"lockdown: could not put the block back: {e}")
+                raise TunnelError("failed", f"could not resume lockdown: {e}") from e
+            state = self.state.as_dict()
+            if was_paused:
+                self.log.info(None, "lockdown resumed: traffic is blocked again except through tunnels")
+        if was_paused:
+            self.events.publish({"event": "lockdown", **state})
+        return state
+
+    def stop(self) -> None:
+        """At an orderly helper stop, after every tunnel went down: a pause never outlives the
+        helper, and with lockdown on the table stays so nothing leaks while it is stopped."""
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        self.state.resume()
+        if not self.state.enabled:
+            return
+        try:
+            self.apply()
+        except Exception as e:
+            self.log.error(None, f"lockdown: could not leave the kill switch in place: {e}")
+        else:
+            self.log.warning(
+                None,
+                "lockdown is on: the kill switch stays in place while the helper is stopped; "
+                "`wgdeskctl lockdown off` with the helper running, or removing the package, "
+                "lifts it",
+            )
+
+    def _end_pause(self) -> None:
+        """Forget the pause and its timer, and put lockdown's block back (call with the firewall
+        lock held)."""
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        if self.state.pause_deadline() is not None:
+            self.state.resume()
+            if self.state.enabled:
+                self.apply()
+
+    def _pause_expired(self, deadline: float) -> None:
+        with self._lock:
+            if self.state.pause_deadline() != deadline:
+                return  # replaced or ended meanwhile
+            self._pause_timer = None
+            self.state.resume()
+            if self.state.enabled:
+                self.block_or_failsafe("when the pause ended")
+            elif self.members:
+                try:
+                    self.apply()
+                except Exception as e:
+                    self.log.error(None, f"the pause ended but the kill switch could not be applied: {e}")
+            if self.state.error is None:
+                self.log.info(None, "lockdown pause ended: traffic is blocked again except through tunnels")
+            state = self.state.as_dict()
+        self.events.publish({"event": "lockdown", **state})
+
+    def _origin(self) -> str:
+        return "forced by the administrator" if self.state.policy == "always" else str(self.state.path)

@@ -84,7 +84,7 @@ def run(argv: list[str], stop_hook: StopHook | None = None) -> int:
     events = Events()
     manager = TunnelManager(settings, state_dir, logbook, events)
     try:
-        manager.enforce_lockdown()  # before the socket: a helper started at boot blocks at once
+        manager.lockdown.enforce()  # before the socket: a helper started at boot blocks at once
     except Exception as e:
         # neither the firewall nor the failsafe routing block: do not report ready at all
         print(f"wgdesk-helper: lockdown is on but nothing can block traffic: {e}", file=sys.stderr)
@@ -97,7 +97,8 @@ def run(argv: list[str], stop_hook: StopHook | None = None) -> int:
         return 1
     manager.recover()
     stop_monitor = threading.Event()
-    threading.Thread(target=manager.monitor, args=(stop_monitor,), daemon=True, name="monitor").start()
+    monitor = manager.reports.monitor
+    threading.Thread(target=monitor, args=(stop_monitor,), daemon=True, name="monitor").start()
     threading.Thread(target=manager.reresolver.run, daemon=True, name="reresolve").start()
 
     stopping = threading.Event()

@@ -8,14 +8,18 @@ fwmark.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from typing import TYPE_CHECKING, Any
 
+from wgdesk.helper.errors import TunnelError
+from wgdesk.helper.resolver import EndpointName, is_name
+
 if TYPE_CHECKING:
     from wgdesk.config import Config
-    from wgdesk.helper.resolver import EndpointName
+    from wgdesk.platforms.interface import Routing
 
 Network = IPv4Network | IPv6Network
 FIRST_FWMARK = 51820
@@ -32,7 +36,11 @@ class Plan:
     """Everything `up` decided before touching the system."""
 
     name: str
+    """The tunnel's name: its identity (journal, log, status)."""
     ifname: str
+    """The interface's name: the tunnel's until the device exists, then the one the kernel gave it
+    (`wgdesk.platforms.interface.TunnelDevice.name`), used for everything the kernel is told and
+    for the engine's UAPI socket."""
     private_key: bytes
     peers: list[dict[str, Any]]
     addresses: list[str]
@@ -81,3 +89,78 @@ def routes_for(nets: Sequence[Network], table: str, full: bool, fwmark: int) -> 
             continue
         routes.append(Route(n, "main" if table == "auto" else table))
     return routes
+
+
+def full_tunnel_choice(
+    defaults: set[int], table: str, config_table: str | None, wanted: bool | None
+) -> tuple[bool, list[str]]:
+    """Whether the tunnel is a full tunnel (peers allow a default route of ``defaults``, ``Table =
+    auto``, and the caller did not say no), with a warning when it said no; a full tunnel asked for
+    (``wanted``) that cannot be is ``invalid``."""
+    if wanted is True:
+        if not defaults:
+            raise TunnelError("invalid", "full tunnel needs a peer with AllowedIPs 0.0.0.0/0 and/or ::/0")
+        if table != "auto":
+            raise TunnelError(
+                "invalid", f"full tunnel needs Table = auto (this config has Table = {config_table})"
+            )
+    warnings = []
+    if defaults and wanted is False:
+        warnings.append("full tunnel is off: 0.0.0.0/0 and ::/0 are accepted from the peer but not routed")
+    return bool(defaults) and table == "auto" and wanted is not False, warnings
+
+
+def peer_entries(
+    cfg: Config, resolved: dict[tuple[str, int], str]
+) -> tuple[list[dict[str, Any]], list[str], dict[bytes, EndpointName]]:
+    """The peers of ``cfg`` as the engine is configured with them (endpoints by the addresses
+    ``resolved``), the endpoint addresses in order without repeats, and the peers whose endpoint is
+    a host name (for re-resolving)."""
+    from wgdesk.config import key_bytes
+
+    peers = []
+    endpoint_ips: list[str] = []
+    names: dict[bytes, EndpointName] = {}
+    for p in cfg.peers:
+        peer: dict[str, Any] = {
+            "public_key": p.public_key,
+            "preshared_key": p.preshared_key,
+            "allowed_ips": list(p.allowed_ips),
+            "keepalive": p.persistent_keepalive,
+            "endpoint": None,
+        }
+        if p.endpoint is not None:
+            ip = resolved[(p.endpoint.host, p.endpoint.port)]
+            peer["endpoint"] = (ip, p.endpoint.port)
+            endpoint_ips.append(ip)
+            # as _peer_states merges a repeated [Peer]: the last Endpoint given wins
+            key = key_bytes(p.public_key)
+            names.pop(key, None)
+            if is_name(p.endpoint.host):
+                names[key] = EndpointName(p.endpoint.host, p.endpoint.port, ip, time.time(), time.monotonic())
+        peers.append(peer)
+    return peers, list(dict.fromkeys(endpoint_ips)), names
+
+
+def allowed_hooks(cfg: Config, allow_scripts: bool, warnings: list[str]) -> dict[str, tuple[str, ...]]:
+    """The config's hooks, none unless the administrator allows scripts (then a warning says so);
+    also warns of ``SaveConfig``, which wgdesk ignores."""
+    hooks = dict(cfg.interface.hooks)
+    if hooks and not allow_scripts:
+        warnings.append(
+            f"hooks not run ({', '.join(hooks)}): allow_scripts is off in /etc/wgdesk/helper.toml"
+        )
+        hooks = {}
+    if cfg.interface.save_config:
+        warnings.append("SaveConfig is ignored by wgdesk")
+    return hooks
+
+
+def auto_mtu(routing: Routing, endpoint_ips: Sequence[str]) -> int:
+    """wg-quick's MTU: the smallest of the routes to the endpoints (else the default route's, else
+    1500) less 80 bytes of WireGuard over IPv6, at least 1280."""
+    mtus = [m for m in (routing.route_mtu(ip) for ip in endpoint_ips) if m]
+    if not mtus:
+        d = routing.default_route_mtu()
+        mtus = [d] if d else [1500]
+    return max(1280, int(min(mtus)) - 80)

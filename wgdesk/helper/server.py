@@ -62,7 +62,8 @@ class HelperAlreadyRunning(Exception):
 
 
 class ControlServer:
-    """Accepts connections, authorises them and dispatches verbs to the `TunnelManager`."""
+    """Accepts connections, authorises them and dispatches verbs to the `TunnelManager` and the
+    controllers it delegates to (`reports`, `lockdown`, `split_tunnel`)."""
 
     def __init__(
         self, path: Path, settings: Settings, manager: TunnelManager, logbook: LogBook, events: Events
@@ -294,20 +295,22 @@ class ControlServer:
             "version": lambda a, conn, caller: {
                 "version": __version__,
                 "protocol": protocol.VERSION,
-                "lockdown": m.lockdown_state(),
+                "lockdown": m.lockdown.lockdown_state(),
             },
             "up": lambda a, conn, caller: m.up(
                 a["name"], a["config"], a["full_tunnel"], a["kill_switch"], caller
             ),
             "update": lambda a, conn, caller: m.update(a["name"], a["config"], caller),
             "down": lambda a, conn, caller: m.down(a["name"], caller),
-            "status": lambda a, conn, caller: {"tunnels": m.status(a["name"], caller)},
-            "logs": lambda a, conn, caller: {"records": m.logs(a["name"], a["since"], caller)},
-            "diagnose": lambda a, conn, caller: m.diagnose(a["name"], caller),
+            "status": lambda a, conn, caller: {"tunnels": m.reports.status(a["name"], caller)},
+            "logs": lambda a, conn, caller: {"records": m.reports.logs(a["name"], a["since"], caller)},
+            "diagnose": lambda a, conn, caller: m.reports.diagnose(a["name"], caller),
             "probe_mtu": lambda a, conn, caller: m.probe_mtu(a["name"], a["target"], a["apply"], caller),
-            "split_exclude": lambda a, conn, caller: m.split_exclude(conn, caller.uid),
-            "split_include": lambda a, conn, caller: m.split_include(conn, caller.uid),
-            "split_list": lambda a, conn, caller: m.split_list(None if caller.is_root else caller.uid),
+            "split_exclude": lambda a, conn, caller: m.split_tunnel.split_exclude(conn, caller.uid),
+            "split_include": lambda a, conn, caller: m.split_tunnel.split_include(conn, caller.uid),
+            "split_list": lambda a, conn, caller: m.split_tunnel.split_list(
+                None if caller.is_root else caller.uid
+            ),
             "set_lockdown": self._set_lockdown,
             "pause_lockdown": self._pause_lockdown,
             "resume_lockdown": self._resume_lockdown,
@@ -315,15 +318,15 @@ class ControlServer:
 
     def _set_lockdown(self, a: Mapping[str, Any], conn: Connection, caller: Caller) -> Any:
         self.log.info(None, f"uid {caller.uid} turns lockdown {'on' if a['enabled'] else 'off'}", caller.uid)
-        return self.manager.set_lockdown(a["enabled"])
+        return self.manager.lockdown.set_lockdown(a["enabled"])
 
     def _pause_lockdown(self, a: Mapping[str, Any], conn: Connection, caller: Caller) -> Any:
         self.log.info(None, f"uid {caller.uid} asks to pause lockdown for {a['seconds']} s", caller.uid)
-        return self.manager.pause_lockdown(a["seconds"])
+        return self.manager.lockdown.pause_lockdown(a["seconds"])
 
     def _resume_lockdown(self, a: Mapping[str, Any], conn: Connection, caller: Caller) -> Any:
         self.log.info(None, f"uid {caller.uid} resumes lockdown", caller.uid)
-        return self.manager.resume_lockdown()
+        return self.manager.lockdown.resume_lockdown()
 
     def _call(self, req: protocol.Request, conn: Connection, caller: Caller) -> Any:
         verb = self.verbs.get(req.verb)
@@ -337,7 +340,7 @@ class ControlServer:
         q = self.events.subscribe()
         self.log.add("debug", "helper", None, "event subscriber connected", caller.uid)
         try:
-            for t in self.manager.status(None, caller):
+            for t in self.manager.reports.status(None, caller):
                 self._send(
                     conn, protocol.event("state", tunnel=t["name"], state=t["state"], message=t["message"])
                 )

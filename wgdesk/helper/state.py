@@ -73,7 +73,11 @@ def move(current: TunnelState, to: TunnelState) -> TunnelState:
 @dataclass
 class Tunnel:
     name: str
+    """The tunnel's name (the config's): its identity — journal, log, status, events, owner."""
     ifname: str
+    """The interface's name in the kernel, as the backend's `create` returned it (``utunN`` on
+    macOS; on Linux the tunnel's name): addresses, routes, firewall, DNS, hooks' ``%i`` and the
+    engine's UAPI socket use it."""
     state: TunnelState
     """Changed only through `move` (`wgdesk.helper.state.TRANSITIONS`)."""
     journal: Journal

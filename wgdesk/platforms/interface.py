@@ -133,11 +133,11 @@ class KillSwitch:
 
 @dataclass(frozen=True)
 class FullTunnel:
-    """All traffic of ``families`` through ``ifname`` except the engine's own (marked ``fwmark``;
-    its routes are in table ``fwmark``). ``addresses`` are the tunnel's; a family not carried is
-    blocked from leaving elsewhere (no native-IPv6 leak); ``lan`` as in `KillSwitch`. ``endpoints``:
-    the peers' endpoint addresses, for a backend without policy routing (macOS routes each outside
-    the tunnel through the original gateway; Linux does not need them)."""
+    """All traffic of ``families`` (IP versions: 4, 6) through ``ifname`` except the engine's own
+    (marked ``fwmark``; its routes are in table ``fwmark``). ``addresses`` are the tunnel's; a family
+    not carried is blocked from leaving elsewhere (no native-IPv6 leak); ``lan`` as in `KillSwitch`.
+    ``endpoints``: the peers' endpoint addresses, for a backend without policy routing (macOS routes
+    each outside the tunnel through the original gateway; Linux does not need them)."""
 
     ifname: str
     fwmark: int
@@ -200,13 +200,14 @@ class SplitProcess:
 class EngineLaunch:
     """How the helper starts one engine: ``executable -f ifname`` with the tunnel device, the UAPI
     listener and (for wgdesk-engine) the bound UDP sockets handed over, as ``account`` (``root``:
-    keeps its privileges, for an engine that binds its own socket)."""
+    keeps its privileges, for an engine that binds its own socket). ``tun`` and ``uapi`` are None
+    where the engine makes both itself (`TunnelDevices.made_by_engine`)."""
 
     executable: str
     ifname: str
     account: str
-    tun: int
-    uapi: int
+    tun: int | None
+    uapi: int | None
     udp: tuple[int | None, ...] | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
 
@@ -303,6 +304,11 @@ class UapiEndpoints(Protocol):
 
     def connect(self, ifname: str, timeout: float) -> Connection: ...
 
+    def ready(self, ifname: str) -> bool:
+        """Whether an engine's endpoint is there now, without talking to it (the helper polls this
+        for an engine that makes its own, `TunnelDevices.made_by_engine`)."""
+        ...
+
     def remove(self, path: str) -> None:
         """Remove a listener left behind (nothing when it is gone)."""
         ...
@@ -314,9 +320,21 @@ class UapiEndpoints(Protocol):
 class TunnelDevices(Protocol):
     """The tunnel interface as the helper handles it."""
 
+    made_by_engine: bool
+    """True where the engine must make the device itself, with its UAPI endpoint and UDP sockets
+    (Windows: a Wintun session and a named pipe cannot be handed to another process the way a UNIX
+    passes descriptors, and its sockets are pinned to the physical interface instead of marked). The
+    helper then starts the engine with none of them, waits for its endpoint (`UapiEndpoints.ready`)
+    and its device (`find`), and never calls `create`; stopping the engine removes the device."""
+
     def create(self, name: str, *, packet_info: bool, offload: bool, record: Recorder) -> TunnelDevice:
         """Create the interface (``packet_info``: with the 4-byte header wireguard-go of 2022
         expects; ``offload``: with the virtio header wgdesk-engine's offload path uses)."""
+        ...
+
+    def find(self, name: str) -> str:
+        """The name the kernel gave the device an engine made for tunnel ``name`` (the helper uses it
+        for every later change); `FileNotFoundError` while there is none."""
         ...
 
     def exists(self, name: str) -> bool: ...

@@ -49,6 +49,11 @@ class Missing:
 
 
 class MissingTunnelDevices(Missing):
+    made_by_engine = False
+
+    def find(self, name: str) -> str:
+        self.refuse("looking up an interface")
+
     def create(self, name: str, *, packet_info: bool, offload: bool, record: Recorder) -> TunnelDevice:
         self.refuse("creating a tunnel device")
 
@@ -233,6 +238,9 @@ class MissingUapiEndpoints(Missing):
         self.refuse("UAPI endpoints")
 
     def connect(self, ifname: str, timeout: float) -> Connection:
+        self.refuse("UAPI endpoints")
+
+    def ready(self, ifname: str) -> bool:
         self.refuse("UAPI endpoints")
 
     def remove(self, path: str) -> None:

@@ -135,6 +135,8 @@ def _checked(ifname: str) -> str:
 class DarwinTunnelDevices:
     """utun interfaces through the kernel-control socket and ``ifconfig``."""
 
+    made_by_engine = False  # the helper opens the utun and hands it over
+
     def __init__(
         self, runner: Runner, run_dir: Path, opener: Callable[[int], tuple[int, str]] = open_utun
     ) -> None:
@@ -149,6 +151,13 @@ class DarwinTunnelDevices:
         fd, ifname = self.opener(0)
         write_name_record(name, ifname, self.run_dir)
         return TunnelDevice(fd, ifname)
+
+    def find(self, name: str) -> str:
+        """The ``utunN`` recorded for tunnel ``name`` (`FileNotFoundError` without one)."""
+        ifname = name_record(name, self.run_dir).read_text().strip()
+        if not self.exists(ifname):
+            raise FileNotFoundError(f"no interface {ifname} for {name}")
+        return ifname
 
     def exists(self, name: str) -> bool:
         try:

@@ -30,6 +30,14 @@ def _(record: LinkCreated, context: UndoContext) -> None:
 class LinuxTunnelDevices:
     """TUN interfaces, their addresses and MTU."""
 
+    made_by_engine = False  # the helper opens the TUN and hands it over
+
+    def find(self, name: str) -> str:
+        """A TUN keeps the name it was created with."""
+        if not self.exists(name):
+            raise FileNotFoundError(f"no interface {name}")
+        return name
+
     def create(self, name: str, *, packet_info: bool, offload: bool, record: Recorder) -> TunnelDevice:
         record(LinkCreated(name))
         return TunnelDevice(open_tun(name, packet_info=packet_info, vnet_hdr=offload), name)

@@ -14,6 +14,8 @@ ENGINE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 def engine_command(launch: EngineLaunch) -> tuple[list[str], dict[str, str], list[int]]:
     """(argv, environment, descriptors to pass) of ``executable -f IFNAME``."""
+    if launch.tun is None or launch.uapi is None:
+        raise ValueError("an engine on this system is handed its device and UAPI listener")
     env = {
         "PATH": ENGINE_PATH,
         "LC_ALL": "C",

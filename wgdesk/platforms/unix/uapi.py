@@ -89,6 +89,9 @@ class UnixUapiEndpoints:
             raise
         return sock
 
+    def ready(self, ifname: str) -> bool:
+        return Path(self.path(ifname)).is_socket()
+
     def remove(self, path: str) -> None:
         p = Path(path)
         if p.is_socket():

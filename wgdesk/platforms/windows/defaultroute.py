@@ -78,11 +78,17 @@ def default_interface(ip: IpHelper, family: int, exclude: Collection[int]) -> in
     """The index of the interface of the best default route of ``family`` that is not a tunnel
     (`is_tunnel`: ``exclude`` or any Wintun adapter) and is connected; None when there is none
     (offline)."""
+    best = default_route(ip, family, exclude)
+    return None if best is None else best[0]
+
+
+def default_route(ip: IpHelper, family: int, exclude: Collection[int]) -> tuple[int, int] | None:
+    """(index, MTU) of `default_interface`'s interface."""
     table = ctypes.c_void_p()
     status = ip.dll.GetIpForwardTable2(family, ctypes.byref(table))
     if status != NO_ERROR:
         raise PlatformError(f"reading the routing table failed (error {status})")
-    best: tuple[int, int] | None = None
+    best: tuple[int, int, int] | None = None
     try:
         address = table.value or 0
         count = MIB_IPFORWARD_TABLE2.from_address(address).NumEntries
@@ -99,10 +105,10 @@ def default_interface(ip: IpHelper, family: int, exclude: Collection[int]) -> in
                 continue
             metric = row.Metric + interface.Metric
             if best is None or metric < best[0]:
-                best = (metric, row.InterfaceIndex)
+                best = (metric, row.InterfaceIndex, interface.NlMtu)
     finally:
         ip.dll.FreeMibTable(table)
-    return None if best is None else best[1]
+    return None if best is None else (best[1], best[2])
 
 
 def bind_socket(sock: socket.socket, family: int, index: int) -> None:

@@ -16,17 +16,18 @@ routes), the tunnel interface's metric fixed at 0 in each carried family so thos
 from __future__ import annotations
 
 import ctypes
-import socket
 import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
 from wgdesk.platforms.errors import PlatformError, Unsupported
-from wgdesk.platforms.interface import FullTunnel, Network, Recorder
+from wgdesk.platforms.interface import FullTunnel, MachineSetting, Network, Recorder
 from wgdesk.platforms.unsupported import MissingDns, MissingRouting, MissingTunnelDevices
+from wgdesk.platforms.windows import defaultroute
 from wgdesk.platforms.windows.dns import DnsSettings
 from wgdesk.platforms.windows.iphelper import NO_ERROR, IpHelper
 from wgdesk.platforms.windows.structures import AF_INET, AF_INET6, GUID, NET_LUID, wide
+from wgdesk.platforms.windows.wintun import tunnel_guid
 from wgdesk.undo import UndoRecord
 
 
@@ -63,15 +64,34 @@ def _journalled_by_the_helper(record: UndoRecord) -> None:
     """The helper journals address and route changes itself (`wgdesk.undo` records of its own)."""
 
 
-def win_family(family: int) -> int:
-    """Windows' ``ADDRESS_FAMILY`` for a Python socket family of the running OS."""
-    return AF_INET if family == socket.AF_INET else AF_INET6
+def win_family(version: int) -> int:
+    """Windows' ``ADDRESS_FAMILY`` for an IP version (4 or 6: what `FullTunnel.families` holds)."""
+    if version not in (4, 6):
+        raise ValueError(f"IP version {version}")
+    return AF_INET if version == 4 else AF_INET6
 
 
 class WindowsTunnelDevices(MissingTunnelDevices):
+    made_by_engine = True
+    """The engine creates its Wintun adapter (`wgdesk.platforms.windows.tun`), names it after the
+    tunnel and gives it the tunnel's fixed GUID; the adapter goes when the engine closes it or ends."""
+
     def __init__(self, source: Source) -> None:
         super().__init__("win32")
         self.source = source
+
+    def find(self, name: str) -> str:
+        """The engine's adapter for tunnel ``name``: its alias is the tunnel's name, and every later
+        call looks its LUID up by that (`FileNotFoundError` until the engine has created it). An
+        adapter of that name without the tunnel's fixed GUID is someone else's (another VPN's, or
+        one renamed by hand): `PlatformError`, so nothing of the tunnel is put on it."""
+        ip = self.source.ip
+        guid = guid_of(ip, luid_of(ip, name))
+        if guid != tunnel_guid(name):
+            raise PlatformError(
+                f"the adapter named {name} is not this tunnel's (GUID {guid}): rename or remove it"
+            )
+        return name
 
     def exists(self, name: str) -> bool:
         try:
@@ -104,17 +124,21 @@ class WindowsRouting(MissingRouting):
         super().__init__("win32")
         self.source = source
 
-    def _main(self, table: str) -> None:
-        if table != "main":
-            raise Unsupported(f"routing table {table!r}: Windows has one routing table")
+    def _main(self, table: str, destinations: Sequence[Network]) -> None:
+        """Windows has one routing table. The full tunnel's default routes, which the helper plans
+        into the tunnel's own numbered table (Linux's policy routing), go into it: there the tunnel
+        interface's metric 0 (`full_tunnel_on`) makes them win. Any other table is refused."""
+        if table == "main" or (table.isdigit() and all(d.prefixlen == 0 for d in destinations)):
+            return
+        raise Unsupported(f"routing table {table!r}: Windows has one routing table")
 
     def add_routes(self, ifname: str, destinations: Sequence[Network], table: str) -> None:
-        self._main(table)
+        self._main(table, destinations)
         ip = self.source.ip
         ip.add_routes(luid_of(ip, ifname), destinations, _journalled_by_the_helper)
 
     def delete_routes(self, ifname: str, destinations: Sequence[Network], table: str) -> None:
-        self._main(table)
+        self._main(table, destinations)
         ip = self.source.ip
         try:
             luid = luid_of(ip, ifname)
@@ -127,6 +151,24 @@ class WindowsRouting(MissingRouting):
 
     def mark_in_use(self, mark: int) -> bool:
         return False
+
+    def route_mtu(self, destination: str) -> int | None:
+        """None: the engine's UDP leaves by the best default route whatever the destination (pinned
+        there, `defaultroute`), so `default_route_mtu` is the MTU that counts."""
+        return None
+
+    def default_route_mtu(self) -> int | None:
+        """The MTU of the interface the engine's UDP is pinned to (IPv4's, else IPv6's); None offline."""
+        ip = self.source.ip
+        for family in (AF_INET, AF_INET6):
+            best = defaultroute.default_route(ip, family, ())
+            if best is not None:
+                return best[1]
+        return None
+
+    def mark_settings(self, families: frozenset[int]) -> tuple[MachineSetting, ...]:
+        """None: nothing is marked on Windows (the engine's socket is pinned instead)."""
+        return ()
 
     def full_tunnel_on(self, tunnel: FullTunnel, record: Recorder) -> None:
         ip = self.source.ip

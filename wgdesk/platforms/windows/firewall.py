@@ -42,7 +42,14 @@ class WindowsFirewall(MissingFirewall):
         socket is pinned to the physical interface instead of marked)."""
 
     def apply_kill_switch(self, kill_switch: KillSwitch) -> None:
-        tunnels = [TunnelRules(m.tunnel, luid_of(self.source.ip, m.ifname)) for m in kill_switch.members]
+        """Block all but what the plan permits; a member whose adapter is gone (its engine died with a
+        crashed helper: the tunnel stays *blocked*) gets no permit rule — nothing can leave through it."""
+        tunnels = []
+        for member in kill_switch.members:
+            try:
+                tunnels.append(TunnelRules(member.tunnel, luid_of(self.source.ip, member.ifname)))
+            except FileNotFoundError:
+                continue
         new = plan("kill-switch", self.engine, tunnels, kill_switch.lan)
         with self._persistent() as engine:
             engine.apply(new, previous=self._plan)

@@ -35,6 +35,7 @@ FILE_FLAG_OVERLAPPED = pipes.FILE_FLAG_OVERLAPPED
 ERROR_FILE_NOT_FOUND = 2
 ERROR_ACCESS_DENIED = 5
 ERROR_BROKEN_PIPE = 109
+ERROR_SEM_TIMEOUT = 121
 ERROR_PIPE_BUSY = 231
 ERROR_NO_DATA = 232
 ERROR_PIPE_NOT_CONNECTED = 233
@@ -46,6 +47,7 @@ HEADER_CONSTANTS = {
     "OPEN_EXISTING": OPEN_EXISTING,
     "WAIT_TIMEOUT": WAIT_TIMEOUT,
     "ERROR_BROKEN_PIPE": ERROR_BROKEN_PIPE,
+    "ERROR_SEM_TIMEOUT": ERROR_SEM_TIMEOUT,
     "ERROR_PIPE_BUSY": ERROR_PIPE_BUSY,
     "ERROR_NO_DATA": ERROR_NO_DATA,
     "ERROR_PIPE_NOT_CONNECTED": ERROR_PIPE_NOT_CONNECTED,
@@ -270,6 +272,20 @@ class PipeUapiEndpoints(MissingUapiEndpoints, UsesWin32):
     def connect(self, ifname: str, timeout: float) -> PipeConnection:
         """Open the engine's pipe (waiting up to ``timeout`` for a free instance)."""
         return open_pipe(self.path(ifname), timeout, self.w, "no engine answers on")
+
+    def ready(self, ifname: str) -> bool:
+        """Whether the engine has created its pipe: ``WaitNamedPipe`` for 1 ms (0 would mean the
+        pipe's default wait) fails with ``ERROR_FILE_NOT_FOUND`` while no server has the name, and
+        with ``ERROR_SEM_TIMEOUT`` when it exists but every instance is busy. Opens nothing."""
+        try:
+            self.w.win32pipe.WaitNamedPipe(self.path(ifname), 1)
+        except self.w.pywintypes.error as exc:
+            if exc.winerror == ERROR_FILE_NOT_FOUND:
+                return False
+            if exc.winerror == ERROR_SEM_TIMEOUT:
+                return True
+            raise OSError(exc.winerror, f"{self.path(ifname)}: {exc.strerror}") from exc
+        return True
 
     def remove(self, path: str) -> None:
         """Nothing: a pipe disappears with its last handle."""
