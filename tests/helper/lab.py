@@ -247,8 +247,15 @@ class HelperProcess:
         self.socket = self.dir / "run" / "helper.sock"
         self.state_dir = state_dir or self.dir / "state"
         self.config = self.dir / "helper.toml"
-        # persistent state (the resolv.conf undo record, lockdown) in the lab's directory, never the host's
-        defaults = {"persistent_dir": self.dir / "var", "lockdown_file": self.dir / "lib" / "lockdown.json"}
+        # persistent state (the resolv.conf undo record, lockdown) in the lab's directory, never the host's;
+        # cgroups of its own: the cgroup2 hierarchy is the machine's, and a helper of another test run that
+        # shuts down removes a shared "wgdesk-bypass" while this one's nft rules name it
+        defaults = {
+            "persistent_dir": self.dir / "var",
+            "lockdown_file": self.dir / "lib" / "lockdown.json",
+            "split_tunnel_cgroup": f"wgdesk-test-{unique_name('x')}",
+            "split_tunnel_include_cgroup": f"wgdesk-test-{unique_name('i')}",
+        }
         own = "".join(f'{k} = "{v}"\n' for k, v in defaults.items() if f"{k} =" not in settings)
         self.config.write_text('dns_backend = "file"\n' + own + settings)
         self.engine = engine
