@@ -40,7 +40,7 @@ def switch_to(L: Lab, mac: str) -> NetworkIdentity:
 
 def _up(socket: Path) -> list[str]:
     with HelperClient(socket) as c:
-        return [str(t["name"]) for t in c.status()]
+        return [str(t.name) for t in c.status()]
 
 
 def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_down(  # type: ignore[no-untyped-def]
