@@ -79,7 +79,10 @@ def _texts(obj: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     value = obj.get(key, [])
     if not isinstance(value, list):
         raise SnapshotError(f"{where}.{key} must be a list, not {_kind(value)}")
-    return tuple(_text({key: v}, key, f"{where}[{i}]") for i, v in enumerate(value))
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or len(v) > _MAX_TEXT:
+            raise SnapshotError(f"{where}.{key}[{i}] must be a string, not {_kind(v)}")
+    return tuple(value)
 
 
 def _object(value: object, where: str) -> Mapping[str, Any]:
