@@ -169,3 +169,30 @@ def test_handshakes_that_authenticate_as_no_one_count_for_the_peer_at_their_sour
     snap = p.a.snapshot(p.clock.now)
     assert snap.dropped == {DropReason.INVALID_MAC1: 2}
     assert snap.peers[0].counters.dropped == {DropReason.INVALID_MAC1: 1}
+
+
+def test_drops_follow_the_peer_to_its_new_endpoint_and_forget_a_removed_one() -> None:
+    """The endpoint index behind that attribution agrees with a scan of the peers after a roam, a `set`
+    and a removal."""
+    p = make_pair()
+    stranger = make_pair(seed=99)
+    stranger.a.send_packet(ipv4_packet(A_INNER, B_INNER), stranger.clock.now)
+    (junk,) = stranger.a.datagrams_to_send()
+    p.b.send_packet(ipv4_packet(B_INNER, A_INNER), p.clock.now)
+    roamed = ("198.51.100.7", 4000)
+    p.flush(b_from=roamed)  # a's peer b now sends from `roamed`
+    assert p.a.snapshot(p.clock.now).peers[0].endpoint == roamed
+
+    def counted() -> int:
+        return p.a.snapshot(p.clock.now).peers[0].counters.dropped.get(DropReason.INVALID_MAC1, 0)
+
+    p.a.receive_datagram(junk[0], B_ADDR, p.clock.now)  # the old address: no one's now
+    assert counted() == 0
+    p.a.receive_datagram(junk[0], roamed, p.clock.now)
+    assert counted() == 1
+    p.a.apply(DeviceChange(peers=(PeerChange(public_key=p.b_pub, endpoint=B_ADDR),)), p.clock.now)
+    p.a.receive_datagram(junk[0], B_ADDR, p.clock.now)
+    assert counted() == 2
+    p.a.apply(DeviceChange(peers=(PeerChange(public_key=p.b_pub, remove=True),)), p.clock.now)
+    p.a.receive_datagram(junk[0], B_ADDR, p.clock.now)
+    assert p.a.snapshot(p.clock.now).dropped[DropReason.INVALID_MAC1] == 4

@@ -96,6 +96,7 @@ class Device:
     """
 
     __slots__ = (
+        "_at_endpoint",
         "_dropped",
         "_dst_cache",
         "_events",
@@ -146,6 +147,8 @@ class Device:
         self.incoming: list[bytes] = []
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._dropped: Counter[str] = Counter()
+        self._at_endpoint: dict[Endpoint, Peer] = {}
+        """Which peer each current endpoint belongs to (the latest to take it), for `_peer_at`."""
         self._handshake_index: dict[int, Peer] = {}
         self._keypair_index: dict[int, Keypair] = {}
         self._dst_cache: tuple[bytes, Peer | None] = (b"", None)
@@ -271,13 +274,16 @@ class Device:
         if peer is not None:
             peer.counts[name] += count
 
+    def endpoint_moved(self, peer: Peer, old: Endpoint | None, new: Endpoint) -> None:
+        """Keep `_peer_at` current: `peer`'s endpoint changes from `old` to `new` (a roam or a `set`)."""
+        if old is not None and self._at_endpoint.get(old) is peer:
+            del self._at_endpoint[old]
+        self._at_endpoint[new] = peer
+
     def _peer_at(self, endpoint: Endpoint) -> Peer | None:
-        """The peer whose current endpoint is `endpoint`, for what arrives from it unauthenticated.
-        A scan: it runs only for the rare drops of `_BY_ENDPOINT` and for cookie replies."""
-        for peer in self.peers.values():
-            if peer.endpoint == endpoint:
-                return peer
-        return None
+        """The peer whose current endpoint is `endpoint`, for what arrives from it unauthenticated: one
+        dict lookup, so a flood of junk handshakes costs no scan of the peers."""
+        return self._at_endpoint.get(endpoint)
 
     def jitter(self) -> float:
         """A timer jitter uniform-ish in [0, 333 ms]; randomness is drawn 32 jitters at a time."""
@@ -385,6 +391,7 @@ class Device:
         if pc.preshared_key is not None:
             peer.handshake.preshared_key = pc.preshared_key
         if pc.endpoint is not None:
+            self.endpoint_moved(peer, peer.endpoint, pc.endpoint)
             peer.endpoint = pc.endpoint
         if pc.replace_allowed_ips:
             self.allowed_ips.remove_by_value(peer)
@@ -405,6 +412,8 @@ class Device:
         self.timer_queue.discard(peer)
         self.allowed_ips.remove_by_value(peer)
         del self.peers[peer.public_key]
+        if peer.endpoint is not None and self._at_endpoint.get(peer.endpoint) is peer:
+            del self._at_endpoint[peer.endpoint]
         self._dst_cache = (b"", None)
         self._src_cache = (b"", None)
 

@@ -100,6 +100,7 @@ class Peer:
         """Roaming: the source of the latest authenticated packet becomes the endpoint."""
         old = self.endpoint
         if old != addr:
+            self.device.endpoint_moved(self, old, addr)
             self.endpoint = addr
             self.device.emit(events.EndpointChanged(self.public_key, old, addr))
 
