@@ -21,7 +21,10 @@ from wgdesk.proto.constants import MESSAGE_INITIATION_SIZE, REJECT_AFTER_TIME
 from wgdesk.proto.events import DropReason
 from wgdesk.snapshots import PeerSnapshot
 
-__all__ = ["Cause", "Evidence", "evidence", "explain_peer"]
+__all__ = ["PEER_FINDING_PREFIX", "Cause", "Evidence", "evidence", "explain_peer", "peer_finding"]
+
+PEER_FINDING_PREFIX = "peer "
+"""How the helper's per-peer findings start; the GUI doctor finds the same causes itself and skips them."""
 
 _UNREACHABLE = (
     "unreachable",
@@ -69,6 +72,11 @@ class Cause:
     def text(self) -> str:
         """Title and detail filled in, in English (the helper's wording)."""
         return f"{self.title}: {self.detail.format(**self.params)}"
+
+
+def peer_finding(public_key: str, cause: Cause) -> str:
+    """One of the helper's ``diagnose`` findings: ``peer ABCD1234…: Title: detail``."""
+    return f"{PEER_FINDING_PREFIX}{public_key[:8]}…: {cause.text()}"
 
 
 def evidence(peer: PeerSnapshot, log_messages: Iterable[str], now: float) -> Evidence:

@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication
 
-from wgdesk.causes import Cause, Evidence, evidence, explain_peer
+from wgdesk.causes import PEER_FINDING_PREFIX, Cause, Evidence, evidence, explain_peer
 from wgdesk.snapshots import Diagnosis
 
 
@@ -53,10 +53,6 @@ def explain(diagnosis: Diagnosis, now: float) -> list[Finding]:
         if not text.startswith(PEER_FINDING_PREFIX):
             out.append(Finding("helper", _tr("The helper reports"), text))
     return out
-
-
-PEER_FINDING_PREFIX = "peer "
-"""How the helper's per-peer findings start (``peer ABCD1234…: …``)."""
 
 
 def explain_mtu(name: str, result: Mapping[str, Any]) -> tuple[str, int | None]:

@@ -509,7 +509,7 @@ class TunnelManager:
         now = time.time()
         for peer in tunnel.peers:
             for cause in causes.explain_peer(causes.evidence(peer, messages, now)):
-                findings.append(f"peer {peer.public_key[:8]}…: {cause.text()}")
+                findings.append(causes.peer_finding(peer.public_key, cause))
         return {"tunnel": info, "findings": findings, "logs": logs}
 
     def probe_mtu(
