@@ -8,6 +8,7 @@ import pytest
 from wgdesk.app.state import Health
 from wgdesk.app.traffic import TrafficHistory
 from wgdesk.app.transitions import Announcement, Change, Outcome, Transitions
+from wgdesk.snapshots import TunnelSnapshot
 
 H = Health
 
@@ -84,8 +85,9 @@ def test_after_forgetting_nothing_is_said_about_tunnels_out_of_sight() -> None:
 
 
 def test_traffic_keeps_a_window_per_peer_and_forgets_tunnels_not_reported() -> None:
-    def status(rx: int, tx: int) -> dict[str, object]:
-        return {"peers": [{"public_key": "P", "rx_bytes": rx, "tx_bytes": tx}, {"public_key": "Q"}]}
+    def status(rx: int, tx: int) -> TunnelSnapshot:
+        peers = [{"public_key": "P", "rx_bytes": rx, "tx_bytes": tx}, {"public_key": "Q"}]
+        return TunnelSnapshot.from_wire({"name": "t", "interface": "t", "state": "up", "peers": peers})
 
     history = TrafficHistory(keep=10.0)
     history.record({"wg0": status(1, 2)}, now=100.0)

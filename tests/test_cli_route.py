@@ -99,7 +99,7 @@ def test_through_the_running_helper_and_the_kernel_agrees(tmp_path: Path) -> Non
         assert out[-1].startswith(f"  the kernel routes it via: {L.client_if} (gateway 10.98.1.1")
         c.down(split)
         c.up(full, L.config(allowed="0.0.0.0/0"), kill_switch=False)
-        mark = next(t["fwmark"] for t in c.status() if t["name"] == full)
+        mark = next(t.fwmark for t in c.status() if t.name == full)
         out = route(PUBLIC)
         assert out[1] == f"  wgdesk's rules say: tunnel {full}, peer {L.server_public} (AllowedIPs 0.0.0.0/0)"
         assert out[-1] == f"  the kernel routes it via: {full} (from {CLIENT_TUNNEL[0]}, table {mark})"

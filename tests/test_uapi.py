@@ -28,13 +28,17 @@ from wgdesk.proto.changes import (
     DeviceChange,
     DeviceSnapshot,
     PeerChange,
+    PeerCounters,
     PeerSnapshot,
 )
 from wgdesk.uapi import (
+    COUNTERS_REQUEST,
     RequestError,
+    format_counters,
     format_errno,
     format_get,
     format_set,
+    parse_counters,
     parse_endpoint,
     parse_get,
     parse_set,
@@ -433,6 +437,57 @@ def test_format_get_parse_get_round_trip(snap: DeviceSnapshot) -> None:
     assert back.private_key == snap.private_key
     assert (back.listen_port, back.fwmark) == (snap.listen_port, snap.fwmark)
     assert format_get(back) == text
+
+
+# --- counters (wgdesk's own operation) ------------------------------------------------------------------
+
+COUNTED = replace(
+    SNAPSHOT,
+    dropped={"invalid_mac1": 3, "unknown_index": 1},
+    peers=(
+        replace(
+            SNAPSHOT.peers[0],
+            counters=PeerCounters(4, 1, 2, 0, 1, {"invalid_handshake": 2, "decryption_failed": 5}),
+        ),
+        SNAPSHOT.peers[1],
+    ),
+)
+
+
+def test_format_counters_exact_and_parse_counters_inverts_it() -> None:
+    text = format_counters(COUNTED)
+    assert text == (
+        "drop_invalid_mac1=3\ndrop_unknown_index=1\n"
+        f"public_key={H2}\ninitiations_sent=4\nresponses_received=1\nresponses_sent=2\n"
+        "cookie_replies_sent=0\ncookie_replies_received=1\ndrop_decryption_failed=5\ndrop_invalid_handshake=2\n"
+        f"public_key={H3}\ninitiations_sent=0\nresponses_received=0\nresponses_sent=0\n"
+        "cookie_replies_sent=0\ncookie_replies_received=0\nerrno=0\n\n"
+    )
+    device, peers = parse_counters(text.split("\n"))
+    assert device == COUNTED.dropped
+    assert peers == {K2: COUNTED.peers[0].counters, K3: PeerCounters()}
+    # the get reply is untouched by counters: what wg and wireguard-go's clients read stays the same
+    assert format_get(COUNTED) == format_get(SNAPSHOT)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [["initiations_sent=1"], [f"public_key={H2}", "initiations_sent=-1"], [f"public_key={H2}", "drop_x=y"]],
+)
+def test_parse_counters_refuses_malformed_values_and_skips_unknown_keys(body: list[str]) -> None:
+    if body == ["initiations_sent=1"]:  # a count before any peer: skipped, like an unknown key
+        assert parse_counters(body) == ({}, {})
+        return
+    with pytest.raises(ConfigurationError) as info:
+        parse_counters(body)
+    assert info.value.errno == errno.EPROTO
+
+
+def test_read_request_knows_the_counters_operation_and_nothing_near_it() -> None:
+    assert read_request(reader(COUNTERS_REQUEST.encode()).readline) == ("counters", [])
+    for near in (b"wgdesk_counters=2\n\n", b"wgdesk_counters=1\nx\n"):
+        with pytest.raises(RequestError):
+            read_request(reader(near).readline)
 
 
 # --- framing -----------------------------------------------------------------------------------------

@@ -484,7 +484,7 @@ def cmd_lockdown(args: argparse.Namespace) -> int:
             f"(tunnels with their own kill switch still block); `{PROG} lockdown resume` ends it now\n"
         )
     elif state.get("enabled"):
-        if any(t.get("state") == "up" for t in tunnels):
+        if any(t.state == "up" for t in tunnels):
             _out("traffic leaves only through tunnels (and to loopback, DHCP, neighbour discovery)\n")
         else:
             _out("no tunnel is up: all traffic is blocked except loopback, DHCP and neighbour discovery\n")

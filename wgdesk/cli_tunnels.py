@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wgdesk.client import HelperClient, HelperError, RestartRequired
+from wgdesk.snapshots import TunnelSnapshot
 
 PROG = "wgdeskctl"
 
@@ -192,36 +193,34 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
-def format_show(tunnels: list[dict[str, Any]]) -> str:
-    """`wg show`-like text for the ``tunnels`` list."""
+def format_show(tunnels: list[TunnelSnapshot]) -> str:
+    """`wg show`-like text for the helper's tunnels."""
     out: list[str] = []
     for t in tunnels:
         if out:
             out.append("")
-        out.append(f"interface: {t['interface']}")
-        out.append(f"  tunnel: {t['name']} ({t['state']})")
-        if t.get("message"):
-            out.append(f"  note: {t['message']}")
-        if t.get("listen_port"):
-            out.append(f"  listening port: {t['listen_port']}")
-        if t.get("fwmark"):
-            out.append(f"  fwmark: {hex(t['fwmark'])}")
-        if t.get("mtu"):
-            out.append(f"  mtu: {t['mtu']}")
-        out.append(
-            f"  full tunnel: {'on' if t.get('full_tunnel') else 'off'}, "
-            f"kill switch: {'on' if t.get('kill_switch') else 'off'}"
-        )
-        for p in t.get("peers", []):
+        out.append(f"interface: {t.interface}")
+        out.append(f"  tunnel: {t.name} ({t.state})")
+        if t.message:
+            out.append(f"  note: {t.message}")
+        if t.listen_port:
+            out.append(f"  listening port: {t.listen_port}")
+        if t.fwmark:
+            out.append(f"  fwmark: {hex(t.fwmark)}")
+        if t.mtu:
+            out.append(f"  mtu: {t.mtu}")
+        full, kill = ("on" if flag else "off" for flag in (t.full_tunnel, t.kill_switch))
+        out.append(f"  full tunnel: {full}, kill switch: {kill}")
+        for p in t.peers:
             out.append("")
-            out.append(f"peer: {p['public_key']}")
-            if p.get("endpoint"):
-                out.append(f"  endpoint: {p['endpoint']}")
-            out.append(f"  allowed ips: {', '.join(p['allowed_ips']) or '(none)'}")
-            out.append(f"  latest handshake: {_ago(p.get('latest_handshake'))}")
-            out.append(f"  transfer: {_bytes(p['rx_bytes'])} received, {_bytes(p['tx_bytes'])} sent")
-            if p.get("persistent_keepalive"):
-                out.append(f"  persistent keepalive: every {p['persistent_keepalive']} seconds")
+            out.append(f"peer: {p.public_key}")
+            if p.endpoint:
+                out.append(f"  endpoint: {p.endpoint}")
+            out.append(f"  allowed ips: {', '.join(p.allowed_ips) or '(none)'}")
+            out.append(f"  latest handshake: {_ago(p.latest_handshake)}")
+            out.append(f"  transfer: {_bytes(p.rx_bytes)} received, {_bytes(p.tx_bytes)} sent")
+            if p.persistent_keepalive:
+                out.append(f"  persistent keepalive: every {p.persistent_keepalive} seconds")
     return "\n".join(out)
 
 
@@ -232,7 +231,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     except HelperError as e:
         return _err(e.message)
     if args.json:
-        print(json.dumps({"tunnels": tunnels}, indent=2))
+        print(json.dumps({"tunnels": [t.to_wire() for t in tunnels]}, indent=2))
     elif tunnels:
         print(format_show(tunnels))
     return 0

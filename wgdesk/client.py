@@ -26,11 +26,14 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from wgdesk import platforms
 from wgdesk.platforms.interface import Connection
+from wgdesk.snapshots import Diagnosis, SnapshotError, TunnelSnapshot
+
+_T = TypeVar("_T")
 
 _ = platforms.backend().control  # loaded with the client's other imports, not at the first request (a
 # process that becomes another user after importing, as tests/as_user.py does, may not read it then)
@@ -48,6 +51,13 @@ class HelperError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _typed(decode: Callable[[object], _T], value: object) -> _T:
+    try:
+        return decode(value)
+    except SnapshotError as e:
+        raise HelperError(f"the helper sent a malformed reply: {e}", "malformed") from None
 
 
 class HelperUnavailable(HelperError):
@@ -127,12 +137,16 @@ class HelperClient:
         result: dict[str, Any] = self.request("down", name=name)
         return result
 
-    def status(self, name: str | None = None) -> list[dict[str, Any]]:
-        """The ``tunnels`` list of ``wgdeskctl show --json`` (never any private or preshared key)."""
+    def status(self, name: str | None = None) -> list[TunnelSnapshot]:
+        """The tunnels the helper runs for this user (never any private or preshared key); ``to_wire``
+        of each is the ``tunnels`` list of ``wgdeskctl show --json``. A reply of the wrong shape is
+        `HelperError` ``malformed``, naming the field."""
         args = {"name": name} if name is not None else {}
         result = self.request("status", **args)
-        tunnels: list[dict[str, Any]] = result["tunnels"]
-        return tunnels
+        tunnels = result.get("tunnels") if isinstance(result, dict) else None
+        if not isinstance(tunnels, list):
+            raise HelperError("the helper sent a malformed status: no tunnels list", "malformed")
+        return [_typed(TunnelSnapshot.from_wire, t) for t in tunnels]
 
     def lockdown(self) -> dict[str, Any]:
         """Lockdown as the helper has it: ``{"enabled": bool, "policy": "user"|"always"|"never",
@@ -175,9 +189,9 @@ class HelperClient:
         records: list[dict[str, Any]] = self.request("logs", **args)["records"]
         return records
 
-    def diagnose(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("diagnose", name=name)
-        return result
+    def diagnose(self, name: str) -> Diagnosis:
+        """The tunnel, the helper's findings and recent log (see `wgdesk.snapshots.Diagnosis`)."""
+        return _typed(Diagnosis.from_wire, self.request("diagnose", name=name))
 
     def probe_mtu(self, name: str, target: str | None = None, apply: bool = False) -> dict[str, Any]:
         """Probe the path MTU through the running tunnel ``name`` with don't-fragment pings.

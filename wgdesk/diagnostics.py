@@ -493,29 +493,31 @@ def _log_text(records: list[dict[str, Any]]) -> str:
 def _helper(c: _Collector, client_factory: Callable[[], Any], redactor: Redactor) -> str:
     """Ask the helper; returns a short description for the summary."""
     from wgdesk.client import HelperError
+    from wgdesk.snapshots import TunnelSnapshot
 
     try:
         with client_factory() as client:
             c.add("helper/version.json", json.dumps(client.version(), indent=2) + "\n")
-            tunnels = client.status()
+            tunnels: list[TunnelSnapshot] = client.status()
             for t in tunnels:
-                for p in t.get("peers", ()):
-                    redactor.add_public_key(str(p.get("public_key", "")))
-                    endpoint = str(p.get("endpoint") or "")
+                for p in t.peers:
+                    redactor.add_public_key(p.public_key)
+                    endpoint = p.endpoint or ""
                     host = endpoint.rsplit(":", 1)[0].strip("[]") if endpoint else ""
                     if host:
                         redactor.add_host(host)
-                    if p.get("endpoint_host"):  # the name an endpoint was resolved from, if any
-                        redactor.add_host(str(p["endpoint_host"]))
-            c.add("helper/status.json", json.dumps({"tunnels": tunnels}, indent=2) + "\n")
+                    if p.endpoint_host:  # the name an endpoint was resolved from, if any
+                        redactor.add_host(p.endpoint_host)
+            wire = [t.to_wire() for t in tunnels]
+            c.add("helper/status.json", json.dumps({"tunnels": wire}, indent=2) + "\n")
             try:
                 c.add("helper/log.txt", _log_text(client.logs(None)))
             except HelperError as exc:
                 c.add("helper/log.txt", f"the helper refused the logs request: {exc.message}\n")
             for t in tunnels:
-                name = str(t.get("name"))
+                name = t.name
                 try:
-                    found = client.diagnose(name)
+                    found = client.diagnose(name).to_wire()
                 except HelperError as exc:
                     c.add(f"helper/diagnose-{name}.txt", f"diagnose failed: {exc.message}\n")
                     continue
@@ -530,7 +532,7 @@ def _helper(c: _Collector, client_factory: Callable[[], Any], redactor: Redactor
         )
         c.problems.append("helper unreachable")
         return "helper unreachable"
-    up = sum(1 for t in tunnels if t.get("state") == "up")
+    up = sum(1 for t in tunnels if t.state == "up")
     return f"helper answered ({len(tunnels)} tunnel(s) known, {up} up)"
 
 

@@ -29,6 +29,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Final
 
 from wgdesk.proto.changes import (
+    COUNTER_FIELDS,
     NO_KEY,
     ConfigurationError,
     DeviceChange,
@@ -36,20 +37,24 @@ from wgdesk.proto.changes import (
     Endpoint,
     Network,
     PeerChange,
+    PeerCounters,
     PeerSnapshot,
 )
 from wgdesk.proto.keys import public_key
 
 __all__ = [
+    "COUNTERS_REQUEST",
     "MAX_LINE_BYTES",
     "MAX_REQUEST_BYTES",
     "MAX_REQUEST_LINES",
     "RequestError",
+    "format_counters",
     "format_endpoint",
     "format_errno",
     "format_get",
     "format_set",
     "parse_allowed_ip",
+    "parse_counters",
     "parse_endpoint",
     "parse_get",
     "parse_reply",
@@ -409,6 +414,53 @@ def parse_get(lines: Iterable[str]) -> DeviceSnapshot:
                           fwmark=fwmark, peers=tuple(peers))
 
 
+# --- counters (a wgdesk operation) --------------------------------------------------------------------
+
+COUNTERS_REQUEST: Final = "wgdesk_counters=1\n\n"
+"""Asks a wgdesk engine for `PeerCounters`. A separate operation rather than extra keys in ``get=1``:
+``wg`` and other UAPI clients never send it, so what they parse stays exactly wireguard-go's reply
+(``wg`` would ignore unknown keys today, but nothing promises that), and an engine that predates it
+refuses it like any unknown operation (EPROTO), which the helper reads as "no counters"."""
+
+_DROP_PREFIX: Final = "drop_"
+
+
+def format_counters(snapshot: DeviceSnapshot) -> str:
+    """The reply to `COUNTERS_REQUEST`: device-wide ``drop_REASON=N``, then per peer ``public_key``
+    and its `PeerCounters` (``initiations_sent=N``…, ``drop_REASON=N``), ``errno=0`` and a blank line."""
+    out = [f"{_DROP_PREFIX}{reason}={n}" for reason, n in sorted(snapshot.dropped.items()) if n]
+    for p in snapshot.peers:
+        out.append(f"public_key={p.public_key.hex()}")
+        out.extend(f"{name}={getattr(p.counters, name)}" for name in COUNTER_FIELDS)
+        out.extend(f"{_DROP_PREFIX}{reason}={n}" for reason, n in sorted(p.counters.dropped.items()) if n)
+    out.append("errno=0")
+    return "\n".join(out) + "\n\n"
+
+
+def parse_counters(lines: Iterable[str]) -> tuple[dict[str, int], dict[bytes, PeerCounters]]:
+    """Decode a `COUNTERS_REQUEST` reply's lines (without ``errno``): the device-wide drops by reason
+    and `PeerCounters` by public key. Unknown keys are skipped (a newer engine may count more); a
+    malformed value raises ConfigurationError(EPROTO)."""
+    device: dict[str, int] = {}
+    peers: dict[bytes, tuple[dict[str, int], dict[str, int]]] = {}
+    current: tuple[dict[str, int], dict[str, int]] | None = None
+    try:
+        for key, value in _key_values(lines):
+            if key == "public_key":
+                current = peers.setdefault(_parse_key(key, value), ({}, {}))
+            elif key.startswith(_DROP_PREFIX) and _DROP_REASON.fullmatch(key[len(_DROP_PREFIX) :]):
+                drops = device if current is None else current[1]
+                drops[key[len(_DROP_PREFIX) :]] = _parse_uint(key, value, 64)
+            elif current is not None and key in COUNTER_FIELDS:
+                current[0][key] = _parse_uint(key, value, 64)
+    except ConfigurationError as e:
+        raise ConfigurationError(errno.EPROTO, f"malformed UAPI counters reply: {e}") from None
+    return device, {k: PeerCounters.of(*v) for k, v in peers.items()}
+
+
+_DROP_REASON: Final = re.compile(r"[a-z0-9_]{1,40}")
+
+
 # --- framing -----------------------------------------------------------------------------------------
 
 
@@ -449,7 +501,8 @@ def read_request(
     max_lines: int = MAX_REQUEST_LINES,
     max_bytes: int = MAX_REQUEST_BYTES,
 ) -> tuple[str, list[str]]:
-    """Read one request; return ("get", []) or ("set", body lines without newlines).
+    """Read one request; return ("get", []), ("counters", []) for `COUNTERS_REQUEST`, or ("set", body
+    lines without newlines).
 
     `readline(limit)` returns one line of at most `limit` bytes, including its newline, or b""
     at end of stream (``io.BufferedReader.readline`` does). Memory is bounded by `max_bytes`.
@@ -471,13 +524,13 @@ def read_request(
     op = line()
     if not op:
         raise EOFError("UAPI client closed the connection")
-    if op == b"get=1\n":
+    if op in (b"get=1\n", COUNTERS_REQUEST[:-1].encode()):
         nxt = line()
         if not nxt:
-            raise RequestError(errno.EPROTO, "UAPI get=1 without the empty line that ends it")
+            raise RequestError(errno.EPROTO, "UAPI get without the empty line that ends it")
         if nxt != b"\n":
             raise RequestError(errno.EINVAL, "trailing characters in UAPI get")
-        return "get", []
+        return ("get" if op == b"get=1\n" else "counters"), []
     if op != b"set=1\n":
         raise RequestError(errno.EPROTO, f"invalid UAPI operation: {_show(op.decode('ascii', 'replace'))}")
     body: list[str] = []

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wgdesk.config import Config, Interface, Peer
 from wgdesk.config.routing import explain, explain_status, would_be_full_tunnel
+from wgdesk.snapshots import TunnelSnapshot
 
 A = "GS0v7jt5I//6d0J95VmF+w4czLnO5PaAHC3SCPiFbUk="
 B = "2OaN83Oy11u3vNSmIau7d7T4kwcmIinaXmQakM3FZ3Y="
@@ -159,7 +161,7 @@ def test_repeated_peer_and_shared_prefix_follow_the_engine() -> None:
 
 
 def test_from_the_helper_status_live_peers_and_unstored_tunnels() -> None:
-    status = [
+    status: list[dict[str, Any]] = [
         {
             "name": "office",
             "state": "up",
@@ -180,9 +182,10 @@ def test_from_the_helper_status_live_peers_and_unstored_tunnels() -> None:
         {"name": "home", "state": "down", "full_tunnel": False, "peers": []},
     ]
     stored = {"office": OFFICE, "home": FULL}
-    e = explain_status(ip_address("10.1.2.3"), stored, status, LAN)
+    snapshots = [TunnelSnapshot.from_wire({"interface": t["name"]} | t) for t in status]
+    e = explain_status(ip_address("10.1.2.3"), stored, snapshots, LAN)
     assert e.carrier is not None and (e.carrier.tunnel, e.carrier.peer) == ("office", B)
-    e = explain_status(ip_address("8.8.8.8"), stored, status, LAN)
+    e = explain_status(ip_address("8.8.8.8"), stored, snapshots, LAN)
     assert e.carrier is not None and (e.carrier.tunnel, e.carrier.table) == ("adhoc", "51822")
     assert e.running == {"office", "adhoc"}
     # home would be a second full tunnel: it cannot come up, and the note says why

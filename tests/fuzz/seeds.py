@@ -88,6 +88,8 @@ def uapi_request() -> dict[str, bytes]:
         "set": full_set.replace("fwmark=0x0", "fwmark=0").encode(),
         "set-then-get": f"set=1\nprivate_key={HEX}\npublic_key={HEX2}\nallowed_ip=10.1.0.0/16\n\n".encode()
         + b"get=1\n\n",
+        "set-then-counters": f"set=1\nprivate_key={HEX}\npublic_key={HEX2}\n\n".encode()
+        + b"wgdesk_counters=1\n\n",
         "bad": b"set=1\nlisten_port=70000\n\nget=2\n\n",
         "numbers": b"set=1\nlisten_port=" + b"9" * 400 + b"\nfwmark=" + b"9" * 30 + b"\n\n",
     }

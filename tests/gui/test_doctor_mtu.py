@@ -68,7 +68,9 @@ def test_test_mtu_finds_a_black_hole_and_apply_lowers_the_mtu(  # type: ignore[n
             assert test_and_wait(doctor.mtu_button) == f"Connect {name} first: the test needs the tunnel up."
 
             controller.switch.connect_tunnel(name)
-            qtbot.waitUntil(lambda: (controller.live.status(name) or {}).get("state") == "up", timeout=30000)
+            qtbot.waitUntil(
+                lambda: getattr(controller.live.status(name), "state", None) == "up", timeout=30000
+            )
             text = test_and_wait(doctor.mtu_button)
             fine = "Packets of the full 1420 bytes cross the tunnel to 10.97.0.1: the MTU is fine (1 test"
             assert text.startswith(fine), text
@@ -88,4 +90,4 @@ def test_test_mtu_finds_a_black_hole_and_apply_lowers_the_mtu(  # type: ignore[n
             assert "set MTU = 1328 in the tunnel's [Interface] section" in text
             assert not doctor.mtu_apply.isVisible()
             assert link_mtu(L, name) == 1328
-            qtbot.waitUntil(lambda: (controller.live.status(name) or {}).get("mtu") == 1328, timeout=10000)
+            qtbot.waitUntil(lambda: getattr(controller.live.status(name), "mtu", None) == 1328, timeout=10000)

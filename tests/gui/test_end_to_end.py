@@ -23,6 +23,7 @@ from wgdesk.app.settings import AppSettings
 from wgdesk.app.state import Health, IconState
 from wgdesk.app.tray import Tray
 from wgdesk.client import HelperClient
+from wgdesk.snapshots import TunnelSnapshot
 from wgdesk.tunnels import TunnelStore
 
 pytestmark = [pytest.mark.root, pytest.mark.gui]
@@ -32,7 +33,7 @@ HANDSHAKE = re.compile(r"^(Now|\d+ seconds? ago)$")
 TRANSFER = re.compile(r"^(\d+(\.\d+)? (B|KiB|MiB)) received, (\d+(\.\d+)? (B|KiB|MiB)) sent$")
 
 
-def _status(socket: Path) -> list[dict]:  # type: ignore[type-arg]
+def _status(socket: Path) -> list[TunnelSnapshot]:
     with HelperClient(socket) as c:
         return c.status()
 
@@ -219,9 +220,9 @@ def test_on_start_the_app_reconnects_the_tunnels_that_were_up(  # type: ignore[n
         assert isinstance(app, QApplication)
         application = Application(app, parse_args(["--socket", str(helper.socket)]), server)
         try:
-            qtbot.waitUntil(lambda: [t["name"] for t in _status(helper.socket)] == [name], timeout=30000)
+            qtbot.waitUntil(lambda: [t.name for t in _status(helper.socket)] == [name], timeout=30000)
             qtbot.waitUntil(lambda: application.controller.live.health(name) == Health.HEALTHY, timeout=30000)
         finally:
-            if any(t["name"] == name for t in _status(helper.socket)):
+            if any(t.name == name for t in _status(helper.socket)):
                 _down(helper.socket, name)
             close_application(application, server, app)

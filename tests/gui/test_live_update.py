@@ -45,7 +45,9 @@ def test_saving_a_connected_tunnel_applies_keepalive_live_and_asks_before_an_add
             with qtbot.waitSignal(controller.library.importFinished, timeout=15000):
                 manager.import_paths([source])
             controller.switch.connect_tunnel(name)
-            qtbot.waitUntil(lambda: (controller.live.status(name) or {}).get("state") == "up", timeout=30000)
+            qtbot.waitUntil(
+                lambda: getattr(controller.live.status(name), "state", None) == "up", timeout=30000
+            )
             pid = engine_pid(helper, name)
             assert _keepalive(L.client, name, L.server_public) == "1"
 

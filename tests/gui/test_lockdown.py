@@ -83,7 +83,7 @@ def test_settings_checkbox_switches_lockdown_and_the_tray_says_when_it_blocks(qt
             with HelperClient(h.socket) as c:
                 c.up(T, L.config(), kill_switch=False)
             # (status answers during a bring-up now: wait for the app to have seen it up, not starting)
-            qtbot.waitUntil(lambda: (controller.live.status(T) or {}).get("state") == "up", timeout=10000)
+            qtbot.waitUntil(lambda: getattr(controller.live.status(T), "state", None) == "up", timeout=10000)
             assert not controller.lockdown.blocking()
             tray.rebuild_menu()
             assert tray.action("lockdown") is None

@@ -4,18 +4,22 @@ graph rates, icons and start-at-login."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QColor
 
 from wgdesk.app import units
-from wgdesk.app.diagnosis import explain, explain_peer, peer_evidence
+from wgdesk.app.diagnosis import explain, peer_evidence
 from wgdesk.app.graph import rates
 from wgdesk.app.icons import SIZES, state_icon, write_svgs
 from wgdesk.app.settings import AppSettings
 from wgdesk.app.state import Health, IconState, health, icon_state, tunnel_icon
+from wgdesk.causes import explain_peer
+from wgdesk.snapshots import Diagnosis, SnapshotError, TunnelSnapshot
 from wgdesk.tunnels import default_directory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,8 +66,9 @@ def test_size_like_wg_show(n: int, text: str) -> None:
 NOW = 1_800_000_000.0
 
 
-def _status(handshake: float | None, state: str = "up") -> dict:
-    return {"name": "t", "state": state, "peers": [{"public_key": "k", "latest_handshake": handshake}]}
+def _status(handshake: float | None, state: str = "up") -> TunnelSnapshot:
+    peer = {"public_key": "k", "latest_handshake": handshake}
+    return TunnelSnapshot.from_wire({"name": "t", "interface": "t", "state": state, "peers": [peer]})
 
 
 @pytest.mark.parametrize(
@@ -79,7 +84,7 @@ def _status(handshake: float | None, state: str = "up") -> dict:
         (_status(None, "starting"), False, Health.STARTING),
     ],
 )
-def test_health(status: dict | None, pending: bool, expected: Health) -> None:
+def test_health(status: TunnelSnapshot | None, pending: bool, expected: Health) -> None:
     assert health(status, NOW, pending) == expected
 
 
@@ -107,69 +112,74 @@ def test_each_tunnel_has_the_icon_of_its_health() -> None:
 PEER = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
 
 
-def _diagnosis(peer: dict, logs: list[str] = (), findings: list[str] = ()) -> dict:  # type: ignore[assignment]
-    base = {
+def _diagnosis(peer: dict[str, Any], logs: Sequence[str] = (), findings: Sequence[str] = ()) -> Diagnosis:
+    base: dict[str, Any] = {
         "public_key": PEER,
         "endpoint": "192.0.2.1:51820",
+        "allowed_ips": [],
         "latest_handshake": None,
         "rx_bytes": 0,
         "tx_bytes": 0,
     }
-    return {
-        "tunnel": {"name": "t", "state": "up", "peers": [base | peer]},
-        "findings": list(findings),
-        "logs": [{"time": NOW, "level": "debug", "source": "engine", "message": m} for m in logs],
-    }
+    return Diagnosis.from_wire(
+        {
+            "tunnel": {"name": "t", "interface": "t", "state": "up", "peers": [base | peer]},
+            "findings": list(findings),
+            "logs": [{"time": NOW, "level": "debug", "source": "engine", "message": m} for m in logs],
+        }
+    )
 
 
-TAG = "peer(xTIB…p8Dg)"
+def _counted(**counts: object) -> dict[str, Any]:
+    return {"counters": counts}
 
 
 @pytest.mark.parametrize(
     ("diagnosis", "codes"),
     [
         (_diagnosis({"endpoint": None}), ["no-endpoint"]),
-        (_diagnosis({}, logs=[f"{TAG} - Sending handshake initiation to 192.0.2.1:51820"] * 3), ["silence"]),
-        (_diagnosis({"tx_bytes": 148 * 4}), ["silence"]),  # counters alone: four initiations, nothing back
-        (
-            _diagnosis(
-                {},
-                logs=[
-                    f"{TAG} - Sending handshake initiation to 192.0.2.1:51820",
-                    f"{TAG} - Received cookie response",
-                ],
-            ),
-            ["cookie"],
-        ),
-        (
-            _diagnosis(
-                {},
-                logs=[
-                    f"{TAG} - Sending handshake initiation to 192.0.2.1:51820",
-                    "Dropped packet from 192.0.2.1:51820: invalid_handshake",
-                ],
-            ),
-            ["psk"],
-        ),
+        (_diagnosis(_counted(initiations_sent=3)), ["silence"]),
+        (_diagnosis({"tx_bytes": 148 * 4}), ["silence"]),  # an engine without counters: estimated
+        (_diagnosis({"tx_bytes": 148 * 4} | _counted()), ["idle"]),  # counters win over the estimate
+        (_diagnosis(_counted(initiations_sent=2, cookie_replies_received=1)), ["cookie"]),
+        (_diagnosis(_counted(initiations_sent=2, dropped={"invalid_handshake": 2})), ["psk"]),
+        (_diagnosis(_counted(initiations_sent=2, dropped={"invalid_mac1": 1})), ["their-key"]),
         (_diagnosis({}, logs=["Failed to send 1 datagrams: Network is unreachable"]), ["no-route"]),
         (_diagnosis({"latest_handshake": NOW + 3600}), ["clock"]),
         (_diagnosis({"latest_handshake": NOW - 5}), []),
+        (_diagnosis({"latest_handshake": NOW - 600}), ["stale"]),
+        (
+            _diagnosis({"latest_handshake": NOW - 5} | _counted(dropped={"source_not_allowed": 3})),
+            ["allowed-ips"],
+        ),
         (_diagnosis({}), ["idle"]),
         (_diagnosis({"endpoint": None}, findings=["the engine stopped: boom"]), ["no-endpoint", "helper"]),
+        # the helper's per-peer findings are the same causes: not shown twice
+        (
+            _diagnosis({"endpoint": None}, findings=["peer xTIBA5rb…: This peer has no endpoint: …"]),
+            ["no-endpoint"],
+        ),
     ],
 )
-def test_doctor_names_the_cause(diagnosis: dict, codes: list[str]) -> None:
+def test_doctor_names_the_cause(diagnosis: Diagnosis, codes: list[str]) -> None:
     assert [f.code for f in explain(diagnosis, NOW)] == codes
 
 
-def test_doctor_reads_engine_evidence_fields_when_present() -> None:
-    evidence = peer_evidence(_diagnosis({"resolve_error": "Name or service not known"}), NOW)
-    assert [f.code for f in explain_peer(evidence[0])] == ["resolve"]
-    text = explain_peer(evidence[0])[0].detail
-    assert text == (
-        "192.0.2.1:51820 could not be resolved (Name or service not known). Check the host name in "
-        "Endpoint and that DNS works without the tunnel."
+def test_doctor_reads_the_resolve_error_the_helper_reports() -> None:
+    diagnosis = _diagnosis({"resolve_error": "Name or service not known", "endpoint_host": "vpn.example"})
+    [evidence] = peer_evidence(diagnosis, NOW)
+    assert [c.code for c in explain_peer(evidence)] == ["resolve"]
+    [finding] = explain(diagnosis, NOW)
+    assert finding.detail == (
+        "The endpoint name vpn.example does not resolve any more (Name or service not known); still sending "
+        "to 192.0.2.1:51820, the address it had before; check the host name in Endpoint and that DNS works "
+        "without the tunnel."
     )
+
+
+def test_a_malformed_diagnosis_is_one_clear_error() -> None:
+    with pytest.raises(SnapshotError, match=r"tunnel 't'\.peers\[0\]\.counters\.initiations_sent"):
+        _diagnosis(_counted(initiations_sent="3"))
 
 
 def test_rates_from_counters() -> None:

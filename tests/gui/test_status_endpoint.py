@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from wgdesk.app.status import PeerView
 from wgdesk.config import Endpoint, Peer
+from wgdesk.snapshots import PeerSnapshot
 
 KEY = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
 NOW = 1_800_000_000.0
 
 
-def live(**fields: object) -> dict[str, object]:
+def live(**fields: object) -> PeerSnapshot:
     base: dict[str, object] = {
         "public_key": KEY,
         "endpoint": "203.0.113.5:51820",
@@ -21,10 +22,10 @@ def live(**fields: object) -> dict[str, object]:
         "endpoint_resolved_at": None,
     }
     base.update(fields)
-    return base
+    return PeerSnapshot.from_wire(base)
 
 
-def shown(qtbot, cfg: Peer | None, status: dict[str, object] | None) -> str:  # type: ignore[no-untyped-def]
+def shown(qtbot, cfg: Peer | None, status: PeerSnapshot | None) -> str:  # type: ignore[no-untyped-def]
     view = PeerView(KEY)
     qtbot.addWidget(view)
     view.update_from(cfg, status, [], NOW)
@@ -53,6 +54,5 @@ def test_ip_endpoints_and_stopped_tunnels_are_shown_as_before(qtbot) -> None:  #
     assert shown(qtbot, Peer(KEY, endpoint=Endpoint("192.0.2.1", 51820)), live()) == "203.0.113.5:51820"
     assert shown(qtbot, Peer(KEY), live(endpoint=None)) == "(none)"
     # an older helper without the fields
-    old = live()
-    del old["endpoint_host"], old["endpoint_resolved_at"]
+    old = PeerSnapshot.from_wire({"public_key": KEY, "endpoint": "203.0.113.5:51820", "allowed_ips": []})
     assert shown(qtbot, cfg, old) == "203.0.113.5:51820"

@@ -40,7 +40,7 @@ def switch_to(L: Lab, mac: str) -> NetworkIdentity:
 
 def _up(socket: Path) -> list[str]:
     with HelperClient(socket) as c:
-        return [str(t["name"]) for t in c.status()]
+        return [str(t.name) for t in c.status()]
 
 
 def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_down(  # type: ignore[no-untyped-def]
@@ -125,7 +125,9 @@ def test_an_untrusted_network_brings_the_tunnel_up_and_a_trusted_one_takes_it_do
             # the cafe again, and the user disconnects by hand: not reconnected while on this network
             switch_to(L, CAFE_MAC)
             qtbot.waitUntil(lambda: _up(helper.socket) == [name], timeout=30000)
-            qtbot.waitUntil(lambda: (controller.live.status(name) or {}).get("state") == "up", timeout=10000)
+            qtbot.waitUntil(
+                lambda: getattr(controller.live.status(name), "state", None) == "up", timeout=10000
+            )
             tray.rebuild_menu()
             tray.action(f"tunnel:{name}").trigger()
             qtbot.waitUntil(

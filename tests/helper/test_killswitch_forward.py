@@ -166,7 +166,7 @@ def test_container_goes_through_the_tunnel_and_is_blocked_when_the_engine_dies()
 
         # 2. the engine dies: the tunnel is failed, the kill switch stays — the container gets nowhere
         os.kill(engine_pid(L.helper, T), signal.SIGKILL)  # type: ignore[arg-type]
-        assert wait_for(lambda: c.status()[0]["state"] == "failed", 10)
+        assert wait_for(lambda: c.status()[0].state == "failed", 10)
         assert wait_for(lambda: T not in L.client.exec(IP, "link").stdout, 10)
         count, answers = leaked(L, ct)
         assert count == 0 and all(a.startswith("error") for a in answers), (count, answers)
@@ -193,7 +193,7 @@ def test_container_stays_blocked_after_a_helper_crash() -> None:
         count, answers = leaked(L, ct)
         assert count == 0 and all(a in CLIENT_TUNNEL or a.startswith("error") for a in answers), answers
         h.start()  # recovery stops the engine; the kill-switch table is all that stays
-        assert [t["state"] for t in h.client().status()] == ["blocked"]
+        assert [t.state for t in h.client().status()] == ["blocked"]
         count, answers = leaked(L, ct)
         assert count == 0 and all(a.startswith("error") for a in answers), (count, answers)
         assert_private_and_published_port_work(L, ct)
@@ -207,7 +207,7 @@ def test_container_and_client_talk_in_the_failed_state_with_lan_allowed() -> Non
         c.up(T, L.config(allowed=FULL), kill_switch=True)
         assert ask_retrying(ct, PUBLIC) == CLIENT_TUNNEL[0]
         os.kill(engine_pid(L.helper, T), signal.SIGKILL)  # type: ignore[arg-type]
-        assert wait_for(lambda: c.status()[0]["state"] == "failed", 10)
+        assert wait_for(lambda: c.status()[0].state == "failed", 10)
         count, answers = leaked(L, ct)
         assert count == 0 and all(a.startswith("error") for a in answers), (count, answers)
         for bridge, container in zip(BRIDGE, CONTAINER, strict=True):

@@ -122,7 +122,7 @@ def test_other_processes_to_the_endpoint_are_never_plaintext(allowed: str) -> No
         assert plaintext(L, f"host {ENDPOINT}", as_nobody) >= 9  # control
         c.up(T, L.config(allowed=allowed), kill_switch=True)
         [t] = c.status()
-        port = t["listen_port"]
+        port = t.listen_port
         assert L.ping("10.97.0.1", 2)  # the engine's own marked UDP still passes
         # anything to the endpoint that is not the engine's socket
         assert plaintext(L, f"host {ENDPOINT} and not (udp and port {port})", as_nobody) == 0
@@ -181,12 +181,12 @@ def test_engine_killed_during_traffic_stays_blocked(engine: str) -> None:
         probe(L.client, "tcp", PUBLIC, 80)
         pinger.terminate()
         assert cap.count() == 0
-        assert h.client().status()[0]["state"] == "failed"
-        assert "kill switch keeps blocking" in h.client().status()[0]["message"]
+        assert h.client().status()[0].state == "failed"
+        assert "kill switch keeps blocking" in h.client().status()[0].message
         # reconnecting replaces the failed tunnel without a moment unblocked
         c.up(T, L.config(allowed=FULL))
         assert L.ping(PUBLIC, 2)
-        assert [t["state"] for t in c.status()] == ["up"]
+        assert [t.state for t in c.status()] == ["up"]
         c.down(T)
         assert L.snapshot() == before
 
@@ -210,7 +210,7 @@ def test_helper_killed_keeps_blocking_after_restart_until_down(engine: str) -> N
         assert cap.count() == 0
         c = h.client()
         [t] = c.status()
-        assert t["state"] == "blocked" and "kill switch keeps blocking" in t["message"]
+        assert t.state == "blocked" and "kill switch keeps blocking" in t.message
         assert T not in " ".join(L.snapshot()["links"].split())
         if engine == "wgdesk-engine":  # down releases the block
             c.down(T)
@@ -267,7 +267,7 @@ def test_helper_killed_in_the_middle_of_up_is_recovered(kill_switch: bool) -> No
         h.start()
         tunnels = h.client().status()
         if kill_switch:
-            assert [t["state"] for t in tunnels] == ["blocked"]
+            assert [t.state for t in tunnels] == ["blocked"]
             assert plaintext(L, f"host {PUBLIC}", tcp_probe(L)) == 0
             assert "wgdesk-killswitch" in L.snapshot()["nft"]
             h.client().down(T)
@@ -288,6 +288,6 @@ def test_diagnose_names_an_unanswered_handshake() -> None:
         c.up(T, L.config(), kill_switch=False)
         assert not L.ping(SERVER_TUNNEL[0], 2, timeout=1.0, attempts=1)
         d = c.diagnose(T)
-        assert any("nothing comes back" in f for f in d["findings"]), d["findings"]
-        assert d["tunnel"]["peers"][0]["latest_handshake"] is None
+        assert any("nothing comes back" in f for f in d.findings), d.findings
+        assert d.tunnel.peers[0].latest_handshake is None
         c.down(T)

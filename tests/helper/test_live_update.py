@@ -94,7 +94,7 @@ def test_peers_keepalive_endpoint_and_allowed_ips_change_on_the_running_engine(e
         assert "10.96.5.0/24" in routes(L, T)
         assert "10.96.5.0/24" in journal_routes(L, T)
         assert engine_pid(h, T) == pid and os.path.exists(f"/proc/{pid}")  # the same engine, not a restart
-        assert [t["state"] for t in c.status()] == ["up"]
+        assert [t.state for t in c.status()] == ["up"]
         assert L.ping(SERVER_TUNNEL[0], 2)  # through the new (IPv6) endpoint
 
         # the extra peer goes, the server's AllowedIPs grow: routes follow, the journal with them

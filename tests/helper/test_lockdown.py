@@ -222,7 +222,7 @@ def test_lockdown_keeps_blocking_across_helper_stop_restart_and_kill() -> None:
             assert plaintext(L, crash_and_restart) == 0
             c = h.client()
             assert c.lockdown()["enabled"] is True
-            assert [t["state"] for t in c.status()] == ["blocked"]
+            assert [t.state for t in c.status()] == ["blocked"]
             c.down(T)  # the blocked tunnel goes; lockdown stays
             assert_blocked(L)
         finally:

@@ -360,6 +360,6 @@ def test_a_compromised_engine_can_neither_exhaust_the_helper_nor_break_status_fo
             # the engine's malformed answer is its own tunnel's problem, reported in its status
             [mine] = owner.ok("status")["tunnels"]
             assert "sent a malformed UAPI reply" in mine["message"]
-            assert [t["name"] for t in h.client().status()] == [T]  # root's view of all tunnels
+            assert [t.name for t in h.client().status()] == [T]  # root's view of all tunnels
             assert other.ok("status") == {"tunnels": []}
             owner.ok("down", name=T)

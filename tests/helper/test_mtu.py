@@ -274,7 +274,7 @@ def test_black_hole_is_found_and_lowering_the_mtu_lets_tcp_through(engine: str) 
             applied = c.probe_mtu(T, apply=True)
             assert applied["applied"] is True and applied["recommended_mtu"] == 1328
             assert link_mtu(L, T) == 1328
-            assert applied["tunnel"]["mtu"] == 1328 and c.status(T)[0]["mtu"] == 1328
+            assert applied["tunnel"]["mtu"] == 1328 and c.status(T)[0].mtu == 1328
             assert transfer_1mb(L, 5001)  # the same transfer completes now
 
             again = c.probe_mtu(T, apply=True)  # nothing left to lower
@@ -349,7 +349,7 @@ def test_probe_mtu_on_up_lowers_the_mtu_of_a_black_holed_tunnel_by_itself() -> N
         c = h.client()
         assert c.up(T, L.config(dns="10.97.0.1"), kill_switch=False)["mtu"] == 1420
         assert wait_for(lambda: link_mtu(L, T) == EXPECTED, 40), h.log()[-2000:]
-        assert c.status(T)[0]["mtu"] == EXPECTED
+        assert c.status(T)[0].mtu == EXPECTED
         assert f"MTU of {T} lowered from 1420 to {EXPECTED}" in h.log()
         c.down(T)
         # a tunnel without a target is left alone, and says why

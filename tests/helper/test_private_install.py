@@ -72,8 +72,8 @@ def test_the_engine_runs_from_a_directory_its_account_cannot_enter(tmp_path: Pat
         # the control: this account really cannot read the install
         cannot = "import os, sys\nsys.exit(0 if not os.access(sys.argv[1], os.R_OK) else 1)"
         assert subprocess.run(argv_as(uid, 65534, cannot, str(engine)), check=False).returncode == 0
-        peers = c.status()[0]["peers"]
-        assert peers[0]["latest_handshake"] and peers[0]["rx_bytes"] > 0
+        peers = c.status()[0].peers
+        assert peers[0].latest_handshake and peers[0].rx_bytes > 0
         engine_log = "\n".join(entry["message"] for entry in c.logs(T) if entry["source"] == "engine")
         c.down(T)
         assert f"Running as uid {uid}" in engine_log

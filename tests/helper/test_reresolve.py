@@ -129,18 +129,18 @@ def test_a_moved_server_is_found_again_through_its_name(engine: str) -> None:
         c.up(T, named_config(L), kill_switch=False)
         assert endpoint(L) == f"{A}:{SERVER_PORT}"
         assert L.ping(SERVER_TUNNEL[0], 2)
-        [peer] = c.status(T)[0]["peers"]
-        assert peer["endpoint_host"] == NAME and before <= peer["endpoint_resolved_at"] <= time.time()
+        [peer] = c.status(T)[0].peers
+        assert peer.endpoint_host == NAME and before <= peer.endpoint_resolved_at <= time.time()
         move_server(L)
         dns.set({NAME: B})
         moved = time.time()
         assert wait_for(lambda: endpoint(L) == f"{B}:{SERVER_PORT}", 15), helper_messages(L)
         assert L.ping(SERVER_TUNNEL[0], 2)
-        [peer] = c.status(T)[0]["peers"]
-        assert peer["endpoint"] == f"{B}:{SERVER_PORT}" and peer["endpoint_resolved_at"] >= moved
+        [peer] = c.status(T)[0].peers
+        assert peer.endpoint == f"{B}:{SERVER_PORT}" and peer.endpoint_resolved_at >= moved
         changes = [m for m in helper_messages(L) if "changed:" in m]
         assert changes == [f"endpoint {NAME} changed: {A}:{SERVER_PORT} → {B}:{SERVER_PORT}"]
-        assert c.status(T)[0]["state"] == "up"
+        assert c.status(T)[0].state == "up"
         c.down(T)
 
 
@@ -191,8 +191,8 @@ def test_an_ip_endpoint_that_roamed_is_left_alone() -> None:
         time.sleep(3)  # the handshake is stale now, checks run every 0.5 s
         assert endpoint(L) == f"{B}:{SERVER_PORT}"  # not put back to the configured A
         assert L.ping(SERVER_TUNNEL[0], 2)
-        [peer] = c.status(T)[0]["peers"]
-        assert peer["endpoint_host"] is None and peer["endpoint_resolved_at"] is None
+        [peer] = c.status(T)[0].peers
+        assert peer.endpoint_host is None and peer.endpoint_resolved_at is None
         c.down(T)
 
 
@@ -210,10 +210,10 @@ def test_a_name_that_stops_resolving_leaves_the_tunnel_up_and_is_logged_once() -
         assert len(failures) == 1, failures
         assert f"cannot resolve endpoint {NAME} again" in failures[0] and f"keeping {A}" in failures[0]
         [tunnel] = c.status(T)
-        assert tunnel["state"] == "up" and tunnel["peers"][0]["endpoint"] == f"{A}:{SERVER_PORT}"
-        assert "Name or service not known" in tunnel["peers"][0]["resolve_error"]
-        [finding] = [f for f in c.diagnose(T)["findings"] if "does not resolve" in f]
-        assert f"its endpoint name {NAME} does not resolve any more" in finding
+        assert tunnel.state == "up" and tunnel.peers[0].endpoint == f"{A}:{SERVER_PORT}"
+        assert "Name or service not known" in tunnel.peers[0].resolve_error
+        [finding] = [f for f in c.diagnose(T).findings if "does not resolve" in f]
+        assert f"endpoint name {NAME} does not resolve any more" in finding
         assert f"still sending to {A}:{SERVER_PORT}" in finding
         assert L.ping(SERVER_TUNNEL[0], 2)
         # the name comes back, at the server's new address
@@ -221,8 +221,8 @@ def test_a_name_that_stops_resolving_leaves_the_tunnel_up_and_is_logged_once() -
         dns.set({NAME: B})
         assert wait_for(lambda: endpoint(L) == f"{B}:{SERVER_PORT}", 15), helper_messages(L)
         assert f"endpoint {NAME} resolves again" in helper_messages(L)
-        assert c.status(T)[0]["peers"][0]["resolve_error"] is None
-        assert not [f for f in c.diagnose(T)["findings"] if "does not resolve" in f]
+        assert c.status(T)[0].peers[0].resolve_error is None
+        assert not [f for f in c.diagnose(T).findings if "does not resolve" in f]
         assert L.ping(SERVER_TUNNEL[0], 2)
         c.down(T)
 
@@ -243,7 +243,7 @@ def test_after_an_update_the_new_name_is_followed() -> None:
         time.sleep(2)
         assert endpoint(L) == f"{B}:{SERVER_PORT}"
         assert L.ping(SERVER_TUNNEL[0], 2)
-        assert c.status(T)[0]["peers"][0]["endpoint_host"] == NAME
+        assert c.status(T)[0].peers[0].endpoint_host == NAME
         c.down(T)
 
 

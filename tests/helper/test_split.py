@@ -133,7 +133,7 @@ def test_excluded_app_goes_around_the_full_tunnel_dns_stays_inside(engine: str) 
         # the rules name our cgroup (nft shows it by inode number) and the tunnel's mark
         rules = bypass_rules(L)
         assert f"socket cgroupv2 level 1 {cgroup_dir().stat().st_ino} " in rules
-        assert f"meta mark set 0x{c.status()[0]['fwmark']:08x}" in rules
+        assert f"meta mark set 0x{c.status()[0].fwmark:08x}" in rules
         # the process that asked is the one moved, and it keeps its pid (exec) and its cgroup
         r = ctl(L, h, "exclude", "--", PYTHON, "-I", "-c", "print(open('/proc/self/cgroup').read())")
         assert r.returncode == 0 and r.stderr == "", r.stderr  # a full tunnel is up: no notice
@@ -189,7 +189,7 @@ def test_down_and_a_late_failure_take_the_bypass_rules_away() -> None:
         assert "rolling back" in h.log()
         assert L.snapshot() == before
         c.up(T, L.config(allowed="0.0.0.0/0, ::/0"))
-        assert "cgroupv2" in bypass_rules(L) and c.status()[0]["bypass"] is True
+        assert "cgroupv2" in bypass_rules(L) and c.status()[0].bypass is True
         c.down(T)
         assert L.snapshot() == before
 
@@ -221,7 +221,7 @@ def test_under_the_kill_switch_excluded_apps_get_out_and_others_do_not(engine: s
         c = h.client()
         c.up(T, L.config(allowed="0.0.0.0/0, ::/0", dns=SERVER_TUNNEL[0]))
         [t] = c.status()
-        assert t["kill_switch"] is True and t["bypass"] is True
+        assert t.kill_switch is True and t.bypass is True
         assert L.ping(SERVER_TUNNEL[0], 2, attempts=5)
         assert ask(L, h, SERVER4) == CLIENT_TUNNEL[0]
         assert ask(L, h, SERVER4, excluded=True) == LAN4
@@ -254,7 +254,7 @@ def test_refused_when_the_administrator_forbids_it_and_nothing_is_run() -> None:
         assert "switched off by the administrator (allow_split_tunnel = false" in r.stderr
         c = h.client()
         c.up(T, L.config(allowed="0.0.0.0/0, ::/0"), kill_switch=False)
-        assert c.status()[0]["bypass"] is False and "cgroupv2" not in bypass_rules(L)
+        assert c.status()[0].bypass is False and "cgroupv2" not in bypass_rules(L)
         listed = h.client().split_list()
         assert listed["available"] is False and "allow_split_tunnel = false" in listed["reason"]
         c.down(T)
@@ -269,7 +269,7 @@ def test_refused_cleanly_without_cgroup2(tmp_path: Path) -> None:
         # a full tunnel still comes up, without bypass rules, and says why in its log
         c = h.client()
         c.up(T, L.config(allowed="0.0.0.0/0, ::/0"), kill_switch=False)
-        assert c.status()[0]["bypass"] is False and "cgroupv2" not in bypass_rules(L)
+        assert c.status()[0].bypass is False and "cgroupv2" not in bypass_rules(L)
         assert "is not the root of a cgroup2 mount" in h.log()
         assert h.client().split_list()["available"] is False
         c.down(T)

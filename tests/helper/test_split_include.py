@@ -77,7 +77,7 @@ def test_only_included_apps_go_through_and_never_in_the_clear(engine: str) -> No
         c = h.client()
         c.up(T, L.config(allowed=EVERYTHING), full_tunnel=False, kill_switch=False)
         [t] = c.status()
-        assert t["full_tunnel"] is False and t["include"] is True and t["bypass"] is False
+        assert t.full_tunnel is False and t.include is True and t.bypass is False
         # (full tunnel off: the peer's 0.0.0.0/0 is not routed, so no plain ping reaches it)
         for host, lan, tunnel in ((SERVER4, LAN4, CLIENT_TUNNEL[0]), (SERVER6, LAN6, CLIENT_TUNNEL[1])):
             assert ask(L, h, host) == lan  # normal routing
@@ -107,7 +107,7 @@ def test_only_included_apps_go_through_and_never_in_the_clear(engine: str) -> No
         assert f"socket cgroupv2 level 1 {include_dir().stat().st_ino} " in rules
         # the engine dies: included apps get nothing out, not a packet in the clear; others carry on
         os.kill(engine_pid(h, T), signal.SIGKILL)
-        assert wait_for(lambda: c.status()[0]["state"] == "failed", 10)
+        assert wait_for(lambda: c.status()[0].state == "failed", 10)
         cap = Capture(L.router, L.router_lan_if, f"port {WHOAMI_PORT} or port {DNS_PORT}", L.workdir)
         assert ask(L, h, SERVER4, included=True).startswith("failed")
         assert ask(L, h, SERVER6, "udp", included=True).startswith("failed")
@@ -126,7 +126,7 @@ def test_only_included_apps_go_through_and_never_in_the_clear(engine: str) -> No
         # a full tunnel does not serve include mode (everything goes through it anyway; the guard
         # the included process left stays until the next tunnel change finds the cgroup empty)
         c.up(T, L.config(allowed=EVERYTHING), kill_switch=False)
-        assert c.status()[0]["include"] is False and firewall.include_table(T) not in ruleset(L)
+        assert c.status()[0].include is False and firewall.include_table(T) not in ruleset(L)
         c.down(T)
         assert L.snapshot() == before
     assert not include_dir().exists()
@@ -171,7 +171,7 @@ def test_refused_to_watchers_and_when_the_administrator_forbids_it() -> None:
         assert "running apps only through the tunnel is switched off by the administrator" in r.stderr
         c = h.client()
         c.up(T, L.config(allowed=EVERYTHING), full_tunnel=False, kill_switch=False)
-        assert c.status()[0]["include"] is False and "cgroupv2" not in ruleset(L)
+        assert c.status()[0].include is False and "cgroupv2" not in ruleset(L)
         c.down(T)
     assert not include_dir().exists()
 
@@ -182,7 +182,7 @@ def test_under_the_kill_switch_included_apps_get_through_the_tunnel_only() -> No
         c = h.client()
         c.up(T, L.config(allowed=EVERYTHING), full_tunnel=False, kill_switch=True)
         [t] = c.status()
-        assert t["kill_switch"] is True and t["include"] is True
+        assert t.kill_switch is True and t.include is True
         assert ask(L, h, SERVER4, included=True) == CLIENT_TUNNEL[0]
         assert ask(L, h, SERVER6, "udp", included=True) == CLIENT_TUNNEL[1]
         assert ask(L, h, SERVER4).startswith("failed")  # the kill switch: not through a tunnel
@@ -205,7 +205,7 @@ def test_the_first_tunnel_up_serves_included_apps() -> None:
         # (the second tunnel uses the same key: the lab's server answers whichever one spoke last,
         # so only the rules are compared from here on)
         c.up(second, L.config(allowed=EVERYTHING), full_tunnel=False, kill_switch=False)
-        assert {t["name"]: t["include"] for t in c.status()} == {T: True, second: False}
+        assert {t.name: t.include for t in c.status()} == {T: True, second: False}
         assert f"included apps keep going through tunnel {T} (it was up first)" in h.log()
         assert c.split_list()["include"] == {"cgroup": INCLUDE, "active": True, "tunnel": T}
         assert ruleset(L) == rules
@@ -217,7 +217,7 @@ def test_the_first_tunnel_up_serves_included_apps() -> None:
         assert L.snapshot() == before
         # Table = off: the user routes, wgdesk adds no route, include mode included
         c.up(T, L.config(allowed=EVERYTHING, extra_iface="Table = off"), full_tunnel=False, kill_switch=False)
-        assert c.status()[0]["include"] is False and f"{include_dir().stat().st_ino}" not in ruleset(L)
+        assert c.status()[0].include is False and f"{include_dir().stat().st_ino}" not in ruleset(L)
         c.down(T)
         assert L.snapshot() == before
 

@@ -35,7 +35,7 @@ if len(sys.argv) > 2:  # "late": write the request only after the helper has ans
     assert select.select([client._connect()], [], [], 5)[0]
     time.sleep(0.2)
 try:
-    print(json.dumps({"ok": client.status()}))
+    print(json.dumps({"ok": [t.to_wire() for t in client.status()]}))
 except HelperPermissionDenied as e:
     print(json.dumps({"denied": e.message}))
 """
@@ -152,7 +152,7 @@ def test_each_verb_is_authorised_watchers_only_watch_and_tunnels_belong_to_who_s
             r = request_as(h.socket, uid_b, gid, verb, **args)
             assert f"tunnel {T} was brought up by another user (uid {uid_a})" in str(r["denied"]), r
         assert request_as(h.socket, uid_w, gid_w, "down", name=T).keys() == {"denied"}
-        assert [t["name"] for t in h.client().status()] == [T]  # still up
+        assert [t.name for t in h.client().status()] == [T]  # still up
         assert f"refused down from uid {uid_b}" in h.log()
         # positive controls: the owner may change and stop it; root may stop anyone's
         assert "ok" in request_as(h.socket, uid_a, gid, "update", name=T, config=config)
@@ -425,7 +425,7 @@ def test_wgdesk_engine_runs_without_root_or_capabilities_and_no_key_is_ever_logg
         for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
             assert int(ident[cap], 16) == 0, (cap, ident[cap])
         assert ident["NoNewPrivs"] == "1"
-        transcript += [c.status(), c.logs(None), c.diagnose(T), c.down(T)]
+        transcript += [[t.to_wire() for t in c.status()], c.logs(None), c.diagnose(T).to_wire(), c.down(T)]
         text = json.dumps(transcript) + h.log()
         import base64
 
@@ -441,9 +441,9 @@ def test_wireguard_go_engine_logs_no_secret_either() -> None:
         c = h.client()
         transcript = [
             c.up(T, L.config()),
-            c.status(),
+            [t.to_wire() for t in c.status()],
             c.logs(T),
-            c.diagnose(T),
+            c.diagnose(T).to_wire(),
             c.down(T),
         ]
         text = json.dumps(transcript) + h.log()

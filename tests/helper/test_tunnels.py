@@ -48,7 +48,7 @@ def test_several_tunnels_at_once_and_conflicts_are_explained() -> None:
         c.up(TA, L.config(), kill_switch=False)
         cfg_b, _ = second_tunnel(L, "10.96.0.0/24")
         c.up(TB, cfg_b, kill_switch=False)
-        assert sorted(t["name"] for t in c.status()) == sorted([TA, TB])
+        assert sorted(t.name for t in c.status()) == sorted([TA, TB])
         assert L.ping(SERVER_TUNNEL[0], 2)
         mid = L.snapshot()
         cfg_c, _ = second_tunnel(L, "10.97.0.128/25", net="10.95.0")
@@ -216,7 +216,7 @@ def test_roaming_endpoint_keeps_working_under_the_kill_switch() -> None:
         L.client.exec("wg", "set", T, "peer", L.server_public, "endpoint", "10.98.2.3:51820")
         assert L.ping(SERVER_TUNNEL[0], 3)
         [t] = c.status()
-        assert t["peers"][0]["endpoint"] == "10.98.2.3:51820"
+        assert t.peers[0].endpoint == "10.98.2.3:51820"
         c.down(T)
 
 
@@ -279,7 +279,7 @@ def test_endpoint_host_names_are_resolved_by_the_helper() -> None:
         assert "vpn.lab.test:51820" in cfg
         c.up(T, cfg, kill_switch=False)
         assert L.ping(SERVER_TUNNEL[0], 2)
-        assert c.status()[0]["peers"][0]["endpoint"] == "10.98.2.2:51820"
+        assert c.status()[0].peers[0].endpoint == "10.98.2.2:51820"
         c.down(T)
         with pytest.raises(HelperError) as e:
             c.up(T, cfg.replace("vpn.lab.test", "nowhere.invalid"))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from tests.proto.pair import A_ADDR, A_INNER, B_ADDR, B_INNER, Pair, SeededRandom, ipv4_packet, make_pair
 from wgdesk.proto import events, messages
-from wgdesk.proto.changes import DeviceChange, PeerChange
+from wgdesk.proto.changes import DeviceChange, PeerChange, PeerCounters
 from wgdesk.proto.constants import (
     COOKIE_REFRESH_TIME,
     HANDSHAKE_INITIATION_RATE,
@@ -26,11 +27,12 @@ from wgdesk.proto.keys import generate_private_key, public_key
 
 
 def state_of(pair: Pair) -> tuple[object, ...]:
-    """What an ignored datagram must leave untouched on b."""
+    """What an ignored datagram must leave untouched on b (its diagnostic counters aside: counting a
+    cookie reply sent is what the doctor needs, and no protocol state)."""
     peer = pair.b.peers[pair.a_pub]
     hs = peer.handshake
     return (
-        pair.b.snapshot(pair.clock.now).peers,
+        tuple(replace(s, counters=PeerCounters()) for s in pair.b.snapshot(pair.clock.now).peers),
         hs.state,
         hs.latest_timestamp,
         hs.remote_index,
@@ -87,6 +89,9 @@ def test_seven_message_cookie_exchange_under_load() -> None:
     assert p.a.packets_to_tun() == [ipv4_packet(B_INNER, A_INNER, b"reply")]
     dropped = p.b.snapshot(p.clock.now).dropped
     assert dropped == {DropReason.INVALID_MAC2: 1}
+    assert p.b.snapshot(p.clock.now).peers[0].counters.cookie_replies_sent == 1
+    a = p.a.snapshot(p.clock.now).peers[0].counters
+    assert (a.initiations_sent, a.cookie_replies_received, a.responses_received) == (2, 1, 1)
 
 
 def test_without_load_no_cookie_is_needed() -> None:

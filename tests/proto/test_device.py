@@ -11,6 +11,7 @@ from wgdesk.proto.constants import (
     MESSAGE_INITIATION_SIZE,
     MESSAGE_RESPONSE_SIZE,
     MESSAGE_TRANSPORT_SIZE,
+    REKEY_TIMEOUT,
 )
 from wgdesk.proto.events import DropReason
 
@@ -131,3 +132,67 @@ def test_padding_is_capped_at_mtu() -> None:
         assert len(out[0]) == MESSAGE_TRANSPORT_SIZE + expected
         p.b.receive_datagram(out[0], A_ADDR, p.clock.now)
         assert p.b.packets_to_tun() == [pkt]  # padding removed by the IP length field
+
+
+def test_peer_counters_count_handshakes_and_drops_by_reason() -> None:
+    """The counters the doctor reasons over, kept as data per peer: a good handshake on both sides, then a
+    preshared-key mismatch (the initiator's undecryptable response) and a spoofed inner source."""
+    p = make_pair()
+    p.a.send_packet(ipv4_packet(A_INNER, B_INNER), p.clock.now)
+    p.flush()
+    a, b = p.a.snapshot(p.clock.now).peers[0].counters, p.b.snapshot(p.clock.now).peers[0].counters
+    assert (a.initiations_sent, a.responses_received, a.responses_sent, a.dropped) == (1, 1, 0, {})
+    assert (b.initiations_sent, b.responses_received, b.responses_sent, b.dropped) == (0, 0, 1, {})
+
+    p.a.send_packet(ipv4_packet("10.9.9.9", B_INNER, b"spoof"), p.clock.now)
+    p.flush()
+    assert p.b.snapshot(p.clock.now).peers[0].counters.dropped == {DropReason.SOURCE_NOT_ALLOWED: 1}
+
+    p.b.apply(DeviceChange(peers=(PeerChange(public_key=p.a_pub, preshared_key=b"\x01" * 32),)), p.clock.now)
+    p.advance(REKEY_TIMEOUT + 1)
+    p.a.peers[p.b_pub].send_handshake_initiation(p.clock.now, retry=False)
+    p.flush()
+    a = p.a.snapshot(p.clock.now).peers[0].counters
+    assert (a.initiations_sent, a.responses_received) == (2, 1)
+    assert a.dropped == {DropReason.INVALID_HANDSHAKE: 1}
+
+
+def test_handshakes_that_authenticate_as_no_one_count_for_the_peer_at_their_source() -> None:
+    """A peer that has another public key for us (its mac1 is wrong for our key) is still counted for the
+    peer configured at that endpoint, so the doctor can say who sends them; elsewhere: device-wide only."""
+    p = make_pair()
+    stranger = make_pair(seed=99)
+    stranger.a.send_packet(ipv4_packet(A_INNER, B_INNER), stranger.clock.now)
+    (init,) = stranger.a.datagrams_to_send()
+    p.a.receive_datagram(init[0], B_ADDR, p.clock.now)
+    p.a.receive_datagram(init[0], ("198.51.100.9", 7), p.clock.now)
+    snap = p.a.snapshot(p.clock.now)
+    assert snap.dropped == {DropReason.INVALID_MAC1: 2}
+    assert snap.peers[0].counters.dropped == {DropReason.INVALID_MAC1: 1}
+
+
+def test_drops_follow_the_peer_to_its_new_endpoint_and_forget_a_removed_one() -> None:
+    """The endpoint index behind that attribution agrees with a scan of the peers after a roam, a `set`
+    and a removal."""
+    p = make_pair()
+    stranger = make_pair(seed=99)
+    stranger.a.send_packet(ipv4_packet(A_INNER, B_INNER), stranger.clock.now)
+    (junk,) = stranger.a.datagrams_to_send()
+    p.b.send_packet(ipv4_packet(B_INNER, A_INNER), p.clock.now)
+    roamed = ("198.51.100.7", 4000)
+    p.flush(b_from=roamed)  # a's peer b now sends from `roamed`
+    assert p.a.snapshot(p.clock.now).peers[0].endpoint == roamed
+
+    def counted() -> int:
+        return p.a.snapshot(p.clock.now).peers[0].counters.dropped.get(DropReason.INVALID_MAC1, 0)
+
+    p.a.receive_datagram(junk[0], B_ADDR, p.clock.now)  # the old address: no one's now
+    assert counted() == 0
+    p.a.receive_datagram(junk[0], roamed, p.clock.now)
+    assert counted() == 1
+    p.a.apply(DeviceChange(peers=(PeerChange(public_key=p.b_pub, endpoint=B_ADDR),)), p.clock.now)
+    p.a.receive_datagram(junk[0], B_ADDR, p.clock.now)
+    assert counted() == 2
+    p.a.apply(DeviceChange(peers=(PeerChange(public_key=p.b_pub, remove=True),)), p.clock.now)
+    p.a.receive_datagram(junk[0], B_ADDR, p.clock.now)
+    assert p.a.snapshot(p.clock.now).dropped[DropReason.INVALID_MAC1] == 4

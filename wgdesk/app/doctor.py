@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from html import escape
 from typing import Any
 
@@ -15,6 +14,7 @@ from wgdesk.app.controller import TunnelController
 from wgdesk.app.diagnosis import Finding, explain, explain_mtu
 from wgdesk.app.state import Health
 from wgdesk.app.status import KeyField
+from wgdesk.snapshots import Diagnosis
 
 
 class DoctorPanel(QWidget):
@@ -106,7 +106,7 @@ class DoctorPanel(QWidget):
 
         def done(evidence: object) -> None:
             self._busy = False
-            if name == self._name and isinstance(evidence, Mapping):
+            if name == self._name and isinstance(evidence, Diagnosis):
                 self.show_findings(explain(evidence, time.time()))
 
         def failed(exc: object) -> None:

@@ -163,7 +163,7 @@ class ConfigEditor(QWidget):
                 self._loaded_text = text
                 self.message.setText(self.tr("Saved."))
             self.saved.emit(name)
-            if status is not None and status.get("state") == "up":
+            if status is not None and status.state == "up":
                 self._controller.switch.update_live(
                     name, partial(self._applied, name), partial(self._offer_restart, name)
                 )

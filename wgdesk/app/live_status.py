@@ -21,6 +21,7 @@ from wgdesk.app.traffic import Sample, TrafficHistory
 from wgdesk.app.transitions import Announcement, Change, Outcome, Transitions
 from wgdesk.app.workers import ClientFactory, StatusMonitor
 from wgdesk.client import HelperClient, HelperError
+from wgdesk.snapshots import TunnelSnapshot
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Poll:
     """One answer of the status poll: the tunnels, the lockdown state (None: the helper predates lockdown)
     and the monotonic time the poll asked."""
 
-    tunnels: list[dict[str, Any]]
+    tunnels: list[TunnelSnapshot]
     lockdown: dict[str, Any] | None
     asked: float
 
@@ -52,7 +53,7 @@ class LiveStatus(QObject):
         super().__init__(parent)
         self._client_factory = client_factory
         self._notices = notices
-        self._status: dict[str, dict[str, Any]] = {}
+        self._status: dict[str, TunnelSnapshot] = {}
         self._pending: set[str] = set()
         self._waiting_since: dict[str, float] = {}  # name -> Unix time first seen waiting for a handshake
         self._traffic = TrafficHistory()
@@ -89,8 +90,8 @@ class LiveStatus(QObject):
         """Whether the helper has answered a status poll yet (before, which tunnels are up is unknown)."""
         return self._received
 
-    def status(self, name: str) -> dict[str, Any] | None:
-        """The helper's latest status dict for *name*, None when it is not up."""
+    def status(self, name: str) -> TunnelSnapshot | None:
+        """The helper's latest status of *name*, None when it is not up."""
         return self._status.get(name)
 
     def is_up(self, name: str) -> bool:
@@ -103,7 +104,7 @@ class LiveStatus(QObject):
 
     def any_up(self) -> bool:
         """Whether any tunnel is in state ``up``."""
-        return any(t.get("state") == "up" for t in self._status.values())
+        return any(t.state == "up" for t in self._status.values())
 
     def history(self, name: str, peer: str) -> list[Sample]:
         """(monotonic time, rx bytes, tx bytes) samples of one peer over the last minutes, oldest first."""
@@ -196,7 +197,7 @@ class LiveStatus(QObject):
     @Slot(object)
     def _on_poll(self, poll: Poll) -> None:
         self._received = True
-        self._status = {str(t.get("name")): t for t in poll.tunnels if t.get("name")}
+        self._status = {t.name: t for t in poll.tunnels if t.name}
         self._traffic.record(self._status, time.monotonic())
         self._pending -= set(self._status)
         self.set_helper_problem(None)

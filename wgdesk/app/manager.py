@@ -330,18 +330,19 @@ class ManagerWindow(QMainWindow):
         if name is None:
             return
         h = self.controller.live.health(name)
-        live = self.controller.live.status(name) or {}
+        live = self.controller.live.status(name)
         text = health_text(h)
-        if h == Health.ERROR and live.get("message"):
-            text = self.tr("{state}: {message}").format(state=text, message=live["message"])
+        if h == Health.ERROR and live is not None and live.message:
+            text = self.tr("{state}: {message}").format(state=text, message=live.message)
         self.state_label.setText(text)
         self.activate_button.setText(self.tr("&Deactivate") if is_active(h) else self.tr("&Activate"))
-        for box, option in ((self.full_tunnel, FULL_TUNNEL), (self.kill_switch, KILL_SWITCH)):
-            if isinstance(live.get(option), bool) and box.isChecked() != live[option]:
-                box.blockSignals(True)  # what the helper actually applied
-                box.setChecked(live[option])
-                box.blockSignals(False)
-        self._show_warnings(name, [str(w) for w in live.get("warnings") or ()])
+        if live is not None:
+            for box, applied in ((self.full_tunnel, live.full_tunnel), (self.kill_switch, live.kill_switch)):
+                if box.isChecked() != applied:
+                    box.blockSignals(True)  # what the helper actually applied
+                    box.setChecked(applied)
+                    box.blockSignals(False)
+        self._show_warnings(name, list(live.warnings) if live is not None else [])
         if h == Health.WAITING:
             self.doctor.maybe_run(h, self.controller.live.waiting_since(name), time.time())
 

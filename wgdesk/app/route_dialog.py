@@ -19,6 +19,7 @@ from wgdesk.app.controller import TunnelController
 from wgdesk.app.settings import FULL_TUNNEL
 from wgdesk.config.routing import explain_status
 from wgdesk.platforms import addresses_of, local_networks, route_to
+from wgdesk.snapshots import TunnelSnapshot
 
 IPAddress = IPv4Address | IPv6Address
 DEBOUNCE_MS = 300
@@ -136,12 +137,9 @@ class RouteDialog(QDialog):
     # -- the explanation -------------------------------------------------------------------
 
     def _state_key(self) -> tuple[Any, ...]:
-        return tuple(
-            (t.get("name"), t.get("state"), t.get("full_tunnel"), t.get("kill_switch"))
-            for t in self._statuses()
-        )
+        return tuple((t.name, t.state, t.full_tunnel, t.kill_switch) for t in self._statuses())
 
-    def _statuses(self) -> list[dict[str, Any]]:
+    def _statuses(self) -> list[TunnelSnapshot]:
         library, live = self._controller.library, self._controller.live
         names = sorted(set(library.names()) | set(live.active()))
         return [s for s in (live.status(n) for n in names) if s is not None]

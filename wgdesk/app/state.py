@@ -8,8 +8,8 @@ traffic); one that never completed a handshake is still *connecting*.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from typing import Any
+
+from wgdesk.snapshots import TunnelSnapshot
 
 REJECT_AFTER_TIME = 180.0
 
@@ -37,18 +37,17 @@ class Health(enum.Enum):
     ERROR = "error"
 
 
-def latest_handshake(status: Mapping[str, Any]) -> float | None:
+def latest_handshake(status: TunnelSnapshot) -> float | None:
     """The most recent ``latest_handshake`` (Unix seconds) of any peer, or None."""
-    times = [p.get("latest_handshake") for p in status.get("peers", ())]
-    known = [float(t) for t in times if t]
+    known = [p.latest_handshake for p in status.peers if p.latest_handshake]
     return max(known) if known else None
 
 
-def health(status: Mapping[str, Any] | None, now: float, pending: bool = False) -> Health:
+def health(status: TunnelSnapshot | None, now: float, pending: bool = False) -> Health:
     """The health of a tunnel from its helper status (``None`` when the helper does not list it)."""
     if status is None:
         return Health.STARTING if pending else Health.DOWN
-    state = str(status.get("state", "")).lower()
+    state = status.state.lower()
     if state in _ERROR_STATES:
         return Health.ERROR
     if state in _BUSY_STATES:

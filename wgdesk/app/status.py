@@ -22,6 +22,7 @@ from wgdesk.app import units
 from wgdesk.app.controller import TunnelController
 from wgdesk.app.graph import ThroughputGraph, rates
 from wgdesk.app.labels import health_text
+from wgdesk.snapshots import PeerSnapshot
 
 
 def _join(values: Any) -> str:
@@ -41,17 +42,16 @@ def _endpoint(value: Any) -> str:
     return str(value)
 
 
-def endpoint_text(live: dict[str, Any] | None, configured: Any, now: float) -> str:
+def endpoint_text(live: PeerSnapshot | None, configured: Any, now: float) -> str:
     """The peer's endpoint as shown: the live one (else the configured one); for a host name the
     helper resolves, ``vpn.example.org → 203.0.113.5:51820 (resolved 2 minutes ago)``."""
-    live = live or {}
-    shown = _endpoint(live.get("endpoint") or configured)
-    host = live.get("endpoint_host")
-    if not host:
+    shown = _endpoint((live.endpoint if live else None) or configured)
+    host = live.endpoint_host if live else None
+    if live is None or not host:
         return shown
-    address = _endpoint(live.get("endpoint")) or QCoreApplication.translate("PeerView", "(not resolved)")
+    address = _endpoint(live.endpoint) or QCoreApplication.translate("PeerView", "(not resolved)")
     text = f"{host} → {address}"
-    resolved = live.get("endpoint_resolved_at")
+    resolved = live.endpoint_resolved_at
     if resolved:
         ago = units.ago(float(resolved), now)
         when = QCoreApplication.translate("PeerView", "just now") if ago == "Now" else ago
@@ -124,14 +124,12 @@ class PeerView(QGroupBox):
         form.addRow(self.graph)
 
     def update_from(
-        self, peer_cfg: Any, live: dict[str, Any] | None, samples: list[tuple[float, int, int]], now: float
+        self, peer_cfg: Any, live: PeerSnapshot | None, samples: list[tuple[float, int, int]], now: float
     ) -> None:
         """Show the configured peer *peer_cfg* with its *live* status (None when the tunnel is down)."""
         endpoint = endpoint_text(live, getattr(peer_cfg, "endpoint", None), now)
         self.endpoint.setText(endpoint or self.tr("(none)"))
-        allowed = (live or {}).get("allowed_ips")
-        if allowed is None:
-            allowed = getattr(peer_cfg, "allowed_ips", ())
+        allowed = live.allowed_ips if live is not None else getattr(peer_cfg, "allowed_ips", ())
         self.allowed_ips.setText(_join(allowed) or self.tr("(none)"))
         if live is None:
             self.handshake.setText("—")
@@ -139,10 +137,10 @@ class PeerView(QGroupBox):
             self.rates.setText("—")
             self.graph.set_samples([])
             return
-        self.handshake.setText(units.ago(live.get("latest_handshake"), now))
+        self.handshake.setText(units.ago(live.latest_handshake, now))
         self.transfer.setText(
             self.tr("{rx} received, {tx} sent").format(
-                rx=units.size(int(live.get("rx_bytes") or 0)), tx=units.size(int(live.get("tx_bytes") or 0))
+                rx=units.size(live.rx_bytes), tx=units.size(live.tx_bytes)
             )
         )
         points = rates(samples[-2:])
@@ -214,15 +212,15 @@ class StatusPane(QScrollArea):
         live = c.live.status(name)
         now = time.time()
         self.state.setText(health_text(c.live.health(name)))
-        self.public_key.set_key(c.library.public_key(name) or (live or {}).get("public_key"))
+        self.public_key.set_key(c.library.public_key(name))
         self.addresses.setText(_join(getattr(iface, "addresses", ())) or self.tr("(none)"))
         dns = [*getattr(iface, "dns", ()), *getattr(iface, "dns_search", ())]
         self.dns.setText(_join(dns) or self.tr("(none)"))
-        port = (live or {}).get("listen_port") or getattr(iface, "listen_port", None)
+        port = (live.listen_port if live else None) or getattr(iface, "listen_port", None)
         self.listen_port.setText(str(port) if port else self.tr("automatic"))
         mtu = getattr(iface, "mtu", None)
         self.mtu.setText(str(mtu) if mtu else self.tr("automatic"))
-        live_peers = {str(p.get("public_key")): p for p in (live or {}).get("peers", ())}
+        live_peers = {p.public_key: p for p in live.peers} if live else {}
         cfg_peers = {str(getattr(p, "public_key", "")): p for p in getattr(cfg, "peers", ())}
         keys = list(cfg_peers) + [k for k in live_peers if k not in cfg_peers]
         for key in [k for k in self._peers if k not in keys]:

@@ -7,7 +7,8 @@ it arrived, and reads back ``(time, rx bytes, tx bytes)`` samples, oldest first.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+
+from wgdesk.snapshots import TunnelSnapshot
 
 HISTORY_SECONDS = 300.0
 """How far back the samples go (the graph's width)."""
@@ -23,14 +24,14 @@ class TrafficHistory:
         self._keep = keep
         self._samples: dict[tuple[str, str], list[Sample]] = {}
 
-    def record(self, statuses: Mapping[str, Mapping[str, Any]], now: float) -> None:
-        """Add one sample per peer of each reported tunnel (*statuses*: name -> the helper's status dict),
+    def record(self, statuses: Mapping[str, TunnelSnapshot], now: float) -> None:
+        """Add one sample per peer of each reported tunnel (*statuses*: name -> the helper's status),
         drop samples older than the window, and forget tunnels that are not reported."""
         for name, status in statuses.items():
-            for peer in status.get("peers", ()):
-                key = (name, str(peer.get("public_key", "")))
+            for peer in status.peers:
+                key = (name, peer.public_key)
                 samples = self._samples.setdefault(key, [])
-                samples.append((now, int(peer.get("rx_bytes") or 0), int(peer.get("tx_bytes") or 0)))
+                samples.append((now, peer.rx_bytes, peer.tx_bytes))
                 while samples and now - samples[0][0] > self._keep:
                     samples.pop(0)
         for key in [k for k in self._samples if k[0] not in statuses]:

@@ -24,10 +24,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_network
-from typing import Any
+from typing import TYPE_CHECKING
 
 from wgdesk.config.model import Config, IPAddress, IPNetwork, Peer
 from wgdesk.proto.allowedips import AllowedIPs
+
+if TYPE_CHECKING:
+    from wgdesk.snapshots import PeerSnapshot, TunnelSnapshot
 
 __all__ = ["Carrier", "Explanation", "explain", "explain_status", "kernel_text", "would_be_full_tunnel"]
 
@@ -354,7 +357,7 @@ def explain(
 def explain_status(
     address: IPAddress,
     stored: Mapping[str, Config],
-    status: Sequence[Mapping[str, Any]],
+    status: Sequence[TunnelSnapshot],
     local: Sequence[IPNetwork] = (),
     preferences: Mapping[str, bool | None] | None = None,
 ) -> Explanation:
@@ -367,31 +370,31 @@ def explain_status(
     kill: list[str] = []
     marks: dict[str, int] = {}
     for t in status:
-        name, state = str(t.get("name")), t.get("state")
-        if t.get("kill_switch") and state in ("up", "blocked"):
+        name, state = t.name, t.state
+        if t.kill_switch and state in ("up", "blocked"):
             kill.append(name)
         if state != "up":
             continue
-        active[name] = bool(t.get("full_tunnel"))
-        if t.get("fwmark"):
-            marks[name] = int(t["fwmark"])
-        peers = _live_peers(t.get("peers"))
+        active[name] = t.full_tunnel
+        if t.fwmark:
+            marks[name] = t.fwmark
+        peers = _live_peers(t.peers)
         base = tunnels.get(name, Config())
         if peers is not None:
             tunnels[name] = Config(interface=base.interface, peers=peers)
     return explain(address, tunnels, active, local, preferences, kill, marks)
 
 
-def _live_peers(peers: Any) -> tuple[Peer, ...] | None:
+def _live_peers(peers: Sequence[PeerSnapshot]) -> tuple[Peer, ...] | None:
     if not peers:
         return None
     out: list[Peer] = []
     for p in peers:
         nets: list[IPNetwork] = []
-        for text in p.get("allowed_ips") or ():
+        for text in p.allowed_ips:
             try:
-                nets.append(ip_network(str(text), strict=False))
+                nets.append(ip_network(text, strict=False))
             except ValueError:
                 continue
-        out.append(Peer(str(p.get("public_key")), allowed_ips=tuple(nets)))
+        out.append(Peer(p.public_key, allowed_ips=tuple(nets)))
     return tuple(out)

@@ -229,6 +229,8 @@ class Engine:
         try:
             if op == "get":
                 return uapi.format_get(self.device.snapshot(self.now())), False
+            if op == "counters":
+                return uapi.format_counters(self.device.snapshot(self.now())), False
             reply = self._set(lines)
             self._flush()
         except Exception:  # a bug must not take the interface down with it

@@ -31,7 +31,7 @@ from wgdesk import uapi
 from wgdesk.helper.logbook import LogBook
 from wgdesk.platforms import PlatformError, backend
 from wgdesk.platforms.interface import EndpointInUse, EngineLaunch
-from wgdesk.proto.changes import ConfigurationError
+from wgdesk.proto.changes import ConfigurationError, PeerCounters
 
 UAPI_TIMEOUT = 10.0
 MAX_UAPI_REPLY = 16 << 20
@@ -124,6 +124,18 @@ def uapi_get(ifname: str, timeout: float = UAPI_TIMEOUT) -> dict[str, Any]:
             }
         )
     return {"listen_port": snap.listen_port, "fwmark": snap.fwmark, "peers": peers}
+
+
+def uapi_counters(ifname: str, timeout: float = UAPI_TIMEOUT) -> dict[str, PeerCounters] | None:
+    """The engine's `PeerCounters` by public key (hex), from `wgdesk.uapi.COUNTERS_REQUEST`; None when
+    the engine does not answer that request (one that predates it, or one that died meanwhile: the
+    ``get=1`` beside it says which)."""
+    try:
+        lines = uapi_request(ifname, uapi.COUNTERS_REQUEST, timeout)
+        _, peers = uapi.parse_counters(lines)
+    except (EngineError, ConfigurationError):
+        return None
+    return {key.hex(): counters for key, counters in peers.items()}
 
 
 @dataclass

@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from wgdesk import causes
 from wgdesk.helper.caller import ROOT, Caller
-from wgdesk.helper.engine_process import EngineError, uapi_get
+from wgdesk.helper.engine_process import EngineError, uapi_counters, uapi_get
 from wgdesk.helper.errors import TunnelError
+from wgdesk.snapshots import PeerSnapshot, TunnelSnapshot
 
 if TYPE_CHECKING:
     from wgdesk.helper.events import Events
@@ -34,9 +36,18 @@ def _hex_to_b64(text: str) -> str:
 class Reports:
     """The read-only verbs over the manager's tunnels, as ``caller`` may see them."""
 
-    def __init__(self, tunnels: Callable[[], list[Tunnel]], log: LogBook, events: Events) -> None:
+    def __init__(
+        self,
+        tunnels: Callable[[], list[Tunnel]],
+        log: LogBook,
+        events: Events,
+        engine_counts: Callable[[], bool],
+    ) -> None:
         self._snapshot = tunnels
         """The tunnels now, without the manager's lock (`TunnelManager.snapshot`)."""
+        self._engine_counts = engine_counts
+        """Whether the engine is wgdesk's, which serves per-peer counters (wireguard-go has none and
+        would log every request for them as an invalid operation)."""
         self.log = log
         self.events = events
 
@@ -57,65 +68,58 @@ class Reports:
         return self.log.records(name, since, caller.reader)
 
     def diagnose(self, name: str, caller: Caller = ROOT) -> dict[str, Any]:
+        """The tunnel's status, findings in words and recent log: the tunnel's own state first, then
+        each peer's causes from the rules the GUI's doctor shares (`wgdesk.causes`), over the engine's
+        counters."""
         info = self.status(name, caller)[0]
+        logs = self.logs(name, None, caller)[-300:]
+        tunnel = TunnelSnapshot.from_wire(info)
         findings: list[str] = []
-        if info["state"] == "blocked":
+        if tunnel.state == "blocked":
             findings.append(
                 "the helper restarted after a crash and keeps the kill switch blocking; "
                 f"bring the tunnel up again, or `wgdeskctl down {name}` to stop blocking"
             )
-        elif info["state"] == "failed":
-            findings.append(f"the engine stopped: {info.get('message')}")
-        for p in info["peers"]:
-            if p.get("resolve_error"):
-                findings.append(
-                    f"peer {p['public_key'][:8]}…: its endpoint name {p['endpoint_host']} does not resolve "
-                    f"any more ({p['resolve_error']}); still sending to {p['endpoint']}, the address it "
-                    "had before — check the name and that DNS works without the tunnel"
-                )
-            if p["endpoint"] is None:
-                findings.append(
-                    f"peer {p['public_key'][:8]}… has no endpoint: it can only answer, "
-                    "never start a handshake"
-                )
-            elif p["latest_handshake"] is None and p["tx_bytes"] > 0 and p["rx_bytes"] == 0:
-                findings.append(
-                    f"peer {p['public_key'][:8]}…: handshake initiations are sent to "
-                    f"{p['endpoint']} but nothing comes back — the endpoint or port is wrong, a "
-                    "firewall drops UDP, or the peer does not have our public key"
-                )
-            elif p["latest_handshake"] is not None and time.time() - p["latest_handshake"] > 180:
-                findings.append(f"peer {p['public_key'][:8]}…: last handshake is older than 3 minutes")
-        return {"tunnel": info, "findings": findings, "logs": self.logs(name, None, caller)[-300:]}
+        elif tunnel.state == "failed":
+            findings.append(f"the engine stopped: {tunnel.message}")
+        messages = [str(r.get("message", "")) for r in logs]
+        now = time.time()
+        for peer in tunnel.peers:
+            for cause in causes.explain_peer(causes.evidence(peer, messages, now)):
+                findings.append(causes.peer_finding(peer.public_key, cause))
+        return {"tunnel": info, "findings": findings, "logs": logs}
 
     def describe(self, t: Tunnel, live: bool) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "name": t.name,
-            "interface": t.ifname,
-            "state": t.state,
-            "owner": t.owner,
-            "full_tunnel": t.full_tunnel,
-            "kill_switch": t.kill_switch,
-            "fwmark": t.fwmark,
-            "listen_port": t.listen_port,
-            "mtu": t.mtu,
-            "bypass": t.bypass,
-            "include": bool(t.include_mark),
-            "since": t.since,
-            "message": t.message,
-            "warnings": list(t.warnings),
-            "peers": [],
-        }
+        peers: list[dict[str, Any]] = []
+        message, listen_port = t.message, t.listen_port
         if live and t.engine is not None and t.engine.alive() and t.state == "up":
             try:
                 device = uapi_get(t.ifname, timeout=3.0)
-                info["peers"] = self._peer_status(t, device["peers"])
+                counters = uapi_counters(t.ifname, timeout=3.0) if self._engine_counts() else None
+                for p in device["peers"]:
+                    p["counters"] = None if counters is None else counters.get(p["public_key"])
+                peers = self._peer_status(t, device["peers"])
+                listen_port = device.get("listen_port", t.listen_port)
             except (EngineError, ValueError, KeyError, TypeError) as e:
                 # whatever this engine answers, it is this tunnel's problem only
-                info["message"] = str(e) if isinstance(e, EngineError) else f"unreadable engine status: {e!r}"
-                return info
-            info["listen_port"] = device.get("listen_port", t.listen_port)
-        return info
+                message = str(e) if isinstance(e, EngineError) else f"unreadable engine status: {e!r}"
+        return TunnelSnapshot(
+            name=t.name,
+            interface=t.ifname,
+            state=t.state,
+            owner=t.owner,
+            full_tunnel=t.full_tunnel,
+            kill_switch=t.kill_switch,
+            fwmark=t.fwmark,
+            listen_port=listen_port,
+            mtu=t.mtu,
+            bypass=t.bypass,
+            include=bool(t.include_mark),
+            since=t.since,
+            message=message,
+            warnings=tuple(t.warnings),
+            peers=tuple(PeerSnapshot.from_wire(p) for p in peers),
+        ).to_wire()
 
     @staticmethod
     def _peer_status(t: Tunnel, peers: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -124,20 +128,20 @@ class Reports:
             sec = int(p.get("last_handshake_time_sec", 0))
             nsec = int(p.get("last_handshake_time_nsec", 0))
             name = t.names.get(bytes.fromhex(p["public_key"]))
-            out.append(
-                {
-                    "public_key": _hex_to_b64(p["public_key"]),
-                    "endpoint": p["endpoint"],
-                    "allowed_ips": p["allowed_ips"],
-                    "latest_handshake": sec if sec or nsec else None,
-                    "rx_bytes": int(p.get("rx_bytes", 0)),
-                    "tx_bytes": int(p.get("tx_bytes", 0)),
-                    "persistent_keepalive": int(p.get("persistent_keepalive_interval", 0)),
-                    "endpoint_host": name.host if name else None,
-                    "endpoint_resolved_at": name.resolved_at if name else None,
-                    "resolve_error": name.error if name else None,
-                }
+            peer = PeerSnapshot(
+                public_key=_hex_to_b64(p["public_key"]),
+                endpoint=p["endpoint"],
+                allowed_ips=tuple(p["allowed_ips"]),
+                latest_handshake=sec if sec or nsec else None,
+                rx_bytes=int(p.get("rx_bytes", 0)),
+                tx_bytes=int(p.get("tx_bytes", 0)),
+                persistent_keepalive=int(p.get("persistent_keepalive_interval", 0)),
+                endpoint_host=name.host if name else None,
+                endpoint_resolved_at=name.resolved_at if name else None,
+                resolve_error=name.error if name else None,
+                counters=p.get("counters"),
             )
+            out.append(peer.to_wire())
         return out
 
     def monitor(self, stop: threading.Event, interval: float = 1.0) -> None:

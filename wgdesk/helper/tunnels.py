@@ -88,7 +88,7 @@ class TunnelManager:
             settings, self.platform, self.tunnels, self._lock, self.validation, self.lockdown, logbook
         )
         """Excluded and included apps, and the include guard."""
-        self.reports = Reports(self.snapshot, logbook, events)
+        self.reports = Reports(self.snapshot, logbook, events, settings.engine_takes_udp_fds)
         """``status``, ``diagnose``, ``logs`` and handshake events (no lock taken)."""
 
     # --- the table of tunnels -------------------------------------------------------------

@@ -63,6 +63,41 @@ class DeviceChange:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerCounters:
+    """What happened to one peer's handshakes and packets since it was configured: the evidence the
+    doctor and the helper's diagnosis reason over (`wgdesk.diagnosis`), as numbers rather than log text.
+
+    `dropped` counts by `DropReason` value the datagrams and packets dropped that belong to this peer:
+    those of its sessions, and handshake messages from its current endpoint that authenticate as no one
+    (a wrong key on one side looks like that).
+    """
+
+    initiations_sent: int = 0
+    responses_received: int = 0
+    responses_sent: int = 0
+    cookie_replies_sent: int = 0
+    cookie_replies_received: int = 0
+    dropped: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int], dropped: Mapping[str, int]) -> PeerCounters:
+        """From the plain counts by `COUNTER_FIELDS` name (missing ones are 0) and the drops by reason."""
+        return cls(
+            initiations_sent=counts.get("initiations_sent", 0),
+            responses_received=counts.get("responses_received", 0),
+            responses_sent=counts.get("responses_sent", 0),
+            cookie_replies_sent=counts.get("cookie_replies_sent", 0),
+            cookie_replies_received=counts.get("cookie_replies_received", 0),
+            dropped=dict(dropped),
+        )
+
+
+COUNTER_FIELDS = ("initiations_sent", "responses_received", "responses_sent", "cookie_replies_sent",
+                  "cookie_replies_received")
+"""The plain counts of `PeerCounters`, in the order UAPI reports them."""
+
+
+@dataclass(frozen=True, slots=True)
 class PeerSnapshot:
     """What UAPI `get=1` reports for one peer. `last_handshake` is wall-clock seconds or None."""
 
@@ -75,6 +110,7 @@ class PeerSnapshot:
     rx_bytes: int
     tx_bytes: int
     protocol_version: int = 1
+    counters: PeerCounters = PeerCounters()
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from wgdesk.proto.changes import (
     DeviceSnapshot,
     Endpoint,
     PeerChange,
+    PeerCounters,
     PeerSnapshot,
 )
 from wgdesk.proto.constants import (
@@ -74,6 +75,15 @@ def _source_key(addr: Endpoint) -> bytes:
         return addr[0].encode("utf-8", "replace")
 
 
+_BY_ENDPOINT = frozenset({DropReason.INVALID_MAC1, DropReason.INVALID_HANDSHAKE, DropReason.UNKNOWN_INDEX})
+"""Drops without a known peer that are still counted for the peer at their source: a handshake message
+for another public key (mac1), one from a static key we do not know, or for a session we do not have."""
+
+
+def _counters(counts: Counter[str]) -> PeerCounters:
+    return PeerCounters.of(counts, {k[5:]: n for k, n in counts.items() if k.startswith("drop:") and n})
+
+
 class Device:
     """A WireGuard interface without I/O: peers, keys, handshakes, timers, the data path.
 
@@ -86,6 +96,7 @@ class Device:
     """
 
     __slots__ = (
+        "_at_endpoint",
         "_dropped",
         "_dst_cache",
         "_events",
@@ -136,6 +147,8 @@ class Device:
         self.incoming: list[bytes] = []
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._dropped: Counter[str] = Counter()
+        self._at_endpoint: dict[Endpoint, Peer] = {}
+        """Which peer each current endpoint belongs to (the latest to take it), for `_peer_at`."""
         self._handshake_index: dict[int, Peer] = {}
         self._keypair_index: dict[int, Keypair] = {}
         self._dst_cache: tuple[bytes, Peer | None] = (b"", None)
@@ -199,6 +212,7 @@ class Device:
                 rx_bytes=p.rx_bytes,
                 tx_bytes=p.tx_bytes,
                 protocol_version=1,
+                counters=_counters(p.counts),
             )
             for p in self.peers.values()
         )
@@ -220,17 +234,56 @@ class Device:
     # --- bookkeeping used by peers ---------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
+        """Queue `event` and count it for its peer (`PeerCounters`); events are rare (handshakes,
+        roaming), so this is off the data path."""
         self._events.append(event)
+        if isinstance(event, events.HandshakeInitiationSent):
+            self._count(event.public_key, "initiations_sent")
+        elif isinstance(event, events.HandshakeCompleted):
+            if event.initiator:  # completed by an authenticated response to our initiation
+                self._count(event.public_key, "responses_received")
+        elif isinstance(event, events.HandshakeResponseSent):
+            self._count(event.public_key, "responses_sent")
+        elif isinstance(event, events.CookieReplyReceived):
+            self._count(event.public_key, "cookie_replies_received")
+        elif isinstance(event, events.CookieReplySent):
+            peer = self._peer_at(event.endpoint)
+            if peer is not None:
+                peer.counts["cookie_replies_sent"] += 1
 
     def drop(
         self, reason: DropReason, public_key: bytes | None = None, endpoint: Endpoint | None = None
     ) -> None:
         self._dropped[reason] += 1
         self._events.append(events.PacketDropped(reason, public_key, endpoint))
+        if public_key is not None:
+            self._count(public_key, "drop:" + reason)
+        elif endpoint is not None and reason in _BY_ENDPOINT:
+            peer = self._peer_at(endpoint)
+            if peer is not None:
+                peer.counts["drop:" + reason] += 1
 
     def drop_many(self, reason: DropReason, count: int, public_key: bytes | None = None) -> None:
         self._dropped[reason] += count
         self._events.append(events.PacketDropped(reason, public_key, None))
+        if public_key is not None:
+            self._count(public_key, "drop:" + reason, count)
+
+    def _count(self, public_key: bytes, name: str, count: int = 1) -> None:
+        peer = self.peers.get(public_key)
+        if peer is not None:
+            peer.counts[name] += count
+
+    def endpoint_moved(self, peer: Peer, old: Endpoint | None, new: Endpoint) -> None:
+        """Keep `_peer_at` current: `peer`'s endpoint changes from `old` to `new` (a roam or a `set`)."""
+        if old is not None and self._at_endpoint.get(old) is peer:
+            del self._at_endpoint[old]
+        self._at_endpoint[new] = peer
+
+    def _peer_at(self, endpoint: Endpoint) -> Peer | None:
+        """The peer whose current endpoint is `endpoint`, for what arrives from it unauthenticated: one
+        dict lookup, so a flood of junk handshakes costs no scan of the peers."""
+        return self._at_endpoint.get(endpoint)
 
     def jitter(self) -> float:
         """A timer jitter uniform-ish in [0, 333 ms]; randomness is drawn 32 jitters at a time."""
@@ -338,6 +391,7 @@ class Device:
         if pc.preshared_key is not None:
             peer.handshake.preshared_key = pc.preshared_key
         if pc.endpoint is not None:
+            self.endpoint_moved(peer, peer.endpoint, pc.endpoint)
             peer.endpoint = pc.endpoint
         if pc.replace_allowed_ips:
             self.allowed_ips.remove_by_value(peer)
@@ -358,6 +412,8 @@ class Device:
         self.timer_queue.discard(peer)
         self.allowed_ips.remove_by_value(peer)
         del self.peers[peer.public_key]
+        if peer.endpoint is not None and self._at_endpoint.get(peer.endpoint) is peer:
+            del self._at_endpoint[peer.endpoint]
         self._dst_cache = (b"", None)
         self._src_cache = (b"", None)
 

@@ -6,7 +6,7 @@ A `Peer` belongs to a `Device` and writes its output into the device's queues.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from typing import TYPE_CHECKING
 
 from wgdesk.proto import events, handshake
@@ -60,6 +60,7 @@ class Peer:
     __slots__ = (
         "cookie_generator",
         "cookie_resend_used",
+        "counts",
         "device",
         "endpoint",
         "handshake",
@@ -90,6 +91,8 @@ class Peer:
         self.last_handshake: float | None = None  # wall clock
         self.last_sent_handshake = _NEVER  # monotonic
         self.cookie_resend_used = False  # the initiation in flight was resent for a cookie reply
+        self.counts: Counter[str] = Counter()
+        """`PeerCounters` fields and ``drop:REASON``, kept by `Device.emit` and `Device.drop`."""
 
     # --- endpoint -------------------------------------------------------------------------------------
 
@@ -97,6 +100,7 @@ class Peer:
         """Roaming: the source of the latest authenticated packet becomes the endpoint."""
         old = self.endpoint
         if old != addr:
+            self.device.endpoint_moved(self, old, addr)
             self.endpoint = addr
             self.device.emit(events.EndpointChanged(self.public_key, old, addr))
 

@@ -102,6 +102,10 @@ class Harness:
             snapshot = uapi.parse_get([*lines, ""])
             check(uapi.format_get(snapshot) == reply, "a get reply does not re-encode to the same text")
             return reply, hang_up
+        if code == 0 and request.startswith(uapi.COUNTERS_REQUEST[:-1].encode()):
+            _, peers = uapi.parse_counters(lines[:-1])
+            check(set(peers) == set(self.engine.device.peers), "the counters reply does not name every peer")
+            return reply, hang_up
         try:
             _, body = uapi.read_request(io.BytesIO(request).readline)
             change = uapi.parse_set(body)
