@@ -69,7 +69,7 @@ def test_every_kernel_facing_call_uses_the_kernel_name_and_recovery_follows_it(e
         assert f'"{K}"' in L.client.exec("nft", "list", "table", "inet", "wgdesk-killswitch").stdout
         assert hook.read_text().strip() == K
         [status] = c.status(T)
-        assert status["interface"] == K and status["peers"][0]["latest_handshake"] is not None
+        assert status.interface == K and status.peers[0].latest_handshake is not None
 
         made = calls(log)
         named = {call["call"] for call in made if f"'{K}'" in call["args"]}
@@ -95,7 +95,7 @@ def test_every_kernel_facing_call_uses_the_kernel_name_and_recovery_follows_it(e
         h.kill9()
         h.start()
         [blocked] = h.client().status(T)
-        assert (blocked["state"], blocked["interface"]) == ("blocked", K)
+        assert (blocked.state, blocked.interface) == ("blocked", K)
         assert f'"{K}"' in L.client.exec("nft", "list", "table", "inet", "wgdesk-killswitch").stdout
         assert K not in L.snapshot()["links"].split()
         h.client().down(T)
