@@ -360,6 +360,20 @@ def _unknown_key_message(key: str, section: str) -> str:
     return message
 
 
+@dataclass
+class _Document:
+    """What the reader has taken in so far, and where it is."""
+
+    filename: str
+    interface: _InterfaceDraft = field(default_factory=_InterfaceDraft)
+    peers: list[_PeerDraft] = field(default_factory=list)
+    lines: list[SourceLine] = field(default_factory=list)
+    section: int = -1
+    """-1 before any section, 0 in [Interface], n in the n-th [Peer]."""
+    quick_keys: bool = False
+    """wg-quick's own keys are read here (after a header written exactly ``[Interface]``)."""
+
+
 def parse(text: str, filename: str = "wg0.conf") -> Config:
     """Parse `.conf` text.
 
@@ -373,92 +387,99 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
     Raises:
         ConfigError: for the first problem found, with its line and key.
     """
-    interface = _InterfaceDraft()
-    peers: list[_PeerDraft] = []
-    lines: list[SourceLine] = []
-    section = -1  # -1 before any section, 0 in [Interface], n in the n-th [Peer]
-    quick_keys = False
-
+    doc = _Document(filename)
     for number, raw_line in enumerate(text.split("\n"), start=1):
-        content = raw_line.split("#", 1)[0]
-        stripped = content.strip(SPACE)
+        stripped = raw_line.split("#", 1)[0].strip(SPACE)
         if not stripped:
             continue
         bad = _forbidden_char(stripped)
         if bad is not None:
             raise ConfigError(filename, number, None, f"line contains a control character ({_describe(bad)})")
-
         if stripped.startswith("["):
-            header = "".join(ch for ch in stripped if ch not in SPACE).lower()
-            if header == "[interface]":
-                section = 0
-                # wg-quick only knows its own keys after a header written exactly `[Interface]`;
-                # `wg` (which removes all whitespace) also takes `[ Interface ]`.
-                quick_keys = stripped.lower() == "[interface]"
-                lines.append(SourceLine(number, 0, "[Interface]", ""))
-            elif header == "[peer]":
-                peers.append(_PeerDraft(line=number))
-                section = len(peers)
-                lines.append(SourceLine(number, section, "[Peer]", ""))
-            else:
-                raise ConfigError(
-                    filename,
-                    number,
-                    None,
-                    f"unknown section `{_shorten(stripped)}`: expected [Interface] or [Peer]",
-                )
-            continue
-
-        raw_key, equals, raw_value = stripped.partition("=")
-        key_text = raw_key.strip(SPACE)
-        value = raw_value.strip(SPACE)
-        if not equals:
-            raise ConfigError(filename, number, None, f"expected `Key = value`, found `{_shorten(stripped)}`")
-        if section < 0:
-            raise ConfigError(
-                filename,
-                number,
-                None,
-                f"`{_shorten(key_text)}` comes before any [Interface] or [Peer] section",
-            )
-        section_name = "[Interface]" if section == 0 else "[Peer]"
-
-        key: str | None = QUICK_KEYS.get(key_text.lower()) if section == 0 and quick_keys else None
-        if key is not None:
-            bad = _forbidden_char(value, allowed=" \t")
-            if bad is not None:
-                raise ConfigError(
-                    filename, number, key, f"line contains a control character ({_describe(bad)})"
-                )
+            _read_header(doc, number, stripped)
         else:
-            squashed_key = "".join(ch for ch in key_text if ch not in SPACE).lower()
-            key = (INTERFACE_KEYS if section == 0 else PEER_KEYS).get(squashed_key)
-            if key is None:
-                if section == 0 and key_text.lower() in QUICK_KEYS:
-                    message = (
-                        f"{QUICK_KEYS[key_text.lower()]} is only read by wg-quick after a section header "
-                        "written exactly `[Interface]`"
-                    )
-                else:
-                    message = _unknown_key_message(key_text, section_name)
-                raise ConfigError(filename, number, None, message)
-            # `wg` removes every whitespace character, inside values too.
-            value = value.translate(_NO_SPACE)
-            if not value:
-                raise ConfigError(filename, number, key, f"{key} has no value")
-        lines.append(SourceLine(number, section, key, value))
-        try:
-            if section == 0:
-                _apply_interface(interface, key, value)
-            else:
-                _apply_peer(peers[section - 1], key, value)
-        except InvalidValue as exc:
-            raise ConfigError(filename, number, key, str(exc)) from None
+            _read_setting(doc, number, stripped)
+    return _build(doc)
 
+
+def _read_header(doc: _Document, number: int, stripped: str) -> None:
+    header = "".join(ch for ch in stripped if ch not in SPACE).lower()
+    if header == "[interface]":
+        doc.section = 0
+        # wg-quick only knows its own keys after a header written exactly `[Interface]`;
+        # `wg` (which removes all whitespace) also takes `[ Interface ]`.
+        doc.quick_keys = stripped.lower() == "[interface]"
+        doc.lines.append(SourceLine(number, 0, "[Interface]", ""))
+    elif header == "[peer]":
+        doc.peers.append(_PeerDraft(line=number))
+        doc.section = len(doc.peers)
+        doc.lines.append(SourceLine(number, doc.section, "[Peer]", ""))
+    else:
+        raise ConfigError(
+            doc.filename,
+            number,
+            None,
+            f"unknown section `{_shorten(stripped)}`: expected [Interface] or [Peer]",
+        )
+
+
+def _read_setting(doc: _Document, number: int, stripped: str) -> None:
+    raw_key, equals, raw_value = stripped.partition("=")
+    key_text = raw_key.strip(SPACE)
+    if not equals:
+        raise ConfigError(doc.filename, number, None, f"expected `Key = value`, found `{_shorten(stripped)}`")
+    if doc.section < 0:
+        raise ConfigError(
+            doc.filename,
+            number,
+            None,
+            f"`{_shorten(key_text)}` comes before any [Interface] or [Peer] section",
+        )
+    key, value = _key_and_value(doc, number, key_text, raw_value.strip(SPACE))
+    doc.lines.append(SourceLine(number, doc.section, key, value))
+    try:
+        if doc.section == 0:
+            _apply_interface(doc.interface, key, value)
+        else:
+            _apply_peer(doc.peers[doc.section - 1], key, value)
+    except InvalidValue as exc:
+        raise ConfigError(doc.filename, number, key, str(exc)) from None
+
+
+def _key_and_value(doc: _Document, number: int, key_text: str, value: str) -> tuple[str, str]:
+    """The canonical key and the value as the tool that reads the key sees it: wg-quick's keys keep
+    their inner spaces (no control characters), `wg`'s lose every whitespace character."""
+    key = QUICK_KEYS.get(key_text.lower()) if doc.section == 0 and doc.quick_keys else None
+    if key is not None:
+        bad = _forbidden_char(value, allowed=" \t")
+        if bad is not None:
+            raise ConfigError(
+                doc.filename, number, key, f"line contains a control character ({_describe(bad)})"
+            )
+        return key, value
+    squashed_key = "".join(ch for ch in key_text if ch not in SPACE).lower()
+    key = (INTERFACE_KEYS if doc.section == 0 else PEER_KEYS).get(squashed_key)
+    if key is None:
+        if doc.section == 0 and key_text.lower() in QUICK_KEYS:
+            message = (
+                f"{QUICK_KEYS[key_text.lower()]} is only read by wg-quick after a section header "
+                "written exactly `[Interface]`"
+            )
+        else:
+            message = _unknown_key_message(key_text, "[Interface]" if doc.section == 0 else "[Peer]")
+        raise ConfigError(doc.filename, number, None, message)
+    # `wg` removes every whitespace character, inside values too.
+    value = value.translate(_NO_SPACE)
+    if not value:
+        raise ConfigError(doc.filename, number, key, f"{key} has no value")
+    return key, value
+
+
+def _build(doc: _Document) -> Config:
     built_peers = []
-    for draft in peers:
+    for draft in doc.peers:
         if draft.public_key is None:
-            raise ConfigError(filename, draft.line, "PublicKey", "[Peer] has no PublicKey")
+            raise ConfigError(doc.filename, draft.line, "PublicKey", "[Peer] has no PublicKey")
         built_peers.append(
             Peer(
                 public_key=draft.public_key,
@@ -468,6 +489,7 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
                 persistent_keepalive=draft.persistent_keepalive,
             )
         )
+    interface = doc.interface
     return Config(
         interface=Interface(
             private_key=interface.private_key,
@@ -485,7 +507,7 @@ def parse(text: str, filename: str = "wg0.conf") -> Config:
             post_down=tuple(interface.hooks["PostDown"]),
         ),
         peers=tuple(built_peers),
-        lines=tuple(lines),
+        lines=tuple(doc.lines),
     )
 
 

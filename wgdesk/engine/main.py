@@ -30,7 +30,8 @@ from wgdesk.platforms import PlatformError
 
 if TYPE_CHECKING:
     from wgdesk.engine.loop import Engine
-    from wgdesk.platforms.interface import Tun, UapiListener
+    from wgdesk.fastpath import Choice
+    from wgdesk.platforms.interface import EngineIO, Tun, UapiListener, UdpGuard
 
 USAGE = "Usage: wgdesk-engine [-f/--foreground] INTERFACE-NAME"
 EXIT_SETUP_FAILED = 1
@@ -68,6 +69,10 @@ class _Stopper:
             self.pending = name
 
 
+class _SetupFailed(Exception):
+    """Setup stopped: the reason is logged and what setup had opened is closed."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args in (["--version"], ["-v"]):
@@ -90,68 +95,110 @@ def main(argv: list[str] | None = None) -> int:
     if foreground:
         signal.signal(signal.SIGTERM, stopper)
         signal.signal(signal.SIGINT, stopper)
+    quiet = level_name is None or level >= logger.LEVELS["silent"]
+    try:
+        return _run(ifname, foreground, quiet, stopper)
+    except _SetupFailed:
+        return EXIT_SETUP_FAILED
 
+
+def _run(ifname: str, foreground: bool, quiet: bool, stopper: _Stopper) -> int:
+    """Device, UAPI listener, then either a background child or the engine's loop here."""
     # Imported here so `--version` and usage errors stay fast.
     from wgdesk import platforms
-    from wgdesk.engine import tun as tun_device
-    from wgdesk.engine.bind import Bind, BindError
-    from wgdesk.engine.tun import TunError
-    from wgdesk.fastpath import Choice, choose
-    from wgdesk.platforms.interface import UdpGuard
 
     io = platforms.backend().engine_io
-    datapath = choose()
-    if datapath.compiled and not io.compiled_reads_device:
-        reason = "the compiled path cannot read this system's tunnel device"
-        datapath = Choice(None, reason, datapath.portable, datapath.io_thread)
-
+    datapath = _datapath(io)
     try:
         tun_fd = _fd_env("WG_TUN_FD")
         uapi_fd = _fd_env("WG_UAPI_FD")
     except ValueError as exc:
         log.error("%s", exc)
-        return EXIT_SETUP_FAILED
+        raise _SetupFailed from None
     log.debug("Starting wgdesk-engine version %s: %s", __version__, datapath.describe())
+    tun = _open_device(ifname, tun_fd, datapath)
+    listener, path = _open_uapi(io, tun, uapi_fd)
+    if not foreground:
+        _daemonize(tun, listener, path, quiet)
+        return 0
+    engine = _engine(io, tun, listener, path, datapath)
+    run_as = os.environ.get("WGDESK_RUN_AS")
+    if run_as:
+        try:
+            drop_to(run_as, engine.choice.module)
+        except (ValueError, RuntimeError, PlatformError) as exc:
+            log.error("Failed to drop privileges: %s", exc)
+            engine.close()
+            raise _SetupFailed from None
+        log.debug("Running as uid %s, gid %s, without capabilities", *run_as.split(":"))
+    stopper.engine = engine
+    if stopper.pending:
+        engine.stop(stopper.pending)
+    log.debug("UAPI listener started")
+    engine.run()
+    log.debug("Shutting down (%s)", engine.exit_reason)
+    return 0
+
+
+def _datapath(io: EngineIO) -> Choice:
+    from wgdesk.fastpath import Choice, choose
+
+    datapath = choose()
+    if datapath.compiled and not io.compiled_reads_device:
+        reason = "the compiled path cannot read this system's tunnel device"
+        datapath = Choice(None, reason, datapath.portable, datapath.io_thread)
+    return datapath
+
+
+def _open_device(ifname: str, tun_fd: int | None, datapath: Choice) -> Tun:
+    """The device the helper handed over, or one made here (``wgdesk-engine IFNAME`` by hand)."""
+    from wgdesk.engine import tun as tun_device
+    from wgdesk.engine.tun import TunError
+
     try:
         if tun_fd is not None:
-            tun = tun_device.adopt(tun_fd)
-        else:
-            tun = tun_device.create(ifname, vnet_hdr=not datapath.portable)
+            return tun_device.adopt(tun_fd)
+        return tun_device.create(ifname, vnet_hdr=not datapath.portable)
     except TunError as exc:
         log.error("Failed to create TUN device: %s", exc)
-        return EXIT_SETUP_FAILED
-    ifname = tun.name
-    path: Path | None
-    listener: UapiListener
+        raise _SetupFailed from None
+
+
+def _open_uapi(io: EngineIO, tun: Tun, uapi_fd: int | None) -> tuple[UapiListener, Path | None]:
+    """The UAPI listener the helper handed over, or one made here, named after the device."""
+    from wgdesk import platforms
+
     try:
         if uapi_fd is not None:
             handed = socket.socket(fileno=uapi_fd)
             handed.set_inheritable(False)
-            listener, path = handed, Path(platforms.backend().uapi.path(ifname))
-        else:
-            listener, path = io.listen_uapi(ifname)
+            return handed, Path(platforms.backend().uapi.path(tun.name))
+        return io.listen_uapi(tun.name)
     except (PlatformError, OSError) as exc:
         log.error("UAPI listen error: %s", exc)
         tun.close()
-        return EXIT_SETUP_FAILED
+        raise _SetupFailed from None
 
-    if not foreground:
-        from wgdesk.engine.daemon import spawn_background
 
-        if not isinstance(listener, socket.socket):  # a Windows pipe cannot be handed to a child
-            log.error("This system's engine runs in the foreground only: use -f")
-            _close_all(listener, path, tun)
-            return EXIT_SETUP_FAILED
-        quiet = level_name is None or level >= logger.LEVELS["silent"]
-        try:
-            spawn_background(tun, listener, ifname, quiet=quiet)
-        except OSError as exc:
-            log.error("Failed to daemonize: %s", exc)
-            listener.close()
-            with_suppress_unlink(path)
-            return EXIT_SETUP_FAILED
-        return 0
+def _daemonize(tun: Tun, listener: UapiListener, path: Path | None, quiet: bool) -> None:
+    from wgdesk.engine.daemon import spawn_background
 
+    if not isinstance(listener, socket.socket):  # a Windows pipe cannot be handed to a child
+        log.error("This system's engine runs in the foreground only: use -f")
+        _close_all(listener, path, tun)
+        raise _SetupFailed
+    try:
+        spawn_background(tun, listener, tun.name, quiet=quiet)
+    except OSError as exc:
+        log.error("Failed to daemonize: %s", exc)
+        listener.close()
+        with_suppress_unlink(path)
+        raise _SetupFailed from None
+
+
+def _engine(io: EngineIO, tun: Tun, listener: UapiListener, path: Path | None, datapath: Choice) -> Engine:
+    """The engine over the device, the listener and the UDP sockets (handed over, or bound later)."""
+    from wgdesk.engine.bind import Bind, BindError
     from wgdesk.engine.loop import Engine
 
     try:
@@ -161,13 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         log.error("WGDESK_TIME_SCALE must be a positive number (a test knob; unset it)")
         _close_all(listener, path, tun)
-        return EXIT_SETUP_FAILED
+        raise _SetupFailed from None
     guard: UdpGuard | None = None
     try:
         udp_fds = os.environ.get("WGDESK_UDP_FDS")
         bind = Bind.from_fds(udp_fds, offload=not datapath.portable) if udp_fds else None
         guard = io.guard_udp(tun)
-        engine = Engine(
+        return Engine(
             tun, listener, path, bind=bind, time_scale=time_scale, datapath=datapath, udp_guard=guard
         )
     except (BindError, PlatformError, OSError) as exc:
@@ -175,24 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         if guard is not None:
             guard.close()
         _close_all(listener, path, tun)
-        return EXIT_SETUP_FAILED
-
-    run_as = os.environ.get("WGDESK_RUN_AS")
-    if run_as:
-        try:
-            drop_to(run_as, engine.choice.module)
-        except (ValueError, RuntimeError, PlatformError) as exc:
-            log.error("Failed to drop privileges: %s", exc)
-            engine.close()
-            return EXIT_SETUP_FAILED
-        log.debug("Running as uid %s, gid %s, without capabilities", *run_as.split(":"))
-    stopper.engine = engine
-    if stopper.pending:
-        engine.stop(stopper.pending)
-    log.debug("UAPI listener started")
-    engine.run()
-    log.debug("Shutting down (%s)", engine.exit_reason)
-    return 0
+        raise _SetupFailed from None
 
 
 def drop_to(run_as: str, datapath: ModuleType | None = None) -> None:
