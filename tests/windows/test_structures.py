@@ -16,8 +16,8 @@ import pytest
 
 from wgdesk.platforms.windows import (
     defaultroute,
-    pipe_connection,
     directories,
+    pipe_connection,
     pipes,
     service,
     service_host,
