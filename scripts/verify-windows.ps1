@@ -69,6 +69,19 @@ Step 'wgdesk installed, helper service running' {
   Require (($deps -contains 'Nsi') -and ($deps -contains 'Tcpip')) "depends on: $deps"
   Require (Test-Path (Join-Path $WgdeskDir 'wintun.dll')) 'wintun.dll missing beside wgdesk'
 }
+Step 'helper folder ProgramData\wgdesk: owner SYSTEM or Administrators, protected, nothing for others' {
+  $trusted = @('S-1-5-18', 'S-1-5-32-544')
+  $dir = Join-Path ([Environment]::GetFolderPath('CommonApplicationData')) 'wgdesk'
+  Require (Test-Path $dir) "$dir missing (the running helper creates it)"
+  $acl = Get-Acl $dir
+  $owner = $acl.GetOwner([Security.Principal.SecurityIdentifier]).Value
+  Require ($trusted -contains $owner) "owner is $owner"
+  Require $acl.AreAccessRulesProtected 'its DACL inherits from ProgramData'
+  $others = @($acl.GetAccessRules($true, $true, [Security.Principal.SecurityIdentifier]) |
+    Where-Object { $_.AccessControlType -eq 'Allow' -and $trusted -notcontains $_.IdentityReference.Value })
+  Require ($others.Count -eq 0) "allows $(($others | ForEach-Object { $_.IdentityReference.Value }) -join ', ')"
+  $dir
+}
 Step 'a WireGuard peer program and wg.exe' {
   $script:Wg = Join-Path $WireGuardDir 'wg.exe'
   Require (Test-Path $script:Wg) "$script:Wg missing (install WireGuard for Windows)"

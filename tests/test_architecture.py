@@ -235,12 +235,14 @@ WINDOWS_MODULES = (
     "wgdesk/app",
     "wgdesk/cli.py",
     "wgdesk/cli_tunnels.py",
+    "wgdesk/client.py",
     "wgdesk/config",
-    "wgdesk/proto",
-    "wgdesk/uapi.py",
-    "wgdesk/keystore.py",
-    "wgdesk/tunnels.py",
     "wgdesk/diagnostics.py",
+    "wgdesk/engine",
+    "wgdesk/keystore.py",
+    "wgdesk/proto",
+    "wgdesk/tunnels.py",
+    "wgdesk/uapi.py",
     "wgdesk/undo.py",
     "wgdesk/platforms/__init__.py",
     "wgdesk/platforms/interface.py",
@@ -250,12 +252,21 @@ WINDOWS_MODULES = (
     "wgdesk/platforms/network_identity.py",
     "wgdesk/platforms/unsupported.py",
     "wgdesk/platforms/windows",
-    "wgdesk/engine/bind.py",
-    "wgdesk/engine/tun.py",
+    *sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "wgdesk/helper").glob("*.py")
+        if p.name not in ("tunnels.py", "bringup.py")
+    ),
 )
-"""What must import on Windows today. Not yet: `wgdesk.client` and `platforms/unix` (the control and UAPI
-sockets are AF_UNIX; Windows gets named pipes, issue 16), the helper (its journal and lockdown files use
-O_NOFOLLOW/fchmod; issue 16) and the rest of the engine (its Windows TUN is wintun, issue 16)."""
+"""Everything that runs on Windows: the app and CLI, the client (the control pipe through the backend's
+``ControlEndpoint``), the whole engine (on Wintun, its UAPI on a named pipe), the helper and the Windows
+backend (which ``platforms.create`` returns as a `Platform`: mypy holds it to the interface there) — so a
+Linux-only call (``fcntl``, ``socket.CMSG_SPACE``, ``AF_UNIX``, ``os.fchmod``) fails here, not on a
+user's machine. The helper's modules are named one by one but for ``tunnels.py`` and ``bringup.py``,
+which are being restructured (issue 14); imports are followed normally, so an error in those two shows
+here too. Not here: ``platforms/linux``, ``platforms/darwin`` and ``platforms/unix``, never imported on
+Windows (``fastpath`` is checked as far as the engine imports it; its C part is not built there yet).
+This list replaced the one ``tests/windows`` kept."""
 
 
 def test_mypy_strict_as_on_windows() -> None:
@@ -264,7 +275,7 @@ def test_mypy_strict_as_on_windows() -> None:
         for m in WINDOWS_MODULES
         for p in ((ROOT / m).rglob("*.py") if (ROOT / m).is_dir() else [ROOT / m])
     ]
-    result = _mypy("--strict", "--platform", "win32", "--follow-imports=silent", *files)
+    result = _mypy("--strict", "--platform", "win32", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

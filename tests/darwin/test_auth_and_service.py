@@ -148,9 +148,18 @@ def test_launchd_hosts_the_helper_in_the_foreground_stopped_by_signals() -> None
         return 3
 
     assert DarwinService().host(run, ["--log-level", "debug"]) == 3  # the helper's status is the process's
-    # no stop hook: SIGTERM from launchd stops it; macOS's run directory unless one is named
-    assert calls == [(["--state-dir", "/var/run/wgdesk", "--log-level", "debug"], None)]
-    calls.clear()
-    for named in (["--state-dir", "/tmp/x"], ["--state-dir=/tmp/x"]):
-        DarwinService().host(run, named)
-    assert calls == [(["--state-dir", "/tmp/x"], None), (["--state-dir=/tmp/x"], None)]
+    assert calls == [(["--log-level", "debug"], None)]  # no stop hook: SIGTERM from launchd stops it
+
+
+def test_macos_helper_files_are_under_var_run_and_library_application_support() -> None:
+    """The helper takes its default directories from the service (`wgdesk.helper.main`), so macOS's
+    are these, not Linux's /run and /var/lib."""
+    from wgdesk.platforms.darwin.service import DarwinService
+
+    paths = DarwinService().paths
+    assert (paths.settings, paths.state, paths.persistent, paths.lockdown_file) == (
+        Path("/etc/wgdesk/helper.toml"),
+        Path("/var/run/wgdesk"),
+        Path("/Library/Application Support/wgdesk"),
+        Path("/Library/Application Support/wgdesk/lockdown.json"),
+    )

@@ -269,7 +269,10 @@ class World:
             monkeypatch.setattr(module, "backend", lambda: backend)
         monkeypatch.setattr(platforms, "create", lambda *args, **kwargs: backend)
         self.settings = Settings(
-            engine_path=sys.executable, lockdown_file=str(tmp_path / "lockdown.json"), allow_scripts=False
+            engine_path=sys.executable,
+            lockdown_file=str(tmp_path / "lockdown.json"),
+            persistent_dir=str(tmp_path / "var"),  # not the (faked) machine's %ProgramData%
+            allow_scripts=False,
         )
         self.manager = TunnelManager(self.settings, tmp_path / "state", LogBook(), Events())
 

@@ -298,7 +298,11 @@ def test_up_and_down_with_the_real_engine_over_its_pipe(
     for module in (platforms, engine_process):
         monkeypatch.setattr(module, "backend", lambda: backend)
     monkeypatch.setattr(platforms, "create", lambda *args, **kwargs: backend)
-    settings = Settings(engine_path=sys.executable, lockdown_file=str(tmp_path / "lockdown.json"))
+    settings = Settings(
+        engine_path=sys.executable,
+        lockdown_file=str(tmp_path / "lockdown.json"),
+        persistent_dir=str(tmp_path / "var"),  # not the (faked) machine's %ProgramData%
+    )
     manager = TunnelManager(settings, tmp_path / "state", LogBook(), Events())
 
     outcome: dict[str, Any] = {}

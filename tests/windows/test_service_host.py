@@ -9,6 +9,7 @@ stops it from another thread, and returns 0."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -121,6 +122,36 @@ def test_a_failing_helper_stops_as_a_failure_so_the_recovery_policy_applies() ->
     ]
     assert isinstance(manager.raised, service_host.HelperFailed) and manager.raised.status == 3
     assert str(manager.raised) == "wgdesk-helper stopped with status 3: see its log"
+
+
+def test_why_the_helper_refused_to_start_goes_to_the_event_log() -> None:
+    """A service has no console: the helper's last stderr lines (its refusal) are in the failure's
+    event log entry and in what pywin32 logs of the raised exception; stderr still gets them."""
+    import io
+
+    def refuses(argv: list[str], hook: object) -> int:
+        print("wgdesk-helper: starting", file=sys.stderr)
+        print(r"wgdesk-helper: C:\ProgramData\wgdesk: its owner is S-1-5-21-1-2-3-1001", file=sys.stderr)
+        return 1
+
+    manager = FakeServiceManager()
+    console = io.StringIO()
+    with contextlib.redirect_stderr(console):
+        assert service_host.host(refuses, [], manager.bundle()) == 1
+    reason = (
+        "wgdesk-helper: starting\nwgdesk-helper: C:\\ProgramData\\wgdesk: its owner is S-1-5-21-1-2-3-1001"
+    )
+    assert ("LogErrorMsg", f"wgdesk-helper stopped with status 1: {reason}") in manager.calls
+    assert str(manager.raised) == f"wgdesk-helper stopped with status 1: {reason}"
+    assert console.getvalue() == reason + "\n"
+
+
+def test_the_error_tail_keeps_the_last_lines_bounded() -> None:
+    tail = service_host.ErrorTail(None)
+    for n in range(10):
+        tail.write(f"line {n}\n\n")
+    tail.write("x" * 2000)
+    assert tail.last() == "line 7\nline 8\nline 9\n" + "x" * 500  # blank lines skipped, the rest cut
 
 
 def test_a_helper_failing_on_a_requested_stop_is_logged_but_not_restarted() -> None:

@@ -1,6 +1,6 @@
 """The ctypes structures of `wgdesk.platforms.windows.structures` (and the constants of the
 ``HEADER_CONSTANTS`` of `wfp`, `pipes`, `service`, `service_host`, `service_stop`, `defaultroute`,
-`pipe_connection`) held against the Windows SDK headers of Debian's mingw-w64: a C file of
+`pipe_connection`, `directories`) held against the Windows SDK headers of Debian's mingw-w64: a C file of
 ``_Static_assert`` lines generated from the Python definitions (size and every field's offset) must
 compile for ``x86_64-w64-mingw32``. The numbers come from the compiler reading the headers, not from
 anyone's memory; the Python-side sizes below only make a change visible in review."""
@@ -16,6 +16,7 @@ import pytest
 
 from wgdesk.platforms.windows import (
     defaultroute,
+    directories,
     pipe_connection,
     pipes,
     service,
@@ -36,6 +37,7 @@ HEADERS = (
     "iphlpapi.h",
     "netioapi.h",
     "fwpmu.h",
+    "shlobj.h",
     "stddef.h",
 )
 C_MEMBER = {"pointer": "byteBlob"}
@@ -76,6 +78,7 @@ def static_asserts(overrides: dict[str, int] | None = None) -> str:
         **service_stop.HEADER_CONSTANTS,
         **defaultroute.HEADER_CONSTANTS,
         **pipe_connection.HEADER_CONSTANTS,
+        **directories.HEADER_CONSTANTS,
     }.items():
         lines.append(f'_Static_assert((unsigned long long)({expression}) == {value}ULL, "{expression}");')
     return "\n".join(lines) + "\n"

@@ -1,12 +1,15 @@
 """Lockdown ("always require a tunnel"): the kill-switch table stays in place with no tunnel up.
 
 The switch is helper-wide and persistent: its state lives in a root-owned file outside /run (a
-tmpfs), ``/var/lib/wgdesk/lockdown.json`` by default (setting ``lockdown_file``), so a helper started
+tmpfs), ``/var/lib/wgdesk/lockdown.json`` by default (setting ``lockdown_file``; other OSes: the
+service's ``paths``), so a helper started
 at boot blocks before anyone logs in. The administrator's ``lockdown`` setting decides who may turn
 it: ``"user"`` (root and the control group, through ``set_lockdown``), ``"always"`` (forced on) or
 ``"never"`` (forced off); the forced policies ignore the file.
 
-An unreadable, malformed or unsafe (not root's, or writable by others) state file counts as *on*:
+An unreadable, malformed or unsafe (not root's, or writable by others; on Windows an owner or ACL that
+lets others than SYSTEM and Administrators change it: the service's ``private_file``) state file
+counts as *on*:
 a file nobody can trust must not open the machine. Writing a new state replaces it.
 
 A *pause* (captive portals: a hotel's Wi-Fi login page needs traffic before any tunnel can come up)
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from wgdesk.helper.errors import TunnelError
 from wgdesk.helper.logbook import LogBook
+from wgdesk.platforms import backend
 from wgdesk.platforms.files import NOFOLLOW, write_durably
 from wgdesk.platforms.interface import KillSwitch, KillSwitchMember
 
@@ -41,7 +45,6 @@ if TYPE_CHECKING:
     from wgdesk.helper.state import Tunnel
     from wgdesk.platforms.interface import Firewall
 
-DEFAULT_FILE = "/var/lib/wgdesk/lockdown.json"
 POLICIES = ("user", "always", "never")
 FILE_MODE = 0o600
 """Mode of the state file (owner root): nothing but the helper reads it."""
@@ -169,11 +172,11 @@ class Lockdown:
             self.log.error(None, f"lockdown: cannot read {self.path} ({e.strerror}); keeping lockdown on")
             return True
         try:
-            st = os.fstat(fd)
-            if st.st_uid != 0 or st.st_mode & 0o022:
+            unsafe = backend().service.private_file(fd)  # UNIX: root's, 0644 at most; Windows: its ACL
+            if unsafe is not None:
                 self.log.error(
                     None,
-                    f"lockdown: {self.path} is not root's or is writable by others; keeping lockdown on "
+                    f"lockdown: {self.path}: {unsafe}; keeping lockdown on "
                     "(`wgdeskctl lockdown off` writes a new one)",
                 )
                 return True

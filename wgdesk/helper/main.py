@@ -15,12 +15,10 @@ from pathlib import Path
 from wgdesk.helper.events import Events
 from wgdesk.helper.logbook import LogBook
 from wgdesk.helper.server import ControlServer, HelperAlreadyRunning, default_socket
-from wgdesk.helper.settings import DEFAULT_PATH, SettingsError, load
+from wgdesk.helper.settings import Settings, SettingsError, load
 from wgdesk.helper.tunnels import TunnelManager
-from wgdesk.platforms import backend
-from wgdesk.platforms.interface import StopHook
-
-DEFAULT_STATE_DIR = Path("/run/wgdesk")
+from wgdesk.platforms import PlatformError, backend
+from wgdesk.platforms.interface import Service, StopHook
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,13 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get("WGDESK_SOCKET") or default_socket()),
         help="control socket path (default $WGDESK_SOCKET or %(default)s)",
     )
+    paths = backend().service.paths  # the OS's places (Windows: under %ProgramData%, never C:\\run)
     p.add_argument(
         "--state-dir",
         type=Path,
-        default=DEFAULT_STATE_DIR,
+        default=paths.state,
         help="runtime state: undo journals, lock (default %(default)s)",
     )
-    p.add_argument("--config", type=Path, default=DEFAULT_PATH, help="settings file (default %(default)s)")
+    p.add_argument("--config", type=Path, default=paths.settings, help="settings file (default %(default)s)")
     p.add_argument("--engine", help="engine executable (development and tests; overrides engine_path)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p
@@ -47,15 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     return backend().service.host(run, list(sys.argv[1:] if argv is None else argv))
 
 
-def run(argv: list[str], stop_hook: StopHook | None = None) -> int:
-    """The helper until it is stopped: by SIGTERM/SIGINT, or through ``stop_hook`` (a Windows
-    service's stop request, which arrives on another thread, where signals cannot be used)."""
-    args = build_parser().parse_args(argv)
+def _settings(args: argparse.Namespace, service: Service) -> Settings | None:
+    """The administrator's settings, once the helper is known to run privileged and its state
+    directory to be sound (on Windows the settings file is in the directory checked); None, with the
+    reason on stderr, when it must not start."""
+    if not service.privileged():
+        print(
+            "wgdesk-helper: must run as root (sudo wgdesk-helper, or the wgdesk-helper service)",
+            file=sys.stderr,
+        )
+        return None
+    os.umask(0o022)
     try:
+        service.prepare_directory(args.state_dir)
         settings = load(args.config)
-    except SettingsError as e:
+    except (PlatformError, SettingsError) as e:
         print(f"wgdesk-helper: {e}", file=sys.stderr)
-        return 1
+        return None
     if args.engine:
         settings = dataclasses.replace(settings, engine_path=args.engine)
     logging.basicConfig(
@@ -63,19 +70,21 @@ def run(argv: list[str], stop_hook: StopHook | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    return settings
+
+
+def run(argv: list[str], stop_hook: StopHook | None = None) -> int:
+    """The helper until it is stopped: by SIGTERM/SIGINT, or through ``stop_hook`` (a Windows
+    service's stop request, which arrives on another thread, where signals cannot be used)."""
+    args = build_parser().parse_args(argv)
     service = backend().service
-    if not service.privileged():
-        print(
-            "wgdesk-helper: must run as root (sudo wgdesk-helper, or the wgdesk-helper service)",
-            file=sys.stderr,
-        )
+    settings = _settings(args, service)
+    if settings is None:
         return 1
-    os.umask(0o022)
+    state_dir: Path = args.state_dir
     # One member's large bring-up (parsing, netlink batches) runs Python for seconds on one thread;
     # every other connection's thread waits for the GIL meanwhile. Hand it over every 1 ms, not 5.
     sys.setswitchinterval(0.001)
-    state_dir: Path = args.state_dir
-    state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     lock = service.lock(state_dir)  # held for the process lifetime
     if lock is None:
         print(f"wgdesk-helper: another helper is running with state directory {state_dir}", file=sys.stderr)

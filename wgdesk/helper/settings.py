@@ -1,6 +1,9 @@
-"""Administrator settings of the helper: ``/etc/wgdesk/helper.toml``.
+"""Administrator settings of the helper: ``/etc/wgdesk/helper.toml`` (Windows:
+``%ProgramData%\\wgdesk\\helper.toml``; the service's `~wgdesk.platforms.interface.HelperPaths`).
 
-Only root can write that file; nothing the unprivileged side sends can change these values.
+Only root (Windows: SYSTEM and Administrators) can write that file; nothing the unprivileged side
+sends can change these values. The defaults of the places the helper keeps files are the running
+OS's (`default_paths`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from wgdesk.config import PRIVATE_LAN_RANGES as PRIVATE_LAN_RANGES  # what "allow LAN" opens
-from wgdesk.platforms.interface import GROUP_NAME
+from wgdesk.platforms.interface import GROUP_NAME, HelperPaths
 
-DEFAULT_PATH = Path("/etc/wgdesk/helper.toml")
+
+def default_paths() -> HelperPaths:
+    """The running OS's default places for the helper's files (settings, state, persistent)."""
+    from wgdesk.platforms import backend
+
+    return backend().service.paths
+
+
 DEFAULT_PAUSE_MAX = 300
 """`Settings.lockdown_pause_max` when not set and the policy is ``user``."""
 MAX_PAUSE = 86400
@@ -86,11 +96,14 @@ class Settings:
     lockdown: str = "user"
     """Lockdown (the kill switch blocks even with no tunnel up): "user" = root and members of `group`
     may turn it on and off; "always" = forced on; "never" = forced off."""
-    lockdown_file: str = "/var/lib/wgdesk/lockdown.json"
-    """Where the helper keeps the lockdown choice (persistent: not under /run)."""
-    persistent_dir: str = "/var/lib/wgdesk"
+    lockdown_file: str = field(default_factory=lambda: str(default_paths().lockdown_file))
+    """Where the helper keeps the lockdown choice (persistent: not under /run). Default
+    ``/var/lib/wgdesk/lockdown.json`` (macOS: under ``/Library/Application Support/wgdesk``,
+    Windows: ``%ProgramData%\\wgdesk``)."""
+    persistent_dir: str = field(default_factory=lambda: str(default_paths().persistent))
     """Where the helper keeps what must be undone even after a power loss (the original
-    /etc/resolv.conf while a tunnel rewrites it); the undo journals live under /run, a tmpfs."""
+    /etc/resolv.conf while a tunnel rewrites it); the undo journals live under /run, a tmpfs.
+    Default ``/var/lib/wgdesk`` (macOS, Windows: see `lockdown_file`)."""
     lockdown_pause_max: int = -1
     """Longest pause of lockdown, in seconds (`pause_lockdown`, for captive portals); 0 forbids
     pausing. Not set (-1): 300 with ``lockdown = "user"``, 0 with ``"always"`` — a forced lockdown can
@@ -149,8 +162,9 @@ CGROUP_NAME = GROUP_NAME
 
 
 def load(path: Path | None = None) -> Settings:
-    """Read helper.toml; a missing file gives the defaults. Raises `SettingsError`."""
-    path = path or DEFAULT_PATH
+    """Read helper.toml (default: the OS's, `default_paths`); a missing file gives the defaults.
+    Raises `SettingsError`."""
+    path = path or default_paths().settings
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -182,9 +196,11 @@ def load(path: Path | None = None) -> Settings:
             isinstance(value, int) and 0 <= value <= 10**7
         ):
             raise SettingsError(f"{path}: {key} must be a whole number from 0 to 10000000")
-        if key == "persistent_dir" and not str(value).startswith("/"):
+        if key == "persistent_dir" and not Path(str(value)).is_absolute():
             raise SettingsError(f"{path}: {key} must be an absolute path")
-        if key == "lockdown_file" and not (str(value).startswith("/") and not str(value).endswith("/")):
+        if key == "lockdown_file" and not (
+            Path(str(value)).is_absolute() and not str(value).endswith(("/", os.sep))
+        ):
             raise SettingsError(f"{path}: {key} must be the absolute path of a file")
         if key == "lockdown_pause_max" and not (isinstance(value, int) and 0 <= value <= MAX_PAUSE):
             raise SettingsError(f"{path}: {key} must be a whole number of seconds from 0 to {MAX_PAUSE}")

@@ -60,6 +60,25 @@ class PlatformOptions:
     allow_split_tunnel: bool = True
 
 
+@dataclass(frozen=True)
+class HelperPaths:
+    """Where the helper keeps its files by default on one OS (`Service.paths`): only root (Windows:
+    SYSTEM and Administrators) may change any of them, since the helper trusts what it reads there
+    (settings, undo journals it replays, the lockdown choice). The settings may move the last two."""
+
+    settings: Path
+    """The administrator's settings file (``helper.toml``)."""
+    state: Path
+    """Runtime state: undo journals, the lock (Linux: a tmpfs, lost at reboot)."""
+    persistent: Path
+    """What must outlive a reboot or a power loss (`PlatformOptions.persistent_dir`)."""
+
+    @property
+    def lockdown_file(self) -> Path:
+        """The lockdown choice (`wgdesk.helper.lockdown`)."""
+        return self.persistent / "lockdown.json"
+
+
 class Notes(Protocol):
     """Where a backend reports what it did on its own (mounted a file system, restored a file): the
     helper's log. ``uid`` makes a record that user's (see `wgdesk.helper.logbook`)."""
@@ -640,6 +659,24 @@ class Service(Protocol):
         ...
 
     def privileged(self) -> bool: ...
+
+    @property
+    def paths(self) -> HelperPaths:
+        """This OS's default places for the helper's files."""
+        ...
+
+    def prepare_directory(self, path: Path) -> None:
+        """Make sure the directory ``path`` (and what this OS's layout puts above it) exists and that
+        nobody but the helper's own account and the administrators can change it; raises
+        `PlatformError` saying what is wrong and how to mend it when it cannot (the helper then
+        refuses to start). Called before anything in it is read."""
+        ...
+
+    def private_file(self, fd: int) -> str | None:
+        """Why the open file ``fd`` may have been written by someone other than the helper (a reason
+        to distrust what it holds), or None when only the helper's account and the administrators
+        can have written it."""
+        ...
 
     def lock(self, state_dir: Path) -> object | None:
         """Hold the state directory for this helper (None: another holds it). Keep the result."""

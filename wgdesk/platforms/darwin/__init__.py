@@ -40,7 +40,8 @@ from wgdesk.platforms.darwin.pf import BOOT_RULES, PfFirewall
 from wgdesk.platforms.darwin.records import RECORD_MODULES, REGISTRY
 from wgdesk.platforms.darwin.routes import DarwinRouting
 from wgdesk.platforms.darwin.runner import Runner, system_runner
-from wgdesk.platforms.darwin.service import STATE_DIR, DarwinService
+from wgdesk.platforms.darwin.service import PATHS, DarwinService
+from wgdesk.platforms.darwin.service import STATE_DIR as STATE_DIR
 from wgdesk.platforms.darwin.socketowner import OwnerRecord
 from wgdesk.platforms.darwin.utun import RUN_DIR, DarwinTunDriver
 from wgdesk.platforms.interface import (
@@ -93,9 +94,7 @@ class DarwinPlatform:
         follows_network: bool = True,
         boot_rules: Path | None = BOOT_RULES,
     ) -> None:
-        self.options = options or PlatformOptions(
-            state_dir=STATE_DIR, persistent_dir=Path("/Library/Application Support/wgdesk")
-        )
+        self.options = options or PlatformOptions(state_dir=PATHS.state, persistent_dir=PATHS.persistent)
         self.notes = notes or SilentNotes()
         self.runner: Runner = runner or system_runner
         self.run_dir = run_dir

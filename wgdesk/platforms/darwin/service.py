@@ -16,15 +16,25 @@ from pathlib import Path
 from typing import IO, Any
 
 from wgdesk.platforms.darwin.runner import CLEAN_ENV
-from wgdesk.platforms.interface import HelperRun
-from wgdesk.platforms.unix.service import hold_lock, run_hook
+from wgdesk.platforms.interface import HelperPaths, HelperRun
+from wgdesk.platforms.unix.service import hold_lock, prepare_directory, private_file, run_hook
 
 LABEL = "org.wgdesk.helper"
 PLIST_PATH = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
 HELPER = "/Applications/wgdesk.app/Contents/MacOS/wgdesk-helper"
 LOG_PATH = "/var/log/wgdesk-helper.log"
-STATE_DIR = Path("/var/run/wgdesk")
-"""The helper's runtime directory on macOS (control socket, journals, pf tokens, socket owners)."""
+PATHS = HelperPaths(
+    settings=Path("/etc/wgdesk/helper.toml"),
+    state=Path("/var/run/wgdesk"),
+    persistent=Path("/Library/Application Support/wgdesk"),
+)
+"""The helper's files on macOS. Runtime state (control socket, journals, pf tokens, socket owners)
+in ``/var/run/wgdesk``: macOS has no ``/run``, and launchd empties ``/var/run`` at boot as Linux's
+tmpfs is. What outlives a reboot in ``/Library/Application Support/wgdesk``, the place Apple documents
+for a system-wide daemon's support files (root:wheel 0755 all the way up), which already holds
+``boot-block``; not ``/var/db``, which is Apple's own system databases, nor ``/var/lib``, which macOS
+does not have."""
+STATE_DIR = PATHS.state
 BOOT_BLOCK = "/Library/Application Support/wgdesk/boot-block"
 """Run by the LaunchDaemon before the helper (which it then ``exec``s)."""
 
@@ -46,19 +56,22 @@ def launch_daemon(program: str = HELPER) -> dict[str, Any]:
 class DarwinService:
     """The backend's `Service`."""
 
+    paths = PATHS
+
     def host(self, run: HelperRun, argv: list[str]) -> int:
-        """launchd runs the helper in the foreground and stops it with SIGTERM, as systemd does.
-        The runtime directory is ``/var/run/wgdesk`` (macOS has no ``/run``; the helper's own default
-        is Linux's) unless the command line names one."""
-        if not any(a == "--state-dir" or a.startswith("--state-dir=") for a in argv):
-            argv = ["--state-dir", str(STATE_DIR), *argv]
+        """launchd runs the helper in the foreground and stops it with SIGTERM, as systemd does."""
         return run(argv, None)
 
     def privileged(self) -> bool:
         return os.geteuid() == 0
 
+    def prepare_directory(self, path: Path) -> None:
+        prepare_directory(path)
+
+    def private_file(self, fd: int) -> str | None:
+        return private_file(fd)
+
     def lock(self, state_dir: Path) -> IO[str] | None:
-        state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         return hold_lock(state_dir)
 
     def notify_ready(self, status: str | None) -> None:

@@ -9,9 +9,14 @@ import socket
 from pathlib import Path
 from typing import IO
 
-from wgdesk.platforms.interface import HelperRun
+from wgdesk.platforms.interface import HelperPaths, HelperRun
 from wgdesk.platforms.linux.programs import CLEAN_ENV, SH
-from wgdesk.platforms.unix.service import hold_lock, run_hook
+from wgdesk.platforms.unix.service import hold_lock, prepare_directory, private_file, run_hook
+
+PATHS = HelperPaths(
+    settings=Path("/etc/wgdesk/helper.toml"), state=Path("/run/wgdesk"), persistent=Path("/var/lib/wgdesk")
+)
+"""``/run`` is a tmpfs: the journals go with the kernel state they undo at reboot."""
 
 
 class LinuxService:
@@ -21,8 +26,16 @@ class LinuxService:
         """systemd runs the helper in the foreground and stops it with SIGTERM."""
         return run(argv, None)
 
+    paths = PATHS
+
     def privileged(self) -> bool:
         return os.geteuid() == 0
+
+    def prepare_directory(self, path: Path) -> None:
+        prepare_directory(path)
+
+    def private_file(self, fd: int) -> str | None:
+        return private_file(fd)
 
     def lock(self, state_dir: Path) -> IO[str] | None:
         """An exclusive ``flock`` on ``STATE_DIR/helper.lock``, held as long as the file stays open."""

@@ -1,15 +1,31 @@
-"""What the helper as a service does the same way on every UNIX: hold its state directory, run a
-config's hooks by ``/bin/sh`` with a clean environment."""
+"""What the helper as a service does the same way on every UNIX: create and hold its state directory,
+trust a state file only when root owns it and nobody else may write it, run a config's hooks by
+``/bin/sh`` with a clean environment."""
 
 from __future__ import annotations
 
 import fcntl
+import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
 SH = "/bin/sh"
+
+
+def prepare_directory(path: Path) -> None:
+    """Create ``path`` (0755, with its parents) if missing. The UNIX defaults are under root's own
+    ``/run``, ``/var`` and ``/etc``, where nobody else can create anything."""
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+
+def private_file(fd: int) -> str | None:
+    """Why the open file ``fd`` is not root's alone (another owner, or writable by group or others)."""
+    status = os.fstat(fd)
+    if status.st_uid != 0 or status.st_mode & 0o022:
+        return "it is not root's or is writable by others"
+    return None
 
 
 def hold_lock(state_dir: Path) -> IO[str] | None:

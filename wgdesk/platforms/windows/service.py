@@ -20,8 +20,9 @@ import subprocess
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from wgdesk.platforms.interface import HelperRun
+from wgdesk.platforms.interface import HelperPaths, HelperRun
 from wgdesk.platforms.windows import dlls
+from wgdesk.platforms.windows.directories import Security, helper_paths, program_data
 from wgdesk.platforms.windows.service_host import (
     DEPENDENCIES,
     DESCRIPTION,
@@ -125,11 +126,22 @@ class HelperLock:
 
 
 class WindowsService:
-    """`wgdesk.platforms.interface.Service` on Windows (``kernel32``/``shell32``: DLLs or fakes)."""
+    """`wgdesk.platforms.interface.Service` on Windows (``kernel32``/``shell32``/``ole32``: DLLs or
+    fakes; ``security``: the directories' `directories.Security`, by default on pywin32)."""
 
-    def __init__(self, kernel32: Any = None, shell32: Any = None, last_error: Any = dlls.last_error) -> None:
+    def __init__(
+        self,
+        kernel32: Any = None,
+        shell32: Any = None,
+        last_error: Any = dlls.last_error,
+        ole32: Any = None,
+        security: Security | None = None,
+    ) -> None:
         self._kernel32 = kernel32
         self._shell32 = shell32
+        self._ole32 = ole32
+        self._security = security
+        self._paths: HelperPaths | None = None
         self.last_error = last_error
 
     @property
@@ -138,10 +150,41 @@ class WindowsService:
             self._kernel32 = dlls.load("kernel32")
         return self._kernel32
 
+    @property
+    def shell32(self) -> Any:
+        if self._shell32 is None:
+            self._shell32 = dlls.load("shell32")
+        return self._shell32
+
+    @property
+    def security(self) -> Security:
+        if self._security is None:
+            import win32file
+            import win32security
+
+            self._security = Security(win32security, win32file)
+        return self._security
+
+    @property
+    def paths(self) -> HelperPaths:
+        """Everything under ``%ProgramData%\\wgdesk`` (`directories`), found through the shell's
+        known folder on first use."""
+        if self._paths is None:
+            ole32 = self._ole32 if self._ole32 is not None else dlls.load("ole32")
+            self._paths = helper_paths(program_data(self.shell32, ole32) / "wgdesk")
+        return self._paths
+
+    def prepare_directory(self, path: Path) -> None:
+        """Create or verify ``%ProgramData%\\wgdesk`` (where the settings are) and ``path`` with the
+        directories between (`directories.Security.prepare`); refuses one others could change."""
+        self.security.prepare(path, self.paths.persistent)
+
+    def private_file(self, fd: int) -> str | None:
+        return self.security.private_file(fd)
+
     def privileged(self) -> bool:
         """Running elevated (or as LocalSystem, which always is)."""
-        shell32 = self._shell32 if self._shell32 is not None else dlls.load("shell32")
-        return bool(shell32.IsUserAnAdmin())
+        return bool(self.shell32.IsUserAnAdmin())
 
     def lock(self, state_dir: Path) -> HelperLock | None:
         """The machine-wide named mutex; None when another helper holds it (``state_dir`` is not

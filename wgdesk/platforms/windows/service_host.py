@@ -24,14 +24,21 @@ code as a Win32 error otherwise), then raises `HelperFailed`, so that the last s
 manager gets is a failure too. Not after a stop that was asked for (``SvcStop``: ``sc.exe stop``,
 uninstall, an upgrade): a helper that stops with an error then is logged, but the service stops
 normally — a restart would race with the uninstaller removing what the helper uses.
+
+A service has no console: what the helper writes to ``stderr`` before it stops (why it refused to
+start: a settings error, a state directory others could change) would be lost. `SvcDoRun` keeps
+the last lines of it (`ErrorTail`) and puts them in the event log entry of the failure.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from wgdesk.platforms.interface import HelperRun
 
@@ -53,9 +60,41 @@ class HelperFailed(Exception):
     """Raised out of ``SvcRun`` when the helper returned a non-zero status, so that pywin32 reports
     ``SERVICE_STOPPED`` with an error (its message lands in the event log)."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__(f"{SERVICE_NAME} stopped with status {status}: see its log")
+    def __init__(self, status: int, reason: str = "") -> None:
+        super().__init__(f"{SERVICE_NAME} stopped with status {status}: {reason or 'see its log'}")
         self.status = status
+
+
+class ErrorTail:
+    """A ``stderr`` that keeps its last `LINES` lines (at most `WIDTH` characters each) and passes
+    everything on to ``stream`` (None under a service without a console: nothing to pass on)."""
+
+    LINES = 3
+    WIDTH = 500
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self.stream = stream
+        self._lines: deque[str] = deque(maxlen=self.LINES)
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *complete, self._partial = (self._partial + text).split("\n")
+            self._lines.extend(line[: self.WIDTH] for line in complete if line.strip())
+            self._partial = self._partial[-self.WIDTH :]
+        if self.stream is not None:
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.stream is not None:
+            self.stream.flush()
+
+    def last(self) -> str:
+        """The kept lines (and an unfinished one), joined by newlines."""
+        with self._lock:
+            return "\n".join([*self._lines, *([self._partial] if self._partial.strip() else [])])
 
 
 @dataclass(frozen=True)
@@ -95,6 +134,8 @@ def service_class(run: HelperRun, argv: list[str], modules: ServiceModules) -> t
             self._lock = threading.Lock()
             self._stop: Callable[[], None] | None = None
             self._stop_requested = False
+            self.reason = ""
+            """The last lines the helper wrote to stderr before it failed."""
 
         def _register(self, stop: Callable[[], None]) -> None:
             with self._lock:
@@ -125,7 +166,7 @@ def service_class(run: HelperRun, argv: list[str], modules: ServiceModules) -> t
                     win32ExitCode=ERROR_SERVICE_SPECIFIC_ERROR,
                     svcExitCode=APPLICATION_CODE | (status & 0xFFFF),
                 )
-                raise HelperFailed(status)
+                raise HelperFailed(status, self.reason)
             self.ReportServiceStatus(win32service.SERVICE_STOP_PENDING)
 
         def SvcDoRun(self) -> None:
@@ -134,10 +175,13 @@ def service_class(run: HelperRun, argv: list[str], modules: ServiceModules) -> t
                 servicemanager.PYS_SERVICE_STARTED,
                 (SERVICE_NAME, ""),
             )
-            status = run(list(argv), self._register)
+            tail = ErrorTail(sys.stderr)
+            with contextlib.redirect_stderr(tail):
+                status = run(list(argv), self._register)
             type(self).status = status
             if status:
-                servicemanager.LogErrorMsg(f"{SERVICE_NAME} stopped with status {status}: see its log")
+                self.reason = tail.last()
+                servicemanager.LogErrorMsg(str(HelperFailed(status, self.reason)))
             servicemanager.LogMsg(
                 servicemanager.EVENTLOG_INFORMATION_TYPE,
                 servicemanager.PYS_SERVICE_STOPPED,

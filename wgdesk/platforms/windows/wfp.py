@@ -151,11 +151,7 @@ by pointer)."""
 
 def configure(dll: Any) -> Any:
     """Give ``dll``'s functions their C signatures (`SIGNATURES`)."""
-    for name, (restype, argtypes) in SIGNATURES.items():
-        function = getattr(dll, name)
-        function.restype = restype
-        function.argtypes = argtypes
-    return dll
+    return dlls.declare(dll, SIGNATURES)
 
 
 def _uuid(guid: GUID) -> uuid.UUID:

@@ -203,8 +203,4 @@ def load(path: Path | None = None) -> Wintun:
         dll = dlls.load(where)
     except (OSError, PlatformError) as exc:
         raise TunError(f"cannot load {where}: {exc} (Wintun is a Windows driver; reinstall wgdesk)") from exc
-    for name, (restype, argtypes) in SIGNATURES.items():
-        function = getattr(dll, name)
-        function.restype = restype
-        function.argtypes = argtypes
-    return Wintun(dll, dlls.last_error)
+    return Wintun(dlls.declare(dll, SIGNATURES), dlls.last_error)
