@@ -252,19 +252,13 @@ WINDOWS_MODULES = (
     "wgdesk/platforms/network_identity.py",
     "wgdesk/platforms/unsupported.py",
     "wgdesk/platforms/windows",
-    *sorted(
-        str(p.relative_to(ROOT))
-        for p in (ROOT / "wgdesk/helper").glob("*.py")
-        if p.name not in ("tunnels.py", "bringup.py")
-    ),
+    "wgdesk/helper",
 )
 """Everything that runs on Windows: the app and CLI, the client (the control pipe through the backend's
 ``ControlEndpoint``), the whole engine (on Wintun, its UAPI on a named pipe), the helper and the Windows
 backend (which ``platforms.create`` returns as a `Platform`: mypy holds it to the interface there) — so a
 Linux-only call (``fcntl``, ``socket.CMSG_SPACE``, ``AF_UNIX``, ``os.fchmod``) fails here, not on a
-user's machine. The helper's modules are named one by one but for ``tunnels.py`` and ``bringup.py``,
-which are being restructured (issue 14); imports are followed normally, so an error in those two shows
-here too. Not here: ``platforms/linux``, ``platforms/darwin`` and ``platforms/unix``, never imported on
+user's machine. Not here: ``platforms/linux``, ``platforms/darwin`` and ``platforms/unix``, never imported on
 Windows (``fastpath`` is checked as far as the engine imports it; its C part is not built there yet).
 This list replaced the one ``tests/windows`` kept."""
 
