@@ -70,6 +70,11 @@ Filename: "{sys}\sc.exe"; Parameters: "description {#ServiceName} ""Sets up Wire
 Filename: "{sys}\sc.exe"; Parameters: "sidtype {#ServiceName} unrestricted"; Flags: runhidden
 Filename: "{sys}\sc.exe"; Parameters: "failure {#ServiceName} reset= 86400 actions= restart/2000/restart/5000/none/0"; Flags: runhidden
 Filename: "{sys}\sc.exe"; Parameters: "failureflag {#ServiceName} 1"; Flags: runhidden
+; --install: a %ProgramData%\wgdesk that others could change (anyone may create it before wgdesk is
+; installed) is moved aside to wgdesk.untrusted-<UTC time> and made anew with a protected ACL; a sound
+; one (an upgrade's) is kept. Before the service starts: the service refuses such a folder. Not [Dirs]:
+; it would give the folder ProgramData's inherited ACL, which the helper refuses.
+Filename: "{app}\{#ServiceName}.exe"; Parameters: "--install"; Flags: runhidden waituntilterminated; StatusMsg: "Preparing the helper's folder..."
 Filename: "{sys}\sc.exe"; Parameters: "start {#ServiceName}"; Flags: runhidden
 Filename: "{app}\wgdesk.exe"; Description: "Start wgdesk"; Flags: nowait postinstall skipifsilent
 

@@ -974,19 +974,33 @@ class FakeAcl:
 
 class FakeFileSecurity:
     """pywin32's ``win32security`` and ``win32file`` over a pretend file system: ``objects`` maps a
-    path (or a handle) to its descriptor's SDDL; ``links``: paths that are junctions. A directory
-    created with a descriptor gets that descriptor, as ``CreateDirectory`` documents."""
+    path (or a handle) to its descriptor's SDDL; ``links``: paths that are junctions (to whatever
+    ``objects`` holds elsewhere); ``busy``: paths with a handle open in them, which cannot be
+    renamed (``ERROR_SHARING_VIOLATION``). A directory created with a descriptor gets that
+    descriptor, as ``CreateDirectory`` documents; ``MoveFileEx`` without flags renames a path (a
+    link itself, its target untouched) and fails when the new name exists, as Microsoft documents."""
 
     SECURITY_ATTRIBUTES = type("SECURITY_ATTRIBUTES", (), {"SECURITY_DESCRIPTOR": None})
 
-    def __init__(self, objects: dict[str, str] | None = None, links: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        objects: dict[str, str] | None = None,
+        links: set[str] | None = None,
+        busy: set[str] | None = None,
+    ) -> None:
         self.objects = dict(objects or {})
         self.links = set(links or ())
+        self.busy = set(busy or ())
         self.calls: list[tuple[Any, ...]] = []
 
     def attributes(self, path: Any) -> int:
+        """``os.lstat``'s ``st_file_attributes`` (a link's own; FileNotFoundError when nothing is there)."""
         self.calls.append(("attributes", str(path)))
-        return 0x400 if str(path) in self.links else 0x10
+        if str(path) in self.links:
+            return 0x400 | 0x10
+        if str(path) not in self.objects:
+            raise FileNotFoundError(2, "The system cannot find the file specified", str(path))
+        return 0x10
 
     # win32security
     def ConvertStringSecurityDescriptorToSecurityDescriptor(self, sddl: str, revision: int) -> str:
@@ -1009,6 +1023,23 @@ class FakeFileSecurity:
         if name in self.objects or name in self.links:
             raise Error(183)
         self.objects[name] = attributes.SECURITY_DESCRIPTOR
+
+    def MoveFileEx(self, existing: str, new: str, flags: int) -> None:
+        self.calls.append(("MoveFileEx", existing, new, flags))
+        if existing in self.busy:
+            raise Error(32)  # ERROR_SHARING_VIOLATION
+        if existing not in self.objects and existing not in self.links:
+            raise Error(2)
+        if new in self.objects or new in self.links:
+            raise Error(183)
+        if existing in self.links:
+            self.links.remove(existing)
+            self.links.add(new)
+        else:
+            self.objects[new] = self.objects.pop(existing)
+            inside = [n for n in self.objects if n[len(existing) : len(existing) + 1] in ("/", "\\")]
+            for name in [n for n in inside if n.startswith(existing)]:  # moves with it
+                self.objects[new + name[len(existing) :]] = self.objects.pop(name)
 
 
 class FakeShell32:

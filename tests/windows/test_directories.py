@@ -1,6 +1,7 @@
 """The helper's directories on Windows (`wgdesk.platforms.windows.directories`): found through the
-shell's known folder, created with a protected descriptor, and refused — never repaired — when others
-could change them.
+shell's known folder, created with a protected descriptor, and refused when others could change them —
+repaired only by the elevated installer (``wgdesk-helper --install``: moved aside, made anew), never by
+the service.
 
 The fakes (`fake_windows.FakeFileSecurity`, `FakeShell32`, `FakeOle32`) are hand-written from
 Microsoft's documentation and pywin32's source, as are the descriptors below (ProgramData's subfolder
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import re
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,8 +42,10 @@ INSTALLER_MADE = (
 which lets every user create files in it."""
 
 
-def security(objects: dict[str, str] | None = None, links: set[str] | None = None) -> FakeFileSecurity:
-    return FakeFileSecurity(objects, links)
+def security(
+    objects: dict[str, str] | None = None, links: set[str] | None = None, busy: set[str] | None = None
+) -> FakeFileSecurity:
+    return FakeFileSecurity(objects, links, busy)
 
 
 def checker(fake: FakeFileSecurity) -> Security:
@@ -132,7 +136,11 @@ def test_a_directory_others_could_change_is_refused_and_left_as_it_is(sddl: str,
     with pytest.raises(PlatformError) as raised:
         checker(fake).prepare(STATE, ROOT)
     message = str(raised.value)
-    assert reason in message and f'rmdir /s /q "{ROOT}"' in message
+    assert (
+        reason in message
+        and f'rmdir /s /q "{ROOT}"' in message
+        and '"wgdesk-helper.exe --install"' in message
+    )
     assert fake.objects == {str(ROOT): sddl}  # nothing changed, nothing created below it
     assert not any(c[0] == "CreateDirectory" and c[1] == str(STATE) for c in fake.calls)
 
@@ -208,3 +216,180 @@ def test_the_helper_refuses_to_start_before_reading_settings_from_a_directory_ot
     error = capsys.readouterr().err
     assert f"wgdesk-helper: {base}: its owner is {USER}" in error and "helper.toml" not in error
     assert main.build_parser().parse_args([]).state_dir == base / "state"
+
+
+NOW = datetime(2026, 12, 8, 3, 4, 5, tzinfo=UTC)
+ASIDE = Path("C:/ProgramData/wgdesk.untrusted-20261208030405")
+WHAT = directories.OWNER_SECURITY_INFORMATION | directories.DACL_SECURITY_INFORMATION
+
+
+@pytest.mark.parametrize("sddl", [USER_MADE, INSTALLER_MADE, "O:SYD:NO_ACCESS_CONTROL"])
+def test_the_installer_moves_a_folder_others_could_change_aside_and_makes_it_anew(sddl: str) -> None:
+    """The DoS: a user created ``%ProgramData%\\wgdesk`` (and left a journal in it) before wgdesk
+    was installed. ``--install`` checks it, renames it — files and all, nothing deleted — and
+    creates the folder and its state directory with the protected descriptor."""
+    planted = str(STATE / "wg0.journal")
+    fake = security({str(ROOT): sddl, planted: USER_MADE})
+    done = checker(fake).reclaim(STATE, ROOT, NOW)
+    assert fake.calls == [
+        ("attributes", str(ROOT)),
+        ("GetNamedSecurityInfo", str(ROOT), directories.SE_FILE_OBJECT, WHAT),
+        ("MoveFileEx", str(ROOT), str(ASIDE), 0),  # no REPLACE_EXISTING, no COPY_ALLOWED
+        ("CreateDirectory", str(ROOT), DIRECTORY_SDDL),
+        ("attributes", str(ROOT)),
+        ("GetNamedSecurityInfo", str(ROOT), directories.SE_FILE_OBJECT, WHAT),
+        ("attributes", str(STATE)),
+        ("CreateDirectory", str(STATE), DIRECTORY_SDDL),
+        ("attributes", str(STATE)),
+        ("GetNamedSecurityInfo", str(STATE), directories.SE_FILE_OBJECT, WHAT),
+    ]
+    assert fake.objects == {
+        str(ASIDE): sddl,
+        str(ASIDE / "state" / "wg0.journal"): USER_MADE,  # the user's files kept, as they were
+        str(ROOT): DIRECTORY_SDDL,
+        str(STATE): DIRECTORY_SDDL,
+    }
+    reason = unsafe_reason(sddl)
+    assert done == [f"moved {ROOT} aside to {ASIDE} ({reason}); created it anew", f"created {STATE}"]
+    checker(fake).prepare(STATE, ROOT)  # and the service now starts from it
+
+
+def unsafe_reason(sddl: str) -> str:
+    fake = security({"x": sddl})
+    reason = checker(fake)._problem(Path("x"))
+    assert reason is not None
+    return reason
+
+
+def test_the_installer_leaves_a_sound_folder_and_what_is_in_it_untouched() -> None:
+    """An upgrade: the folder the helper made, with the administrator's settings and journals."""
+    objects = {str(ROOT): OURS, str(STATE): OURS, str(ROOT / "helper.toml"): "O:BAD:AI(A;ID;FA;;;SY)"}
+    fake = security(objects)
+    done = checker(fake).reclaim(STATE, ROOT, NOW)
+    assert fake.objects == objects
+    assert not any(c[0] == "MoveFileEx" for c in fake.calls)
+    assert [c[0] for c in fake.calls if c[0] == "CreateDirectory"] == ["CreateDirectory"] * 2  # both exist
+    assert done == [f"kept {p}: its owner and permissions are sound" for p in (ROOT, STATE)]
+
+
+def test_the_installer_creates_the_folder_on_a_fresh_machine() -> None:
+    fake = security()
+    assert checker(fake).reclaim(STATE, ROOT, NOW) == [f"created {ROOT}", f"created {STATE}"]
+    assert fake.objects == {str(ROOT): DIRECTORY_SDDL, str(STATE): DIRECTORY_SDDL}
+
+
+def test_a_junction_is_renamed_itself_and_its_target_is_never_looked_at() -> None:
+    """A junction ``%ProgramData%\\wgdesk`` → ``C:\\Windows\\System32\\config``: the link is moved
+    aside (``MoveFileEx`` renames a link, not its target), the target's descriptor is neither read
+    nor changed, and nothing is created inside it."""
+    target = "C:/Windows/System32/config"
+    fake = security({target: "O:SYD:P(A;OICI;FA;;;SY)"}, links={str(ROOT)})
+    done = checker(fake).reclaim(STATE, ROOT, NOW)
+    assert fake.calls[:3] == [
+        ("attributes", str(ROOT)),
+        ("MoveFileEx", str(ROOT), str(ASIDE), 0),
+        ("CreateDirectory", str(ROOT), DIRECTORY_SDDL),
+    ]
+    assert fake.links == {str(ASIDE)}
+    assert fake.objects == {target: "O:SYD:P(A;OICI;FA;;;SY)", str(ROOT): OURS, str(STATE): OURS}
+    assert not any(c[0] == "GetNamedSecurityInfo" and c[1] in (target, str(ASIDE)) for c in fake.calls)
+    assert done[0].startswith(f"moved {ROOT} aside to {ASIDE} (it is a link")
+
+
+def test_a_name_taken_in_advance_gets_a_random_suffix_rather_than_blocking_the_move() -> None:
+    """A user who guesses the install time could create ``wgdesk.untrusted-<that time>`` first."""
+    fake = security({str(ROOT): USER_MADE, str(ASIDE): USER_MADE})
+    checker(fake).reclaim(STATE, ROOT, NOW)
+    moves = [c for c in fake.calls if c[0] == "MoveFileEx"]
+    assert moves[0] == ("MoveFileEx", str(ROOT), str(ASIDE), 0)
+    assert re.fullmatch(re.escape(str(ASIDE)) + r"-[0-9a-f]{8}", moves[1][2]) and moves[1][3] == 0
+    assert fake.objects == {
+        str(ASIDE): USER_MADE,
+        moves[1][2]: USER_MADE,
+        str(ROOT): DIRECTORY_SDDL,
+        str(STATE): DIRECTORY_SDDL,
+    }
+
+
+def test_a_folder_that_cannot_be_renamed_is_refused_and_nothing_is_created() -> None:
+    """A handle open inside it (``ERROR_SHARING_VIOLATION``): the install step fails, the folder
+    stays as it was, and the service keeps refusing it."""
+    fake = security({str(ROOT): USER_MADE}, busy={str(ROOT)})
+    with pytest.raises(PlatformError, match=re.escape(f"cannot move {ROOT} aside to {ASIDE}")):
+        checker(fake).reclaim(STATE, ROOT, NOW)
+    assert fake.objects == {str(ROOT): USER_MADE}
+    assert not any(c[0] == "CreateDirectory" for c in fake.calls)
+    with pytest.raises(PlatformError, match="its owner is"):
+        checker(fake).prepare(STATE, ROOT)
+
+
+def test_a_folder_recreated_by_someone_else_after_the_move_is_refused() -> None:
+    """The race: a user creates the folder again between the rename and ``CreateDirectory``."""
+    fake = security({str(ROOT): USER_MADE})
+    create = fake.CreateDirectory
+
+    def raced(name: str, attributes: object) -> None:
+        if name == str(ROOT) and str(ROOT) not in fake.objects:
+            fake.objects[str(ROOT)] = USER_MADE
+        create(name, attributes)
+
+    fake.CreateDirectory = raced  # type: ignore[method-assign]
+    with pytest.raises(PlatformError, match=re.escape(f"{ROOT}: its owner is {USER}")):
+        checker(fake).reclaim(STATE, ROOT, NOW)
+    assert str(STATE) not in fake.objects
+
+
+def test_the_service_start_path_never_moves_or_repairs_anything() -> None:
+    fake = security({str(ROOT): USER_MADE})
+    with pytest.raises(PlatformError):
+        checker(fake).prepare(STATE, ROOT)
+    assert not any(c[0] == "MoveFileEx" for c in fake.calls)
+
+
+def test_wgdesk_helper_install_is_the_entry_point(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``wgdesk-helper --install`` (the real entry point, the real Windows service object) under
+    the ProgramData the shell names: moves the user's folder aside, prints what it did, status 0."""
+    from types import SimpleNamespace
+
+    from wgdesk.helper import main
+    from wgdesk.platforms.windows import install
+
+    base = Path(r"C:\ProgramData") / "wgdesk"
+    fake = security({str(base): USER_MADE})
+    service = WindowsService(
+        shell32=FakeShell32(r"C:\ProgramData"), ole32=FakeOle32(), security=checker(fake)
+    )
+    monkeypatch.setattr(main, "backend", lambda: SimpleNamespace(service=service))
+    monkeypatch.setattr(install, "datetime", SimpleNamespace(now=lambda tz: NOW))
+    assert main.main(["--install"]) == 0
+    aside = Path(r"C:\ProgramData") / "wgdesk.untrusted-20261208030405"
+    assert capsys.readouterr().out.splitlines() == [
+        f"moved {base} aside to {aside} (its owner is {USER}, not SYSTEM or Administrators (an owner may "
+        "always change its ACL)); created it anew",
+        f"created {base / 'state'}",
+    ]
+    assert fake.objects == {
+        str(aside): USER_MADE,
+        str(base): DIRECTORY_SDDL,
+        str(base / "state"): DIRECTORY_SDDL,
+    }
+
+
+def test_install_refuses_without_elevation_and_on_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wgdesk.platforms.windows import install
+
+    base = Path(r"C:\ProgramData") / "wgdesk"
+    fake = security({str(base): USER_MADE}, busy={str(base)})
+    service = WindowsService(
+        shell32=FakeShell32(r"C:\ProgramData"), ole32=FakeOle32(), security=checker(fake)
+    )
+    assert install.main(service, lambda: service.security, lambda: NOW) == 1
+    assert capsys.readouterr().err.startswith(f"wgdesk-helper --install: cannot move {base} aside")
+    monkeypatch.setattr(FakeShell32, "IsUserAnAdmin", lambda self: 0)
+    fake.calls.clear()
+    assert install.main(service, lambda: service.security, lambda: NOW) == 1
+    assert "must run as Administrator" in capsys.readouterr().err and fake.calls == []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import PureWindowsPath
+import re
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ EXE = PureWindowsPath(r"C:\Program Files\wgdesk\wgdesk-helper.exe")
 
 
 def test_install_runs_as_localsystem_at_boot_after_nsi_and_tcpip_with_a_quoted_path() -> None:
-    create, description, sidtype, failure, failureflag, start = service.install_commands(EXE)
+    create, description, sidtype, failure, failureflag, install, start = service.install_commands(EXE)
     assert create == [
         "sc.exe", "create", "wgdesk-helper",
         "binPath=", '"C:\\Program Files\\wgdesk\\wgdesk-helper.exe"',
@@ -27,6 +28,8 @@ def test_install_runs_as_localsystem_at_boot_after_nsi_and_tcpip_with_a_quoted_p
     assert failure[:3] == ["sc.exe", "failure", "wgdesk-helper"] and "restart/2000" in failure[-1]
     # SERVICE_CONFIG_FAILURE_ACTIONS_FLAG: a stop reported with an error is a failure too
     assert failureflag == ["sc.exe", "failureflag", "wgdesk-helper", "1"]
+    # the helper's folder made sound (a pre-created one moved aside) before the service first starts
+    assert install == [r"C:\Program Files\wgdesk\wgdesk-helper.exe", "--install"]
     assert start == ["sc.exe", "start", "wgdesk-helper"]
     assert service.uninstall_commands(PureWindowsPath(r"C:\Program Files\wgdesk\wgdesk-helper.exe")) == [
         [r"C:\Program Files\wgdesk\wgdesk-helper.exe", "--uninstall"],
@@ -69,47 +72,55 @@ def test_engines_die_with_the_helper() -> None:
     ]
 
 
+ISS = Path(__file__).resolve().parents[2] / "installers/windows/wgdesk.iss"
+
+
+def iss_entries(section: str) -> list[tuple[dict[str, str], list[str]]]:
+    """The entries of a ``[Run]``-like section of wgdesk.iss: each line's ``Name: "value"`` fields
+    and its command line (program and parameters split on blanks, ``{sys}\\`` and the service name
+    macro replaced; ``""`` quoting inside a value ends the value there)."""
+    text = ISS.read_text().split(f"[{section}]", 1)[1].split("\n[", 1)[0]
+    entries = []
+    for line in text.strip().splitlines():
+        fields = dict(re.findall(r'(\w+): "([^"]*)"', line))
+        if "Filename" not in fields:
+            continue  # a comment
+        program, parameters = (
+            fields.get(key, "").replace("{sys}\\", "").replace("{#ServiceName}", service.SERVICE_NAME)
+            for key in ("Filename", "Parameters")
+        )
+        entries.append((fields, [program, *parameters.split()]))
+    return entries
+
+
 def test_the_uninstaller_runs_the_same_commands_in_the_same_order() -> None:
     """wgdesk.iss's [UninstallRun], read as data: ``wgdesk-helper --uninstall`` (stops the service and
     waits for it), delete the service (then the group); the helper's exe is the service's."""
-    import re
-    from pathlib import Path
-
-    iss = (Path(__file__).resolve().parents[2] / "installers/windows/wgdesk.iss").read_text()
-    section = iss.split("[UninstallRun]", 1)[1].split("\n[", 1)[0]
-    commands = []
-    for line in section.strip().splitlines():
-        fields = dict(re.findall(r'(\w+): "([^"]*)"', line))
-        program, parameters = (
-            fields[key].replace("{sys}\\", "").replace("{#ServiceName}", service.SERVICE_NAME)
-            for key in ("Filename", "Parameters")
-        )
-        commands.append([program, *parameters.split()])
-        assert "RunOnceId" in fields, line
+    entries = iss_entries("UninstallRun")
+    assert all("RunOnceId" in fields for fields, _ in entries)
+    commands = [command for _, command in entries]
     helper = PureWindowsPath("{app}", "wgdesk-helper.exe")
     assert commands[:2] == service.uninstall_commands(helper)
     assert commands[2:] == [["net.exe", "localgroup", "wgdesk", "/delete"]]
 
 
 def test_the_installer_creates_the_service_the_same_way() -> None:
-    """installers/windows/wgdesk.iss runs sc.exe itself: same dependencies, account, SID type."""
-    from pathlib import Path
-
-    iss = (Path(__file__).resolve().parents[2] / "installers/windows/wgdesk.iss").read_text()
+    """installers/windows/wgdesk.iss runs sc.exe and the helper's --install itself: same
+    dependencies, account, SID type, and order."""
+    iss = ISS.read_text()
     create = next(line for line in iss.splitlines() if 'Parameters: "create {#ServiceName}' in line)
     assert "start= auto" in create and "obj= LocalSystem" in create
     assert f"depend= {'/'.join(service.DEPENDENCIES)}" in create
     assert 'Parameters: "sidtype {#ServiceName} unrestricted"' in iss
     assert f"actions= {service.RESTARTS}" in iss
-    run = iss.split("[Run]", 1)[1].split("\n[", 1)[0]
-    sc = [
-        line.split('Parameters: "', 1)[1].split('"', 1)[0]
-        for line in run.splitlines()
-        if line.startswith('Filename: "{sys}\\sc.exe"')
-    ]
-    # the same sc.exe commands in the same order (create's quoting is checked above)
-    assert [p.split()[0] for p in sc] == [c[1] for c in service.install_commands(EXE)]
-    assert "failureflag {#ServiceName} 1" in sc
+    helper = PureWindowsPath("{app}", "wgdesk-helper.exe")
+    commands = [c for _, c in iss_entries("Run") if c[0] in ("sc.exe", str(helper))]
+    # the same commands in the same order (create's quoting is checked above): the helper's
+    # --install after the service exists and before its first start
+    assert [c[:2] for c in commands] == [c[:2] for c in service.install_commands(helper)]
+    install, start = [str(helper), "--install"], ["sc.exe", "start", service.SERVICE_NAME]
+    assert install in commands and commands.index(install) < commands.index(start)
+    assert ["sc.exe", "failureflag", service.SERVICE_NAME, "1"] in commands
 
 
 class FakeKernel:

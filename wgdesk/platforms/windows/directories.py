@@ -10,14 +10,23 @@ directory is created with a protected descriptor (`DIRECTORY_SDDL`: SYSTEM and A
 control, inherited by what is created inside, nothing inherited from ``ProgramData``, whose ACL lets
 every user create folders and files).
 
-A directory that already exists is verified (`unsafe`), never repaired: it is refused unless it is
-no link (a junction could lead anywhere), its owner is SYSTEM or Administrators (an owner may always
-rewrite the ACL), its DACL is protected and no entry grants anything to another account. Repairing
-would not be enough: whoever could write the directory could have left files in it — a journal that
-makes SYSTEM "undo" changes of their choosing, a ``helper.toml`` with ``allow_scripts`` — and
-mending the ACL does not make those trustworthy. The helper stops with an error instead (the service
-reports the failure, `service_host`) that says how to mend it: an administrator deletes the folder
-and starts the service, which creates it anew.
+A directory that already exists is verified (`unsafe`), never repaired by the service: it is refused
+unless it is no link (a junction could lead anywhere), its owner is SYSTEM or Administrators (an
+owner may always rewrite the ACL), its DACL is protected and no entry grants anything to another
+account. Repairing would not be enough: whoever could write the directory could have left files in
+it — a journal that makes SYSTEM "undo" changes of their choosing, a ``helper.toml`` with
+``allow_scripts`` — and mending the ACL does not make those trustworthy. The helper stops with an
+error instead (the service reports the failure, `service_host`) that says how to mend it.
+
+The mending is the installer's (`reclaim`, ``wgdesk-helper --install``, run elevated before the
+service starts): any user can create ``%ProgramData%\\wgdesk`` before wgdesk is installed, which would
+keep the helper from ever starting. A directory that fails the check is moved aside — renamed, within
+its parent, to ``NAME.untrusted-YYYYMMDDHHMMSS`` (UTC; a random suffix when that name is taken, so a
+name guessed in advance cannot block the move), never deleted: the files are someone's — with
+``MoveFileEx`` and no flags: no replacing, no copying across volumes, and a junction or symbolic
+link is itself renamed, not followed (Microsoft's "Symbolic Link Effects on File Systems
+Functions"). Then it is created anew with `DIRECTORY_SDDL` and verified like any other. When the
+rename fails (a handle open inside it, for one) nothing is created and the install step fails.
 
 Each state file the helper reads is held to the same rule (`Security.private_file`), minus the
 protection: a file inherits its entries from the protected directory.
@@ -27,8 +36,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +64,10 @@ SE_DACL_PROTECTED = 0x1000
 ACCESS_DENIED_ACE_TYPE = 0x1
 FILE_ATTRIBUTE_REPARSE_POINT = 0x400
 ERROR_ALREADY_EXISTS = 183
+ERROR_FILE_EXISTS = 80
+MOVEFILE_NO_FLAGS = 0
+"""``MoveFileEx`` flags for moving a directory aside: neither ``MOVEFILE_REPLACE_EXISTING`` nor
+``MOVEFILE_COPY_ALLOWED`` nor a delay (a rename in place, or a failure)."""
 HEADER_CONSTANTS = {
     "KF_FLAG_DEFAULT": KF_FLAG_DEFAULT,
     "SE_FILE_OBJECT": SE_FILE_OBJECT,
@@ -62,6 +77,7 @@ HEADER_CONSTANTS = {
     "ACCESS_DENIED_ACE_TYPE": ACCESS_DENIED_ACE_TYPE,
     "FILE_ATTRIBUTE_REPARSE_POINT": FILE_ATTRIBUTE_REPARSE_POINT,
     "ERROR_ALREADY_EXISTS": ERROR_ALREADY_EXISTS,
+    "ERROR_FILE_EXISTS": ERROR_FILE_EXISTS,
 }
 """Checked against the mingw-w64 headers (tests/windows)."""
 
@@ -106,6 +122,18 @@ def unsafe(owner: str, control: int, aces: Sequence[Ace] | None, protected: bool
     return None
 
 
+def _chain(path: Path, root: Path) -> list[Path]:
+    """``root`` and every directory from it down to ``path`` (only ``path`` when it is not under
+    ``root``), outermost first."""
+    chain = [root]
+    if path.is_relative_to(root):
+        parts = path.relative_to(root).parts
+        chain += [root.joinpath(*parts[: n + 1]) for n in range(len(parts))]
+    else:
+        chain.append(path)
+    return chain
+
+
 def _file_attributes(path: Path) -> int:
     return int(getattr(os.lstat(path), "st_file_attributes", 0))
 
@@ -136,15 +164,30 @@ class Security:
     def prepare(self, path: Path, root: Path) -> None:
         """Create or verify ``root`` and every directory from it down to ``path`` (only ``path``
         when it is not under ``root``). Raises `PlatformError`."""
-        chain = [root]
-        if path.is_relative_to(root):
-            parts = path.relative_to(root).parts
-            chain += [root.joinpath(*parts[: n + 1]) for n in range(len(parts))]
-        else:
-            chain.append(path)
-        for directory in chain:
+        for directory in _chain(path, root):
             self._create(directory)
             self._verify(directory)
+
+    def reclaim(self, path: Path, root: Path, now: datetime) -> list[str]:
+        """`prepare`, except that a directory of the chain that exists and fails the check is first
+        moved aside (module docstring; ``now``: the time its new name carries). Only for the
+        elevated installer: the service never trusts a directory it did not verify. Returns what was
+        done, for the installer's log. Raises `PlatformError` (what was moved aside stays moved)."""
+        done = []
+        for directory in _chain(path, root):
+            try:
+                reason = self._problem(directory)
+            except FileNotFoundError:
+                done.append(f"created {directory}")
+            else:
+                if reason is None:
+                    done.append(f"kept {directory}: its owner and permissions are sound")
+                else:
+                    aside = self._move_aside(directory, now)
+                    done.append(f"moved {directory} aside to {aside} ({reason}); created it anew")
+            self._create(directory)
+            self._verify(directory)
+        return done
 
     def private_file(self, fd: int) -> str | None:
         """`unsafe` for the open file ``fd`` (its handle: the file that was opened, not a name)."""
@@ -168,20 +211,48 @@ class Security:
                     f"cannot create {directory}: {dlls.describe(getattr(e, 'winerror', 0))}"
                 ) from e
 
-    def _verify(self, directory: Path) -> None:
+    def _problem(self, directory: Path) -> str | None:
         if self.attributes(directory) & FILE_ATTRIBUTE_REPARSE_POINT:
-            reason: str | None = "it is a link (junction or symbolic link), which could lead anywhere"
-        else:
-            descriptor = self.win32security.GetNamedSecurityInfo(
-                str(directory), SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION
-            )
-            reason = self._unsafe(descriptor, protected=True)
+            return "it is a link (junction or symbolic link), which could lead anywhere"
+        descriptor = self.win32security.GetNamedSecurityInfo(
+            str(directory), SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION
+        )
+        return self._unsafe(descriptor, protected=True)
+
+    def _move_aside(self, directory: Path, now: datetime) -> Path:
+        """Rename ``directory`` (itself, were it a link) to a new name beside it, with a random
+        suffix when that name is taken; raises `PlatformError` when it cannot."""
+        aside = directory.with_name(f"{directory.name}.untrusted-{now:%Y%m%d%H%M%S}")
+        if not self._rename(directory, aside):
+            aside = aside.with_name(f"{aside.name}-{secrets.token_hex(4)}")
+            if not self._rename(directory, aside):
+                raise PlatformError(f"cannot move {directory} aside: {aside} exists as well")
+        return aside
+
+    def _rename(self, directory: Path, aside: Path) -> bool:
+        """``MoveFileEx`` without flags; False when ``aside`` exists."""
+        try:
+            self.win32file.MoveFileEx(str(directory), str(aside), MOVEFILE_NO_FLAGS)
+        except Exception as e:
+            code = getattr(e, "winerror", 0)
+            if code in (ERROR_ALREADY_EXISTS, ERROR_FILE_EXISTS):
+                return False
+            raise PlatformError(
+                f"cannot move {directory} aside to {aside}: {dlls.describe(code)}. Nothing was "
+                "created: close what uses the folder (or restart Windows) and run the installer again, "
+                "or delete the folder as Administrator"
+            ) from e
+        return True
+
+    def _verify(self, directory: Path) -> None:
+        reason = self._problem(directory)
         if reason is not None:
             raise PlatformError(
                 f"{directory}: {reason}. The helper keeps its settings and the journals it replays as "
                 "SYSTEM there, so it does not start while others could change them. As Administrator, "
-                f'delete the folder (rmdir /s /q "{directory}") and start the service again: it creates '
-                "the folder with the right permissions"
+                'run "wgdesk-helper.exe --install" from wgdesk\'s folder (what the installer runs: it '
+                "moves the folder aside and creates it anew with the right permissions), or delete the "
+                f'folder (rmdir /s /q "{directory}"), and start the service again'
             )
 
     def _unsafe(self, descriptor: Any, protected: bool) -> str | None:

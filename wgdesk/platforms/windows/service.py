@@ -58,7 +58,9 @@ def _quoted(path: PureWindowsPath) -> str:
 
 
 def install_commands(executable: PureWindowsPath) -> list[list[str]]:
-    """``sc.exe`` command lines that install the service for ``executable`` (the helper's exe).
+    """Command lines that install the service for ``executable`` (the helper's exe): ``sc.exe``, and
+    the helper's ``--install`` (its folder made sound, `install`) before the service's first start.
+    The installer's ``[Run]`` runs the same, in this order (a test holds it to this list).
 
     The path is quoted in ``binPath``: an unquoted path with spaces (``C:\\Program Files\\…``) lets
     Windows try ``C:\\Program.exe`` first, a classic privilege escalation."""
@@ -76,6 +78,7 @@ def install_commands(executable: PureWindowsPath) -> list[list[str]]:
         ["sc.exe", "sidtype", SERVICE_NAME, "unrestricted"],
         ["sc.exe", "failure", SERVICE_NAME, "reset=", "86400", "actions=", RESTARTS],
         ["sc.exe", "failureflag", SERVICE_NAME, "1"],
+        [str(executable), "--install"],
         ["sc.exe", "start", SERVICE_NAME],
     ]  # fmt: skip
 
@@ -198,9 +201,15 @@ class WindowsService:
         return HelperLock(self.kernel32, handle)
 
     def host(self, run: HelperRun, argv: list[str]) -> int:
-        """Under the service control dispatcher (`service_host.host`); ``--uninstall`` removes what
-        uninstalling must remove beyond files (`uninstall.main`); ``--stop`` stops the service and
-        waits until its process has ended (`service_stop.main`: what an upgrade runs first)."""
+        """Under the service control dispatcher (`service_host.host`); ``--install`` makes the
+        helper's folder sound before the service first starts (`install.main`); ``--uninstall``
+        removes what uninstalling must remove beyond files (`uninstall.main`); ``--stop`` stops the
+        service and waits until its process has ended (`service_stop.main`: what an upgrade runs
+        first)."""
+        if argv == ["--install"]:
+            from wgdesk.platforms.windows.install import main as install
+
+            return install(self, lambda: self.security)
         if argv == ["--uninstall"]:
             from wgdesk.platforms.windows.uninstall import main as uninstall
 
