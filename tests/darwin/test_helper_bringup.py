@@ -49,6 +49,7 @@ pytestmark = pytest.mark.root  # the engine's UDP sockets and the helper's check
 
 NAME = "office"
 UTUN = "utun7"
+KILLSWITCH = "com.apple/250.wgdesk.killswitch"
 REPO = Path(__file__).resolve().parents[2]
 PEER = to_base64(public_key(generate_private_key(os.urandom)))
 CONFIG = f"""[Interface]
@@ -261,7 +262,10 @@ def test_up_configures_utun_in_the_helpers_order_and_down_restores_the_mac(
     assert changing and not [a for a in changing if NAME in " ".join(a)]
     interface_commands = [a for a in changing if a[0] == "/sbin/ifconfig" or "-interface" in a]
     assert interface_commands and all(UTUN in a for a in interface_commands)
-    assert any(UTUN in rules for rules in w.mac.state.anchors.values()), "the kill switch and guard: utun7"
+    anchors = w.mac.state.anchors
+    assert f"pass quick on {UTUN} all" in anchors[KILLSWITCH], "the kill switch lets utun7 out"
+    assert f"on ! {UTUN} " in anchors[f"com.apple/249.wgdesk.guard.{UTUN}"], "the guard is utun7's"
+    assert not [rules for rules in anchors.values() if f" {NAME} " in rules or f" {NAME}\n" in rules]
     assert f"UAPI set=1 {UTUN}" in w.mac.timeline
 
     assert steps(w.mac.timeline, w.mac) == [
@@ -321,9 +325,9 @@ def test_a_crashed_helpers_kill_switch_keeps_blocking_under_utun_until_down(
 ) -> None:
     w = World(monkeypatch, tmp_path)
     w.up()
-    killswitch = "com.apple/250.wgdesk.killswitch"
-    rules = w.mac.state.anchors[killswitch]
-    assert f"pass out quick on {UTUN}" in rules or UTUN in rules
+    rules = w.mac.state.anchors[KILLSWITCH]
+    port = w.manager.tunnels[NAME].listen_port
+    assert f"pass quick on {UTUN} all" in rules and f"from any port {port} to any" in rules
     engine = w.manager.tunnels[NAME].engine
     assert engine is not None
     # the helper dies (its state with it); the engine, in a session of its own, is left running
@@ -337,8 +341,11 @@ def test_a_crashed_helpers_kill_switch_keeps_blocking_under_utun_until_down(
     assert blocked.state.value == "blocked" and blocked.ifname == UTUN
     assert again.lockdown.members[NAME].ifname == UTUN
     anchors = w.mac.state.anchors
-    assert killswitch in anchors and "block" in anchors[killswitch] and w.mac.state.tokens
-    assert UTUN in anchors[killswitch] and NAME not in anchors[killswitch].replace("wgdesk", "")
+    assert KILLSWITCH in anchors and w.mac.state.tokens and (tmp_path / "boot-block.pf").exists()
+    assert anchors[KILLSWITCH].endswith("block drop quick all\n"), anchors[KILLSWITCH]
+    # nothing passes through the gone utun7 (the next utun anyone opens may be utun7) nor from its
+    # dead engine's port
+    assert UTUN not in anchors[KILLSWITCH] and f"port {port}" not in anchors[KILLSWITCH]
     assert not [k for k in anchors if "guard" in k], "the full tunnel's guard went with the utun"
     assert w.mac.state.routes == w.before.routes and w.mac.state.store == w.before.store
     assert list(w.run_dir.iterdir()) == []
