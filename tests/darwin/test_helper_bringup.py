@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,20 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+MANAGERS: list[TunnelManager] = []
+"""Every manager of the running test: a failed assertion leaves no engine running."""
+
+
+@pytest.fixture(autouse=True)
+def _stop_engines() -> Iterator[None]:
+    yield
+    for manager in MANAGERS:
+        for tunnel in manager.tunnels.values():
+            if tunnel.engine is not None:
+                tunnel.engine.stop()
+    MANAGERS.clear()
+
+
 class Mac(FakeMac):
     """The fake Mac with the interfaces it has (for ``if_nametoindex``) and a timeline that
     interleaves its commands with the helper's UAPI requests."""
@@ -127,13 +141,13 @@ class World:
 
         monkeypatch.setattr(socket, "if_nametoindex", if_nametoindex)
         self.monkeypatch = monkeypatch
-        real_uapi_request = bringup.uapi_request
+        real_uapi_request = engine_process.uapi_request  # what `bringup` imported
 
         def uapi_request(ifname: str, request: str, *args: Any, **kwargs: Any) -> list[str]:
             self.mac.timeline.append(f"UAPI {request.split(chr(10), 1)[0]} {ifname}")
             return real_uapi_request(ifname, request, *args, **kwargs)
 
-        monkeypatch.setattr(bringup, "uapi_request", uapi_request)
+        monkeypatch.setattr(bringup, "uapi_request", uapi_request)  # a spy: the request goes through
         self.manager = self.new_manager()
 
     def opener(self, unit: int) -> tuple[int, str]:
@@ -177,7 +191,9 @@ class World:
             self.monkeypatch.setattr(module, "backend", lambda: platform)
         self.monkeypatch.setattr(platforms, "create", lambda *args, **kwargs: platform)
         self.platform = platform
-        return TunnelManager(self.settings, self.tmp / "state", LogBook(), Events())
+        manager = TunnelManager(self.settings, self.tmp / "state", LogBook(), Events())
+        MANAGERS.append(manager)
+        return manager
 
     def up(self) -> dict[str, Any]:
         return self.manager.up(NAME, CONFIG, full_tunnel=True, kill_switch=True)
@@ -310,7 +326,7 @@ def test_a_failure_of_any_change_during_up_is_rolled_back(
         w = World(monkeypatch, tmp_path / str(index), fail_at=index)
         with pytest.raises(TunnelError) as failed:
             w.up()
-        failing = " ".join(a for a in w.mac.log[-1][0]) if index >= 0 else ""
+        failing = " ".join(w.mac.log[-1][0])
         message = str(failed.value)
         assert message.startswith(f"could not bring {NAME} up: "), message
         assert "injected failure" in message, (index, failing, message)
