@@ -45,7 +45,7 @@ from wgdesk.platforms.interface import PlatformOptions
 from wgdesk.platforms.unix.uapi import UnixUapiEndpoints
 from wgdesk.proto.keys import generate_private_key, public_key, to_base64
 
-pytestmark = pytest.mark.root  # the engine's UDP sockets and the helper's checks run as root
+pytestmark = pytest.mark.root  # the helper runs as root (its engine here too: engine_user = root)
 
 NAME = "office"
 UTUN = "utun7"
