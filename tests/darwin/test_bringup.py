@@ -119,6 +119,7 @@ def _platform(tmp_path: Path, mac: FakeMac) -> DarwinPlatform:
         boot_rules=tmp_path / "boot-block.pf",
     )
     platform.tunnels.opener = opener
+    platform.tunnels.exists = lambda name: name in mac.state.mtu  # type: ignore[method-assign]
     return platform
 
 

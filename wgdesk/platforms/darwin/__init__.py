@@ -128,6 +128,7 @@ class DarwinPlatform:
             self.options.state_dir,
             OwnerRecord(self.options.state_dir).owner,
             self.boot_rules,
+            lambda ifname: self.tunnels.exists(ifname),
         )
 
     @cached_property

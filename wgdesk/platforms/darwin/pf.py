@@ -25,6 +25,7 @@ would never be evaluated: `PfFirewall` refuses then, saying so, rather than pret
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -210,12 +211,19 @@ class PfFirewall:
     """The backend's `wgdesk.platforms.interface.Firewall`."""
 
     def __init__(
-        self, runner: Runner, state_dir: Path, owner: Owner = _unknown, boot_rules: Path | None = None
+        self,
+        runner: Runner,
+        state_dir: Path,
+        owner: Owner = _unknown,
+        boot_rules: Path | None = None,
+        interface_exists: Callable[[str], bool] = lambda ifname: True,
     ) -> None:
         self.pf = Pf(runner, state_dir)
         self.owner = owner
         self.boot_rules = boot_rules
         """Where the kill switch is left for the next boot (`boot_block_rules`; None: nowhere)."""
+        self.interface_exists = interface_exists
+        """Whether a member's utun is there (the backend: ``if_nametoindex``)."""
 
     def full_tunnel_on(self, tunnel: FullTunnel, record: Recorder) -> None:
         anchor = GUARD + _ifname(tunnel.ifname)
@@ -226,8 +234,11 @@ class PfFirewall:
 
     def apply_kill_switch(self, kill_switch: KillSwitch) -> None:
         """Load the kill switch; first leave its tunnel-less form for the next boot (a crash between
-        the two leaves a block behind, never a gap)."""
-        rules = kill_switch_rules(kill_switch, self.owner)
+        the two leaves a block behind, never a gap). A member whose utun is gone (its engine died
+        with a crashed helper: the tunnel stays *blocked*) gets no pass rule, neither on its
+        interface nor for its engine's port: macOS gives ``utunN`` to the next utun anyone opens."""
+        present = tuple(m for m in kill_switch.members if self.interface_exists(m.ifname))
+        rules = kill_switch_rules(dataclasses.replace(kill_switch, members=present), self.owner)
         self.pf.check_wildcard()
         if self.boot_rules is not None:
             write_durably(self.boot_rules, boot_block_rules(kill_switch).encode(), 0o644)

@@ -203,6 +203,10 @@ class EndpointRoutes:
                 self.endpoints.pop(endpoint, None)
 
 
+def _not_default(destinations: Sequence[Network]) -> list[Network]:
+    return [d for d in destinations if d.prefixlen != 0]
+
+
 class DarwinRouting:
     """One routing table; the full tunnel as two half routes per family plus endpoint host routes."""
 
@@ -213,8 +217,11 @@ class DarwinRouting:
         """Called when endpoint routes are in place (the backend starts following network changes)."""
 
     def add_routes(self, ifname: str, destinations: Sequence[Network], table: str) -> None:
-        """Routes through ``ifname`` (macOS has one table: ``table`` is not used)."""
-        for destination in destinations:
+        """Routes through ``ifname`` (macOS has one table: ``table`` is not used). A default route
+        (``/0``) is the full tunnel's, which the helper routes by the table of its mark on Linux: here
+        `full_tunnel_on` carries it as halves, so it is never added — it would collide with the
+        system's default route (or, without one, replace it), and its undo would delete that."""
+        for destination in _not_default(destinations):
             proc = self.runner(route_add(destination, ifname), check=False)
             if proc.returncode != 0 and "File exists" not in proc.stderr:
                 raise PlatformError(
@@ -222,7 +229,9 @@ class DarwinRouting:
                 )
 
     def delete_routes(self, ifname: str, destinations: Sequence[Network], table: str) -> None:
-        for destination in destinations:
+        """``route delete`` matches by destination, not interface: a default route is never deleted
+        (`add_routes` never adds one; the system's would go)."""
+        for destination in _not_default(destinations):
             self.runner(route_delete(destination, ifname), check=False)
 
     def table_in_use(self, table: int) -> bool:
