@@ -135,7 +135,7 @@ class FakeMac:
     def _route(self, args: list[str], stdin: str | None) -> tuple[int, str, str]:
         words = [a for a in args if a not in ("-q", "-n")]
         if words[0] == "get":
-            return 0, ROUTE_GET.format(gw4=self.gw4), ""
+            return self._route_get(words[1:])
         self._change(["route", *args])
         verb, dest = words[0], words[2]
         via = " ".join(w.lstrip("-") for w in words[3:])
@@ -148,11 +148,25 @@ class FakeMac:
                 )
             self.state.routes.add((dest, via))
             return 0, "", ""
-        matching = {(d, v) for d, v in self.state.routes if d == dest and (not via or v == via)}
+        # XNU's RTM_DELETE finds the route by destination and mask; `-interface X` does not narrow it
+        matching = {(d, v) for d, v in self.state.routes if d == dest}
         if not matching:
             return 1, "", f"route: writing to routing socket: not in table\ndelete net {dest}: not in table"
         self.state.routes -= matching
         return 0, "", ""
+
+    def _route_get(self, words: list[str]) -> tuple[int, str, str]:
+        """``route -n get [-inet|-inet6] DEST``: the default route, or exactly one of the routes added
+        here (a prefix is an exact lookup) with the interface it was added through."""
+        dest = words[-1]
+        if dest == "default" or "/" not in dest:
+            return 0, ROUTE_GET.format(gw4=self.gw4), ""
+        for d, via in self.state.routes:
+            if d == dest:
+                interface = via.split()[1] if via.startswith("interface ") else "en0"
+                text = ROUTE_GET.replace("default", dest.split("/")[0], 2).replace("en0", interface)
+                return 0, text.format(gw4=self.gw4), ""
+        return 1, "", f"route: writing to routing socket: not in table\nget net {dest}: not in table"
 
     def _netstat(self, args: list[str], stdin: str | None) -> tuple[int, str, str]:
         if args[-1] == "inet6":

@@ -225,3 +225,18 @@ def test_pf_refuses_without_the_com_apple_anchor(tmp_path: Path) -> None:
     with pytest.raises(PlatformError, match=r"com\.apple/\*"):
         platform.firewall.apply_kill_switch(KILL)
     assert not mac.state.anchors and not mac.state.tokens
+
+
+def test_a_route_that_was_there_before_the_tunnel_survives_its_undo(tmp_path: Path) -> None:
+    """The tunnel's AllowedIPs include the LAN, whose route is already there: `add_routes` accepts
+    "File exists", the journal still lists the LAN, and `route delete` matches by destination only —
+    so the undo must delete only what goes through the tunnel, or the user loses the LAN route."""
+    mac = FakeMac()
+    mac.state.routes.add(("192.168.1.0/24", "interface en0"))
+    platform = _platform(tmp_path, mac)
+    mine = [ip_network("10.8.0.0/24"), ip_network("192.168.1.0/24")]
+    platform.routing.add_routes("utun7", mine, "main")
+    assert ("10.8.0.0/24", "interface utun7") in mac.state.routes
+    platform.routing.delete_routes("utun7", mine, "main")
+    assert ("192.168.1.0/24", "interface en0") in mac.state.routes
+    assert not {r for r in mac.state.routes if r[1] == "interface utun7"}

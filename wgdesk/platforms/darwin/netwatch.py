@@ -102,12 +102,12 @@ class NetworkWatch:
             self.run_actions()
 
     def run_actions(self) -> None:
-        self.runs += 1
         for action in self.actions:
             try:
                 action()
             except Exception:  # a failed re-apply is logged; the next change tries again
                 log.exception("re-applying after a network change failed")
+        self.runs += 1  # after the actions: whoever waits for a run sees what it did
 
     def start(self) -> None:
         """Start following (once); harmless when the socket cannot be opened (logged)."""

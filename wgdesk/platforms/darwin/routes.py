@@ -229,10 +229,21 @@ class DarwinRouting:
                 )
 
     def delete_routes(self, ifname: str, destinations: Sequence[Network], table: str) -> None:
-        """``route delete`` matches by destination, not interface: a default route is never deleted
-        (`add_routes` never adds one; the system's would go)."""
+        """``route delete`` matches by destination, not interface, so a route is deleted only while it
+        goes through ``ifname`` (``route -n get`` with a prefix is an exact lookup): where `add_routes`
+        found one already there ("File exists": the LAN's, another VPN's), the journal still lists it,
+        and deleting it would take the user's route away. A default route is never deleted (`add_routes`
+        never adds one; the system's would go). wg-quick checks the same way before it adds."""
         for destination in _not_default(destinations):
-            self.runner(route_delete(destination, ifname), check=False)
+            if self.route_interface(destination) == ifname:
+                self.runner(route_delete(destination, ifname), check=False)
+
+    def route_interface(self, destination: Network) -> str | None:
+        """The interface of the route to exactly ``destination``; None when there is none."""
+        proc = self.runner([ROUTE, "-n", "get", _family(destination), str(destination)], check=False)
+        if proc.returncode != 0:
+            return None
+        return parse_route_get(proc.stdout).get("interface")
 
     def table_in_use(self, table: int) -> bool:
         return False  # no numbered tables on macOS
