@@ -11,13 +11,12 @@ socket instead. Hooks of tunnel configs run by ``/bin/sh`` with a clean environm
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from wgdesk.platforms.darwin.runner import CLEAN_ENV
-from wgdesk.platforms.interface import HelperPaths, HelperRun
-from wgdesk.platforms.unix.service import hold_lock, prepare_directory, private_file, run_hook
+from wgdesk.platforms.interface import HelperPaths
+from wgdesk.platforms.unix.service import UnixService
 
 LABEL = "org.wgdesk.helper"
 PLIST_PATH = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
@@ -53,29 +52,11 @@ def launch_daemon(program: str = HELPER) -> dict[str, Any]:
     }
 
 
-class DarwinService:
+class DarwinService(UnixService):
     """The backend's `Service`."""
 
     paths = PATHS
-
-    def host(self, run: HelperRun, argv: list[str]) -> int:
-        """launchd runs the helper in the foreground and stops it with SIGTERM, as systemd does."""
-        return run(argv, None)
-
-    def privileged(self) -> bool:
-        return os.geteuid() == 0
-
-    def prepare_directory(self, path: Path) -> None:
-        prepare_directory(path)
-
-    def private_file(self, fd: int) -> str | None:
-        return private_file(fd)
-
-    def lock(self, state_dir: Path) -> IO[str] | None:
-        return hold_lock(state_dir)
+    hook_env = CLEAN_ENV
 
     def notify_ready(self, status: str | None) -> None:
         return None  # launchd has no readiness notification
-
-    def run_hook(self, command: str, ifname: str, timeout: float) -> int:
-        return run_hook(command, ifname, timeout, CLEAN_ENV)

@@ -7,11 +7,10 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import IO
 
-from wgdesk.platforms.interface import HelperPaths, HelperRun
+from wgdesk.platforms.interface import HelperPaths
 from wgdesk.platforms.linux.programs import CLEAN_ENV, SH
-from wgdesk.platforms.unix.service import hold_lock, prepare_directory, private_file, run_hook
+from wgdesk.platforms.unix.service import UnixService
 
 PATHS = HelperPaths(
     settings=Path("/etc/wgdesk/helper.toml"), state=Path("/run/wgdesk"), persistent=Path("/var/lib/wgdesk")
@@ -19,27 +18,12 @@ PATHS = HelperPaths(
 """``/run`` is a tmpfs: the journals go with the kernel state they undo at reboot."""
 
 
-class LinuxService:
+class LinuxService(UnixService):
     """The backend's `wgdesk.platforms.interface.Service`."""
 
-    def host(self, run: HelperRun, argv: list[str]) -> int:
-        """systemd runs the helper in the foreground and stops it with SIGTERM."""
-        return run(argv, None)
-
     paths = PATHS
-
-    def privileged(self) -> bool:
-        return os.geteuid() == 0
-
-    def prepare_directory(self, path: Path) -> None:
-        prepare_directory(path)
-
-    def private_file(self, fd: int) -> str | None:
-        return private_file(fd)
-
-    def lock(self, state_dir: Path) -> IO[str] | None:
-        """An exclusive ``flock`` on ``STATE_DIR/helper.lock``, held as long as the file stays open."""
-        return hold_lock(state_dir)
+    hook_env = CLEAN_ENV
+    hook_shell = SH
 
     def notify_ready(self, status: str | None) -> None:
         """``READY=1`` (and ``STATUS=``) to systemd; nothing happens without ``$NOTIFY_SOCKET``, a
@@ -55,6 +39,3 @@ class LinuxService:
                 s.sendall(message.encode())
         except OSError as e:
             logging.getLogger(__name__).warning("could not notify systemd on %s: %s", path, e)
-
-    def run_hook(self, command: str, ifname: str, timeout: float) -> int:
-        return run_hook(command, ifname, timeout, CLEAN_ENV, SH)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
+from wgdesk.platforms.interface import HelperRun
+
 SH = "/bin/sh"
 
 
@@ -52,3 +54,31 @@ def run_hook(command: str, ifname: str, timeout: float, env: Mapping[str, str], 
         cwd="/",
     )
     return proc.returncode
+
+
+class UnixService:
+    """The parts of the backend's `wgdesk.platforms.interface.Service` every UNIX shares; a backend adds
+    its ``paths``, ``notify_ready`` and the clean environment (``hook_env``) its hooks run in."""
+
+    hook_env: Mapping[str, str]
+    hook_shell = SH
+
+    def host(self, run: HelperRun, argv: list[str]) -> int:
+        """The service manager (systemd, launchd) runs the helper in the foreground and stops it with
+        SIGTERM."""
+        return run(argv, None)
+
+    def privileged(self) -> bool:
+        return os.geteuid() == 0
+
+    def prepare_directory(self, path: Path) -> None:
+        prepare_directory(path)
+
+    def private_file(self, fd: int) -> str | None:
+        return private_file(fd)
+
+    def lock(self, state_dir: Path) -> IO[str] | None:
+        return hold_lock(state_dir)
+
+    def run_hook(self, command: str, ifname: str, timeout: float) -> int:
+        return run_hook(command, ifname, timeout, self.hook_env, self.hook_shell)
